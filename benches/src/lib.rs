@@ -1,0 +1,1 @@
+//! Criterion benchmarks of `apikeys` live in `benches/`.

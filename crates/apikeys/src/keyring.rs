@@ -1,0 +1,914 @@
+//! [`Keyring`]: the whole system — issuing, managing and checking keys.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink, MemoryAuditLog};
+use crate::clock::{Clock, SystemClock};
+use crate::digest::KeyHasher;
+use crate::error::{AuthFailure, Error, Result, StoreError};
+use crate::key::{Api, Hint, KeyKind};
+use crate::policy::{Action, GrantsTable, Subject, may_manage};
+use crate::record::{AccessLevel, ApiVersion, Disabled, KeyId, KeyRecord, Scope, Timestamp};
+use crate::request::Request;
+use crate::role::{AccountSettings, Actor, Role, UserState};
+use crate::secret::Secret;
+use crate::store::{KeyFilter, KeyStore, MemoryStore};
+
+/// The longest description accepted, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 200;
+/// The longest account, user, service or orchestration id accepted, in bytes.
+pub const MAX_ID_BYTES: usize = 128;
+/// The most scopes one token may carry.
+pub const MAX_SCOPES: usize = 64;
+/// `last_used_at` is written at most once per key per this interval.
+pub const LAST_USED_GRANULARITY: Duration = Duration::from_secs(60);
+/// Who [`Keyring::remove_user`] records as having disabled the user's tokens.
+pub const OFFBOARDING: &str = "system:offboarding";
+
+/// A key just made: the key itself (shown once) and its record.
+#[derive(Debug)]
+pub struct IssuedKey {
+    secret: Secret,
+    record: KeyRecord,
+}
+
+impl IssuedKey {
+    /// The key. Hand it to its user once; it cannot be shown again.
+    pub fn secret(&self) -> &Secret {
+        &self.secret
+    }
+
+    /// What is stored about it.
+    pub fn record(&self) -> &KeyRecord {
+        &self.record
+    }
+
+    /// Both parts.
+    pub fn into_parts(self) -> (Secret, KeyRecord) {
+        (self.secret, self.record)
+    }
+}
+
+/// Who a request was authenticated as.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    record: Arc<KeyRecord>,
+    role: Option<Role>,
+}
+
+impl Principal {
+    /// The key's id.
+    pub fn key_id(&self) -> KeyId {
+        self.record.id
+    }
+    /// The key's kind.
+    pub fn kind(&self) -> KeyKind {
+        self.record.kind
+    }
+    /// The account.
+    pub fn account(&self) -> &str {
+        &self.record.account
+    }
+    /// The owner of a user token.
+    pub fn owner(&self) -> Option<&str> {
+        self.record.owner.as_deref()
+    }
+    /// For a user token: the role it acted with (its owner's role at this request).
+    pub fn role(&self) -> Option<Role> {
+        self.role
+    }
+    /// Full access or read-only.
+    pub fn access(&self) -> AccessLevel {
+        self.record.access
+    }
+    /// The scopes of a scoped token.
+    pub fn scopes(&self) -> &[Scope] {
+        &self.record.scopes
+    }
+    /// The service or orchestration of an Events key.
+    pub fn target(&self) -> Option<&str> {
+        self.record.target.as_deref()
+    }
+    /// The whole record as it was at this request.
+    pub fn record(&self) -> &KeyRecord {
+        &self.record
+    }
+}
+
+/// What key to make: kind, description and options. Built with one of the
+/// constructors, then [`NewKey::expires_at`] if the key should expire.
+#[derive(Clone, Debug)]
+pub struct NewKey {
+    kind: KeyKind,
+    description: String,
+    access: AccessLevel,
+    target: Option<String>,
+    scopes: Vec<String>,
+    expires_at: Option<Timestamp>,
+}
+
+impl NewKey {
+    fn of(kind: KeyKind, description: &str) -> NewKey {
+        NewKey {
+            kind,
+            description: description.to_owned(),
+            access: AccessLevel::FullAccess,
+            target: None,
+            scopes: Vec::new(),
+            expires_at: None,
+        }
+    }
+    /// A general access key.
+    pub fn general(description: &str, access: AccessLevel) -> NewKey {
+        NewKey {
+            access,
+            ..NewKey::of(KeyKind::General, description)
+        }
+    }
+    /// A user token for the actor.
+    pub fn user_token(description: &str) -> NewKey {
+        NewKey::of(KeyKind::UserToken, description)
+    }
+    /// An integration key for a service.
+    pub fn integration(service_id: &str, description: &str) -> NewKey {
+        NewKey {
+            target: Some(service_id.to_owned()),
+            ..NewKey::of(KeyKind::Integration, description)
+        }
+    }
+    /// A routing key for an event orchestration.
+    pub fn routing(orchestration_id: &str, description: &str) -> NewKey {
+        NewKey {
+            target: Some(orchestration_id.to_owned()),
+            ..NewKey::of(KeyKind::Routing, description)
+        }
+    }
+    /// A scoped token.
+    pub fn scoped<S: AsRef<str>>(description: &str, scopes: &[S]) -> NewKey {
+        NewKey {
+            scopes: scopes.iter().map(|s| s.as_ref().to_owned()).collect(),
+            ..NewKey::of(KeyKind::Scoped, description)
+        }
+    }
+    /// The key stops working at `at` (which must be in the future).
+    pub fn expires_at(mut self, at: Timestamp) -> NewKey {
+        self.expires_at = Some(at);
+        self
+    }
+    /// The kind of key this makes.
+    pub fn kind(&self) -> KeyKind {
+        self.kind
+    }
+}
+
+/// Issues, manages and checks API keys. Cheap to share between threads (`&self` everywhere).
+///
+/// Management calls take an [`Actor`] and follow the permission matrix of
+/// DESIGN §3; each one leaves exactly one [`AuditEvent`]. [`Keyring::authenticate`]
+/// is the hot path.
+pub struct Keyring {
+    store: Arc<dyn KeyStore>,
+    hasher: KeyHasher,
+    clock: Arc<dyn Clock>,
+    audit: Arc<dyn AuditSink>,
+    grants: Arc<GrantsTable>,
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyring")
+            .field("hasher", &self.hasher)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Keyring {
+    fn default() -> Self {
+        Keyring::new(MemoryStore::new())
+    }
+}
+
+/// Builds a [`Keyring`]: store, pepper, clock, audit sink and grants table.
+#[derive(Default)]
+pub struct KeyringBuilder {
+    store: Option<Arc<dyn KeyStore>>,
+    pepper: Option<zeroize::Zeroizing<Vec<u8>>>,
+    clock: Option<Arc<dyn Clock>>,
+    audit: Option<Arc<dyn AuditSink>>,
+    grants: Option<GrantsTable>,
+}
+
+impl fmt::Debug for KeyringBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyringBuilder")
+            .field("pepper", &self.pepper.as_ref().map(|_| "[REDACTED]"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyringBuilder {
+    /// The store (default: a new [`MemoryStore`]).
+    pub fn store(mut self, store: impl KeyStore + 'static) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+    /// A store shared with other keyrings or code.
+    pub fn shared_store(mut self, store: Arc<dyn KeyStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+    /// Digest keys with HMAC-SHA-256 under this secret (at least 16 bytes).
+    /// Every keyring on the same store must use the same pepper.
+    pub fn pepper(mut self, pepper: &[u8]) -> Self {
+        self.pepper = Some(zeroize::Zeroizing::new(pepper.to_vec()));
+        self
+    }
+    /// The clock (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+    /// Where audit events go (default: a [`MemoryAuditLog`]).
+    pub fn audit_sink(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.audit = Some(sink);
+        self
+    }
+    /// What user tokens may do per role (default: [`GrantsTable::pagerduty`]).
+    pub fn grants(mut self, grants: GrantsTable) -> Self {
+        self.grants = Some(grants);
+        self
+    }
+    /// The keyring. Fails only for a pepper shorter than 16 bytes.
+    pub fn build(self) -> Result<Keyring> {
+        let hasher = match &self.pepper {
+            Some(p) => KeyHasher::with_pepper(p)?,
+            None => KeyHasher::sha256(),
+        };
+        Ok(Keyring {
+            store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
+            hasher,
+            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            audit: self
+                .audit
+                .unwrap_or_else(|| Arc::new(MemoryAuditLog::default())),
+            grants: Arc::new(self.grants.unwrap_or_default()),
+        })
+    }
+}
+
+/// The audit event being filled in by one management call.
+struct Draft {
+    account: String,
+    actor: String,
+    actor_role: Option<Role>,
+    action: AuditAction,
+    key_kind: Option<KeyKind>,
+    key_id: Option<KeyId>,
+    subject_user: Option<String>,
+}
+
+impl Draft {
+    fn by(actor: &Actor, action: AuditAction) -> Draft {
+        Draft {
+            account: actor.account.clone(),
+            actor: actor.user.clone(),
+            actor_role: Some(actor.role),
+            action,
+            key_kind: None,
+            key_id: None,
+            subject_user: None,
+        }
+    }
+    fn system(account: &str, action: AuditAction) -> Draft {
+        Draft {
+            account: account.to_owned(),
+            actor: "system".to_owned(),
+            actor_role: None,
+            action,
+            key_kind: None,
+            key_id: None,
+            subject_user: None,
+        }
+    }
+    fn note(&mut self, r: &KeyRecord) {
+        self.key_id = Some(r.id);
+        self.key_kind = Some(r.kind);
+        if let Some(o) = &r.owner {
+            if **o != *self.actor {
+                self.subject_user = Some(o.to_string());
+            }
+        }
+    }
+}
+
+fn validate_id(field: &'static str, s: &str) -> Result<()> {
+    let why = if s.is_empty() {
+        "must not be empty".to_owned()
+    } else if s.len() > MAX_ID_BYTES {
+        format!("must be at most {MAX_ID_BYTES} bytes, got {}", s.len())
+    } else if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        "must not contain whitespace or control characters".to_owned()
+    } else {
+        return Ok(());
+    };
+    Err(Error::invalid(field, why))
+}
+
+fn validate_actor(a: &Actor) -> Result<()> {
+    validate_id("account", &a.account)?;
+    validate_id("user", &a.user)
+}
+
+fn validate_description(s: &str) -> Result<&str> {
+    let t = s.trim();
+    let why = if t.is_empty() {
+        "must not be empty".to_owned()
+    } else if t.chars().count() > MAX_DESCRIPTION_CHARS {
+        format!("must be at most {MAX_DESCRIPTION_CHARS} characters")
+    } else if t.chars().any(char::is_control) {
+        "must not contain control characters (newlines, tabs, NUL …)".to_owned()
+    } else {
+        return Ok(t);
+    };
+    Err(Error::invalid("description", why))
+}
+
+fn not_found(id: &str) -> Error {
+    // Ids are public, but echo only well-formed ones (never arbitrary input).
+    let shown = if KeyId::parse(id).is_some() {
+        id.to_owned()
+    } else {
+        "(malformed)".to_owned()
+    };
+    Error::NotFound { id: shown }
+}
+
+impl Keyring {
+    /// A keyring over `store`, with plain SHA-256 digests, the system clock, an
+    /// in-memory audit log and PagerDuty's grants table.
+    pub fn new(store: impl KeyStore + 'static) -> Keyring {
+        Keyring {
+            store: Arc::new(store),
+            hasher: KeyHasher::sha256(),
+            clock: Arc::new(SystemClock),
+            audit: Arc::new(MemoryAuditLog::default()),
+            grants: Arc::new(GrantsTable::pagerduty()),
+        }
+    }
+
+    /// Configure a keyring piece by piece.
+    pub fn builder() -> KeyringBuilder {
+        KeyringBuilder::default()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn KeyStore> {
+        &self.store
+    }
+
+    /// The hasher (for tools that compute digests themselves).
+    pub fn hasher(&self) -> &KeyHasher {
+        &self.hasher
+    }
+
+    /// The grants table.
+    pub fn grants(&self) -> &GrantsTable {
+        &self.grants
+    }
+
+    /// The events the audit sink still holds, oldest first.
+    pub fn audit_trail(&self) -> Vec<AuditEvent> {
+        self.audit.events()
+    }
+
+    fn audited<T>(&self, mut draft: Draft, f: impl FnOnce(&mut Draft) -> Result<T>) -> Result<T> {
+        let result = f(&mut draft);
+        let outcome = match &result {
+            Ok(_) => AuditOutcome::Allowed,
+            Err(e) => AuditOutcome::Refused {
+                error: e.kind_name().to_owned(),
+                reason: e.to_string(),
+            },
+        };
+        self.audit.record(AuditEvent {
+            at: self.clock.now(),
+            account: draft.account,
+            actor: draft.actor,
+            actor_role: draft.actor_role,
+            action: draft.action,
+            key_kind: draft.key_kind,
+            key_id: draft.key_id,
+            subject_user: draft.subject_user,
+            outcome,
+        });
+        result
+    }
+
+    // ---- creating keys ----
+
+    /// Make a general access key (Owner or Admin).
+    pub fn create_general_key(
+        &self,
+        actor: &Actor,
+        description: &str,
+        access: AccessLevel,
+    ) -> Result<IssuedKey> {
+        self.create(actor, NewKey::general(description, access))
+    }
+
+    /// Make a user token for the actor (any role but LimitedStakeholder; the
+    /// account needs Advanced Permissions). Records the actor's role as the
+    /// owner's current role.
+    pub fn create_user_token(&self, actor: &Actor, description: &str) -> Result<IssuedKey> {
+        self.create(actor, NewKey::user_token(description))
+    }
+
+    /// Make an integration key for a service (Manager or above).
+    pub fn create_integration_key(
+        &self,
+        actor: &Actor,
+        service_id: &str,
+        description: &str,
+    ) -> Result<IssuedKey> {
+        self.create(actor, NewKey::integration(service_id, description))
+    }
+
+    /// Make a routing key for an event orchestration (Manager or above).
+    pub fn create_routing_key(
+        &self,
+        actor: &Actor,
+        orchestration_id: &str,
+        description: &str,
+    ) -> Result<IssuedKey> {
+        self.create(actor, NewKey::routing(orchestration_id, description))
+    }
+
+    /// Make a scoped token (Manager or above) carrying these scopes (`"incidents.write"` …).
+    pub fn create_scoped_token<S: AsRef<str>>(
+        &self,
+        actor: &Actor,
+        description: &str,
+        scopes: &[S],
+    ) -> Result<IssuedKey> {
+        self.create(actor, NewKey::scoped(description, scopes))
+    }
+
+    /// Make any kind of key, with options such as an expiry.
+    ///
+    /// Checks, in order: the actor's ids, the role (`NotPermitted`), the
+    /// account's plan (`PlanRestricted`), then the inputs (`InvalidInput`).
+    pub fn create(&self, actor: &Actor, spec: NewKey) -> Result<IssuedKey> {
+        let mut draft = Draft::by(actor, AuditAction::Create);
+        draft.key_kind = Some(spec.kind);
+        self.audited(draft, |draft| {
+            let issued = self.create_inner(actor, spec)?;
+            draft.note(&issued.record);
+            Ok(issued)
+        })
+    }
+
+    fn create_inner(&self, actor: &Actor, spec: NewKey) -> Result<IssuedKey> {
+        validate_actor(actor)?;
+        let kind = spec.kind;
+        let subject = if kind == KeyKind::UserToken {
+            Subject::OwnToken
+        } else {
+            Subject::Account
+        };
+        may_manage(actor.role, Action::Create, kind, subject)
+            .map_err(|reason| Error::NotPermitted { reason })?;
+        if kind == KeyKind::UserToken {
+            if let Some(UserState { removed: true, .. }) =
+                self.store.user(&actor.account, &actor.user)?
+            {
+                return Err(Error::NotPermitted {
+                    reason: "this user was removed from the account; set their role again to restore them".to_owned(),
+                });
+            }
+        }
+        let settings = self.store.account_settings(&actor.account)?;
+        if kind.api() == Api::Rest && !settings.rest_api {
+            return Err(Error::PlanRestricted {
+                feature: "the REST API",
+            });
+        }
+        if kind == KeyKind::UserToken && !settings.advanced_permissions {
+            return Err(Error::PlanRestricted {
+                feature: "Advanced Permissions",
+            });
+        }
+        let description = validate_description(&spec.description)?;
+        let target: Option<Arc<str>> = match (&spec.target, kind) {
+            (Some(t), KeyKind::Integration) => {
+                validate_id("service_id", t)?;
+                Some(t.as_str().into())
+            }
+            (Some(t), KeyKind::Routing) => {
+                validate_id("orchestration_id", t)?;
+                Some(t.as_str().into())
+            }
+            _ => None,
+        };
+        let scopes: Box<[Scope]> = if kind == KeyKind::Scoped {
+            if spec.scopes.is_empty() {
+                return Err(Error::invalid(
+                    "scopes",
+                    "a scoped token needs at least one scope".to_owned(),
+                ));
+            }
+            if spec.scopes.len() > MAX_SCOPES {
+                return Err(Error::invalid(
+                    "scopes",
+                    format!("at most {MAX_SCOPES} scopes"),
+                ));
+            }
+            let mut v: Vec<Scope> = Vec::with_capacity(spec.scopes.len());
+            for s in &spec.scopes {
+                let s = Scope::parse(s)?;
+                if !v.contains(&s) {
+                    v.push(s);
+                }
+            }
+            v.into()
+        } else {
+            Box::new([])
+        };
+        let now = self.clock.now();
+        if let Some(e) = spec.expires_at {
+            if e <= now {
+                return Err(Error::invalid(
+                    "expires_at",
+                    "must be in the future".to_owned(),
+                ));
+            }
+        }
+        if kind == KeyKind::UserToken {
+            self.store.set_user(
+                &actor.account,
+                &actor.user,
+                UserState {
+                    role: actor.role,
+                    removed: false,
+                },
+            )?;
+        }
+        let owner: Option<Arc<str>> =
+            (kind == KeyKind::UserToken).then(|| actor.user.as_str().into());
+        // A clash of id or digest is astronomically unlikely, but a store may
+        // report one: draw again rather than fail.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let secret = kind.generate().map_err(|_| Error::Random)?;
+            let id = KeyId::generate().map_err(|_| Error::Random)?;
+            let record = KeyRecord {
+                id,
+                account: actor.account.as_str().into(),
+                kind,
+                description: description.into(),
+                access: if kind == KeyKind::General {
+                    spec.access
+                } else {
+                    AccessLevel::FullAccess
+                },
+                owner: owner.clone(),
+                target: target.clone(),
+                scopes: scopes.clone(),
+                created_at: now,
+                created_by: actor.user.as_str().into(),
+                api_version: ApiVersion::V2,
+                disabled: None,
+                last_used_at: None,
+                expires_at: spec.expires_at,
+                hint: Hint::of(secret.expose()),
+                digest: self.hasher.digest(secret.expose().as_bytes()),
+            };
+            match self.store.insert(record.clone()) {
+                Ok(()) => return Ok(IssuedKey { secret, record }),
+                Err(StoreError::Duplicate { .. }) if attempts < 4 => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    // ---- managing existing keys ----
+
+    /// Load a key of the actor's account and check the actor may do `action` on it.
+    fn load_for(
+        &self,
+        actor: &Actor,
+        key_id: &str,
+        action: Action,
+        draft: &mut Draft,
+    ) -> Result<KeyRecord> {
+        validate_actor(actor)?;
+        let id = KeyId::parse(key_id).ok_or_else(|| {
+            Error::invalid(
+                "key_id",
+                "must be 'P' followed by 13 characters of Crockford base32".to_owned(),
+            )
+        })?;
+        draft.key_id = Some(id);
+        let record = match self.store.get(id)? {
+            Some(r) if *r.account == *actor.account => r,
+            // A key of another account behaves as if it did not exist.
+            _ => return Err(not_found(key_id)),
+        };
+        draft.note(&record);
+        if matches!(action, Action::Disable | Action::Enable) && record.kind != KeyKind::General {
+            return Err(Error::invalid(
+                "key_id",
+                format!(
+                    "only general access keys can be {}d; delete this {} instead",
+                    action.as_str(),
+                    record.kind
+                ),
+            ));
+        }
+        let subject = self.subject_of(actor, &record)?;
+        may_manage(actor.role, action, record.kind, subject)
+            .map_err(|reason| Error::NotPermitted { reason })?;
+        Ok(record)
+    }
+
+    fn subject_of(&self, actor: &Actor, record: &KeyRecord) -> Result<Subject> {
+        Ok(match (&record.owner, record.kind) {
+            (Some(o), KeyKind::UserToken) if **o == *actor.user => Subject::OwnToken,
+            (Some(o), KeyKind::UserToken) => {
+                Subject::OthersToken(self.store.user(&actor.account, o)?.map(|u| u.role))
+            }
+            _ => Subject::Account,
+        })
+    }
+
+    /// Disable a general key (Owner or Admin). It stops working at once and can be
+    /// enabled again; the record says who disabled it and when. Disabling a
+    /// disabled key changes nothing.
+    pub fn disable(&self, actor: &Actor, key_id: &str) -> Result<KeyRecord> {
+        self.audited(Draft::by(actor, AuditAction::Disable), |draft| {
+            let rec = self.load_for(actor, key_id, Action::Disable, draft)?;
+            let now = self.clock.now();
+            let by: Arc<str> = actor.user.as_str().into();
+            self.store
+                .update(rec.id, &mut |r| {
+                    if r.disabled.is_none() {
+                        r.disabled = Some(Disabled {
+                            by: by.clone(),
+                            at: now,
+                        });
+                    }
+                })?
+                .ok_or_else(|| not_found(key_id))
+        })
+    }
+
+    /// Enable a disabled general key (Owner or Admin).
+    pub fn enable(&self, actor: &Actor, key_id: &str) -> Result<KeyRecord> {
+        self.audited(Draft::by(actor, AuditAction::Enable), |draft| {
+            let rec = self.load_for(actor, key_id, Action::Enable, draft)?;
+            self.store
+                .update(rec.id, &mut |r| r.disabled = None)?
+                .ok_or_else(|| not_found(key_id))
+        })
+    }
+
+    /// Delete a key for good. Returns the record it had.
+    pub fn delete(&self, actor: &Actor, key_id: &str) -> Result<KeyRecord> {
+        self.audited(Draft::by(actor, AuditAction::Delete), |draft| {
+            let rec = self.load_for(actor, key_id, Action::Delete, draft)?;
+            self.store.delete(rec.id)?.ok_or_else(|| not_found(key_id))
+        })
+    }
+
+    /// One key's record, if the actor may see it.
+    pub fn get(&self, actor: &Actor, key_id: &str) -> Result<KeyRecord> {
+        self.audited(Draft::by(actor, AuditAction::Get), |draft| {
+            self.load_for(actor, key_id, Action::Get, draft)
+        })
+    }
+
+    /// Every key of the actor's account that the actor may see, oldest first.
+    pub fn list(&self, actor: &Actor) -> Result<Vec<KeyRecord>> {
+        self.audited(Draft::by(actor, AuditAction::List), |_| {
+            validate_actor(actor)?;
+            let all = self.store.list(&actor.account, &KeyFilter::default())?;
+            let mut out = Vec::with_capacity(all.len());
+            for r in all {
+                let subject = self.subject_of(actor, &r)?;
+                if may_manage(actor.role, Action::List, r.kind, subject).is_ok() {
+                    out.push(r);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    // ---- accounts and users ----
+
+    /// Set what an account's plan includes. Takes effect on the next request.
+    pub fn set_account(&self, account: &str, settings: AccountSettings) -> Result<()> {
+        self.audited(Draft::system(account, AuditAction::SetAccount), |_| {
+            validate_id("account", account)?;
+            Ok(self.store.set_account_settings(account, settings)?)
+        })
+    }
+
+    /// The account's current settings.
+    pub fn account(&self, account: &str) -> Result<AccountSettings> {
+        validate_id("account", account)?;
+        Ok(self.store.account_settings(account)?)
+    }
+
+    /// Set a user's current role: their user tokens act with it from the next
+    /// request on. A removed user is restored by this, but the tokens disabled
+    /// when they were removed stay disabled.
+    pub fn set_user_role(&self, account: &str, user: &str, role: Role) -> Result<()> {
+        let mut draft = Draft::system(account, AuditAction::SetUserRole);
+        draft.subject_user = Some(user.to_owned());
+        self.audited(draft, |_| {
+            validate_id("account", account)?;
+            validate_id("user", user)?;
+            Ok(self.store.set_user(
+                account,
+                user,
+                UserState {
+                    role,
+                    removed: false,
+                },
+            )?)
+        })
+    }
+
+    /// Remove a user from the account (offboarding): every user token of theirs
+    /// stops working at once and is disabled. Returns how many tokens were disabled.
+    pub fn remove_user(&self, account: &str, user: &str) -> Result<usize> {
+        let mut draft = Draft::system(account, AuditAction::RemoveUser);
+        draft.subject_user = Some(user.to_owned());
+        self.audited(draft, |_| {
+            validate_id("account", account)?;
+            validate_id("user", user)?;
+            // First the user, so their tokens fail from this moment, then each token.
+            if let Some(state) = self.store.user(account, user)? {
+                self.store.set_user(
+                    account,
+                    user,
+                    UserState {
+                        removed: true,
+                        ..state
+                    },
+                )?;
+            }
+            let filter = KeyFilter {
+                kind: Some(KeyKind::UserToken),
+                owner: Some(user.to_owned()),
+            };
+            let now = self.clock.now();
+            let by: Arc<str> = OFFBOARDING.into();
+            let mut n = 0;
+            for r in self.store.list(account, &filter)? {
+                if r.disabled.is_none() {
+                    self.store.update(r.id, &mut |r| {
+                        if r.disabled.is_none() {
+                            r.disabled = Some(Disabled {
+                                by: by.clone(),
+                                at: now,
+                            });
+                        }
+                    })?;
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })
+    }
+
+    /// A user's current state, if the keyring knows them.
+    pub fn user(&self, account: &str, user: &str) -> Result<Option<UserState>> {
+        validate_id("account", account)?;
+        validate_id("user", user)?;
+        Ok(self.store.user(account, user)?)
+    }
+
+    // ---- the hot path ----
+
+    /// Check a presented key against a request.
+    ///
+    /// In this order (cheap checks first): the token parses (`Unauthorized`, no
+    /// store access); its kind belongs to the request's API (`WrongApi`); a key
+    /// with its digest exists and the digests match in constant time
+    /// (`Unauthorized`); it is not disabled, not expired and its owner is not
+    /// removed (`Unauthorized`); the account's plan allows it (`PlanRestricted`);
+    /// what the key may do covers the request (`Forbidden`).
+    pub fn authenticate(&self, token: &str, request: &Request) -> Result<Principal> {
+        let kind =
+            KeyKind::parse(token).map_err(|m| Error::Unauthorized(AuthFailure::Malformed(m)))?;
+        if kind.api() != request.api() {
+            return Err(Error::WrongApi {
+                key_api: kind.api(),
+                request_api: request.api(),
+            });
+        }
+        let digest = self.hasher.digest(token.as_bytes());
+        let Some(found) = self.store.find_by_digest(&digest)? else {
+            return Err(Error::Unauthorized(AuthFailure::Unknown));
+        };
+        let record = found.record;
+        let matches: bool = subtle::ConstantTimeEq::ct_eq(&record.digest, &digest).into();
+        if !matches || record.kind != kind {
+            return Err(Error::Unauthorized(AuthFailure::Unknown));
+        }
+        if record.disabled.is_some() {
+            return Err(Error::Unauthorized(AuthFailure::Disabled));
+        }
+        let now = self.clock.now();
+        if record.is_expired(now) {
+            return Err(Error::Unauthorized(AuthFailure::Expired));
+        }
+        let role = if kind == KeyKind::UserToken {
+            match found.owner {
+                Some(UserState {
+                    role,
+                    removed: false,
+                }) => Some(role),
+                _ => return Err(Error::Unauthorized(AuthFailure::OwnerRemoved)),
+            }
+        } else {
+            None
+        };
+        if kind.api() == Api::Rest {
+            if !found.account.rest_api {
+                return Err(Error::PlanRestricted {
+                    feature: "the REST API",
+                });
+            }
+            if kind == KeyKind::UserToken && !found.account.advanced_permissions {
+                return Err(Error::PlanRestricted {
+                    feature: "Advanced Permissions",
+                });
+            }
+        }
+        self.authorize(&record, role, request)?;
+        if found
+            .last_used_at
+            .is_none_or(|t| now.saturating_since(t) >= LAST_USED_GRANULARITY)
+        {
+            // Best effort: failing to note the use must not refuse a valid request.
+            let _ = self.store.record_use(record.id, now);
+        }
+        Ok(Principal { record, role })
+    }
+
+    fn authorize(&self, record: &KeyRecord, role: Option<Role>, request: &Request) -> Result<()> {
+        let write = request.needs_write();
+        match record.kind {
+            KeyKind::General => {
+                if record.access == AccessLevel::ReadOnly && write {
+                    return Err(Error::Forbidden {
+                        reason:
+                            "this key is read-only: only GET and HEAD requests, with read scopes"
+                                .to_owned(),
+                    });
+                }
+            }
+            KeyKind::UserToken => {
+                let role = role.unwrap_or(Role::LimitedStakeholder);
+                let resource = request.scope().map(Scope::resource);
+                if !self.grants.allows(role, resource, write) {
+                    let what = if write { "write" } else { "read" };
+                    return Err(Error::Forbidden {
+                        reason: match resource {
+                            Some(r) => {
+                                format!("the token's owner, now '{role}', may not {what} '{r}'")
+                            }
+                            None => format!(
+                                "the token's owner, now '{role}', may not {what} every resource; name a scope"
+                            ),
+                        },
+                    });
+                }
+            }
+            KeyKind::Scoped => {
+                let Some(scope) = request.scope() else {
+                    return Err(Error::Forbidden {
+                        reason: "a scoped token can only be used for a request with a scope"
+                            .to_owned(),
+                    });
+                };
+                let ok = record
+                    .scopes
+                    .iter()
+                    .any(|s| s.resource() == scope.resource() && (s.is_write() || !write));
+                if !ok {
+                    let what = if write { "write" } else { "read" };
+                    return Err(Error::Forbidden {
+                        reason: format!("this token lacks the scope {}.{what}", scope.resource()),
+                    });
+                }
+            }
+            KeyKind::Integration | KeyKind::Routing => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,89 @@
+//! Issue and check API access keys the way PagerDuty does.
+//!
+//! - **Key kinds** ([`KeyKind`]): 20-character REST keys (general access keys,
+//!   full or read-only; personal user tokens that act with their owner's
+//!   *current* role; scoped tokens) and 32-character Events API keys
+//!   (integration keys, routing keys). A REST key on the Events API, or the
+//!   reverse, is an error.
+//! - **Who may do what**: every management call takes an [`Actor`] and follows
+//!   a role permission matrix ([`policy`]); user tokens act through a grants
+//!   table ([`GrantsTable`]).
+//! - **Keys shown once, hashes at rest**: a new key comes back once, in a
+//!   [`Secret`]; stores keep only its [`Digest`] (SHA-256, or HMAC-SHA-256
+//!   under a pepper) and a four-character hint. Digests are compared in
+//!   constant time. No error, `Debug` output, audit event or serialized record
+//!   ever contains a key.
+//! - **A fast hot path**: [`Keyring::authenticate`] costs little more than one SHA-256.
+//! - **Pluggable storage**: the [`KeyStore`] trait, with [`MemoryStore`] as the default.
+//!
+//! ```
+//! use apikeys::{AccessLevel, Actor, Error, Keyring, MemoryStore, Request, Role};
+//!
+//! let keyring = Keyring::new(MemoryStore::new());
+//! let admin = Actor::new("acme", "PADMIN1", Role::Admin);
+//! let issued = keyring.create_general_key(&admin, "CI bot", AccessLevel::ReadOnly)?;
+//! let token: &str = issued.secret().expose(); // shown once
+//!
+//! let principal = keyring.authenticate(token, &Request::rest("GET"))?;
+//! assert_eq!(principal.account(), "acme");
+//!
+//! let post = Request::rest("POST").with_scope("incidents.write")?;
+//! let err = keyring.authenticate(token, &post).unwrap_err();
+//! assert!(matches!(err, Error::Forbidden { .. }));
+//! assert_eq!(err.http_status(), 403);
+//!
+//! let id = issued.record().id.to_string();
+//! keyring.disable(&admin, &id)?;
+//! assert_eq!(keyring.authenticate(token, &Request::rest("GET")).unwrap_err().http_status(), 401);
+//! keyring.enable(&admin, &id)?;
+//! keyring.delete(&admin, &id)?;
+//! # Ok::<(), apikeys::Error>(())
+//! ```
+//!
+//! ## Decisions where the design is silent
+//! - Key ids are `P` plus 13 Crockford base32 characters (64 random bits).
+//! - Descriptions are trimmed, then must be 1 to 200 characters without
+//!   control characters. Account, user, service and orchestration ids are 1 to
+//!   128 bytes without whitespace or control characters.
+//! - A request needs write access when its method is not `GET`/`HEAD` *or* its
+//!   scope is a `.write` scope; so a read-only key may not make a `GET` that
+//!   names a write scope.
+//! - Disabling applies to general keys only ([`Error::InvalidInput`] for other
+//!   kinds); disabling a disabled key changes nothing. Offboarding
+//!   ([`Keyring::remove_user`]) disables user tokens too, recording
+//!   `system:offboarding`; restoring the user with [`Keyring::set_user_role`]
+//!   does not re-enable them.
+//! - `last_used_at` is written at most once a minute per key.
+//! - Management calls check, in order: the inputs naming the actor, the key
+//!   (unknown or other account: `NotFound`), the role (`NotPermitted`), the plan
+//!   (`PlanRestricted`), then the remaining inputs.
+//! - `list` and `get` are audited like every other management call.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod audit;
+pub mod clock;
+pub mod digest;
+pub mod error;
+pub mod key;
+pub mod keyring;
+pub mod policy;
+pub mod record;
+pub mod request;
+pub mod role;
+pub mod secret;
+pub mod store;
+
+pub use audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink, MemoryAuditLog};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use digest::{Digest, KeyHasher};
+pub use error::{AuthFailure, Error, Result, StoreError};
+pub use key::{Api, Hint, KeyKind, Malformed};
+pub use keyring::{IssuedKey, Keyring, KeyringBuilder, NewKey, Principal};
+pub use policy::{Action, GrantsTable, ResourceSet, RoleGrants};
+pub use record::{AccessLevel, ApiVersion, Disabled, KeyId, KeyRecord, Scope, Timestamp};
+pub use request::{Method, Request};
+pub use role::{AccountSettings, Actor, Role, UserState};
+pub use secret::Secret;
+pub use store::{KeyFilter, KeyLookup, KeyStore, MemoryStore};

@@ -1,0 +1,287 @@
+//! Who may do what: the management matrix and the grants table for user tokens.
+
+use serde::{Deserialize, Serialize};
+
+use crate::key::KeyKind;
+use crate::role::Role;
+
+/// A management action on keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Make a key.
+    Create,
+    /// List keys.
+    List,
+    /// Read one key's record.
+    Get,
+    /// Disable a general key.
+    Disable,
+    /// Enable a disabled general key.
+    Enable,
+    /// Delete a key for good.
+    Delete,
+}
+
+impl Action {
+    /// The snake_case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::List => "list",
+            Action::Get => "get",
+            Action::Disable => "disable",
+            Action::Enable => "enable",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+/// Whose key an action is on, as far as the matrix cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subject {
+    /// An account-owned key (general, scoped, integration, routing).
+    Account,
+    /// The actor's own user token.
+    OwnToken,
+    /// Another user's token; that user's current role if known.
+    OthersToken(Option<Role>),
+}
+
+/// The management matrix of DESIGN §3. Default deny: anything not granted here
+/// is refused, and the reason says which rule applied.
+pub fn may_manage(
+    actor: Role,
+    action: Action,
+    kind: KeyKind,
+    subject: Subject,
+) -> Result<(), String> {
+    let ok = match (kind, action, subject) {
+        (KeyKind::General, _, _) => actor.is_admin_or_owner(),
+        (KeyKind::UserToken, Action::Create, Subject::OwnToken) => {
+            actor != Role::LimitedStakeholder
+        }
+        (KeyKind::UserToken, Action::List | Action::Get | Action::Delete, Subject::OwnToken) => {
+            true
+        }
+        (KeyKind::UserToken, Action::List | Action::Get, Subject::OthersToken(_)) => {
+            actor.is_admin_or_owner()
+        }
+        (KeyKind::UserToken, Action::Delete, Subject::OthersToken(owner)) => {
+            if !actor.is_admin_or_owner() {
+                false
+            } else {
+                return match owner {
+                    Some(r) if !r.is_admin_or_owner() => Ok(()),
+                    Some(r) => Err(format!(
+                        "a user token of a user whose role is '{r}' can only be deleted by that user"
+                    )),
+                    None => {
+                        Err("the token's owner is unknown, so only they may delete it".to_owned())
+                    }
+                };
+            }
+        }
+        (KeyKind::UserToken, _, _) => false,
+        (
+            KeyKind::Integration | KeyKind::Routing | KeyKind::Scoped,
+            Action::Create | Action::List | Action::Get | Action::Delete,
+            _,
+        ) => actor.is_manager_or_above(),
+        (KeyKind::Integration | KeyKind::Routing | KeyKind::Scoped, _, _) => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        let whose = match subject {
+            Subject::OthersToken(_) => "another user's ",
+            Subject::OwnToken => "their own ",
+            Subject::Account => "",
+        };
+        Err(format!(
+            "the role '{actor}' may not {} {whose}{} keys",
+            action.as_str(),
+            kind.as_str().replace('_', " ")
+        ))
+    }
+}
+
+/// A set of resources (`incidents`, `users:contact_methods`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceSet {
+    /// Every resource.
+    All,
+    /// Every resource but the table's admin-only ones.
+    AllButAdminOnly,
+    /// Exactly these resources.
+    Only(Vec<String>),
+    /// No resource.
+    Nothing,
+}
+
+impl ResourceSet {
+    fn contains(&self, resource: &str, admin_only: &[String]) -> bool {
+        match self {
+            ResourceSet::All => true,
+            ResourceSet::AllButAdminOnly => !admin_only.iter().any(|r| r == resource),
+            ResourceSet::Only(list) => list.iter().any(|r| r == resource),
+            ResourceSet::Nothing => false,
+        }
+    }
+
+    /// Whether the set holds every resource that is not admin-only.
+    fn covers_all_non_admin(&self) -> bool {
+        matches!(self, ResourceSet::All | ResourceSet::AllButAdminOnly)
+    }
+}
+
+/// What one role may read and write.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleGrants {
+    /// Resources the role reads.
+    pub read: ResourceSet,
+    /// Resources the role writes.
+    pub write: ResourceSet,
+}
+
+/// What each role may read and write through a user token: data, in one place.
+/// [`GrantsTable::pagerduty`] is the default; an application may build its own.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantsTable {
+    admin_only: Vec<String>,
+    roles: [RoleGrants; 8],
+}
+
+/// The resources only Owners and Admins may touch in PagerDuty's table.
+pub const PAGERDUTY_ADMIN_ONLY: [&str; 7] = [
+    "users",
+    "users:sessions",
+    "ip_allow_lists",
+    "session_configurations",
+    "oauth_delegations",
+    "licenses",
+    "audit_records",
+];
+
+impl GrantsTable {
+    /// A table with these admin-only resources where no role may do anything yet.
+    pub fn new(admin_only: &[&str]) -> GrantsTable {
+        let none = || RoleGrants {
+            read: ResourceSet::Nothing,
+            write: ResourceSet::Nothing,
+        };
+        GrantsTable {
+            admin_only: admin_only.iter().map(|s| (*s).to_owned()).collect(),
+            roles: std::array::from_fn(|_| none()),
+        }
+    }
+
+    /// PagerDuty's table: Owner and Admin read and write everything; Manager reads
+    /// everything and writes all but the admin-only resources; Responder reads all
+    /// but the admin-only resources and writes `incidents`,
+    /// `incident_workflows:instances`, `change_events`, `users:contact_methods`;
+    /// Observer, RestrictedAccess and FullStakeholder read all but the admin-only
+    /// resources (FullStakeholder also writes `subscribers`); LimitedStakeholder
+    /// holds no tokens.
+    pub fn pagerduty() -> GrantsTable {
+        use ResourceSet::*;
+        let only = |l: &[&str]| Only(l.iter().map(|s| (*s).to_owned()).collect());
+        let mut t = GrantsTable::new(&PAGERDUTY_ADMIN_ONLY);
+        t.set(
+            Role::Owner,
+            RoleGrants {
+                read: All,
+                write: All,
+            },
+        );
+        t.set(
+            Role::Admin,
+            RoleGrants {
+                read: All,
+                write: All,
+            },
+        );
+        t.set(
+            Role::Manager,
+            RoleGrants {
+                read: All,
+                write: AllButAdminOnly,
+            },
+        );
+        t.set(
+            Role::Responder,
+            RoleGrants {
+                read: AllButAdminOnly,
+                write: only(&[
+                    "incidents",
+                    "incident_workflows:instances",
+                    "change_events",
+                    "users:contact_methods",
+                ]),
+            },
+        );
+        t.set(
+            Role::Observer,
+            RoleGrants {
+                read: AllButAdminOnly,
+                write: Nothing,
+            },
+        );
+        t.set(
+            Role::RestrictedAccess,
+            RoleGrants {
+                read: AllButAdminOnly,
+                write: Nothing,
+            },
+        );
+        t.set(
+            Role::FullStakeholder,
+            RoleGrants {
+                read: AllButAdminOnly,
+                write: only(&["subscribers"]),
+            },
+        );
+        t.set(
+            Role::LimitedStakeholder,
+            RoleGrants {
+                read: Nothing,
+                write: Nothing,
+            },
+        );
+        t
+    }
+
+    /// Replace one role's grants.
+    pub fn set(&mut self, role: Role, grants: RoleGrants) -> &mut Self {
+        self.roles[role as usize] = grants;
+        self
+    }
+
+    /// One role's grants.
+    pub fn grants(&self, role: Role) -> &RoleGrants {
+        &self.roles[role as usize]
+    }
+
+    /// The admin-only resources.
+    pub fn admin_only(&self) -> &[String] {
+        &self.admin_only
+    }
+
+    /// Whether `role` may read (or, with `write`, write) `resource`; with no
+    /// resource, every resource that is not admin-only.
+    pub fn allows(&self, role: Role, resource: Option<&str>, write: bool) -> bool {
+        let g = self.grants(role);
+        let set = if write { &g.write } else { &g.read };
+        match resource {
+            Some(r) => set.contains(r, &self.admin_only),
+            None => set.covers_all_non_admin(),
+        }
+    }
+}
+
+impl Default for GrantsTable {
+    fn default() -> Self {
+        GrantsTable::pagerduty()
+    }
+}

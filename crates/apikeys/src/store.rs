@@ -1,0 +1,165 @@
+//! Where records live: the [`KeyStore`] trait and the in-memory [`MemoryStore`].
+//!
+//! A store keeps [`KeyRecord`]s (never keys), each account's
+//! [`AccountSettings`] and, for users who own tokens, a [`UserState`]. Every
+//! write happens whole or not at all, and a write that has returned is seen by
+//! every later read of the same store.
+
+use std::sync::Arc;
+
+use crate::digest::Digest;
+use crate::error::StoreError;
+use crate::key::KeyKind;
+use crate::record::{KeyId, KeyRecord, Timestamp};
+use crate::role::{AccountSettings, UserState};
+
+mod memory;
+
+pub use memory::MemoryStore;
+
+/// What the hot path needs about a key, fetched in one lookup by digest.
+#[derive(Clone, Debug)]
+pub struct KeyLookup {
+    /// The record.
+    pub record: Arc<KeyRecord>,
+    /// The freshest known last use (a store may track it apart from the record).
+    pub last_used_at: Option<crate::record::Timestamp>,
+    /// Its account's current settings.
+    pub account: AccountSettings,
+    /// For a user token: its owner's current state (`None` if unknown).
+    pub owner: Option<UserState>,
+}
+
+/// Which records [`KeyStore::list`] returns. The default matches every record of the account.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyFilter {
+    /// Only keys of this kind.
+    pub kind: Option<KeyKind>,
+    /// Only keys owned by this user.
+    pub owner: Option<String>,
+}
+
+impl KeyFilter {
+    /// Whether `r` passes the filter.
+    pub fn matches(&self, r: &KeyRecord) -> bool {
+        self.kind.is_none_or(|k| r.kind == k)
+            && self
+                .owner
+                .as_deref()
+                .is_none_or(|o| r.owner.as_deref() == Some(o))
+    }
+}
+
+/// Storage for key records, account settings and user states.
+///
+/// Implementations must be safe to share between threads, make every write
+/// whole or not at all, and make a write that has returned visible to every
+/// later call. [`KeyStore::find_by_digest`] is the hot path.
+pub trait KeyStore: Send + Sync {
+    /// Add a record. Refuses (with [`StoreError::Duplicate`]) a record whose id
+    /// or digest is already stored.
+    fn insert(&self, record: KeyRecord) -> Result<(), StoreError>;
+
+    /// The hot path: the record with this digest, with its account's settings and
+    /// (for user tokens) its owner's state, in one lookup.
+    fn find_by_digest(&self, digest: &Digest) -> Result<Option<KeyLookup>, StoreError>;
+
+    /// The record with this id.
+    fn get(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError>;
+
+    /// The records of `account` that pass `filter`, oldest first.
+    fn list(&self, account: &str, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError>;
+
+    /// Change one record atomically: `change` sees the current record and edits
+    /// it; no other write to it happens in between. Returns the new record, or
+    /// `None` if there is no record with this id. The id, digest, account and
+    /// kind cannot change ([`StoreError::Immutable`]).
+    fn update(
+        &self,
+        id: KeyId,
+        change: &mut dyn FnMut(&mut KeyRecord),
+    ) -> Result<Option<KeyRecord>, StoreError>;
+
+    /// Remove a record for good. Returns it, or `None` if there was none.
+    fn delete(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError>;
+
+    /// Note that the key was used at `at` (never moves `last_used_at` back).
+    /// The keyring calls this at most about once a minute per key.
+    fn record_use(&self, id: KeyId, at: Timestamp) -> Result<(), StoreError>;
+
+    /// The account's settings (the default for an account never configured).
+    fn account_settings(&self, account: &str) -> Result<AccountSettings, StoreError>;
+
+    /// Set the account's settings.
+    fn set_account_settings(
+        &self,
+        account: &str,
+        settings: AccountSettings,
+    ) -> Result<(), StoreError>;
+
+    /// What is known of a user, if anything.
+    fn user(&self, account: &str, user: &str) -> Result<Option<UserState>, StoreError>;
+
+    /// Set what is known of a user.
+    fn set_user(&self, account: &str, user: &str, state: UserState) -> Result<(), StoreError>;
+}
+
+/// Check that `change` left the fields that never change alone.
+pub(crate) fn check_immutable(before: &KeyRecord, after: &KeyRecord) -> Result<(), StoreError> {
+    let field = if before.id != after.id {
+        "id"
+    } else if before.digest != after.digest {
+        "digest"
+    } else if before.account != after.account {
+        "account"
+    } else if before.kind != after.kind {
+        "kind"
+    } else {
+        return Ok(());
+    };
+    Err(StoreError::Immutable { field })
+}
+
+impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
+    fn insert(&self, record: KeyRecord) -> Result<(), StoreError> {
+        (**self).insert(record)
+    }
+    fn find_by_digest(&self, digest: &Digest) -> Result<Option<KeyLookup>, StoreError> {
+        (**self).find_by_digest(digest)
+    }
+    fn get(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        (**self).get(id)
+    }
+    fn list(&self, account: &str, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
+        (**self).list(account, filter)
+    }
+    fn update(
+        &self,
+        id: KeyId,
+        change: &mut dyn FnMut(&mut KeyRecord),
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        (**self).update(id, change)
+    }
+    fn delete(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        (**self).delete(id)
+    }
+    fn record_use(&self, id: KeyId, at: Timestamp) -> Result<(), StoreError> {
+        (**self).record_use(id, at)
+    }
+    fn account_settings(&self, account: &str) -> Result<AccountSettings, StoreError> {
+        (**self).account_settings(account)
+    }
+    fn set_account_settings(
+        &self,
+        account: &str,
+        settings: AccountSettings,
+    ) -> Result<(), StoreError> {
+        (**self).set_account_settings(account, settings)
+    }
+    fn user(&self, account: &str, user: &str) -> Result<Option<UserState>, StoreError> {
+        (**self).user(account, user)
+    }
+    fn set_user(&self, account: &str, user: &str, state: UserState) -> Result<(), StoreError> {
+        (**self).set_user(account, user, state)
+    }
+}

@@ -1,0 +1,442 @@
+//! [`MemoryStore`]: the default store, in process memory.
+
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use hashbrown::{HashMap, HashTable};
+
+use super::{KeyFilter, KeyLookup, KeyStore, check_immutable};
+use crate::digest::Digest;
+use crate::error::StoreError;
+use crate::record::{KeyId, KeyRecord, Timestamp};
+use crate::role::{AccountSettings, Role, UserState};
+
+/// Number of independently locked shards; records are spread over them by digest.
+const SHARDS: usize = 16;
+
+/// Keys, settings and users in process memory: the default store.
+///
+/// - Records are indexed by digest. The digest is already uniform, so its first
+///   eight bytes are the table's hash: no second hash is computed.
+/// - Records are spread over 16 shards by digest, each behind its own
+///   read-write lock, so lookups from many threads neither serialize on one lock
+///   nor bounce one lock's cache line between cores. Inserts take one extra
+///   mutex (to keep ids unique across shards); lookups never do.
+/// - Account settings and user states live in small shared cells that each
+///   record points at, so the hot path reads them without another table lookup.
+/// - Account, owner and creator names are interned: a million keys of one
+///   account share one copy of its name.
+/// - Lookups by id (management calls, not the hot path) visit the shards in turn.
+///
+/// Nothing survives the process: use a durable store for that.
+pub struct MemoryStore {
+    shards: Box<[RwLock<Shard>]>,
+    insert_lock: Mutex<()>,
+    accounts: RwLock<HashMap<Arc<str>, Arc<AccountCell>>>,
+}
+
+struct AccountCell {
+    name: Arc<str>,
+    settings: AtomicU8,
+    users: RwLock<HashMap<Arc<str>, Arc<UserCell>>>,
+}
+
+const REST_API: u8 = 1;
+const ADVANCED: u8 = 2;
+
+impl AccountCell {
+    fn settings(&self) -> AccountSettings {
+        let b = self.settings.load(Ordering::Acquire);
+        AccountSettings {
+            rest_api: b & REST_API != 0,
+            advanced_permissions: b & ADVANCED != 0,
+        }
+    }
+
+    fn user_cell(&self, user: &str) -> Arc<UserCell> {
+        if let Some(c) = read(&self.users).get(user) {
+            return c.clone();
+        }
+        let mut users = write(&self.users);
+        if let Some(c) = users.get(user) {
+            return c.clone();
+        }
+        let name: Arc<str> = user.into();
+        let cell = Arc::new(UserCell {
+            name: name.clone(),
+            state: AtomicU8::new(0),
+        });
+        users.insert(name, cell.clone());
+        cell
+    }
+}
+
+/// 0 = unknown; otherwise `1 + role`, with bit 7 set when the user was removed.
+struct UserCell {
+    name: Arc<str>,
+    state: AtomicU8,
+}
+
+const REMOVED: u8 = 0x80;
+
+impl UserCell {
+    fn state(&self) -> Option<UserState> {
+        let b = self.state.load(Ordering::Acquire);
+        if b == 0 {
+            return None;
+        }
+        let role = Role::from_u8((b & !REMOVED) - 1)?;
+        Some(UserState {
+            role,
+            removed: b & REMOVED != 0,
+        })
+    }
+
+    fn set(&self, s: UserState) {
+        let b = (1 + s.role as u8) | if s.removed { REMOVED } else { 0 };
+        self.state.store(b, Ordering::Release);
+    }
+}
+
+struct Slot {
+    record: Arc<KeyRecord>,
+    /// Milliseconds since the epoch of the last use; 0 for never.
+    last_used: AtomicU64,
+    account: Arc<AccountCell>,
+    owner: Option<Arc<UserCell>>,
+}
+
+impl Slot {
+    fn last_used(&self) -> Option<Timestamp> {
+        match self.last_used.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(Timestamp::from_unix_millis(ms)),
+        }
+    }
+
+    fn snapshot(&self) -> KeyRecord {
+        let mut r = (*self.record).clone();
+        r.last_used_at = self.last_used().max(r.last_used_at);
+        r
+    }
+}
+
+#[derive(Default)]
+struct Shard {
+    slots: Vec<Option<Slot>>,
+    free: Vec<u32>,
+    by_digest: HashTable<u32>,
+    by_id: HashTable<u32>,
+}
+
+fn slot(slots: &[Option<Slot>], i: u32) -> &Slot {
+    // Indexes in the tables always point at occupied slots.
+    slots[i as usize]
+        .as_ref()
+        .expect("index points at an occupied slot")
+}
+
+impl Shard {
+    fn find_digest(&self, d: &Digest) -> Option<u32> {
+        self.by_digest
+            .find(d.prefix64(), |&i| slot(&self.slots, i).record.digest == *d)
+            .copied()
+    }
+
+    fn find_id(&self, id: KeyId) -> Option<u32> {
+        self.by_id
+            .find(id.as_u64(), |&i| slot(&self.slots, i).record.id == id)
+            .copied()
+    }
+
+    fn insert(&mut self, s: Slot) {
+        let (digest, id) = (s.record.digest, s.record.id);
+        let idx = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some(s);
+                i
+            }
+            None => {
+                self.slots.push(Some(s));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slots = &self.slots;
+        self.by_digest.insert_unique(digest.prefix64(), idx, |&i| {
+            slot(slots, i).record.digest.prefix64()
+        });
+        self.by_id
+            .insert_unique(id.as_u64(), idx, |&i| slot(slots, i).record.id.as_u64());
+    }
+
+    fn remove(&mut self, idx: u32) -> Option<Slot> {
+        let s = self.slots.get_mut(idx as usize)?.take()?;
+        if let Ok(e) = self
+            .by_digest
+            .find_entry(s.record.digest.prefix64(), |&i| i == idx)
+        {
+            e.remove();
+        }
+        if let Ok(e) = self.by_id.find_entry(s.record.id.as_u64(), |&i| i == idx) {
+            e.remove();
+        }
+        self.free.push(idx);
+        Some(s)
+    }
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::new()
+    }
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("keys", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> MemoryStore {
+        MemoryStore {
+            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
+            insert_lock: Mutex::new(()),
+            accounts: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// How many records are stored.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| read(s).by_id.len()).sum()
+    }
+
+    /// Whether no record is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Reserve room for `additional` more records, spread evenly over the shards.
+    pub fn reserve(&self, additional: usize) {
+        let per = additional.div_ceil(SHARDS);
+        for s in self.shards.iter() {
+            let mut g = write(s);
+            let sh = &mut *g;
+            sh.slots.reserve(per);
+            let slots = &sh.slots;
+            sh.by_digest
+                .reserve(per, |&i| slot(slots, i).record.digest.prefix64());
+            sh.by_id
+                .reserve(per, |&i| slot(slots, i).record.id.as_u64());
+        }
+    }
+
+    fn shard_for(&self, d: &Digest) -> &RwLock<Shard> {
+        &self.shards[d.as_bytes()[31] as usize % SHARDS]
+    }
+
+    /// The shard holding `id`, found by visiting each in turn under its read lock.
+    /// Records never move between shards, so the answer stays right until a delete.
+    fn shard_with_id(&self, id: KeyId) -> Option<&RwLock<Shard>> {
+        self.shards.iter().find(|s| read(s).find_id(id).is_some())
+    }
+
+    fn account_cell(&self, account: &str) -> Arc<AccountCell> {
+        if let Some(c) = read(&self.accounts).get(account) {
+            return c.clone();
+        }
+        let mut accounts = write(&self.accounts);
+        if let Some(c) = accounts.get(account) {
+            return c.clone();
+        }
+        let name: Arc<str> = account.into();
+        let cell = Arc::new(AccountCell {
+            name: name.clone(),
+            settings: AtomicU8::new(REST_API | ADVANCED),
+            users: RwLock::new(HashMap::new()),
+        });
+        accounts.insert(name, cell.clone());
+        cell
+    }
+
+    fn existing_account(&self, account: &str) -> Option<Arc<AccountCell>> {
+        read(&self.accounts).get(account).cloned()
+    }
+}
+
+impl KeyStore for MemoryStore {
+    fn insert(&self, mut record: KeyRecord) -> Result<(), StoreError> {
+        let _serial = self
+            .insert_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.shard_with_id(record.id).is_some() {
+            return Err(StoreError::Duplicate { field: "id" });
+        }
+        let shard = self.shard_for(&record.digest);
+        let mut g = write(shard);
+        if g.find_digest(&record.digest).is_some() {
+            return Err(StoreError::Duplicate { field: "digest" });
+        }
+        let account = self.account_cell(&record.account);
+        record.account = account.name.clone();
+        let owner = record.owner.as_deref().map(|o| account.user_cell(o));
+        if let Some(o) = &owner {
+            record.owner = Some(o.name.clone());
+        }
+        record.created_by = account.user_cell(&record.created_by).name.clone();
+        let last_used = record.last_used_at.take().map_or(0, Timestamp::unix_millis);
+        g.insert(Slot {
+            record: Arc::new(record),
+            last_used: AtomicU64::new(last_used),
+            account,
+            owner,
+        });
+        Ok(())
+    }
+
+    #[inline]
+    fn find_by_digest(&self, digest: &Digest) -> Result<Option<KeyLookup>, StoreError> {
+        let g = read(self.shard_for(digest));
+        Ok(g.find_digest(digest).map(|i| {
+            let s = slot(&g.slots, i);
+            KeyLookup {
+                record: s.record.clone(),
+                last_used_at: s.last_used(),
+                account: s.account.settings(),
+                owner: s.owner.as_ref().and_then(|o| o.state()),
+            }
+        }))
+    }
+
+    fn get(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        for s in self.shards.iter() {
+            let g = read(s);
+            if let Some(i) = g.find_id(id) {
+                return Ok(Some(slot(&g.slots, i).snapshot()));
+            }
+        }
+        Ok(None)
+    }
+
+    fn list(&self, account: &str, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut out = Vec::new();
+        for s in self.shards.iter() {
+            let g = read(s);
+            out.extend(
+                g.slots
+                    .iter()
+                    .flatten()
+                    .filter(|s| &*s.record.account == account && filter.matches(&s.record))
+                    .map(Slot::snapshot),
+            );
+        }
+        out.sort_by_key(|r| (r.created_at, r.id));
+        Ok(out)
+    }
+
+    fn update(
+        &self,
+        id: KeyId,
+        change: &mut dyn FnMut(&mut KeyRecord),
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let Some(shard) = self.shard_with_id(id) else {
+            return Ok(None);
+        };
+        let mut g = write(shard);
+        let Some(i) = g.find_id(id) else {
+            // Deleted between the two looks.
+            return Ok(None);
+        };
+        let Some(s) = g.slots[i as usize].as_mut() else {
+            return Ok(None);
+        };
+        let before = s.snapshot();
+        let mut after = before.clone();
+        change(&mut after);
+        check_immutable(&before, &after)?;
+        if before.owner != after.owner {
+            return Err(StoreError::Immutable { field: "owner" });
+        }
+        if let Some(t) = after.last_used_at {
+            s.last_used.fetch_max(t.unix_millis(), Ordering::Relaxed);
+        }
+        let mut stored = after.clone();
+        stored.account = s.record.account.clone();
+        stored.owner = s.record.owner.clone();
+        stored.last_used_at = None;
+        s.record = Arc::new(stored);
+        Ok(Some(after))
+    }
+
+    fn delete(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        let Some(shard) = self.shard_with_id(id) else {
+            return Ok(None);
+        };
+        let mut g = write(shard);
+        let Some(i) = g.find_id(id) else {
+            return Ok(None);
+        };
+        Ok(g.remove(i).map(|s| s.snapshot()))
+    }
+
+    fn record_use(&self, id: KeyId, at: Timestamp) -> Result<(), StoreError> {
+        for s in self.shards.iter() {
+            let g = read(s);
+            if let Some(i) = g.find_id(id) {
+                slot(&g.slots, i)
+                    .last_used
+                    .fetch_max(at.unix_millis(), Ordering::Relaxed);
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn account_settings(&self, account: &str) -> Result<AccountSettings, StoreError> {
+        Ok(self
+            .existing_account(account)
+            .map(|c| c.settings())
+            .unwrap_or_default())
+    }
+
+    fn set_account_settings(
+        &self,
+        account: &str,
+        settings: AccountSettings,
+    ) -> Result<(), StoreError> {
+        let bits = if settings.rest_api { REST_API } else { 0 }
+            | if settings.advanced_permissions {
+                ADVANCED
+            } else {
+                0
+            };
+        self.account_cell(account)
+            .settings
+            .store(bits, Ordering::Release);
+        Ok(())
+    }
+
+    fn user(&self, account: &str, user: &str) -> Result<Option<UserState>, StoreError> {
+        Ok(self
+            .existing_account(account)
+            .and_then(|a| read(&a.users).get(user).cloned())
+            .and_then(|u| u.state()))
+    }
+
+    fn set_user(&self, account: &str, user: &str, state: UserState) -> Result<(), StoreError> {
+        self.account_cell(account).user_cell(user).set(state);
+        Ok(())
+    }
+}

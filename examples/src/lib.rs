@@ -1,0 +1,1 @@
+//! Runnable examples of `apikeys`: see the `[[example]]` entries.

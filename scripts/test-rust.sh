@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The Rust workspace: formatting, lints, every test (unit, integration, doc).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked

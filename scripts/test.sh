@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every test in every language: Rust (fmt, clippy, tests), Python, Node.
+# Sets up everything it needs on a fresh machine (services, venv, npm packages).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Database servers and other services the tests need; exports their URLs and
+# stops them again when this script exits.
+# shellcheck source=scripts/services.sh
+source scripts/services.sh
+
+bash scripts/test-rust.sh
+bash scripts/test-python.sh
+bash scripts/test-node.sh
+echo "all test suites passed"
