@@ -74,6 +74,8 @@ pub mod request;
 pub mod role;
 pub mod secret;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink, MemoryAuditLog};
 pub use clock::{Clock, ManualClock, SystemClock};
