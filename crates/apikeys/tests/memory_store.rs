@@ -1,0 +1,218 @@
+//! `MemoryStore`: duplicates, lookups, atomic updates, concurrency.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::thread;
+
+use apikeys::{AccountSettings, KeyFilter, KeyKind, KeyStore, MemoryStore, Role, StoreError, Timestamp, UserState};
+use common::record;
+use proptest::prelude::*;
+
+#[test]
+fn refuses_a_duplicate_id_or_digest_and_keeps_the_first() {
+    let s = MemoryStore::new();
+    let a = record("acme", KeyKind::General);
+    s.insert(a.clone()).unwrap();
+    let mut same_id = record("acme", KeyKind::General);
+    same_id.id = a.id;
+    assert!(matches!(s.insert(same_id.clone()), Err(StoreError::Duplicate { field: "id" })));
+    let mut same_digest = record("acme", KeyKind::General);
+    same_digest.digest = a.digest;
+    assert!(matches!(s.insert(same_digest.clone()), Err(StoreError::Duplicate { field: "digest" })));
+    assert_eq!(s.len(), 1);
+    assert_eq!(s.get(a.id).unwrap().unwrap(), a);
+    assert!(s.find_by_digest(&same_id.digest).unwrap().is_none());
+    assert!(s.get(same_digest.id).unwrap().is_none());
+}
+
+#[test]
+fn finds_by_digest_with_settings_and_owner_state() {
+    let s = MemoryStore::new();
+    let t = record("acme", KeyKind::UserToken);
+    s.insert(t.clone()).unwrap();
+    let found = s.find_by_digest(&t.digest).unwrap().unwrap();
+    assert_eq!(*found.record, t);
+    assert_eq!(found.account, AccountSettings::default());
+    assert_eq!(found.owner, None);
+    s.set_user("acme", "PUSER1", UserState { role: Role::Responder, removed: false }).unwrap();
+    s.set_account_settings("acme", AccountSettings { rest_api: false, advanced_permissions: true }).unwrap();
+    let found = s.find_by_digest(&t.digest).unwrap().unwrap();
+    assert_eq!(found.owner, Some(UserState { role: Role::Responder, removed: false }));
+    assert!(!found.account.rest_api);
+    // Another account's settings are untouched.
+    assert_eq!(s.account_settings("other").unwrap(), AccountSettings::default());
+}
+
+#[test]
+fn update_changes_one_record_and_refuses_immutable_fields() {
+    let s = MemoryStore::new();
+    let a = record("acme", KeyKind::General);
+    s.insert(a.clone()).unwrap();
+    let after = s.update(a.id, &mut |r| r.description = "renamed".into()).unwrap().unwrap();
+    assert_eq!(&*after.description, "renamed");
+    assert_eq!(&*s.find_by_digest(&a.digest).unwrap().unwrap().record.description, "renamed");
+    let other = record("acme", KeyKind::General);
+    assert!(matches!(s.update(a.id, &mut |r| r.digest = other.digest), Err(StoreError::Immutable { field: "digest" })));
+    assert!(matches!(s.update(a.id, &mut |r| r.account = "evil".into()), Err(StoreError::Immutable { field: "account" })));
+    assert!(matches!(s.update(a.id, &mut |r| r.kind = KeyKind::Scoped), Err(StoreError::Immutable { field: "kind" })));
+    // Nothing of the refused changes stuck.
+    assert_eq!(&*s.get(a.id).unwrap().unwrap().description, "renamed");
+    assert!(s.update(other.id, &mut |_| {}).unwrap().is_none());
+}
+
+#[test]
+fn delete_removes_from_every_index_and_slots_are_reused() {
+    let s = MemoryStore::new();
+    let a = record("acme", KeyKind::General);
+    s.insert(a.clone()).unwrap();
+    assert_eq!(s.delete(a.id).unwrap().unwrap().id, a.id);
+    assert!(s.get(a.id).unwrap().is_none());
+    assert!(s.find_by_digest(&a.digest).unwrap().is_none());
+    assert!(s.delete(a.id).unwrap().is_none());
+    // The same id and digest can be stored again after a delete.
+    s.insert(a.clone()).unwrap();
+    assert!(s.find_by_digest(&a.digest).unwrap().is_some());
+}
+
+#[test]
+fn list_filters_by_account_kind_and_owner() {
+    let s = MemoryStore::new();
+    for _ in 0..5 {
+        s.insert(record("acme", KeyKind::General)).unwrap();
+        s.insert(record("acme", KeyKind::UserToken)).unwrap();
+        s.insert(record("globex", KeyKind::General)).unwrap();
+    }
+    assert_eq!(s.list("acme", &KeyFilter::default()).unwrap().len(), 10);
+    assert_eq!(s.list("globex", &KeyFilter::default()).unwrap().len(), 5);
+    assert_eq!(s.list("nobody", &KeyFilter::default()).unwrap().len(), 0);
+    let tokens = s.list("acme", &KeyFilter { kind: Some(KeyKind::UserToken), owner: None }).unwrap();
+    assert!(tokens.len() == 5 && tokens.iter().all(|r| r.kind == KeyKind::UserToken));
+    let mine = s.list("acme", &KeyFilter { kind: None, owner: Some("PUSER1".into()) }).unwrap();
+    assert_eq!(mine.len(), 5);
+}
+
+#[test]
+fn record_use_never_moves_back() {
+    let s = MemoryStore::new();
+    let a = record("acme", KeyKind::General);
+    s.insert(a.clone()).unwrap();
+    s.record_use(a.id, Timestamp::from_unix_millis(2_000)).unwrap();
+    s.record_use(a.id, Timestamp::from_unix_millis(1_000)).unwrap();
+    assert_eq!(s.get(a.id).unwrap().unwrap().last_used_at, Some(Timestamp::from_unix_millis(2_000)));
+    assert_eq!(s.find_by_digest(&a.digest).unwrap().unwrap().last_used_at, Some(Timestamp::from_unix_millis(2_000)));
+}
+
+#[test]
+fn account_names_are_interned() {
+    let s = MemoryStore::new();
+    let a = record("acme", KeyKind::General);
+    let b = record("acme", KeyKind::General);
+    s.insert(a.clone()).unwrap();
+    s.insert(b.clone()).unwrap();
+    let ra = s.find_by_digest(&a.digest).unwrap().unwrap().record;
+    let rb = s.find_by_digest(&b.digest).unwrap().unwrap().record;
+    assert!(Arc::ptr_eq(&ra.account, &rb.account));
+}
+
+#[test]
+fn concurrent_inserts_and_lookups_stay_correct() {
+    let s = Arc::new(MemoryStore::new());
+    let per_thread = 2_000;
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            let s = s.clone();
+            thread::spawn(move || {
+                let mut mine = Vec::new();
+                for i in 0..per_thread {
+                    let r = record(&format!("acct{}", t % 2), KeyKind::General);
+                    s.insert(r.clone()).unwrap();
+                    mine.push(r);
+                    // Every record inserted so far by this thread is found, with its own id.
+                    let probe = &mine[i / 2];
+                    let found = s.find_by_digest(&probe.digest).unwrap().unwrap();
+                    assert_eq!(found.record.id, probe.id);
+                }
+                mine
+            })
+        })
+        .collect();
+    let all: Vec<_> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    assert_eq!(s.len(), 4 * per_thread);
+    let ids: HashSet<_> = all.iter().map(|r| r.id).collect();
+    assert_eq!(ids.len(), all.len());
+    for r in &all {
+        assert_eq!(s.get(r.id).unwrap().unwrap().digest, r.digest);
+    }
+    assert_eq!(s.list("acct0", &KeyFilter::default()).unwrap().len(), 2 * per_thread);
+}
+
+#[test]
+fn concurrent_inserts_of_one_id_admit_exactly_one() {
+    let s = Arc::new(MemoryStore::new());
+    let template = record("acme", KeyKind::General);
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let s = s.clone();
+            let mut r = record("acme", KeyKind::General);
+            r.id = template.id;
+            thread::spawn(move || s.insert(r).is_ok())
+        })
+        .collect();
+    let wins = handles.into_iter().map(|h| h.join().unwrap()).filter(|&ok| ok).count();
+    assert_eq!(wins, 1);
+    assert_eq!(s.len(), 1);
+}
+
+#[test]
+fn concurrent_updates_are_atomic() {
+    let s = Arc::new(MemoryStore::new());
+    let a = record("acme", KeyKind::General);
+    s.insert(a.clone()).unwrap();
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let s = s.clone();
+            thread::spawn(move || {
+                for _ in 0..500 {
+                    s.update(a.id, &mut |r| {
+                        let n: u32 = r.description.trim_start_matches("n=").parse().unwrap_or(0);
+                        r.description = format!("n={}", n + 1).into();
+                    })
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(&*s.get(a.id).unwrap().unwrap().description, "n=2000");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A random sequence of inserts and deletes leaves exactly the expected records findable.
+    #[test]
+    fn inserts_and_deletes_match_a_model(ops in prop::collection::vec((any::<bool>(), 0usize..16), 1..80)) {
+        let s = MemoryStore::new();
+        let pool: Vec<_> = (0..16).map(|_| record("acme", KeyKind::General)).collect();
+        let mut model = HashSet::new();
+        for (insert, i) in ops {
+            let r = &pool[i];
+            if insert {
+                let ok = s.insert(r.clone()).is_ok();
+                prop_assert_eq!(ok, model.insert(i));
+            } else {
+                let gone = s.delete(r.id).unwrap().is_some();
+                prop_assert_eq!(gone, model.remove(&i));
+            }
+        }
+        prop_assert_eq!(s.len(), model.len());
+        for (i, r) in pool.iter().enumerate() {
+            prop_assert_eq!(s.find_by_digest(&r.digest).unwrap().is_some(), model.contains(&i));
+            prop_assert_eq!(s.get(r.id).unwrap().is_some(), model.contains(&i));
+        }
+    }
+}
