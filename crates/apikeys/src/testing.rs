@@ -1,1 +1,656 @@
-//! The store conformance suite (feature `testing`): placeholder, filled in by the durable-stores work.
+//! The store conformance suite (feature `testing`).
+//!
+//! Every [`KeyStore`] must behave the same way. A store crate runs the whole
+//! suite from one test:
+//!
+//! ```
+//! use apikeys::MemoryStore;
+//!
+//! apikeys::testing::conformance(MemoryStore::new);
+//! ```
+//!
+//! [`conformance`] gives every check in [`CHECKS`] a fresh store from
+//! `make_store`, and names the check that failed. Each check also works on a
+//! store that already holds other data (the checks use accounts of their own),
+//! so a slow-to-create store may be shared. The checks read back after every
+//! write, so a store with a cache in front of it is checked for stale reads too:
+//! each write is preceded by a lookup that warms such a cache.
+
+use std::collections::HashSet;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::digest::KeyHasher;
+use crate::error::StoreError;
+use crate::key::{Hint, KeyKind};
+use crate::record::{AccessLevel, ApiVersion, Disabled, KeyId, KeyRecord, Scope, Timestamp};
+use crate::role::{AccountSettings, Role, UserState};
+use crate::store::{KeyFilter, KeyStore};
+
+/// One check of the suite: its name and the function that runs it on a store.
+pub type Check = (&'static str, fn(&dyn KeyStore));
+
+/// Every check, in the order [`conformance`] runs them.
+pub const CHECKS: &[Check] = &[
+    ("insert_then_get_and_find", insert_then_get_and_find),
+    ("duplicates_are_refused", duplicates_are_refused),
+    ("unknown_ids_and_digests", unknown_ids_and_digests),
+    (
+        "list_filters_by_account_kind_owner",
+        list_filters_by_account_kind_owner,
+    ),
+    ("update_is_seen_at_once", update_is_seen_at_once),
+    (
+        "update_refuses_immutable_fields",
+        update_refuses_immutable_fields,
+    ),
+    ("delete_is_seen_at_once", delete_is_seen_at_once),
+    ("record_use_never_moves_back", record_use_never_moves_back),
+    ("account_settings", account_settings),
+    ("user_roles_and_removal", user_roles_and_removal),
+    (
+        "concurrent_inserts_and_lookups",
+        concurrent_inserts_and_lookups,
+    ),
+    (
+        "concurrent_updates_are_atomic",
+        concurrent_updates_are_atomic,
+    ),
+    ("concurrent_duplicate_inserts", concurrent_duplicate_inserts),
+];
+
+/// Run every check in [`CHECKS`], each on a fresh store from `make_store`.
+///
+/// Panics, naming the check, at the first one that fails.
+pub fn conformance<S: KeyStore>(make_store: impl Fn() -> S) {
+    for (name, check) in CHECKS {
+        let store = make_store();
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| check(&store))) {
+            eprintln!("store conformance check `{name}` failed");
+            resume_unwind(panic);
+        }
+    }
+}
+
+/// An account name no other check (or earlier run on a shared store) uses.
+pub fn unique_account(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let r = KeyId::generate().map(KeyId::as_u64).unwrap_or(0);
+    format!("{prefix}-{}-{n}-{r:x}", std::process::id())
+}
+
+/// A record as a keyring would hand it to a store, for a fresh key of `kind`
+/// in `account` (user tokens are owned by `PUSER1`).
+pub fn sample_record(account: &str, kind: KeyKind) -> KeyRecord {
+    let secret = kind.generate().expect("the OS random source works");
+    KeyRecord {
+        id: KeyId::generate().expect("the OS random source works"),
+        account: account.into(),
+        kind,
+        description: "conformance key".into(),
+        access: AccessLevel::FullAccess,
+        owner: (kind == KeyKind::UserToken).then(|| "PUSER1".into()),
+        target: matches!(kind, KeyKind::Integration | KeyKind::Routing).then(|| "PSERVICE1".into()),
+        scopes: if kind == KeyKind::Scoped {
+            vec![
+                Scope::parse("incidents.write").expect("valid scope"),
+                Scope::parse("users:contact_methods.read").expect("valid scope"),
+            ]
+            .into_boxed_slice()
+        } else {
+            Box::new([])
+        },
+        created_at: Timestamp::from_unix_millis(1_700_000_000_000),
+        created_by: "PADMIN1".into(),
+        api_version: ApiVersion::V2,
+        disabled: None,
+        last_used_at: None,
+        expires_at: None,
+        hint: Hint::of(secret.expose()),
+        digest: KeyHasher::sha256().digest(secret.expose().as_bytes()),
+    }
+}
+
+fn ok<T>(r: Result<T, StoreError>, what: &str) -> T {
+    r.unwrap_or_else(|e| panic!("{what} failed: {e}"))
+}
+
+/// Insert, then read back by id and by digest: every field survives.
+pub fn insert_then_get_and_find(store: &dyn KeyStore) {
+    let acct = unique_account("insert");
+    for kind in [
+        KeyKind::General,
+        KeyKind::UserToken,
+        KeyKind::Scoped,
+        KeyKind::Integration,
+        KeyKind::Routing,
+    ] {
+        let mut r = sample_record(&acct, kind);
+        r.description = format!("a {kind} key: ünïcode ✓ 'quoted'").into();
+        r.access = AccessLevel::ReadOnly;
+        r.expires_at = Some(Timestamp::from_unix_millis(1_900_000_000_000));
+        ok(store.insert(r.clone()), "insert");
+        assert_eq!(ok(store.get(r.id), "get").as_ref(), Some(&r), "get");
+        let found = ok(store.find_by_digest(&r.digest), "find").expect("inserted key is found");
+        assert_eq!(*found.record, r, "find_by_digest returns the record");
+        assert_eq!(found.last_used_at, None);
+        assert_eq!(found.account, AccountSettings::default());
+        assert_eq!(found.owner, None, "an unknown owner has no state");
+    }
+    // A record inserted already disabled, and with a last use, keeps both.
+    let mut r = sample_record(&acct, KeyKind::General);
+    r.disabled = Some(Box::new(Disabled {
+        by: "PADMIN1".into(),
+        at: Timestamp::from_unix_millis(1_700_000_000_500),
+    }));
+    r.last_used_at = Some(Timestamp::from_unix_millis(1_700_000_000_700));
+    ok(store.insert(r.clone()), "insert");
+    assert_eq!(ok(store.get(r.id), "get").as_ref(), Some(&r));
+    let found = ok(store.find_by_digest(&r.digest), "find").expect("found");
+    assert_eq!(found.record.disabled, r.disabled);
+    assert_eq!(
+        found.last_used_at.max(found.record.last_used_at),
+        r.last_used_at
+    );
+}
+
+/// A second record with a stored id or digest is refused, and the first is kept.
+pub fn duplicates_are_refused(store: &dyn KeyStore) {
+    let acct = unique_account("dup");
+    let first = sample_record(&acct, KeyKind::General);
+    ok(store.insert(first.clone()), "insert");
+
+    let mut same_id = sample_record(&acct, KeyKind::General);
+    same_id.id = first.id;
+    match store.insert(same_id.clone()) {
+        Err(StoreError::Duplicate { field: "id" }) => {}
+        other => panic!("same id: expected Duplicate {{ field: \"id\" }}, got {other:?}"),
+    }
+    assert!(ok(store.find_by_digest(&same_id.digest), "find").is_none());
+
+    let mut same_digest = sample_record(&acct, KeyKind::General);
+    same_digest.digest = first.digest;
+    match store.insert(same_digest.clone()) {
+        Err(StoreError::Duplicate { field: "digest" }) => {}
+        other => panic!("same digest: expected Duplicate {{ field: \"digest\" }}, got {other:?}"),
+    }
+    assert!(ok(store.get(same_digest.id), "get").is_none());
+
+    assert_eq!(ok(store.get(first.id), "get"), Some(first.clone()));
+    assert_eq!(
+        ok(store.list(&acct, &KeyFilter::default()), "list"),
+        vec![first.clone()]
+    );
+    let found = ok(store.find_by_digest(&first.digest), "find").expect("found");
+    assert_eq!(found.record.id, first.id);
+}
+
+/// Unknown ids and digests give `None`, not errors.
+pub fn unknown_ids_and_digests(store: &dyn KeyStore) {
+    let r = sample_record(&unique_account("unknown"), KeyKind::General);
+    assert!(ok(store.find_by_digest(&r.digest), "find").is_none());
+    assert!(ok(store.get(r.id), "get").is_none());
+    assert!(
+        ok(
+            store.update(r.id, &mut |r| r.description = "x".into()),
+            "update"
+        )
+        .is_none()
+    );
+    assert!(ok(store.delete(r.id), "delete").is_none());
+    ok(
+        store.record_use(r.id, Timestamp::from_unix_millis(1)),
+        "record_use of an unknown id",
+    );
+    assert!(ok(store.list(&r.account, &KeyFilter::default()), "list").is_empty());
+    assert!(ok(store.get(r.id), "get").is_none());
+}
+
+/// `list` returns one account's records, oldest first, filtered by kind and owner.
+pub fn list_filters_by_account_kind_owner(store: &dyn KeyStore) {
+    let acct = unique_account("list");
+    let other = unique_account("list-other");
+    let mut mine = Vec::new();
+    let kinds = [
+        KeyKind::General,
+        KeyKind::UserToken,
+        KeyKind::Integration,
+        KeyKind::UserToken,
+        KeyKind::Scoped,
+        KeyKind::Routing,
+        KeyKind::UserToken,
+    ];
+    // Inserted newest first, with two records sharing a creation time.
+    for (i, kind) in kinds.iter().enumerate().rev() {
+        let mut r = sample_record(&acct, *kind);
+        r.created_at = Timestamp::from_unix_millis(1_700_000_000_000 + (i as u64 / 2) * 1000);
+        if i == 3 {
+            r.owner = Some("PUSER2".into());
+        }
+        ok(store.insert(r.clone()), "insert");
+        mine.push(r);
+        ok(
+            store.insert(sample_record(&other, *kind)),
+            "insert in another account",
+        );
+    }
+    mine.sort_by_key(|r| (r.created_at, r.id));
+
+    let all = ok(store.list(&acct, &KeyFilter::default()), "list");
+    assert_eq!(
+        all, mine,
+        "the account's records only, by creation time then id"
+    );
+
+    let tokens = ok(
+        store.list(
+            &acct,
+            &KeyFilter {
+                kind: Some(KeyKind::UserToken),
+                owner: None,
+            },
+        ),
+        "list",
+    );
+    assert_eq!(tokens.len(), 3);
+    assert!(tokens.iter().all(|r| r.kind == KeyKind::UserToken));
+
+    let puser1 = KeyFilter {
+        kind: None,
+        owner: Some("PUSER1".into()),
+    };
+    let owned = ok(store.list(&acct, &puser1), "list");
+    assert_eq!(owned.len(), 2);
+    assert!(owned.iter().all(|r| r.owner.as_deref() == Some("PUSER1")));
+
+    let both = KeyFilter {
+        kind: Some(KeyKind::General),
+        owner: Some("PUSER1".into()),
+    };
+    assert!(ok(store.list(&acct, &both), "list").is_empty());
+    assert!(
+        ok(
+            store.list(&unique_account("none"), &KeyFilter::default()),
+            "list"
+        )
+        .is_empty()
+    );
+}
+
+/// An update returns the new record and every later read sees it, by id, by
+/// digest and in `list`; other records are untouched.
+pub fn update_is_seen_at_once(store: &dyn KeyStore) {
+    let acct = unique_account("update");
+    let r = sample_record(&acct, KeyKind::General);
+    let bystander = sample_record(&acct, KeyKind::General);
+    ok(store.insert(r.clone()), "insert");
+    ok(store.insert(bystander.clone()), "insert");
+    // Warm any cache.
+    for _ in 0..3 {
+        assert!(ok(store.find_by_digest(&r.digest), "find").is_some());
+    }
+
+    let disabled = Box::new(Disabled {
+        by: "PADMIN1".into(),
+        at: Timestamp::from_unix_millis(1_700_000_001_000),
+    });
+    let mut seen = None;
+    let new = ok(
+        store.update(r.id, &mut |rec| {
+            seen = Some(rec.clone());
+            rec.disabled = Some(disabled.clone());
+            rec.description = "renamed".into();
+            rec.expires_at = Some(Timestamp::from_unix_millis(1_800_000_000_000));
+        }),
+        "update",
+    )
+    .expect("the record exists");
+    assert_eq!(
+        seen.as_ref(),
+        Some(&r),
+        "the change sees the current record"
+    );
+    assert_eq!(new.disabled.as_ref(), Some(&disabled));
+    assert_eq!(&*new.description, "renamed");
+
+    let found = ok(store.find_by_digest(&r.digest), "find").expect("found");
+    assert_eq!(
+        found.record.disabled.as_ref(),
+        Some(&disabled),
+        "a disable is seen at once by the hot path"
+    );
+    assert_eq!(&*found.record.description, "renamed");
+    assert_eq!(ok(store.get(r.id), "get"), Some(new.clone()));
+    assert_eq!(
+        ok(store.list(&acct, &KeyFilter::default()), "list")
+            .into_iter()
+            .find(|x| x.id == r.id),
+        Some(new)
+    );
+
+    // And back again.
+    ok(store.update(r.id, &mut |rec| rec.disabled = None), "update").expect("exists");
+    let found = ok(store.find_by_digest(&r.digest), "find").expect("found");
+    assert!(found.record.disabled.is_none(), "an enable is seen at once");
+
+    assert_eq!(ok(store.get(bystander.id), "get"), Some(bystander));
+}
+
+/// Changing the id, digest, account, kind or owner is refused and writes nothing.
+pub fn update_refuses_immutable_fields(store: &dyn KeyStore) {
+    let acct = unique_account("immutable");
+    let r = sample_record(&acct, KeyKind::UserToken);
+    ok(store.insert(r.clone()), "insert");
+    let other_digest = sample_record(&acct, KeyKind::UserToken).digest;
+    let changes: Vec<(&str, Box<dyn Fn(&mut KeyRecord)>)> = vec![
+        (
+            "id",
+            Box::new(|x| x.id = KeyId::from_u64(x.id.as_u64() ^ 1)),
+        ),
+        ("digest", Box::new(move |x| x.digest = other_digest)),
+        ("account", Box::new(|x| x.account = "someone-else".into())),
+        ("kind", Box::new(|x| x.kind = KeyKind::General)),
+        ("owner", Box::new(|x| x.owner = Some("PUSER9".into()))),
+    ];
+    for (field, change) in changes {
+        let result = store.update(r.id, &mut |x| {
+            x.description = "must not stick".into();
+            change(x);
+        });
+        match result {
+            Err(StoreError::Immutable { field: f }) => assert_eq!(f, field),
+            other => panic!("changing {field}: expected Immutable, got {other:?}"),
+        }
+        assert_eq!(
+            ok(store.get(r.id), "get"),
+            Some(r.clone()),
+            "nothing written"
+        );
+        let found = ok(store.find_by_digest(&r.digest), "find").expect("found");
+        assert_eq!(*found.record, r);
+    }
+    assert!(ok(store.find_by_digest(&other_digest), "find").is_none());
+}
+
+/// A delete returns the record and every later read misses it; its digest may
+/// be stored again afterwards.
+pub fn delete_is_seen_at_once(store: &dyn KeyStore) {
+    let acct = unique_account("delete");
+    let r = sample_record(&acct, KeyKind::Integration);
+    let keep = sample_record(&acct, KeyKind::Integration);
+    ok(store.insert(r.clone()), "insert");
+    ok(store.insert(keep.clone()), "insert");
+    for _ in 0..3 {
+        assert!(ok(store.find_by_digest(&r.digest), "find").is_some());
+    }
+    assert_eq!(ok(store.delete(r.id), "delete"), Some(r.clone()));
+    assert!(
+        ok(store.find_by_digest(&r.digest), "find").is_none(),
+        "a delete is seen at once by the hot path"
+    );
+    assert!(ok(store.get(r.id), "get").is_none());
+    assert_eq!(
+        ok(store.list(&acct, &KeyFilter::default()), "list"),
+        vec![keep.clone()]
+    );
+    assert!(ok(store.delete(r.id), "delete again").is_none());
+    assert!(ok(store.update(r.id, &mut |_| {}), "update").is_none());
+
+    let mut again = sample_record(&acct, KeyKind::Integration);
+    again.digest = r.digest;
+    ok(store.insert(again.clone()), "insert a deleted digest again");
+    let found = ok(store.find_by_digest(&r.digest), "find").expect("found");
+    assert_eq!(found.record.id, again.id);
+    assert!(ok(store.find_by_digest(&keep.digest), "find").is_some());
+}
+
+/// `record_use` is seen by `get`, `find_by_digest` and `list`, and never moves back.
+pub fn record_use_never_moves_back(store: &dyn KeyStore) {
+    let acct = unique_account("used");
+    let r = sample_record(&acct, KeyKind::General);
+    ok(store.insert(r.clone()), "insert");
+    let last = |store: &dyn KeyStore| {
+        let by_id = ok(store.get(r.id), "get").expect("exists").last_used_at;
+        let found = ok(store.find_by_digest(&r.digest), "find").expect("found");
+        let by_digest = found.last_used_at.max(found.record.last_used_at);
+        let listed = ok(store.list(&acct, &KeyFilter::default()), "list")[0].last_used_at;
+        assert_eq!(by_id, by_digest, "get and find_by_digest agree");
+        assert_eq!(by_id, listed, "get and list agree");
+        by_id
+    };
+    assert_eq!(last(store), None);
+    let t1 = Timestamp::from_unix_millis(1_700_000_100_000);
+    let t0 = Timestamp::from_unix_millis(1_700_000_050_000);
+    let t2 = Timestamp::from_unix_millis(1_700_000_200_000);
+    ok(store.record_use(r.id, t1), "record_use");
+    assert_eq!(last(store), Some(t1));
+    ok(store.record_use(r.id, t0), "record_use earlier");
+    assert_eq!(
+        last(store),
+        Some(t1),
+        "an earlier use does not move it back"
+    );
+    ok(store.record_use(r.id, t2), "record_use");
+    assert_eq!(last(store), Some(t2));
+    // An update keeps the last use.
+    let updated = ok(
+        store.update(r.id, &mut |x| x.description = "still used".into()),
+        "update",
+    )
+    .expect("exists");
+    assert_eq!(updated.last_used_at, Some(t2));
+    assert_eq!(last(store), Some(t2));
+}
+
+/// Accounts never configured have every feature; settings are per account and
+/// reach the hot path at once.
+pub fn account_settings(store: &dyn KeyStore) {
+    let acct = unique_account("settings");
+    let other = unique_account("settings-other");
+    assert_eq!(
+        ok(store.account_settings(&acct), "account_settings"),
+        AccountSettings::default()
+    );
+    let r = sample_record(&acct, KeyKind::General);
+    let o = sample_record(&other, KeyKind::General);
+    ok(store.insert(r.clone()), "insert");
+    ok(store.insert(o.clone()), "insert");
+    for _ in 0..3 {
+        assert!(ok(store.find_by_digest(&r.digest), "find").is_some());
+    }
+    for settings in [
+        AccountSettings {
+            rest_api: false,
+            advanced_permissions: true,
+        },
+        AccountSettings {
+            rest_api: true,
+            advanced_permissions: false,
+        },
+        AccountSettings {
+            rest_api: false,
+            advanced_permissions: false,
+        },
+        AccountSettings::default(),
+    ] {
+        ok(store.set_account_settings(&acct, settings), "set");
+        assert_eq!(ok(store.account_settings(&acct), "get"), settings);
+        let found = ok(store.find_by_digest(&r.digest), "find").expect("found");
+        assert_eq!(
+            found.account, settings,
+            "settings reach the hot path at once"
+        );
+        let found = ok(store.find_by_digest(&o.digest), "find").expect("found");
+        assert_eq!(
+            found.account,
+            AccountSettings::default(),
+            "other accounts untouched"
+        );
+    }
+    assert_eq!(
+        ok(store.account_settings(&other), "get"),
+        AccountSettings::default()
+    );
+}
+
+/// User roles and removal are stored per account and reach the owner's tokens at once.
+pub fn user_roles_and_removal(store: &dyn KeyStore) {
+    let acct = unique_account("users");
+    let other = unique_account("users-other");
+    assert_eq!(ok(store.user(&acct, "PUSER1"), "user"), None);
+    let t = sample_record(&acct, KeyKind::UserToken);
+    let general = sample_record(&acct, KeyKind::General);
+    ok(store.insert(t.clone()), "insert");
+    ok(store.insert(general.clone()), "insert");
+    ok(
+        store.set_user(
+            &acct,
+            "PUSER1",
+            UserState {
+                role: Role::Admin,
+                removed: false,
+            },
+        ),
+        "set_user",
+    );
+    for _ in 0..3 {
+        let found = ok(store.find_by_digest(&t.digest), "find").expect("found");
+        assert_eq!(found.owner.map(|u| u.role), Some(Role::Admin));
+    }
+    for state in [
+        UserState {
+            role: Role::Observer,
+            removed: false,
+        },
+        UserState {
+            role: Role::LimitedStakeholder,
+            removed: false,
+        },
+        UserState {
+            role: Role::Observer,
+            removed: true,
+        },
+        UserState {
+            role: Role::Owner,
+            removed: false,
+        },
+    ] {
+        ok(store.set_user(&acct, "PUSER1", state), "set_user");
+        assert_eq!(ok(store.user(&acct, "PUSER1"), "user"), Some(state));
+        let found = ok(store.find_by_digest(&t.digest), "find").expect("found");
+        assert_eq!(
+            found.owner,
+            Some(state),
+            "a role change or removal reaches the hot path at once"
+        );
+    }
+    assert_eq!(ok(store.user(&other, "PUSER1"), "user"), None);
+    assert_eq!(ok(store.user(&acct, "PUSER2"), "user"), None);
+    for role in Role::ALL {
+        let s = UserState {
+            role,
+            removed: false,
+        };
+        ok(store.set_user(&other, "PUSER7", s), "set_user");
+        assert_eq!(ok(store.user(&other, "PUSER7"), "user"), Some(s));
+    }
+    let found = ok(store.find_by_digest(&general.digest), "find").expect("found");
+    assert_eq!(
+        found.owner, None,
+        "keys without an owner have no owner state"
+    );
+}
+
+/// Several threads insert and look up at once; every insert is found.
+pub fn concurrent_inserts_and_lookups(store: &dyn KeyStore) {
+    let acct = unique_account("threads");
+    let per_thread = 40;
+    let threads = 4;
+    let all: Vec<Vec<KeyRecord>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let acct = &acct;
+                s.spawn(move || {
+                    let mut mine = Vec::new();
+                    for _ in 0..per_thread {
+                        let r = sample_record(acct, KeyKind::General);
+                        ok(store.insert(r.clone()), "insert");
+                        let found = ok(store.find_by_digest(&r.digest), "find");
+                        assert_eq!(found.map(|f| f.record.id), Some(r.id), "own insert found");
+                        mine.push(r);
+                    }
+                    for r in &mine {
+                        assert!(ok(store.find_by_digest(&r.digest), "find").is_some());
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    let listed = ok(store.list(&acct, &KeyFilter::default()), "list");
+    assert_eq!(listed.len(), threads * per_thread);
+    let ids: HashSet<u64> = listed.iter().map(|r| r.id.as_u64()).collect();
+    for r in all.iter().flatten() {
+        assert!(ids.contains(&r.id.as_u64()));
+        assert!(ok(store.find_by_digest(&r.digest), "find").is_some());
+    }
+}
+
+/// Concurrent read-modify-write updates of one record lose nothing.
+pub fn concurrent_updates_are_atomic(store: &dyn KeyStore) {
+    let acct = unique_account("atomic");
+    let mut r = sample_record(&acct, KeyKind::General);
+    r.description = "0".into();
+    ok(store.insert(r.clone()), "insert");
+    let (threads, each) = (4, 15);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                for _ in 0..each {
+                    ok(
+                        store.update(r.id, &mut |x| {
+                            let n: u64 = x.description.parse().expect("a number");
+                            x.description = (n + 1).to_string().into();
+                        }),
+                        "update",
+                    )
+                    .expect("exists");
+                    assert!(ok(store.find_by_digest(&r.digest), "find").is_some());
+                }
+            });
+        }
+    });
+    let got = ok(store.get(r.id), "get").expect("exists");
+    assert_eq!(&*got.description, (threads * each).to_string().as_str());
+    let found = ok(store.find_by_digest(&r.digest), "find").expect("found");
+    assert_eq!(found.record.description, got.description);
+}
+
+/// Of several threads inserting the same digest at once, exactly one succeeds.
+pub fn concurrent_duplicate_inserts(store: &dyn KeyStore) {
+    let acct = unique_account("race");
+    for _ in 0..3 {
+        let base = sample_record(&acct, KeyKind::General);
+        let wins: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    let mut r = sample_record(&acct, KeyKind::General);
+                    r.digest = base.digest;
+                    s.spawn(move || match store.insert(r) {
+                        Ok(()) => 1,
+                        Err(StoreError::Duplicate { field: "digest" }) => 0,
+                        Err(e) => panic!("expected Ok or Duplicate digest, got {e}"),
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("thread")).sum()
+        });
+        assert_eq!(wins, 1, "exactly one insert of a digest wins");
+        assert!(ok(store.find_by_digest(&base.digest), "find").is_some());
+    }
+}
