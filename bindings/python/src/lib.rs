@@ -1,1 +1,890 @@
-//! Placeholder: filled in by its issue.
+//! `apikeys._apikeys`: the Python binding of the `apikeys` crate.
+//!
+//! The binding holds no logic of its own: it converts Python values to the
+//! core's types and back, and core errors to exceptions (see [`errors`]).
+//! The Python package (`python/apikeys/__init__.py`) re-exports everything
+//! here and adds the `str` enums `Role`, `KeyKind` and `AccessLevel`.
+//!
+//! Decisions:
+//! - Times are timezone-aware UTC `datetime`s, exact to the millisecond (the
+//!   core's resolution); a naive `datetime` is an `InvalidInput`.
+//! - Strings with lone surrogates are an `InvalidInput` naming the argument,
+//!   except a presented token, which is simply not a key (`Unauthorized`).
+//! - The GIL is released around every management call (they draw randomness,
+//!   scan an account or write) and around `authenticate` when the store can
+//!   block. With the in-memory store `authenticate` keeps the GIL: it never
+//!   blocks for long, and releasing and taking the GIL back costs more than
+//!   the lookup itself (see `docs/python.md`).
+//! - A `Keyring` is safe to share between threads (the core is `Sync`; every
+//!   class here is immutable).
+
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDelta, PyDeltaAccess, PyList, PyString};
+
+use apikeys::{
+    AccessLevel, AuditAction, AuditOutcome, IssuedKey as CoreIssued, KeyRecord as CoreRecord,
+    NewKey, Request, Secret,
+};
+
+mod convert;
+mod errors;
+
+use convert::{opt_datetime, text};
+
+/// Who asks for a management action: a user of an account, with their role.
+#[pyclass(frozen, eq, hash, module = "apikeys")]
+#[derive(PartialEq, Eq, Hash)]
+pub struct Actor(apikeys::Actor);
+
+#[pymethods]
+impl Actor {
+    #[new]
+    fn new(
+        account: &Bound<'_, PyAny>,
+        user: &Bound<'_, PyAny>,
+        role: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        Ok(Actor(apikeys::Actor::new(
+            text(account, "account")?,
+            text(user, "user")?,
+            convert::role(role)?,
+        )))
+    }
+    /// The account the user acts in.
+    #[getter]
+    fn account(&self) -> &str {
+        &self.0.account
+    }
+    /// The user's id.
+    #[getter]
+    fn user(&self) -> &str {
+        &self.0.user
+    }
+    /// The user's role (an `apikeys.Role`).
+    #[getter]
+    fn role<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        convert::role_obj(py, self.0.role)
+    }
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "Actor({}, {}, {})",
+            convert::repr(py, &self.0.account),
+            convert::repr(py, &self.0.user),
+            convert::repr(py, self.0.role.as_str())
+        )
+    }
+}
+
+/// What an account's plan includes. An account never configured has both.
+#[pyclass(frozen, eq, hash, module = "apikeys")]
+#[derive(PartialEq, Eq, Hash)]
+pub struct AccountSettings(apikeys::AccountSettings);
+
+#[pymethods]
+impl AccountSettings {
+    #[new]
+    #[pyo3(
+        signature = (*, rest_api = None, advanced_permissions = None),
+        text_signature = "(*, rest_api=True, advanced_permissions=True)"
+    )]
+    fn new(
+        rest_api: Option<&Bound<'_, PyAny>>,
+        advanced_permissions: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let flag =
+            |v: Option<&Bound<'_, PyAny>>, field| v.map_or(Ok(true), |v| convert::flag(v, field));
+        Ok(AccountSettings(apikeys::AccountSettings {
+            rest_api: flag(rest_api, "rest_api")?,
+            advanced_permissions: flag(advanced_permissions, "advanced_permissions")?,
+        }))
+    }
+    /// Whether the plan includes the REST API (false on a legacy plan).
+    #[getter]
+    fn rest_api(&self) -> bool {
+        self.0.rest_api
+    }
+    /// Whether the plan includes Advanced Permissions (needed for user tokens).
+    #[getter]
+    fn advanced_permissions(&self) -> bool {
+        self.0.advanced_permissions
+    }
+    fn __repr__(&self) -> String {
+        let b = |v: bool| if v { "True" } else { "False" };
+        format!(
+            "AccountSettings(rest_api={}, advanced_permissions={})",
+            b(self.0.rest_api),
+            b(self.0.advanced_permissions)
+        )
+    }
+}
+
+/// What the keyring knows of a user who owns (or owned) user tokens.
+#[pyclass(frozen, eq, module = "apikeys")]
+#[derive(PartialEq, Eq)]
+pub struct UserState(apikeys::UserState);
+
+#[pymethods]
+impl UserState {
+    /// The user's current role.
+    #[getter]
+    fn role<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        convert::role_obj(py, self.0.role)
+    }
+    /// Whether the user was removed from the account.
+    #[getter]
+    fn removed(&self) -> bool {
+        self.0.removed
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "UserState(role='{}', removed={})",
+            self.0.role,
+            if self.0.removed { "True" } else { "False" }
+        )
+    }
+}
+
+/// Everything kept about one key; never the key itself.
+#[pyclass(frozen, eq, module = "apikeys")]
+#[derive(PartialEq, Eq)]
+pub struct KeyRecord(CoreRecord);
+
+#[pymethods]
+impl KeyRecord {
+    /// The key's public id (`P` and 13 characters).
+    #[getter]
+    fn id(&self) -> String {
+        self.0.id.to_string()
+    }
+    /// The account the key belongs to.
+    #[getter]
+    fn account(&self) -> &str {
+        &self.0.account
+    }
+    /// The kind of key (an `apikeys.KeyKind`).
+    #[getter]
+    fn kind<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        convert::kind_obj(py, self.0.kind)
+    }
+    /// The description given when it was made.
+    #[getter]
+    fn description(&self) -> &str {
+        &self.0.description
+    }
+    /// Full access or read-only (an `apikeys.AccessLevel`).
+    #[getter]
+    fn access<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        convert::access_obj(py, self.0.access)
+    }
+    /// Whether this is a read-only general key.
+    #[getter]
+    fn read_only(&self) -> bool {
+        self.0.access == AccessLevel::ReadOnly
+    }
+    /// The user a user token belongs to.
+    #[getter]
+    fn owner(&self) -> Option<&str> {
+        self.0.owner.as_deref()
+    }
+    /// The service (integration key) or orchestration (routing key).
+    #[getter]
+    fn target(&self) -> Option<&str> {
+        self.0.target.as_deref()
+    }
+    /// The scopes of a scoped token (`"incidents.write"` …).
+    #[getter]
+    fn scopes(&self) -> Vec<String> {
+        self.0.scopes.iter().map(ToString::to_string).collect()
+    }
+    /// When it was made (UTC).
+    #[getter]
+    fn created_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        convert::datetime(py, self.0.created_at)
+    }
+    /// The user who made it.
+    #[getter]
+    fn created_by(&self) -> &str {
+        &self.0.created_by
+    }
+    /// The API version it was made for (`"v2"`).
+    #[getter]
+    fn api_version(&self) -> &'static str {
+        self.0.api_version.as_str()
+    }
+    /// Whether the key is disabled.
+    #[getter]
+    fn disabled(&self) -> bool {
+        self.0.disabled.is_some()
+    }
+    /// Who disabled it (`"system:offboarding"` when its owner was removed).
+    #[getter]
+    fn disabled_by(&self) -> Option<&str> {
+        self.0.disabled.as_ref().map(|d| &*d.by)
+    }
+    /// When it was disabled (UTC).
+    #[getter]
+    fn disabled_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        opt_datetime(py, self.0.disabled.as_ref().map(|d| d.at))
+    }
+    /// The last successful authentication (to about a minute; UTC).
+    #[getter]
+    fn last_used_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        opt_datetime(py, self.0.last_used_at)
+    }
+    /// When the key stops working (UTC), if ever.
+    #[getter]
+    fn expires_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        opt_datetime(py, self.0.expires_at)
+    }
+    /// The key's last four characters, for display.
+    #[getter]
+    fn hint(&self) -> &str {
+        self.0.hint.as_str()
+    }
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "KeyRecord(id='{}', kind='{}', account={}, description={}, access='{}', disabled={}, hint={})",
+            self.0.id,
+            self.0.kind,
+            convert::repr(py, &self.0.account),
+            convert::repr(py, &self.0.description),
+            self.0.access.as_str(),
+            if self.0.disabled.is_some() {
+                "True"
+            } else {
+                "False"
+            },
+            convert::repr(py, self.0.hint.as_str()),
+        )
+    }
+}
+
+/// A key just made: the key itself (shown once, through `.secret`) and its record.
+#[pyclass(frozen, module = "apikeys")]
+pub struct IssuedKey {
+    secret: Secret,
+    record: Py<KeyRecord>,
+}
+
+impl IssuedKey {
+    fn wrap(py: Python<'_>, issued: CoreIssued) -> PyResult<IssuedKey> {
+        let (secret, record) = issued.into_parts();
+        Ok(IssuedKey {
+            secret,
+            record: Py::new(py, KeyRecord(record))?,
+        })
+    }
+}
+
+#[pymethods]
+impl IssuedKey {
+    /// The key. Hand it to its user once; it cannot be shown again.
+    #[getter]
+    fn secret(&self) -> &str {
+        self.secret.expose()
+    }
+    /// What is stored about the key.
+    #[getter]
+    fn record(&self, py: Python<'_>) -> Py<KeyRecord> {
+        self.record.clone_ref(py)
+    }
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let r = &self.record.get().0;
+        format!(
+            "IssuedKey(id='{}', kind='{}', account={}, secret=<hidden>)",
+            r.id,
+            r.kind,
+            convert::repr(py, &r.account)
+        )
+    }
+}
+
+/// Who a request was authenticated as.
+#[pyclass(frozen, module = "apikeys")]
+pub struct Principal(apikeys::Principal);
+
+#[pymethods]
+impl Principal {
+    /// The key's id.
+    #[getter]
+    fn key_id(&self) -> String {
+        self.0.key_id().to_string()
+    }
+    /// The key's kind (an `apikeys.KeyKind`).
+    #[getter]
+    fn kind<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        convert::kind_obj(py, self.0.kind())
+    }
+    /// The account.
+    #[getter]
+    fn account(&self) -> &str {
+        self.0.account()
+    }
+    /// The owner of a user token.
+    #[getter]
+    fn owner(&self) -> Option<&str> {
+        self.0.owner()
+    }
+    /// For a user token: the role it acted with (its owner's role at this request).
+    #[getter]
+    fn role<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        convert::opt_role_obj(py, self.0.role())
+    }
+    /// Full access or read-only (an `apikeys.AccessLevel`).
+    #[getter]
+    fn access<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        convert::access_obj(py, self.0.access())
+    }
+    /// The scopes of a scoped token.
+    #[getter]
+    fn scopes(&self) -> Vec<String> {
+        self.0.scopes().iter().map(ToString::to_string).collect()
+    }
+    /// The service or orchestration of an Events key.
+    #[getter]
+    fn target(&self) -> Option<&str> {
+        self.0.target()
+    }
+    /// The key's whole record as it was at this request.
+    #[getter]
+    fn record(&self) -> KeyRecord {
+        KeyRecord(self.0.record().clone())
+    }
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "Principal(key_id='{}', kind='{}', account={})",
+            self.0.key_id(),
+            self.0.kind(),
+            convert::repr(py, self.0.account())
+        )
+    }
+}
+
+/// One management call, allowed or refused. Never holds a key.
+#[pyclass(frozen, module = "apikeys")]
+pub struct AuditEvent(apikeys::AuditEvent);
+
+#[pymethods]
+impl AuditEvent {
+    /// When (UTC).
+    #[getter]
+    fn at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        convert::datetime(py, self.0.at)
+    }
+    /// The account acted in.
+    #[getter]
+    fn account(&self) -> &str {
+        &self.0.account
+    }
+    /// The acting user (`"system"` for account settings, role changes and removals).
+    #[getter]
+    fn actor(&self) -> &str {
+        &self.0.actor
+    }
+    /// The actor's role, when there is an actor.
+    #[getter]
+    fn actor_role<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        convert::opt_role_obj(py, self.0.actor_role)
+    }
+    /// What was asked for: `"create"`, `"list"`, `"get"`, `"disable"`, `"enable"`,
+    /// `"delete"`, `"set_account"`, `"set_user_role"` or `"remove_user"`.
+    #[getter]
+    fn action(&self) -> &'static str {
+        match self.0.action {
+            AuditAction::Create => "create",
+            AuditAction::List => "list",
+            AuditAction::Get => "get",
+            AuditAction::Disable => "disable",
+            AuditAction::Enable => "enable",
+            AuditAction::Delete => "delete",
+            AuditAction::SetAccount => "set_account",
+            AuditAction::SetUserRole => "set_user_role",
+            AuditAction::RemoveUser => "remove_user",
+        }
+    }
+    /// The kind of key, where one is concerned.
+    #[getter]
+    fn key_kind<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.0
+            .key_kind
+            .map(|k| convert::kind_obj(py, k))
+            .transpose()
+    }
+    /// The key's id, where one is concerned and known.
+    #[getter]
+    fn key_id(&self) -> Option<String> {
+        self.0.key_id.map(|k| k.to_string())
+    }
+    /// The user acted upon (role changes, removals, another user's token).
+    #[getter]
+    fn subject_user(&self) -> Option<&str> {
+        self.0.subject_user.as_deref()
+    }
+    /// Whether the call was allowed.
+    #[getter]
+    fn allowed(&self) -> bool {
+        matches!(self.0.outcome, AuditOutcome::Allowed)
+    }
+    /// For a refused call: the error's name (`"not_permitted"` …).
+    #[getter]
+    fn error(&self) -> Option<&str> {
+        match &self.0.outcome {
+            AuditOutcome::Refused { error, .. } => Some(error),
+            AuditOutcome::Allowed => None,
+        }
+    }
+    /// For a refused call: the error's message.
+    #[getter]
+    fn reason(&self) -> Option<&str> {
+        match &self.0.outcome {
+            AuditOutcome::Refused { reason, .. } => Some(reason),
+            AuditOutcome::Allowed => None,
+        }
+    }
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "AuditEvent(action='{}', account={}, actor={}, key_id={}, allowed={})",
+            self.action(),
+            convert::repr(py, &self.0.account),
+            convert::repr(py, &self.0.actor),
+            self.0
+                .key_id
+                .map_or_else(|| "None".to_owned(), |k| format!("'{k}'")),
+            if self.allowed() { "True" } else { "False" }
+        )
+    }
+}
+
+/// An in-memory key store; pass one to several `Keyring`s to share it.
+#[pyclass(frozen, module = "apikeys")]
+pub struct MemoryStore(Arc<apikeys::MemoryStore>);
+
+#[pymethods]
+impl MemoryStore {
+    #[new]
+    fn new() -> Self {
+        MemoryStore(Arc::new(apikeys::MemoryStore::new()))
+    }
+    /// The number of keys stored.
+    fn __len__(&self) -> usize {
+        self.0.len()
+    }
+    fn __repr__(&self) -> String {
+        format!("MemoryStore(<{} keys>)", self.0.len())
+    }
+}
+
+/// A clock that moves only when told to, for tests of expiry and last use.
+#[pyclass(frozen, module = "apikeys")]
+pub struct ManualClock(apikeys::ManualClock);
+
+#[pymethods]
+impl ManualClock {
+    #[new]
+    fn new(start: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let start = convert::opt_timestamp(Some(start), "start")?
+            .ok_or_else(|| convert::wrong_type(start, "start", "datetime.datetime"))?;
+        Ok(ManualClock(apikeys::ManualClock::new(start)))
+    }
+    /// Move the clock forward by `delta` (a non-negative `timedelta`).
+    fn advance(&self, py: Python<'_>, delta: &Bound<'_, PyAny>) -> PyResult<()> {
+        let delta = delta
+            .cast::<PyDelta>()
+            .map_err(|_| convert::wrong_type(delta, "delta", "datetime.timedelta"))?;
+        let ms = i64::from(delta.get_days()) * 86_400_000
+            + i64::from(delta.get_seconds()) * 1000
+            + i64::from(delta.get_microseconds()) / 1000;
+        let ms =
+            u64::try_from(ms).map_err(|_| errors::invalid(py, "delta", "must not be negative"))?;
+        self.0.advance(std::time::Duration::from_millis(ms));
+        Ok(())
+    }
+    /// Set the time.
+    fn set(&self, at: &Bound<'_, PyAny>) -> PyResult<()> {
+        let t = convert::opt_timestamp(Some(at), "at")?
+            .ok_or_else(|| convert::wrong_type(at, "at", "datetime.datetime"))?;
+        self.0.set(t);
+        Ok(())
+    }
+    /// The clock's time (UTC).
+    fn now<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        convert::datetime(py, apikeys::Clock::now(&self.0))
+    }
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!("ManualClock({})", self.now(py)?.repr()?))
+    }
+}
+
+/// Issues, manages and checks API keys. Safe to share between threads.
+#[pyclass(frozen, module = "apikeys")]
+pub struct Keyring {
+    inner: apikeys::Keyring,
+    /// Whether the store can block (then `authenticate` releases the GIL too).
+    blocking_store: bool,
+}
+
+impl Keyring {
+    /// Run a management call without the GIL and convert its result.
+    fn manage<'py, T, U>(
+        &self,
+        py: Python<'py>,
+        call: impl FnOnce(&apikeys::Keyring) -> apikeys::Result<T> + Send,
+        wrap: impl FnOnce(Python<'py>, T) -> PyResult<U>,
+    ) -> PyResult<U>
+    where
+        T: Send,
+    {
+        let inner = &self.inner;
+        match py.detach(|| call(inner)) {
+            Ok(v) => wrap(py, v),
+            Err(e) => Err(errors::to_py(py, e)),
+        }
+    }
+
+    fn create(
+        &self,
+        py: Python<'_>,
+        actor: &Bound<'_, PyAny>,
+        spec: NewKey,
+        expires_at: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<IssuedKey> {
+        let spec = match convert::opt_timestamp(expires_at, "expires_at")? {
+            Some(t) => spec.expires_at(t),
+            None => spec,
+        };
+        let actor = &convert::instance::<Actor>(actor, "actor")?.get().0;
+        self.manage(py, |k| k.create(actor, spec), IssuedKey::wrap)
+    }
+}
+
+fn record(_py: Python<'_>, r: CoreRecord) -> PyResult<KeyRecord> {
+    Ok(KeyRecord(r))
+}
+
+#[pymethods]
+impl Keyring {
+    #[new]
+    #[pyo3(signature = (store = None, *, pepper = None, clock = None))]
+    fn new(
+        py: Python<'_>,
+        store: Option<&Bound<'_, PyAny>>,
+        pepper: Option<&Bound<'_, PyAny>>,
+        clock: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let mut b = apikeys::Keyring::builder();
+        if let Some(s) = store.filter(|v| !v.is_none()) {
+            b = b.shared_store(
+                convert::instance::<MemoryStore>(s, "store")?
+                    .get()
+                    .0
+                    .clone(),
+            );
+        }
+        if let Some(p) = pepper.filter(|v| !v.is_none()) {
+            let p = p
+                .cast::<PyBytes>()
+                .map_err(|_| convert::wrong_type(p, "pepper", "bytes"))?;
+            b = b.pepper(p.as_bytes());
+        }
+        if let Some(c) = clock.filter(|v| !v.is_none()) {
+            b = b.clock(
+                convert::instance::<ManualClock>(c, "clock")?
+                    .get()
+                    .0
+                    .clone(),
+            );
+        }
+        Ok(Keyring {
+            inner: b.build().map_err(|e| errors::to_py(py, e))?,
+            blocking_store: false,
+        })
+    }
+
+    /// Make a general access key (Owner or Admin); read-only if `read_only`.
+    #[pyo3(
+        signature = (actor, description, *, read_only = None, expires_at = None),
+        text_signature = "($self, actor, description, *, read_only=False, expires_at=None)"
+    )]
+    fn create_general_key(
+        &self,
+        py: Python<'_>,
+        actor: &Bound<'_, PyAny>,
+        description: &Bound<'_, PyAny>,
+        read_only: Option<&Bound<'_, PyAny>>,
+        expires_at: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<IssuedKey> {
+        let read_only = read_only.map_or(Ok(false), |v| convert::flag(v, "read_only"))?;
+        let access = if read_only {
+            AccessLevel::ReadOnly
+        } else {
+            AccessLevel::FullAccess
+        };
+        let spec = NewKey::general(text(description, "description")?, access);
+        self.create(py, actor, spec, expires_at)
+    }
+
+    /// Make a user token for the actor, acting with the actor's current role.
+    #[pyo3(signature = (actor, description, *, expires_at = None))]
+    fn create_user_token(
+        &self,
+        py: Python<'_>,
+        actor: &Bound<'_, PyAny>,
+        description: &Bound<'_, PyAny>,
+        expires_at: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<IssuedKey> {
+        let spec = NewKey::user_token(text(description, "description")?);
+        self.create(py, actor, spec, expires_at)
+    }
+
+    /// Make an Events API integration key for a service (Manager or above).
+    #[pyo3(signature = (actor, service_id, description, *, expires_at = None))]
+    fn create_integration_key(
+        &self,
+        py: Python<'_>,
+        actor: &Bound<'_, PyAny>,
+        service_id: &Bound<'_, PyAny>,
+        description: &Bound<'_, PyAny>,
+        expires_at: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<IssuedKey> {
+        let spec = NewKey::integration(
+            text(service_id, "service_id")?,
+            text(description, "description")?,
+        );
+        self.create(py, actor, spec, expires_at)
+    }
+
+    /// Make a routing key for an event orchestration (Manager or above).
+    #[pyo3(signature = (actor, orchestration_id, description, *, expires_at = None))]
+    fn create_routing_key(
+        &self,
+        py: Python<'_>,
+        actor: &Bound<'_, PyAny>,
+        orchestration_id: &Bound<'_, PyAny>,
+        description: &Bound<'_, PyAny>,
+        expires_at: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<IssuedKey> {
+        let spec = NewKey::routing(
+            text(orchestration_id, "orchestration_id")?,
+            text(description, "description")?,
+        );
+        self.create(py, actor, spec, expires_at)
+    }
+
+    /// Make a scoped token (Manager or above) carrying `scopes` (`"incidents.write"` …).
+    #[pyo3(signature = (actor, description, scopes, *, expires_at = None))]
+    fn create_scoped_token(
+        &self,
+        py: Python<'_>,
+        actor: &Bound<'_, PyAny>,
+        description: &Bound<'_, PyAny>,
+        scopes: &Bound<'_, PyAny>,
+        expires_at: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<IssuedKey> {
+        // Any iterable of strings but a string itself (which would be split
+        // into characters).
+        if scopes.is_instance_of::<PyString>() {
+            return Err(convert::wrong_type(scopes, "scopes", "a list of str"));
+        }
+        let items = scopes
+            .try_iter()
+            .map_err(|_| convert::wrong_type(scopes, "scopes", "a list of str"))?
+            .collect::<PyResult<Vec<_>>>()?;
+        let scopes = items
+            .iter()
+            .map(|s| text(s, "scopes"))
+            .collect::<PyResult<Vec<&str>>>()?;
+        let spec = NewKey::scoped(text(description, "description")?, &scopes);
+        self.create(py, actor, spec, expires_at)
+    }
+
+    /// Disable a general key (Owner or Admin); it stops working at once.
+    fn disable(
+        &self,
+        py: Python<'_>,
+        actor: &Bound<'_, PyAny>,
+        key_id: &Bound<'_, PyAny>,
+    ) -> PyResult<KeyRecord> {
+        let actor = &convert::instance::<Actor>(actor, "actor")?.get().0;
+        let id = text(key_id, "key_id")?;
+        self.manage(py, |k| k.disable(actor, id), record)
+    }
+
+    /// Enable a disabled general key (Owner or Admin).
+    fn enable(
+        &self,
+        py: Python<'_>,
+        actor: &Bound<'_, PyAny>,
+        key_id: &Bound<'_, PyAny>,
+    ) -> PyResult<KeyRecord> {
+        let actor = &convert::instance::<Actor>(actor, "actor")?.get().0;
+        let id = text(key_id, "key_id")?;
+        self.manage(py, |k| k.enable(actor, id), record)
+    }
+
+    /// Delete a key for good; returns the record it had.
+    fn delete(
+        &self,
+        py: Python<'_>,
+        actor: &Bound<'_, PyAny>,
+        key_id: &Bound<'_, PyAny>,
+    ) -> PyResult<KeyRecord> {
+        let actor = &convert::instance::<Actor>(actor, "actor")?.get().0;
+        let id = text(key_id, "key_id")?;
+        self.manage(py, |k| k.delete(actor, id), record)
+    }
+
+    /// One key's record, if the actor may see it.
+    fn get(
+        &self,
+        py: Python<'_>,
+        actor: &Bound<'_, PyAny>,
+        key_id: &Bound<'_, PyAny>,
+    ) -> PyResult<KeyRecord> {
+        let actor = &convert::instance::<Actor>(actor, "actor")?.get().0;
+        let id = text(key_id, "key_id")?;
+        self.manage(py, |k| k.get(actor, id), record)
+    }
+
+    /// Every key of the actor's account that the actor may see, oldest first.
+    fn list<'py>(&self, py: Python<'py>, actor: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyList>> {
+        let actor = &convert::instance::<Actor>(actor, "actor")?.get().0;
+        self.manage(
+            py,
+            |k| k.list(actor),
+            |py, records| PyList::new(py, records.into_iter().map(KeyRecord)),
+        )
+    }
+
+    /// Set what an account's plan includes; takes effect on the next request.
+    fn set_account(
+        &self,
+        py: Python<'_>,
+        account: &Bound<'_, PyAny>,
+        settings: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let account = text(account, "account")?;
+        let settings = convert::instance::<AccountSettings>(settings, "settings")?
+            .get()
+            .0;
+        self.manage(py, |k| k.set_account(account, settings), |_, ()| Ok(()))
+    }
+
+    /// The account's current settings.
+    fn account(&self, py: Python<'_>, account: &Bound<'_, PyAny>) -> PyResult<AccountSettings> {
+        let account = text(account, "account")?;
+        self.manage(py, |k| k.account(account), |_, s| Ok(AccountSettings(s)))
+    }
+
+    /// Set a user's current role: their tokens act with it from the next request on.
+    fn set_user_role(
+        &self,
+        py: Python<'_>,
+        account: &Bound<'_, PyAny>,
+        user: &Bound<'_, PyAny>,
+        role: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let (account, user) = (text(account, "account")?, text(user, "user")?);
+        let role = convert::role(role)?;
+        self.manage(py, |k| k.set_user_role(account, user, role), |_, ()| Ok(()))
+    }
+
+    /// Remove a user (offboarding): all their user tokens stop working and are
+    /// disabled. Returns how many were disabled.
+    fn remove_user(
+        &self,
+        py: Python<'_>,
+        account: &Bound<'_, PyAny>,
+        user: &Bound<'_, PyAny>,
+    ) -> PyResult<usize> {
+        let (account, user) = (text(account, "account")?, text(user, "user")?);
+        self.manage(py, |k| k.remove_user(account, user), |_, n| Ok(n))
+    }
+
+    /// What the keyring knows of a user, or `None`.
+    fn user(
+        &self,
+        py: Python<'_>,
+        account: &Bound<'_, PyAny>,
+        user: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<UserState>> {
+        let (account, user) = (text(account, "account")?, text(user, "user")?);
+        self.manage(py, |k| k.user(account, user), |_, u| Ok(u.map(UserState)))
+    }
+
+    /// Check a presented key against a request; returns who it is or raises
+    /// `Unauthorized`, `WrongApi`, `PlanRestricted` or `Forbidden`.
+    ///
+    /// `api` is `"rest"` or `"events"`; `method` the HTTP method (REST only);
+    /// `scope` what the request needs (`"incidents.write"`), if anything.
+    #[pyo3(
+        signature = (token, api = None, method = None, scope = None),
+        text_signature = "($self, token, api='rest', method='GET', scope=None)"
+    )]
+    fn authenticate(
+        &self,
+        py: Python<'_>,
+        token: &Bound<'_, PyAny>,
+        api: Option<&Bound<'_, PyAny>>,
+        method: Option<&Bound<'_, PyAny>>,
+        scope: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Principal> {
+        // A string that is not valid UTF-8 cannot be a key: pass it on with
+        // replacement characters and let the core refuse it as malformed.
+        let token = convert::py_str(token, "token")?.to_string_lossy();
+        let api = api.map_or(Ok("rest"), |a| text(a, "api"))?;
+        let mut request = match api {
+            "rest" => Request::rest(method.map_or(Ok("GET"), |m| text(m, "method"))?),
+            "events" => Request::events(),
+            _ => {
+                return Err(errors::invalid(py, "api", "must be 'rest' or 'events'"));
+            }
+        };
+        if let Some(scope) = scope.filter(|s| !s.is_none()) {
+            request = request
+                .with_scope(text(scope, "scope")?)
+                .map_err(|e| errors::to_py(py, e))?;
+        }
+        let result = if self.blocking_store {
+            py.detach(|| self.inner.authenticate(&token, &request))
+        } else {
+            self.inner.authenticate(&token, &request)
+        };
+        result.map(Principal).map_err(|e| errors::to_py(py, e))
+    }
+
+    /// Every audit event the keyring still holds (the last 10,000), oldest first.
+    fn audit_trail<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let events = self.inner.audit_trail();
+        PyList::new(py, events.into_iter().map(AuditEvent))
+    }
+
+    fn __repr__(&self) -> &'static str {
+        "Keyring(<keys hidden>)"
+    }
+}
+
+/// `Role.from_string`: the canonical name of a role string or alias.
+#[pyfunction]
+fn _role_name(role: &Bound<'_, PyAny>) -> PyResult<&'static str> {
+    Ok(convert::role(role)?.as_str())
+}
+
+#[pymodule]
+fn _apikeys(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<Keyring>()?;
+    m.add_class::<MemoryStore>()?;
+    m.add_class::<ManualClock>()?;
+    m.add_class::<Actor>()?;
+    m.add_class::<AccountSettings>()?;
+    m.add_class::<UserState>()?;
+    m.add_class::<KeyRecord>()?;
+    m.add_class::<IssuedKey>()?;
+    m.add_class::<Principal>()?;
+    m.add_class::<AuditEvent>()?;
+    m.add_function(wrap_pyfunction!(_role_name, m)?)?;
+    errors::add_to(m)?;
+    Ok(())
+}

@@ -1,0 +1,120 @@
+"""Issue and check PagerDuty-style API keys.
+
+Everything here is implemented by the Rust crate ``apikeys``; this package
+re-exports its classes and exceptions and adds three ``str`` enums. A role,
+kind or access level may be given as an enum member or as its string.
+
+>>> import apikeys
+>>> kr = apikeys.Keyring()
+>>> admin = apikeys.Actor("acme", "PADMIN1", "admin")
+>>> issued = kr.create_general_key(admin, "CI bot", read_only=True)
+>>> kr.authenticate(issued.secret).account
+'acme'
+"""
+
+from __future__ import annotations
+
+import enum
+
+from ._apikeys import (
+    AccountSettings,
+    Actor,
+    ApiKeyError,
+    AuditEvent,
+    Forbidden,
+    InvalidInput,
+    IssuedKey,
+    Keyring,
+    KeyRecord,
+    ManualClock,
+    MemoryStore,
+    NotFound,
+    NotPermitted,
+    PlanRestricted,
+    Principal,
+    RateLimited,
+    StoreError,
+    Unauthorized,
+    UserState,
+    WrongApi,
+    __version__,
+    _role_name,
+)
+
+
+class Role(str, enum.Enum):
+    """A user's role in an account, with PagerDuty's REST names.
+
+    ``Role("global_admin")``, ``Role("manager")`` and ``Role("responder")``
+    give the roles those aliases stand for; an unknown string raises
+    ``InvalidInput``.
+    """
+
+    OWNER = "owner"
+    ADMIN = "admin"
+    MANAGER = "user"
+    RESPONDER = "limited_user"
+    OBSERVER = "observer"
+    RESTRICTED_ACCESS = "restricted_access"
+    FULL_STAKEHOLDER = "read_only_user"
+    LIMITED_STAKEHOLDER = "read_only_limited_user"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Role | None:
+        if isinstance(value, str):
+            return cls(_role_name(value))
+        return None
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class KeyKind(str, enum.Enum):
+    """The five kinds of key."""
+
+    GENERAL = "general"
+    USER_TOKEN = "user_token"
+    SCOPED = "scoped"
+    INTEGRATION = "integration"
+    ROUTING = "routing"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class AccessLevel(str, enum.Enum):
+    """What a general access key may do."""
+
+    FULL_ACCESS = "full_access"
+    READ_ONLY = "read_only"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+__all__ = [
+    "AccessLevel",
+    "AccountSettings",
+    "Actor",
+    "ApiKeyError",
+    "AuditEvent",
+    "Forbidden",
+    "InvalidInput",
+    "IssuedKey",
+    "KeyKind",
+    "KeyRecord",
+    "Keyring",
+    "ManualClock",
+    "MemoryStore",
+    "NotFound",
+    "NotPermitted",
+    "PlanRestricted",
+    "Principal",
+    "RateLimited",
+    "Role",
+    "StoreError",
+    "Unauthorized",
+    "UserState",
+    "WrongApi",
+    "__version__",
+]
