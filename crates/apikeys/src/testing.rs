@@ -140,10 +140,13 @@ pub fn insert_then_get_and_find(store: &dyn KeyStore) {
     }
     // A record inserted already disabled, and with a last use, keeps both.
     let mut r = sample_record(&acct, KeyKind::General);
-    r.disabled = Some(Box::new(Disabled {
-        by: "PADMIN1".into(),
-        at: Timestamp::from_unix_millis(1_700_000_000_500),
-    }));
+    r.disabled = Some(
+        Disabled {
+            by: "PADMIN1".into(),
+            at: Timestamp::from_unix_millis(1_700_000_000_500),
+        }
+        .into(),
+    );
     r.last_used_at = Some(Timestamp::from_unix_millis(1_700_000_000_700));
     ok(store.insert(r.clone()), "insert");
     assert_eq!(ok(store.get(r.id), "get").as_ref(), Some(&r));
@@ -291,15 +294,16 @@ pub fn update_is_seen_at_once(store: &dyn KeyStore) {
         assert!(ok(store.find_by_digest(&r.digest), "find").is_some());
     }
 
-    let disabled = Box::new(Disabled {
+    let disabled = Disabled {
         by: "PADMIN1".into(),
         at: Timestamp::from_unix_millis(1_700_000_001_000),
-    });
+    };
+    let who = |d: Option<&Disabled>| d.map(|d| (d.by.clone(), d.at));
     let mut seen = None;
     let new = ok(
         store.update(r.id, &mut |rec| {
             seen = Some(rec.clone());
-            rec.disabled = Some(disabled.clone());
+            rec.disabled = Some(disabled.clone().into());
             rec.description = "renamed".into();
             rec.expires_at = Some(Timestamp::from_unix_millis(1_800_000_000_000));
         }),
@@ -311,13 +315,16 @@ pub fn update_is_seen_at_once(store: &dyn KeyStore) {
         Some(&r),
         "the change sees the current record"
     );
-    assert_eq!(new.disabled.as_ref(), Some(&disabled));
+    assert_eq!(
+        new.disabled.as_ref().map(|d| (d.by.clone(), d.at)),
+        who(Some(&disabled))
+    );
     assert_eq!(&*new.description, "renamed");
 
     let found = ok(store.find_by_digest(&r.digest), "find").expect("found");
     assert_eq!(
-        found.record.disabled.as_ref(),
-        Some(&disabled),
+        found.record.disabled.as_ref().map(|d| (d.by.clone(), d.at)),
+        who(Some(&disabled)),
         "a disable is seen at once by the hot path"
     );
     assert_eq!(&*found.record.description, "renamed");
@@ -343,7 +350,8 @@ pub fn update_refuses_immutable_fields(store: &dyn KeyStore) {
     let r = sample_record(&acct, KeyKind::UserToken);
     ok(store.insert(r.clone()), "insert");
     let other_digest = sample_record(&acct, KeyKind::UserToken).digest;
-    let changes: Vec<(&str, Box<dyn Fn(&mut KeyRecord)>)> = vec![
+    type Change = Box<dyn Fn(&mut KeyRecord)>;
+    let changes: Vec<(&str, Change)> = vec![
         (
             "id",
             Box::new(|x| x.id = KeyId::from_u64(x.id.as_u64() ^ 1)),
