@@ -1,0 +1,286 @@
+'use strict'
+// The package's entry point: a thin layer over the generated loader
+// (binding.js, written by `napi build`). Its types are index.d.ts, generated
+// from the Rust doc comments. This layer holds no policy: it
+//   - checks argument types, so a wrong type is a TypeError naming the argument
+//     (code 'ERR_INVALID_ARG_TYPE') instead of a conversion error,
+//   - reads the request object in JavaScript and hands the addon plain strings,
+//   - keeps one frozen principal object per (key, role) handle the addon
+//     answers, so authenticate builds no object per call. Every call still runs
+//     every check in Rust: a disabled, deleted or expired key, or a user whose
+//     role changed, never gets an old answer (a changed role is another handle),
+//   - hides the key of an IssuedKey from util.inspect and JSON.stringify.
+
+const { inspect } = require('node:util')
+const binding = require('./binding.js')
+
+const Native = binding.Keyring
+const ERROR_CODES = new Set(Object.values(binding.ErrorCode ?? {}))
+
+function describe(value) {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  return `type ${typeof value}`
+}
+
+// Never echoes the value itself: a misplaced argument may be a key.
+function argTypeError(name, expected, value) {
+  const err = new TypeError(`The "${name}" argument must be ${expected}. Received ${describe(value)}`)
+  err.code = 'ERR_INVALID_ARG_TYPE'
+  err.status = 400
+  err.pdCode = 2001
+  err.field = name
+  return err
+}
+
+function isPlainObject(v) {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+function checkString(value, name) {
+  if (typeof value !== 'string') throw argTypeError(name, 'of type string', value)
+}
+
+function checkActor(actor, name = 'actor') {
+  if (!isPlainObject(actor)) throw argTypeError(name, 'an object { account, user, role }', actor)
+  checkString(actor.account, `${name}.account`)
+  checkString(actor.user, `${name}.user`)
+  checkString(actor.role, `${name}.role`)
+  // A fresh object: the addon reads exactly these three fields, once.
+  return { account: actor.account, user: actor.user, role: actor.role }
+}
+
+function checkDate(value, name) {
+  if (!(value instanceof Date)) throw argTypeError(name, 'a Date', value)
+  if (Number.isNaN(value.getTime())) throw argTypeError(name, 'a valid Date', value)
+}
+
+function checkKeyOptions(options, name, general) {
+  if (options === undefined || options === null) return undefined
+  if (!isPlainObject(options)) throw argTypeError(name, 'an object', options)
+  const out = {}
+  if (general && options.readOnly !== undefined) {
+    if (typeof options.readOnly !== 'boolean') throw argTypeError(`${name}.readOnly`, 'of type boolean', options.readOnly)
+    out.readOnly = options.readOnly
+  }
+  if (options.expiresAt !== undefined && options.expiresAt !== null) {
+    checkDate(options.expiresAt, `${name}.expiresAt`)
+    out.expiresAt = options.expiresAt
+  }
+  return out
+}
+
+function checkScopes(scopes, name = 'scopes') {
+  if (!Array.isArray(scopes)) throw argTypeError(name, 'an array of strings', scopes)
+  for (let i = 0; i < scopes.length; i++) checkString(scopes[i], `${name}[${i}]`)
+  return scopes.slice()
+}
+
+function checkSettings(settings, name = 'settings') {
+  if (!isPlainObject(settings)) throw argTypeError(name, 'an object { restApi, advancedPermissions }', settings)
+  if (typeof settings.restApi !== 'boolean') throw argTypeError(`${name}.restApi`, 'of type boolean', settings.restApi)
+  if (typeof settings.advancedPermissions !== 'boolean') {
+    throw argTypeError(`${name}.advancedPermissions`, 'of type boolean', settings.advancedPermissions)
+  }
+  return { restApi: settings.restApi, advancedPermissions: settings.advancedPermissions }
+}
+
+const STORE_KINDS = ['memory']
+
+function checkKeyringOptions(options) {
+  if (options === undefined || options === null) return undefined
+  if (!isPlainObject(options)) throw argTypeError('options', 'an object', options)
+  const out = {}
+  if (options.pepper !== undefined) {
+    if (typeof options.pepper !== 'string' && !(options.pepper instanceof Uint8Array)) {
+      throw argTypeError('options.pepper', 'a string or a Uint8Array', options.pepper)
+    }
+    out.pepper = options.pepper
+  }
+  if (options.store !== undefined) {
+    const store = options.store
+    if (!isPlainObject(store)) throw argTypeError('options.store', 'an object such as { memory: true }', store)
+    const kinds = Object.keys(store)
+    const unknown = kinds.filter((k) => !STORE_KINDS.includes(k))
+    if (unknown.length > 0 || kinds.length !== 1) {
+      const err = new Error(
+        `invalid options.store: name exactly one store; this build has ${STORE_KINDS.map((k) => `{ ${k}: … }`).join(', ')}` +
+          (unknown.length > 0 ? ` (not ${unknown.map((k) => `'${k}'`).join(', ')})` : ''),
+      )
+      Object.assign(err, { code: 'ERR_INVALID_INPUT', status: 400, pdCode: 2001, field: 'options.store' })
+      throw err
+    }
+    if (typeof store.memory !== 'boolean') throw argTypeError('options.store.memory', 'of type boolean', store.memory)
+    out.store = { memory: store.memory }
+  }
+  if (options.auditCapacity !== undefined) {
+    const c = options.auditCapacity
+    if (!Number.isInteger(c) || c < 1 || c > 0xffffffff) {
+      throw argTypeError('options.auditCapacity', 'a positive integer', c)
+    }
+    out.auditCapacity = c
+  }
+  return out
+}
+
+// Reads { api, method, scope } in JavaScript: cheaper than through napi.
+function requestParts(request) {
+  if (request === undefined || request === null) return ['rest', 'GET', undefined]
+  if (typeof request !== 'object') throw argTypeError('request', 'an object { api, method, scope }', request)
+  const { api = 'rest', method = 'GET', scope } = request
+  if (typeof api !== 'string') throw argTypeError('request.api', "'rest' or 'events'", api)
+  if (typeof method !== 'string') throw argTypeError('request.method', 'of type string', method)
+  if (scope !== undefined && scope !== null && typeof scope !== 'string') {
+    throw argTypeError('request.scope', 'of type string', scope)
+  }
+  return [api, method, scope ?? undefined]
+}
+
+const ACTOR = (v) => checkActor(v)
+const str = (name) => (v) => (checkString(v, name), v)
+
+// Argument checks of every management call; the Promise twin `<name>Async`
+// takes the same arguments.
+const CALLS = {
+  createGeneralKey: [ACTOR, str('description'), (v) => checkKeyOptions(v, 'options', true)],
+  createUserToken: [ACTOR, str('description'), (v) => checkKeyOptions(v, 'options', false)],
+  createIntegrationKey: [ACTOR, str('serviceId'), str('description'), (v) => checkKeyOptions(v, 'options', false)],
+  createRoutingKey: [ACTOR, str('orchestrationId'), str('description'), (v) => checkKeyOptions(v, 'options', false)],
+  createScopedToken: [ACTOR, str('description'), (v) => checkScopes(v), (v) => checkKeyOptions(v, 'options', false)],
+  disable: [ACTOR, str('keyId')],
+  enable: [ACTOR, str('keyId')],
+  delete: [ACTOR, str('keyId')],
+  get: [ACTOR, str('keyId')],
+  list: [ACTOR],
+  setAccount: [str('account'), (v) => checkSettings(v)],
+  account: [str('account')],
+  setUserRole: [str('account'), str('user'), str('role')],
+  removeUser: [str('account'), str('user')],
+}
+
+function checked(checks, args) {
+  const out = new Array(checks.length)
+  for (let i = 0; i < checks.length; i++) out[i] = checks[i](args[i])
+  return out
+}
+
+const CACHE = Symbol('principals')
+
+class Keyring extends Native {
+  constructor(options) {
+    super(checkKeyringOptions(options))
+    // principals[slot][role]: a frozen object per handle. Not enumerable, so
+    // util.inspect(keyring) stays short.
+    Object.defineProperty(this, CACHE, { value: [] })
+  }
+
+  authenticate(token, request) {
+    if (typeof token !== 'string') throw argTypeError('token', 'of type string', token)
+    const [api, method, scope] = requestParts(request)
+    const handle = this._authenticate(token, api, method, scope)
+    const bySlot = this[CACHE][handle >>> 4]
+    const cached = bySlot === undefined ? undefined : bySlot[handle & 15]
+    return cached === undefined ? this.#remember(handle) : cached
+  }
+
+  authenticateAsync(token, request) {
+    try {
+      if (typeof token !== 'string') throw argTypeError('token', 'of type string', token)
+      const [api, method, scope] = requestParts(request)
+      return this._authenticateAsync(token, api, method, scope).then((handle) => {
+        const bySlot = this[CACHE][handle >>> 4]
+        const cached = bySlot === undefined ? undefined : bySlot[handle & 15]
+        return cached === undefined ? this.#remember(handle) : cached
+      })
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  #remember(handle) {
+    const p = this._principal(handle)
+    Object.freeze(p.scopes)
+    Object.freeze(p)
+    const cache = this[CACHE]
+    const slot = handle >>> 4
+    while (cache.length <= slot) cache.push(undefined)
+    if (cache[slot] === undefined) cache[slot] = []
+    cache[slot][handle & 15] = p
+    return p
+  }
+}
+
+for (const [name, checks] of Object.entries(CALLS)) {
+  const sync = Native.prototype[name]
+  const promise = Native.prototype[`${name}Async`]
+  if (typeof sync !== 'function' || typeof promise !== 'function') {
+    throw new Error(`apikeys: the native addon lacks ${name}; rebuild it with \`npm run build\``)
+  }
+  Object.defineProperty(Keyring.prototype, name, {
+    configurable: true,
+    writable: true,
+    value: {
+      [name](...args) {
+        return sync.apply(this, checked(checks, args))
+      },
+    }[name],
+  })
+  Object.defineProperty(Keyring.prototype, `${name}Async`, {
+    configurable: true,
+    writable: true,
+    value: {
+      [`${name}Async`](...args) {
+        try {
+          return promise.apply(this, checked(checks, args))
+        } catch (err) {
+          return Promise.reject(err)
+        }
+      },
+    }[`${name}Async`],
+  })
+}
+
+// An issued key: `secret` is a getter on the prototype, so it is in no own
+// property that util.inspect or JSON.stringify could show (toJSON gives the
+// record only). The record is converted once and kept.
+const IssuedKey = binding.IssuedKey
+const records = new WeakMap()
+const nativeRecord = Object.getOwnPropertyDescriptor(IssuedKey.prototype, 'record').get
+Object.defineProperty(IssuedKey.prototype, 'record', {
+  configurable: true,
+  enumerable: false,
+  get() {
+    let r = records.get(this)
+    if (r === undefined) {
+      r = nativeRecord.call(this)
+      records.set(this, r)
+    }
+    return r
+  },
+})
+Object.defineProperty(IssuedKey.prototype, 'toJSON', {
+  configurable: true,
+  writable: true,
+  value: function toJSON() {
+    return { record: this.record }
+  },
+})
+Object.defineProperty(IssuedKey.prototype, inspect.custom, {
+  configurable: true,
+  value: function (depth, options, inspectFn = inspect) {
+    if (depth < 0) return '[IssuedKey]'
+    const inner = inspectFn({ secret: '[REDACTED]', record: this.record }, { ...options, depth: options.depth === null ? null : options.depth - 1 })
+    return `IssuedKey ${inner}`
+  },
+})
+
+function isApiKeyError(e) {
+  return (
+    e instanceof Error &&
+    (ERROR_CODES.has(e.code) || e.code === 'ERR_INVALID_ARG_TYPE') &&
+    typeof e.status === 'number' &&
+    typeof e.pdCode === 'number'
+  )
+}
+
+module.exports = { ...binding, Keyring, IssuedKey, isApiKeyError }

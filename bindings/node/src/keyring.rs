@@ -1,0 +1,763 @@
+//! The `Keyring` class: every core call, synchronous and as a Promise.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use apikeys::{AccessLevel as CoreAccess, KeyId, MemoryAuditLog, MemoryStore, NewKey};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use crate::error::to_js;
+use crate::types::{
+    AccountSettings, Actor, AuditEvent, GeneralKeyOptions, KeyOptions, KeyRecord, KeyringOptions,
+    Principal, Request, Role, timestamp,
+};
+
+type CoreResult<T> = apikeys::Result<T>;
+
+fn invalid(field: &'static str, reason: &str) -> apikeys::Error {
+    // `Error::invalid` is crate-private in the core; this builds the same variant.
+    apikeys::Error::InvalidInput {
+        field,
+        reason: reason.to_owned(),
+    }
+}
+
+fn core_actor(a: &Actor) -> CoreResult<apikeys::Actor> {
+    let role = apikeys::Role::parse(&a.role)?;
+    Ok(apikeys::Actor::new(
+        a.account.as_str(),
+        a.user.as_str(),
+        role,
+    ))
+}
+
+fn core_request(api: &str, method: &str, scope: Option<&str>) -> CoreResult<apikeys::Request> {
+    let req = match api {
+        "rest" => apikeys::Request::rest(method),
+        "events" => apikeys::Request::events(),
+        _ => return Err(invalid("api", "must be 'rest' or 'events'")),
+    };
+    match scope {
+        Some(s) => req.with_scope(s),
+        None => Ok(req),
+    }
+}
+
+fn expiring(spec: NewKey, expires_at: Option<&chrono::DateTime<chrono::Utc>>) -> NewKey {
+    match expires_at {
+        Some(t) => spec.expires_at(timestamp(t)),
+        None => spec,
+    }
+}
+
+/// A principal is the same for every request made with one key by one role,
+/// as long as the key's identity fields stay the same. The table gives each
+/// such key a slot; `authenticate` answers `slot * 16 + role`, and the
+/// JavaScript layer keeps one frozen principal object per answer. Every call
+/// still runs every check in the core, so the cache only saves building an
+/// object; it never decides anything.
+#[derive(Default)]
+struct Slots {
+    by_id: HashMap<KeyId, u32>,
+    records: Vec<Arc<apikeys::KeyRecord>>,
+}
+
+/// Handles are `slot * 16 + role`; `NO_ROLE` is the role part for keys that are not user tokens.
+const NO_ROLE: u32 = 15;
+const MAX_SLOTS: usize = (u32::MAX >> 4) as usize;
+
+fn same_principal(a: &apikeys::KeyRecord, b: &apikeys::KeyRecord) -> bool {
+    a.id == b.id
+        && a.kind == b.kind
+        && a.access == b.access
+        && a.account == b.account
+        && a.owner == b.owner
+        && a.target == b.target
+        && a.scopes == b.scopes
+}
+
+impl Slots {
+    fn handle(&mut self, p: &apikeys::Principal) -> CoreResult<u32> {
+        let rec = p.record();
+        let slot = match self.by_id.get(&rec.id) {
+            Some(&s) if same_principal(&self.records[s as usize], rec) => s,
+            _ => {
+                if self.records.len() >= MAX_SLOTS {
+                    return Err(apikeys::Error::Store(apikeys::StoreError::Unavailable(
+                        "too many distinct keys authenticated by this keyring object".to_owned(),
+                    )));
+                }
+                let s = self.records.len() as u32;
+                self.records.push(Arc::new(rec.clone()));
+                self.by_id.insert(rec.id, s);
+                s
+            }
+        };
+        let role = p.role().map_or(NO_ROLE, |r| r as u32);
+        Ok(slot << 4 | role)
+    }
+
+    fn principal(&self, handle: u32) -> Option<Principal> {
+        let rec = self.records.get((handle >> 4) as usize)?;
+        let role = match handle & 15 {
+            NO_ROLE => None,
+            r => Some(
+                apikeys::Role::ALL
+                    .into_iter()
+                    .find(|x| *x as u32 == r)
+                    .map(Role::from)?,
+            ),
+        };
+        Some(principal_of(rec, role))
+    }
+}
+
+fn principal_of(rec: &apikeys::KeyRecord, role: Option<Role>) -> Principal {
+    Principal {
+        key_id: rec.id.to_string(),
+        kind: rec.kind.into(),
+        account: rec.account.to_string(),
+        owner: rec.owner.as_deref().map(str::to_owned),
+        role,
+        access: rec.access.into(),
+        scopes: rec.scopes.iter().map(ToString::to_string).collect(),
+        target: rec.target.as_deref().map(str::to_owned),
+    }
+}
+
+/// A key just made. `secret` is the key itself: hand it to its user once. It
+/// never shows in `util.inspect`, `JSON.stringify` or a record.
+#[napi]
+pub struct IssuedKey {
+    secret: apikeys::Secret,
+    record: apikeys::KeyRecord,
+}
+
+/// What `JSON.stringify(issued)` writes: the record, never the key.
+#[napi(object)]
+pub struct IssuedKeyJson {
+    /// The record.
+    pub record: KeyRecord,
+}
+
+#[napi]
+impl IssuedKey {
+    /// The key. Hand it to its user once; it cannot be shown again.
+    #[napi(getter)]
+    pub fn secret(&self) -> String {
+        self.secret.expose().to_owned()
+    }
+
+    /// What is stored about the key.
+    #[napi(getter)]
+    pub fn record(&self) -> KeyRecord {
+        KeyRecord::from(&self.record)
+    }
+
+    /// The record only: serializing an issued key never writes the key.
+    #[napi(js_name = "toJSON")]
+    pub fn to_json(&self) -> IssuedKeyJson {
+        IssuedKeyJson {
+            record: KeyRecord::from(&self.record),
+        }
+    }
+}
+
+impl From<apikeys::IssuedKey> for IssuedKey {
+    fn from(i: apikeys::IssuedKey) -> IssuedKey {
+        let (secret, record) = i.into_parts();
+        IssuedKey { secret, record }
+    }
+}
+
+/// Work for a Promise-returning call: runs on libuv's thread pool, so a store
+/// that blocks (a database) never stalls the event loop.
+pub struct Job<T> {
+    keyring: Arc<apikeys::Keyring>,
+    work: Option<Box<dyn FnOnce(&apikeys::Keyring) -> CoreResult<T> + Send>>,
+    failure: Option<apikeys::Error>,
+}
+
+impl<T> Job<T> {
+    fn new(
+        keyring: &Arc<apikeys::Keyring>,
+        work: impl FnOnce(&apikeys::Keyring) -> CoreResult<T> + Send + 'static,
+    ) -> AsyncTask<Job<T>>
+    where
+        Job<T>: Task,
+    {
+        AsyncTask::new(Job {
+            keyring: Arc::clone(keyring),
+            work: Some(Box::new(work)),
+            failure: None,
+        })
+    }
+}
+
+impl<T: ToNapiValue + TypeName + Send + 'static> Task for Job<T> {
+    type Output = T;
+    type JsValue = T;
+
+    fn compute(&mut self) -> Result<T> {
+        let work = self
+            .work
+            .take()
+            .ok_or_else(|| Error::from_reason("this task already ran"))?;
+        work(&self.keyring).map_err(|e| {
+            self.failure = Some(e);
+            Error::from_reason("apikeys call failed")
+        })
+    }
+
+    fn resolve(&mut self, _env: Env, output: T) -> Result<T> {
+        Ok(output)
+    }
+
+    fn reject(&mut self, env: Env, err: Error) -> Result<T> {
+        Err(match self.failure.take() {
+            Some(e) => to_js(&env, &e),
+            None => err,
+        })
+    }
+}
+
+/// Issues, manages and checks API keys.
+///
+/// Management calls take an actor (`{ account, user, role }`) and follow the
+/// role permission matrix; each leaves one audit event. `authenticate` is the
+/// hot path. Every call has a Promise-returning twin (`…Async`) that runs off
+/// the JavaScript thread, for stores that block.
+#[napi]
+pub struct Keyring {
+    inner: Arc<apikeys::Keyring>,
+    slots: Arc<Mutex<Slots>>,
+}
+
+impl Keyring {
+    fn sync<T>(&self, env: &Env, r: CoreResult<T>) -> Result<T> {
+        r.map_err(|e| to_js(env, &e))
+    }
+
+    fn create_job(
+        &self,
+        actor: Actor,
+        spec: impl FnOnce() -> NewKey + Send + 'static,
+    ) -> AsyncTask<Job<IssuedKey>> {
+        Job::new(&self.inner, move |k| {
+            Ok(k.create(&core_actor(&actor)?, spec())?.into())
+        })
+    }
+
+    fn create_now(&self, env: &Env, actor: &Actor, spec: NewKey) -> Result<IssuedKey> {
+        let r = core_actor(actor).and_then(|a| self.inner.create(&a, spec));
+        self.sync(env, r).map(IssuedKey::from)
+    }
+}
+
+#[napi]
+impl Keyring {
+    /// A keyring over an in-memory store (the default), or as `options` say.
+    #[napi(constructor)]
+    pub fn new(env: Env, options: Option<KeyringOptions>) -> Result<Keyring> {
+        let mut builder = apikeys::Keyring::builder().store(MemoryStore::new());
+        if let Some(o) = options {
+            if let Some(store) = &o.store {
+                if store.memory == Some(false) {
+                    return Err(to_js(
+                        &env,
+                        &invalid("store", "names no store; use { memory: true }"),
+                    ));
+                }
+            }
+            if let Some(p) = &o.pepper {
+                let bytes: &[u8] = match p {
+                    Either::A(s) => s.as_bytes(),
+                    Either::B(b) => b,
+                };
+                builder = builder.pepper(bytes);
+            }
+            if let Some(cap) = o.audit_capacity {
+                builder = builder.audit_sink(Arc::new(MemoryAuditLog::with_capacity(cap as usize)));
+            }
+        }
+        let inner = builder.build().map_err(|e| to_js(&env, &e))?;
+        Ok(Keyring {
+            inner: Arc::new(inner),
+            slots: Arc::default(),
+        })
+    }
+
+    // ---- creating keys ----
+
+    /// Make a general access key (Owner or Admin). `{ readOnly: true }` makes a
+    /// read-only key; `expiresAt` a key that stops working then.
+    #[napi]
+    pub fn create_general_key(
+        &self,
+        env: Env,
+        actor: Actor,
+        description: String,
+        options: Option<GeneralKeyOptions>,
+    ) -> Result<IssuedKey> {
+        let (access, expires) = general_options(options.as_ref());
+        let spec = expiring(NewKey::general(&description, access), expires.as_ref());
+        self.create_now(&env, &actor, spec)
+    }
+
+    /// Make a user token for the actor (any role but `read_only_limited_user`;
+    /// the account needs Advanced Permissions). It acts with its owner's current role.
+    #[napi]
+    pub fn create_user_token(
+        &self,
+        env: Env,
+        actor: Actor,
+        description: String,
+        options: Option<KeyOptions>,
+    ) -> Result<IssuedKey> {
+        let spec = expiring(
+            NewKey::user_token(&description),
+            options.and_then(|o| o.expires_at).as_ref(),
+        );
+        self.create_now(&env, &actor, spec)
+    }
+
+    /// Make an Events API integration key for a service (Manager or above).
+    #[napi]
+    pub fn create_integration_key(
+        &self,
+        env: Env,
+        actor: Actor,
+        service_id: String,
+        description: String,
+        options: Option<KeyOptions>,
+    ) -> Result<IssuedKey> {
+        let spec = expiring(
+            NewKey::integration(&service_id, &description),
+            options.and_then(|o| o.expires_at).as_ref(),
+        );
+        self.create_now(&env, &actor, spec)
+    }
+
+    /// Make an event-orchestration routing key (Manager or above).
+    #[napi]
+    pub fn create_routing_key(
+        &self,
+        env: Env,
+        actor: Actor,
+        orchestration_id: String,
+        description: String,
+        options: Option<KeyOptions>,
+    ) -> Result<IssuedKey> {
+        let spec = expiring(
+            NewKey::routing(&orchestration_id, &description),
+            options.and_then(|o| o.expires_at).as_ref(),
+        );
+        self.create_now(&env, &actor, spec)
+    }
+
+    /// Make a scoped token (Manager or above) carrying these scopes
+    /// (`['incidents.write', 'services.read']`; `x.write` implies `x.read`).
+    #[napi]
+    pub fn create_scoped_token(
+        &self,
+        env: Env,
+        actor: Actor,
+        description: String,
+        scopes: Vec<String>,
+        options: Option<KeyOptions>,
+    ) -> Result<IssuedKey> {
+        let spec = expiring(
+            NewKey::scoped(&description, &scopes),
+            options.and_then(|o| o.expires_at).as_ref(),
+        );
+        self.create_now(&env, &actor, spec)
+    }
+
+    // ---- managing keys ----
+
+    /// Disable a general key (Owner or Admin): it stops working at once and can
+    /// be enabled again. Returns the new record.
+    #[napi]
+    pub fn disable(&self, env: Env, actor: Actor, key_id: String) -> Result<KeyRecord> {
+        let r = core_actor(&actor).and_then(|a| self.inner.disable(&a, &key_id));
+        self.sync(&env, r).map(|r| KeyRecord::from(&r))
+    }
+
+    /// Enable a disabled general key (Owner or Admin). Returns the new record.
+    #[napi]
+    pub fn enable(&self, env: Env, actor: Actor, key_id: String) -> Result<KeyRecord> {
+        let r = core_actor(&actor).and_then(|a| self.inner.enable(&a, &key_id));
+        self.sync(&env, r).map(|r| KeyRecord::from(&r))
+    }
+
+    /// Delete a key for good. Returns the record it had.
+    #[napi]
+    pub fn delete(&self, env: Env, actor: Actor, key_id: String) -> Result<KeyRecord> {
+        let r = core_actor(&actor).and_then(|a| self.inner.delete(&a, &key_id));
+        self.sync(&env, r).map(|r| KeyRecord::from(&r))
+    }
+
+    /// One key's record, if the actor may see it.
+    #[napi]
+    pub fn get(&self, env: Env, actor: Actor, key_id: String) -> Result<KeyRecord> {
+        let r = core_actor(&actor).and_then(|a| self.inner.get(&a, &key_id));
+        self.sync(&env, r).map(|r| KeyRecord::from(&r))
+    }
+
+    /// Every key of the actor's account that the actor may see, oldest first.
+    #[napi]
+    pub fn list(&self, env: Env, actor: Actor) -> Result<Vec<KeyRecord>> {
+        let r = core_actor(&actor).and_then(|a| self.inner.list(&a));
+        self.sync(&env, r)
+            .map(|v| v.iter().map(KeyRecord::from).collect())
+    }
+
+    // ---- accounts and users ----
+
+    /// Set what an account's plan includes. Takes effect on the next request.
+    #[napi]
+    pub fn set_account(&self, env: Env, account: String, settings: AccountSettings) -> Result<()> {
+        let r = self.inner.set_account(&account, core_settings(&settings));
+        self.sync(&env, r)
+    }
+
+    /// An account's current settings (both `true` for an account never configured).
+    #[napi]
+    pub fn account(&self, env: Env, account: String) -> Result<AccountSettings> {
+        let r = self.inner.account(&account);
+        self.sync(&env, r).map(js_settings)
+    }
+
+    /// Set a user's current role: their user tokens act with it from the next request on.
+    #[napi(ts_args_type = "account: string, user: string, role: Role | RoleAlias")]
+    pub fn set_user_role(
+        &self,
+        env: Env,
+        account: String,
+        user: String,
+        role: String,
+    ) -> Result<()> {
+        let r = apikeys::Role::parse(&role)
+            .and_then(|role| self.inner.set_user_role(&account, &user, role));
+        self.sync(&env, r)
+    }
+
+    /// Remove a user (offboarding): every user token of theirs stops working at
+    /// once and is disabled. Returns how many tokens were disabled.
+    #[napi]
+    pub fn remove_user(&self, env: Env, account: String, user: String) -> Result<u32> {
+        let r = self.inner.remove_user(&account, &user);
+        self.sync(&env, r).map(saturating_u32)
+    }
+
+    /// The audit events the keyring still holds (the last 10,000 by default), oldest first.
+    #[napi]
+    pub fn audit_trail(&self) -> Vec<AuditEvent> {
+        self.inner
+            .audit_trail()
+            .iter()
+            .map(AuditEvent::from)
+            .collect()
+    }
+
+    // ---- the hot path ----
+
+    /// Check a presented key against a request (default `{ api: 'rest', method: 'GET' }`).
+    /// Answers who it is, or throws `ERR_UNAUTHORIZED`, `ERR_WRONG_API`,
+    /// `ERR_PLAN_RESTRICTED` or `ERR_FORBIDDEN`. The answer is a frozen object,
+    /// the same one for every request by the same key and role.
+    #[napi]
+    pub fn authenticate(
+        &self,
+        env: Env,
+        token: String,
+        request: Option<Request>,
+    ) -> Result<Principal> {
+        let h = self.handle_for(&env, &token, request.as_ref())?;
+        self.principal_at(env, h)
+    }
+
+    /// The hot path without objects: answers a handle for [`Keyring::principal_at`].
+    /// Used by the JavaScript layer, which caches one principal per handle.
+    #[napi(js_name = "_authenticate", skip_typescript)]
+    pub fn authenticate_raw(
+        &self,
+        env: Env,
+        token: String,
+        api: String,
+        method: String,
+        scope: Option<String>,
+    ) -> Result<u32> {
+        let r = core_request(&api, &method, scope.as_deref())
+            .and_then(|req| self.inner.authenticate(&token, &req))
+            .and_then(|p| lock(&self.slots).handle(&p));
+        self.sync(&env, r)
+    }
+
+    /// The principal for a handle answered by `_authenticate`.
+    #[napi(js_name = "_principal", skip_typescript)]
+    pub fn principal_at(&self, env: Env, handle: u32) -> Result<Principal> {
+        let p = lock(&self.slots).principal(handle);
+        p.ok_or_else(|| {
+            to_js(
+                &env,
+                &invalid("handle", "not a handle this keyring answered"),
+            )
+        })
+    }
+
+    /// `authenticate` off the JavaScript thread; answers a handle (see `_principal`).
+    #[napi(js_name = "_authenticateAsync", skip_typescript)]
+    pub fn authenticate_raw_async(
+        &self,
+        token: String,
+        api: String,
+        method: String,
+        scope: Option<String>,
+    ) -> AsyncTask<Job<u32>> {
+        let slots = Arc::clone(&self.slots);
+        Job::new(&self.inner, move |k| {
+            let req = core_request(&api, &method, scope.as_deref())?;
+            let p = k.authenticate(&token, &req)?;
+            lock(&slots).handle(&p)
+        })
+    }
+
+    // ---- Promise-returning twins ----
+
+    /// `authenticate` off the JavaScript thread, for stores that block.
+    #[napi(ts_return_type = "Promise<Principal>")]
+    pub fn authenticate_async(
+        &self,
+        token: String,
+        request: Option<Request>,
+    ) -> AsyncTask<Job<Principal>> {
+        let slots = Arc::clone(&self.slots);
+        Job::new(&self.inner, move |k| {
+            let (api, method, scope) = request_parts(request.as_ref());
+            let req = core_request(api, method, scope)?;
+            let p = k.authenticate(&token, &req)?;
+            let mut s = lock(&slots);
+            let h = s.handle(&p)?;
+            s.principal(h)
+                .ok_or_else(|| invalid("handle", "not a handle this keyring answered"))
+        })
+    }
+
+    /// `createGeneralKey` off the JavaScript thread.
+    #[napi(ts_return_type = "Promise<IssuedKey>")]
+    pub fn create_general_key_async(
+        &self,
+        actor: Actor,
+        description: String,
+        options: Option<GeneralKeyOptions>,
+    ) -> AsyncTask<Job<IssuedKey>> {
+        let (access, expires) = general_options(options.as_ref());
+        self.create_job(actor, move || {
+            expiring(NewKey::general(&description, access), expires.as_ref())
+        })
+    }
+
+    /// `createUserToken` off the JavaScript thread.
+    #[napi(ts_return_type = "Promise<IssuedKey>")]
+    pub fn create_user_token_async(
+        &self,
+        actor: Actor,
+        description: String,
+        options: Option<KeyOptions>,
+    ) -> AsyncTask<Job<IssuedKey>> {
+        let expires = options.and_then(|o| o.expires_at);
+        self.create_job(actor, move || {
+            expiring(NewKey::user_token(&description), expires.as_ref())
+        })
+    }
+
+    /// `createIntegrationKey` off the JavaScript thread.
+    #[napi(ts_return_type = "Promise<IssuedKey>")]
+    pub fn create_integration_key_async(
+        &self,
+        actor: Actor,
+        service_id: String,
+        description: String,
+        options: Option<KeyOptions>,
+    ) -> AsyncTask<Job<IssuedKey>> {
+        let expires = options.and_then(|o| o.expires_at);
+        self.create_job(actor, move || {
+            expiring(
+                NewKey::integration(&service_id, &description),
+                expires.as_ref(),
+            )
+        })
+    }
+
+    /// `createRoutingKey` off the JavaScript thread.
+    #[napi(ts_return_type = "Promise<IssuedKey>")]
+    pub fn create_routing_key_async(
+        &self,
+        actor: Actor,
+        orchestration_id: String,
+        description: String,
+        options: Option<KeyOptions>,
+    ) -> AsyncTask<Job<IssuedKey>> {
+        let expires = options.and_then(|o| o.expires_at);
+        self.create_job(actor, move || {
+            expiring(
+                NewKey::routing(&orchestration_id, &description),
+                expires.as_ref(),
+            )
+        })
+    }
+
+    /// `createScopedToken` off the JavaScript thread.
+    #[napi(ts_return_type = "Promise<IssuedKey>")]
+    pub fn create_scoped_token_async(
+        &self,
+        actor: Actor,
+        description: String,
+        scopes: Vec<String>,
+        options: Option<KeyOptions>,
+    ) -> AsyncTask<Job<IssuedKey>> {
+        let expires = options.and_then(|o| o.expires_at);
+        self.create_job(actor, move || {
+            expiring(NewKey::scoped(&description, &scopes), expires.as_ref())
+        })
+    }
+
+    /// `disable` off the JavaScript thread.
+    #[napi(ts_return_type = "Promise<KeyRecord>")]
+    pub fn disable_async(&self, actor: Actor, key_id: String) -> AsyncTask<Job<KeyRecord>> {
+        Job::new(&self.inner, move |k| {
+            Ok(KeyRecord::from(&k.disable(&core_actor(&actor)?, &key_id)?))
+        })
+    }
+
+    /// `enable` off the JavaScript thread.
+    #[napi(ts_return_type = "Promise<KeyRecord>")]
+    pub fn enable_async(&self, actor: Actor, key_id: String) -> AsyncTask<Job<KeyRecord>> {
+        Job::new(&self.inner, move |k| {
+            Ok(KeyRecord::from(&k.enable(&core_actor(&actor)?, &key_id)?))
+        })
+    }
+
+    /// `delete` off the JavaScript thread.
+    #[napi(ts_return_type = "Promise<KeyRecord>")]
+    pub fn delete_async(&self, actor: Actor, key_id: String) -> AsyncTask<Job<KeyRecord>> {
+        Job::new(&self.inner, move |k| {
+            Ok(KeyRecord::from(&k.delete(&core_actor(&actor)?, &key_id)?))
+        })
+    }
+
+    /// `get` off the JavaScript thread.
+    #[napi(ts_return_type = "Promise<KeyRecord>")]
+    pub fn get_async(&self, actor: Actor, key_id: String) -> AsyncTask<Job<KeyRecord>> {
+        Job::new(&self.inner, move |k| {
+            Ok(KeyRecord::from(&k.get(&core_actor(&actor)?, &key_id)?))
+        })
+    }
+
+    /// `list` off the JavaScript thread.
+    #[napi(ts_return_type = "Promise<Array<KeyRecord>>")]
+    pub fn list_async(&self, actor: Actor) -> AsyncTask<Job<Vec<KeyRecord>>> {
+        Job::new(&self.inner, move |k| {
+            let v = k.list(&core_actor(&actor)?)?;
+            Ok(v.iter().map(KeyRecord::from).collect())
+        })
+    }
+
+    /// `setAccount` off the JavaScript thread.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn set_account_async(
+        &self,
+        account: String,
+        settings: AccountSettings,
+    ) -> AsyncTask<Job<()>> {
+        let settings = core_settings(&settings);
+        Job::new(&self.inner, move |k| k.set_account(&account, settings))
+    }
+
+    /// `account` off the JavaScript thread.
+    #[napi(ts_return_type = "Promise<AccountSettings>")]
+    pub fn account_async(&self, account: String) -> AsyncTask<Job<AccountSettings>> {
+        Job::new(&self.inner, move |k| k.account(&account).map(js_settings))
+    }
+
+    /// `setUserRole` off the JavaScript thread.
+    #[napi(
+        ts_args_type = "account: string, user: string, role: Role | RoleAlias",
+        ts_return_type = "Promise<void>"
+    )]
+    pub fn set_user_role_async(
+        &self,
+        account: String,
+        user: String,
+        role: String,
+    ) -> AsyncTask<Job<()>> {
+        Job::new(&self.inner, move |k| {
+            k.set_user_role(&account, &user, apikeys::Role::parse(&role)?)
+        })
+    }
+
+    /// `removeUser` off the JavaScript thread.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn remove_user_async(&self, account: String, user: String) -> AsyncTask<Job<u32>> {
+        Job::new(&self.inner, move |k| {
+            k.remove_user(&account, &user).map(saturating_u32)
+        })
+    }
+}
+
+impl Keyring {
+    fn handle_for(&self, env: &Env, token: &str, request: Option<&Request>) -> Result<u32> {
+        let (api, method, scope) = request_parts(request);
+        let r = core_request(api, method, scope)
+            .and_then(|req| self.inner.authenticate(token, &req))
+            .and_then(|p| lock(&self.slots).handle(&p));
+        self.sync(env, r)
+    }
+}
+
+fn request_parts(r: Option<&Request>) -> (&str, &str, Option<&str>) {
+    match r {
+        Some(r) => (
+            r.api.as_deref().unwrap_or("rest"),
+            r.method.as_deref().unwrap_or("GET"),
+            r.scope.as_deref(),
+        ),
+        None => ("rest", "GET", None),
+    }
+}
+
+fn general_options(
+    o: Option<&GeneralKeyOptions>,
+) -> (CoreAccess, Option<chrono::DateTime<chrono::Utc>>) {
+    let read_only = o.and_then(|o| o.read_only).unwrap_or(false);
+    let access = if read_only {
+        CoreAccess::ReadOnly
+    } else {
+        CoreAccess::FullAccess
+    };
+    (access, o.and_then(|o| o.expires_at))
+}
+
+fn core_settings(s: &AccountSettings) -> apikeys::AccountSettings {
+    apikeys::AccountSettings {
+        rest_api: s.rest_api,
+        advanced_permissions: s.advanced_permissions,
+    }
+}
+
+fn js_settings(s: apikeys::AccountSettings) -> AccountSettings {
+    AccountSettings {
+        rest_api: s.rest_api,
+        advanced_permissions: s.advanced_permissions,
+    }
+}
+
+fn saturating_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn lock(m: &Mutex<Slots>) -> std::sync::MutexGuard<'_, Slots> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}

@@ -1,0 +1,378 @@
+//! The JavaScript-side shapes: string unions, plain objects and their
+//! conversions from the core types. No key ever goes into any of them.
+
+use apikeys::{AccessLevel as CoreAccess, KeyKind as CoreKind, Role as CoreRole};
+use chrono::{DateTime, Utc};
+use napi_derive::napi;
+
+/// A user's role, with PagerDuty's REST names (`user` is a Manager,
+/// `limited_user` a Responder, `read_only_user` a Full Stakeholder,
+/// `read_only_limited_user` a Limited Stakeholder).
+#[napi(string_enum)]
+pub enum Role {
+    /// The account owner.
+    #[napi(value = "owner")]
+    Owner,
+    /// An administrator.
+    #[napi(value = "admin")]
+    Admin,
+    /// A manager.
+    #[napi(value = "user")]
+    Manager,
+    /// A responder.
+    #[napi(value = "limited_user")]
+    Responder,
+    /// An observer.
+    #[napi(value = "observer")]
+    Observer,
+    /// Restricted access.
+    #[napi(value = "restricted_access")]
+    RestrictedAccess,
+    /// A full stakeholder.
+    #[napi(value = "read_only_user")]
+    FullStakeholder,
+    /// A limited stakeholder (holds no tokens).
+    #[napi(value = "read_only_limited_user")]
+    LimitedStakeholder,
+}
+
+/// Other names accepted wherever a [`Role`] is read: `global_admin` (admin),
+/// `manager` (user), `responder` (limited_user). Roles are always given back
+/// by their [`Role`] name.
+#[napi(string_enum)]
+pub enum RoleAlias {
+    /// Same as `admin`.
+    #[napi(value = "global_admin")]
+    GlobalAdmin,
+    /// Same as `user`.
+    #[napi(value = "manager")]
+    Manager,
+    /// Same as `limited_user`.
+    #[napi(value = "responder")]
+    Responder,
+}
+
+impl From<CoreRole> for Role {
+    fn from(r: CoreRole) -> Role {
+        match r {
+            CoreRole::Owner => Role::Owner,
+            CoreRole::Admin => Role::Admin,
+            CoreRole::Manager => Role::Manager,
+            CoreRole::Responder => Role::Responder,
+            CoreRole::Observer => Role::Observer,
+            CoreRole::RestrictedAccess => Role::RestrictedAccess,
+            CoreRole::FullStakeholder => Role::FullStakeholder,
+            CoreRole::LimitedStakeholder => Role::LimitedStakeholder,
+        }
+    }
+}
+
+/// Which API a key or a request belongs to.
+#[napi(string_enum)]
+pub enum Api {
+    /// The REST API (20-character keys).
+    #[napi(value = "rest")]
+    Rest,
+    /// The Events API (32-character keys).
+    #[napi(value = "events")]
+    Events,
+}
+
+/// The five kinds of key.
+#[napi(string_enum)]
+pub enum KeyKind {
+    /// A general access REST key, owned by the account; full access or read-only.
+    #[napi(value = "general")]
+    General,
+    /// A personal REST key that acts with its owner's current role.
+    #[napi(value = "user_token")]
+    UserToken,
+    /// A REST token limited to an explicit list of scopes.
+    #[napi(value = "scoped")]
+    Scoped,
+    /// An Events API integration key, owned by one service.
+    #[napi(value = "integration")]
+    Integration,
+    /// An event-orchestration routing key (Events API).
+    #[napi(value = "routing")]
+    Routing,
+}
+
+impl From<CoreKind> for KeyKind {
+    fn from(k: CoreKind) -> KeyKind {
+        match k {
+            CoreKind::General => KeyKind::General,
+            CoreKind::UserToken => KeyKind::UserToken,
+            CoreKind::Scoped => KeyKind::Scoped,
+            CoreKind::Integration => KeyKind::Integration,
+            CoreKind::Routing => KeyKind::Routing,
+        }
+    }
+}
+
+/// What a general access key may do (other kinds are always `full_access`).
+#[napi(string_enum)]
+pub enum AccessLevel {
+    /// Any method on any resource.
+    #[napi(value = "full_access")]
+    FullAccess,
+    /// `GET` and `HEAD` only.
+    #[napi(value = "read_only")]
+    ReadOnly,
+}
+
+impl From<CoreAccess> for AccessLevel {
+    fn from(a: CoreAccess) -> AccessLevel {
+        match a {
+            CoreAccess::FullAccess => AccessLevel::FullAccess,
+            CoreAccess::ReadOnly => AccessLevel::ReadOnly,
+        }
+    }
+}
+
+/// Who asks for a management action: a user of an account, with their role.
+#[napi(object)]
+pub struct Actor {
+    /// The account the user acts in.
+    pub account: String,
+    /// The user's id.
+    pub user: String,
+    /// The user's role in that account, as the application knows it now.
+    #[napi(ts_type = "Role | RoleAlias")]
+    pub role: String,
+}
+
+/// What an account's plan includes. An account never configured has both.
+#[napi(object)]
+pub struct AccountSettings {
+    /// The REST API. `false` on a legacy plan: REST keys can neither be made
+    /// nor used there (Events keys still work).
+    pub rest_api: bool,
+    /// Advanced Permissions, needed to make and use user tokens.
+    pub advanced_permissions: bool,
+}
+
+/// Options of [`Keyring.createGeneralKey`].
+#[napi(object)]
+pub struct GeneralKeyOptions {
+    /// A read-only key (`GET`/`HEAD` only). Default: full access.
+    pub read_only: Option<bool>,
+    /// When the key stops working (must be in the future). Default: never.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Options of every other `create…` call.
+#[napi(object)]
+pub struct KeyOptions {
+    /// When the key stops working (must be in the future). Default: never.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// What an authenticated call wants to do.
+#[napi(object)]
+pub struct Request {
+    /// The API called. Default: `'rest'`.
+    #[napi(ts_type = "Api")]
+    pub api: Option<String>,
+    /// The HTTP method of a REST call, any case (unknown methods count as
+    /// writes). Default: `'GET'`. Ignored on the Events API.
+    pub method: Option<String>,
+    /// The scope the call needs (`'incidents.write'`, `'users:contact_methods.read'`).
+    pub scope: Option<String>,
+}
+
+/// Where keys are kept. Exactly one kind may be named.
+#[napi(object)]
+pub struct StoreOptions {
+    /// Keep keys in this process's memory (the default store).
+    pub memory: Option<bool>,
+}
+
+/// How to build a [`Keyring`].
+#[napi(object)]
+pub struct KeyringOptions {
+    /// Digest keys with HMAC-SHA-256 under this secret (at least 16 bytes;
+    /// a string is taken as its UTF-8 bytes). Every keyring on the same store
+    /// must use the same pepper. Default: plain SHA-256.
+    #[napi(ts_type = "string | Uint8Array")]
+    pub pepper: Option<napi::Either<String, napi::bindgen_prelude::Uint8Array>>,
+    /// Where keys are kept. Default: `{ memory: true }`. Durable stores
+    /// (`{ sqlite: path }`, `{ postgres: url }`) come with their crates.
+    pub store: Option<StoreOptions>,
+    /// How many audit events the in-memory audit trail keeps (default 10,000).
+    pub audit_capacity: Option<u32>,
+}
+
+/// Who disabled a key, and when.
+#[napi(object)]
+pub struct Disabled {
+    /// The user who disabled it (`'system:offboarding'` when its owner was removed).
+    pub by: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// Everything kept about one key. Never holds the key: only a four-character hint.
+#[napi(object)]
+pub struct KeyRecord {
+    /// Public, unique, URL-safe id (`P` and 13 characters); not derived from the key.
+    pub id: String,
+    /// The account the key belongs to.
+    pub account: String,
+    /// Which kind of key.
+    pub kind: KeyKind,
+    /// A human description (`'CI bot'`).
+    pub description: String,
+    /// Full access or read-only (general keys; others are `'full_access'`).
+    pub access: AccessLevel,
+    /// The user a user token belongs to.
+    pub owner: Option<String>,
+    /// The service (integration key) or orchestration (routing key).
+    pub target: Option<String>,
+    /// The scopes of a scoped token (empty for other kinds).
+    pub scopes: Vec<String>,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// The user who made it.
+    pub created_by: String,
+    /// The API version it was made for.
+    #[napi(ts_type = "'v2'")]
+    pub api_version: String,
+    /// Set while the key is disabled.
+    pub disabled: Option<Disabled>,
+    /// The last successful authentication (kept to about a minute).
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// After this time the key no longer works.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The key's last four characters, for display.
+    pub hint: String,
+}
+
+pub(crate) fn date(t: apikeys::Timestamp) -> DateTime<Utc> {
+    let ms = i64::try_from(t.unix_millis()).unwrap_or(i64::MAX);
+    DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+pub(crate) fn timestamp(d: &DateTime<Utc>) -> apikeys::Timestamp {
+    apikeys::Timestamp::from_unix_millis(u64::try_from(d.timestamp_millis()).unwrap_or(0))
+}
+
+impl From<&apikeys::KeyRecord> for KeyRecord {
+    fn from(r: &apikeys::KeyRecord) -> KeyRecord {
+        KeyRecord {
+            id: r.id.to_string(),
+            account: r.account.to_string(),
+            kind: r.kind.into(),
+            description: r.description.to_string(),
+            access: r.access.into(),
+            owner: r.owner.as_deref().map(str::to_owned),
+            target: r.target.as_deref().map(str::to_owned),
+            scopes: r.scopes.iter().map(ToString::to_string).collect(),
+            created_at: date(r.created_at),
+            created_by: r.created_by.to_string(),
+            api_version: r.api_version.as_str().to_owned(),
+            disabled: r.disabled.as_ref().map(|d| Disabled {
+                by: d.by.to_string(),
+                at: date(d.at),
+            }),
+            last_used_at: r.last_used_at.map(date),
+            expires_at: r.expires_at.map(date),
+            hint: r.hint.as_str().to_owned(),
+        }
+    }
+}
+
+/// Who a request was authenticated as. The same key and role always give back
+/// the same frozen object, so compare fields, not identity across role changes.
+#[napi(object)]
+pub struct Principal {
+    /// The key's id.
+    pub key_id: String,
+    /// The key's kind.
+    pub kind: KeyKind,
+    /// The account.
+    pub account: String,
+    /// The owner of a user token.
+    pub owner: Option<String>,
+    /// For a user token: the role it acted with (its owner's role at this request).
+    pub role: Option<Role>,
+    /// Full access or read-only.
+    pub access: AccessLevel,
+    /// The scopes of a scoped token.
+    pub scopes: Vec<String>,
+    /// The service or orchestration of an Events key.
+    pub target: Option<String>,
+}
+
+/// One management call, allowed or refused. Never holds a key.
+#[napi(object)]
+pub struct AuditEvent {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The account acted in.
+    pub account: String,
+    /// The acting user (`'system'` for account settings, role changes and removals).
+    pub actor: String,
+    /// The actor's role, when there is an actor.
+    pub actor_role: Option<Role>,
+    /// What was asked for.
+    #[napi(
+        ts_type = "'create' | 'list' | 'get' | 'disable' | 'enable' | 'delete' | 'set_account' | 'set_user_role' | 'remove_user'"
+    )]
+    pub action: String,
+    /// The kind of key, where one is concerned.
+    pub key_kind: Option<KeyKind>,
+    /// The key, where one is concerned and known.
+    pub key_id: Option<String>,
+    /// The user acted upon (role changes, removals, another user's token).
+    pub subject_user: Option<String>,
+    /// `'allowed'` or `'refused'`.
+    #[napi(ts_type = "'allowed' | 'refused'")]
+    pub outcome: String,
+    /// For a refusal: the error's code (`'ERR_NOT_PERMITTED'` …).
+    #[napi(ts_type = "ErrorCode")]
+    pub error: Option<String>,
+    /// For a refusal: the error's message.
+    pub reason: Option<String>,
+}
+
+fn action_name(a: apikeys::AuditAction) -> &'static str {
+    use apikeys::AuditAction as A;
+    match a {
+        A::Create => "create",
+        A::List => "list",
+        A::Get => "get",
+        A::Disable => "disable",
+        A::Enable => "enable",
+        A::Delete => "delete",
+        A::SetAccount => "set_account",
+        A::SetUserRole => "set_user_role",
+        A::RemoveUser => "remove_user",
+    }
+}
+
+impl From<&apikeys::AuditEvent> for AuditEvent {
+    fn from(e: &apikeys::AuditEvent) -> AuditEvent {
+        let (outcome, error, reason) = match &e.outcome {
+            apikeys::AuditOutcome::Refused { error, reason } => (
+                "refused",
+                Some(crate::error::code_for_kind_name(error).to_owned()),
+                Some(reason.clone()),
+            ),
+            apikeys::AuditOutcome::Allowed => ("allowed", None, None),
+        };
+        AuditEvent {
+            at: date(e.at),
+            account: e.account.clone(),
+            actor: e.actor.clone(),
+            actor_role: e.actor_role.map(Role::from),
+            action: action_name(e.action).to_owned(),
+            key_kind: e.key_kind.map(KeyKind::from),
+            key_id: e.key_id.map(|k| k.to_string()),
+            subject_user: e.subject_user.clone(),
+            outcome: outcome.to_owned(),
+            error,
+            reason,
+        }
+    }
+}
