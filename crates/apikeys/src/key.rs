@@ -126,9 +126,17 @@ static CLASS: [u8; 256] = {
 };
 
 /// Position of the first byte of `s` outside the alphabet `class`, if any.
+///
+/// The common case (every byte fits) is a branch-free fold over the table;
+/// the position is only searched for when something is wrong.
 #[inline]
 fn first_outside(s: &[u8], class: u8) -> Option<usize> {
-    s.iter().position(|&b| CLASS[b as usize] & class == 0)
+    let all = s.iter().fold(class, |acc, &b| acc & CLASS[b as usize]);
+    if all == class {
+        None
+    } else {
+        s.iter().position(|&b| CLASS[b as usize] & class == 0)
+    }
 }
 
 impl KeyKind {

@@ -654,10 +654,10 @@ impl Keyring {
             self.store
                 .update(rec.id, &mut |r| {
                     if r.disabled.is_none() {
-                        r.disabled = Some(Disabled {
+                        r.disabled = Some(Box::new(Disabled {
                             by: by.clone(),
                             at: now,
-                        });
+                        }));
                     }
                 })?
                 .ok_or_else(|| not_found(key_id))
@@ -771,10 +771,10 @@ impl Keyring {
                 if r.disabled.is_none() {
                     self.store.update(r.id, &mut |r| {
                         if r.disabled.is_none() {
-                            r.disabled = Some(Disabled {
+                            r.disabled = Some(Box::new(Disabled {
                                 by: by.clone(),
                                 at: now,
-                            });
+                            }));
                         }
                     })?;
                     n += 1;

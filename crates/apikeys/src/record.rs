@@ -1,6 +1,7 @@
 //! [`KeyRecord`]: everything kept about a key, and never the key itself.
 
 use std::fmt;
+use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -105,19 +106,24 @@ impl<'de> Deserialize<'de> for KeyId {
 }
 
 /// A point in time: milliseconds since the Unix epoch, UTC. Serialized as that integer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Timestamp(u64);
+///
+/// Never zero (times before 1 ms after the epoch are clamped to it), so that an
+/// `Option<Timestamp>` takes no more room than a `Timestamp`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Timestamp(NonZeroU64);
 
 impl Timestamp {
-    /// The time `ms` milliseconds after the Unix epoch.
+    /// The time `ms` milliseconds after the Unix epoch (at least 1).
     pub const fn from_unix_millis(ms: u64) -> Timestamp {
-        Timestamp(ms)
+        match NonZeroU64::new(ms) {
+            Some(v) => Timestamp(v),
+            None => Timestamp(NonZeroU64::MIN),
+        }
     }
 
     /// Milliseconds since the Unix epoch.
     pub const fn unix_millis(self) -> u64 {
-        self.0
+        self.0.get()
     }
 
     /// The current system time.
@@ -127,28 +133,40 @@ impl Timestamp {
 
     /// As a [`SystemTime`].
     pub fn to_system_time(self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_millis(self.0)
+        UNIX_EPOCH + Duration::from_millis(self.unix_millis())
     }
 
     /// `self + d`, saturating.
     pub fn saturating_add(self, d: Duration) -> Timestamp {
-        Timestamp(
-            self.0
+        Timestamp::from_unix_millis(
+            self.unix_millis()
                 .saturating_add(d.as_millis().min(u64::MAX as u128) as u64),
         )
     }
 
     /// How long after `earlier` this is (zero if it is not after it).
     pub fn saturating_since(self, earlier: Timestamp) -> Duration {
-        Duration::from_millis(self.0.saturating_sub(earlier.0))
+        Duration::from_millis(self.unix_millis().saturating_sub(earlier.unix_millis()))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.unix_millis())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Timestamp::from_unix_millis(u64::deserialize(d)?))
     }
 }
 
 impl From<SystemTime> for Timestamp {
     fn from(t: SystemTime) -> Timestamp {
         match t.duration_since(UNIX_EPOCH) {
-            Ok(d) => Timestamp(d.as_millis().min(u64::MAX as u128) as u64),
-            Err(_) => Timestamp(0),
+            Ok(d) => Timestamp::from_unix_millis(d.as_millis().min(u64::MAX as u128) as u64),
+            Err(_) => Timestamp::from_unix_millis(0),
         }
     }
 }
@@ -329,8 +347,8 @@ pub struct KeyRecord {
     pub created_by: Arc<str>,
     /// The API version it was made for (`"v2"`).
     pub api_version: ApiVersion,
-    /// Set while the key is disabled.
-    pub disabled: Option<Disabled>,
+    /// Set while the key is disabled (boxed: most keys are not, and a record stays small).
+    pub disabled: Option<Box<Disabled>>,
     /// The last successful authentication (coalesced to about a minute).
     pub last_used_at: Option<Timestamp>,
     /// After this time the key no longer works.

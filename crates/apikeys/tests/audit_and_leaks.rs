@@ -2,8 +2,8 @@
 //! from every error, `Debug` output, audit event and serialized record.
 
 use apikeys::{
-    AccessLevel, AccountSettings, Actor, AuditAction, AuditOutcome, Error, KeyKind, Keyring, NewKey, Request, Role,
-    Timestamp,
+    AccessLevel, AccountSettings, Actor, AuditAction, AuditOutcome, Error, KeyKind, Keyring,
+    NewKey, Request, Role, Timestamp,
 };
 
 fn admin() -> Actor {
@@ -16,12 +16,20 @@ fn every_management_call_leaves_exactly_one_event() {
     let observer = Actor::new("acme", "POBS", Role::Observer);
     let mut expected = Vec::new();
 
-    let k = kr.create_general_key(&admin(), "ci", AccessLevel::FullAccess).unwrap();
+    let k = kr
+        .create_general_key(&admin(), "ci", AccessLevel::FullAccess)
+        .unwrap();
     let id = k.record().id.to_string();
     expected.push((AuditAction::Create, true));
-    assert!(kr.create_general_key(&observer, "nope", AccessLevel::FullAccess).is_err());
+    assert!(
+        kr.create_general_key(&observer, "nope", AccessLevel::FullAccess)
+            .is_err()
+    );
     expected.push((AuditAction::Create, false));
-    assert!(kr.create_general_key(&admin(), "", AccessLevel::FullAccess).is_err());
+    assert!(
+        kr.create_general_key(&admin(), "", AccessLevel::FullAccess)
+            .is_err()
+    );
     expected.push((AuditAction::Create, false));
     kr.list(&admin()).unwrap();
     expected.push((AuditAction::List, true));
@@ -43,17 +51,26 @@ fn every_management_call_leaves_exactly_one_event() {
     expected.push((AuditAction::SetUserRole, true));
     kr.remove_user("acme", "PUSER").unwrap();
     expected.push((AuditAction::RemoveUser, true));
-    assert!(kr.set_user_role("acme", "bad user", Role::Observer).is_err());
+    assert!(
+        kr.set_user_role("acme", "bad user", Role::Observer)
+            .is_err()
+    );
     expected.push((AuditAction::SetUserRole, false));
     // Authentication is not a management call: no event.
     let _ = kr.authenticate(k.secret().expose(), &Request::rest("GET"));
 
     let trail = kr.audit_trail();
-    let got: Vec<_> = trail.iter().map(|e| (e.action, e.outcome == AuditOutcome::Allowed)).collect();
+    let got: Vec<_> = trail
+        .iter()
+        .map(|e| (e.action, e.outcome == AuditOutcome::Allowed))
+        .collect();
     assert_eq!(got, expected);
 
     let refused = &trail[1];
-    assert_eq!((refused.actor.as_str(), refused.actor_role), ("POBS", Some(Role::Observer)));
+    assert_eq!(
+        (refused.actor.as_str(), refused.actor_role),
+        ("POBS", Some(Role::Observer))
+    );
     match &refused.outcome {
         AuditOutcome::Refused { error, reason } => {
             assert_eq!(error, "not_permitted");
@@ -70,10 +87,15 @@ fn every_management_call_leaves_exactly_one_event() {
 #[test]
 fn deleting_another_users_token_names_them_in_the_event() {
     let kr = Keyring::default();
-    let t = kr.create_user_token(&Actor::new("acme", "PBOB", Role::Responder), "bob").unwrap();
+    let t = kr
+        .create_user_token(&Actor::new("acme", "PBOB", Role::Responder), "bob")
+        .unwrap();
     kr.delete(&admin(), &t.record().id.to_string()).unwrap();
     let ev = kr.audit_trail().pop().unwrap();
-    assert_eq!((ev.action, ev.subject_user.as_deref()), (AuditAction::Delete, Some("PBOB")));
+    assert_eq!(
+        (ev.action, ev.subject_user.as_deref()),
+        (AuditAction::Delete, Some("PBOB"))
+    );
 }
 
 /// Run a scenario touching every kind and every failure, gather every error
@@ -86,12 +108,19 @@ fn keys_appear_in_no_error_debug_audit_event_or_serialized_record() {
     let responder = Actor::new("acme", "PRESP", Role::Responder);
     let future = Timestamp::now().saturating_add(std::time::Duration::from_secs(3600));
     let issued = vec![
-        kr.create_general_key(&admin(), "ro", AccessLevel::ReadOnly).unwrap(),
-        kr.create(&admin(), NewKey::general("full", AccessLevel::FullAccess).expires_at(future)).unwrap(),
+        kr.create_general_key(&admin(), "ro", AccessLevel::ReadOnly)
+            .unwrap(),
+        kr.create(
+            &admin(),
+            NewKey::general("full", AccessLevel::FullAccess).expires_at(future),
+        )
+        .unwrap(),
         kr.create_user_token(&responder, "laptop").unwrap(),
-        kr.create_integration_key(&manager, "PSVC", "datadog").unwrap(),
+        kr.create_integration_key(&manager, "PSVC", "datadog")
+            .unwrap(),
         kr.create_routing_key(&manager, "orch", "all").unwrap(),
-        kr.create_scoped_token(&manager, "closer", &["incidents.write"]).unwrap(),
+        kr.create_scoped_token(&manager, "closer", &["incidents.write"])
+            .unwrap(),
     ];
     let mut text = Vec::new();
     for k in &issued {
@@ -100,7 +129,11 @@ fn keys_appear_in_no_error_debug_audit_event_or_serialized_record() {
         text.push(format!("{:?}", k.secret()));
         text.push(format!("{:#?}", k.record()));
         text.push(serde_json::to_string(k.record()).unwrap());
-        for req in [Request::rest("POST").with_scope("users.write").unwrap(), Request::events(), Request::rest("GET")] {
+        for req in [
+            Request::rest("POST").with_scope("users.write").unwrap(),
+            Request::events(),
+            Request::rest("GET"),
+        ] {
             match kr.authenticate(s, &req) {
                 Ok(p) => text.push(format!("{p:?}")),
                 Err(e) => {
@@ -143,12 +176,19 @@ fn keys_appear_in_no_error_debug_audit_event_or_serialized_record() {
     }
     text.push(format!("{kr:?}"));
     let all = text.join("\n");
-    assert!(all.len() > 5_000, "the scenario produced too little text to mean anything");
+    assert!(
+        all.len() > 5_000,
+        "the scenario produced too little text to mean anything"
+    );
     for k in &issued {
         let s = k.secret().expose();
         for w in s.as_bytes().windows(8) {
             let piece = std::str::from_utf8(w).unwrap();
-            assert!(!all.contains(piece), "a piece of a {} key leaked: {piece}", k.record().kind);
+            assert!(
+                !all.contains(piece),
+                "a piece of a {} key leaked: {piece}",
+                k.record().kind
+            );
         }
     }
 }

@@ -66,7 +66,10 @@ proptest! {
 #[test]
 fn huge_and_odd_inputs_are_malformed_without_panicking() {
     let huge = "a".repeat(10 * 1024 * 1024);
-    assert_eq!(KeyKind::parse(&huge), Err(Malformed::Length { len: huge.len() }));
+    assert_eq!(
+        KeyKind::parse(&huge),
+        Err(Malformed::Length { len: huge.len() })
+    );
     assert!(KeyKind::parse("").is_err());
     assert!(KeyKind::parse_bytes(&[0u8; 20]).is_err());
     assert!(KeyKind::parse_bytes(&[0u8; 32]).is_err());
@@ -103,7 +106,10 @@ fn characters_are_uniform_chi_square() {
             }
         }
         let total: u64 = a.iter().map(|&c| counts[c as usize]).sum();
-        assert_eq!(total as usize, n_keys * (kind.key_len() - kind.prefix().len()));
+        assert_eq!(
+            total as usize,
+            n_keys * (kind.key_len() - kind.prefix().len())
+        );
         let expected = total as f64 / a.len() as f64;
         let chi2: f64 = a
             .iter()
@@ -136,6 +142,12 @@ fn chi_square_catches_a_modulo_bias() {
     }
     let total: u64 = counts.iter().sum();
     let expected = total as f64 / a.len() as f64;
-    let chi2: f64 = counts.iter().map(|&c| (c as f64 - expected).powi(2) / expected).sum();
-    assert!(chi2 > 72.1, "a modulo-biased generator must fail (chi2 = {chi2:.1})");
+    let chi2: f64 = counts
+        .iter()
+        .map(|&c| (c as f64 - expected).powi(2) / expected)
+        .sum();
+    assert!(
+        chi2 > 72.1,
+        "a modulo-biased generator must fail (chi2 = {chi2:.1})"
+    );
 }

@@ -6,7 +6,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::thread;
 
-use apikeys::{AccountSettings, KeyFilter, KeyKind, KeyStore, MemoryStore, Role, StoreError, Timestamp, UserState};
+use apikeys::{
+    AccountSettings, KeyFilter, KeyKind, KeyStore, MemoryStore, Role, StoreError, Timestamp,
+    UserState,
+};
 use common::record;
 use proptest::prelude::*;
 
@@ -17,10 +20,16 @@ fn refuses_a_duplicate_id_or_digest_and_keeps_the_first() {
     s.insert(a.clone()).unwrap();
     let mut same_id = record("acme", KeyKind::General);
     same_id.id = a.id;
-    assert!(matches!(s.insert(same_id.clone()), Err(StoreError::Duplicate { field: "id" })));
+    assert!(matches!(
+        s.insert(same_id.clone()),
+        Err(StoreError::Duplicate { field: "id" })
+    ));
     let mut same_digest = record("acme", KeyKind::General);
     same_digest.digest = a.digest;
-    assert!(matches!(s.insert(same_digest.clone()), Err(StoreError::Duplicate { field: "digest" })));
+    assert!(matches!(
+        s.insert(same_digest.clone()),
+        Err(StoreError::Duplicate { field: "digest" })
+    ));
     assert_eq!(s.len(), 1);
     assert_eq!(s.get(a.id).unwrap().unwrap(), a);
     assert!(s.find_by_digest(&same_id.digest).unwrap().is_none());
@@ -36,13 +45,37 @@ fn finds_by_digest_with_settings_and_owner_state() {
     assert_eq!(*found.record, t);
     assert_eq!(found.account, AccountSettings::default());
     assert_eq!(found.owner, None);
-    s.set_user("acme", "PUSER1", UserState { role: Role::Responder, removed: false }).unwrap();
-    s.set_account_settings("acme", AccountSettings { rest_api: false, advanced_permissions: true }).unwrap();
+    s.set_user(
+        "acme",
+        "PUSER1",
+        UserState {
+            role: Role::Responder,
+            removed: false,
+        },
+    )
+    .unwrap();
+    s.set_account_settings(
+        "acme",
+        AccountSettings {
+            rest_api: false,
+            advanced_permissions: true,
+        },
+    )
+    .unwrap();
     let found = s.find_by_digest(&t.digest).unwrap().unwrap();
-    assert_eq!(found.owner, Some(UserState { role: Role::Responder, removed: false }));
+    assert_eq!(
+        found.owner,
+        Some(UserState {
+            role: Role::Responder,
+            removed: false
+        })
+    );
     assert!(!found.account.rest_api);
     // Another account's settings are untouched.
-    assert_eq!(s.account_settings("other").unwrap(), AccountSettings::default());
+    assert_eq!(
+        s.account_settings("other").unwrap(),
+        AccountSettings::default()
+    );
 }
 
 #[test]
@@ -50,13 +83,32 @@ fn update_changes_one_record_and_refuses_immutable_fields() {
     let s = MemoryStore::new();
     let a = record("acme", KeyKind::General);
     s.insert(a.clone()).unwrap();
-    let after = s.update(a.id, &mut |r| r.description = "renamed".into()).unwrap().unwrap();
+    let after = s
+        .update(a.id, &mut |r| r.description = "renamed".into())
+        .unwrap()
+        .unwrap();
     assert_eq!(&*after.description, "renamed");
-    assert_eq!(&*s.find_by_digest(&a.digest).unwrap().unwrap().record.description, "renamed");
+    assert_eq!(
+        &*s.find_by_digest(&a.digest)
+            .unwrap()
+            .unwrap()
+            .record
+            .description,
+        "renamed"
+    );
     let other = record("acme", KeyKind::General);
-    assert!(matches!(s.update(a.id, &mut |r| r.digest = other.digest), Err(StoreError::Immutable { field: "digest" })));
-    assert!(matches!(s.update(a.id, &mut |r| r.account = "evil".into()), Err(StoreError::Immutable { field: "account" })));
-    assert!(matches!(s.update(a.id, &mut |r| r.kind = KeyKind::Scoped), Err(StoreError::Immutable { field: "kind" })));
+    assert!(matches!(
+        s.update(a.id, &mut |r| r.digest = other.digest),
+        Err(StoreError::Immutable { field: "digest" })
+    ));
+    assert!(matches!(
+        s.update(a.id, &mut |r| r.account = "evil".into()),
+        Err(StoreError::Immutable { field: "account" })
+    ));
+    assert!(matches!(
+        s.update(a.id, &mut |r| r.kind = KeyKind::Scoped),
+        Err(StoreError::Immutable { field: "kind" })
+    ));
     // Nothing of the refused changes stuck.
     assert_eq!(&*s.get(a.id).unwrap().unwrap().description, "renamed");
     assert!(s.update(other.id, &mut |_| {}).unwrap().is_none());
@@ -87,9 +139,25 @@ fn list_filters_by_account_kind_and_owner() {
     assert_eq!(s.list("acme", &KeyFilter::default()).unwrap().len(), 10);
     assert_eq!(s.list("globex", &KeyFilter::default()).unwrap().len(), 5);
     assert_eq!(s.list("nobody", &KeyFilter::default()).unwrap().len(), 0);
-    let tokens = s.list("acme", &KeyFilter { kind: Some(KeyKind::UserToken), owner: None }).unwrap();
+    let tokens = s
+        .list(
+            "acme",
+            &KeyFilter {
+                kind: Some(KeyKind::UserToken),
+                owner: None,
+            },
+        )
+        .unwrap();
     assert!(tokens.len() == 5 && tokens.iter().all(|r| r.kind == KeyKind::UserToken));
-    let mine = s.list("acme", &KeyFilter { kind: None, owner: Some("PUSER1".into()) }).unwrap();
+    let mine = s
+        .list(
+            "acme",
+            &KeyFilter {
+                kind: None,
+                owner: Some("PUSER1".into()),
+            },
+        )
+        .unwrap();
     assert_eq!(mine.len(), 5);
 }
 
@@ -98,10 +166,18 @@ fn record_use_never_moves_back() {
     let s = MemoryStore::new();
     let a = record("acme", KeyKind::General);
     s.insert(a.clone()).unwrap();
-    s.record_use(a.id, Timestamp::from_unix_millis(2_000)).unwrap();
-    s.record_use(a.id, Timestamp::from_unix_millis(1_000)).unwrap();
-    assert_eq!(s.get(a.id).unwrap().unwrap().last_used_at, Some(Timestamp::from_unix_millis(2_000)));
-    assert_eq!(s.find_by_digest(&a.digest).unwrap().unwrap().last_used_at, Some(Timestamp::from_unix_millis(2_000)));
+    s.record_use(a.id, Timestamp::from_unix_millis(2_000))
+        .unwrap();
+    s.record_use(a.id, Timestamp::from_unix_millis(1_000))
+        .unwrap();
+    assert_eq!(
+        s.get(a.id).unwrap().unwrap().last_used_at,
+        Some(Timestamp::from_unix_millis(2_000))
+    );
+    assert_eq!(
+        s.find_by_digest(&a.digest).unwrap().unwrap().last_used_at,
+        Some(Timestamp::from_unix_millis(2_000))
+    );
 }
 
 #[test]
@@ -138,14 +214,20 @@ fn concurrent_inserts_and_lookups_stay_correct() {
             })
         })
         .collect();
-    let all: Vec<_> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let all: Vec<_> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
     assert_eq!(s.len(), 4 * per_thread);
     let ids: HashSet<_> = all.iter().map(|r| r.id).collect();
     assert_eq!(ids.len(), all.len());
     for r in &all {
         assert_eq!(s.get(r.id).unwrap().unwrap().digest, r.digest);
     }
-    assert_eq!(s.list("acct0", &KeyFilter::default()).unwrap().len(), 2 * per_thread);
+    assert_eq!(
+        s.list("acct0", &KeyFilter::default()).unwrap().len(),
+        2 * per_thread
+    );
 }
 
 #[test]
@@ -160,7 +242,11 @@ fn concurrent_inserts_of_one_id_admit_exactly_one() {
             thread::spawn(move || s.insert(r).is_ok())
         })
         .collect();
-    let wins = handles.into_iter().map(|h| h.join().unwrap()).filter(|&ok| ok).count();
+    let wins = handles
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .filter(|&ok| ok)
+        .count();
     assert_eq!(wins, 1);
     assert_eq!(s.len(), 1);
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use apikeys::{
-    AccessLevel, AccountSettings, ApiVersion, Digest, KeyFilter, KeyHasher, KeyId, KeyKind, KeyLookup, KeyRecord,
-    KeyStore, MemoryStore, StoreError, Timestamp, UserState,
+    AccessLevel, AccountSettings, ApiVersion, Digest, KeyFilter, KeyHasher, KeyId, KeyKind,
+    KeyLookup, KeyRecord, KeyStore, MemoryStore, StoreError, Timestamp, UserState,
 };
 
 /// A record as a store would receive it, for a fresh key of `kind`.
@@ -67,7 +67,11 @@ impl KeyStore for CountingStore {
         self.tick();
         self.inner.list(a, f)
     }
-    fn update(&self, id: KeyId, c: &mut dyn FnMut(&mut KeyRecord)) -> Result<Option<KeyRecord>, StoreError> {
+    fn update(
+        &self,
+        id: KeyId,
+        c: &mut dyn FnMut(&mut KeyRecord),
+    ) -> Result<Option<KeyRecord>, StoreError> {
         self.tick();
         self.inner.update(id, c)
     }
@@ -113,7 +117,11 @@ impl KeyStore for BrokenStore {
     fn list(&self, _: &str, _: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
-    fn update(&self, _: KeyId, _: &mut dyn FnMut(&mut KeyRecord)) -> Result<Option<KeyRecord>, StoreError> {
+    fn update(
+        &self,
+        _: KeyId,
+        _: &mut dyn FnMut(&mut KeyRecord),
+    ) -> Result<Option<KeyRecord>, StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
     fn delete(&self, _: KeyId) -> Result<Option<KeyRecord>, StoreError> {
