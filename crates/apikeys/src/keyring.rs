@@ -10,6 +10,7 @@ use crate::digest::KeyHasher;
 use crate::error::{AuthFailure, Error, Result, StoreError};
 use crate::key::{Api, Hint, KeyKind};
 use crate::policy::{Action, GrantsTable, Subject, may_manage};
+use crate::ratelimit::RateLimitStatus;
 use crate::record::{AccessLevel, ApiVersion, Disabled, KeyId, KeyRecord, Scope, Timestamp};
 use crate::request::Request;
 use crate::role::{AccountSettings, Actor, Role, UserState};
@@ -56,6 +57,7 @@ impl IssuedKey {
 pub struct Principal {
     record: Arc<KeyRecord>,
     role: Option<Role>,
+    rate_limit: Option<RateLimitStatus>,
 }
 
 impl Principal {
@@ -94,6 +96,11 @@ impl Principal {
     /// The whole record as it was at this request.
     pub fn record(&self) -> &KeyRecord {
         &self.record
+    }
+    /// Where this request stands against its rate limit (`None` when the
+    /// keyring has no rate limits).
+    pub fn rate_limit(&self) -> Option<&RateLimitStatus> {
+        self.rate_limit.as_ref()
     }
 }
 
@@ -857,7 +864,11 @@ impl Keyring {
             // Best effort: failing to note the use must not refuse a valid request.
             let _ = self.store.record_use(record.id, now);
         }
-        Ok(Principal { record, role })
+        Ok(Principal {
+            record,
+            role,
+            rate_limit: None,
+        })
     }
 
     fn authorize(&self, record: &KeyRecord, role: Option<Role>, request: &Request) -> Result<()> {
