@@ -116,10 +116,12 @@ pub enum Error {
         id: String,
     },
     /// Over the rate limit.
-    #[error("rate limit exceeded; retry in {} ms", retry_after.as_millis())]
+    #[error("rate limit of {limit} requests exceeded; retry in {} ms", retry_after.as_millis())]
     RateLimited {
         /// When to retry.
         retry_after: Duration,
+        /// Requests allowed per window.
+        limit: u32,
     },
     /// An argument is invalid.
     #[error("invalid {field}: {reason}")]
@@ -256,6 +258,7 @@ mod tests {
             (
                 Error::RateLimited {
                     retry_after: Duration::from_secs(1),
+                    limit: 1,
                 },
                 429,
                 2020,

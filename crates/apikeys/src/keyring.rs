@@ -10,7 +10,9 @@ use crate::digest::KeyHasher;
 use crate::error::{AuthFailure, Error, Result, StoreError};
 use crate::key::{Api, Hint, KeyKind};
 use crate::policy::{Action, GrantsTable, Subject, may_manage};
-use crate::ratelimit::RateLimitStatus;
+use crate::ratelimit::{
+    Decision, LocalRateLimiter, RateLimitStatus, RateLimiter, RateLimits, Rejections,
+};
 use crate::record::{AccessLevel, ApiVersion, Disabled, KeyId, KeyRecord, Scope, Timestamp};
 use crate::request::Request;
 use crate::role::{AccountSettings, Actor, Role, UserState};
@@ -181,6 +183,8 @@ pub struct Keyring {
     clock: Arc<dyn Clock>,
     audit: Arc<dyn AuditSink>,
     grants: Arc<GrantsTable>,
+    limits: Option<(RateLimits, Arc<dyn RateLimiter>)>,
+    rejections: Rejections,
 }
 
 impl fmt::Debug for Keyring {
@@ -205,6 +209,8 @@ pub struct KeyringBuilder {
     clock: Option<Arc<dyn Clock>>,
     audit: Option<Arc<dyn AuditSink>>,
     grants: Option<GrantsTable>,
+    limits: Option<RateLimits>,
+    limiter: Option<Arc<dyn RateLimiter>>,
 }
 
 impl fmt::Debug for KeyringBuilder {
@@ -247,6 +253,17 @@ impl KeyringBuilder {
         self.grants = Some(grants);
         self
     }
+    /// Enforce these rate limits in [`Keyring::authenticate`] (default: none).
+    pub fn rate_limits(mut self, limits: RateLimits) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+    /// Count requests with this limiter (default: a [`LocalRateLimiter`]).
+    /// Only used when rate limits are set.
+    pub fn rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
     /// The keyring. Fails only for a pepper shorter than 16 bytes.
     pub fn build(self) -> Result<Keyring> {
         let hasher = match &self.pepper {
@@ -261,6 +278,13 @@ impl KeyringBuilder {
                 .audit
                 .unwrap_or_else(|| Arc::new(MemoryAuditLog::default())),
             grants: Arc::new(self.grants.unwrap_or_default()),
+            limits: self.limits.map(|l| {
+                let limiter = self
+                    .limiter
+                    .unwrap_or_else(|| Arc::new(LocalRateLimiter::new()));
+                (l, limiter)
+            }),
+            rejections: Rejections::default(),
         })
     }
 }
@@ -362,6 +386,8 @@ impl Keyring {
             clock: Arc::new(SystemClock),
             audit: Arc::new(MemoryAuditLog::default()),
             grants: Arc::new(GrantsTable::pagerduty()),
+            limits: None,
+            rejections: Rejections::default(),
         }
     }
 
@@ -383,6 +409,16 @@ impl Keyring {
     /// The grants table.
     pub fn grants(&self) -> &GrantsTable {
         &self.grants
+    }
+
+    /// The rate limits in force, if any.
+    pub fn rate_limits(&self) -> Option<&RateLimits> {
+        self.limits.as_ref().map(|(l, _)| l)
+    }
+
+    /// How many requests the rate limiter refused, per key, since the keyring was made.
+    pub fn rate_limit_rejections(&self) -> Vec<(KeyId, u64)> {
+        self.rejections.snapshot()
     }
 
     /// The events the audit sink still holds, oldest first.
@@ -857,6 +893,20 @@ impl Keyring {
             }
         }
         self.authorize(&record, role, request)?;
+        // Only a request that would otherwise succeed spends budget.
+        let rate_limit = match &self.limits {
+            None => None,
+            Some((limits, limiter)) => match limits.applicable(&record) {
+                None => None,
+                Some((bucket, limit)) => match limiter.acquire(bucket, limit, now) {
+                    Decision::Allowed(status) => Some(status),
+                    Decision::Limited { limit, retry_after } => {
+                        self.rejections.count(record.id);
+                        return Err(Error::RateLimited { retry_after, limit });
+                    }
+                },
+            },
+        };
         if found
             .last_used_at
             .is_none_or(|t| now.saturating_since(t) >= LAST_USED_GRANULARITY)
@@ -867,7 +917,7 @@ impl Keyring {
         Ok(Principal {
             record,
             role,
-            rate_limit: None,
+            rate_limit,
         })
     }
 

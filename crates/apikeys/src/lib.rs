@@ -85,7 +85,10 @@ pub use error::{AuthFailure, Error, Result, StoreError};
 pub use key::{Api, Hint, KeyKind, Malformed};
 pub use keyring::{IssuedKey, Keyring, KeyringBuilder, NewKey, Principal};
 pub use policy::{Action, GrantsTable, ResourceSet, RoleGrants};
-pub use ratelimit::RateLimitStatus;
+pub use ratelimit::{
+    Decision, Limit, LimitClass, LocalRateLimiter, RateBucket, RateLimitStatus, RateLimiter,
+    RateLimits,
+};
 pub use record::{AccessLevel, ApiVersion, Disabled, KeyId, KeyRecord, Scope, Timestamp};
 pub use request::{Method, Request};
 pub use role::{AccountSettings, Actor, Role, UserState};
