@@ -1,4 +1,38 @@
 #!/usr/bin/env bash
-# The Node package (bindings/node): not built yet.
+# The Node package (bindings/node): installs its npm dev dependencies (from the
+# committed package-lock.json), builds the addon with `napi build --platform
+# --release`, checks that the committed generated files (binding.js,
+# index.d.ts) are what the build wrote, runs the tests with `node --test` and
+# the TypeScript check (`tsc --noEmit --strict`) of a typed example using every call.
 set -euo pipefail
-echo "node: no package yet"
+cd "$(dirname "$0")/../bindings/node"
+
+command -v node >/dev/null || { echo "test-node.sh: node is not installed (Node 20 or newer is needed)" >&2; exit 1; }
+command -v npm >/dev/null || { echo "test-node.sh: npm is not installed" >&2; exit 1; }
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+    echo "test-node.sh: Node $(node --version) is too old; Node 20 or newer is needed" >&2
+    exit 1
+fi
+echo "node $(node --version), npm $(npm --version)"
+
+if [ -f package-lock.json ]; then
+    npm ci --no-audit --no-fund
+else
+    npm install --no-audit --no-fund
+fi
+
+npm run build
+
+# The generated loader and types are committed; a build must not change them.
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    if ! git diff --exit-code -- binding.js index.d.ts; then
+        echo "test-node.sh: binding.js or index.d.ts differ from what 'npm run build' generates;" >&2
+        echo "run 'npm run build' in bindings/node and commit them" >&2
+        exit 1
+    fi
+fi
+
+npm test
+npm run typecheck
+echo "node: tests and type check passed"

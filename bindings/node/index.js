@@ -126,7 +126,7 @@ function checkKeyringOptions(options) {
 // Reads { api, method, scope } in JavaScript: cheaper than through napi.
 function requestParts(request) {
   if (request === undefined || request === null) return ['rest', 'GET', undefined]
-  if (typeof request !== 'object') throw argTypeError('request', 'an object { api, method, scope }', request)
+  if (!isPlainObject(request)) throw argTypeError('request', 'an object { api, method, scope }', request)
   const { api = 'rest', method = 'GET', scope } = request
   if (typeof api !== 'string') throw argTypeError('request.api', "'rest' or 'events'", api)
   if (typeof method !== 'string') throw argTypeError('request.method', 'of type string', method)

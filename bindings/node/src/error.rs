@@ -99,7 +99,7 @@ fn build(env: &Env, e: &apikeys::Error) -> Result<Error> {
         apikeys::Error::InvalidInput { field, .. } => {
             obj.set_named_property("field", camel(field))?;
         }
-        apikeys::Error::RateLimited { retry_after } => {
+        apikeys::Error::RateLimited { retry_after, .. } => {
             obj.set_named_property("retryAfter", retry_after.as_millis() as f64)?;
         }
         _ => {}
@@ -114,4 +114,74 @@ fn build(env: &Env, e: &apikeys::Error) -> Result<Error> {
             PropertyAttributes::Writable | PropertyAttributes::Configurable,
         )])?;
     Ok(Error::from(js))
+}
+
+#[cfg(test)]
+mod tests {
+    use apikeys::{Api, AuthFailure, Error as E, StoreError};
+
+    use super::*;
+
+    #[test]
+    fn every_core_error_has_its_stable_code() {
+        let cases: Vec<(E, &str)> = vec![
+            (E::Unauthorized(AuthFailure::Disabled), "ERR_UNAUTHORIZED"),
+            (
+                E::WrongApi {
+                    key_api: Api::Rest,
+                    request_api: Api::Events,
+                },
+                "ERR_WRONG_API",
+            ),
+            (
+                E::Forbidden {
+                    reason: String::new(),
+                },
+                "ERR_FORBIDDEN",
+            ),
+            (
+                E::PlanRestricted {
+                    feature: "the REST API",
+                },
+                "ERR_PLAN_RESTRICTED",
+            ),
+            (
+                E::NotPermitted {
+                    reason: String::new(),
+                },
+                "ERR_NOT_PERMITTED",
+            ),
+            (E::NotFound { id: String::new() }, "ERR_NOT_FOUND"),
+            (
+                E::InvalidInput {
+                    field: "key_id",
+                    reason: String::new(),
+                },
+                "ERR_INVALID_INPUT",
+            ),
+            (
+                E::Store(StoreError::Unavailable("down".into())),
+                "ERR_STORE",
+            ),
+            (E::Random, "ERR_INTERNAL"),
+        ];
+        for (e, code) in cases {
+            assert_eq!(code_for_kind_name(e.kind_name()), code, "{e:?}");
+        }
+        // RateLimited's fields are still growing in the core; its name is stable.
+        assert_eq!(code_for_kind_name("rate_limited"), "ERR_RATE_LIMITED");
+        assert_eq!(code_for_kind_name("something_new"), "ERR_INTERNAL");
+    }
+
+    #[test]
+    fn field_names_are_camel_cased_and_messages_use_them() {
+        assert_eq!(camel("key_id"), "keyId");
+        assert_eq!(camel("orchestration_id"), "orchestrationId");
+        assert_eq!(camel("description"), "description");
+        let e = E::InvalidInput {
+            field: "expires_at",
+            reason: "must be in the future".into(),
+        };
+        assert_eq!(message(&e), "invalid expiresAt: must be in the future");
+    }
 }

@@ -171,11 +171,14 @@ impl From<apikeys::IssuedKey> for IssuedKey {
     }
 }
 
+/// One call to run on the keyring, off the JavaScript thread.
+type Work<T> = Box<dyn FnOnce(&apikeys::Keyring) -> CoreResult<T> + Send>;
+
 /// Work for a Promise-returning call: runs on libuv's thread pool, so a store
 /// that blocks (a database) never stalls the event loop.
 pub struct Job<T> {
     keyring: Arc<apikeys::Keyring>,
-    work: Option<Box<dyn FnOnce(&apikeys::Keyring) -> CoreResult<T> + Send>>,
+    work: Option<Work<T>>,
     failure: Option<apikeys::Error>,
 }
 
@@ -760,4 +763,82 @@ fn saturating_u32(n: usize) -> u32 {
 
 fn lock(m: &Mutex<Slots>) -> std::sync::MutexGuard<'_, Slots> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (apikeys::Keyring, apikeys::Actor) {
+        let k = apikeys::Keyring::new(MemoryStore::new());
+        (
+            k,
+            apikeys::Actor::new("acme", "PADMIN1", apikeys::Role::Admin),
+        )
+    }
+
+    #[test]
+    fn one_key_and_role_always_get_the_same_handle() {
+        let (k, admin) = setup();
+        let a = k
+            .create_general_key(&admin, "a", CoreAccess::FullAccess)
+            .unwrap();
+        let b = k
+            .create_general_key(&admin, "b", CoreAccess::ReadOnly)
+            .unwrap();
+        let get = apikeys::Request::rest("GET");
+        let mut slots = Slots::default();
+        let ha = slots
+            .handle(&k.authenticate(a.secret().expose(), &get).unwrap())
+            .unwrap();
+        let hb = slots
+            .handle(&k.authenticate(b.secret().expose(), &get).unwrap())
+            .unwrap();
+        assert_ne!(ha, hb);
+        assert_eq!(ha & 15, NO_ROLE);
+        for _ in 0..3 {
+            let p = k.authenticate(a.secret().expose(), &get).unwrap();
+            assert_eq!(slots.handle(&p).unwrap(), ha);
+        }
+        let p = slots.principal(hb).unwrap();
+        assert_eq!(p.key_id, b.record().id.to_string());
+        assert!(matches!(p.access, crate::types::AccessLevel::ReadOnly));
+        assert!(slots.principal(hb + 16).is_none());
+    }
+
+    #[test]
+    fn a_new_role_is_a_new_handle_and_a_changed_record_a_new_slot() {
+        let (k, admin) = setup();
+        let t = k.create_user_token(&admin, "t").unwrap();
+        let get = apikeys::Request::rest("GET");
+        let mut slots = Slots::default();
+        let as_admin = slots
+            .handle(&k.authenticate(t.secret().expose(), &get).unwrap())
+            .unwrap();
+        k.set_user_role("acme", "PADMIN1", apikeys::Role::Observer)
+            .unwrap();
+        let as_observer = slots
+            .handle(&k.authenticate(t.secret().expose(), &get).unwrap())
+            .unwrap();
+        assert_eq!(as_admin >> 4, as_observer >> 4);
+        assert_ne!(as_admin, as_observer);
+        assert!(matches!(
+            slots.principal(as_observer).unwrap().role,
+            Some(Role::Observer)
+        ));
+        assert!(matches!(
+            slots.principal(as_admin).unwrap().role,
+            Some(Role::Admin)
+        ));
+
+        // A record whose identity fields differ (as a store shared with other
+        // code might hand back) gets a slot of its own.
+        let p = k.authenticate(t.secret().expose(), &get).unwrap();
+        let mut changed = p.record().clone();
+        changed.scopes = vec![apikeys::Scope::parse("incidents.read").unwrap()].into();
+        slots.records[(as_admin >> 4) as usize] = Arc::new(changed);
+        let again = slots.handle(&p).unwrap();
+        assert_ne!(again >> 4, as_admin >> 4);
+        assert!(slots.principal(again).unwrap().scopes.is_empty());
+    }
 }

@@ -1,0 +1,113 @@
+// A typed use of every call of the package. `npm run typecheck` checks it with
+// `tsc --noEmit --strict`; the `@ts-expect-error` lines prove the types are
+// precise (string unions, not `string`).
+import {
+  Keyring,
+  IssuedKey,
+  isApiKeyError,
+  type AccessLevel,
+  type AccountSettings,
+  type Actor,
+  type Api,
+  type ApiKeyError,
+  type AuditEvent,
+  type ErrorCode,
+  type KeyKind,
+  type KeyRecord,
+  type Principal,
+  type Request,
+  type Role,
+} from '../index'
+
+export async function everyCall(): Promise<string[]> {
+  const keyring = new Keyring({ pepper: 'a pepper of sixteen bytes or more', store: { memory: true }, auditCapacity: 100 })
+  const plain = new Keyring()
+  const admin: Actor = { account: 'acme', user: 'PADMIN1', role: 'admin' }
+  const manager: Actor = { account: 'acme', user: 'PMGR1', role: 'manager' }
+  const user: Actor = { account: 'acme', user: 'PUSER1', role: 'limited_user' }
+
+  const general: IssuedKey = keyring.createGeneralKey(admin, 'CI bot', { readOnly: true })
+  const expiring = keyring.createGeneralKey(admin, 'temp', { expiresAt: new Date(Date.now() + 60_000) })
+  const token: string = general.secret
+  const record: KeyRecord = general.record
+  const kind: KeyKind = record.kind
+  const access: AccessLevel = record.access
+  const created: Date = record.createdAt
+  const expires: Date | undefined = expiring.record.expiresAt
+  const userToken = keyring.createUserToken(user, 'laptop script', { expiresAt: new Date(Date.now() + 60_000) })
+  const integration = keyring.createIntegrationKey(manager, 'PSERVICE1', 'Datadog')
+  const routing = keyring.createRoutingKey(manager, 'global-orchestration', 'all alerts', {})
+  const scoped = keyring.createScopedToken(manager, 'stale closer', ['incidents.write'])
+
+  const request: Request = { api: 'rest', method: 'GET', scope: 'incidents.read' }
+  const principal: Principal = keyring.authenticate(token, request)
+  const events: Principal = keyring.authenticate(integration.secret, { api: 'events' })
+  const defaulted: Principal = keyring.authenticate(token)
+  const role: Role | undefined = keyring.authenticate(userToken.secret, { method: 'POST', scope: 'incidents.write' }).role
+  const viaPromise: Principal = await keyring.authenticateAsync(routing.secret, { api: 'events' })
+  try {
+    keyring.authenticate(token, { method: 'POST', scope: 'incidents.write' })
+  } catch (e) {
+    if (isApiKeyError(e)) {
+      const code: ErrorCode | 'ERR_INVALID_ARG_TYPE' = e.code
+      const status: number = e.status
+      const pdCode: number = e.pdCode
+      const reason: string = e.reason
+      void [code, status, pdCode, reason]
+    }
+  }
+
+  const disabled: KeyRecord = keyring.disable(admin, record.id)
+  const by: string | undefined = disabled.disabled?.by
+  keyring.enable(admin, record.id)
+  const one: KeyRecord = keyring.get(admin, record.id)
+  const all: KeyRecord[] = keyring.list(admin)
+  keyring.delete(manager, scoped.record.id)
+
+  const settings: AccountSettings = { restApi: true, advancedPermissions: true }
+  keyring.setAccount('acme', settings)
+  const now: AccountSettings = keyring.account('acme')
+  keyring.setUserRole('acme', 'PUSER1', 'observer')
+  const removed: number = keyring.removeUser('acme', 'PUSER1')
+  const trail: AuditEvent[] = keyring.auditTrail()
+  const action: AuditEvent['action'] = trail[0].action
+
+  const a1: IssuedKey = await plain.createGeneralKeyAsync(admin, 'async', { readOnly: false })
+  const a2: IssuedKey = await plain.createUserTokenAsync(admin, 'async')
+  const a3: IssuedKey = await plain.createIntegrationKeyAsync(admin, 'PSERVICE2', 'async')
+  const a4: IssuedKey = await plain.createRoutingKeyAsync(admin, 'orch', 'async')
+  const a5: IssuedKey = await plain.createScopedTokenAsync(admin, 'async', ['services.read'])
+  const r1: KeyRecord = await plain.disableAsync(admin, a1.record.id)
+  const r2: KeyRecord = await plain.enableAsync(admin, a1.record.id)
+  const r3: KeyRecord = await plain.getAsync(admin, a1.record.id)
+  const r4: KeyRecord[] = await plain.listAsync(admin)
+  const r5: KeyRecord = await plain.deleteAsync(admin, a5.record.id)
+  await plain.setAccountAsync('acme', settings)
+  const s2: AccountSettings = await plain.accountAsync('acme')
+  await plain.setUserRoleAsync('acme', 'PADMIN1', 'global_admin')
+  const n: number = await plain.removeUserAsync('acme', 'PADMIN1')
+
+  const api: Api = 'events'
+  // @ts-expect-error: not a role
+  const badRole: Actor = { account: 'acme', user: 'P', role: 'boss' }
+  // @ts-expect-error: not an API
+  keyring.authenticate(token, { api: 'graphql' })
+  // @ts-expect-error: the options take a Date, not a number
+  keyring.createGeneralKey(admin, 'x', { expiresAt: Date.now() })
+  // @ts-expect-error: scopes are an array
+  keyring.createScopedToken(manager, 'x', 'incidents.read')
+  // @ts-expect-error: the record is read through `record`; there is no `key` field
+  void general.key
+  // @ts-expect-error: kinds are a closed set
+  const badKind: KeyKind = 'master'
+  void [badRole, badKind, api]
+
+  return [
+    principal.keyId, events.kind, defaulted.account, String(role), viaPromise.kind, kind, access, String(created), String(expires),
+    String(by), one.id, String(all.length), String(now.restApi), String(removed), action,
+    a2.secret.slice(0, 2), a3.record.kind, a4.record.kind, r1.id, r2.id, r3.id, String(r4.length), r5.id,
+    String(s2.advancedPermissions), String(n),
+  ]
+}
+
+export type { ApiKeyError }
