@@ -101,35 +101,50 @@ pub(crate) fn add_to(m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// `.retry_after`. No core error message contains a key.
 pub(crate) fn to_py(py: Python<'_>, e: apikeys::Error) -> PyErr {
     use apikeys::Error as E;
-    let msg = e.to_string();
-    let err = match &e {
-        E::Unauthorized(_) => Unauthorized::new_err(msg),
-        E::WrongApi { .. } => WrongApi::new_err(msg),
-        E::Forbidden { .. } => Forbidden::new_err(msg),
-        E::PlanRestricted { .. } => PlanRestricted::new_err(msg),
-        E::NotPermitted { .. } => NotPermitted::new_err(msg),
-        E::NotFound { .. } => NotFound::new_err(msg),
-        E::RateLimited { .. } => RateLimited::new_err(msg),
-        E::InvalidInput { .. } => InvalidInput::new_err(msg),
-        E::Store(_) => StoreError::new_err(msg),
-        _ => ApiKeyError::new_err(msg),
+    let class = match &e {
+        E::Unauthorized(_) => py.get_type::<Unauthorized>(),
+        E::WrongApi { .. } => py.get_type::<WrongApi>(),
+        E::Forbidden { .. } => py.get_type::<Forbidden>(),
+        E::PlanRestricted { .. } => py.get_type::<PlanRestricted>(),
+        E::NotPermitted { .. } => py.get_type::<NotPermitted>(),
+        E::NotFound { .. } => py.get_type::<NotFound>(),
+        E::RateLimited { .. } => py.get_type::<RateLimited>(),
+        E::InvalidInput { .. } => py.get_type::<InvalidInput>(),
+        E::Store(_) => py.get_type::<StoreError>(),
+        _ => py.get_type::<ApiKeyError>(),
     };
-    let value = err.value(py);
+    // The instance is made here rather than by raising lazily: it is needed
+    // anyway to attach attributes, and this skips a raise-and-fetch round trip.
+    let value = match class.call1((e.to_string(),)) {
+        Ok(v) => v,
+        Err(failed) => return failed,
+    };
+    // The class attributes already hold each class's status and code; only
+    // what differs per instance is set on it (the first `setattr` creates the
+    // instance's `__dict__`, which costs more than the rest of the raise).
     let set = || -> PyResult<()> {
-        value.setattr(intern!(py, "status"), e.http_status())?;
-        value.setattr(intern!(py, "code"), e.code())?;
         value.setattr(intern!(py, "reason"), e.reason())?;
         match &e {
+            E::WrongApi { .. } => value.setattr(intern!(py, "status"), e.http_status())?,
             E::InvalidInput { field, .. } => value.setattr(intern!(py, "field"), *field)?,
-            E::RateLimited { retry_after } => {
+            E::RateLimited { retry_after, .. } => {
                 value.setattr(intern!(py, "retry_after"), retry_after.as_secs_f64())?;
             }
-            _ => {}
+            E::Unauthorized(_)
+            | E::Forbidden { .. }
+            | E::PlanRestricted { .. }
+            | E::NotPermitted { .. }
+            | E::NotFound { .. }
+            | E::Store(_) => {}
+            _ => {
+                value.setattr(intern!(py, "status"), e.http_status())?;
+                value.setattr(intern!(py, "code"), e.code())?;
+            }
         }
         Ok(())
     };
     match set() {
-        Ok(()) => err,
+        Ok(()) => PyErr::from_value(value),
         Err(failed) => failed,
     }
 }
