@@ -194,7 +194,7 @@ def test_other_argument_types(world: dict[str, Any]) -> None:
     with pytest.raises(TypeError):
         kr.authenticate()  # type: ignore[call-arg]
     with pytest.raises(TypeError):
-        kr.create_general_key(owner, "d", True)  # type: ignore[misc]
+        kr.create_general_key(owner, "d", True)  # type: ignore[call-arg]
 
 
 def test_a_huge_token_is_refused_by_length_quickly(world: dict[str, Any]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 import apikeys
@@ -81,7 +83,7 @@ def test_events_keys_and_scoped_tokens_need_manager_or_above(role: str) -> None:
     kr = apikeys.Keyring()
     a = actor(role)
     expected = role in MANAGERS
-    makers = [
+    makers: list[Callable[[apikeys.Actor], apikeys.IssuedKey]] = [
         lambda who: kr.create_integration_key(who, "PSERVICE1", "Datadog"),
         lambda who: kr.create_routing_key(who, "orch-1", "all alerts"),
         lambda who: kr.create_scoped_token(who, "closer", ["incidents.write"]),

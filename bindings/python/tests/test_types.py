@@ -57,7 +57,8 @@ def test_no_repr_or_str_shows_a_key(kr: apikeys.Keyring, manager: apikeys.Actor)
 
 
 def test_enums_are_strings(kr: apikeys.Keyring, admin: apikeys.Actor) -> None:
-    assert apikeys.Role.MANAGER == "user" and str(apikeys.Role.MANAGER) == "user"
+    as_str: str = apikeys.Role.MANAGER
+    assert as_str == "user" and str(apikeys.Role.MANAGER) == "user"
     assert [r.value for r in apikeys.Role] == [
         "owner",
         "admin",
@@ -88,7 +89,7 @@ def test_value_classes_compare_by_value() -> None:
     assert s == apikeys.AccountSettings(rest_api=True, advanced_permissions=False)
     assert repr(s) == "AccountSettings(rest_api=True, advanced_permissions=False)"
     with pytest.raises(TypeError):
-        apikeys.AccountSettings(True, False)  # type: ignore[misc]
+        apikeys.AccountSettings(True, False)  # type: ignore[call-arg]
 
 
 def test_objects_are_immutable(kr: apikeys.Keyring, admin: apikeys.Actor) -> None:

@@ -1,0 +1,173 @@
+"""Every class and call of the package, with types: `mypy --strict` checks it
+against the stubs, and `scripts/test-python.sh` runs it.
+
+    python bindings/python/examples/typed_usage.py
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import apikeys
+from apikeys import (
+    AccessLevel,
+    AccountSettings,
+    Actor,
+    AuditEvent,
+    IssuedKey,
+    KeyKind,
+    Keyring,
+    KeyRecord,
+    ManualClock,
+    MemoryStore,
+    Principal,
+    Role,
+    UserState,
+)
+
+
+def check(request_ok: bool, what: str) -> None:
+    if not request_ok:
+        raise SystemExit(f"typed_usage: {what}")
+
+
+def describe(record: KeyRecord) -> str:
+    kind: KeyKind = record.kind
+    access: AccessLevel = record.access
+    created: datetime = record.created_at
+    parts: list[str] = [
+        record.id,
+        record.account,
+        kind.value,
+        record.description,
+        access.value,
+        str(record.read_only),
+        record.owner or "-",
+        record.target or "-",
+        ",".join(record.scopes),
+        created.isoformat(),
+        record.created_by,
+        record.api_version,
+        str(record.disabled),
+        record.disabled_by or "-",
+        str(record.disabled_at),
+        str(record.last_used_at),
+        str(record.expires_at),
+        record.hint,
+    ]
+    return " ".join(parts)
+
+
+def who(principal: Principal) -> str:
+    role: Role | None = principal.role
+    record: KeyRecord = principal.record
+    return " ".join(
+        [
+            principal.key_id,
+            principal.kind.value,
+            principal.account,
+            principal.owner or "-",
+            role.value if role else "-",
+            principal.access.value,
+            ",".join(principal.scopes),
+            principal.target or "-",
+            record.id,
+        ]
+    )
+
+
+def main() -> None:
+    store = MemoryStore()
+    clock = ManualClock(datetime(2026, 1, 1, tzinfo=timezone.utc))
+    kr = Keyring(store, pepper=b"an example pepper of 32 bytes!!!", clock=clock)
+    plain = Keyring()
+    check(repr(plain).startswith("Keyring("), "repr")
+
+    admin = Actor("acme", "PADMIN1", "admin")
+    manager = Actor("acme", "PMGR1", Role.MANAGER)
+    check(admin.account == "acme" and admin.user == "PADMIN1" and admin.role is Role.ADMIN, "actor")
+
+    general: IssuedKey = kr.create_general_key(admin, "CI bot", read_only=True)
+    expiring = kr.create_general_key(admin, "temp", expires_at=clock.now() + timedelta(days=1))
+    token = kr.create_user_token(manager, "laptop script")
+    integration = kr.create_integration_key(manager, "PSERVICE1", "Datadog")
+    routing = kr.create_routing_key(manager, "global-orchestration", "all alerts")
+    scoped = kr.create_scoped_token(manager, "stale closer", ["incidents.write"])
+    check(len(store) == 6, "store size")
+
+    secret: str = general.secret
+    p: Principal = kr.authenticate(secret)
+    print(who(p))
+    print(who(kr.authenticate(token.secret, api="rest", method="POST", scope="incidents.write")))
+    print(who(kr.authenticate(scoped.secret, method="PUT", scope="incidents.write")))
+    print(who(kr.authenticate(integration.secret, api="events")))
+    print(who(kr.authenticate(routing.secret, "events")))
+    try:
+        kr.authenticate(secret, method="POST")
+    except apikeys.Forbidden as e:
+        status: int = e.status
+        code: int = e.code
+        reason: str = e.reason
+        print("refused:", status, code, reason)
+    except apikeys.ApiKeyError:
+        raise
+
+    key_id = general.record.id
+    disabled: KeyRecord = kr.disable(admin, key_id)
+    check(disabled.disabled, "disable")
+    check(not kr.enable(admin, key_id).disabled, "enable")
+    got: KeyRecord = kr.get(admin, key_id)
+    records: list[KeyRecord] = kr.list(admin)
+    for r in records:
+        print(describe(r))
+    check(got.id in {r.id for r in records}, "list")
+    check(kr.delete(admin, expiring.record.id).id == expiring.record.id, "delete")
+
+    kr.set_account("acme", AccountSettings(rest_api=True, advanced_permissions=True))
+    settings: AccountSettings = kr.account("acme")
+    check(settings.rest_api and settings.advanced_permissions, "settings")
+    kr.set_user_role("acme", "PMGR1", "observer")
+    kr.set_user_role("acme", "PMGR1", Role.OBSERVER)
+    state: UserState | None = kr.user("acme", "PMGR1")
+    check(state is not None and state.role is Role.OBSERVER and not state.removed, "user")
+    removed: int = kr.remove_user("acme", "PMGR1")
+    check(removed == 1, "remove_user")
+
+    clock.advance(timedelta(minutes=5))
+    clock.set(datetime(2026, 2, 1, tzinfo=timezone.utc))
+    events: list[AuditEvent] = kr.audit_trail()
+    for ev in events:
+        at: datetime = ev.at
+        print(
+            at.isoformat(),
+            ev.action,
+            ev.account,
+            ev.actor,
+            ev.actor_role,
+            ev.key_kind,
+            ev.key_id,
+            ev.subject_user,
+            ev.allowed,
+            ev.error,
+            ev.reason,
+        )
+    errors: list[type[apikeys.ApiKeyError]] = [
+        apikeys.Unauthorized,
+        apikeys.WrongApi,
+        apikeys.Forbidden,
+        apikeys.PlanRestricted,
+        apikeys.NotPermitted,
+        apikeys.NotFound,
+        apikeys.RateLimited,
+        apikeys.InvalidInput,
+        apikeys.StoreError,
+    ]
+    for cls in errors:
+        print(cls.__name__, cls.status, cls.code)
+    retry: float = apikeys.RateLimited.retry_after
+    field: str = apikeys.InvalidInput.field
+    print(apikeys.__version__, retry, repr(field), [r.value for r in Role], list(KeyKind), list(AccessLevel))
+
+
+if __name__ == "__main__":
+    main()
