@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 # stops them again when this script exits.
 # shellcheck source=scripts/services.sh
 source scripts/services.sh
+# shellcheck source=scripts/redis.sh
+source scripts/redis.sh
 
 bash scripts/test-rust.sh
 bash scripts/test-python.sh

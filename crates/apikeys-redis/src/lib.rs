@@ -1,0 +1,364 @@
+//! A [`RateLimiter`] shared by every process that uses the same Redis.
+//!
+//! [`RedisRateLimiter`] runs the same sliding-window log as
+//! [`apikeys::LocalRateLimiter`], atomically on the Redis server: one Lua
+//! script call per request trims the bucket's sorted set to the window, counts
+//! it, and adds the request if it fits. N processes sharing a Redis therefore
+//! never admit more than the limit together. Times come from the Redis
+//! server's clock (`TIME`), so processes on machines whose clocks disagree
+//! still share one window.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use apikeys::{Keyring, RateLimits};
+//! use apikeys_redis::RedisRateLimiter;
+//!
+//! let limiter = RedisRateLimiter::connect("redis://127.0.0.1:6379/")?;
+//! let keyring = Keyring::builder()
+//!     .rate_limits(RateLimits::pagerduty())
+//!     .rate_limiter(Arc::new(limiter))
+//!     .build()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## When Redis is unreachable
+//! The behaviour is a choice ([`Fallback`]), made when the limiter is built:
+//! - [`Fallback::Local`] (the default): each process goes on enforcing the same
+//!   limits on its own, with an in-process limiter. Nothing is refused for want
+//!   of Redis, but while it is down N processes may admit up to N × the limit
+//!   together (each admits at most the limit).
+//! - [`Fallback::Deny`]: every request is refused as rate limited (fail closed).
+//! - [`Fallback::Allow`]: every request is admitted (fail open).
+//!
+//! Either way the limiter reports it: [`RedisRateLimiter::is_degraded`],
+//! [`RedisRateLimiter::fallback_count`], [`RedisRateLimiter::last_error`], and
+//! the callback given to [`RedisRateLimiterBuilder::on_degraded`], called once
+//! each time Redis becomes unreachable. While degraded, Redis is tried again
+//! every [`RedisRateLimiterBuilder::retry_interval`] (not on every request),
+//! and every Redis call has a timeout, so an outage never stalls requests for long.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use apikeys::{
+    Decision, Limit, LocalRateLimiter, RateBucket, RateLimitStatus, RateLimiter, StoreError,
+    Timestamp,
+};
+use rand_core::TryRng;
+
+/// What to do while Redis is unreachable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Fallback {
+    /// Enforce the limits in this process alone (the default).
+    #[default]
+    Local,
+    /// Refuse every request as rate limited.
+    Deny,
+    /// Admit every request.
+    Allow,
+}
+
+/// The script: trim to the window, count, add if it fits. Returns
+/// `{1, remaining, reset_ms}` or `{0, retry_after_ms, 0}`.
+const SCRIPT: &str = r#"
+local key = KEYS[1]
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local n = redis.call('ZCARD', key)
+if n < limit then
+  redis.call('ZADD', key, now, ARGV[3])
+  redis.call('PEXPIRE', key, window)
+  return {1, limit - n - 1, window}
+end
+if n > limit then
+  redis.call('ZREMRANGEBYRANK', key, 0, n - limit - 1)
+end
+local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+local retry = tonumber(oldest[2]) + window - now
+if retry < 1 then retry = 1 end
+return {0, retry, 0}
+"#;
+
+type DegradedHook = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Builds a [`RedisRateLimiter`].
+pub struct RedisRateLimiterBuilder {
+    url: String,
+    prefix: String,
+    timeout: Duration,
+    retry_interval: Duration,
+    fallback: Fallback,
+    on_degraded: Option<DegradedHook>,
+}
+
+impl fmt::Debug for RedisRateLimiterBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisRateLimiterBuilder")
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("retry_interval", &self.retry_interval)
+            .field("fallback", &self.fallback)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisRateLimiterBuilder {
+    /// Prefix of every Redis key the limiter writes (default `apikeys:rl:`).
+    pub fn prefix(mut self, prefix: &str) -> Self {
+        self.prefix = prefix.to_owned();
+        self
+    }
+    /// Timeout of connecting and of each call (default 250 ms).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+    /// How long to wait, once Redis failed, before trying it again (default 1 s).
+    pub fn retry_interval(mut self, d: Duration) -> Self {
+        self.retry_interval = d;
+        self
+    }
+    /// What to do while Redis is unreachable (default [`Fallback::Local`]).
+    pub fn fallback(mut self, fallback: Fallback) -> Self {
+        self.fallback = fallback;
+        self
+    }
+    /// Called (with the error) each time Redis becomes unreachable.
+    pub fn on_degraded(mut self, hook: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.on_degraded = Some(Arc::new(hook));
+        self
+    }
+    /// The limiter. Checks the URL, but does not connect yet.
+    pub fn build(self) -> Result<RedisRateLimiter, StoreError> {
+        let client = redis::Client::open(self.url.as_str())
+            .map_err(|e| StoreError::Unavailable(format!("bad Redis URL: {e}")))?;
+        let mut seed = [0u8; 8];
+        getrandom::SysRng
+            .try_fill_bytes(&mut seed)
+            .map_err(|e| StoreError::Unavailable(format!("no randomness for member ids: {e}")))?;
+        Ok(RedisRateLimiter {
+            client,
+            pool: Mutex::new(Vec::new()),
+            script: redis::Script::new(SCRIPT),
+            prefix: self.prefix,
+            timeout: self.timeout,
+            retry_interval: self.retry_interval,
+            fallback: self.fallback,
+            on_degraded: self.on_degraded,
+            local: LocalRateLimiter::new(),
+            epoch: Instant::now(),
+            retry_at_ns: AtomicU64::new(0),
+            degraded: AtomicBool::new(false),
+            fallbacks: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+            member_prefix: u64::from_le_bytes(seed),
+            counter: AtomicU64::new(0),
+        })
+    }
+}
+
+/// A rate limiter whose counts live in Redis (see the crate docs).
+pub struct RedisRateLimiter {
+    client: redis::Client,
+    pool: Mutex<Vec<redis::Connection>>,
+    script: redis::Script,
+    prefix: String,
+    timeout: Duration,
+    retry_interval: Duration,
+    fallback: Fallback,
+    on_degraded: Option<DegradedHook>,
+    local: LocalRateLimiter,
+    epoch: Instant,
+    /// While degraded: nanoseconds after `epoch` at which Redis is tried again.
+    retry_at_ns: AtomicU64,
+    degraded: AtomicBool,
+    fallbacks: AtomicU64,
+    last_error: Mutex<Option<String>>,
+    member_prefix: u64,
+    counter: AtomicU64,
+}
+
+impl fmt::Debug for RedisRateLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisRateLimiter")
+            .field("prefix", &self.prefix)
+            .field("fallback", &self.fallback)
+            .field("degraded", &self.is_degraded())
+            .field("fallbacks", &self.fallback_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisRateLimiter {
+    /// Configure a limiter for the Redis at `url` (`redis://host:port/db`).
+    pub fn builder(url: &str) -> RedisRateLimiterBuilder {
+        RedisRateLimiterBuilder {
+            url: url.to_owned(),
+            prefix: "apikeys:rl:".to_owned(),
+            timeout: Duration::from_millis(250),
+            retry_interval: Duration::from_secs(1),
+            fallback: Fallback::Local,
+            on_degraded: None,
+        }
+    }
+
+    /// A limiter with the defaults, after checking that Redis answers.
+    pub fn connect(url: &str) -> Result<RedisRateLimiter, StoreError> {
+        let l = RedisRateLimiter::builder(url).build()?;
+        let mut con = l.connection()?;
+        redis::cmd("PING")
+            .query::<String>(&mut con)
+            .map_err(|e| StoreError::Unavailable(format!("Redis did not answer PING: {e}")))?;
+        l.give_back(con);
+        Ok(l)
+    }
+
+    /// Whether Redis was unreachable at the last try (requests then follow the [`Fallback`]).
+    pub fn is_degraded(&self) -> bool {
+        self.degraded.load(Ordering::SeqCst)
+    }
+
+    /// How many requests were decided by the fallback instead of Redis.
+    pub fn fallback_count(&self) -> u64 {
+        self.fallbacks.load(Ordering::SeqCst)
+    }
+
+    /// The last Redis error seen, if any.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn connection(&self) -> Result<redis::Connection, StoreError> {
+        if let Some(c) = self
+            .pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+        {
+            return Ok(c);
+        }
+        let con = self
+            .client
+            .get_connection_with_timeout(self.timeout)
+            .map_err(|e| StoreError::Unavailable(format!("cannot connect to Redis: {e}")))?;
+        con.set_read_timeout(Some(self.timeout))
+            .and_then(|_| con.set_write_timeout(Some(self.timeout)))
+            .map_err(|e| StoreError::Unavailable(format!("cannot set Redis timeouts: {e}")))?;
+        Ok(con)
+    }
+
+    fn give_back(&self, con: redis::Connection) {
+        let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+        if pool.len() < 64 {
+            pool.push(con);
+        }
+    }
+
+    fn try_acquire(&self, bucket: RateBucket<'_>, limit: Limit) -> Result<Decision, StoreError> {
+        let mut con = self.connection()?;
+        let key = format!("{}{}", self.prefix, bucket.name());
+        let member = format!(
+            "{:x}-{:x}",
+            self.member_prefix,
+            self.counter.fetch_add(1, Ordering::Relaxed)
+        );
+        let window_ms = limit.window.as_millis().clamp(1, i64::MAX as u128) as i64;
+        let out: Vec<i64> = self
+            .script
+            .key(key)
+            .arg(limit.requests)
+            .arg(window_ms)
+            .arg(member)
+            .invoke(&mut con)
+            .map_err(|e| StoreError::Unavailable(format!("Redis rate-limit script failed: {e}")))?;
+        self.give_back(con);
+        match out.as_slice() {
+            [1, remaining, reset] => Ok(Decision::Allowed(RateLimitStatus {
+                limit: limit.requests,
+                remaining: (*remaining).clamp(0, u32::MAX as i64) as u32,
+                reset: Duration::from_millis((*reset).max(0) as u64),
+            })),
+            [0, retry, _] => Ok(Decision::Limited {
+                limit: limit.requests,
+                retry_after: Duration::from_millis((*retry).max(1) as u64),
+            }),
+            other => Err(StoreError::Corrupt(format!(
+                "unexpected rate-limit script answer {other:?}"
+            ))),
+        }
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos().min(u64::MAX as u128) as u64
+    }
+
+    fn fall_back(&self, bucket: RateBucket<'_>, limit: Limit, now: Timestamp) -> Decision {
+        self.fallbacks.fetch_add(1, Ordering::SeqCst);
+        match self.fallback {
+            Fallback::Local => self.local.acquire(bucket, limit, now),
+            Fallback::Deny => Decision::Limited {
+                limit: limit.requests,
+                retry_after: self.retry_interval.max(Duration::from_millis(1)),
+            },
+            Fallback::Allow => Decision::Allowed(RateLimitStatus {
+                limit: limit.requests,
+                remaining: limit.requests.saturating_sub(1),
+                reset: limit.window,
+            }),
+        }
+    }
+}
+
+impl RateLimiter for RedisRateLimiter {
+    /// Counts in Redis; `now` is used only by the fallback (Redis has its own clock).
+    fn acquire(&self, bucket: RateBucket<'_>, limit: Limit, now: Timestamp) -> Decision {
+        if self.is_degraded() && self.now_ns() < self.retry_at_ns.load(Ordering::SeqCst) {
+            return self.fall_back(bucket, limit, now);
+        }
+        match self.try_acquire(bucket, limit) {
+            Ok(d) => {
+                if self.degraded.swap(false, Ordering::SeqCst) {
+                    *self
+                        .last_error
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = None;
+                }
+                d
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                let retry = self
+                    .now_ns()
+                    .saturating_add(self.retry_interval.as_nanos().min(u64::MAX as u128) as u64);
+                self.retry_at_ns.store(retry, Ordering::SeqCst);
+                // A broken pool is thrown away; connections are made again on recovery.
+                self.pool
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clear();
+                let newly = !self.degraded.swap(true, Ordering::SeqCst);
+                *self
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(msg.clone());
+                if newly {
+                    if let Some(hook) = &self.on_degraded {
+                        hook(&msg);
+                    }
+                }
+                self.fall_back(bucket, limit, now)
+            }
+        }
+    }
+}
