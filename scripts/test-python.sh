@@ -20,7 +20,8 @@ fi
 step() { printf '\n== python: %s\n' "$*"; }
 
 step "virtual environment ($venv, $("$py" --version))"
-if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
+want=$("$py" -c 'import sys; print(sys.version)')
+if [[ ! -x $venv/bin/python ]] || [[ $("$venv/bin/python" -c 'import sys; print(sys.version)' 2>/dev/null) != "$want" ]]; then
     rm -rf "$venv"
     "$py" -m venv "$venv"
 fi
