@@ -1,0 +1,197 @@
+//! Reading the key out of a request: the `Authorization` header (REST) and the
+//! `routing_key` field of a JSON body (Events).
+
+use std::borrow::Cow;
+
+use http::HeaderMap;
+use http::header::AUTHORIZATION;
+
+use crate::rejection::Rejection;
+
+/// The longest `Authorization` value that is even looked at. Keys are 20 or 32
+/// characters; anything this long is refused as malformed without parsing.
+pub const MAX_AUTHORIZATION_BYTES: usize = 1024;
+
+/// The key in an `Authorization` header value, if the value has one of the
+/// accepted forms:
+///
+/// - `Token token=<key>` (PagerDuty's form): the scheme and the parameter name
+///   in any case, spaces or tabs allowed around the value, around `=`, and
+///   between scheme and parameter; the key may be in double quotes;
+/// - `Bearer <key>` (scheme in any case).
+///
+/// The key itself is not checked here (any run of visible ASCII characters
+/// without spaces or quotes); [`apikeys::Keyring::authenticate`] does that.
+///
+/// ```
+/// use apikeys_http::token_from_authorization as t;
+/// assert_eq!(t(b"Token token=y_NbAkKc66ryYTWUXYEu"), Some("y_NbAkKc66ryYTWUXYEu"));
+/// assert_eq!(t(b"  token   TOKEN = \"abc\" "), Some("abc"));
+/// assert_eq!(t(b"Bearer abc"), Some("abc"));
+/// assert_eq!(t(b"Basic YWxhZGRpbjpvcGVuc2VzYW1l"), None);
+/// assert_eq!(t(b"Token token="), None);
+/// ```
+pub fn token_from_authorization(value: &[u8]) -> Option<&str> {
+    if value.len() > MAX_AUTHORIZATION_BYTES {
+        return None;
+    }
+    let value = trim(value);
+    let split = value.iter().position(|&b| is_space(b))?;
+    let (scheme, rest) = value.split_at(split);
+    let rest = trim(rest);
+    let key = if scheme.eq_ignore_ascii_case(b"token") {
+        let name = b"token";
+        if rest.len() < name.len() || !rest[..name.len()].eq_ignore_ascii_case(name) {
+            return None;
+        }
+        let rest = trim(&rest[name.len()..]);
+        let rest = trim(rest.strip_prefix(b"=")?);
+        match rest {
+            [b'"', inner @ .., b'"'] => inner,
+            _ => rest,
+        }
+    } else if scheme.eq_ignore_ascii_case(b"bearer") {
+        rest
+    } else {
+        return None;
+    };
+    if key.is_empty() || !key.iter().all(|&b| b.is_ascii_graphic() && b != b'"') {
+        return None;
+    }
+    // Visible ASCII only, so this never fails.
+    std::str::from_utf8(key).ok()
+}
+
+/// The REST key of a request: exactly one `Authorization` header, in one of
+/// the forms [`token_from_authorization`] accepts.
+///
+/// # Errors
+/// [`Rejection`]s answering 401 (no header, a malformed one) or 400 (more than one).
+pub fn rest_token(headers: &HeaderMap) -> Result<&str, Rejection> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Err(Rejection::missing_key());
+    };
+    if values.next().is_some() {
+        return Err(Rejection::duplicate_authorization());
+    }
+    token_from_authorization(value.as_bytes()).ok_or_else(Rejection::malformed_authorization)
+}
+
+#[derive(serde::Deserialize)]
+struct EventEnvelope<'a> {
+    #[serde(borrow, default)]
+    routing_key: Option<Cow<'a, str>>,
+}
+
+/// The `routing_key` of an Events API v2 body (a JSON object; other fields are
+/// left to the handler, but the whole body must be valid JSON).
+///
+/// # Errors
+/// [`Rejection`]s answering 400: not JSON, not an object, a `routing_key`
+/// that is not a string, or none at all.
+pub fn routing_key(body: &[u8]) -> Result<Cow<'_, str>, Rejection> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(Rejection::invalid_body("the body must be a JSON object"));
+    }
+    match serde_json::from_slice::<EventEnvelope<'_>>(body) {
+        Ok(EventEnvelope {
+            routing_key: Some(k),
+        }) => Ok(k),
+        Ok(EventEnvelope { routing_key: None }) => Err(Rejection::missing_routing_key()),
+        Err(e) if e.is_data() => Err(Rejection::invalid_body("'routing_key' must be one string")),
+        Err(_) => Err(Rejection::invalid_body("the body is not valid JSON")),
+    }
+}
+
+fn is_space(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+fn trim(mut s: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = s {
+        if !is_space(*first) {
+            break;
+        }
+        s = rest;
+    }
+    while let [rest @ .., last] = s {
+        if !is_space(*last) {
+            break;
+        }
+        s = rest;
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "y_NbAkKc66ryYTWUXYEu";
+
+    #[test]
+    fn accepts_pagerduty_and_bearer_forms_in_any_case_and_spacing() {
+        for v in [
+            format!("Token token={KEY}"),
+            format!("token token={KEY}"),
+            format!("TOKEN TOKEN={KEY}"),
+            format!("  Token   token = {KEY}  "),
+            format!("Token\ttoken=\t{KEY}"),
+            format!("Token token=\"{KEY}\""),
+            format!("Bearer {KEY}"),
+            format!("bearer    {KEY} "),
+        ] {
+            assert_eq!(token_from_authorization(v.as_bytes()), Some(KEY), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn refuses_other_schemes_and_broken_values() {
+        for v in [
+            String::new(),
+            "   ".to_owned(),
+            KEY.to_owned(),
+            format!("Token {KEY}"),
+            format!("Token token {KEY}"),
+            format!("Token tokens={KEY}"),
+            "Token token=".to_owned(),
+            "Token token=\"\"".to_owned(),
+            format!("Token token={KEY} extra"),
+            format!("Token token=\"{KEY}"),
+            format!("Basic {KEY}"),
+            "Bearer".to_owned(),
+            "Bearer ".to_owned(),
+            format!("Bearer {KEY} {KEY}"),
+            format!("Tokentoken={KEY}"),
+            format!("Token token={}", "a".repeat(MAX_AUTHORIZATION_BYTES)),
+        ] {
+            assert_eq!(token_from_authorization(v.as_bytes()), None, "{v:?}");
+        }
+        assert_eq!(token_from_authorization(b"Bearer \xff\xfe"), None);
+    }
+
+    #[test]
+    fn routing_key_comes_from_the_json_body() {
+        let k = "0123456789abcdef0123456789abcdef";
+        let body = format!(r#"{{"routing_key":"{k}","event_action":"trigger","payload":{{}}}}"#);
+        assert_eq!(routing_key(body.as_bytes()).unwrap(), k);
+        assert_eq!(
+            routing_key(br#" {"routing_key":"\u0030abc"}"#).unwrap(),
+            "0abc"
+        );
+        for (body, kind) in [
+            (&b""[..], "invalid_body"),
+            (b"routing_key=abc", "invalid_body"),
+            (b"[1,2]", "invalid_body"),
+            (b"{\"routing_key\":", "invalid_body"),
+            (b"{\"routing_key\":12}", "invalid_body"),
+            (b"{\"event_action\":\"trigger\"}", "missing_routing_key"),
+            (b"{\"routing_key\":null}", "missing_routing_key"),
+        ] {
+            let r = routing_key(body).unwrap_err();
+            assert_eq!((r.status().as_u16(), r.kind()), (400, kind), "{body:?}");
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! The Events layer: the key is the `routing_key` field of the JSON body.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use apikeys::{Keyring, Request};
+use bytes::Bytes;
+use http::header::CONTENT_LENGTH;
+use http_body::Body;
+use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::credentials::routing_key;
+use crate::rejection::{Rejection, insert_rate_limit};
+
+/// The default body limit: 512 KiB, PagerDuty's limit for one event.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 512 * 1024;
+
+/// A tower [`Layer`] for an Events API v2 endpoint: reads the JSON body (up to
+/// a limit), authenticates its `routing_key` as an Events key, and hands the
+/// inner service the same body with the [`apikeys::Principal`] in the
+/// request's extensions. The handler answers the event (202 on success).
+///
+/// Refusals: a body over the limit, not a JSON object, or without a
+/// `routing_key`: 400; a REST key as the routing key: 400 (`wrong_api`); an
+/// unknown or disabled key: 401; over the rate limit: 429.
+///
+/// The request body type must be buildable from [`Bytes`] (axum's `Body`,
+/// `http_body_util::Full<Bytes>` …), since the inner service gets the body
+/// back after it was read.
+#[derive(Clone, Debug)]
+pub struct EventsAuthLayer {
+    keyring: Arc<Keyring>,
+    max_body: usize,
+}
+
+impl EventsAuthLayer {
+    /// A layer checking routing keys against `keyring`, with a 512 KiB body limit.
+    pub fn new(keyring: Arc<Keyring>) -> Self {
+        EventsAuthLayer {
+            keyring,
+            max_body: DEFAULT_MAX_EVENT_BYTES,
+        }
+    }
+
+    /// The same layer with another body limit in bytes.
+    pub fn max_body_bytes(mut self, max: usize) -> Self {
+        self.max_body = max;
+        self
+    }
+}
+
+impl<S> Layer<S> for EventsAuthLayer {
+    type Service = EventsAuth<S>;
+
+    fn layer(&self, inner: S) -> EventsAuth<S> {
+        EventsAuth {
+            inner,
+            keyring: self.keyring.clone(),
+            max_body: self.max_body,
+        }
+    }
+}
+
+/// The service made by [`EventsAuthLayer`].
+#[derive(Clone, Debug)]
+pub struct EventsAuth<S> {
+    inner: S,
+    keyring: Arc<Keyring>,
+    max_body: usize,
+}
+
+/// The future of [`EventsAuth`].
+pub type EventsFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for EventsAuth<S>
+where
+    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send,
+    ReqBody: Body + From<Bytes> + Send + 'static,
+    ReqBody::Data: Send,
+    ReqBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = http::Response<Either<ResBody, Full<Bytes>>>;
+    type Error = S::Error;
+    type Future = EventsFuture<Self::Response, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
+        // The clone waits for the next request; the service that was ready serves this one.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let keyring = self.keyring.clone();
+        let max = self.max_body;
+        Box::pin(async move {
+            let (parts, body) = req.into_parts();
+            let refuse = |r: Rejection| Ok(r.to_response().map(Either::Right));
+            let declared = parts
+                .headers
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if declared.is_some_and(|n| n > max as u64) {
+                return refuse(Rejection::body_too_large(max));
+            }
+            let bytes = match Limited::new(body, max).collect().await {
+                Ok(c) => c.to_bytes(),
+                Err(e) if e.is::<LengthLimitError>() => {
+                    return refuse(Rejection::body_too_large(max));
+                }
+                Err(_) => return refuse(Rejection::invalid_body("the body could not be read")),
+            };
+            let principal = match routing_key(&bytes) {
+                Ok(key) => match keyring.authenticate(&key, &Request::events()) {
+                    Ok(p) => p,
+                    Err(e) => return refuse(Rejection::from_error(&e)),
+                },
+                Err(r) => return refuse(r),
+            };
+            let rate_limit = principal.rate_limit().copied();
+            let mut req = http::Request::from_parts(parts, ReqBody::from(bytes));
+            req.extensions_mut().insert(principal);
+            let mut res = inner.call(req).await?;
+            if let Some(status) = rate_limit {
+                insert_rate_limit(res.headers_mut(), &status);
+            }
+            Ok(res.map(Either::Left))
+        })
+    }
+}

@@ -1,0 +1,74 @@
+//! HTTP adapters for [`apikeys`]: protect a tower service (axum, hyper) the way
+//! PagerDuty's APIs are protected.
+//!
+//! - **REST** ([`RestAuthLayer`]): the key comes in `Authorization: Token
+//!   token=<key>` (scheme and parameter name in any case, spaces tolerated;
+//!   `Bearer <key>` too); the method comes from the request; the scope from the
+//!   route ([`RestAuthLayer::with_scope`], or a [`RequiredScope`] extension).
+//! - **Events** ([`EventsAuthLayer`]): the key is the `routing_key` field of the
+//!   JSON body (Events API v2), read up to a size limit.
+//! - **Refusals** ([`Rejection`]): the status of the design's error table and
+//!   PagerDuty's body `{"error":{"message":…,"code":…}}`; `WWW-Authenticate:
+//!   Token` on 401; `retry-after` on 429. Never a key, never an internal detail.
+//! - **Rate limits**: when the keyring has them, every answer to an
+//!   authenticated request carries `ratelimit-limit`, `ratelimit-remaining` and
+//!   `ratelimit-reset` (seconds), and so does a 429.
+//! - **The principal** goes into the request's extensions; in axum, take it
+//!   with the [`Authenticated`] extractor.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use apikeys::{Keyring, MemoryStore};
+//! use apikeys_http::{Authenticated, EventsAuthLayer, RestAuthLayer};
+//! use axum::{Router, http::StatusCode, routing::{get, post}};
+//!
+//! async fn list(Authenticated(who): Authenticated) -> String {
+//!     format!("incidents of {}", who.account())
+//! }
+//! async fn create() -> StatusCode { StatusCode::CREATED }
+//! async fn event() -> StatusCode { StatusCode::ACCEPTED }
+//!
+//! let keyring = Arc::new(Keyring::new(MemoryStore::new()));
+//! let rest = RestAuthLayer::new(keyring.clone());
+//! let app: Router = Router::new()
+//!     .route("/incidents", get(list).route_layer(rest.clone().with_scope("incidents.read")?))
+//!     .route("/incidents", post(create).route_layer(rest.with_scope("incidents.write")?))
+//!     .route("/v2/enqueue", post(event).route_layer(EventsAuthLayer::new(keyring)));
+//! # Ok::<(), apikeys::Error>(())
+//! ```
+//!
+//! ## Decisions
+//! - Adapter-level refusals: no `Authorization` header or one in no accepted
+//!   form (including values over 1 KiB): 401, code 2006; two or more
+//!   `Authorization` headers: 400, code 2001 (ambiguous, never guessed); an
+//!   Events body over the limit (512 KiB by default, PagerDuty's), not a JSON
+//!   object, or without a string `routing_key`: 400, code 2001.
+//! - Store and other internal failures answer 500 with "an internal error
+//!   occurred"; the reason is in the [`Rejection`] put into the response's
+//!   extensions, for a logging layer to record.
+//! - `ratelimit-reset` and `retry-after` are whole seconds, rounded up. A key
+//!   that is refused for another reason (403 …) spends no budget, and the
+//!   keyring does not report its budget, so those answers carry no
+//!   `ratelimit-*` headers.
+//! - Hyper refuses a request head over its buffer (about 400 KiB by default)
+//!   with its own 431 before any service runs; a smaller oversized header gets
+//!   this crate's 401.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod credentials;
+pub mod events;
+#[cfg(feature = "axum")]
+pub mod extract;
+pub mod rejection;
+pub mod rest;
+
+pub use credentials::{MAX_AUTHORIZATION_BYTES, rest_token, routing_key, token_from_authorization};
+pub use events::{DEFAULT_MAX_EVENT_BYTES, EventsAuth, EventsAuthLayer, EventsFuture};
+#[cfg(feature = "axum")]
+pub use extract::Authenticated;
+pub use rejection::{
+    RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET, Rejection, insert_rate_limit,
+};
+pub use rest::{RequiredScope, ResponseFuture, RestAuth, RestAuthLayer};

@@ -1,0 +1,195 @@
+//! The REST layer: the key from `Authorization`, the method from the request,
+//! the scope from the route.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use apikeys::{Keyring, Method, RateLimitStatus, Request, Scope};
+use bytes::Bytes;
+use http_body_util::{Either, Full};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::credentials::rest_token;
+use crate::rejection::{Rejection, insert_rate_limit};
+
+/// A scope for the request, set by whatever routed it (for servers that route
+/// before authenticating, such as a plain hyper service). A
+/// [`RestAuthLayer`] with a scope of its own ignores it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequiredScope(pub Scope);
+
+/// A tower [`Layer`] that authenticates REST requests with a [`Keyring`].
+///
+/// The key comes from `Authorization: Token token=<key>` (or `Bearer <key>`),
+/// the method from the request, the scope from [`RestAuthLayer::with_scope`]
+/// (or a [`RequiredScope`] extension); without either the request stands for
+/// the broadest scope (see [`apikeys::Request`]). On success the inner service
+/// gets the request with the [`apikeys::Principal`] in its extensions, and the
+/// response gains the `ratelimit-*` headers when the keyring has rate limits.
+/// A refusal answers at once with a [`Rejection`].
+///
+/// Put one on each route with its scope (axum: `route_layer` on the method
+/// router), or one on a whole router for scope-less checks.
+///
+/// `authenticate` runs inline: with [`apikeys::MemoryStore`] or a store that
+/// answers from a cache it takes about a microsecond, so it does not need a
+/// blocking thread.
+#[derive(Clone, Debug)]
+pub struct RestAuthLayer {
+    keyring: Arc<Keyring>,
+    scope: Option<Scope>,
+}
+
+impl RestAuthLayer {
+    /// A layer checking keys against `keyring`, with no scope.
+    pub fn new(keyring: Arc<Keyring>) -> Self {
+        RestAuthLayer {
+            keyring,
+            scope: None,
+        }
+    }
+
+    /// The same layer, requiring `scope` (`"incidents.write"`).
+    ///
+    /// # Errors
+    /// [`apikeys::Error::InvalidInput`] when `scope` is not a valid scope.
+    pub fn with_scope(self, scope: &str) -> apikeys::Result<Self> {
+        Ok(self.with_parsed_scope(Scope::parse(scope)?))
+    }
+
+    /// The same layer, requiring an already parsed scope.
+    pub fn with_parsed_scope(mut self, scope: Scope) -> Self {
+        self.scope = Some(scope);
+        self
+    }
+
+    /// The scope this layer requires.
+    pub fn scope(&self) -> Option<&Scope> {
+        self.scope.as_ref()
+    }
+}
+
+impl<S> Layer<S> for RestAuthLayer {
+    type Service = RestAuth<S>;
+
+    fn layer(&self, inner: S) -> RestAuth<S> {
+        RestAuth {
+            inner,
+            keyring: self.keyring.clone(),
+            scope: self.scope.clone(),
+        }
+    }
+}
+
+/// The service made by [`RestAuthLayer`].
+#[derive(Clone, Debug)]
+pub struct RestAuth<S> {
+    inner: S,
+    keyring: Arc<Keyring>,
+    scope: Option<Scope>,
+}
+
+impl<S> RestAuth<S> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    fn check<B>(&self, req: &http::Request<B>) -> Result<apikeys::Principal, Rejection> {
+        let token = rest_token(req.headers())?;
+        let mut request = Request::rest_method(Method::parse(req.method().as_str()));
+        if let Some(scope) = &self.scope {
+            request = request.with_parsed_scope(scope.clone());
+        } else if let Some(RequiredScope(scope)) = req.extensions().get::<RequiredScope>() {
+            request = request.with_parsed_scope(scope.clone());
+        }
+        self.keyring
+            .authenticate(token, &request)
+            .map_err(|e| Rejection::from_error(&e))
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for RestAuth<S>
+where
+    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+{
+    type Response = http::Response<Either<ResBody, Full<Bytes>>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<ReqBody>) -> Self::Future {
+        match self.check(&req) {
+            Ok(principal) => {
+                let rate_limit = principal.rate_limit().copied();
+                req.extensions_mut().insert(principal);
+                ResponseFuture::inner(self.inner.call(req), rate_limit)
+            }
+            Err(rejection) => ResponseFuture::rejected(rejection),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`RestAuth`] and [`crate::EventsAuth`]: the inner
+    /// service's response with the rate-limit headers added, or a refusal.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Inner { #[pin] fut: F, rate_limit: Option<RateLimitStatus> },
+        Rejected { rejection: Option<Rejection> },
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn inner(fut: F, rate_limit: Option<RateLimitStatus>) -> Self {
+        ResponseFuture {
+            state: State::Inner { fut, rate_limit },
+        }
+    }
+
+    pub(crate) fn rejected(rejection: Rejection) -> Self {
+        ResponseFuture {
+            state: State::Rejected {
+                rejection: Some(rejection),
+            },
+        }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<http::Response<B>, E>>,
+{
+    type Output = Result<http::Response<Either<B, Full<Bytes>>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Inner { fut, rate_limit } => {
+                let mut res = ready!(fut.poll(cx))?;
+                if let Some(status) = rate_limit {
+                    insert_rate_limit(res.headers_mut(), status);
+                }
+                Poll::Ready(Ok(res.map(Either::Left)))
+            }
+            StateProj::Rejected { rejection } => {
+                let rejection = rejection
+                    .take()
+                    .expect("ResponseFuture polled after completion");
+                Poll::Ready(Ok(rejection.to_response().map(Either::Right)))
+            }
+        }
+    }
+}
