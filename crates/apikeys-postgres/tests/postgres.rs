@@ -417,6 +417,7 @@ fn keys_survive_sigkill_at_random_moments() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         printed.extend(reader.join().unwrap());
+        eprintln!("round {round}: {} keys printed so far", printed.len());
         let kr = Keyring::new(store_in(&schema, PostgresStore::options()));
         for (id, token) in &printed {
             let p = kr
@@ -425,4 +426,8 @@ fn keys_survive_sigkill_at_random_moments() {
             assert_eq!(&p.key_id().to_string(), id);
         }
     }
+    assert!(
+        !printed.is_empty(),
+        "the child printed no key before being killed"
+    );
 }

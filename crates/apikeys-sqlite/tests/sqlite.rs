@@ -442,6 +442,7 @@ fn keys_survive_sigkill_at_random_moments() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         printed.extend(reader.join().unwrap());
+        eprintln!("round {round}: {} keys printed so far", printed.len());
 
         let store = SqliteStore::open(&path).unwrap();
         store.integrity_check().unwrap();
