@@ -15,7 +15,7 @@ use crate::rejection::Rejection;
 /// async fn list(Authenticated(who): Authenticated) -> String {
 ///     format!("incidents of {}", who.account())
 /// }
-/// # let _ = axum::routing::get(list);
+/// # let _: axum::routing::MethodRouter = axum::routing::get(list);
 /// ```
 ///
 /// On a route with no layer in front it answers 500 (a server bug, reported
