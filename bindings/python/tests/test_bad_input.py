@@ -194,7 +194,8 @@ def test_other_argument_types(world: dict[str, Any]) -> None:
     with pytest.raises(TypeError):
         kr.authenticate()  # type: ignore[call-arg]
     with pytest.raises(TypeError):
-        kr.create_general_key(owner, "d", True)  # type: ignore[call-arg]
+        positional: Any = kr.create_general_key
+        positional(owner, "d", True)
 
 
 def test_a_huge_token_is_refused_by_length_quickly(world: dict[str, Any]) -> None:

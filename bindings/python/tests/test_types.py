@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from typing import Any
+
 import pytest
 
 import apikeys
@@ -89,7 +91,8 @@ def test_value_classes_compare_by_value() -> None:
     assert s == apikeys.AccountSettings(rest_api=True, advanced_permissions=False)
     assert repr(s) == "AccountSettings(rest_api=True, advanced_permissions=False)"
     with pytest.raises(TypeError):
-        apikeys.AccountSettings(True, False)  # type: ignore[call-arg]
+        positional: Any = apikeys.AccountSettings
+        positional(True, False)
 
 
 def test_objects_are_immutable(kr: apikeys.Keyring, admin: apikeys.Actor) -> None:
