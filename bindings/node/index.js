@@ -9,6 +9,8 @@
 //     answers, so authenticate builds no object per call. Every call still runs
 //     every check in Rust: a disabled, deleted or expired key, or a user whose
 //     role changed, never gets an old answer (a changed role is another handle),
+//   - throws authentication failures as Errors built here from the addon's
+//     error templates (a native throw costs twice as much),
 //   - hides the key of an IssuedKey from util.inspect and JSON.stringify.
 
 const { inspect } = require('node:util')
@@ -123,7 +125,33 @@ function checkKeyringOptions(options) {
   return out
 }
 
-// Reads { api, method, scope } in JavaScript: cheaper than through napi.
+// Reads { api, method, scope } in JavaScript (cheaper than through napi) and
+// turns the common requests into one number for the addon: 0 for the Events
+// API, 1..7 for a REST GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS; -1 for
+// anything else, which goes to the addon by name.
+function requestCode(api, method) {
+  if (api === 'events') return 0
+  if (api !== 'rest') return -1
+  switch (method) {
+    case 'GET':
+      return 1
+    case 'HEAD':
+      return 2
+    case 'POST':
+      return 3
+    case 'PUT':
+      return 4
+    case 'PATCH':
+      return 5
+    case 'DELETE':
+      return 6
+    case 'OPTIONS':
+      return 7
+    default:
+      return -1
+  }
+}
+
 function requestParts(request) {
   if (request === undefined || request === null) return ['rest', 'GET', undefined]
   if (!isPlainObject(request)) throw argTypeError('request', 'an object { api, method, scope }', request)
@@ -135,6 +163,9 @@ function requestParts(request) {
   }
   return [api, method, scope ?? undefined]
 }
+
+// Answers of the addon's _authenticate with this bit set name an error template.
+const ERROR_BIT = 0x80000000
 
 const ACTOR = (v) => checkActor(v)
 const str = (name) => (v) => (checkString(v, name), v)
@@ -164,21 +195,38 @@ function checked(checks, args) {
   return out
 }
 
-const CACHE = Symbol('principals')
-
 class Keyring extends Native {
+  // principals[slot][role]: one frozen principal per handle the addon answers.
+  #principals = []
+  // errors[id]: the addon's error templates, fetched once each.
+  #errors = []
+
   constructor(options) {
     super(checkKeyringOptions(options))
-    // principals[slot][role]: a frozen object per handle. Not enumerable, so
-    // util.inspect(keyring) stays short.
-    Object.defineProperty(this, CACHE, { value: [] })
   }
 
   authenticate(token, request) {
     if (typeof token !== 'string') throw argTypeError('token', 'of type string', token)
-    const [api, method, scope] = requestParts(request)
-    const handle = this._authenticate(token, api, method, scope)
-    const bySlot = this[CACHE][handle >>> 4]
+    let handle
+    if (request === undefined || request === null) {
+      handle = this._authenticate(token, 1, undefined)
+    } else {
+      // requestParts, inlined: no array per call.
+      if (!isPlainObject(request)) throw argTypeError('request', 'an object { api, method, scope }', request)
+      const { api = 'rest', method = 'GET', scope } = request
+      if (typeof api !== 'string') throw argTypeError('request.api', "'rest' or 'events'", api)
+      if (typeof method !== 'string') throw argTypeError('request.method', 'of type string', method)
+      if (scope !== undefined && scope !== null && typeof scope !== 'string') {
+        throw argTypeError('request.scope', 'of type string', scope)
+      }
+      const code = requestCode(api, method)
+      handle =
+        code >= 0
+          ? this._authenticate(token, code, scope ?? undefined)
+          : this._authenticateNamed(token, api, method, scope ?? undefined)
+    }
+    if (handle >= ERROR_BIT) throw this.#error(handle - ERROR_BIT)
+    const bySlot = this.#principals[handle >>> 4]
     const cached = bySlot === undefined ? undefined : bySlot[handle & 15]
     return cached === undefined ? this.#remember(handle) : cached
   }
@@ -188,7 +236,7 @@ class Keyring extends Native {
       if (typeof token !== 'string') throw argTypeError('token', 'of type string', token)
       const [api, method, scope] = requestParts(request)
       return this._authenticateAsync(token, api, method, scope).then((handle) => {
-        const bySlot = this[CACHE][handle >>> 4]
+        const bySlot = this.#principals[handle >>> 4]
         const cached = bySlot === undefined ? undefined : bySlot[handle & 15]
         return cached === undefined ? this.#remember(handle) : cached
       })
@@ -201,12 +249,31 @@ class Keyring extends Native {
     const p = this._principal(handle)
     Object.freeze(p.scopes)
     Object.freeze(p)
-    const cache = this[CACHE]
     const slot = handle >>> 4
+    const cache = this.#principals
     while (cache.length <= slot) cache.push(undefined)
     if (cache[slot] === undefined) cache[slot] = []
     cache[slot][handle & 15] = p
     return p
+  }
+
+  // The same Error the addon throws for this failure: code, status, pdCode
+  // (and field) enumerable, reason not.
+  #error(id) {
+    let t = this.#errors[id]
+    if (t === undefined) {
+      t = this._errorTemplate(id)
+      while (this.#errors.length <= id) this.#errors.push(undefined)
+      this.#errors[id] = t
+    }
+    const [code, message, status, pdCode, reason, field] = t
+    const err = new Error(message)
+    err.code = code
+    err.status = status
+    err.pdCode = pdCode
+    if (field !== undefined && field !== null) err.field = field
+    Object.defineProperty(err, 'reason', { value: reason, writable: true, configurable: true })
+    return err
   }
 }
 

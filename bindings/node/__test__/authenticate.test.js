@@ -181,3 +181,51 @@ test('authenticate stays on the JavaScript thread and builds no object per call'
   }, TypeError)
   assert.throws(() => first.scopes.push('x'), TypeError)
 })
+
+test('errors built by the JavaScript layer look exactly like the ones the addon throws', () => {
+  const { kr, owner, general, readOnly, events } = setup()
+  const native = require('../binding.js').Keyring.prototype.authenticate
+  kr.disable(owner, general.record.id)
+  const cases = [
+    ['x', undefined],
+    ['A'.repeat(20), undefined],
+    [general.secret, undefined],
+    [general.secret, { api: 'events' }],
+    [events.secret, { method: 'GET' }],
+    [readOnly.secret, { method: 'POST' }],
+    [readOnly.secret, { method: 'purge' }],
+    [readOnly.secret, { scope: 'incidents' }],
+    [readOnly.secret, { api: 'soap' }],
+  ]
+  for (const [token, request] of cases) {
+    for (let round = 0; round < 2; round++) {
+      let mine
+      let theirs
+      try {
+        kr.authenticate(token, request)
+      } catch (e) {
+        mine = e
+      }
+      try {
+        native.call(kr, token, request)
+      } catch (e) {
+        theirs = e
+      }
+      assert.ok(mine instanceof Error && theirs instanceof Error, JSON.stringify(request))
+      for (const field of ['name', 'message', 'code', 'status', 'pdCode', 'reason', 'field']) {
+        assert.equal(mine[field], theirs[field], `${field} for ${JSON.stringify(request)}`)
+      }
+      assert.deepEqual(Object.keys(mine).sort(), Object.keys(theirs).sort())
+    }
+  }
+})
+
+test('methods in any case and unknown methods go through the named path with the same answers', () => {
+  const { kr, readOnly, general } = setup()
+  assert.equal(kr.authenticate(readOnly.secret, { method: 'get' }).keyId, readOnly.record.id)
+  assert.equal(kr.authenticate(readOnly.secret, { method: 'Head' }).keyId, readOnly.record.id)
+  throwsCode(() => kr.authenticate(readOnly.secret, { method: 'post' }), 'ERR_FORBIDDEN', 403, 2010)
+  throwsCode(() => kr.authenticate(readOnly.secret, { method: 'PROPFIND' }), 'ERR_FORBIDDEN', 403, 2010)
+  assert.equal(kr.authenticate(general.secret, { method: 'PROPFIND' }), kr.authenticate(general.secret))
+  assert.equal(kr.authenticate(general.secret, { method: 'toString' }), kr.authenticate(general.secret))
+})

@@ -75,7 +75,7 @@ pub(crate) fn camel(field: &str) -> String {
 }
 
 /// The message: the core's, with argument names in camelCase. Never holds a key.
-fn message(e: &apikeys::Error) -> String {
+pub(crate) fn message(e: &apikeys::Error) -> String {
     match e {
         apikeys::Error::InvalidInput { field, reason } => {
             format!("invalid {}: {reason}", camel(field))

@@ -59,29 +59,65 @@ fn expiring(spec: NewKey, expires_at: Option<&chrono::DateTime<chrono::Utc>>) ->
 /// object; it never decides anything.
 #[derive(Default)]
 struct Slots {
-    by_id: HashMap<KeyId, u32>,
+    /// Key id → (slot, fingerprint of the identity fields the slot was made for).
+    by_id: HashMap<KeyId, (u32, u64), BuildIdHasher>,
     records: Vec<Arc<apikeys::KeyRecord>>,
 }
 
 /// Handles are `slot * 16 + role`; `NO_ROLE` is the role part for keys that are not user tokens.
 const NO_ROLE: u32 = 15;
-const MAX_SLOTS: usize = (u32::MAX >> 4) as usize;
+/// Answers with this bit set are error templates, not handles (see [`Errors`]).
+const ERROR_BIT: u32 = 1 << 31;
+const MAX_SLOTS: usize = (ERROR_BIT >> 4) as usize;
 
-fn same_principal(a: &apikeys::KeyRecord, b: &apikeys::KeyRecord) -> bool {
-    a.id == b.id
-        && a.kind == b.kind
-        && a.access == b.access
-        && a.account == b.account
-        && a.owner == b.owner
-        && a.target == b.target
-        && a.scopes == b.scopes
+/// Key ids are 64 random bits: they need no further hashing.
+#[derive(Default, Clone, Copy)]
+struct BuildIdHasher;
+
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+impl std::hash::BuildHasher for BuildIdHasher {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(0)
+    }
+}
+
+/// A digest of what a principal shows (all but the role), to notice a record
+/// whose identity changed under the same id.
+fn fingerprint(r: &apikeys::KeyRecord) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    r.kind.hash(&mut h);
+    r.access.hash(&mut h);
+    r.account.hash(&mut h);
+    r.owner.hash(&mut h);
+    r.target.hash(&mut h);
+    r.scopes.hash(&mut h);
+    h.finish()
 }
 
 impl Slots {
     fn handle(&mut self, p: &apikeys::Principal) -> CoreResult<u32> {
         let rec = p.record();
+        let print = fingerprint(rec);
         let slot = match self.by_id.get(&rec.id) {
-            Some(&s) if same_principal(&self.records[s as usize], rec) => s,
+            Some(&(s, f)) if f == print => s,
             _ => {
                 if self.records.len() >= MAX_SLOTS {
                     return Err(apikeys::Error::Store(apikeys::StoreError::Unavailable(
@@ -90,7 +126,7 @@ impl Slots {
                 }
                 let s = self.records.len() as u32;
                 self.records.push(Arc::new(rec.clone()));
-                self.by_id.insert(rec.id, s);
+                self.by_id.insert(rec.id, (s, print));
                 s
             }
         };
@@ -99,6 +135,9 @@ impl Slots {
     }
 
     fn principal(&self, handle: u32) -> Option<Principal> {
+        if handle & ERROR_BIT != 0 {
+            return None;
+        }
         let rec = self.records.get((handle >> 4) as usize)?;
         let role = match handle & 15 {
             NO_ROLE => None,
@@ -111,6 +150,88 @@ impl Slots {
         };
         Some(principal_of(rec, role))
     }
+}
+
+/// What an authentication error looks like in JavaScript: `[code, message,
+/// status, pdCode, reason, field]`. Failed authentications are answered as a
+/// template number rather than thrown from Rust: the JavaScript layer builds
+/// and throws the `Error` itself, which costs about half as much as a native
+/// throw. Templates are kept per distinct error (at most [`MAX_TEMPLATES`];
+/// past that, and for rate limits, whose `retryAfter` changes with every call,
+/// the error is thrown from Rust as before).
+type ErrorTemplate = (String, String, u32, u32, String, Option<String>);
+
+const MAX_TEMPLATES: usize = 4096;
+
+#[derive(Default)]
+struct Errors {
+    ids: std::collections::HashMap<(String, String, String), u32>,
+    templates: Vec<(&'static str, String, u16, u32, String, Option<&'static str>)>,
+}
+
+impl Errors {
+    /// The template number of `e`, if it can have one.
+    fn intern(&mut self, e: &apikeys::Error) -> Option<u32> {
+        if matches!(e, apikeys::Error::RateLimited { .. }) {
+            return None;
+        }
+        let code = crate::error::code_for_kind_name(e.kind_name());
+        let message = crate::error::message(e);
+        let reason = e.reason();
+        let key = (format!("{code}/{}", e.http_status()), message, reason);
+        if let Some(&id) = self.ids.get(&key) {
+            return Some(id);
+        }
+        if self.templates.len() >= MAX_TEMPLATES {
+            return None;
+        }
+        let id = self.templates.len() as u32;
+        let field = match e {
+            apikeys::Error::InvalidInput { field, .. } => Some(*field),
+            _ => None,
+        };
+        self.templates.push((
+            code,
+            key.1.clone(),
+            e.http_status(),
+            e.code(),
+            key.2.clone(),
+            field,
+        ));
+        self.ids.insert(key, id);
+        Some(id)
+    }
+
+    fn template(&self, id: u32) -> Option<ErrorTemplate> {
+        let (code, message, status, pd_code, reason, field) = self.templates.get(id as usize)?;
+        Some((
+            (*code).to_owned(),
+            message.clone(),
+            u32::from(*status),
+            *pd_code,
+            reason.clone(),
+            field.map(crate::error::camel),
+        ))
+    }
+}
+
+/// A request from the number the JavaScript layer passes for the common
+/// cases: 0 for the Events API, 1 to 7 for a REST `GET`, `HEAD`, `POST`,
+/// `PUT`, `PATCH`, `DELETE`, `OPTIONS`.
+fn coded_request(code: u32) -> Option<apikeys::Request> {
+    use apikeys::Method as M;
+    let method = match code {
+        0 => return Some(apikeys::Request::events()),
+        1 => M::Get,
+        2 => M::Head,
+        3 => M::Post,
+        4 => M::Put,
+        5 => M::Patch,
+        6 => M::Delete,
+        7 => M::Options,
+        _ => return None,
+    };
+    Some(apikeys::Request::rest_method(method))
 }
 
 fn principal_of(rec: &apikeys::KeyRecord, role: Option<Role>) -> Principal {
@@ -235,11 +356,23 @@ impl<T: ToNapiValue + TypeName + Send + 'static> Task for Job<T> {
 pub struct Keyring {
     inner: Arc<apikeys::Keyring>,
     slots: Arc<Mutex<Slots>>,
+    errors: Mutex<Errors>,
 }
 
 impl Keyring {
     fn sync<T>(&self, env: &Env, r: CoreResult<T>) -> Result<T> {
         r.map_err(|e| to_js(env, &e))
+    }
+
+    /// A handle, or an error template number with [`ERROR_BIT`] set, or a thrown error.
+    fn answer(&self, env: &Env, r: CoreResult<u32>) -> Result<u32> {
+        match r {
+            Ok(h) => Ok(h),
+            Err(e) => match lock_errors(&self.errors).intern(&e) {
+                Some(id) => Ok(ERROR_BIT | id),
+                None => Err(to_js(env, &e)),
+            },
+        }
     }
 
     fn create_job(
@@ -288,6 +421,7 @@ impl Keyring {
         Ok(Keyring {
             inner: Arc::new(inner),
             slots: Arc::default(),
+            errors: Mutex::default(),
         })
     }
 
@@ -481,10 +615,35 @@ impl Keyring {
         self.principal_at(env, h)
     }
 
-    /// The hot path without objects: answers a handle for [`Keyring::principal_at`].
-    /// Used by the JavaScript layer, which caches one principal per handle.
+    /// The hot path without objects: answers a handle for `_principal`, or,
+    /// with bit 31 set, an error template for `_errorTemplate`. `request` is a
+    /// number (see `coded_request`); `scope` may be `undefined`. Used by the
+    /// JavaScript layer, which keeps one principal object per handle.
     #[napi(js_name = "_authenticate", skip_typescript)]
     pub fn authenticate_raw(
+        &self,
+        env: Env,
+        token: String,
+        request: u32,
+        scope: Option<String>,
+    ) -> Result<u32> {
+        let req = match coded_request(request) {
+            Some(r) => r,
+            None => return Err(to_js(&env, &invalid("api", "unknown request code"))),
+        };
+        let r = match scope {
+            Some(s) => req.with_scope(&s),
+            None => Ok(req),
+        }
+        .and_then(|req| self.inner.authenticate(&token, &req))
+        .and_then(|p| lock(&self.slots).handle(&p));
+        self.answer(&env, r)
+    }
+
+    /// Like `_authenticate`, for any API and method names (the JavaScript
+    /// layer uses it for the uncommon ones).
+    #[napi(js_name = "_authenticateNamed", skip_typescript)]
+    pub fn authenticate_named(
         &self,
         env: Env,
         token: String,
@@ -495,7 +654,14 @@ impl Keyring {
         let r = core_request(&api, &method, scope.as_deref())
             .and_then(|req| self.inner.authenticate(&token, &req))
             .and_then(|p| lock(&self.slots).handle(&p));
-        self.sync(&env, r)
+        self.answer(&env, r)
+    }
+
+    /// The error template numbered `id` by `_authenticate`.
+    #[napi(js_name = "_errorTemplate", skip_typescript)]
+    pub fn error_template(&self, env: Env, id: u32) -> Result<ErrorTemplate> {
+        let t = lock_errors(&self.errors).template(id);
+        t.ok_or_else(|| to_js(&env, &invalid("id", "not an error this keyring answered")))
     }
 
     /// The principal for a handle answered by `_authenticate`.
@@ -765,6 +931,10 @@ fn lock(m: &Mutex<Slots>) -> std::sync::MutexGuard<'_, Slots> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+fn lock_errors(m: &Mutex<Errors>) -> std::sync::MutexGuard<'_, Errors> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -836,7 +1006,10 @@ mod tests {
         let p = k.authenticate(t.secret().expose(), &get).unwrap();
         let mut changed = p.record().clone();
         changed.scopes = vec![apikeys::Scope::parse("incidents.read").unwrap()].into();
-        slots.records[(as_admin >> 4) as usize] = Arc::new(changed);
+        let id = p.record().id;
+        slots
+            .by_id
+            .insert(id, (as_admin >> 4, fingerprint(&changed)));
         let again = slots.handle(&p).unwrap();
         assert_ne!(again >> 4, as_admin >> 4);
         assert!(slots.principal(again).unwrap().scopes.is_empty());
