@@ -166,7 +166,7 @@ const MAX_TEMPLATES: usize = 4096;
 #[derive(Default)]
 struct Errors {
     ids: std::collections::HashMap<(String, String, String), u32>,
-    templates: Vec<(&'static str, String, u16, u32, String, Option<&'static str>)>,
+    templates: Vec<ErrorTemplate>,
 }
 
 impl Errors {
@@ -187,13 +187,13 @@ impl Errors {
         }
         let id = self.templates.len() as u32;
         let field = match e {
-            apikeys::Error::InvalidInput { field, .. } => Some(*field),
+            apikeys::Error::InvalidInput { field, .. } => Some(crate::error::camel(field)),
             _ => None,
         };
         self.templates.push((
-            code,
+            code.to_owned(),
             key.1.clone(),
-            e.http_status(),
+            u32::from(e.http_status()),
             e.code(),
             key.2.clone(),
             field,
@@ -203,15 +203,7 @@ impl Errors {
     }
 
     fn template(&self, id: u32) -> Option<ErrorTemplate> {
-        let (code, message, status, pd_code, reason, field) = self.templates.get(id as usize)?;
-        Some((
-            (*code).to_owned(),
-            message.clone(),
-            u32::from(*status),
-            *pd_code,
-            reason.clone(),
-            field.map(crate::error::camel),
-        ))
+        self.templates.get(id as usize).cloned()
     }
 }
 
