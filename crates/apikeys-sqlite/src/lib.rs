@@ -27,7 +27,7 @@
 //!   not at all. Writes from one process go through one connection; reads use a
 //!   small pool of connections.
 //! - **Schema**: tables `apikeys_keys` (a unique index on the digest, an index on
-//!   the account), `apikeys_accounts`, `apikeys_users`. The schema version is
+//!   the account), `apikeys_accounts`, `apikeys_users`, `apikeys_changes`. The schema version is
 //!   SQLite's `user_version`; migrations run on open, in a transaction, and a file
 //!   written by a newer version is refused rather than misread. A record is
 //!   stored as JSON (its serde form, without the key, which is never stored) next
@@ -37,11 +37,16 @@
 //!   what it costs with [`apikeys::MemoryStore`]. Writes through this store
 //!   update the cache before they return. Writes by other processes (or other
 //!   `SqliteStore`s on the same file) are noticed through SQLite's
-//!   `PRAGMA data_version`, polled every [`SqliteOptions::poll_interval`]
-//!   (50 ms by default): that is how long another process's disable may take to
-//!   be refused here. If the poll fails, the cache is turned off until it works
-//!   again. A cache never makes a disabled, deleted, expired or demoted key
-//!   work: expiry is checked on every request, and every other change empties it.
+//!   `PRAGMA data_version` (the file's change counter, as this connection sees
+//!   it), polled every [`SqliteOptions::poll_interval`] (50 ms by default):
+//!   that is how long another process's disable may take to be refused here.
+//!   When it moved, a change log (table `apikeys_changes`, written by triggers,
+//!   so SQL by hand is logged too) says which keys changed: only those are
+//!   dropped, or everything after an account or user change. Other processes'
+//!   inserts and last-use writes leave the cache alone. If the poll fails, the
+//!   cache is turned off until it works again. A cache never makes a disabled,
+//!   deleted, expired or demoted key work: expiry is checked on every request,
+//!   and every other change drops what it touched.
 //! - **Last used** times are queued in memory by [`KeyStore::record_use`] (the
 //!   keyring calls it at most once a minute per key) and written in one
 //!   transaction every [`SqliteOptions::flush_interval`] (1 s by default), by
@@ -71,10 +76,11 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 use cache::{Cache, Stopper, UseQueue, lock};
 
 /// The newest schema version this crate knows (SQLite's `user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Migrations, in order: `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE apikeys_keys (
         id           INTEGER PRIMARY KEY,  -- the key id's 64 bits
         digest       BLOB NOT NULL,
@@ -99,7 +105,47 @@ const MIGRATIONS: &[&str] = &["
         removed INTEGER NOT NULL,
         PRIMARY KEY (account, user_id)
     );
-"];
+",
+    "
+    -- The change log other processes read when the file's data_version moves:
+    -- a changed or deleted key logs its digest; an account or user change logs
+    -- NULL (anything may have changed). Written by triggers, so SQL by hand is
+    -- logged too; last-use writes (only last_used_at) and inserts are not,
+    -- as they cannot make a cached answer wrong. The newest 10,000 are kept.
+    CREATE TABLE apikeys_changes (
+        seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+        digest BLOB
+    );
+    CREATE TRIGGER apikeys_keys_updated AFTER UPDATE OF record, digest, account, owner
+    ON apikeys_keys BEGIN
+        INSERT INTO apikeys_changes (digest) VALUES (old.digest);
+    END;
+    CREATE TRIGGER apikeys_keys_deleted AFTER DELETE ON apikeys_keys BEGIN
+        INSERT INTO apikeys_changes (digest) VALUES (old.digest);
+    END;
+    CREATE TRIGGER apikeys_accounts_inserted AFTER INSERT ON apikeys_accounts BEGIN
+        INSERT INTO apikeys_changes (digest) VALUES (NULL);
+    END;
+    CREATE TRIGGER apikeys_accounts_updated AFTER UPDATE ON apikeys_accounts BEGIN
+        INSERT INTO apikeys_changes (digest) VALUES (NULL);
+    END;
+    CREATE TRIGGER apikeys_accounts_deleted AFTER DELETE ON apikeys_accounts BEGIN
+        INSERT INTO apikeys_changes (digest) VALUES (NULL);
+    END;
+    CREATE TRIGGER apikeys_users_inserted AFTER INSERT ON apikeys_users BEGIN
+        INSERT INTO apikeys_changes (digest) VALUES (NULL);
+    END;
+    CREATE TRIGGER apikeys_users_updated AFTER UPDATE ON apikeys_users BEGIN
+        INSERT INTO apikeys_changes (digest) VALUES (NULL);
+    END;
+    CREATE TRIGGER apikeys_users_deleted AFTER DELETE ON apikeys_users BEGIN
+        INSERT INTO apikeys_changes (digest) VALUES (NULL);
+    END;
+    CREATE TRIGGER apikeys_changes_pruned AFTER INSERT ON apikeys_changes BEGIN
+        DELETE FROM apikeys_changes WHERE seq <= new.seq - 10000;
+    END;
+",
+];
 
 const FIND_SQL: &str = "
     SELECT k.record, k.last_used_at, a.rest_api, a.advanced_permissions, u.role, u.removed
@@ -183,7 +229,7 @@ struct Inner {
     path: PathBuf,
     options: SqliteOptions,
     /// All writes, and the `data_version` polls (its own commits do not change
-    /// the version it reads, so only other processes' writes empty the cache).
+    /// the version it reads, so only other connections' writes are looked into).
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     cache: Cache,
@@ -288,6 +334,14 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     tx.commit().map_err(unavailable)
 }
 
+/// What the watcher has seen: the writer connection's `data_version`, and the
+/// change log up to `seq`.
+#[derive(Clone, Copy)]
+struct Seen {
+    version: i64,
+    seq: i64,
+}
+
 fn data_version(conn: &Connection) -> Result<i64, StoreError> {
     conn.query_row("PRAGMA data_version", [], |r| r.get(0))
         .map_err(unavailable)
@@ -307,7 +361,16 @@ impl SqliteStore {
     fn open_with(path: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
         let mut writer = open_connection(path, &options)?;
         migrate(&mut writer)?;
-        let version = data_version(&writer)?;
+        let seen = Seen {
+            version: data_version(&writer)?,
+            seq: writer
+                .query_row(
+                    "SELECT coalesce(max(seq), 0) FROM apikeys_changes",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(unavailable)?,
+        };
         let inner = Arc::new(Inner {
             path: path.to_owned(),
             cache: Cache::new(options.cache_capacity),
@@ -324,7 +387,7 @@ impl SqliteStore {
             let (inner, stop) = (inner.clone(), stop.clone());
             std::thread::Builder::new()
                 .name("apikeys-sqlite".into())
-                .spawn(move || inner.background(&stop, version))
+                .spawn(move || inner.background(&stop, seen))
                 .map_err(|e| {
                     StoreError::Unavailable(format!("cannot start the SQLite watcher thread: {e}"))
                 })?
@@ -469,19 +532,18 @@ impl Inner {
         })
     }
 
-    /// The watcher: polls `data_version` and writes queued uses, until stopped.
-    fn background(&self, stop: &Stopper, mut version: i64) {
+    /// The watcher: polls `data_version`, reads the change log when it moved,
+    /// and writes queued uses, until stopped.
+    fn background(&self, stop: &Stopper, mut seen: Seen) {
         let mut last_flush = Instant::now();
         let mut healthy = true;
         while !stop.sleep(self.options.poll_interval) {
-            let now = data_version(&lock(&self.writer));
-            match now {
-                Ok(v) => {
-                    if v != version || !healthy {
-                        version = v;
-                        // Another connection wrote: forget everything cached.
-                        self.cache.clear();
-                    }
+            let polled = {
+                let conn = lock(&self.writer);
+                self.apply_changes(&conn, &mut seen)
+            };
+            match polled {
+                Ok(()) => {
                     if !healthy && self.options.cache {
                         self.cache.set_enabled(true);
                     }
@@ -499,6 +561,51 @@ impl Inner {
                 last_flush = Instant::now();
             }
         }
+    }
+
+    /// If another connection wrote since `seen`, drop from the cache what its
+    /// logged changes touched (everything, if the log cannot say).
+    fn apply_changes(&self, conn: &Connection, seen: &mut Seen) -> Result<(), StoreError> {
+        // The version first: a commit after this read moves it again, so it is
+        // read on the next poll even if the log below already shows it.
+        let version = data_version(conn)?;
+        if version == seen.version {
+            return Ok(());
+        }
+        let mut stmt = conn
+            .prepare_cached("SELECT seq, digest FROM apikeys_changes WHERE seq > ?1 ORDER BY seq")
+            .map_err(unavailable)?;
+        let rows = stmt
+            .query_map([seen.seq], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Option<Vec<u8>>>(1)?))
+            })
+            .map_err(unavailable)?;
+        let mut first = None;
+        let mut everything = false;
+        let mut digests = Vec::new();
+        let mut last = seen.seq;
+        for row in rows {
+            let (seq, digest) = row.map_err(unavailable)?;
+            first.get_or_insert(seq);
+            last = seq;
+            match digest.as_deref().and_then(|d| <[u8; 32]>::try_from(d).ok()) {
+                Some(d) => digests.push(Digest::from_bytes(d)),
+                None => everything = true,
+            }
+        }
+        // Entries pruned before this process read them: it cannot know which.
+        if first.is_some_and(|f| f > seen.seq + 1) {
+            everything = true;
+        }
+        if everything {
+            self.cache.clear();
+        } else {
+            for d in &digests {
+                self.cache.invalidate(d);
+            }
+        }
+        *seen = Seen { version, seq: last };
+        Ok(())
     }
 
     fn read_record(

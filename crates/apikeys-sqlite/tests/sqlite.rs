@@ -171,6 +171,85 @@ fn a_disable_through_another_store_on_the_same_file_is_seen() {
     wait_until_refused(&b, token);
 }
 
+#[test]
+fn other_processes_uses_and_inserts_leave_the_cache_warm_but_changes_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let store = std::sync::Arc::new(
+        SqliteStore::options()
+            .poll_interval(Duration::from_millis(5))
+            .open(&path)
+            .unwrap(),
+    );
+    let kr = Keyring::builder()
+        .shared_store(store.clone())
+        .build()
+        .unwrap();
+    let other = SqliteStore::open(&path).unwrap();
+    let issued = kr
+        .create_general_key(&admin(), "warm", AccessLevel::FullAccess)
+        .unwrap();
+    let token = issued.secret().expose();
+    kr.authenticate(token, &Request::rest("GET")).unwrap();
+    assert_eq!(store.cached_keys(), 1);
+
+    // Another connection writes a last use and a new key: wait until this
+    // store's watcher has certainly looked at the file since (a change it must
+    // act on, made after them, is seen), and check the key stayed cached.
+    other
+        .record_use(issued.record().id, Timestamp::now())
+        .unwrap();
+    other.flush().unwrap();
+    other
+        .insert(sample_record(&unique_account("x"), KeyKind::General))
+        .unwrap();
+    let marker = sample_record("acme", KeyKind::General);
+    kr.store().insert(marker.clone()).unwrap();
+    kr.store().find_by_digest(&marker.digest).unwrap().unwrap();
+    other
+        .update(marker.id, &mut |r| r.description = "changed".into())
+        .unwrap();
+    let start = Instant::now();
+    while &*kr
+        .store()
+        .find_by_digest(&marker.digest)
+        .unwrap()
+        .unwrap()
+        .record
+        .description
+        != "changed"
+    {
+        assert!(start.elapsed() < Duration::from_secs(60), "never seen");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(
+        store.cached_keys(),
+        2,
+        "only the changed key was dropped (and read again)"
+    );
+
+    // SQL by hand is logged by the triggers too.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute("DELETE FROM apikeys_keys", []).unwrap();
+    wait_until_refused(&kr, token);
+    // An account change drops everything.
+    kr.create_general_key(&admin(), "again", AccessLevel::FullAccess)
+        .map(|k| {
+            kr.authenticate(k.secret().expose(), &Request::rest("GET"))
+                .unwrap()
+        })
+        .unwrap();
+    assert!(store.cached_keys() >= 1);
+    other
+        .set_account_settings("acme", apikeys::AccountSettings::default())
+        .unwrap();
+    let start = Instant::now();
+    while store.cached_keys() != 0 {
+        assert!(start.elapsed() < Duration::from_secs(60), "never seen");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 fn wait_until_refused(kr: &Keyring, token: &str) {
     let start = Instant::now();
     loop {
@@ -458,4 +537,41 @@ fn keys_survive_sigkill_at_random_moments() {
         !printed.is_empty(),
         "the child printed no key before being killed"
     );
+}
+
+#[test]
+fn a_version_1_file_is_migrated_on_open_and_keeps_its_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    let r = sample_record(&unique_account("old"), KeyKind::General);
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        store.insert(r.clone()).unwrap();
+    }
+    // Turn it back into what version 1 wrote: no change log.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER apikeys_keys_updated; DROP TRIGGER apikeys_keys_deleted;
+         DROP TRIGGER apikeys_accounts_inserted; DROP TRIGGER apikeys_accounts_updated;
+         DROP TRIGGER apikeys_accounts_deleted; DROP TRIGGER apikeys_users_inserted;
+         DROP TRIGGER apikeys_users_updated; DROP TRIGGER apikeys_users_deleted;
+         DROP TABLE apikeys_changes; PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.get(r.id).unwrap(), Some(r.clone()));
+    store
+        .update(r.id, &mut |x| x.description = "logged".into())
+        .unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let (version, logged): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT user_version FROM pragma_user_version), count(*) FROM apikeys_changes",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(version, apikeys_sqlite::SCHEMA_VERSION);
+    assert_eq!(logged, 1, "the migrated file logs changes");
 }
