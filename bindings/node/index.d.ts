@@ -276,6 +276,20 @@ export interface KeyringOptions {
   store?: StoreOptions
   /** How many audit events the in-memory audit trail keeps (default 10,000). */
   auditCapacity?: number
+  /**
+   * Rate limits for `authenticate`: `'pagerduty'` for PagerDuty's numbers,
+   * or a limit per class of key. Over the limit, `authenticate` throws
+   * `ERR_RATE_LIMITED` (429) with `retryAfter` in milliseconds. Default: none.
+   */
+  rateLimits?: 'pagerduty' | RateLimitOptions
+}
+
+/** One rate limit: `requests` per `windowMs` milliseconds (a sliding window). */
+export interface Limit {
+  /** Requests admitted per window (at least 1). */
+  requests: number
+  /** The window, in milliseconds (at least 1). */
+  windowMs: number
 }
 
 /**
@@ -299,6 +313,21 @@ export interface Principal {
   scopes: Array<string>
   /** The service or orchestration of an Events key. */
   target?: string
+}
+
+/**
+ * Rate limits that `authenticate` enforces, per class of key. A class not
+ * named (or `null`) is unlimited.
+ */
+export interface RateLimitOptions {
+  /** Each general access key (PagerDuty: 960 a minute). */
+  generalKey?: Limit
+  /** Each user, across all of their user tokens (PagerDuty: 960 a minute). */
+  user?: Limit
+  /** Each account, across all of its scoped tokens (PagerDuty: 960 a minute). */
+  scopedAccount?: Limit
+  /** Each integration or routing key (PagerDuty: 120 a rolling minute). */
+  eventsKey?: Limit
 }
 
 /** What an authenticated call wants to do. */

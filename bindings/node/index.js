@@ -115,12 +115,40 @@ function checkKeyringOptions(options) {
     if (typeof store.memory !== 'boolean') throw argTypeError('options.store.memory', 'of type boolean', store.memory)
     out.store = { memory: store.memory }
   }
+  if (options.rateLimits !== undefined) out.rateLimits = checkRateLimits(options.rateLimits)
   if (options.auditCapacity !== undefined) {
     const c = options.auditCapacity
     if (!Number.isInteger(c) || c < 1 || c > 0xffffffff) {
       throw argTypeError('options.auditCapacity', 'a positive integer', c)
     }
     out.auditCapacity = c
+  }
+  return out
+}
+
+const LIMIT_CLASSES = ['generalKey', 'user', 'scopedAccount', 'eventsKey']
+
+function checkRateLimits(limits) {
+  const name = 'options.rateLimits'
+  if (typeof limits === 'string') return limits
+  if (!isPlainObject(limits)) throw argTypeError(name, "'pagerduty' or an object { generalKey, user, scopedAccount, eventsKey }", limits)
+  const unknown = Object.keys(limits).filter((k) => !LIMIT_CLASSES.includes(k))
+  if (unknown.length > 0) {
+    const err = new Error(`invalid ${name}: unknown class ${unknown.map((k) => `'${k}'`).join(', ')}; the classes are ${LIMIT_CLASSES.join(', ')}`)
+    Object.assign(err, { code: 'ERR_INVALID_INPUT', status: 400, pdCode: 2001, field: name })
+    throw err
+  }
+  const out = {}
+  for (const cls of LIMIT_CLASSES) {
+    const l = limits[cls]
+    if (l === undefined || l === null) continue
+    if (!isPlainObject(l)) throw argTypeError(`${name}.${cls}`, 'an object { requests, windowMs }', l)
+    for (const f of ['requests', 'windowMs']) {
+      if (!Number.isInteger(l[f]) || l[f] < 1 || l[f] > 0xffffffff) {
+        throw argTypeError(`${name}.${cls}.${f}`, 'a positive integer', l[f])
+      }
+    }
+    out[cls] = { requests: l.requests, windowMs: l.windowMs }
   }
   return out
 }

@@ -229,3 +229,26 @@ test('methods in any case and unknown methods go through the named path with the
   assert.equal(kr.authenticate(general.secret, { method: 'PROPFIND' }), kr.authenticate(general.secret))
   assert.equal(kr.authenticate(general.secret, { method: 'toString' }), kr.authenticate(general.secret))
 })
+
+test('over a rate limit: ERR_RATE_LIMITED 429 2020 with retryAfter; other classes unaffected', async () => {
+  const kr = new Keyring({ rateLimits: { generalKey: { requests: 3, windowMs: 60_000 } } })
+  const owner = actor('owner')
+  const k = kr.createGeneralKey(owner, 'CI')
+  const other = kr.createGeneralKey(owner, 'other')
+  const t = kr.createUserToken(owner, 'me')
+  for (let i = 0; i < 3; i++) kr.authenticate(k.secret)
+  const e = throwsCode(() => kr.authenticate(k.secret), 'ERR_RATE_LIMITED', 429, 2020)
+  assert.ok(e.retryAfter > 0 && e.retryAfter <= 60_000, String(e.retryAfter))
+  await rejectsCode(kr.authenticateAsync(k.secret), 'ERR_RATE_LIMITED', 429, 2020)
+  assert.equal(kr.authenticate(other.secret).keyId, other.record.id)
+  for (let i = 0; i < 10; i++) kr.authenticate(t.secret)
+
+  const pd = new Keyring({ rateLimits: 'pagerduty' })
+  const ev = pd.createIntegrationKey(owner, 'PSVC', 'x')
+  for (let i = 0; i < 120; i++) pd.authenticate(ev.secret, { api: 'events' })
+  throwsCode(() => pd.authenticate(ev.secret, { api: 'events' }), 'ERR_RATE_LIMITED', 429, 2020)
+
+  throwsCode(() => new Keyring({ rateLimits: 'generous' }), 'ERR_INVALID_INPUT', 400, 2001)
+  throwsCode(() => new Keyring({ rateLimits: { general: { requests: 1, windowMs: 1 } } }), 'ERR_INVALID_INPUT', 400, 2001)
+  throwsCode(() => new Keyring({ rateLimits: { user: { requests: 0, windowMs: 1 } } }), 'ERR_INVALID_ARG_TYPE', 400, 2001)
+})

@@ -22,6 +22,11 @@ import {
 export async function everyCall(): Promise<string[]> {
   const keyring = new Keyring({ pepper: 'a pepper of sixteen bytes or more', store: { memory: true }, auditCapacity: 100 })
   const plain = new Keyring()
+  const limited = new Keyring({ rateLimits: 'pagerduty' })
+  const custom = new Keyring({ rateLimits: { generalKey: { requests: 960, windowMs: 60_000 }, eventsKey: null } })
+  void [limited, custom]
+  // @ts-expect-error: not a preset
+  new Keyring({ rateLimits: 'generous' })
   const admin: Actor = { account: 'acme', user: 'PADMIN1', role: 'admin' }
   const manager: Actor = { account: 'acme', user: 'PMGR1', role: 'manager' }
   const user: Actor = { account: 'acme', user: 'PUSER1', role: 'limited_user' }

@@ -405,6 +405,9 @@ impl Keyring {
                 };
                 builder = builder.pepper(bytes);
             }
+            if let Some(limits) = &o.rate_limits {
+                builder = builder.rate_limits(rate_limits(limits).map_err(|e| to_js(&env, &e))?);
+            }
             if let Some(cap) = o.audit_capacity {
                 builder = builder.audit_sink(Arc::new(MemoryAuditLog::with_capacity(cap as usize)));
             }
@@ -886,6 +889,32 @@ fn request_parts(r: Option<&Request>) -> (&str, &str, Option<&str>) {
             r.scope.as_deref(),
         ),
         None => ("rest", "GET", None),
+    }
+}
+
+fn rate_limits(
+    o: &Either<String, crate::types::RateLimitOptions>,
+) -> CoreResult<apikeys::RateLimits> {
+    use apikeys::ratelimit::{Limit, LimitClass, RateLimits};
+    let limit = |l: &Option<crate::types::Limit>| {
+        l.as_ref().map(|l| {
+            Limit::new(
+                l.requests,
+                std::time::Duration::from_millis(u64::from(l.window_ms)),
+            )
+        })
+    };
+    match o {
+        Either::A(name) if name == "pagerduty" => Ok(RateLimits::pagerduty()),
+        Either::A(_) => Err(invalid(
+            "rate_limits",
+            "must be 'pagerduty' or { generalKey, user, scopedAccount, eventsKey }",
+        )),
+        Either::B(o) => Ok(RateLimits::none()
+            .with_limit(LimitClass::GeneralKey, limit(&o.general_key))
+            .with_limit(LimitClass::User, limit(&o.user))
+            .with_limit(LimitClass::ScopedAccount, limit(&o.scoped_account))
+            .with_limit(LimitClass::EventsKey, limit(&o.events_key))),
     }
 }
 

@@ -188,6 +188,29 @@ pub struct StoreOptions {
     pub memory: Option<bool>,
 }
 
+/// One rate limit: `requests` per `windowMs` milliseconds (a sliding window).
+#[napi(object)]
+pub struct Limit {
+    /// Requests admitted per window (at least 1).
+    pub requests: u32,
+    /// The window, in milliseconds (at least 1).
+    pub window_ms: u32,
+}
+
+/// Rate limits that `authenticate` enforces, per class of key. A class not
+/// named (or `null`) is unlimited.
+#[napi(object)]
+pub struct RateLimitOptions {
+    /// Each general access key (PagerDuty: 960 a minute).
+    pub general_key: Option<Limit>,
+    /// Each user, across all of their user tokens (PagerDuty: 960 a minute).
+    pub user: Option<Limit>,
+    /// Each account, across all of its scoped tokens (PagerDuty: 960 a minute).
+    pub scoped_account: Option<Limit>,
+    /// Each integration or routing key (PagerDuty: 120 a rolling minute).
+    pub events_key: Option<Limit>,
+}
+
 /// How to build a [`Keyring`].
 #[napi(object)]
 pub struct KeyringOptions {
@@ -201,6 +224,11 @@ pub struct KeyringOptions {
     pub store: Option<StoreOptions>,
     /// How many audit events the in-memory audit trail keeps (default 10,000).
     pub audit_capacity: Option<u32>,
+    /// Rate limits for `authenticate`: `'pagerduty'` for PagerDuty's numbers,
+    /// or a limit per class of key. Over the limit, `authenticate` throws
+    /// `ERR_RATE_LIMITED` (429) with `retryAfter` in milliseconds. Default: none.
+    #[napi(ts_type = "'pagerduty' | RateLimitOptions")]
+    pub rate_limits: Option<napi::Either<String, RateLimitOptions>>,
 }
 
 /// Who disabled a key, and when.
