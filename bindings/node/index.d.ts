@@ -317,7 +317,7 @@ export interface Principal {
 
 /**
  * Rate limits that `authenticate` enforces, per class of key. A class not
- * named (or `null`) is unlimited.
+ * named is unlimited.
  */
 export interface RateLimitOptions {
   /** Each general access key (PagerDuty: 960 a minute). */

@@ -23,7 +23,7 @@ export async function everyCall(): Promise<string[]> {
   const keyring = new Keyring({ pepper: 'a pepper of sixteen bytes or more', store: { memory: true }, auditCapacity: 100 })
   const plain = new Keyring()
   const limited = new Keyring({ rateLimits: 'pagerduty' })
-  const custom = new Keyring({ rateLimits: { generalKey: { requests: 960, windowMs: 60_000 }, eventsKey: null } })
+  const custom = new Keyring({ rateLimits: { generalKey: { requests: 960, windowMs: 60_000 } } })
   void [limited, custom]
   // @ts-expect-error: not a preset
   new Keyring({ rateLimits: 'generous' })

@@ -198,7 +198,7 @@ pub struct Limit {
 }
 
 /// Rate limits that `authenticate` enforces, per class of key. A class not
-/// named (or `null`) is unlimited.
+/// named is unlimited.
 #[napi(object)]
 pub struct RateLimitOptions {
     /// Each general access key (PagerDuty: 960 a minute).
