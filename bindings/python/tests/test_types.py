@@ -149,3 +149,11 @@ def test_exceptions_form_one_hierarchy() -> None:
         assert (cls.status, cls.code) == (status, code)
         assert cls.__module__ == "apikeys"
     assert apikeys.RateLimited.retry_after == 0.0
+
+
+def test_every_public_name_is_exported_from_apikeys() -> None:
+    for name in apikeys.__all__:
+        obj = getattr(apikeys, name)
+        if isinstance(obj, type):
+            assert obj.__module__ == "apikeys", name
+    assert isinstance(apikeys.__version__, str) and apikeys.__version__.count(".") == 2
