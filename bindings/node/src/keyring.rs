@@ -257,19 +257,19 @@ pub struct IssuedKeyJson {
 #[napi]
 impl IssuedKey {
     /// The key. Hand it to its user once; it cannot be shown again.
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn secret(&self) -> String {
         self.secret.expose().to_owned()
     }
 
     /// What is stored about the key.
-    #[napi(getter)]
+    #[napi(getter, catch_unwind)]
     pub fn record(&self) -> KeyRecord {
         KeyRecord::from(&self.record)
     }
 
     /// The record only: serializing an issued key never writes the key.
-    #[napi(js_name = "toJSON")]
+    #[napi(js_name = "toJSON", catch_unwind)]
     pub fn to_json(&self) -> IssuedKeyJson {
         IssuedKeyJson {
             record: KeyRecord::from(&self.record),
@@ -320,10 +320,18 @@ impl<T: ToNapiValue + TypeName + Send + 'static> Task for Job<T> {
             .work
             .take()
             .ok_or_else(|| Error::from_reason("this task already ran"))?;
-        work(&self.keyring).map_err(|e| {
-            self.failure = Some(e);
-            Error::from_reason("apikeys call failed")
-        })
+        // A panic must not unwind into libuv's thread pool: it rejects the Promise instead.
+        let keyring = &self.keyring;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(keyring))) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                self.failure = Some(e);
+                Err(Error::from_reason("apikeys call failed"))
+            }
+            Err(_) => Err(Error::from_reason(
+                "internal error: the apikeys call panicked; please report it",
+            )),
+        }
     }
 
     fn resolve(&mut self, _env: Env, output: T) -> Result<T> {
@@ -386,7 +394,7 @@ impl Keyring {
 #[napi]
 impl Keyring {
     /// A keyring over an in-memory store (the default), or as `options` say.
-    #[napi(constructor)]
+    #[napi(constructor, catch_unwind)]
     pub fn new(env: Env, options: Option<KeyringOptions>) -> Result<Keyring> {
         let mut builder = apikeys::Keyring::builder().store(MemoryStore::new());
         if let Some(o) = options {
@@ -424,7 +432,7 @@ impl Keyring {
 
     /// Make a general access key (Owner or Admin). `{ readOnly: true }` makes a
     /// read-only key; `expiresAt` a key that stops working then.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn create_general_key(
         &self,
         env: Env,
@@ -439,7 +447,7 @@ impl Keyring {
 
     /// Make a user token for the actor (any role but `read_only_limited_user`;
     /// the account needs Advanced Permissions). It acts with its owner's current role.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn create_user_token(
         &self,
         env: Env,
@@ -455,7 +463,7 @@ impl Keyring {
     }
 
     /// Make an Events API integration key for a service (Manager or above).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn create_integration_key(
         &self,
         env: Env,
@@ -472,7 +480,7 @@ impl Keyring {
     }
 
     /// Make an event-orchestration routing key (Manager or above).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn create_routing_key(
         &self,
         env: Env,
@@ -490,7 +498,7 @@ impl Keyring {
 
     /// Make a scoped token (Manager or above) carrying these scopes
     /// (`['incidents.write', 'services.read']`; `x.write` implies `x.read`).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn create_scoped_token(
         &self,
         env: Env,
@@ -510,35 +518,35 @@ impl Keyring {
 
     /// Disable a general key (Owner or Admin): it stops working at once and can
     /// be enabled again. Returns the new record.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn disable(&self, env: Env, actor: Actor, key_id: String) -> Result<KeyRecord> {
         let r = core_actor(&actor).and_then(|a| self.inner.disable(&a, &key_id));
         self.sync(&env, r).map(|r| KeyRecord::from(&r))
     }
 
     /// Enable a disabled general key (Owner or Admin). Returns the new record.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn enable(&self, env: Env, actor: Actor, key_id: String) -> Result<KeyRecord> {
         let r = core_actor(&actor).and_then(|a| self.inner.enable(&a, &key_id));
         self.sync(&env, r).map(|r| KeyRecord::from(&r))
     }
 
     /// Delete a key for good. Returns the record it had.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn delete(&self, env: Env, actor: Actor, key_id: String) -> Result<KeyRecord> {
         let r = core_actor(&actor).and_then(|a| self.inner.delete(&a, &key_id));
         self.sync(&env, r).map(|r| KeyRecord::from(&r))
     }
 
     /// One key's record, if the actor may see it.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn get(&self, env: Env, actor: Actor, key_id: String) -> Result<KeyRecord> {
         let r = core_actor(&actor).and_then(|a| self.inner.get(&a, &key_id));
         self.sync(&env, r).map(|r| KeyRecord::from(&r))
     }
 
     /// Every key of the actor's account that the actor may see, oldest first.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn list(&self, env: Env, actor: Actor) -> Result<Vec<KeyRecord>> {
         let r = core_actor(&actor).and_then(|a| self.inner.list(&a));
         self.sync(&env, r)
@@ -548,21 +556,24 @@ impl Keyring {
     // ---- accounts and users ----
 
     /// Set what an account's plan includes. Takes effect on the next request.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn set_account(&self, env: Env, account: String, settings: AccountSettings) -> Result<()> {
         let r = self.inner.set_account(&account, core_settings(&settings));
         self.sync(&env, r)
     }
 
     /// An account's current settings (both `true` for an account never configured).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn account(&self, env: Env, account: String) -> Result<AccountSettings> {
         let r = self.inner.account(&account);
         self.sync(&env, r).map(js_settings)
     }
 
     /// Set a user's current role: their user tokens act with it from the next request on.
-    #[napi(ts_args_type = "account: string, user: string, role: Role | RoleAlias")]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "account: string, user: string, role: Role | RoleAlias"
+    )]
     pub fn set_user_role(
         &self,
         env: Env,
@@ -577,14 +588,14 @@ impl Keyring {
 
     /// Remove a user (offboarding): every user token of theirs stops working at
     /// once and is disabled. Returns how many tokens were disabled.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn remove_user(&self, env: Env, account: String, user: String) -> Result<u32> {
         let r = self.inner.remove_user(&account, &user);
         self.sync(&env, r).map(saturating_u32)
     }
 
     /// The audit events the keyring still holds (the last 10,000 by default), oldest first.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn audit_trail(&self) -> Vec<AuditEvent> {
         self.inner
             .audit_trail()
@@ -599,7 +610,7 @@ impl Keyring {
     /// Answers who it is, or throws `ERR_UNAUTHORIZED`, `ERR_WRONG_API`,
     /// `ERR_PLAN_RESTRICTED` or `ERR_FORBIDDEN`. The answer is a frozen object,
     /// the same one for every request by the same key and role.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn authenticate(
         &self,
         env: Env,
@@ -614,7 +625,7 @@ impl Keyring {
     /// with bit 31 set, an error template for `_errorTemplate`. `request` is a
     /// number (see `coded_request`); `scope` may be `undefined`. Used by the
     /// JavaScript layer, which keeps one principal object per handle.
-    #[napi(js_name = "_authenticate", skip_typescript)]
+    #[napi(catch_unwind, js_name = "_authenticate", skip_typescript)]
     pub fn authenticate_raw(
         &self,
         env: Env,
@@ -637,7 +648,7 @@ impl Keyring {
 
     /// Like `_authenticate`, for any API and method names (the JavaScript
     /// layer uses it for the uncommon ones).
-    #[napi(js_name = "_authenticateNamed", skip_typescript)]
+    #[napi(catch_unwind, js_name = "_authenticateNamed", skip_typescript)]
     pub fn authenticate_named(
         &self,
         env: Env,
@@ -653,14 +664,14 @@ impl Keyring {
     }
 
     /// The error template numbered `id` by `_authenticate`.
-    #[napi(js_name = "_errorTemplate", skip_typescript)]
+    #[napi(catch_unwind, js_name = "_errorTemplate", skip_typescript)]
     pub fn error_template(&self, env: Env, id: u32) -> Result<ErrorTemplate> {
         let t = lock_errors(&self.errors).template(id);
         t.ok_or_else(|| to_js(&env, &invalid("id", "not an error this keyring answered")))
     }
 
     /// The principal for a handle answered by `_authenticate`.
-    #[napi(js_name = "_principal", skip_typescript)]
+    #[napi(catch_unwind, js_name = "_principal", skip_typescript)]
     pub fn principal_at(&self, env: Env, handle: u32) -> Result<Principal> {
         let p = lock(&self.slots).principal(handle);
         p.ok_or_else(|| {
@@ -672,7 +683,7 @@ impl Keyring {
     }
 
     /// `authenticate` off the JavaScript thread; answers a handle (see `_principal`).
-    #[napi(js_name = "_authenticateAsync", skip_typescript)]
+    #[napi(catch_unwind, js_name = "_authenticateAsync", skip_typescript)]
     pub fn authenticate_raw_async(
         &self,
         token: String,
@@ -691,7 +702,7 @@ impl Keyring {
     // ---- Promise-returning twins ----
 
     /// `authenticate` off the JavaScript thread, for stores that block.
-    #[napi(ts_return_type = "Promise<Principal>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<Principal>")]
     pub fn authenticate_async(
         &self,
         token: String,
@@ -710,7 +721,7 @@ impl Keyring {
     }
 
     /// `createGeneralKey` off the JavaScript thread.
-    #[napi(ts_return_type = "Promise<IssuedKey>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<IssuedKey>")]
     pub fn create_general_key_async(
         &self,
         actor: Actor,
@@ -724,7 +735,7 @@ impl Keyring {
     }
 
     /// `createUserToken` off the JavaScript thread.
-    #[napi(ts_return_type = "Promise<IssuedKey>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<IssuedKey>")]
     pub fn create_user_token_async(
         &self,
         actor: Actor,
@@ -738,7 +749,7 @@ impl Keyring {
     }
 
     /// `createIntegrationKey` off the JavaScript thread.
-    #[napi(ts_return_type = "Promise<IssuedKey>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<IssuedKey>")]
     pub fn create_integration_key_async(
         &self,
         actor: Actor,
@@ -756,7 +767,7 @@ impl Keyring {
     }
 
     /// `createRoutingKey` off the JavaScript thread.
-    #[napi(ts_return_type = "Promise<IssuedKey>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<IssuedKey>")]
     pub fn create_routing_key_async(
         &self,
         actor: Actor,
@@ -774,7 +785,7 @@ impl Keyring {
     }
 
     /// `createScopedToken` off the JavaScript thread.
-    #[napi(ts_return_type = "Promise<IssuedKey>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<IssuedKey>")]
     pub fn create_scoped_token_async(
         &self,
         actor: Actor,
@@ -789,7 +800,7 @@ impl Keyring {
     }
 
     /// `disable` off the JavaScript thread.
-    #[napi(ts_return_type = "Promise<KeyRecord>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<KeyRecord>")]
     pub fn disable_async(&self, actor: Actor, key_id: String) -> AsyncTask<Job<KeyRecord>> {
         Job::new(&self.inner, move |k| {
             Ok(KeyRecord::from(&k.disable(&core_actor(&actor)?, &key_id)?))
@@ -797,7 +808,7 @@ impl Keyring {
     }
 
     /// `enable` off the JavaScript thread.
-    #[napi(ts_return_type = "Promise<KeyRecord>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<KeyRecord>")]
     pub fn enable_async(&self, actor: Actor, key_id: String) -> AsyncTask<Job<KeyRecord>> {
         Job::new(&self.inner, move |k| {
             Ok(KeyRecord::from(&k.enable(&core_actor(&actor)?, &key_id)?))
@@ -805,7 +816,7 @@ impl Keyring {
     }
 
     /// `delete` off the JavaScript thread.
-    #[napi(ts_return_type = "Promise<KeyRecord>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<KeyRecord>")]
     pub fn delete_async(&self, actor: Actor, key_id: String) -> AsyncTask<Job<KeyRecord>> {
         Job::new(&self.inner, move |k| {
             Ok(KeyRecord::from(&k.delete(&core_actor(&actor)?, &key_id)?))
@@ -813,7 +824,7 @@ impl Keyring {
     }
 
     /// `get` off the JavaScript thread.
-    #[napi(ts_return_type = "Promise<KeyRecord>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<KeyRecord>")]
     pub fn get_async(&self, actor: Actor, key_id: String) -> AsyncTask<Job<KeyRecord>> {
         Job::new(&self.inner, move |k| {
             Ok(KeyRecord::from(&k.get(&core_actor(&actor)?, &key_id)?))
@@ -821,7 +832,7 @@ impl Keyring {
     }
 
     /// `list` off the JavaScript thread.
-    #[napi(ts_return_type = "Promise<Array<KeyRecord>>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<Array<KeyRecord>>")]
     pub fn list_async(&self, actor: Actor) -> AsyncTask<Job<Vec<KeyRecord>>> {
         Job::new(&self.inner, move |k| {
             let v = k.list(&core_actor(&actor)?)?;
@@ -830,7 +841,7 @@ impl Keyring {
     }
 
     /// `setAccount` off the JavaScript thread.
-    #[napi(ts_return_type = "Promise<void>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
     pub fn set_account_async(
         &self,
         account: String,
@@ -841,13 +852,14 @@ impl Keyring {
     }
 
     /// `account` off the JavaScript thread.
-    #[napi(ts_return_type = "Promise<AccountSettings>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<AccountSettings>")]
     pub fn account_async(&self, account: String) -> AsyncTask<Job<AccountSettings>> {
         Job::new(&self.inner, move |k| k.account(&account).map(js_settings))
     }
 
     /// `setUserRole` off the JavaScript thread.
     #[napi(
+        catch_unwind,
         ts_args_type = "account: string, user: string, role: Role | RoleAlias",
         ts_return_type = "Promise<void>"
     )]
@@ -863,7 +875,7 @@ impl Keyring {
     }
 
     /// `removeUser` off the JavaScript thread.
-    #[napi(ts_return_type = "Promise<number>")]
+    #[napi(catch_unwind, ts_return_type = "Promise<number>")]
     pub fn remove_user_async(&self, account: String, user: String) -> AsyncTask<Job<u32>> {
         Job::new(&self.inner, move |k| {
             k.remove_user(&account, &user).map(saturating_u32)
