@@ -1,7 +1,7 @@
 //! `apikeys._apikeys`: the Python binding of the `apikeys` crate.
 //!
 //! The binding holds no logic of its own: it converts Python values to the
-//! core's types and back, and core errors to exceptions (see [`errors`]).
+//! core's types and back, and core errors to exceptions (module `errors`).
 //! The Python package (`python/apikeys/__init__.py`) re-exports everything
 //! here and adds the `str` enums `Role`, `KeyKind` and `AccessLevel`.
 //!
@@ -17,6 +17,11 @@
 //!   the lookup itself (see `docs/python.md`).
 //! - A `Keyring` is safe to share between threads (the core is `Sync`; every
 //!   class here is immutable).
+//! - Wrong argument types raise `TypeError: argument 'x' must be str, not int`
+//!   on every Python version (PyO3's own message names the argument only in
+//!   a note, and only on 3.11+), so arguments are taken as `PyAny` and
+//!   converted here. `None` for an optional argument means its default.
+//! - Secrets: only `IssuedKey.secret` returns a key; no `repr` shows one.
 
 use std::sync::Arc;
 
@@ -598,6 +603,7 @@ impl Keyring {
         }
         Ok(Keyring {
             inner: b.build().map_err(|e| errors::to_py(py, e))?,
+            // The in-memory store is the only one the binding offers so far.
             blocking_store: false,
         })
     }
