@@ -33,6 +33,29 @@ pub enum AuditAction {
     RemoveUser,
 }
 
+impl AuditAction {
+    /// The snake_case name, as serialized (`"create"`, `"set_user_role"` …).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::Create => "create",
+            AuditAction::List => "list",
+            AuditAction::Get => "get",
+            AuditAction::Disable => "disable",
+            AuditAction::Enable => "enable",
+            AuditAction::Delete => "delete",
+            AuditAction::SetAccount => "set_account",
+            AuditAction::SetUserRole => "set_user_role",
+            AuditAction::RemoveUser => "remove_user",
+        }
+    }
+}
+
+impl std::fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How it ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
@@ -124,5 +147,29 @@ impl AuditSink for MemoryAuditLog {
             .iter()
             .cloned()
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_names_match_their_serialized_form() {
+        use AuditAction::*;
+        for a in [
+            Create,
+            List,
+            Get,
+            Disable,
+            Enable,
+            Delete,
+            SetAccount,
+            SetUserRole,
+            RemoveUser,
+        ] {
+            let json = serde_json::to_string(&a).unwrap();
+            assert_eq!(json, format!("\"{}\"", a.as_str()));
+        }
     }
 }

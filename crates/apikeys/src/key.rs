@@ -36,6 +36,21 @@ impl Api {
     }
 }
 
+impl std::str::FromStr for Api {
+    type Err = crate::Error;
+    /// `"rest"` or `"events"` (exact, lowercase).
+    fn from_str(s: &str) -> Result<Api, crate::Error> {
+        match s {
+            "rest" => Ok(Api::Rest),
+            "events" => Ok(Api::Events),
+            _ => Err(crate::Error::invalid(
+                "api",
+                "must be 'rest' or 'events'".to_owned(),
+            )),
+        }
+    }
+}
+
 impl fmt::Display for Api {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -384,6 +399,15 @@ mod tests {
     fn general_keys_never_contain_plus() {
         for _ in 0..1000 {
             assert!(!KeyKind::General.generate().unwrap().expose().contains('+'));
+        }
+    }
+
+    #[test]
+    fn apis_parse_from_their_names_only() {
+        assert_eq!("rest".parse::<Api>().unwrap(), Api::Rest);
+        assert_eq!("events".parse::<Api>().unwrap(), Api::Events);
+        for bad in ["", "REST", "event", "rest "] {
+            assert_eq!(bad.parse::<Api>().unwrap_err().http_status(), 400);
         }
     }
 
