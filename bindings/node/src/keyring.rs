@@ -1,9 +1,8 @@
 //! The `Keyring` class: every core call, synchronous and as a Promise.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use apikeys::{AccessLevel as CoreAccess, KeyId, MemoryAuditLog, MemoryStore, NewKey};
+use apikeys::{AccessLevel as CoreAccess, MemoryAuditLog, MemoryStore, NewKey};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -59,8 +58,7 @@ fn expiring(spec: NewKey, expires_at: Option<&chrono::DateTime<chrono::Utc>>) ->
 /// object; it never decides anything.
 #[derive(Default)]
 struct Slots {
-    /// Key id → (slot, fingerprint of the identity fields the slot was made for).
-    by_id: HashMap<KeyId, (u32, u64), BuildIdHasher>,
+    by_id: IdTable,
     records: Vec<Arc<apikeys::KeyRecord>>,
 }
 
@@ -70,54 +68,108 @@ const NO_ROLE: u32 = 15;
 const ERROR_BIT: u32 = 1 << 31;
 const MAX_SLOTS: usize = (ERROR_BIT >> 4) as usize;
 
-/// Key ids are 64 random bits: they need no further hashing.
-#[derive(Default, Clone, Copy)]
-struct BuildIdHasher;
-
+/// Key id → (slot, fingerprint of the identity fields the slot was made for):
+/// an open-addressing table with the entries inline, so that a lookup costs
+/// one memory access (a `HashMap` costs two: control bytes, then the entry).
+/// Key ids are 64 random bits, so their low bits index the table directly.
 #[derive(Default)]
-struct IdHasher(u64);
+struct IdTable {
+    entries: Vec<Entry>,
+    len: usize,
+}
 
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+#[derive(Clone, Copy, Default)]
+struct Entry {
+    id: u64,
+    print: u64,
+    /// The slot plus one; 0 marks an empty entry.
+    slot: u32,
+}
+
+impl IdTable {
+    fn get(&self, id: u64) -> Option<(u32, u64)> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        let mask = self.entries.len() - 1;
+        let mut i = id as usize & mask;
+        loop {
+            let e = self.entries[i];
+            if e.slot == 0 {
+                return None;
+            }
+            if e.id == id {
+                return Some((e.slot - 1, e.print));
+            }
+            i = (i + 1) & mask;
         }
     }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
+
+    fn insert(&mut self, id: u64, slot: u32, print: u64) {
+        if (self.len + 1) * 2 > self.entries.len() {
+            let old = std::mem::take(&mut self.entries);
+            self.entries = vec![Entry::default(); (old.len() * 2).max(64)];
+            self.len = 0;
+            for e in old.into_iter().filter(|e| e.slot != 0) {
+                self.put(e);
+            }
+        }
+        self.put(Entry {
+            id,
+            print,
+            slot: slot + 1,
+        });
+    }
+
+    fn put(&mut self, entry: Entry) {
+        let mask = self.entries.len() - 1;
+        let mut i = entry.id as usize & mask;
+        loop {
+            let e = &mut self.entries[i];
+            if e.slot == 0 {
+                *e = entry;
+                self.len += 1;
+                return;
+            }
+            if e.id == entry.id {
+                *e = entry;
+                return;
+            }
+            i = (i + 1) & mask;
+        }
     }
 }
 
-impl std::hash::BuildHasher for BuildIdHasher {
-    type Hasher = IdHasher;
-    fn build_hasher(&self) -> IdHasher {
-        IdHasher(0)
-    }
-}
-
-/// A digest of what a principal shows (all but the role), to notice a record
-/// whose identity changed under the same id.
+/// A digest (FNV-1a) of what a principal shows but the role, to notice a
+/// record whose identity changed under the same id.
 fn fingerprint(r: &apikeys::KeyRecord) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    r.kind.hash(&mut h);
-    r.access.hash(&mut h);
-    r.account.hash(&mut h);
-    r.owner.hash(&mut h);
-    r.target.hash(&mut h);
-    r.scopes.hash(&mut h);
-    h.finish()
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(PRIME);
+        }
+        // A separator, so that ("ab", "c") and ("a", "bc") differ.
+        h = (h ^ 0xff).wrapping_mul(PRIME);
+    };
+    eat(r.kind.as_str().as_bytes());
+    eat(r.access.as_str().as_bytes());
+    eat(r.account.as_bytes());
+    eat(r.owner.as_deref().unwrap_or("\u{0}none").as_bytes());
+    eat(r.target.as_deref().unwrap_or("\u{0}none").as_bytes());
+    for scope in r.scopes.iter() {
+        eat(scope.resource().as_bytes());
+        eat(if scope.is_write() { b"w" } else { b"r" });
+    }
+    h
 }
 
 impl Slots {
     fn handle(&mut self, p: &apikeys::Principal) -> CoreResult<u32> {
         let rec = p.record();
         let print = fingerprint(rec);
-        let slot = match self.by_id.get(&rec.id) {
-            Some(&(s, f)) if f == print => s,
+        let slot = match self.by_id.get(rec.id.as_u64()) {
+            Some((s, f)) if f == print => s,
             _ => {
                 if self.records.len() >= MAX_SLOTS {
                     return Err(apikeys::Error::Store(apikeys::StoreError::Unavailable(
@@ -126,7 +178,7 @@ impl Slots {
                 }
                 let s = self.records.len() as u32;
                 self.records.push(Arc::new(rec.clone()));
-                self.by_id.insert(rec.id, (s, print));
+                self.by_id.insert(rec.id.as_u64(), s, print);
                 s
             }
         };
@@ -981,6 +1033,32 @@ mod tests {
     }
 
     #[test]
+    fn the_id_table_finds_every_id_through_growth_and_collisions() {
+        let mut t = IdTable::default();
+        assert_eq!(t.get(7), None);
+        // Ids sharing their low bits probe past each other.
+        let ids: Vec<u64> = (0..5000u64)
+            .map(|i| {
+                if i % 2 == 0 {
+                    i << 40
+                } else {
+                    i.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                }
+            })
+            .collect();
+        for (n, &id) in ids.iter().enumerate() {
+            t.insert(id, n as u32, id ^ 1);
+        }
+        for (n, &id) in ids.iter().enumerate() {
+            assert_eq!(t.get(id), Some((n as u32, id ^ 1)));
+        }
+        assert_eq!(t.get(12345), None);
+        t.insert(ids[3], 99, 5);
+        assert_eq!(t.get(ids[3]), Some((99, 5)));
+        assert_eq!(t.len, ids.len());
+    }
+
+    #[test]
     fn one_key_and_role_always_get_the_same_handle() {
         let (k, admin) = setup();
         let a = k
@@ -1042,7 +1120,7 @@ mod tests {
         let id = p.record().id;
         slots
             .by_id
-            .insert(id, (as_admin >> 4, fingerprint(&changed)));
+            .insert(id.as_u64(), as_admin >> 4, fingerprint(&changed));
         let again = slots.handle(&p).unwrap();
         assert_ne!(again >> 4, as_admin >> 4);
         assert!(slots.principal(again).unwrap().scopes.is_empty());
