@@ -12,6 +12,20 @@
 //!   every call (run on libuv's thread pool, for stores that block).
 //! - [`types`]: the plain objects and string unions of the TypeScript API.
 //! - [`error`]: core errors as `Error`s with `code`, `status` and `pdCode`.
+//!
+//! ## Decisions
+//! - Each keyring object keeps, per key it has authenticated, one slot (the
+//!   key's id, a fingerprint of what a principal shows, and the record it was
+//!   made from) and, on the JavaScript side, one frozen principal per role seen:
+//!   memory grows with the number of distinct keys authenticated, not with calls.
+//!   A record whose identity fields changed under the same id gets a new slot.
+//! - Failed authentications are answered as numbered error templates and
+//!   thrown by the JavaScript layer (half the cost of a native throw); rate
+//!   limit errors, whose `retryAfter` changes each time, are thrown from Rust.
+//! - The request's method travels as a number for the seven common methods,
+//!   by name otherwise; scopes by name.
+//! - `store` accepts only `{ memory: true }` so far; an unknown store is an
+//!   error, never a silent fallback to memory.
 
 #![deny(unsafe_code)]
 
