@@ -341,7 +341,11 @@ impl LocalRateLimiter {
     }
 
     fn hash(&self, b: RateBucket<'_>) -> u64 {
-        self.hasher.hash_one(b)
+        match b {
+            // Key ids are 64 random bits already: no hashing needed.
+            RateBucket::Key(id) => id.as_u64(),
+            other => self.hasher.hash_one(other),
+        }
     }
 }
 
@@ -350,7 +354,9 @@ impl RateLimiter for LocalRateLimiter {
         let hash = self.hash(bucket);
         let now = now.unix_millis();
         let window = limit.window_ms();
-        let mut shard = self.shards[(hash >> 60) as usize % SHARDS]
+        // Bits 32..36 pick the shard: the table inside uses the low bits for the
+        // bucket and the top seven for its tag, so these stay independent of both.
+        let mut shard = self.shards[(hash >> 32) as usize % SHARDS]
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let shard = &mut *shard;
