@@ -1,0 +1,252 @@
+"""ASGI middleware (Starlette, FastAPI, any ASGI app) that checks PagerDuty-style keys.
+
+.. code-block:: python
+
+    from fastapi import Depends, FastAPI
+    import apikeys
+    from apikeys.asgi import ApiKeyMiddleware, require_scope
+
+    keyring = apikeys.Keyring()
+    app = FastAPI()
+    app.add_middleware(ApiKeyMiddleware, keyring=keyring)
+
+    @app.post("/incidents", status_code=201)
+    def create(who: apikeys.Principal = Depends(require_scope("incidents.write"))) -> dict:
+        return {"account": who.account}
+
+- REST requests: the key from ``Authorization: Token token=<key>`` (or
+  ``Bearer``), the method from the request, the scope from the route: a
+  :func:`require_scope` dependency (FastAPI), a :func:`requires_scope`
+  decorator on the endpoint (Starlette), or the ``scope_for`` callable; without
+  one the request stands for the broadest scope. The key is checked once, in
+  the middleware, before the application runs.
+- Events requests (paths in ``events_paths``): the ``routing_key`` of the JSON
+  body, read up to ``max_event_bytes``; the application gets the same body.
+- The :class:`apikeys.Principal` goes to ``request.state.apikey`` (``scope["state"]["apikey"]``)
+  and ``scope["apikey"]``.
+- Refusals answer PagerDuty's error body; answers to a known key carry the
+  ``ratelimit-*`` headers when the keyring reports its limits.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable, Dict, Iterable, MutableMapping, Optional, Tuple, TypeVar
+
+from . import Keyring, Principal
+from ._http import (
+    DEFAULT_MAX_EVENT_BYTES,
+    SCOPE_ATTR,
+    Rejection,
+    authenticate,
+    body_too_large,
+    invalid_body,
+    rate_limit_headers,
+    rest_token,
+    routing_key,
+)
+
+__all__ = ["ApiKeyMiddleware", "Rejection", "principal", "require_scope", "requires_scope"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+F = TypeVar("F", bound=Callable[..., Any])
+
+_NO_SCOPE = ""
+
+
+def requires_scope(scope: str) -> Callable[[F], F]:
+    """Decorate a Starlette endpoint (or any view) with the scope its route needs."""
+
+    def mark(view: F) -> F:
+        setattr(view, SCOPE_ATTR, scope)
+        return view
+
+    return mark
+
+
+def require_scope(scope: str) -> Callable[..., Principal]:
+    """A FastAPI dependency: the route needs ``scope``; gives the :class:`apikeys.Principal`.
+
+    The check itself happens in :class:`ApiKeyMiddleware` (which finds this
+    dependency on the route); the dependency hands over its result, and fails
+    with a server error if the middleware is not installed.
+    """
+    from starlette.requests import Request
+
+    def dependency(request: Request) -> Principal:
+        who = request.scope.get("apikey")
+        if who is None or request.scope.get("apikey_scope") != scope:
+            raise RuntimeError("apikeys.asgi.ApiKeyMiddleware is not installed in front of this route")
+        return who  # type: ignore[no-any-return]
+
+    dependency.__annotations__ = {"request": Request, "return": Principal}
+    setattr(dependency, SCOPE_ATTR, scope)
+    return dependency
+
+
+def principal(request: Any) -> Principal:
+    """A FastAPI dependency (or helper): the principal of a route without a scope."""
+    who = request.scope.get("apikey")
+    if who is None:
+        raise RuntimeError("apikeys.asgi.ApiKeyMiddleware is not installed in front of this route")
+    return who  # type: ignore[no-any-return]
+
+
+def _tagged(obj: Any) -> Optional[str]:
+    s = getattr(obj, SCOPE_ATTR, None)
+    return s if isinstance(s, str) else None
+
+
+def _route_scope(route: Any) -> Optional[str]:
+    """The scope a Starlette/FastAPI route declares, if any."""
+    found = _tagged(getattr(route, "endpoint", None))
+    if found is not None:
+        return found
+    for dep in getattr(route, "dependencies", None) or ():
+        found = _tagged(getattr(dep, "dependency", None))
+        if found is not None:
+            return found
+    stack = list(getattr(getattr(route, "dependant", None), "dependencies", None) or ())
+    while stack:
+        d = stack.pop()
+        found = _tagged(getattr(d, "call", None))
+        if found is not None:
+            return found
+        stack.extend(getattr(d, "dependencies", None) or ())
+    return None
+
+
+class ApiKeyMiddleware:
+    """Pure ASGI middleware; see the module's documentation."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        keyring: Keyring,
+        *,
+        events_paths: Iterable[str] = ("/v2/enqueue",),
+        public_paths: Iterable[str] = (),
+        scope_for: Optional[Callable[[str, str], Optional[str]]] = None,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    ) -> None:
+        self.app = app
+        self.keyring = keyring
+        self.events_paths = frozenset(events_paths)
+        self.public_paths = frozenset(public_paths)
+        self.scope_for = scope_for
+        self.max_event_bytes = max_event_bytes
+        self._route_scopes: Dict[int, str] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.public_paths:
+            await self.app(scope, receive, send)
+            return
+        required: Optional[str] = None
+        try:
+            if scope["path"] in self.events_paths:
+                body = await self._read_body(scope, receive)
+                who = authenticate(self.keyring, routing_key(body), "events", "POST", None)
+                receive = _replay(body, receive)
+            else:
+                values = [v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"authorization"]
+                token = rest_token(values)
+                required = self._required_scope(scope)
+                who = authenticate(self.keyring, token, "rest", scope["method"], required)
+        except Rejection as r:
+            await _send_rejection(send, r)
+            return
+        scope.setdefault("state", {})["apikey"] = who
+        scope["apikey"] = who
+        scope["apikey_scope"] = required
+        extra = rate_limit_headers(who)
+        if extra:
+            raw = [(k.encode(), v.encode()) for k, v in extra]
+            inner_send = send
+
+            async def send(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    message = dict(message)
+                    message["headers"] = list(message.get("headers", ())) + raw
+                await inner_send(message)
+
+        await self.app(scope, receive, send)
+
+    def _required_scope(self, scope: Scope) -> Optional[str]:
+        app = scope.get("app")
+        routes = getattr(getattr(app, "router", None), "routes", None)
+        if routes:
+            found = self._match(routes, scope, 0)
+            if found is not None:
+                return found or None
+        if self.scope_for is not None:
+            return self.scope_for(scope["method"], scope["path"])
+        return None
+
+    def _match(self, routes: Iterable[Any], scope: Scope, depth: int) -> Optional[str]:
+        """The scope of the route that fully matches: ``""`` for none declared, ``None`` for no match."""
+        for route in routes:
+            matches = getattr(route, "matches", None)
+            if matches is None:
+                continue
+            match, child = matches(scope)
+            if getattr(match, "name", "") != "FULL":
+                continue
+            inner = getattr(route, "routes", None)
+            if inner and depth < 8:
+                found = self._match(inner, {**scope, **child}, depth + 1)
+                if found is not None:
+                    return found
+                continue
+            key = id(route)
+            cached = self._route_scopes.get(key)
+            if cached is None:
+                cached = _route_scope(route) or _NO_SCOPE
+                self._route_scopes[key] = cached
+            return cached
+        return None
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        limit = self.max_event_bytes
+        for k, v in scope["headers"]:
+            if k.lower() == b"content-length":
+                try:
+                    declared = int(v)
+                except ValueError:
+                    raise invalid_body("the Content-Length header is not a number") from None
+                if declared > limit:
+                    raise body_too_large(limit)
+        chunks = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise invalid_body("the body could not be read")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise body_too_large(limit)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _send_rejection(send: Send, r: Rejection) -> None:
+    headers: list[Tuple[bytes, bytes]] = [(k.encode(), v.encode()) for k, v in r.headers()]
+    await send({"type": "http.response.start", "status": r.status, "headers": headers})
+    await send({"type": "http.response.body", "body": r.body(), "more_body": False})

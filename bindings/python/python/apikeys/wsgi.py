@@ -1,0 +1,168 @@
+"""WSGI middleware (Flask, any WSGI app) that checks PagerDuty-style keys.
+
+.. code-block:: python
+
+    from flask import Flask, request
+    import apikeys
+    from apikeys.wsgi import protect_flask, requires_scope
+
+    keyring = apikeys.Keyring()
+    app = Flask(__name__)
+
+    @app.post("/incidents")
+    @requires_scope("incidents.write")
+    def create():
+        return {"account": request.environ["apikeys.principal"].account}, 201
+
+    protect_flask(app, keyring)
+
+- REST requests: the key from ``Authorization: Token token=<key>`` (or
+  ``Bearer``), the method from the request, the scope from the route (the
+  :func:`requires_scope` decorator on a Flask view, or the ``scope_for``
+  callable); without one the request stands for the broadest scope.
+- Events requests (paths in ``events_paths``): the ``routing_key`` of the JSON
+  body, read up to ``max_event_bytes``; the application reads the same body.
+- The :class:`apikeys.Principal` goes to ``environ["apikeys.principal"]``.
+- Refusals answer PagerDuty's error body; answers to a known key carry the
+  ``ratelimit-*`` headers when the keyring reports its limits.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple
+
+from . import Keyring
+from ._http import (
+    DEFAULT_MAX_EVENT_BYTES,
+    SCOPE_ATTR,
+    Rejection,
+    authenticate,
+    body_too_large,
+    invalid_body,
+    rate_limit_headers,
+    rest_token,
+    routing_key,
+)
+from .asgi import requires_scope
+
+__all__ = ["ApiKeyMiddleware", "Rejection", "protect_flask", "requires_scope", "PRINCIPAL_KEY"]
+
+#: The environ key holding the :class:`apikeys.Principal`.
+PRINCIPAL_KEY = "apikeys.principal"
+
+Environ = Mapping[str, Any]
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[Any, StartResponse], Iterable[bytes]]
+
+
+class ApiKeyMiddleware:
+    """WSGI middleware; see the module's documentation."""
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        keyring: Keyring,
+        *,
+        events_paths: Iterable[str] = ("/v2/enqueue",),
+        public_paths: Iterable[str] = (),
+        scope_for: Optional[Callable[[Any], Optional[str]]] = None,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    ) -> None:
+        self.app = app
+        self.keyring = keyring
+        self.events_paths = frozenset(events_paths)
+        self.public_paths = frozenset(public_paths)
+        self.scope_for = scope_for
+        self.max_event_bytes = max_event_bytes
+
+    def __call__(self, environ: Any, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path in self.public_paths:
+            return self.app(environ, start_response)
+        try:
+            if path in self.events_paths:
+                body = self._read_body(environ)
+                environ["wsgi.input"] = io.BytesIO(body)
+                environ["CONTENT_LENGTH"] = str(len(body))
+                who = authenticate(self.keyring, routing_key(body), "events", "POST", None)
+            else:
+                # WSGI servers join repeated headers with ", "; a comma never
+                # belongs in a key, so a joined value means more than one header.
+                raw = environ.get("HTTP_AUTHORIZATION")
+                values: List[str] = [] if raw is None else raw.split(",")
+                scope = self.scope_for(environ) if self.scope_for is not None else None
+                who = authenticate(self.keyring, rest_token(values), "rest", environ.get("REQUEST_METHOD", "GET"), scope)
+        except Rejection as r:
+            start_response(_status_line(r.status), r.headers())
+            return [r.body()]
+        environ[PRINCIPAL_KEY] = who
+        extra = rate_limit_headers(who)
+        if not extra:
+            return self.app(environ, start_response)
+
+        def start(status: str, headers: List[Tuple[str, str]], exc_info: Any = None) -> Any:
+            return start_response(status, list(headers) + extra, exc_info) if exc_info else start_response(
+                status, list(headers) + extra
+            )
+
+        return self.app(environ, start)
+
+    def _read_body(self, environ: Any) -> bytes:
+        limit = self.max_event_bytes
+        length = environ.get("CONTENT_LENGTH") or ""
+        stream = environ.get("wsgi.input")
+        if stream is None:
+            return b""
+        if length:
+            try:
+                n = int(length)
+            except ValueError:
+                raise invalid_body("the Content-Length header is not a number") from None
+            if n > limit:
+                raise body_too_large(limit)
+            body: bytes = stream.read(n)
+            return body
+        if environ.get("wsgi.input_terminated"):
+            body = stream.read(limit + 1)
+            if len(body) > limit:
+                raise body_too_large(limit)
+            return body
+        return b""
+
+
+def flask_scope_resolver(flask_app: Any) -> Callable[[Any], Optional[str]]:
+    """A ``scope_for`` that finds the Flask view of a request and reads its :func:`requires_scope`."""
+
+    def scope_for(environ: Any) -> Optional[str]:
+        try:
+            rule, _ = flask_app.url_map.bind_to_environ(environ).match(return_rule=True)
+        except Exception:  # no route, wrong method: the application answers that
+            return None
+        view = flask_app.view_functions.get(rule.endpoint)
+        s = getattr(view, SCOPE_ATTR, None)
+        return s if isinstance(s, str) else None
+
+    return scope_for
+
+
+def protect_flask(flask_app: Any, keyring: Keyring, **options: Any) -> ApiKeyMiddleware:
+    """Put :class:`ApiKeyMiddleware` in front of a Flask app, with scopes from its views."""
+    mw = ApiKeyMiddleware(flask_app.wsgi_app, keyring, scope_for=flask_scope_resolver(flask_app), **options)
+    flask_app.wsgi_app = mw
+    return mw
+
+
+_REASONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    402: "Payment Required",
+    403: "Forbidden",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+}
+
+
+def _status_line(status: int) -> str:
+    return f"{status} {_REASONS.get(status, 'Error')}"
