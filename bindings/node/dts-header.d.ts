@@ -3,8 +3,8 @@
 
 /** An error thrown (or a Promise rejected) by a Keyring call. */
 export interface ApiKeyError extends Error {
-  /** Stable: assert on this. */
-  code: ErrorCode
+  /** Stable: assert on this. `ERR_INVALID_ARG_TYPE` marks a `TypeError` for an argument of the wrong type. */
+  code: ErrorCode | 'ERR_INVALID_ARG_TYPE'
   /** The HTTP status to answer with (401, 400, 402, 403, 404, 429, 500). */
   status: number
   /** PagerDuty's error code (2006, 2010, 2014, 2100, 2020, 2001, 2000). */

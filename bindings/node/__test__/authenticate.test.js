@@ -172,7 +172,7 @@ test('the Promise twins of the management calls work and reject with codes', asy
   await rejectsCode(kr.listAsync(undefined), 'ERR_INVALID_ARG_TYPE', 400, 2001)
 })
 
-test('authenticate stays on the JavaScript thread and builds no object per call', () => {
+test('authenticate answers the same frozen object for every call by one key and role', () => {
   const { kr, general } = setup()
   const first = kr.authenticate(general.secret)
   for (let i = 0; i < 1000; i++) assert.equal(kr.authenticate(general.secret), first)
