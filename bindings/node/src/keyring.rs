@@ -660,8 +660,9 @@ impl Keyring {
 
     /// Check a presented key against a request (default `{ api: 'rest', method: 'GET' }`).
     /// Answers who it is, or throws `ERR_UNAUTHORIZED`, `ERR_WRONG_API`,
-    /// `ERR_PLAN_RESTRICTED` or `ERR_FORBIDDEN`. The answer is a frozen object,
-    /// the same one for every request by the same key and role.
+    /// `ERR_PLAN_RESTRICTED`, `ERR_FORBIDDEN` or `ERR_RATE_LIMITED` (or
+    /// `ERR_INVALID_INPUT` for a bad `api` or `scope`). The answer is a frozen
+    /// object, the same one for every request by the same key and role.
     #[napi(catch_unwind)]
     pub fn authenticate(
         &self,
