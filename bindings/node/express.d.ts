@@ -1,0 +1,52 @@
+/* Types of `require('apikeys/express')`: Express (and node:http) middleware. */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Keyring, Principal } from './index'
+
+/** A node:http / Express middleware function. */
+export type Middleware = (req: IncomingMessage & { apikey?: Principal; body?: unknown }, res: ServerResponse, next: (err?: unknown) => void) => void
+
+/** Why a request was refused before the route's handler ran. */
+export declare class Rejection extends Error {
+  /** The HTTP status. */
+  status: number
+  /** PagerDuty's error code (2006, 2010, 2001 …). */
+  pdCode: number
+  /** A stable name: the core error's code, or `missing_key`, `malformed_authorization`, `duplicate_authorization`, `body_too_large`, `invalid_body`, `missing_routing_key`. */
+  kind: string
+  /** For server logs: which check failed (never a key). */
+  readonly reason: string
+  /** For a 429: milliseconds until a retry may succeed. */
+  retryAfterMs?: number
+}
+
+/** Options of {@link apikeys}. */
+export interface ApiKeysOptions {
+  /** The Events body limit in bytes (default 512 KiB, PagerDuty's). */
+  maxEventBytes?: number
+}
+
+/** Middleware factories bound to a Keyring. */
+export interface ApiKeys {
+  /** REST: the key from `Authorization`, the method from the request, `scope` from the route. Throws at once on an invalid scope. */
+  rest(scope?: string): Middleware
+  /** Events API v2: the key is the `routing_key` of the JSON body; `req.body` becomes the event. */
+  events(): Middleware
+}
+
+/** Bind the middleware to a keyring. */
+export declare function apikeys(keyring: Keyring, options?: ApiKeysOptions): ApiKeys
+/** The key in an `Authorization` value, or null if it has no accepted form. */
+export declare function tokenFromAuthorization(value: string): string | null
+/** 512 KiB. */
+export declare const DEFAULT_MAX_EVENT_BYTES: number
+/** 1024. */
+export declare const MAX_AUTHORIZATION_BYTES: number
+
+declare global {
+  namespace Express {
+    interface Request {
+      /** The authenticated key, set by `apikeys(...).rest()` or `.events()`. */
+      apikey?: Principal
+    }
+  }
+}
