@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any, List, Optional, Sequence, Tuple
 
 from . import ApiKeyError, Keyring, Principal
@@ -134,8 +135,10 @@ def _seconds(v: Any) -> float:
     return float(v)
 
 
-def _is_space(c: str) -> bool:
-    return c == " " or c == "\t"
+_AUTHORIZATION = re.compile(
+    r'[ \t]*(?:token[ \t]+token[ \t]*=[ \t]*("?)([\x21\x23-\x7e]+)\1|bearer[ \t]+([\x21\x23-\x7e]+))[ \t]*',
+    re.IGNORECASE,
+)
 
 
 def token_from_authorization(value: str) -> Optional[str]:
@@ -150,27 +153,10 @@ def token_from_authorization(value: str) -> Optional[str]:
     """
     if len(value) > MAX_AUTHORIZATION_BYTES:
         return None
-    value = value.strip(" \t")
-    split = next((i for i, c in enumerate(value) if _is_space(c)), -1)
-    if split < 0:
+    m = _AUTHORIZATION.fullmatch(value)
+    if m is None:
         return None
-    scheme, rest = value[:split], value[split:].strip(" \t")
-    if scheme.lower() == "token":
-        if rest[:5].lower() != "token":
-            return None
-        rest = rest[5:].strip(" \t")
-        if not rest.startswith("="):
-            return None
-        key = rest[1:].strip(" \t")
-        if len(key) >= 2 and key[0] == '"' and key[-1] == '"':
-            key = key[1:-1]
-    elif scheme.lower() == "bearer":
-        key = rest
-    else:
-        return None
-    if not key or not all("!" <= c <= "~" and c != '"' for c in key):
-        return None
-    return key
+    return m.group(2) or m.group(3)
 
 
 def rest_token(values: Sequence[str]) -> str:

@@ -55,6 +55,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 F = TypeVar("F", bound=Callable[..., Any])
 
 _NO_SCOPE = ""
+_CACHE_LIMIT = 4096
 
 
 def requires_scope(scope: str) -> Callable[[F], F]:
@@ -67,7 +68,7 @@ def requires_scope(scope: str) -> Callable[[F], F]:
     return mark
 
 
-def require_scope(scope: str) -> Callable[..., Principal]:
+def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
     """A FastAPI dependency: the route needs ``scope``; gives the :class:`apikeys.Principal`.
 
     The check itself happens in :class:`ApiKeyMiddleware` (which finds this
@@ -76,7 +77,8 @@ def require_scope(scope: str) -> Callable[..., Principal]:
     """
     from starlette.requests import Request
 
-    def dependency(request: Request) -> Principal:
+    # A coroutine, so that FastAPI runs it inline rather than in its thread pool.
+    async def dependency(request: Request) -> Principal:
         who = request.scope.get("apikey")
         if who is None or request.scope.get("apikey_scope") != scope:
             raise RuntimeError("apikeys.asgi.ApiKeyMiddleware is not installed in front of this route")
@@ -87,8 +89,8 @@ def require_scope(scope: str) -> Callable[..., Principal]:
     return dependency
 
 
-def principal(request: Any) -> Principal:
-    """A FastAPI dependency (or helper): the principal of a route without a scope."""
+async def principal(request: Any) -> Principal:
+    """A FastAPI dependency: the principal of a route without a scope."""
     who = request.scope.get("apikey")
     if who is None:
         raise RuntimeError("apikeys.asgi.ApiKeyMiddleware is not installed in front of this route")
@@ -139,6 +141,9 @@ class ApiKeyMiddleware:
         self.scope_for = scope_for
         self.max_event_bytes = max_event_bytes
         self._route_scopes: Dict[int, str] = {}
+        # (method, path, app) -> scope: routing each request once more costs as
+        # much as the key check; bounded, since paths carry ids.
+        self._request_scopes: Dict[Tuple[str, str, int], str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.public_paths:
@@ -175,6 +180,16 @@ class ApiKeyMiddleware:
         await self.app(scope, receive, send)
 
     def _required_scope(self, scope: Scope) -> Optional[str]:
+        key = (scope["method"], scope["path"], id(scope.get("app")))
+        cached = self._request_scopes.get(key)
+        if cached is None:
+            cached = self._resolve_scope(scope) or _NO_SCOPE
+            if len(self._request_scopes) >= _CACHE_LIMIT:
+                self._request_scopes.clear()
+            self._request_scopes[key] = cached
+        return cached or None
+
+    def _resolve_scope(self, scope: Scope) -> Optional[str]:
         app = scope.get("app")
         routes = getattr(getattr(app, "router", None), "routes", None)
         if routes:
