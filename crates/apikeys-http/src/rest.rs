@@ -41,6 +41,56 @@ pub struct RequiredScope(pub Scope);
 pub struct RestAuthLayer {
     keyring: Arc<Keyring>,
     scope: Option<Scope>,
+    requests: Arc<[Request; METHODS.len()]>,
+}
+
+/// Every [`Method`], in the order of [`method_index`].
+const METHODS: [Method; 8] = [
+    Method::Get,
+    Method::Head,
+    Method::Post,
+    Method::Put,
+    Method::Patch,
+    Method::Delete,
+    Method::Options,
+    Method::Other,
+];
+
+const fn method_index(m: Method) -> usize {
+    match m {
+        Method::Get => 0,
+        Method::Head => 1,
+        Method::Post => 2,
+        Method::Put => 3,
+        Method::Patch => 4,
+        Method::Delete => 5,
+        Method::Options => 6,
+        Method::Other => 7,
+    }
+}
+
+fn method_of(m: &http::Method) -> Method {
+    match *m {
+        http::Method::GET => Method::Get,
+        http::Method::HEAD => Method::Head,
+        http::Method::POST => Method::Post,
+        http::Method::PUT => Method::Put,
+        http::Method::PATCH => Method::Patch,
+        http::Method::DELETE => Method::Delete,
+        http::Method::OPTIONS => Method::Options,
+        _ => Method::parse(m.as_str()),
+    }
+}
+
+/// The request for each method, built once, so a call allocates nothing for it.
+fn requests(scope: Option<&Scope>) -> Arc<[Request; METHODS.len()]> {
+    Arc::new(METHODS.map(|m| {
+        let r = Request::rest_method(m);
+        match scope {
+            Some(s) => r.with_parsed_scope(s.clone()),
+            None => r,
+        }
+    }))
 }
 
 impl RestAuthLayer {
@@ -49,6 +99,7 @@ impl RestAuthLayer {
         RestAuthLayer {
             keyring,
             scope: None,
+            requests: requests(None),
         }
     }
 
@@ -62,6 +113,7 @@ impl RestAuthLayer {
 
     /// The same layer, requiring an already parsed scope.
     pub fn with_parsed_scope(mut self, scope: Scope) -> Self {
+        self.requests = requests(Some(&scope));
         self.scope = Some(scope);
         self
     }
@@ -79,7 +131,8 @@ impl<S> Layer<S> for RestAuthLayer {
         RestAuth {
             inner,
             keyring: self.keyring.clone(),
-            scope: self.scope.clone(),
+            scope: self.scope.is_some(),
+            requests: self.requests.clone(),
         }
     }
 }
@@ -89,7 +142,9 @@ impl<S> Layer<S> for RestAuthLayer {
 pub struct RestAuth<S> {
     inner: S,
     keyring: Arc<Keyring>,
-    scope: Option<Scope>,
+    /// Whether the layer has a scope of its own (then `requests` carry it).
+    scope: bool,
+    requests: Arc<[Request; METHODS.len()]>,
 }
 
 impl<S> RestAuth<S> {
@@ -100,15 +155,17 @@ impl<S> RestAuth<S> {
 
     fn check<B>(&self, req: &http::Request<B>) -> Result<apikeys::Principal, Rejection> {
         let token = rest_token(req.headers())?;
-        let mut request = Request::rest_method(Method::parse(req.method().as_str()));
-        if let Some(scope) = &self.scope {
-            request = request.with_parsed_scope(scope.clone());
-        } else if let Some(RequiredScope(scope)) = req.extensions().get::<RequiredScope>() {
-            request = request.with_parsed_scope(scope.clone());
-        }
-        self.keyring
-            .authenticate(token, &request)
-            .map_err(|e| Rejection::from_error(&e))
+        let method = method_of(req.method());
+        let result = match req.extensions().get::<RequiredScope>() {
+            Some(RequiredScope(scope)) if !self.scope => {
+                let request = Request::rest_method(method).with_parsed_scope(scope.clone());
+                self.keyring.authenticate(token, &request)
+            }
+            _ => self
+                .keyring
+                .authenticate(token, &self.requests[method_index(method)]),
+        };
+        result.map_err(|e| Rejection::from_error(&e))
     }
 }
 

@@ -7,8 +7,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use apikeys::Scope;
 use apikeys::{AccessLevel, Actor, Keyring, Limit, LimitClass, MemoryStore, RateLimits, Role};
-use apikeys_http::{Authenticated, EventsAuthLayer, RestAuthLayer};
+use apikeys_http::{Authenticated, EventsAuthLayer, RequiredScope, RestAuthLayer};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing;
@@ -61,7 +62,17 @@ fn app(keyring: &Arc<Keyring>) -> Router {
             "/incidents",
             routing::post(create).route_layer(rest.clone().with_scope("incidents.write").unwrap()),
         )
-        .route("/whoami", routing::get(list).route_layer(rest))
+        .route("/whoami", routing::get(list).route_layer(rest.clone()))
+        .route("/any", routing::any(create).layer(rest.clone()))
+        // A scope set by whatever routed the request, as a request extension.
+        .route(
+            "/by-extension",
+            routing::post(create)
+                .route_layer(rest)
+                .route_layer(axum::Extension(RequiredScope(
+                    Scope::parse("incidents.write").unwrap(),
+                ))),
+        )
         .route(
             "/v2/enqueue",
             routing::post(enqueue)
@@ -344,6 +355,27 @@ fn the_route_scope_decides_what_a_scoped_token_may_do() {
     let a = get(f.addr, "/whoami", &f.scoped);
     f.refused(&a, 403, 2010);
     assert_eq!(get(f.addr, "/whoami", &f.full).status, 200);
+    // The scope can come from a request extension too.
+    assert_eq!(post(f.addr, "/by-extension", &f.scoped, "{}").status, 201);
+    let a = post(f.addr, "/by-extension", &f.read_only, "{}");
+    f.refused(&a, 403, 2010);
+}
+
+#[test]
+fn every_method_is_checked_as_itself() {
+    let f = fixture();
+    let ro = format!("Authorization: Token token={}", f.read_only);
+    let full = format!("Authorization: Token token={}", f.full);
+    // A read-only key may GET and HEAD, nothing else; a full key may do anything.
+    for m in ["GET", "HEAD"] {
+        let a = send(f.addr, &request(m, "/any", &[&ro], ""));
+        assert_eq!(a.status, 201, "{m}: {}", a.whole());
+    }
+    for m in ["POST", "PUT", "PATCH", "DELETE", "OPTIONS", "PURGE"] {
+        f.refused(&send(f.addr, &request(m, "/any", &[&ro], "{}")), 403, 2010);
+        let a = send(f.addr, &request(m, "/any", &[&full], "{}"));
+        assert_eq!(a.status, 201, "{m}: {}", a.whole());
+    }
 }
 
 #[test]
