@@ -35,23 +35,29 @@ case $target in
   rust)
     cargo build -q --release -p apikeys-examples --example http_overhead
     bin="${CARGO_TARGET_DIR:-$root/target}/release/examples/http_overhead"
-    "$bin" "127.0.0.1:$plain_port" "127.0.0.1:$auth_port" "$budget" >"$out/auth.key" &
-    pids+=($!)
+    # Two processes (one serving each side), so each side's CPU time can be read.
+    "$bin" "127.0.0.1:$plain_port" "127.0.0.1:$((plain_port + 10))" "$budget" >"$out/plain.key" &
+    plain_pid=$!
+    "$bin" "127.0.0.1:$((auth_port + 10))" "127.0.0.1:$auth_port" "$budget" >"$out/auth.key" &
+    auth_pid=$!
+    pids+=("$plain_pid" "$auth_pid")
     label="axum"
     ;;
   python)
     py=${PYTHON:-python3}
-    timeout "$budget" "$py" "$here/asgi_app.py" plain "$plain_port" >"$out/plain.key" &
-    pids+=($!)
-    timeout "$budget" "$py" "$here/asgi_app.py" auth "$auth_port" >"$out/auth.key" &
-    pids+=($!)
+    "$py" "$here/asgi_app.py" plain "$plain_port" >"$out/plain.key" &
+    plain_pid=$!
+    "$py" "$here/asgi_app.py" auth "$auth_port" >"$out/auth.key" &
+    auth_pid=$!
+    pids+=("$plain_pid" "$auth_pid")
     label="FastAPI on uvicorn"
     ;;
   node)
-    timeout "$budget" node "$here/express_app.js" plain "$plain_port" >"$out/plain.key" &
-    pids+=($!)
-    timeout "$budget" node "$here/express_app.js" auth "$auth_port" >"$out/auth.key" &
-    pids+=($!)
+    node "$here/express_app.js" plain "$plain_port" >"$out/plain.key" &
+    plain_pid=$!
+    node "$here/express_app.js" auth "$auth_port" >"$out/auth.key" &
+    auth_pid=$!
+    pids+=("$plain_pid" "$auth_pid")
     label="Express"
     ;;
   *) echo "unknown target $target (rust, python or node)" >&2; exit 2 ;;
@@ -76,20 +82,36 @@ done
 code=$(curl -s -o /dev/null -w '%{http_code}' "$auth")
 [ "$code" = 401 ] || { echo "$auth answered $code without a key" >&2; exit 1; }
 
-rps() { wrk -t1 -c"$conns" -d"${secs}s" "$@" | awk '/Requests\/sec/ {print $2}'; }
-non200() { wrk -t1 -c"$conns" -d1s "$@" | grep -c "Non-2xx" || true; }
+# One wrk run: prints "req/s requests cpu_ticks" (the server's user+system CPU
+# time during the run, from /proc, in clock ticks).
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+run() {
+  local pid=$1; shift
+  local c0 c1 outp
+  c0=$(cpu "$pid")
+  outp=$(wrk -t1 -c"$conns" -d"${secs}s" "$@")
+  c1=$(cpu "$pid")
+  if grep -q "Non-2xx" <<<"$outp"; then echo "non-2xx answers under load: $outp" >&2; exit 1; fi
+  awk -v c=$((c1 - c0)) '/Requests\/sec/ {r=$2} / requests in / {n=$1} END {print r, n, c}' <<<"$outp"
+}
 hdr=(-H "Authorization: Token token=$key")
-rps "$plain" "${hdr[@]}" >/dev/null   # warm-up, not counted
-rps "$auth" "${hdr[@]}" >/dev/null
-[ "$(non200 "$auth" "${hdr[@]}")" = 0 ] || { echo "the protected server answered non-2xx under load" >&2; exit 1; }
-ratios=(); p=(); a=()
+run "$plain_pid" "$plain" "${hdr[@]}" >/dev/null   # warm-up, not counted
+run "$auth_pid" "$auth" "${hdr[@]}" >/dev/null
+ratios=(); p=(); a=(); pn=0; an=0; pc=0; ac=0
 for i in $(seq "$rounds"); do
   # Alternate which side goes first.
-  if (( i % 2 )); then x=$(rps "$plain" "${hdr[@]}"); y=$(rps "$auth" "${hdr[@]}");
-  else y=$(rps "$auth" "${hdr[@]}"); x=$(rps "$plain" "${hdr[@]}"); fi
-  p+=("$x"); a+=("$y"); ratios+=("$(awk -v x="$x" -v y="$y" 'BEGIN {print (x-y)/x*100}')")
-  printf 'round %2d: without %9.0f req/s, with %9.0f req/s\n' "$i" "$x" "$y"
+  if (( i % 2 )); then x=$(run "$plain_pid" "$plain" "${hdr[@]}"); y=$(run "$auth_pid" "$auth" "${hdr[@]}");
+  else y=$(run "$auth_pid" "$auth" "${hdr[@]}"); x=$(run "$plain_pid" "$plain" "${hdr[@]}"); fi
+  read -r xr xn xc <<<"$x"; read -r yr yn yc <<<"$y"
+  p+=("$xr"); a+=("$yr"); ratios+=("$(awk -v x="$xr" -v y="$yr" 'BEGIN {print (x-y)/x*100}')")
+  pn=$((pn + xn)); an=$((an + yn)); pc=$((pc + xc)); ac=$((ac + yc))
+  printf 'round %2d: without %9.0f req/s, with %9.0f req/s\n' "$i" "$xr" "$yr"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
-printf '%s without auth: %.0f req/s (median); with apikeys: %.0f req/s (median); overhead %.1f %% (median of %d per-round ratios; %d s runs, %d connections)\n' \
-  "$label" "$(median "${p[@]}")" "$(median "${a[@]}")" "$(median "${ratios[@]}")" "$rounds" "$secs" "$conns"
+hz=$(getconf CLK_TCK)
+printf '%s, %d alternating rounds of %d s, %d connections:\n' "$label" "$rounds" "$secs" "$conns"
+printf '  throughput: without auth %.0f req/s, with apikeys %.0f req/s (medians); overhead %.1f %% (median of the per-round ratios)\n' \
+  "$(median "${p[@]}")" "$(median "${a[@]}")" "$(median "${ratios[@]}")"
+awk -v pn="$pn" -v an="$an" -v pc="$pc" -v ac="$ac" -v hz="$hz" 'BEGIN {
+  px = pc / hz / pn * 1e6; ax = ac / hz / an * 1e6
+  printf "  server CPU per request: without auth %.2f us, with apikeys %.2f us; overhead %.1f %%\n", px, ax, (ax - px) / px * 100 }'
