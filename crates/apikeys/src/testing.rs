@@ -57,6 +57,10 @@ pub const CHECKS: &[Check] = &[
         concurrent_updates_are_atomic,
     ),
     ("concurrent_duplicate_inserts", concurrent_duplicate_inserts),
+    (
+        "lookups_never_go_back_during_updates",
+        lookups_never_go_back_during_updates,
+    ),
 ];
 
 /// Run every check in [`CHECKS`], each on a fresh store from `make_store`.
@@ -660,5 +664,63 @@ pub fn concurrent_duplicate_inserts(store: &dyn KeyStore) {
         });
         assert_eq!(wins, 1, "exactly one insert of a digest wins");
         assert!(ok(store.find_by_digest(&base.digest), "find").is_some());
+    }
+}
+
+/// While one thread updates records, lookups by digest in other threads never
+/// see an older version after a newer one, and the writer sees each of its
+/// updates at once (a cache filled by a racing reader must not bring old data back).
+pub fn lookups_never_go_back_during_updates(store: &dyn KeyStore) {
+    let acct = unique_account("monotonic");
+    let records: Vec<KeyRecord> = (0..4)
+        .map(|_| {
+            let mut r = sample_record(&acct, KeyKind::General);
+            r.description = "0".into();
+            ok(store.insert(r.clone()), "insert");
+            r
+        })
+        .collect();
+    let version = |store: &dyn KeyStore, r: &KeyRecord| -> u64 {
+        let found = ok(store.find_by_digest(&r.digest), "find").expect("found");
+        found.record.description.parse().expect("a number")
+    };
+    let rounds = 100u64;
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| {
+                let mut seen = vec![0u64; records.len()];
+                while !done.load(Ordering::Acquire) {
+                    for (i, r) in records.iter().enumerate() {
+                        let v = version(store, r);
+                        assert!(v >= seen[i], "a lookup went back from {} to {v}", seen[i]);
+                        seen[i] = v;
+                    }
+                }
+            });
+        }
+        s.spawn(|| {
+            // Stops the readers however this thread ends (a failed assert too).
+            struct Done<'a>(&'a std::sync::atomic::AtomicBool);
+            impl Drop for Done<'_> {
+                fn drop(&mut self) {
+                    self.0.store(true, Ordering::Release);
+                }
+            }
+            let _done = Done(&done);
+            for n in 1..=rounds {
+                for r in &records {
+                    ok(
+                        store.update(r.id, &mut |x| x.description = n.to_string().into()),
+                        "update",
+                    )
+                    .expect("exists");
+                    assert_eq!(version(store, r), n, "an update is seen at once");
+                }
+            }
+        });
+    });
+    for r in &records {
+        assert_eq!(version(store, r), rounds);
     }
 }
