@@ -28,6 +28,10 @@ fi
 vpy=$venv/bin/python
 "$vpy" -m pip install --disable-pip-version-check -q \
     "maturin>=1.16,<1.17" "pytest>=8,<10" "mypy>=1.10,<3"
+# What the HTTP adapters' tests (tests/test_http_*.py) and mypy on apikeys.asgi /
+# apikeys.wsgi need: without these those tests would skip, so they are always installed.
+"$vpy" -m pip install --disable-pip-version-check -q \
+    "starlette>=0.37" "fastapi>=0.110" "uvicorn>=0.29" "flask>=3" "httpx>=0.27" "pagerduty>=1"
 
 step "build the wheel (maturin build --release)"
 dist=$pkg/dist
@@ -44,7 +48,7 @@ cd "$pkg/tests"
 "$vpy" -c 'import apikeys, apikeys._apikeys as m; assert "site-packages" in m.__file__, m.__file__'
 
 step "pytest"
-"$vpy" -m pytest -q -p no:cacheprovider "$pkg/tests"
+"$vpy" -m pytest -q -rs -p no:cacheprovider "$pkg/tests"
 
 step "mypy --strict (typed example, tests, bench)"
 "$vpy" -m mypy --strict --no-incremental --cache-dir=/dev/null \

@@ -93,6 +93,8 @@ pub(crate) fn add_to(m: &Bound<'_, PyModule>) -> PyResult<()> {
         .setattr(intern!(py, "field"), "")?;
     py.get_type::<RateLimited>()
         .setattr(intern!(py, "retry_after"), 0.0)?;
+    py.get_type::<RateLimited>()
+        .setattr(intern!(py, "limit"), 0)?;
     Ok(())
 }
 
@@ -127,8 +129,9 @@ pub(crate) fn to_py(py: Python<'_>, e: apikeys::Error) -> PyErr {
         match &e {
             E::WrongApi { .. } => value.setattr(intern!(py, "status"), e.http_status())?,
             E::InvalidInput { field, .. } => value.setattr(intern!(py, "field"), *field)?,
-            E::RateLimited { retry_after, .. } => {
+            E::RateLimited { retry_after, limit } => {
                 value.setattr(intern!(py, "retry_after"), retry_after.as_secs_f64())?;
+                value.setattr(intern!(py, "limit"), *limit)?;
             }
             E::Unauthorized(_)
             | E::Forbidden { .. }

@@ -35,6 +35,8 @@ use apikeys::{
 
 mod convert;
 mod errors;
+mod limits;
+mod stores;
 
 use convert::{opt_datetime, text};
 
@@ -352,6 +354,11 @@ impl Principal {
     fn target(&self) -> Option<&str> {
         self.0.target()
     }
+    /// The request's standing against its rate limit (`None` without a limit).
+    #[getter]
+    fn rate_limit(&self) -> Option<limits::RateLimitStatus> {
+        self.0.rate_limit().map(limits::RateLimitStatus::new)
+    }
     /// The key's whole record as it was at this request.
     #[getter]
     fn record(&self) -> KeyRecord {
@@ -571,21 +578,34 @@ fn record(_py: Python<'_>, r: CoreRecord) -> PyResult<KeyRecord> {
 #[pymethods]
 impl Keyring {
     #[new]
-    #[pyo3(signature = (store = None, *, pepper = None, clock = None))]
+    #[pyo3(signature = (store = None, *, pepper = None, clock = None, rate_limits = None, rate_limiter = None))]
     fn new(
         py: Python<'_>,
         store: Option<&Bound<'_, PyAny>>,
         pepper: Option<&Bound<'_, PyAny>>,
         clock: Option<&Bound<'_, PyAny>>,
+        rate_limits: Option<&Bound<'_, PyAny>>,
+        rate_limiter: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let mut b = apikeys::Keyring::builder();
+        let mut blocking_store = false;
         if let Some(s) = store.filter(|v| !v.is_none()) {
-            b = b.shared_store(
-                convert::instance::<MemoryStore>(s, "store")?
-                    .get()
-                    .0
-                    .clone(),
-            );
+            let shared: Arc<dyn apikeys::KeyStore> = if let Ok(m) = s.cast::<MemoryStore>() {
+                m.get().0.clone()
+            } else if let Ok(q) = s.cast::<stores::SqliteStore>() {
+                blocking_store = true;
+                q.get().0.clone()
+            } else if let Ok(q) = s.cast::<stores::PostgresStore>() {
+                blocking_store = true;
+                q.get().0.clone()
+            } else {
+                return Err(convert::wrong_type(
+                    s,
+                    "store",
+                    "MemoryStore, SqliteStore or PostgresStore",
+                ));
+            };
+            b = b.shared_store(shared);
         }
         if let Some(p) = pepper.filter(|v| !v.is_none()) {
             let p = p
@@ -601,10 +621,23 @@ impl Keyring {
                     .clone(),
             );
         }
+        if let Some(l) = rate_limits.filter(|v| !v.is_none()) {
+            b = b.rate_limits(
+                convert::instance::<limits::RateLimits>(l, "rate_limits")?
+                    .get()
+                    .0
+                    .clone(),
+            );
+        }
+        if let Some(l) = rate_limiter.filter(|v| !v.is_none()) {
+            let redis = convert::instance::<limits::RedisRateLimiter>(l, "rate_limiter")?;
+            // A Redis round trip can block: release the GIL in `authenticate`.
+            blocking_store = true;
+            b = b.rate_limiter(redis.get().0.clone());
+        }
         Ok(Keyring {
             inner: b.build().map_err(|e| errors::to_py(py, e))?,
-            // The in-memory store is the only one the binding offers so far.
-            blocking_store: false,
+            blocking_store,
         })
     }
 
@@ -860,6 +893,15 @@ impl Keyring {
         result.map(Principal).map_err(|e| errors::to_py(py, e))
     }
 
+    /// Requests refused by the rate limiter so far, per key id (for operators).
+    fn rate_limit_rejections(&self) -> std::collections::HashMap<String, u64> {
+        self.inner
+            .rate_limit_rejections()
+            .into_iter()
+            .map(|(id, n)| (id.to_string(), n))
+            .collect()
+    }
+
     /// Every audit event the keyring still holds (the last 10,000), oldest first.
     fn audit_trail<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let events = self.inner.audit_trail();
@@ -890,6 +932,12 @@ fn _apikeys(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<IssuedKey>()?;
     m.add_class::<Principal>()?;
     m.add_class::<AuditEvent>()?;
+    m.add_class::<limits::Limit>()?;
+    m.add_class::<limits::RateLimits>()?;
+    m.add_class::<limits::RateLimitStatus>()?;
+    m.add_class::<limits::RedisRateLimiter>()?;
+    m.add_class::<stores::SqliteStore>()?;
+    m.add_class::<stores::PostgresStore>()?;
     m.add_function(wrap_pyfunction!(_role_name, m)?)?;
     errors::add_to(m)?;
     Ok(())

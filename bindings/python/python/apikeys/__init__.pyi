@@ -2,6 +2,7 @@
 
 import builtins
 import enum
+import os
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import ClassVar, Literal, final
@@ -19,14 +20,20 @@ __all__ = [
     "KeyKind",
     "KeyRecord",
     "Keyring",
+    "Limit",
     "ManualClock",
     "MemoryStore",
     "NotFound",
     "NotPermitted",
     "PlanRestricted",
+    "PostgresStore",
     "Principal",
+    "RateLimitStatus",
     "RateLimited",
+    "RateLimits",
+    "RedisRateLimiter",
     "Role",
+    "SqliteStore",
     "StoreError",
     "Unauthorized",
     "UserState",
@@ -72,6 +79,7 @@ class NotFound(ApiKeyError): ...
 
 class RateLimited(ApiKeyError):
     retry_after: float
+    limit: int
 
 class InvalidInput(ApiKeyError):
     field: str
@@ -176,6 +184,8 @@ class Principal:
     @property
     def target(self) -> str | None: ...
     @property
+    def rate_limit(self) -> RateLimitStatus | None: ...
+    @property
     def record(self) -> KeyRecord: ...
 
 @final
@@ -213,6 +223,71 @@ class MemoryStore:
     def __len__(self) -> int: ...
 
 @final
+class SqliteStore:
+    def __new__(cls, path: str | os.PathLike[str]) -> SqliteStore: ...
+    def flush(self) -> int: ...
+    @property
+    def path(self) -> str: ...
+
+@final
+class PostgresStore:
+    def __new__(cls, url: str, *, schema: str | None = None) -> PostgresStore: ...
+    def flush(self) -> int: ...
+
+_LimitClass = Literal["general_key", "user", "scoped_account", "events_key"]
+
+@final
+class Limit:
+    def __new__(cls, requests: int, window: float | timedelta) -> Limit: ...
+    @staticmethod
+    def per_minute(requests: int) -> Limit: ...
+    @property
+    def requests(self) -> int: ...
+    @property
+    def window(self) -> float: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class RateLimits:
+    @staticmethod
+    def none() -> RateLimits: ...
+    @staticmethod
+    def pagerduty() -> RateLimits: ...
+    def with_limit(self, limit_class: _LimitClass, limit: Limit | None) -> RateLimits: ...
+    def with_account_limit(self, account: str, limit_class: _LimitClass, limit: Limit | None) -> RateLimits: ...
+    def with_key_limit(self, key_id: str, limit: Limit | None) -> RateLimits: ...
+    def limit(self, limit_class: _LimitClass) -> Limit | None: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+
+@final
+class RateLimitStatus:
+    @property
+    def limit(self) -> int: ...
+    @property
+    def remaining(self) -> int: ...
+    @property
+    def reset(self) -> float: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+
+@final
+class RedisRateLimiter:
+    def __new__(
+        cls,
+        url: str,
+        *,
+        fallback: Literal["local", "deny", "allow"] | None = None,
+        prefix: str | None = None,
+        timeout: float | timedelta | None = None,
+    ) -> RedisRateLimiter: ...
+    @property
+    def is_degraded(self) -> bool: ...
+    @property
+    def fallback_count(self) -> int: ...
+
+@final
 class ManualClock:
     def __new__(cls, start: datetime) -> ManualClock: ...
     def advance(self, delta: timedelta) -> None: ...
@@ -222,7 +297,13 @@ class ManualClock:
 @final
 class Keyring:
     def __new__(
-        cls, store: MemoryStore | None = None, *, pepper: bytes | None = None, clock: ManualClock | None = None
+        cls,
+        store: MemoryStore | SqliteStore | PostgresStore | None = None,
+        *,
+        pepper: bytes | None = None,
+        clock: ManualClock | None = None,
+        rate_limits: RateLimits | None = None,
+        rate_limiter: RedisRateLimiter | None = None,
     ) -> Keyring: ...
     def create_general_key(
         self, actor: Actor, description: str, *, read_only: bool = False, expires_at: datetime | None = None
@@ -254,4 +335,5 @@ class Keyring:
         method: str = "GET",
         scope: str | None = None,
     ) -> Principal: ...
+    def rate_limit_rejections(self) -> dict[str, int]: ...
     def audit_trail(self) -> builtins.list[AuditEvent]: ...

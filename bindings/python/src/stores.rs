@@ -1,0 +1,90 @@
+//! Durable stores: `SqliteStore` and `PostgresStore`. Opening one, and every
+//! call on it, runs without the GIL (each may wait on the database).
+
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+
+use crate::convert::text;
+use crate::errors;
+
+fn store_err(py: Python<'_>, e: apikeys::StoreError) -> PyErr {
+    errors::to_py(py, apikeys::Error::Store(e))
+}
+
+/// Keys in one SQLite file (WAL), shared by every process that opens it.
+#[pyclass(frozen, module = "apikeys")]
+pub struct SqliteStore(pub(crate) Arc<apikeys_sqlite::SqliteStore>);
+
+#[pymethods]
+impl SqliteStore {
+    #[new]
+    fn new(py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let path: std::path::PathBuf = if path.is_instance_of::<pyo3::types::PyString>() {
+            text(path, "path")?.into()
+        } else {
+            let fs = path
+                .call_method0("__fspath__")
+                .map_err(|_| crate::convert::wrong_type(path, "path", "str or os.PathLike"))?;
+            text(&fs, "path")?.into()
+        };
+        if path.as_os_str().as_encoded_bytes().contains(&0) {
+            return Err(errors::invalid(py, "path", "contains a NUL character"));
+        }
+        let store = py
+            .detach(|| apikeys_sqlite::SqliteStore::open(&path))
+            .map_err(|e| store_err(py, e))?;
+        Ok(SqliteStore(Arc::new(store)))
+    }
+    /// Write out the coalesced last-used times now; returns how many.
+    fn flush(&self, py: Python<'_>) -> PyResult<usize> {
+        let s = &self.0;
+        py.detach(|| s.flush()).map_err(|e| store_err(py, e))
+    }
+    /// The file's path.
+    #[getter]
+    fn path(&self) -> String {
+        self.0.path().display().to_string()
+    }
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "SqliteStore({})",
+            crate::convert::repr(py, &self.0.path().display().to_string())
+        )
+    }
+}
+
+/// Keys in PostgreSQL, shared by every process and machine that connects.
+/// `schema` puts the tables in that schema (created if missing).
+#[pyclass(frozen, module = "apikeys")]
+pub struct PostgresStore(pub(crate) Arc<apikeys_postgres::PostgresStore>);
+
+#[pymethods]
+impl PostgresStore {
+    #[new]
+    #[pyo3(signature = (url, *, schema = None))]
+    fn new(
+        py: Python<'_>,
+        url: &Bound<'_, PyAny>,
+        schema: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let url = text(url, "url")?.to_owned();
+        let mut opts = apikeys_postgres::PostgresStore::options();
+        if let Some(s) = schema.filter(|v| !v.is_none()) {
+            opts = opts.schema(text(s, "schema")?);
+        }
+        let store = py
+            .detach(|| opts.connect(&url))
+            .map_err(|e| store_err(py, e))?;
+        Ok(PostgresStore(Arc::new(store)))
+    }
+    /// Write out the coalesced last-used times now; returns how many.
+    fn flush(&self, py: Python<'_>) -> PyResult<usize> {
+        let s = &self.0;
+        py.detach(|| s.flush()).map_err(|e| store_err(py, e))
+    }
+    fn __repr__(&self) -> &'static str {
+        // The URL may hold a password: never shown.
+        "PostgresStore(<url hidden>)"
+    }
+}
