@@ -167,6 +167,47 @@ def main() -> None:
     retry: float = apikeys.RateLimited.retry_after
     field: str = apikeys.InvalidInput.field
     print(apikeys.__version__, retry, repr(field), [r.value for r in Role], list(KeyKind), list(AccessLevel))
+    rate_limits_and_stores()
+
+
+def rate_limits_and_stores() -> None:
+    """Rate limits (per class, account and key) and the durable stores."""
+    import os
+    import tempfile
+
+    admin = Actor("acme", "PADMIN1", "admin")
+    limits: apikeys.RateLimits = (
+        apikeys.RateLimits.pagerduty()
+        .with_limit("general_key", apikeys.Limit(2, timedelta(minutes=1)))
+        .with_limit("events_key", apikeys.Limit.per_minute(120))
+        .with_account_limit("globex", "user", None)
+    )
+    default: apikeys.Limit | None = apikeys.RateLimits.none().limit("user")
+    with tempfile.TemporaryDirectory() as tmp:
+        store = apikeys.SqliteStore(os.path.join(tmp, "keys.db"))
+        kr = Keyring(store, rate_limits=limits)
+        issued = kr.create_general_key(admin, "bot")
+        limits = limits.with_key_limit(issued.record.id, apikeys.Limit(3, 60.0))
+        kr = Keyring(store, rate_limits=limits)
+        status: apikeys.RateLimitStatus | None = kr.authenticate(issued.secret).rate_limit
+        assert status is not None
+        print(status.limit, status.remaining, status.reset, default)
+        try:
+            for _ in range(3):
+                kr.authenticate(issued.secret)
+        except apikeys.RateLimited as e:
+            print("retry in", e.retry_after, "s; limit", e.limit)
+        rejections: dict[str, int] = kr.rate_limit_rejections()
+        print(rejections, store.flush(), store.path)
+    url = os.environ.get("APIKEYS_TEST_POSTGRES_URL")
+    if url:
+        pg = apikeys.PostgresStore(url, schema="typed_usage_example")
+        print(len(Keyring(pg).list(admin)) >= 0, pg.flush())
+    redis = os.environ.get("APIKEYS_TEST_REDIS_URL")
+    if redis:
+        limiter = apikeys.RedisRateLimiter(redis, fallback="local", prefix="typed-usage:", timeout=0.5)
+        Keyring(rate_limits=limits, rate_limiter=limiter)
+        print(limiter.is_degraded, limiter.fallback_count)
 
 
 if __name__ == "__main__":
