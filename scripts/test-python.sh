@@ -52,7 +52,7 @@ step "pytest"
 
 step "mypy --strict (typed example, tests, bench)"
 "$vpy" -m mypy --strict --no-incremental --cache-dir=/dev/null \
-    "$pkg/examples/typed_usage.py" "$pkg/bench.py" "$pkg/tests"
+    "$pkg/examples/typed_usage.py" "$pkg/bench.py" "$pkg/bench_stores.py" "$pkg/tests"
 
 step "stubtest"
 "$vpy" -m mypy.stubtest apikeys
@@ -62,5 +62,6 @@ step "typed example"
 
 step "benchmark smoke run (the figures in docs/python.md come from bench.py without --quick)"
 "$vpy" "$pkg/bench.py" --quick
+"$vpy" "$pkg/bench_stores.py" --quick
 
 echo "python: all checks passed"
