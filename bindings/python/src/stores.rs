@@ -28,8 +28,12 @@ impl SqliteStore {
                 .map_err(|_| crate::convert::wrong_type(path, "path", "str or os.PathLike"))?;
             text(&fs, "path")?.into()
         };
-        if path.as_os_str().as_encoded_bytes().contains(&0) {
+        let bytes = path.as_os_str().as_encoded_bytes();
+        if bytes.contains(&0) {
             return Err(errors::invalid(py, "path", "contains a NUL character"));
+        }
+        if bytes.len() > 4096 {
+            return Err(errors::invalid(py, "path", "is longer than 4096 bytes"));
         }
         let store = py
             .detach(|| apikeys_sqlite::SqliteStore::open(&path))

@@ -73,6 +73,11 @@ def test_sqlite_bad_paths_raise(tmp_path: pathlib.Path) -> None:
         apikeys.SqliteStore(None)  # type: ignore[arg-type]
     with pytest.raises(apikeys.InvalidInput):
         apikeys.SqliteStore("a\0b")
+    with pytest.raises(apikeys.InvalidInput) as e:
+        apikeys.SqliteStore("x" * 10_000_000)
+    assert len(str(e.value)) < 200
+    with pytest.raises(apikeys.InvalidInput):
+        apikeys.SqliteStore("\ud800")
     with pytest.raises(apikeys.StoreError):
         apikeys.SqliteStore(tmp_path / "no" / "such" / "dir" / "keys.db")
     with pytest.raises(TypeError):
