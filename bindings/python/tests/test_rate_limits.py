@@ -274,3 +274,45 @@ def test_redis_unreachable_deny(admin: apikeys.Actor) -> None:
     assert "RedisRateLimiter(degraded=True)" == repr(limiter)
 
 
+
+
+_WORKER = """
+import sys, apikeys
+path, url, prefix, token, n = sys.argv[1:6]
+limits = apikeys.RateLimits.none().with_limit("general_key", apikeys.Limit(25, 60))
+kr = apikeys.Keyring(apikeys.SqliteStore(path), rate_limits=limits,
+                     rate_limiter=apikeys.RedisRateLimiter(url, prefix=prefix))
+ok = 0
+for _ in range(int(n)):
+    try:
+        kr.authenticate(token)
+        ok += 1
+    except apikeys.RateLimited as e:
+        assert 0 < e.retry_after <= 60 and e.limit == 25, (e.retry_after, e.limit)
+print(ok)
+"""
+
+
+def test_processes_sharing_redis_admit_the_limit_together(tmp_path: "os.PathLike[str]") -> None:
+    import subprocess
+    import sys
+
+    url = redis_url()
+    path = os.path.join(os.fspath(tmp_path), "keys.db")
+    admin = apikeys.Actor("acme", "PADMIN1", "admin")
+    token = apikeys.Keyring(apikeys.SqliteStore(path)).create_general_key(admin, "bot").secret
+    prefix = f"apikeys-pytest-{uuid.uuid4().hex}:"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, path, url, prefix, token, "20"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    counts = []
+    for p in procs:
+        out, _ = p.communicate(timeout=60)
+        assert p.returncode == 0
+        counts.append(int(out))
+    assert sum(counts) == 25, counts
