@@ -61,7 +61,9 @@ async fn create(
     Json(body): Json<Value>,
 ) -> (StatusCode, Json<Value>) {
     let title = body["incident"]["title"].as_str().unwrap_or("untitled");
-    let service = body["incident"]["service"]["id"].as_str().unwrap_or("PSERVICE1");
+    let service = body["incident"]["service"]["id"]
+        .as_str()
+        .unwrap_or("PSERVICE1");
     let incident = open(&db, who.account(), title, service, "rest");
     (StatusCode::CREATED, Json(json!({ "incident": incident })))
 }
@@ -104,7 +106,9 @@ async fn enqueue(
     let incident = open(&db, who.account(), summary, service, "events");
     (
         StatusCode::ACCEPTED,
-        Json(json!({"status": "success", "message": "Event processed", "dedup_key": incident["id"]})),
+        Json(
+            json!({"status": "success", "message": "Event processed", "dedup_key": incident["id"]}),
+        ),
     )
 }
 
@@ -149,11 +153,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("incidents API on {base}");
     println!("  full access key: {}", full.secret().expose());
     println!("  read-only key:   {}", read_only.secret().expose());
-    println!("  scoped token:    {} (incidents.write)", scoped.secret().expose());
+    println!(
+        "  scoped token:    {} (incidents.write)",
+        scoped.secret().expose()
+    );
     println!("  integration key: {}", events.secret().expose());
     println!("try:");
     let auth = |k: &str| format!("-H 'Authorization: Token token={k}'");
-    println!("  curl -i {} {base}/incidents", auth(read_only.secret().expose()));
+    println!(
+        "  curl -i {} {base}/incidents",
+        auth(read_only.secret().expose())
+    );
     println!(
         "  curl -i {} -H 'Content-Type: application/json' -d '{{\"incident\":{{\"title\":\"db down\"}}}}' {base}/incidents   # 403",
         auth(read_only.secret().expose())
