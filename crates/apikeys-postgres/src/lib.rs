@@ -901,6 +901,10 @@ impl KeyStore for PostgresStore {
             .transpose()
     }
 
+    fn flush_writes(&self) -> Result<(), StoreError> {
+        PostgresStore::flush(self).map(|_| ())
+    }
+
     fn set_user(&self, account: &str, user: &str, state: UserState) -> Result<(), StoreError> {
         self.inner.write(|tx, st| {
             let s = prepared(

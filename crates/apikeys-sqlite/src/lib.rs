@@ -907,6 +907,10 @@ impl KeyStore for SqliteStore {
         .transpose()
     }
 
+    fn flush_writes(&self) -> Result<(), StoreError> {
+        SqliteStore::flush(self).map(|_| ())
+    }
+
     fn set_user(&self, account: &str, user: &str, state: UserState) -> Result<(), StoreError> {
         self.inner.write(|tx| {
             tx.execute(

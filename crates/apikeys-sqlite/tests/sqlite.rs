@@ -575,3 +575,31 @@ fn a_version_1_file_is_migrated_on_open_and_keeps_its_keys() {
     assert_eq!(version, apikeys_sqlite::SCHEMA_VERSION);
     assert_eq!(logged, 1, "the migrated file logs changes");
 }
+
+/// `Keyring::flush` reaches the store: a queued last use is on disk afterwards,
+/// where another store on the same file reads it.
+#[test]
+fn keyring_flush_writes_queued_last_uses() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let store = std::sync::Arc::new(SqliteStore::open(&path).unwrap());
+    let kr = apikeys::Keyring::builder()
+        .shared_store(store.clone())
+        .build()
+        .unwrap();
+    let admin = apikeys::Actor::new("acme", "PADMIN", apikeys::Role::Admin);
+    let k = kr
+        .create_general_key(&admin, "ci", apikeys::AccessLevel::FullAccess)
+        .unwrap();
+    kr.authenticate(k.secret().expose(), &apikeys::Request::rest("GET"))
+        .unwrap();
+    kr.flush().unwrap();
+    let other = SqliteStore::open(&path).unwrap();
+    let rec = apikeys::KeyStore::get(&other, k.record().id)
+        .unwrap()
+        .unwrap();
+    assert!(
+        rec.last_used_at.is_some(),
+        "the use was not written by flush"
+    );
+}

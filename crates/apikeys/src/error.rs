@@ -143,7 +143,9 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub(crate) fn invalid(field: &'static str, reason: String) -> Error {
+    /// An [`Error::InvalidInput`] for `field` (for bindings and stores that
+    /// check their own arguments).
+    pub fn invalid(field: &'static str, reason: String) -> Error {
         Error::InvalidInput { field, reason }
     }
 

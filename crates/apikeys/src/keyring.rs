@@ -300,11 +300,24 @@ struct Draft {
     subject_user: Option<String>,
 }
 
+/// An id as the audit trail may show it: never something that could be a key.
+/// Ids that fail validation become `(invalid)`, and ids in a key's format
+/// (someone pasted a key where an id goes) become `(redacted)`.
+fn audit_id(s: &str) -> String {
+    if validate_id("id", s).is_err() {
+        "(invalid)".to_owned()
+    } else if KeyKind::parse(s).is_ok() {
+        "(redacted)".to_owned()
+    } else {
+        s.to_owned()
+    }
+}
+
 impl Draft {
     fn by(actor: &Actor, action: AuditAction) -> Draft {
         Draft {
-            account: actor.account.clone(),
-            actor: actor.user.clone(),
+            account: audit_id(&actor.account),
+            actor: audit_id(&actor.user),
             actor_role: Some(actor.role),
             action,
             key_kind: None,
@@ -314,7 +327,7 @@ impl Draft {
     }
     fn system(account: &str, action: AuditAction) -> Draft {
         Draft {
-            account: account.to_owned(),
+            account: audit_id(account),
             actor: "system".to_owned(),
             actor_role: None,
             action,
@@ -328,7 +341,7 @@ impl Draft {
         self.key_kind = Some(r.kind);
         if let Some(o) = &r.owner {
             if **o != *self.actor {
-                self.subject_user = Some(o.to_string());
+                self.subject_user = Some(audit_id(o));
             }
         }
     }
@@ -409,6 +422,12 @@ impl Keyring {
     /// The grants table.
     pub fn grants(&self) -> &GrantsTable {
         &self.grants
+    }
+
+    /// Write out what the store holds back (queued last-use times of durable
+    /// stores); call it at a clean shutdown. Durable stores also flush when dropped.
+    pub fn flush(&self) -> Result<()> {
+        Ok(self.store.flush_writes()?)
     }
 
     /// The rate limits in force, if any.
@@ -769,7 +788,7 @@ impl Keyring {
     /// when they were removed stay disabled.
     pub fn set_user_role(&self, account: &str, user: &str, role: Role) -> Result<()> {
         let mut draft = Draft::system(account, AuditAction::SetUserRole);
-        draft.subject_user = Some(user.to_owned());
+        draft.subject_user = Some(audit_id(user));
         self.audited(draft, |_| {
             validate_id("account", account)?;
             validate_id("user", user)?;
@@ -788,7 +807,7 @@ impl Keyring {
     /// stops working at once and is disabled. Returns how many tokens were disabled.
     pub fn remove_user(&self, account: &str, user: &str) -> Result<usize> {
         let mut draft = Draft::system(account, AuditAction::RemoveUser);
-        draft.subject_user = Some(user.to_owned());
+        draft.subject_user = Some(audit_id(user));
         self.audited(draft, |_| {
             validate_id("account", account)?;
             validate_id("user", user)?;

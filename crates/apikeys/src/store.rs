@@ -102,6 +102,12 @@ pub trait KeyStore: Send + Sync {
 
     /// Set what is known of a user.
     fn set_user(&self, account: &str, user: &str, state: UserState) -> Result<(), StoreError>;
+
+    /// Write out whatever the store holds back (queued last-use times).
+    /// Stores that write everything at once keep the default, which does nothing.
+    fn flush_writes(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Check that `change` left the fields that never change alone.
@@ -161,5 +167,8 @@ impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
     }
     fn set_user(&self, account: &str, user: &str, state: UserState) -> Result<(), StoreError> {
         (**self).set_user(account, user, state)
+    }
+    fn flush_writes(&self) -> Result<(), StoreError> {
+        (**self).flush_writes()
     }
 }

@@ -192,3 +192,24 @@ fn keys_appear_in_no_error_debug_audit_event_or_serialized_record() {
         }
     }
 }
+
+/// A key pasted where an account or user id goes must not land in the audit trail.
+#[test]
+fn keys_passed_as_ids_are_redacted_in_the_audit_trail() {
+    let kr = Keyring::default();
+    let k = kr
+        .create_general_key(&admin(), "ci", AccessLevel::FullAccess)
+        .unwrap();
+    let s = k.secret().expose();
+    let _ = kr.list(&Actor::new(s, "PUSER", Role::Admin));
+    let _ = kr.list(&Actor::new("acme", s, Role::Admin));
+    let _ = kr.set_user_role("acme", s, Role::Observer);
+    let _ = kr.remove_user(s, "PUSER");
+    let _ = kr.list(&Actor::new("bad account\n", "PUSER", Role::Admin));
+    let trail = kr.audit_trail();
+    let text = format!("{trail:?} {}", serde_json::to_string(&trail).unwrap());
+    assert!(!text.contains(s), "a key reached the audit trail");
+    assert!(text.contains("(redacted)") && text.contains("(invalid)"));
+    // Ordinary ids are kept as they are.
+    assert!(trail.iter().any(|e| e.actor == "PUSER"));
+}
