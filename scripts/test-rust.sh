@@ -5,3 +5,6 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+# The README's first command must keep working.
+cargo run --quiet --locked --example quickstart >/dev/null
+echo "quickstart: ran"
