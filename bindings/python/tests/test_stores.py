@@ -157,3 +157,64 @@ def test_postgres_unreachable_is_a_store_error_without_the_password() -> None:
     assert e.value.status == 500
     with pytest.raises(TypeError):
         apikeys.PostgresStore(None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgres://someone:hunter2secret@127.0.0.1:99999/db",  # port out of range
+        "postgres://someone:hunter2secret@127.0.0.1/db?sslmode=sometimes",
+        "postgresql://someone:hunter2secret@[::1/db",  # unclosed IPv6 bracket
+        "host=127.0.0.1 port=abc password=hunter2secret",
+        "host=127.0.0.1 colour=blue password=hunter2secret",  # unknown option
+        "password='hunter2secret",  # unterminated quote
+        "hunter2secret",  # not a URL, not key=value
+        "postgres://",  # no host
+        "dbname=keys password=hunter2secret",  # no host
+        "host=a,b port=1,2,3 password=hunter2secret",  # three ports for two hosts
+        "",
+    ],
+)
+def test_postgres_malformed_url_is_invalid_input_without_the_password(url: str) -> None:
+    # Refused before any connection is tried: the caller's mistake (400), not
+    # an unavailable store (500).
+    with pytest.raises(apikeys.InvalidInput) as e:
+        apikeys.PostgresStore(url)
+    assert e.value.field == "url" and e.value.status == 400 and e.value.code == 2001
+    assert not isinstance(e.value, apikeys.StoreError)
+    assert "hunter2secret" not in str(e.value) and "hunter2secret" not in repr(e.value)
+
+
+@pytest.mark.parametrize("schema", ["", "Keys", "1keys", "_keys", "k" * 41, "my-keys", "keys; DROP TABLE x", "kéys"])
+def test_postgres_bad_schema_name_is_invalid_input(schema: str) -> None:
+    # Nothing listens on port 1: a valid name would get as far as connecting
+    # and fail with StoreError, so InvalidInput shows the name is checked first.
+    with pytest.raises(apikeys.InvalidInput) as e:
+        apikeys.PostgresStore("postgres://someone:hunter2secret@127.0.0.1:1/nothing", schema=schema)
+    assert e.value.field == "schema" and e.value.status == 400
+    assert "hunter2secret" not in str(e.value)
+
+
+def test_postgres_valid_schema_and_url_but_unreachable_is_a_store_error() -> None:
+    for schema in ["k", "keys_2", "k" * 40]:
+        with pytest.raises(apikeys.StoreError) as e:
+            apikeys.PostgresStore("postgres://someone:hunter2secret@127.0.0.1:1/nothing", schema=schema)
+        assert not isinstance(e.value, apikeys.InvalidInput)
+        assert e.value.status == 500 and "hunter2secret" not in str(e.value)
+
+
+def test_postgres_longest_valid_schema_name_connects() -> None:
+    schema = ("pytest_" + uuid.uuid4().hex + "x" * 40)[:40]
+    kr = apikeys.Keyring(apikeys.PostgresStore(postgres_url(), schema=schema))
+    assert kr.may_block
+    kr.authenticate(kr.create_general_key(ADMIN, "bot").secret)
+
+
+def test_may_block_names_the_keyrings_that_can_wait_on_io(tmp_path: pathlib.Path) -> None:
+    assert not apikeys.Keyring().may_block
+    assert not apikeys.Keyring(apikeys.MemoryStore()).may_block
+    limits = apikeys.RateLimits.pagerduty()
+    assert not apikeys.Keyring(rate_limits=limits).may_block
+    assert apikeys.Keyring(apikeys.SqliteStore(tmp_path / "k.db")).may_block
+    redis = apikeys.RedisRateLimiter("redis://127.0.0.1:1/", timeout=0.2)
+    assert apikeys.Keyring(rate_limits=limits, rate_limiter=redis).may_block
