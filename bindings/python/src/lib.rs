@@ -893,6 +893,16 @@ impl Keyring {
         result.map(Principal).map_err(|e| errors::to_py(py, e))
     }
 
+    /// Whether `authenticate` may wait on I/O: true with a `SqliteStore` or
+    /// `PostgresStore` (a cache miss reads the database) or a
+    /// `RedisRateLimiter` (one round trip per request), false with the
+    /// in-memory store and the in-process limiter. `apikeys.asgi` runs
+    /// `authenticate` in a worker thread when this is true, inline otherwise.
+    #[getter]
+    fn may_block(&self) -> bool {
+        self.blocking_store
+    }
+
     /// Requests refused by the rate limiter so far, per key id (for operators).
     fn rate_limit_rejections(&self) -> std::collections::HashMap<String, u64> {
         self.inner

@@ -134,8 +134,8 @@ class Keys:
     all: List[str] = field(default_factory=list)
 
 
-def make_keys() -> Keys:
-    kr = apikeys.Keyring()
+def make_keys(store: Optional[apikeys.SqliteStore] = None) -> Keys:
+    kr = apikeys.Keyring(store)
     admin = apikeys.Actor("acme", "PADMIN1", "admin")
     manager = apikeys.Actor("acme", "PMANAGER1", "manager")
     full = kr.create_general_key(admin, "full")
@@ -250,6 +250,10 @@ class Limited:
         self.refusals = refusals
         self.seen: Dict[str, int] = {}
         self.lock = threading.Lock()
+
+    @property
+    def may_block(self) -> bool:
+        return self.inner.may_block
 
     def authenticate(self, token: str, api: Any = "rest", method: str = "GET", scope: Optional[str] = None) -> apikeys.Principal:
         who = self.inner.authenticate(token, api=api, method=method, scope=scope)

@@ -7,6 +7,7 @@ every edge case, and the server still serving afterwards."""
 
 from __future__ import annotations
 
+import pathlib
 from typing import Any, Callable, Iterator, Tuple
 
 import pytest
@@ -36,14 +37,23 @@ from http_support import (  # noqa: E402
 Served = Tuple[Keys, ThreadedServer]
 SERVERS: dict[str, Tuple[Callable[[Any], Any], Callable[[Any], ThreadedServer]]] = {
     "fastapi": (fastapi_app, Uvicorn),
+    # A keyring that may block: every check runs in a worker thread.
+    "fastapi-sqlite": (fastapi_app, Uvicorn),
     "flask": (flask_app, Werkzeug),
 }
 
 
+def keys_for(kind: str, tmp: pathlib.Path) -> Keys:
+    sqlite = kind.endswith("-sqlite")
+    keys = make_keys(apikeys.SqliteStore(tmp / "keys.db") if sqlite else None)
+    assert keys.keyring.may_block == sqlite
+    return keys
+
+
 @pytest.fixture(scope="module", params=sorted(SERVERS))
-def served(request: pytest.FixtureRequest) -> Iterator[Served]:
+def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     make_app, server = SERVERS[request.param]
-    keys = make_keys()
+    keys = keys_for(request.param, tmp_path_factory.mktemp("keys"))
     srv = server(make_app(keys.keyring))
     try:
         yield keys, srv
@@ -197,8 +207,8 @@ def test_chunked_huge_event_is_cut_off_at_the_limit() -> None:
 
 
 @pytest.mark.parametrize("kind", sorted(SERVERS))
-def test_exhausted_limit_is_429_with_retry_after(kind: str) -> None:
-    keys = make_keys()
+def test_exhausted_limit_is_429_with_retry_after(kind: str, tmp_path: pathlib.Path) -> None:
+    keys = keys_for(kind, tmp_path)
     make_app, server = SERVERS[kind]
     srv = server(make_app(Limited(keys.keyring, refusals=1)))
     try:

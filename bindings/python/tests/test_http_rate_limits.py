@@ -3,6 +3,7 @@ headers on success, then a real 429 with retry-after, over a loopback socket."""
 
 from __future__ import annotations
 
+import pathlib
 from datetime import datetime, timezone
 from typing import Any, Callable, Tuple
 
@@ -18,17 +19,20 @@ from http_support import ThreadedServer, Uvicorn, Werkzeug, auth, call, refused,
 
 SERVERS: dict[str, Tuple[Callable[[Any], Any], Callable[[Any], ThreadedServer]]] = {
     "fastapi": (fastapi_app, Uvicorn),
+    # The check in a worker thread (a keyring that may block).
+    "fastapi-sqlite": (fastapi_app, Uvicorn),
     "flask": (flask_app, Werkzeug),
 }
 
 
 @pytest.mark.parametrize("kind", sorted(SERVERS))
-def test_real_limit_sends_headers_then_429(kind: str) -> None:
+def test_real_limit_sends_headers_then_429(kind: str, tmp_path: pathlib.Path) -> None:
     keys = make_keys()
     clock = apikeys.ManualClock(datetime(2026, 1, 1, tzinfo=timezone.utc))
     limits = apikeys.RateLimits.none().with_limit("general_key", apikeys.Limit(3, 60))
-    store = apikeys.MemoryStore()
+    store = apikeys.SqliteStore(tmp_path / "keys.db") if kind.endswith("-sqlite") else apikeys.MemoryStore()
     kr = apikeys.Keyring(store, clock=clock, rate_limits=limits)
+    assert kr.may_block == kind.endswith("-sqlite")
     token = kr.create_general_key(keys.admin, "limited").secret
     keys.keyring = kr
     keys.all = [token]

@@ -26,10 +26,19 @@
   and ``scope["apikey"]``.
 - Refusals answer PagerDuty's error body; answers to a known key carry the
   ``ratelimit-*`` headers when the keyring reports its limits.
+- The event loop never waits on the key store: when the keyring may block
+  (:attr:`apikeys.Keyring.may_block`: a ``SqliteStore`` or ``PostgresStore``,
+  or a ``RedisRateLimiter``), the check runs in a worker thread (anyio's, the
+  one Starlette runs sync endpoints in; the loop's default executor without
+  anyio) with the GIL released, and the loop serves other requests meanwhile.
+  With the in-memory store it runs inline (a few hundred nanoseconds, less
+  than a thread hop). ``offload=True``/``False`` overrides the choice.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from typing import Any, Awaitable, Callable, Dict, Iterable, MutableMapping, Optional, Tuple, TypeVar
 
 from . import Keyring, Principal
@@ -133,9 +142,13 @@ class ApiKeyMiddleware:
         public_paths: Iterable[str] = (),
         scope_for: Optional[Callable[[str, str], Optional[str]]] = None,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        offload: Optional[bool] = None,
     ) -> None:
         self.app = app
         self.keyring = keyring
+        #: Whether each check runs in a worker thread (default: ``keyring.may_block``;
+        #: an object standing in for a keyring without that attribute is offloaded).
+        self.offload = bool(getattr(keyring, "may_block", True)) if offload is None else bool(offload)
         self.events_paths = frozenset(events_paths)
         self.public_paths = frozenset(public_paths)
         self.scope_for = scope_for
@@ -153,13 +166,20 @@ class ApiKeyMiddleware:
         try:
             if scope["path"] in self.events_paths:
                 body = await self._read_body(scope, receive)
-                who = authenticate(self.keyring, routing_key(body), "events", "POST", None)
+                token = routing_key(body)
+                if self.offload:
+                    who = await _in_thread(self.keyring, token, "events", "POST", None)
+                else:
+                    who = authenticate(self.keyring, token, "events", "POST", None)
                 receive = _replay(body, receive)
             else:
                 values = [v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"authorization"]
                 token = rest_token(values)
                 required = self._required_scope(scope)
-                who = authenticate(self.keyring, token, "rest", scope["method"], required)
+                if self.offload:
+                    who = await _in_thread(self.keyring, token, "rest", scope["method"], required)
+                else:
+                    who = authenticate(self.keyring, token, "rest", scope["method"], required)
         except Rejection as r:
             await _send_rejection(send, r)
             return
@@ -246,6 +266,20 @@ class ApiKeyMiddleware:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
+
+
+try:
+    from anyio import to_thread as _anyio_to_thread
+except ImportError:  # pragma: no cover - Starlette and FastAPI always bring anyio
+    _anyio_to_thread = None  # type: ignore[assignment]
+
+
+async def _in_thread(keyring: Keyring, token: str, api: str, method: str, required: Optional[str]) -> Principal:
+    """:func:`authenticate` in a worker thread, so the event loop keeps serving."""
+    call = functools.partial(authenticate, keyring, token, api, method, required)
+    if _anyio_to_thread is not None:
+        return await _anyio_to_thread.run_sync(call)
+    return await asyncio.get_running_loop().run_in_executor(None, call)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -1,0 +1,157 @@
+# mypy: disable-error-code="import-not-found"
+"""apikeys.asgi keeps the event loop free when the keyring may block (issue 8):
+the check runs in a worker thread for a SqliteStore / PostgresStore / Redis
+limiter, inline for the in-memory store. Driven straight through the ASGI
+interface, so each assertion is about which thread ran what, never timing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pathlib
+import threading
+from typing import Any, Dict, List, MutableMapping, Optional, Tuple
+
+import pytest
+
+pytest.importorskip("anyio")
+
+import apikeys  # noqa: E402
+from apikeys.asgi import ApiKeyMiddleware  # noqa: E402
+
+ADMIN = apikeys.Actor("acme", "PADMIN1", "admin")
+MANAGER = apikeys.Actor("acme", "PMANAGER1", "manager")
+Message = MutableMapping[str, Any]
+
+
+class Watched:
+    """A keyring that notes the thread of each ``authenticate`` and, for the
+    keys in ``hold``, waits until ``release`` is set before checking."""
+
+    def __init__(self, real: apikeys.Keyring, may_block: Optional[bool] = None) -> None:
+        self.real = real
+        self.may_block = real.may_block if may_block is None else may_block
+        self.threads: List[threading.Thread] = []
+        self.hold: set[str] = set()
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+    def authenticate(self, token: str, api: str = "rest", method: str = "GET", scope: Optional[str] = None) -> Any:
+        self.threads.append(threading.current_thread())
+        if token in self.hold:
+            self.holding.set()
+            # Bounded, so a regression fails the test instead of hanging it.
+            if not self.release.wait(timeout=10):
+                raise AssertionError("never released: the event loop was blocked")
+        if api == "events":
+            return self.real.authenticate(token, api="events")
+        return self.real.authenticate(token, api="rest", method=method, scope=scope)
+
+
+async def app(scope: Any, receive: Any, send: Any) -> None:
+    """Answers 200 with the name of the thread it runs on (the loop's)."""
+    await receive()
+    body = json.dumps({"thread": threading.current_thread().name, "account": scope["apikey"].account}).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def request(
+    mw: ApiKeyMiddleware, path: str, token: str, body: bytes = b""
+) -> Tuple[int, Dict[str, Any]]:
+    headers = [] if path == "/v2/enqueue" else [(b"authorization", f"Token token={token}".encode())]
+    scope = {"type": "http", "method": "POST" if body else "GET", "path": path, "headers": headers}
+    sent: List[Message] = []
+    fed = False
+
+    async def receive() -> Message:
+        nonlocal fed
+        if fed:
+            await asyncio.Event().wait()  # like a server: nothing more until disconnect
+        fed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await mw(scope, receive, send)
+    return sent[0]["status"], json.loads(sent[1]["body"])
+
+
+def keys(kr: apikeys.Keyring) -> Tuple[str, str, str]:
+    return (
+        kr.create_general_key(ADMIN, "one").secret,
+        kr.create_general_key(ADMIN, "two").secret,
+        kr.create_integration_key(MANAGER, "PSERVICE1", "Datadog").secret,
+    )
+
+
+def event(routing_key: str) -> bytes:
+    return json.dumps({"routing_key": routing_key, "event_action": "trigger", "payload": {}}).encode()
+
+
+def test_blocking_store_is_checked_off_the_event_loop_thread(tmp_path: pathlib.Path) -> None:
+    kr = Watched(apikeys.Keyring(apikeys.SqliteStore(tmp_path / "keys.db")))
+    assert kr.may_block
+    rest, _, integration = keys(kr.real)
+    mw = ApiKeyMiddleware(app, kr)  # type: ignore[arg-type]
+    assert mw.offload
+
+    async def main() -> None:
+        loop_thread = threading.current_thread()
+        assert await request(mw, "/incidents", rest) == (200, {"thread": loop_thread.name, "account": "acme"})
+        assert await request(mw, "/v2/enqueue", "", event(integration)) == (
+            200,
+            {"thread": loop_thread.name, "account": "acme"},
+        )
+        status, _ = await request(mw, "/incidents", "u+abcdefghijklmnopqr")  # refused in the thread too
+        assert status == 401
+        assert len(kr.threads) == 3
+        assert all(t is not loop_thread for t in kr.threads), kr.threads
+
+    asyncio.run(main())
+
+
+def test_memory_store_is_checked_inline_on_the_event_loop_thread() -> None:
+    kr = Watched(apikeys.Keyring())
+    assert not kr.may_block
+    rest, _, integration = keys(kr.real)
+    mw = ApiKeyMiddleware(app, kr)  # type: ignore[arg-type]
+    assert not mw.offload
+
+    async def main() -> None:
+        loop_thread = threading.current_thread()
+        assert (await request(mw, "/incidents", rest))[0] == 200
+        assert (await request(mw, "/v2/enqueue", "", event(integration)))[0] == 200
+        assert kr.threads == [loop_thread, loop_thread]
+
+    asyncio.run(main())
+
+
+def test_offload_argument_overrides_may_block(tmp_path: pathlib.Path) -> None:
+    inline = ApiKeyMiddleware(app, apikeys.Keyring(apikeys.SqliteStore(tmp_path / "k.db")), offload=False)
+    assert not inline.offload
+    assert ApiKeyMiddleware(app, apikeys.Keyring(), offload=True).offload
+
+
+def test_loop_serves_other_requests_while_a_check_waits_on_the_store() -> None:
+    # One check is held inside `authenticate` (as a slow database would hold
+    # it); a second request must be answered meanwhile. Were the check on the
+    # loop's thread, the loop could not run the second request, the held one
+    # would time out and the assertion below would fail.
+    kr = Watched(apikeys.Keyring(), may_block=True)
+    slow, fast, integration = keys(kr.real)
+    kr.hold.add(slow)
+    mw = ApiKeyMiddleware(app, kr)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        held = asyncio.ensure_future(request(mw, "/incidents", slow))
+        while not kr.holding.is_set():
+            await asyncio.sleep(0.001)
+        assert await request(mw, "/incidents", fast) == (200, {"thread": threading.current_thread().name, "account": "acme"})
+        assert (await request(mw, "/v2/enqueue", "", event(integration)))[0] == 200
+        assert not held.done()
+        kr.release.set()
+        assert (await held)[0] == 200
+
+    asyncio.run(main())
