@@ -5,11 +5,13 @@
 # burst of load from elsewhere hits both sides of a round alike). Loopback
 # only; every wrk run is bounded.
 #
-#   bash crates/apikeys-http/bench/wrk.sh [rust|python|node] [ROUNDS] [SECONDS_PER_RUN] [CONNECTIONS]
+#   bash crates/apikeys-http/bench/wrk.sh [rust|python|flask|node] [ROUNDS] [SECONDS_PER_RUN] [CONNECTIONS]
 #
 # rust:   axum with vs without RestAuthLayer (examples/http_overhead.rs)
 # python: FastAPI on uvicorn with vs without apikeys.asgi (bench/asgi_app.py);
 #         PYTHON names an interpreter that has apikeys, fastapi and uvicorn
+# flask:  Flask on gunicorn (one gthread worker, 4 threads) with vs without
+#         apikeys.wsgi (bench/wsgi_app.py); PYTHON must also have flask and gunicorn
 # node:   Express with vs without require('apikeys/express') (bench/express_app.js);
 #         express must be resolvable (NODE_PATH)
 # Needs `wrk` (Debian: apt-get install wrk).
@@ -52,6 +54,15 @@ case $target in
     pids+=("$plain_pid" "$auth_pid")
     label="FastAPI on uvicorn"
     ;;
+  flask)
+    py=${PYTHON:-python3}
+    "$py" "$here/wsgi_app.py" plain "$plain_port" >"$out/plain.key" &
+    plain_pid=$!
+    "$py" "$here/wsgi_app.py" auth "$auth_port" >"$out/auth.key" &
+    auth_pid=$!
+    pids+=("$plain_pid" "$auth_pid")
+    label="Flask on gunicorn (gthread)"
+    ;;
   node)
     node "$here/express_app.js" plain "$plain_port" >"$out/plain.key" &
     plain_pid=$!
@@ -60,7 +71,7 @@ case $target in
     pids+=("$plain_pid" "$auth_pid")
     label="Express"
     ;;
-  *) echo "unknown target $target (rust, python or node)" >&2; exit 2 ;;
+  *) echo "unknown target $target (rust, python, flask or node)" >&2; exit 2 ;;
 esac
 
 for _ in $(seq 100); do [ -s "$out/auth.key" ] && break; sleep 0.1; done
@@ -83,8 +94,15 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "$auth")
 [ "$code" = 401 ] || { echo "$auth answered $code without a key" >&2; exit 1; }
 
 # One wrk run: prints "req/s requests cpu_ticks" (the server's user+system CPU
-# time during the run, from /proc, in clock ticks).
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# time during the run, from /proc, in clock ticks; a server that forks workers,
+# as gunicorn does, counts its children's too).
+cpu() {
+  local t=0 c
+  for c in "$1" $(pgrep -P "$1" || true); do
+    t=$((t + $(awk '{print $14 + $15}' "/proc/$c/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$t"
+}
 run() {
   local pid=$1; shift
   local c0 c1 outp
