@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import pathlib
 import threading
 from typing import Any, Dict, List, MutableMapping, Optional, Tuple
@@ -108,6 +109,7 @@ def test_blocking_store_is_checked_off_the_event_loop_thread(tmp_path: pathlib.P
         assert status == 401
         assert len(kr.threads) == 3
         assert all(t is not loop_thread for t in kr.threads), kr.threads
+        assert all(t.name.startswith("apikeys-check") for t in kr.threads), kr.threads
 
     asyncio.run(main())
 
@@ -155,3 +157,23 @@ def test_loop_serves_other_requests_while_a_check_waits_on_the_store() -> None:
         assert (await held)[0] == 200
 
     asyncio.run(main())
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX fork")
+def test_a_forked_worker_gets_threads_of_its_own(tmp_path: pathlib.Path) -> None:
+    # gunicorn --preload forks workers from a parent that may have used the
+    # pool: the child has none of its threads and must start its own.
+    kr = apikeys.Keyring(apikeys.SqliteStore(tmp_path / "keys.db"))
+    rest = kr.create_general_key(ADMIN, "one").secret
+    mw = ApiKeyMiddleware(app, kr)
+    assert asyncio.run(request(mw, "/incidents", rest))[0] == 200  # the parent's pool exists now
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if a check completes
+        code = 1
+        try:
+            status, _ = asyncio.run(asyncio.wait_for(request(mw, "/incidents", rest), timeout=10))
+            code = 0 if status == 200 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
