@@ -3,9 +3,13 @@
     python asgi_app.py plain|auth PORT
 
 Prints a full-access key on its first line, then serves GET /incidents
-(needing incidents.read when protected) on 127.0.0.1:PORT with one worker."""
+(needing incidents.read when protected) on 127.0.0.1:PORT with one worker.
+STORE=sqlite keeps the keys in a SQLite file in a temporary directory instead
+of memory: a keyring that may block, so each check runs in a worker thread."""
 
+import os
 import sys
+import tempfile
 
 import uvicorn
 from fastapi import Depends, FastAPI
@@ -14,7 +18,10 @@ import apikeys
 from apikeys.asgi import ApiKeyMiddleware, require_scope
 
 mode, port = sys.argv[1], int(sys.argv[2])
-keyring = apikeys.Keyring()
+if os.environ.get("STORE", "memory") == "sqlite":
+    keyring = apikeys.Keyring(apikeys.SqliteStore(os.path.join(tempfile.mkdtemp(), "keys.db")))
+else:
+    keyring = apikeys.Keyring()
 key = keyring.create_general_key(apikeys.Actor("acme", "PADMIN1", "admin"), "bench").secret
 print(key, flush=True)
 BODY = {"incidents": [], "limit": 25, "offset": 0, "more": False}

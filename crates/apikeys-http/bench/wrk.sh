@@ -9,7 +9,8 @@
 #
 # rust:   axum with vs without RestAuthLayer (examples/http_overhead.rs)
 # python: FastAPI on uvicorn with vs without apikeys.asgi (bench/asgi_app.py);
-#         PYTHON names an interpreter that has apikeys, fastapi and uvicorn
+#         PYTHON names an interpreter that has apikeys, fastapi and uvicorn;
+#         STORE=sqlite puts the keys in SQLite (each check then runs in a worker thread)
 # flask:  Flask on gunicorn (one gthread worker, 4 threads) with vs without
 #         apikeys.wsgi (bench/wsgi_app.py); PYTHON must also have flask and gunicorn
 # node:   Express with vs without require('apikeys/express') (bench/express_app.js);
@@ -52,7 +53,7 @@ case $target in
     "$py" "$here/asgi_app.py" auth "$auth_port" >"$out/auth.key" &
     auth_pid=$!
     pids+=("$plain_pid" "$auth_pid")
-    label="FastAPI on uvicorn"
+    label="FastAPI on uvicorn, keys in ${STORE:-memory}"
     ;;
   flask)
     py=${PYTHON:-python3}
