@@ -38,7 +38,7 @@ else:
         return BODY
 
 
-class Server(BaseApplication):  # type: ignore[misc]
+class Server(BaseApplication):
     def load_config(self) -> None:
         for k, v in {
             "bind": f"127.0.0.1:{port}",
