@@ -4,6 +4,12 @@
 //! [`AccountSettings`] and, for users who own tokens, a [`UserState`]. Every
 //! write happens whole or not at all, and a write that has returned is seen by
 //! every later read of the same store.
+//!
+//! For writing a store of your own: [`check_immutable`] is the rule every
+//! [`KeyStore::update`] applies, [`cache`] holds the pieces the durable stores
+//! are built from (a hot-path cache, a queue of last uses), and the `testing`
+//! feature's `apikeys::testing::conformance` checks that a store behaves like
+//! the others.
 
 use std::sync::Arc;
 
@@ -13,6 +19,7 @@ use crate::key::KeyKind;
 use crate::record::{KeyId, KeyRecord, Timestamp};
 use crate::role::{AccountSettings, UserState};
 
+pub mod cache;
 mod memory;
 
 pub use memory::MemoryStore;
@@ -72,8 +79,9 @@ pub trait KeyStore: Send + Sync {
 
     /// Change one record atomically: `change` sees the current record and edits
     /// it; no other write to it happens in between. Returns the new record, or
-    /// `None` if there is no record with this id. The id, digest, account and
-    /// kind cannot change ([`StoreError::Immutable`]).
+    /// `None` if there is no record with this id. The id, digest, account,
+    /// kind and owner cannot change: if `change` touched one, nothing is
+    /// written and the answer is [`StoreError::Immutable`] (see [`check_immutable`]).
     fn update(
         &self,
         id: KeyId,
@@ -110,8 +118,30 @@ pub trait KeyStore: Send + Sync {
     }
 }
 
-/// Check that `change` left the fields that never change alone.
-pub(crate) fn check_immutable(before: &KeyRecord, after: &KeyRecord) -> Result<(), StoreError> {
+/// The rule every [`KeyStore::update`] applies: `after` (the record as the
+/// change left it) must keep `before`'s id, digest, account, kind and owner.
+///
+/// These fields are what the store indexes a record by and what decides whom a
+/// key acts for, so a store refuses the whole update, writing nothing, when
+/// one differs: [`StoreError::Immutable`] names the first that does. Every
+/// other field (description, disabled, expiry, last use, …) may change.
+///
+/// ```
+/// use apikeys::store::check_immutable;
+/// use apikeys::{KeyKind, StoreError};
+/// # let before = apikeys::testing::sample_record("acme", KeyKind::UserToken);
+///
+/// let mut after = before.clone();
+/// after.description = "renamed".into();
+/// assert!(check_immutable(&before, &after).is_ok());
+///
+/// after.owner = Some("PSOMEONE_ELSE".into());
+/// assert!(matches!(
+///     check_immutable(&before, &after),
+///     Err(StoreError::Immutable { field: "owner" })
+/// ));
+/// ```
+pub fn check_immutable(before: &KeyRecord, after: &KeyRecord) -> Result<(), StoreError> {
     let field = if before.id != after.id {
         "id"
     } else if before.digest != after.digest {
@@ -120,6 +150,8 @@ pub(crate) fn check_immutable(before: &KeyRecord, after: &KeyRecord) -> Result<(
         "account"
     } else if before.kind != after.kind {
         "kind"
+    } else if before.owner != after.owner {
+        "owner"
     } else {
         return Ok(());
     };
