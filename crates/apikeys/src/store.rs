@@ -204,3 +204,95 @@ impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
         (**self).flush_writes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::KeyHasher;
+    use crate::key::Hint;
+    use crate::record::{AccessLevel, ApiVersion, Disabled};
+
+    fn token() -> KeyRecord {
+        KeyRecord {
+            id: KeyId::from_u64(7),
+            account: "acme".into(),
+            kind: KeyKind::UserToken,
+            description: "laptop".into(),
+            access: AccessLevel::FullAccess,
+            owner: Some("PUSER1".into()),
+            target: None,
+            scopes: Box::new([]),
+            created_at: Timestamp::from_unix_millis(1_700_000_000_000),
+            created_by: "PUSER1".into(),
+            api_version: ApiVersion::V2,
+            disabled: None,
+            last_used_at: None,
+            expires_at: None,
+            hint: Hint::of("abcd"),
+            digest: KeyHasher::sha256().digest(b"a key"),
+        }
+    }
+
+    fn refused(before: &KeyRecord, change: impl FnOnce(&mut KeyRecord)) -> &'static str {
+        let mut after = before.clone();
+        change(&mut after);
+        match check_immutable(before, &after) {
+            Err(StoreError::Immutable { field }) => field,
+            other => panic!("expected Immutable, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn check_immutable_names_each_field_that_may_not_change() {
+        let r = token();
+        assert_eq!(refused(&r, |x| x.id = KeyId::from_u64(8)), "id");
+        assert_eq!(
+            refused(&r, |x| x.digest = KeyHasher::sha256().digest(b"another")),
+            "digest"
+        );
+        assert_eq!(refused(&r, |x| x.account = "other".into()), "account");
+        assert_eq!(refused(&r, |x| x.kind = KeyKind::General), "kind");
+        assert_eq!(refused(&r, |x| x.owner = Some("PUSER2".into())), "owner");
+        assert_eq!(refused(&r, |x| x.owner = None), "owner");
+        let mut general = token();
+        general.kind = KeyKind::General;
+        general.owner = None;
+        assert_eq!(
+            refused(&general, |x| x.owner = Some("PUSER1".into())),
+            "owner"
+        );
+    }
+
+    #[test]
+    fn check_immutable_names_the_first_changed_field() {
+        let r = token();
+        assert_eq!(
+            refused(&r, |x| {
+                x.owner = None;
+                x.kind = KeyKind::General;
+                x.account = "other".into();
+            }),
+            "account"
+        );
+    }
+
+    #[test]
+    fn check_immutable_allows_every_other_change() {
+        let r = token();
+        let mut after = r.clone();
+        after.description = "renamed".into();
+        after.access = AccessLevel::ReadOnly;
+        after.disabled = Some(
+            Disabled {
+                by: "PADMIN1".into(),
+                at: Timestamp::from_unix_millis(1_700_000_001_000),
+            }
+            .into(),
+        );
+        after.last_used_at = Some(Timestamp::from_unix_millis(1_700_000_002_000));
+        after.expires_at = Some(Timestamp::from_unix_millis(1_800_000_000_000));
+        after.owner = Some("PUSER1".into()); // the same owner, written again
+        assert!(check_immutable(&r, &after).is_ok());
+        assert!(check_immutable(&r, &r.clone()).is_ok());
+    }
+}
