@@ -15,6 +15,10 @@
 //! so a slow-to-create store may be shared. The checks read back after every
 //! write, so a store with a cache in front of it is checked for stale reads too:
 //! each write is preceded by a lookup that warms such a cache.
+//!
+//! A store that keeps its data outside the process also runs the checks of
+//! [`durable`]: keys surviving a reopen and a SIGKILL, changes made through
+//! another store or process reaching a warm cache, last uses written on flush.
 
 use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -26,6 +30,8 @@ use crate::key::{Hint, KeyKind};
 use crate::record::{AccessLevel, ApiVersion, Disabled, KeyId, KeyRecord, Scope, Timestamp};
 use crate::role::{AccountSettings, Role, UserState};
 use crate::store::{KeyFilter, KeyStore};
+
+pub mod durable;
 
 /// One check of the suite: its name and the function that runs it on a store.
 pub type Check = (&'static str, fn(&dyn KeyStore));
