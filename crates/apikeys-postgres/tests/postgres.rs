@@ -201,32 +201,14 @@ fn last_uses_are_queued_then_written_by_flush_and_on_drop() {
 
 // ---- across processes ----
 
-fn open_child_store() -> Option<Keyring> {
-    durable::child_place().map(|schema| Keyring::new(store_in(&schema, PostgresStore::options())))
-}
-
-#[test]
-#[ignore = "helper: run by another test in a child process"]
-fn child_watch_token() {
-    if let Some(kr) = open_child_store() {
-        durable::child_watch_token(&kr);
-    }
-}
-
-#[test]
-#[ignore = "helper: run by another test in a child process"]
-fn child_create_keys_until_killed() {
-    if let Some(kr) = open_child_store() {
-        durable::child_create_keys_until_killed(&kr);
-    }
-}
+durable::child_helpers!(|schema: &str| Keyring::new(store_in(schema, PostgresStore::options())));
 
 #[test]
 fn a_disable_in_another_process_is_seen() {
     let schema = fresh_schema();
     durable::a_disable_in_another_process_is_seen(
         &Keyring::new(store_in(&schema, PostgresStore::options())),
-        durable::child_command("child_watch_token", &schema),
+        &schema,
     );
 }
 
@@ -234,10 +216,7 @@ fn a_disable_in_another_process_is_seen() {
 fn keys_survive_sigkill_at_random_moments() {
     let schema = fresh_schema();
     drop(store_in(&schema, PostgresStore::options()));
-    durable::keys_survive_sigkill(
-        3,
-        50..450,
-        || durable::child_command("child_create_keys_until_killed", &schema),
-        || Keyring::new(store_in(&schema, PostgresStore::options())),
-    );
+    durable::keys_survive_sigkill(3, 50..450, &schema, || {
+        Keyring::new(store_in(&schema, PostgresStore::options()))
+    });
 }

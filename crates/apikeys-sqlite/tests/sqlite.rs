@@ -223,25 +223,7 @@ fn an_unopenable_path_is_a_clear_store_error() {
 
 // ---- across processes ----
 
-fn open_child_store() -> Option<Keyring> {
-    durable::child_place().map(|path| Keyring::new(SqliteStore::open(path).unwrap()))
-}
-
-#[test]
-#[ignore = "helper: run by another test in a child process"]
-fn child_watch_token() {
-    if let Some(kr) = open_child_store() {
-        durable::child_watch_token(&kr);
-    }
-}
-
-#[test]
-#[ignore = "helper: run by another test in a child process"]
-fn child_create_keys_until_killed() {
-    if let Some(kr) = open_child_store() {
-        durable::child_create_keys_until_killed(&kr);
-    }
-}
+durable::child_helpers!(|path: &str| Keyring::new(SqliteStore::open(path).unwrap()));
 
 #[test]
 fn a_disable_in_another_process_is_seen() {
@@ -249,7 +231,7 @@ fn a_disable_in_another_process_is_seen() {
     let path = dir.path().join("keys.db");
     durable::a_disable_in_another_process_is_seen(
         &Keyring::new(SqliteStore::open(&path).unwrap()),
-        durable::child_command("child_watch_token", &path),
+        &path,
     );
 }
 
@@ -257,16 +239,11 @@ fn a_disable_in_another_process_is_seen() {
 fn keys_survive_sigkill_at_random_moments() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("crash.db");
-    durable::keys_survive_sigkill(
-        5,
-        20..400,
-        || durable::child_command("child_create_keys_until_killed", &path),
-        || {
-            let store = SqliteStore::open(&path).unwrap();
-            store.integrity_check().unwrap();
-            Keyring::new(store)
-        },
-    );
+    durable::keys_survive_sigkill(5, 20..400, &path, || {
+        let store = SqliteStore::open(&path).unwrap();
+        store.integrity_check().unwrap();
+        Keyring::new(store)
+    });
 }
 
 #[test]

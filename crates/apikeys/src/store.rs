@@ -158,6 +158,35 @@ pub fn check_immutable(before: &KeyRecord, after: &KeyRecord) -> Result<(), Stor
     Err(StoreError::Immutable { field })
 }
 
+/// A record as a keyring would store it, for tests: the given id, account,
+/// kind and digest; user tokens owned by `PUSER1`; no scopes, target or use.
+#[cfg(any(test, feature = "testing"))]
+pub(crate) fn record_for_tests(
+    id: KeyId,
+    account: &str,
+    kind: KeyKind,
+    digest: Digest,
+) -> KeyRecord {
+    KeyRecord {
+        id,
+        account: account.into(),
+        kind,
+        description: "test key".into(),
+        access: crate::record::AccessLevel::FullAccess,
+        owner: (kind == KeyKind::UserToken).then(|| "PUSER1".into()),
+        target: None,
+        scopes: Box::new([]),
+        created_at: Timestamp::from_unix_millis(1_700_000_000_000),
+        created_by: "PADMIN1".into(),
+        api_version: crate::record::ApiVersion::V2,
+        disabled: None,
+        last_used_at: None,
+        expires_at: None,
+        hint: crate::key::Hint::of("abcd"),
+        digest,
+    }
+}
+
 impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
     fn insert(&self, record: KeyRecord) -> Result<(), StoreError> {
         (**self).insert(record)
@@ -209,28 +238,15 @@ impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
 mod tests {
     use super::*;
     use crate::digest::KeyHasher;
-    use crate::key::Hint;
-    use crate::record::{AccessLevel, ApiVersion, Disabled};
+    use crate::record::{AccessLevel, Disabled};
 
     fn token() -> KeyRecord {
-        KeyRecord {
-            id: KeyId::from_u64(7),
-            account: "acme".into(),
-            kind: KeyKind::UserToken,
-            description: "laptop".into(),
-            access: AccessLevel::FullAccess,
-            owner: Some("PUSER1".into()),
-            target: None,
-            scopes: Box::new([]),
-            created_at: Timestamp::from_unix_millis(1_700_000_000_000),
-            created_by: "PUSER1".into(),
-            api_version: ApiVersion::V2,
-            disabled: None,
-            last_used_at: None,
-            expires_at: None,
-            hint: Hint::of("abcd"),
-            digest: KeyHasher::sha256().digest(b"a key"),
-        }
+        record_for_tests(
+            KeyId::from_u64(7),
+            "acme",
+            KeyKind::UserToken,
+            KeyHasher::sha256().digest(b"a key"),
+        )
     }
 
     fn refused(before: &KeyRecord, change: impl FnOnce(&mut KeyRecord)) -> &'static str {

@@ -27,9 +27,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::digest::KeyHasher;
 use crate::error::StoreError;
 use crate::key::{Hint, KeyKind};
-use crate::record::{AccessLevel, ApiVersion, Disabled, KeyId, KeyRecord, Scope, Timestamp};
+use crate::record::{AccessLevel, Disabled, KeyId, KeyRecord, Scope, Timestamp};
 use crate::role::{AccountSettings, Role, UserState};
-use crate::store::{KeyFilter, KeyStore};
+use crate::store::{KeyFilter, KeyStore, record_for_tests};
 
 pub mod durable;
 
@@ -94,32 +94,20 @@ pub fn unique_account(prefix: &str) -> String {
 /// in `account` (user tokens are owned by `PUSER1`).
 pub fn sample_record(account: &str, kind: KeyKind) -> KeyRecord {
     let secret = kind.generate().expect("the OS random source works");
-    KeyRecord {
-        id: KeyId::generate().expect("the OS random source works"),
-        account: account.into(),
-        kind,
-        description: "conformance key".into(),
-        access: AccessLevel::FullAccess,
-        owner: (kind == KeyKind::UserToken).then(|| "PUSER1".into()),
-        target: matches!(kind, KeyKind::Integration | KeyKind::Routing).then(|| "PSERVICE1".into()),
-        scopes: if kind == KeyKind::Scoped {
-            vec![
-                Scope::parse("incidents.write").expect("valid scope"),
-                Scope::parse("users:contact_methods.read").expect("valid scope"),
-            ]
-            .into_boxed_slice()
-        } else {
-            Box::new([])
-        },
-        created_at: Timestamp::from_unix_millis(1_700_000_000_000),
-        created_by: "PADMIN1".into(),
-        api_version: ApiVersion::V2,
-        disabled: None,
-        last_used_at: None,
-        expires_at: None,
-        hint: Hint::of(secret.expose()),
-        digest: KeyHasher::sha256().digest(secret.expose().as_bytes()),
+    let id = KeyId::generate().expect("the OS random source works");
+    let digest = KeyHasher::sha256().digest(secret.expose().as_bytes());
+    let mut r = record_for_tests(id, account, kind, digest);
+    r.description = "conformance key".into();
+    r.hint = Hint::of(secret.expose());
+    if matches!(kind, KeyKind::Integration | KeyKind::Routing) {
+        r.target = Some("PSERVICE1".into());
     }
+    if kind == KeyKind::Scoped {
+        r.scopes = ["incidents.write", "users:contact_methods.read"]
+            .map(|s| Scope::parse(s).expect("valid scope"))
+            .into();
+    }
+    r
 }
 
 fn ok<T>(r: Result<T, StoreError>, what: &str) -> T {

@@ -417,9 +417,9 @@ mod tests {
 
     use super::*;
     use crate::digest::KeyHasher;
-    use crate::key::{Hint, KeyKind};
-    use crate::record::{AccessLevel, ApiVersion};
+    use crate::key::KeyKind;
     use crate::role::{AccountSettings, Role, UserState};
+    use crate::store::record_for_tests;
 
     fn lookup(n: u64) -> KeyLookup {
         let digest = KeyHasher::sha256().digest(&n.to_le_bytes());
@@ -427,25 +427,9 @@ mod tests {
     }
 
     fn lookup_with(id: u64, digest: Digest) -> KeyLookup {
+        let record = record_for_tests(KeyId::from_u64(id), "acme", KeyKind::UserToken, digest);
         KeyLookup {
-            record: Arc::new(KeyRecord {
-                id: KeyId::from_u64(id),
-                account: "acme".into(),
-                kind: KeyKind::General,
-                description: format!("key {id}").into(),
-                access: AccessLevel::FullAccess,
-                owner: None,
-                target: None,
-                scopes: Box::new([]),
-                created_at: Timestamp::from_unix_millis(1_700_000_000_000),
-                created_by: "PADMIN1".into(),
-                api_version: ApiVersion::V2,
-                disabled: None,
-                last_used_at: None,
-                expires_at: None,
-                hint: Hint::of("abcd"),
-                digest,
-            }),
+            record: Arc::new(record),
             last_used_at: None,
             account: AccountSettings::default(),
             owner: Some(UserState {

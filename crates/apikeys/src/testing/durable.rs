@@ -22,30 +22,21 @@
 //!
 //! ## Child processes
 //! The cross-process checks run a helper test of the same test binary in a
-//! child process: an `#[ignore]`d `#[test]` that opens the store at the place
-//! its parent names and calls one of the `child_…` functions. Run on its own
-//! (`cargo test -- --ignored`), [`child_place`] is `None` and the helper returns:
+//! child process. [`child_helpers!`] declares those helpers, given how to open
+//! a keyring on the store at a *place* (a file, a schema: whatever the parent
+//! passes); run on their own (`cargo test -- --ignored`) they do nothing:
 //!
 //! ```no_run
 //! # use apikeys::{Keyring, MemoryStore};
 //! # fn open(_: &str) -> MemoryStore { MemoryStore::new() }
 //! use apikeys::testing::durable;
 //!
-//! #[test]
-//! #[ignore = "helper: run by another test in a child process"]
-//! fn child_watch_token() {
-//!     if let Some(place) = durable::child_place() {
-//!         durable::child_watch_token(&Keyring::new(open(&place)));
-//!     }
-//! }
+//! durable::child_helpers!(|place: &str| Keyring::new(open(place)));
 //!
 //! #[test]
 //! fn a_disable_in_another_process_is_seen() {
-//!     let place = "…"; // a file, a schema: where the store keeps its data
-//!     durable::a_disable_in_another_process_is_seen(
-//!         &Keyring::new(open(place)),
-//!         durable::child_command("child_watch_token", place),
-//!     );
+//!     let place = "…"; // a fresh file or schema
+//!     durable::a_disable_in_another_process_is_seen(&Keyring::new(open(place)), place);
 //! }
 //! ```
 //!
@@ -282,27 +273,65 @@ pub fn last_uses_wait_for_flush_or_drop<S: KeyStore>(
     assert_eq!(written(&open()), Some(t2), "written on drop");
 }
 
-/// A command that runs the test `test` of this test binary (an `#[ignore]`d
-/// helper) in a child process, with `place` (where the store keeps its data:
-/// a file, a schema) for [`child_place`] and its standard output piped.
-pub fn child_command(test: &str, place: impl AsRef<OsStr>) -> Command {
+/// The helper test that runs [`child_watch_token`].
+const WATCH_HELPER: &str = "apikeys_child_watch_token";
+/// The helper test that runs [`child_create_keys_until_killed`].
+const CREATE_HELPER: &str = "apikeys_child_create_keys_until_killed";
+
+/// Declares the helper tests that the cross-process checks run in child
+/// processes: `apikeys_child_watch_token` and
+/// `apikeys_child_create_keys_until_killed`, both `#[ignore]`d. Give it a
+/// function (or closure without captures) from a place (`&str`: a file path,
+/// a schema name) to a [`Keyring`] on the store there, and
+/// use it once in a test file, outside any function.
+#[doc(inline)]
+pub use crate::__apikeys_durable_child_helpers as child_helpers;
+
+/// See [`child_helpers!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __apikeys_durable_child_helpers {
+    ($open:expr) => {
+        #[test]
+        #[ignore = "helper: run by another test in a child process"]
+        fn apikeys_child_watch_token() {
+            if let Some(place) = $crate::testing::durable::child_place() {
+                let open: fn(&str) -> $crate::Keyring = $open;
+                $crate::testing::durable::child_watch_token(&open(&place));
+            }
+        }
+
+        #[test]
+        #[ignore = "helper: run by another test in a child process"]
+        fn apikeys_child_create_keys_until_killed() {
+            if let Some(place) = $crate::testing::durable::child_place() {
+                let open: fn(&str) -> $crate::Keyring = $open;
+                $crate::testing::durable::child_create_keys_until_killed(&open(&place));
+            }
+        }
+    };
+}
+
+/// A command that runs the helper test `test` of this test binary in a
+/// child process, with `place` for [`child_place`] and its standard output piped.
+fn child(test: &str, place: &OsStr) -> Command {
     let exe = std::env::current_exe().expect("the test binary's path");
     let mut c = Command::new(exe);
-    c.args(["--exact", test, "--ignored", "--nocapture"])
+    c.args([test, "--ignored", "--nocapture"])
         .env(PLACE_VAR, place)
         .stdout(Stdio::piped());
     c
 }
 
-/// In a helper test: the place its parent passed to [`child_command`], or
-/// `None` when the helper was run on its own (it should then return).
+/// In a helper test of [`child_helpers!`]: the place its parent passed, or
+/// `None` when the helper was run on its own (it then does nothing).
 pub fn child_place() -> Option<String> {
     std::env::var(PLACE_VAR).ok()
 }
 
 /// The child side of [`a_disable_in_another_process_is_seen`]: authenticates
 /// the token its parent gave, prints `READY`, then authenticates it every
-/// 200 µs until it is refused and prints `REFUSED`.
+/// 200 µs until it is refused and prints `REFUSED` (each at the end of a line).
 pub fn child_watch_token(keyring: &Keyring) {
     let token = std::env::var(TOKEN_VAR).expect("the parent passes a token");
     keyring.authenticate(&token, &get()).expect("a valid key");
@@ -315,30 +344,30 @@ pub fn child_watch_token(keyring: &Keyring) {
     println!("REFUSED");
 }
 
-/// Creates a key through `keyring`, runs `watcher` (a [`child_command`] for a
-/// helper that calls [`child_watch_token`] on its own store on the same data)
-/// with it, disables the key once the child has it cached, and checks that
-/// the child comes to refuse it.
-pub fn a_disable_in_another_process_is_seen(keyring: &Keyring, mut watcher: Command) {
+/// Creates a key through `keyring` (a store at `place`), hands it to a child
+/// process that watches it through its own store at `place` (the helper of
+/// [`child_helpers!`]), disables the key once the child has it cached, and
+/// checks that the child comes to refuse it.
+pub fn a_disable_in_another_process_is_seen(keyring: &Keyring, place: impl AsRef<OsStr>) {
     let acct = unique_account("process");
     let issued = keyring
         .create_general_key(&admin(&acct), "shared", AccessLevel::FullAccess)
         .expect("create");
-    let mut child = watcher
+    let mut child = child(WATCH_HELPER, place.as_ref())
         .env(TOKEN_VAR, issued.secret().expose())
         .spawn()
         .expect("spawn the watcher");
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
     assert!(
-        lines.by_ref().any(|l| l == "READY"),
+        lines.by_ref().any(|l| l.ends_with("READY")),
         "the watcher never got ready"
     );
     keyring
         .disable(&admin(&acct), &issued.record().id.to_string())
         .expect("disable");
     assert!(
-        lines.any(|l| l == "REFUSED"),
+        lines.any(|l| l.ends_with("REFUSED")),
         "the other process never refused the disabled key"
     );
     assert!(child.wait().expect("wait").success());
@@ -368,8 +397,8 @@ pub fn child_create_keys_until_killed(keyring: &Keyring) {
     }
 }
 
-/// `rounds` times: runs `creator` (a [`child_command`] for a helper that
-/// calls [`child_create_keys_until_killed`]), kills it with SIGKILL at a
+/// `rounds` times: runs a child process that creates keys in the store at
+/// `place` (the helper of [`child_helpers!`]), kills it with SIGKILL at a
 /// random moment `kill_after_ms` milliseconds in (so the kill may land
 /// mid-write), then opens the data again with `reopen` and checks that every
 /// key the child printed, in every round so far, still authenticates.
@@ -377,20 +406,23 @@ pub fn child_create_keys_until_killed(keyring: &Keyring) {
 pub fn keys_survive_sigkill(
     rounds: u64,
     kill_after_ms: Range<u64>,
-    mut creator: impl FnMut() -> Command,
+    place: impl AsRef<OsStr>,
     mut reopen: impl FnMut() -> Keyring,
 ) {
     assert!(!kill_after_ms.is_empty(), "an empty range of kill moments");
     let mut printed: Vec<(String, String)> = Vec::new();
     for round in 0..rounds {
-        let mut child = creator().spawn().expect("spawn the creator");
+        let mut child = child(CREATE_HELPER, place.as_ref())
+            .spawn()
+            .expect("spawn the creator");
         let stdout = child.stdout.take().expect("stdout is piped");
         let reader = std::thread::spawn(move || {
             BufReader::new(stdout)
                 .lines()
                 .map_while(Result::ok)
                 .filter_map(|l| {
-                    let mut p = l.strip_prefix("KEY ")?.split(' ');
+                    // The test harness may print on the same line first.
+                    let mut p = l[l.find("KEY ")? + 4..].split(' ');
                     Some((p.next()?.to_owned(), p.next()?.to_owned()))
                 })
                 .collect::<Vec<_>>()
