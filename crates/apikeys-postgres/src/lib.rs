@@ -31,7 +31,8 @@
 //!   broken is retried once on a fresh one; a write is retried only if it broke
 //!   before anything was sent (`BEGIN`), otherwise it fails with
 //!   [`StoreError::Unavailable`] (and, being one transaction, wrote nothing).
-//! - **A cache in front of the hot path**: [`KeyStore::find_by_digest`] answers
+//! - **A cache in front of the hot path** ([`apikeys::store::cache`], shared
+//!   with the other durable store): [`KeyStore::find_by_digest`] answers
 //!   from memory once a key has been seen, so a warm `authenticate` costs about
 //!   what it costs with [`apikeys::MemoryStore`]. Writes through this store
 //!   update the cache before they return. Writes anywhere else (another process,

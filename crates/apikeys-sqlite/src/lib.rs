@@ -32,7 +32,8 @@
 //!   written by a newer version is refused rather than misread. A record is
 //!   stored as JSON (its serde form, without the key, which is never stored) next
 //!   to the columns that are searched.
-//! - **A cache in front of the hot path**: [`KeyStore::find_by_digest`] answers
+//! - **A cache in front of the hot path** ([`apikeys::store::cache`], shared
+//!   with the other durable store): [`KeyStore::find_by_digest`] answers
 //!   from memory once a key has been seen, so a warm `authenticate` costs about
 //!   what it costs with [`apikeys::MemoryStore`]. Writes through this store
 //!   update the cache before they return. Writes by other processes (or other
