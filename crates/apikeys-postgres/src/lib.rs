@@ -31,7 +31,8 @@
 //!   broken is retried once on a fresh one; a write is retried only if it broke
 //!   before anything was sent (`BEGIN`), otherwise it fails with
 //!   [`StoreError::Unavailable`] (and, being one transaction, wrote nothing).
-//! - **A cache in front of the hot path**: [`KeyStore::find_by_digest`] answers
+//! - **A cache in front of the hot path** ([`apikeys::store::cache`], shared
+//!   with the other durable store): [`KeyStore::find_by_digest`] answers
 //!   from memory once a key has been seen, so a warm `authenticate` costs about
 //!   what it costs with [`apikeys::MemoryStore`]. Writes through this store
 //!   update the cache before they return. Writes anywhere else (another process,
@@ -56,8 +57,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod cache;
-
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
@@ -65,6 +64,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use apikeys::store::cache::{LookupCache, Stopper, UseQueue};
+use apikeys::store::check_immutable;
 use apikeys::{
     AccountSettings, Digest, KeyFilter, KeyId, KeyLookup, KeyRecord, KeyStore, Role, StoreError,
     Timestamp, UserState,
@@ -73,8 +74,6 @@ use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use postgres::{Client, Config, NoTls, Row, Statement, Transaction};
-
-use cache::{Cache, Stopper, UseQueue};
 
 /// The newest schema version this crate knows.
 pub const SCHEMA_VERSION: i32 = 1;
@@ -277,7 +276,7 @@ struct Inner {
     config: Config,
     channel: String,
     options: PostgresOptions,
-    cache: Cache,
+    cache: LookupCache,
     uses: UseQueue,
 }
 
@@ -335,23 +334,6 @@ fn from_json(json: &str, last_used: Option<i64>) -> Result<KeyRecord, StoreError
         serde_json::from_str(json).map_err(|e| corrupt("cannot decode a record", e))?;
     r.last_used_at = r.last_used_at.max(timestamp(last_used));
     Ok(r)
-}
-
-fn check_immutable(before: &KeyRecord, after: &KeyRecord) -> Result<(), StoreError> {
-    let field = if before.id != after.id {
-        "id"
-    } else if before.digest != after.digest {
-        "digest"
-    } else if before.account != after.account {
-        "account"
-    } else if before.kind != after.kind {
-        "kind"
-    } else if before.owner != after.owner {
-        "owner"
-    } else {
-        return Ok(());
-    };
-    Err(StoreError::Immutable { field })
 }
 
 fn valid_schema(s: &str) -> bool {
@@ -449,7 +431,7 @@ impl PostgresStore {
             pool,
             config,
             channel: format!("apikeys_changes_{schema}"),
-            cache: Cache::new(options.cache_capacity),
+            cache: LookupCache::new(options.cache_capacity),
             options,
             uses: UseQueue::default(),
         });
@@ -761,15 +743,9 @@ impl KeyStore for PostgresStore {
 
     #[inline]
     fn find_by_digest(&self, digest: &Digest) -> Result<Option<KeyLookup>, StoreError> {
-        if let Some(hit) = self.inner.cache.get(digest) {
-            return Ok(Some(hit));
-        }
-        let ticket = self.inner.cache.ticket();
-        let found = self.inner.fetch(digest)?;
-        if let (Some(t), Some(f)) = (ticket, &found) {
-            self.inner.cache.fill(t, f);
-        }
-        Ok(found)
+        self.inner
+            .cache
+            .get_or_fetch(digest, |d| self.inner.fetch(d))
     }
 
     fn get(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {

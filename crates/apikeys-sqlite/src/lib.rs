@@ -32,7 +32,8 @@
 //!   written by a newer version is refused rather than misread. A record is
 //!   stored as JSON (its serde form, without the key, which is never stored) next
 //!   to the columns that are searched.
-//! - **A cache in front of the hot path**: [`KeyStore::find_by_digest`] answers
+//! - **A cache in front of the hot path** ([`apikeys::store::cache`], shared
+//!   with the other durable store): [`KeyStore::find_by_digest`] answers
 //!   from memory once a key has been seen, so a warm `authenticate` costs about
 //!   what it costs with [`apikeys::MemoryStore`]. Writes through this store
 //!   update the cache before they return. Writes by other processes (or other
@@ -59,21 +60,19 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod cache;
-
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use apikeys::store::cache::{LookupCache, Stopper, UseQueue};
+use apikeys::store::check_immutable;
 use apikeys::{
     AccountSettings, Digest, KeyFilter, KeyId, KeyLookup, KeyRecord, KeyStore, Role, StoreError,
     Timestamp, UserState,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
-
-use cache::{Cache, Stopper, UseQueue, lock};
 
 /// The newest schema version this crate knows (SQLite's `user_version`).
 pub const SCHEMA_VERSION: i64 = 2;
@@ -232,8 +231,12 @@ struct Inner {
     /// the version it reads, so only other connections' writes are looked into).
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
-    cache: Cache,
+    cache: LookupCache,
     uses: UseQueue,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn unavailable(e: rusqlite::Error) -> StoreError {
@@ -268,23 +271,6 @@ fn from_json(json: &str, last_used: Option<i64>) -> Result<KeyRecord, StoreError
         serde_json::from_str(json).map_err(|e| corrupt("cannot decode a record", e))?;
     r.last_used_at = r.last_used_at.max(timestamp(last_used));
     Ok(r)
-}
-
-fn check_immutable(before: &KeyRecord, after: &KeyRecord) -> Result<(), StoreError> {
-    let field = if before.id != after.id {
-        "id"
-    } else if before.digest != after.digest {
-        "digest"
-    } else if before.account != after.account {
-        "account"
-    } else if before.kind != after.kind {
-        "kind"
-    } else if before.owner != after.owner {
-        "owner"
-    } else {
-        return Ok(());
-    };
-    Err(StoreError::Immutable { field })
 }
 
 fn open_connection(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
@@ -373,7 +359,7 @@ impl SqliteStore {
         };
         let inner = Arc::new(Inner {
             path: path.to_owned(),
-            cache: Cache::new(options.cache_capacity),
+            cache: LookupCache::new(options.cache_capacity),
             options,
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
@@ -728,15 +714,9 @@ impl KeyStore for SqliteStore {
 
     #[inline]
     fn find_by_digest(&self, digest: &Digest) -> Result<Option<KeyLookup>, StoreError> {
-        if let Some(hit) = self.inner.cache.get(digest) {
-            return Ok(Some(hit));
-        }
-        let ticket = self.inner.cache.ticket();
-        let found = self.inner.fetch(digest)?;
-        if let (Some(t), Some(f)) = (ticket, &found) {
-            self.inner.cache.fill(t, f);
-        }
-        Ok(found)
+        self.inner
+            .cache
+            .get_or_fetch(digest, |d| self.inner.fetch(d))
     }
 
     fn get(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {

@@ -1,19 +1,27 @@
 //! `SqliteStore`: the conformance suite, durability, the cache's invalidation
 //! (within a process, across stores on one file, and across processes), last
-//! uses, and crash safety under SIGKILL.
+//! uses, and crash safety under SIGKILL. The checks shared with other durable
+//! stores are in `apikeys::testing::durable`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use apikeys::testing::{sample_record, unique_account};
+use apikeys::testing::{durable, sample_record, unique_account};
 use apikeys::{
-    AccessLevel, Actor, Error, KeyKind, KeyStore, Keyring, Request, Role, StoreError, Timestamp,
+    AccessLevel, Actor, KeyKind, KeyStore, Keyring, Request, Role, StoreError, Timestamp,
 };
 use apikeys_sqlite::SqliteStore;
 
 fn admin() -> Actor {
     Actor::new("acme", "PADMIN1", Role::Admin)
+}
+
+fn user_version(path: &Path) -> i64 {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap()
 }
 
 #[test]
@@ -42,29 +50,7 @@ fn sqlite_store_without_cache_passes_the_conformance_suite() {
 #[test]
 fn keys_survive_closing_and_reopening() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("keys.db");
-    let (token, id) = {
-        let kr = Keyring::new(SqliteStore::open(&path).unwrap());
-        let issued = kr
-            .create_general_key(&admin(), "CI bot", AccessLevel::ReadOnly)
-            .unwrap();
-        kr.set_user_role("acme", "PUSER1", Role::Observer).unwrap();
-        (
-            issued.secret().expose().to_owned(),
-            issued.record().id.to_string(),
-        )
-    };
-    let kr = Keyring::new(SqliteStore::open(&path).unwrap());
-    let p = kr.authenticate(&token, &Request::rest("GET")).unwrap();
-    assert_eq!(p.key_id().to_string(), id);
-    assert_eq!(
-        kr.user("acme", "PUSER1").unwrap().unwrap().role,
-        Role::Observer
-    );
-    assert!(matches!(
-        kr.authenticate(&token, &Request::rest("POST")),
-        Err(Error::Forbidden { .. })
-    ));
+    durable::keys_survive_reopening(|| SqliteStore::open(dir.path().join("keys.db")).unwrap());
 }
 
 #[test]
@@ -72,110 +58,40 @@ fn the_schema_version_is_recorded_and_a_newer_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keys.db");
     drop(SqliteStore::open(&path).unwrap());
-    let conn = rusqlite_version(&path);
-    assert_eq!(conn, apikeys_sqlite::SCHEMA_VERSION);
+    assert_eq!(user_version(&path), apikeys_sqlite::SCHEMA_VERSION);
     // Reopening an up-to-date file migrates nothing and keeps the version.
     drop(SqliteStore::open(&path).unwrap());
-    assert_eq!(rusqlite_version(&path), apikeys_sqlite::SCHEMA_VERSION);
-    set_user_version(&path, apikeys_sqlite::SCHEMA_VERSION + 1);
+    assert_eq!(user_version(&path), apikeys_sqlite::SCHEMA_VERSION);
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", apikeys_sqlite::SCHEMA_VERSION + 1)
+        .unwrap();
     match SqliteStore::open(&path) {
         Err(StoreError::Unavailable(msg)) => assert!(msg.contains("newer"), "{msg}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
 
-fn rusqlite_version(path: &std::path::Path) -> i64 {
-    // Read through the store's own connection type would hide it; ask sqlite directly.
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_read_user_version",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env("APIKEYS_CHILD_DB", path)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find_map(|l| l.strip_prefix("USER_VERSION "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no version in {text}"))
-}
-
-fn set_user_version(path: &std::path::Path, v: i64) {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_set_user_version",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env("APIKEYS_CHILD_DB", path)
-        .env("APIKEYS_CHILD_VERSION", v.to_string())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-}
-
-/// Helper run in a child process (not a test on its own).
 #[test]
-#[ignore = "helper: run by another test in a child process"]
-fn child_read_user_version() {
-    let Ok(path) = std::env::var("APIKEYS_CHILD_DB") else {
-        return;
-    };
-    let conn = rusqlite::Connection::open(path).unwrap();
-    let v: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    println!("USER_VERSION {v}");
-}
-
-/// Helper run in a child process (not a test on its own).
-#[test]
-#[ignore = "helper: run by another test in a child process"]
-fn child_set_user_version() {
-    let Ok(path) = std::env::var("APIKEYS_CHILD_DB") else {
-        return;
-    };
-    let v: i64 = std::env::var("APIKEYS_CHILD_VERSION")
-        .unwrap()
-        .parse()
-        .unwrap();
-    let conn = rusqlite::Connection::open(path).unwrap();
-    conn.pragma_update(None, "user_version", v).unwrap();
-}
-
-#[test]
-fn a_disable_through_another_store_on_the_same_file_is_seen() {
+fn changes_through_another_store_on_the_same_file_reach_a_warm_cache() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keys.db");
-    let a = Keyring::new(SqliteStore::open(&path).unwrap());
-    let b = Keyring::new(SqliteStore::open(&path).unwrap());
-    let issued = a
-        .create_general_key(&admin(), "shared", AccessLevel::FullAccess)
-        .unwrap();
-    let token = issued.secret().expose();
-    let id = issued.record().id.to_string();
-    // b caches the key.
-    for _ in 0..3 {
-        b.authenticate(token, &Request::rest("GET")).unwrap();
-    }
-    a.disable(&admin(), &id).unwrap();
-    // No timing assumption: wait until b refuses it, however long that takes.
-    wait_until_refused(&b, token);
-    a.enable(&admin(), &id).unwrap();
-    wait_until_accepted(&b, token);
-    a.delete(&admin(), &id).unwrap();
-    wait_until_refused(&b, token);
+    durable::changes_through_another_store_reach_a_warm_cache(
+        &Keyring::new(SqliteStore::open(&path).unwrap()),
+        &Keyring::new(SqliteStore::open(&path).unwrap()),
+        || {
+            // SQL by hand is logged by the triggers too.
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute("DELETE FROM apikeys_keys", []).unwrap();
+        },
+    );
 }
 
 #[test]
 fn other_processes_uses_and_inserts_leave_the_cache_warm_but_changes_do_not() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keys.db");
-    let store = std::sync::Arc::new(
+    let store = Arc::new(
         SqliteStore::options()
             .poll_interval(Duration::from_millis(5))
             .open(&path)
@@ -228,18 +144,7 @@ fn other_processes_uses_and_inserts_leave_the_cache_warm_but_changes_do_not() {
         "only the changed key was dropped (and read again)"
     );
 
-    // SQL by hand is logged by the triggers too.
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute("DELETE FROM apikeys_keys", []).unwrap();
-    wait_until_refused(&kr, token);
     // An account change drops everything.
-    kr.create_general_key(&admin(), "again", AccessLevel::FullAccess)
-        .map(|k| {
-            kr.authenticate(k.secret().expose(), &Request::rest("GET"))
-                .unwrap()
-        })
-        .unwrap();
-    assert!(store.cached_keys() >= 1);
     other
         .set_account_settings("acme", apikeys::AccountSettings::default())
         .unwrap();
@@ -250,129 +155,37 @@ fn other_processes_uses_and_inserts_leave_the_cache_warm_but_changes_do_not() {
     }
 }
 
-fn wait_until_refused(kr: &Keyring, token: &str) {
-    let start = Instant::now();
-    loop {
-        match kr.authenticate(token, &Request::rest("GET")) {
-            Err(Error::Unauthorized(_)) => return,
-            Ok(_) => {}
-            Err(e) => panic!("unexpected error {e}"),
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "a change by another store was never seen"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
-fn wait_until_accepted(kr: &Keyring, token: &str) {
-    let start = Instant::now();
-    while kr.authenticate(token, &Request::rest("GET")).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "a change by another store was never seen"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 #[test]
 fn writes_through_the_same_store_reach_a_warm_cache_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let store = std::sync::Arc::new(SqliteStore::open(dir.path().join("k.db")).unwrap());
+    let store = Arc::new(SqliteStore::open(dir.path().join("k.db")).unwrap());
     let kr = Keyring::builder()
         .shared_store(store.clone())
         .build()
         .unwrap();
-    let issued = kr
-        .create_general_key(&admin(), "warm", AccessLevel::FullAccess)
-        .unwrap();
-    let token = issued.secret().expose();
-    let id = issued.record().id.to_string();
-    kr.authenticate(token, &Request::rest("GET")).unwrap();
-    assert!(store.cached_keys() >= 1, "a used key is cached");
-    kr.disable(&admin(), &id).unwrap();
-    assert!(matches!(
-        kr.authenticate(token, &Request::rest("GET")),
-        Err(Error::Unauthorized(_))
-    ));
-    kr.enable(&admin(), &id).unwrap();
-    kr.authenticate(token, &Request::rest("GET")).unwrap();
-    kr.set_account(
-        "acme",
-        apikeys::AccountSettings {
-            rest_api: false,
-            advanced_permissions: true,
-        },
-    )
-    .unwrap();
-    assert!(matches!(
-        kr.authenticate(token, &Request::rest("GET")),
-        Err(Error::PlanRestricted { .. })
-    ));
-    kr.set_account("acme", apikeys::AccountSettings::default())
-        .unwrap();
-    kr.authenticate(token, &Request::rest("GET")).unwrap();
-
-    // A user token stops working at once when its owner is demoted or removed.
-    kr.set_user_role("acme", "PUSER1", Role::Manager).unwrap();
-    let user = Actor::new("acme", "PUSER1", Role::Manager);
-    let ut = kr.create_user_token(&user, "laptop").unwrap();
-    let ut = ut.secret().expose();
-    let write = Request::rest("POST").with_scope("incidents.write").unwrap();
-    kr.authenticate(ut, &write).unwrap();
-    kr.set_user_role("acme", "PUSER1", Role::Observer).unwrap();
-    assert!(matches!(
-        kr.authenticate(ut, &write),
-        Err(Error::Forbidden { .. })
-    ));
-    kr.remove_user("acme", "PUSER1").unwrap();
-    assert!(matches!(
-        kr.authenticate(ut, &Request::rest("GET")),
-        Err(Error::Unauthorized(_))
-    ));
-
-    kr.delete(&admin(), &id).unwrap();
-    assert!(matches!(
-        kr.authenticate(token, &Request::rest("GET")),
-        Err(Error::Unauthorized(_))
-    ));
+    durable::writes_through_the_same_store_reach_a_warm_cache_at_once(&kr, || store.cached_keys());
 }
 
 #[test]
 fn last_uses_are_queued_then_written_by_flush_and_on_drop() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("k.db");
-    let acct = unique_account("used");
-    let r = sample_record(&acct, KeyKind::General);
-    let t1 = Timestamp::from_unix_millis(1_700_000_100_000);
-    let t2 = Timestamp::from_unix_millis(1_700_000_200_000);
-    {
-        let store = SqliteStore::options()
-            .flush_interval(Duration::from_secs(3600))
-            .open(&path)
-            .unwrap();
-        store.insert(r.clone()).unwrap();
-        store.record_use(r.id, t1).unwrap();
-        // Not written yet: a second store on the file does not see it.
-        let other = SqliteStore::open(&path).unwrap();
-        assert_eq!(other.get(r.id).unwrap().unwrap().last_used_at, None);
-        assert_eq!(store.flush().unwrap(), 1);
-        assert_eq!(other.get(r.id).unwrap().unwrap().last_used_at, Some(t1));
-        assert_eq!(store.flush().unwrap(), 0, "nothing left to write");
-        store.record_use(r.id, t2).unwrap();
-        // Dropped here: the queued use is written.
-    }
-    let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.get(r.id).unwrap().unwrap().last_used_at, Some(t2));
+    durable::last_uses_wait_for_flush_or_drop(
+        || {
+            SqliteStore::options()
+                .flush_interval(Duration::from_secs(3600))
+                .open(&path)
+                .unwrap()
+        },
+        || SqliteStore::open(&path).unwrap(),
+    );
 }
 
 #[test]
 fn the_keyring_records_a_use_without_writing_on_the_hot_path() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("k.db");
-    let store = std::sync::Arc::new(
+    let store = Arc::new(
         SqliteStore::options()
             .flush_interval(Duration::from_secs(3600))
             .open(&path)
@@ -410,133 +223,27 @@ fn an_unopenable_path_is_a_clear_store_error() {
 
 // ---- across processes ----
 
-/// Helper run in a child process: authenticates the token in a loop and
-/// prints when it is first refused after being accepted, then exits.
-#[test]
-#[ignore = "helper: run by another test in a child process"]
-fn child_watch_token() {
-    let (Ok(path), Ok(token)) = (
-        std::env::var("APIKEYS_CHILD_DB"),
-        std::env::var("APIKEYS_CHILD_TOKEN"),
-    ) else {
-        return;
-    };
-    let kr = Keyring::new(SqliteStore::open(path).unwrap());
-    kr.authenticate(&token, &Request::rest("GET")).unwrap();
-    println!("READY");
-    let start = Instant::now();
-    while kr.authenticate(&token, &Request::rest("GET")).is_ok() {
-        assert!(start.elapsed() < Duration::from_secs(60));
-        std::thread::sleep(Duration::from_micros(200));
-    }
-    println!("REFUSED");
-}
+durable::child_helpers!(|path: &str| Keyring::new(SqliteStore::open(path).unwrap()));
 
 #[test]
 fn a_disable_in_another_process_is_seen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keys.db");
-    let kr = Keyring::new(SqliteStore::open(&path).unwrap());
-    let issued = kr
-        .create_general_key(&admin(), "shared", AccessLevel::FullAccess)
-        .unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_watch_token", "--ignored", "--nocapture"])
-        .env("APIKEYS_CHILD_DB", &path)
-        .env("APIKEYS_CHILD_TOKEN", issued.secret().expose())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    assert!(lines.by_ref().any(|l| l.unwrap() == "READY"));
-    kr.disable(&admin(), &issued.record().id.to_string())
-        .unwrap();
-    assert!(
-        lines.any(|l| l.unwrap() == "REFUSED"),
-        "the other process never refused the disabled key"
+    durable::a_disable_in_another_process_is_seen(
+        &Keyring::new(SqliteStore::open(&path).unwrap()),
+        &path,
     );
-    assert!(child.wait().unwrap().success());
-}
-
-/// Helper run in a child process: creates keys in a loop, printing each
-/// once its create has returned, until killed.
-#[test]
-#[ignore = "helper: run by another test in a child process"]
-fn child_create_keys_forever() {
-    let Ok(path) = std::env::var("APIKEYS_CHILD_DB") else {
-        return;
-    };
-    use std::io::Write;
-    let kr = Keyring::new(SqliteStore::open(path).unwrap());
-    let mut out = std::io::stdout().lock();
-    for i in 0..100_000 {
-        let issued = kr
-            .create_general_key(&admin(), &format!("crash {i}"), AccessLevel::FullAccess)
-            .unwrap();
-        // A use too, so queued last-use writes race the kill as well.
-        kr.authenticate(issued.secret().expose(), &Request::rest("GET"))
-            .unwrap();
-        writeln!(
-            out,
-            "KEY {} {}",
-            issued.record().id,
-            issued.secret().expose()
-        )
-        .unwrap();
-        out.flush().unwrap();
-    }
 }
 
 #[test]
 fn keys_survive_sigkill_at_random_moments() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("crash.db");
-    let mut printed: Vec<(String, String)> = Vec::new();
-    for round in 0..5u64 {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "child_create_keys_forever",
-                "--ignored",
-                "--nocapture",
-            ])
-            .env("APIKEYS_CHILD_DB", &path)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .filter_map(|l| {
-                    let mut p = l.strip_prefix("KEY ")?.split(' ');
-                    Some((p.next()?.to_owned(), p.next()?.to_owned()))
-                })
-                .collect::<Vec<_>>()
-        });
-        // A random moment: 20 to 400 ms in (the kill may land mid-write).
-        let r = apikeys::KeyId::generate().unwrap().as_u64();
-        std::thread::sleep(Duration::from_millis(20 + (r ^ round) % 380));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        printed.extend(reader.join().unwrap());
-        eprintln!("round {round}: {} keys printed so far", printed.len());
-
+    durable::keys_survive_sigkill(5, 20..400, &path, || {
         let store = SqliteStore::open(&path).unwrap();
         store.integrity_check().unwrap();
-        let kr = Keyring::new(store);
-        for (id, token) in &printed {
-            let p = kr
-                .authenticate(token, &Request::rest("GET"))
-                .unwrap_or_else(|e| panic!("key {id} printed before the kill is lost: {e}"));
-            assert_eq!(&p.key_id().to_string(), id);
-        }
-    }
-    assert!(
-        !printed.is_empty(),
-        "the child printed no key before being killed"
-    );
+        Keyring::new(store)
+    });
 }
 
 #[test]
@@ -582,7 +289,7 @@ fn a_version_1_file_is_migrated_on_open_and_keeps_its_keys() {
 fn keyring_flush_writes_queued_last_uses() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keys.db");
-    let store = std::sync::Arc::new(SqliteStore::open(&path).unwrap());
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
     let kr = apikeys::Keyring::builder()
         .shared_store(store.clone())
         .build()

@@ -4,6 +4,12 @@
 //! [`AccountSettings`] and, for users who own tokens, a [`UserState`]. Every
 //! write happens whole or not at all, and a write that has returned is seen by
 //! every later read of the same store.
+//!
+//! For writing a store of your own: [`check_immutable`] is the rule every
+//! [`KeyStore::update`] applies, [`cache`] holds the pieces the durable stores
+//! are built from (a hot-path cache, a queue of last uses), and the `testing`
+//! feature's `apikeys::testing::conformance` checks that a store behaves like
+//! the others.
 
 use std::sync::Arc;
 
@@ -13,6 +19,7 @@ use crate::key::KeyKind;
 use crate::record::{KeyId, KeyRecord, Timestamp};
 use crate::role::{AccountSettings, UserState};
 
+pub mod cache;
 mod memory;
 
 pub use memory::MemoryStore;
@@ -72,8 +79,9 @@ pub trait KeyStore: Send + Sync {
 
     /// Change one record atomically: `change` sees the current record and edits
     /// it; no other write to it happens in between. Returns the new record, or
-    /// `None` if there is no record with this id. The id, digest, account and
-    /// kind cannot change ([`StoreError::Immutable`]).
+    /// `None` if there is no record with this id. The id, digest, account,
+    /// kind and owner cannot change: if `change` touched one, nothing is
+    /// written and the answer is [`StoreError::Immutable`] (see [`check_immutable`]).
     fn update(
         &self,
         id: KeyId,
@@ -110,8 +118,30 @@ pub trait KeyStore: Send + Sync {
     }
 }
 
-/// Check that `change` left the fields that never change alone.
-pub(crate) fn check_immutable(before: &KeyRecord, after: &KeyRecord) -> Result<(), StoreError> {
+/// The rule every [`KeyStore::update`] applies: `after` (the record as the
+/// change left it) must keep `before`'s id, digest, account, kind and owner.
+///
+/// These fields are what the store indexes a record by and what decides whom a
+/// key acts for, so a store refuses the whole update, writing nothing, when
+/// one differs: [`StoreError::Immutable`] names the first that does. Every
+/// other field (description, disabled, expiry, last use, …) may change.
+///
+/// ```
+/// use apikeys::store::check_immutable;
+/// use apikeys::{KeyKind, StoreError};
+/// # let before = apikeys::testing::sample_record("acme", KeyKind::UserToken);
+///
+/// let mut after = before.clone();
+/// after.description = "renamed".into();
+/// assert!(check_immutable(&before, &after).is_ok());
+///
+/// after.owner = Some("PSOMEONE_ELSE".into());
+/// assert!(matches!(
+///     check_immutable(&before, &after),
+///     Err(StoreError::Immutable { field: "owner" })
+/// ));
+/// ```
+pub fn check_immutable(before: &KeyRecord, after: &KeyRecord) -> Result<(), StoreError> {
     let field = if before.id != after.id {
         "id"
     } else if before.digest != after.digest {
@@ -120,10 +150,41 @@ pub(crate) fn check_immutable(before: &KeyRecord, after: &KeyRecord) -> Result<(
         "account"
     } else if before.kind != after.kind {
         "kind"
+    } else if before.owner != after.owner {
+        "owner"
     } else {
         return Ok(());
     };
     Err(StoreError::Immutable { field })
+}
+
+/// A record as a keyring would store it, for tests: the given id, account,
+/// kind and digest; user tokens owned by `PUSER1`; no scopes, target or use.
+#[cfg(any(test, feature = "testing"))]
+pub(crate) fn record_for_tests(
+    id: KeyId,
+    account: &str,
+    kind: KeyKind,
+    digest: Digest,
+) -> KeyRecord {
+    KeyRecord {
+        id,
+        account: account.into(),
+        kind,
+        description: "test key".into(),
+        access: crate::record::AccessLevel::FullAccess,
+        owner: (kind == KeyKind::UserToken).then(|| "PUSER1".into()),
+        target: None,
+        scopes: Box::new([]),
+        created_at: Timestamp::from_unix_millis(1_700_000_000_000),
+        created_by: "PADMIN1".into(),
+        api_version: crate::record::ApiVersion::V2,
+        disabled: None,
+        last_used_at: None,
+        expires_at: None,
+        hint: crate::key::Hint::of("abcd"),
+        digest,
+    }
 }
 
 impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
@@ -170,5 +231,84 @@ impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
     }
     fn flush_writes(&self) -> Result<(), StoreError> {
         (**self).flush_writes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::KeyHasher;
+    use crate::record::{AccessLevel, Disabled};
+
+    fn token() -> KeyRecord {
+        record_for_tests(
+            KeyId::from_u64(7),
+            "acme",
+            KeyKind::UserToken,
+            KeyHasher::sha256().digest(b"a key"),
+        )
+    }
+
+    fn refused(before: &KeyRecord, change: impl FnOnce(&mut KeyRecord)) -> &'static str {
+        let mut after = before.clone();
+        change(&mut after);
+        match check_immutable(before, &after) {
+            Err(StoreError::Immutable { field }) => field,
+            other => panic!("expected Immutable, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn check_immutable_names_each_field_that_may_not_change() {
+        let r = token();
+        assert_eq!(refused(&r, |x| x.id = KeyId::from_u64(8)), "id");
+        assert_eq!(
+            refused(&r, |x| x.digest = KeyHasher::sha256().digest(b"another")),
+            "digest"
+        );
+        assert_eq!(refused(&r, |x| x.account = "other".into()), "account");
+        assert_eq!(refused(&r, |x| x.kind = KeyKind::General), "kind");
+        assert_eq!(refused(&r, |x| x.owner = Some("PUSER2".into())), "owner");
+        assert_eq!(refused(&r, |x| x.owner = None), "owner");
+        let mut general = token();
+        general.kind = KeyKind::General;
+        general.owner = None;
+        assert_eq!(
+            refused(&general, |x| x.owner = Some("PUSER1".into())),
+            "owner"
+        );
+    }
+
+    #[test]
+    fn check_immutable_names_the_first_changed_field() {
+        let r = token();
+        assert_eq!(
+            refused(&r, |x| {
+                x.owner = None;
+                x.kind = KeyKind::General;
+                x.account = "other".into();
+            }),
+            "account"
+        );
+    }
+
+    #[test]
+    fn check_immutable_allows_every_other_change() {
+        let r = token();
+        let mut after = r.clone();
+        after.description = "renamed".into();
+        after.access = AccessLevel::ReadOnly;
+        after.disabled = Some(
+            Disabled {
+                by: "PADMIN1".into(),
+                at: Timestamp::from_unix_millis(1_700_000_001_000),
+            }
+            .into(),
+        );
+        after.last_used_at = Some(Timestamp::from_unix_millis(1_700_000_002_000));
+        after.expires_at = Some(Timestamp::from_unix_millis(1_800_000_000_000));
+        after.owner = Some("PUSER1".into()); // the same owner, written again
+        assert!(check_immutable(&r, &after).is_ok());
+        assert!(check_immutable(&r, &r.clone()).is_ok());
     }
 }

@@ -15,6 +15,10 @@
 //! so a slow-to-create store may be shared. The checks read back after every
 //! write, so a store with a cache in front of it is checked for stale reads too:
 //! each write is preceded by a lookup that warms such a cache.
+//!
+//! A store that keeps its data outside the process also runs the checks of
+//! [`durable`]: keys surviving a reopen and a SIGKILL, changes made through
+//! another store or process reaching a warm cache, last uses written on flush.
 
 use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -23,9 +27,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::digest::KeyHasher;
 use crate::error::StoreError;
 use crate::key::{Hint, KeyKind};
-use crate::record::{AccessLevel, ApiVersion, Disabled, KeyId, KeyRecord, Scope, Timestamp};
+use crate::record::{AccessLevel, Disabled, KeyId, KeyRecord, Scope, Timestamp};
 use crate::role::{AccountSettings, Role, UserState};
-use crate::store::{KeyFilter, KeyStore};
+use crate::store::{KeyFilter, KeyStore, record_for_tests};
+
+pub mod durable;
 
 /// One check of the suite: its name and the function that runs it on a store.
 pub type Check = (&'static str, fn(&dyn KeyStore));
@@ -88,32 +94,20 @@ pub fn unique_account(prefix: &str) -> String {
 /// in `account` (user tokens are owned by `PUSER1`).
 pub fn sample_record(account: &str, kind: KeyKind) -> KeyRecord {
     let secret = kind.generate().expect("the OS random source works");
-    KeyRecord {
-        id: KeyId::generate().expect("the OS random source works"),
-        account: account.into(),
-        kind,
-        description: "conformance key".into(),
-        access: AccessLevel::FullAccess,
-        owner: (kind == KeyKind::UserToken).then(|| "PUSER1".into()),
-        target: matches!(kind, KeyKind::Integration | KeyKind::Routing).then(|| "PSERVICE1".into()),
-        scopes: if kind == KeyKind::Scoped {
-            vec![
-                Scope::parse("incidents.write").expect("valid scope"),
-                Scope::parse("users:contact_methods.read").expect("valid scope"),
-            ]
-            .into_boxed_slice()
-        } else {
-            Box::new([])
-        },
-        created_at: Timestamp::from_unix_millis(1_700_000_000_000),
-        created_by: "PADMIN1".into(),
-        api_version: ApiVersion::V2,
-        disabled: None,
-        last_used_at: None,
-        expires_at: None,
-        hint: Hint::of(secret.expose()),
-        digest: KeyHasher::sha256().digest(secret.expose().as_bytes()),
+    let id = KeyId::generate().expect("the OS random source works");
+    let digest = KeyHasher::sha256().digest(secret.expose().as_bytes());
+    let mut r = record_for_tests(id, account, kind, digest);
+    r.description = "conformance key".into();
+    r.hint = Hint::of(secret.expose());
+    if matches!(kind, KeyKind::Integration | KeyKind::Routing) {
+        r.target = Some("PSERVICE1".into());
     }
+    if kind == KeyKind::Scoped {
+        r.scopes = ["incidents.write", "users:contact_methods.read"]
+            .map(|s| Scope::parse(s).expect("valid scope"))
+            .into();
+    }
+    r
 }
 
 fn ok<T>(r: Result<T, StoreError>, what: &str) -> T {
@@ -348,41 +342,97 @@ pub fn update_is_seen_at_once(store: &dyn KeyStore) {
     assert_eq!(ok(store.get(bystander.id), "get"), Some(bystander));
 }
 
-/// Changing the id, digest, account, kind or owner is refused and writes nothing.
+/// Changing the id, digest, account, kind or owner (giving a key an owner,
+/// taking it away, or handing it to another user) is refused with
+/// [`StoreError::Immutable`] naming the field, and writes nothing, also when
+/// the same change edits other fields too; writing a field back unchanged is
+/// allowed.
 pub fn update_refuses_immutable_fields(store: &dyn KeyStore) {
     let acct = unique_account("immutable");
-    let r = sample_record(&acct, KeyKind::UserToken);
-    ok(store.insert(r.clone()), "insert");
+    let token = sample_record(&acct, KeyKind::UserToken);
+    let general = sample_record(&acct, KeyKind::General);
+    ok(store.insert(token.clone()), "insert");
+    ok(store.insert(general.clone()), "insert");
     let other_digest = sample_record(&acct, KeyKind::UserToken).digest;
     type Change = Box<dyn Fn(&mut KeyRecord)>;
-    let changes: Vec<(&str, Change)> = vec![
+    let changes: Vec<(&KeyRecord, &str, Change)> = vec![
         (
+            &token,
             "id",
             Box::new(|x| x.id = KeyId::from_u64(x.id.as_u64() ^ 1)),
         ),
-        ("digest", Box::new(move |x| x.digest = other_digest)),
-        ("account", Box::new(|x| x.account = "someone-else".into())),
-        ("kind", Box::new(|x| x.kind = KeyKind::General)),
-        ("owner", Box::new(|x| x.owner = Some("PUSER9".into()))),
+        (&token, "digest", Box::new(move |x| x.digest = other_digest)),
+        (
+            &token,
+            "account",
+            Box::new(|x| x.account = "someone-else".into()),
+        ),
+        (&token, "kind", Box::new(|x| x.kind = KeyKind::General)),
+        (
+            &token,
+            "owner",
+            Box::new(|x| x.owner = Some("PUSER9".into())),
+        ),
+        (&token, "owner", Box::new(|x| x.owner = None)),
+        (
+            &general,
+            "owner",
+            Box::new(|x| x.owner = Some("PUSER1".into())),
+        ),
     ];
-    for (field, change) in changes {
-        let result = store.update(r.id, &mut |x| {
-            x.description = "must not stick".into();
-            change(x);
-        });
-        match result {
-            Err(StoreError::Immutable { field: f }) => assert_eq!(f, field),
-            other => panic!("changing {field}: expected Immutable, got {other:?}"),
+    for (r, field, change) in &changes {
+        // Warm any cache, so a refused write that leaked into it would show.
+        assert!(ok(store.find_by_digest(&r.digest), "find").is_some());
+        for also_rename in [false, true] {
+            let result = store.update(r.id, &mut |x| {
+                if also_rename {
+                    x.description = "must not stick".into();
+                }
+                change(x);
+            });
+            match result {
+                Err(StoreError::Immutable { field: f }) => assert_eq!(
+                    f, *field,
+                    "changing {field} of a {} key names the field",
+                    r.kind
+                ),
+                other => panic!(
+                    "changing {field} of a {} key: expected Immutable, got {other:?}",
+                    r.kind
+                ),
+            }
+            assert_eq!(
+                ok(store.get(r.id), "get").as_ref(),
+                Some(*r),
+                "a refused update of {field} wrote nothing"
+            );
+            let found = ok(store.find_by_digest(&r.digest), "find").expect("found");
+            assert_eq!(
+                &*found.record, *r,
+                "a refused update of {field} is not looked up"
+            );
         }
-        assert_eq!(
-            ok(store.get(r.id), "get"),
-            Some(r.clone()),
-            "nothing written"
-        );
-        let found = ok(store.find_by_digest(&r.digest), "find").expect("found");
-        assert_eq!(*found.record, r);
     }
     assert!(ok(store.find_by_digest(&other_digest), "find").is_none());
+    assert!(
+        ok(store.list(&acct, &KeyFilter::default()), "list")
+            .iter()
+            .all(|x| x.owner.as_deref() != Some("PUSER9")),
+        "no record was handed to another owner"
+    );
+    // The same values written back are no change.
+    let same = ok(
+        store.update(token.id, &mut |x| {
+            x.owner = Some("PUSER1".into());
+            x.account = token.account.clone();
+            x.kind = KeyKind::UserToken;
+            x.description = "renamed".into();
+        }),
+        "update",
+    )
+    .expect("exists");
+    assert_eq!(&*same.description, "renamed");
+    assert_eq!(same.owner, token.owner);
 }
 
 /// A delete returns the record and every later read misses it; its digest may

@@ -366,9 +366,6 @@ impl KeyStore for MemoryStore {
         let mut after = before.clone();
         change(&mut after);
         check_immutable(&before, &after)?;
-        if before.owner != after.owner {
-            return Err(StoreError::Immutable { field: "owner" });
-        }
         if let Some(t) = after.last_used_at {
             s.last_used.fetch_max(t.unix_millis(), Ordering::Relaxed);
         }
