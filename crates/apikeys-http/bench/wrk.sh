@@ -33,15 +33,29 @@ trap cleanup EXIT
 
 case $target in
   rust)
+    # RUST_FORM: route_layer (default: get(h).route_layer(layer)) or service
+    # (get_service(layer.layer(h.into_service()))); RUST_HANDLER: trivial
+    # (default: a constant body) or json (serialises a list of 25 incidents).
+    # PIN=0 leaves scheduling to the kernel; by default both servers run on
+    # CPU SERVER_CPU (1) and wrk on WRK_CPU (0), so both sides are pinned alike.
+    form=${RUST_FORM:-route_layer}
+    handler=${RUST_HANDLER:-trivial}
     cargo build -q --release -p apikeys-examples --example http_overhead
     bin="${CARGO_TARGET_DIR:-$root/target}/release/examples/http_overhead"
+    pin=()
+    pinned="not pinned"
+    if [ "${PIN:-1}" = 1 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+      pin=(taskset -c "${SERVER_CPU:-1}")
+      taskset -pc "${WRK_CPU:-0}" $$ >/dev/null   # wrk and curl inherit it
+      pinned="servers on CPU ${SERVER_CPU:-1}, wrk on CPU ${WRK_CPU:-0}"
+    fi
     # Two processes (one serving each side), so each side's CPU time can be read.
-    "$bin" "127.0.0.1:$plain_port" "127.0.0.1:$((plain_port + 10))" "$budget" >"$out/plain.key" &
+    "${pin[@]}" "$bin" "127.0.0.1:$plain_port" "127.0.0.1:$((plain_port + 10))" "$budget" "$form" "$handler" >"$out/plain.key" &
     plain_pid=$!
-    "$bin" "127.0.0.1:$((auth_port + 10))" "127.0.0.1:$auth_port" "$budget" >"$out/auth.key" &
+    "${pin[@]}" "$bin" "127.0.0.1:$((auth_port + 10))" "127.0.0.1:$auth_port" "$budget" "$form" "$handler" >"$out/auth.key" &
     auth_pid=$!
     pids+=("$plain_pid" "$auth_pid")
-    label="axum"
+    label="axum ($form, $handler handler; $pinned)"
     ;;
   python)
     py=${PYTHON:-python3}

@@ -86,15 +86,25 @@ pub fn apps(manual_clock: bool) -> Apps {
     let layer = RestAuthLayer::new(keyring.clone())
         .with_scope("incidents.read")
         .expect("a scope");
+    // `with_state` turns each handler into its route once, as `axum::serve`
+    // does (a router called as it is would do that on every request).
     Apps {
         key: key.secret().expose().to_owned(),
-        plain: Router::new().route("/incidents", get(incidents)),
-        route_layer: Router::new().route("/incidents", get(incidents).route_layer(layer.clone())),
-        pass_layer: Router::new().route("/incidents", get(incidents).route_layer(Pass)),
-        service: Router::new().route(
-            "/incidents",
-            get_service(tower_layer::Layer::layer(&layer, incidents.into_service())),
-        ),
+        plain: Router::new()
+            .route("/incidents", get(incidents))
+            .with_state(()),
+        route_layer: Router::new()
+            .route("/incidents", get(incidents).route_layer(layer.clone()))
+            .with_state(()),
+        pass_layer: Router::new()
+            .route("/incidents", get(incidents).route_layer(Pass))
+            .with_state(()),
+        service: Router::new()
+            .route(
+                "/incidents",
+                get_service(tower_layer::Layer::layer(&layer, incidents.into_service())),
+            )
+            .with_state(()),
         layer,
         keyring,
     }
