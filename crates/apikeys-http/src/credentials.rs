@@ -99,6 +99,15 @@ pub fn rest_token(headers: &HeaderMap) -> Result<&str, Rejection> {
     if values.next().is_some() {
         return Err(Rejection::duplicate_authorization());
     }
+    // The fast path of `token_from_authorization`, on the `&str` the header
+    // value checks itself into (so the key needs no UTF-8 check of its own).
+    if let Ok(value) = value.to_str() {
+        if let Some(key) = value.strip_prefix("Token token=") {
+            if value.len() <= MAX_AUTHORIZATION_BYTES && is_key_shaped(key.as_bytes()) {
+                return Ok(key);
+            }
+        }
+    }
     token_from_authorization(value.as_bytes()).ok_or_else(Rejection::malformed_authorization)
 }
 
@@ -231,6 +240,53 @@ mod tests {
             Some(KEY)
         );
         assert_eq!(token_from_authorization(b"Token token=ab cd"), None);
+    }
+
+    #[test]
+    fn rest_token_reads_exactly_one_header_in_any_accepted_form() {
+        use http::HeaderValue;
+        fn one(v: &[u8]) -> Result<String, &'static str> {
+            let mut h = HeaderMap::new();
+            h.insert(AUTHORIZATION, HeaderValue::from_bytes(v).unwrap());
+            rest_token(&h).map(str::to_owned).map_err(|r| r.kind())
+        }
+        assert_eq!(
+            one(format!("Token token={KEY}").as_bytes()),
+            Ok(KEY.to_owned())
+        );
+        assert_eq!(
+            one(format!("token TOKEN = \"{KEY}\" ").as_bytes()),
+            Ok(KEY.to_owned())
+        );
+        assert_eq!(one(format!("Bearer {KEY}").as_bytes()), Ok(KEY.to_owned()));
+        for bad in [
+            &b"Token token=ab\xffcd"[..],
+            b"Token token=\xc3\xa9",
+            b"Token token=ab\"cd",
+            b"Token token=",
+            b"Basic abc",
+        ] {
+            assert_eq!(one(bad), Err("malformed_authorization"), "{bad:?}");
+        }
+        let long = format!("Token token={}", "a".repeat(MAX_AUTHORIZATION_BYTES));
+        assert_eq!(one(long.as_bytes()), Err("malformed_authorization"));
+        let longest = format!("Token token={}", "a".repeat(MAX_AUTHORIZATION_BYTES - 12));
+        assert_eq!(
+            one(longest.as_bytes()).map(|k| k.len()),
+            Ok(MAX_AUTHORIZATION_BYTES - 12)
+        );
+
+        assert_eq!(
+            rest_token(&HeaderMap::new()).map_err(|r| r.kind()),
+            Err("missing_key")
+        );
+        let mut two = HeaderMap::new();
+        two.append(AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
+        two.append(AUTHORIZATION, HeaderValue::from_static("Bearer abc"));
+        assert_eq!(
+            rest_token(&two).map_err(|r| r.kind()),
+            Err("duplicate_authorization")
+        );
     }
 
     #[test]
