@@ -36,15 +36,40 @@ trap cleanup EXIT
 
 case $target in
   rust)
+    # RUST_FORM: route_layer (default: get(h).route_layer(layer)) or service
+    # (get_service(layer.layer(h.into_service()))); RUST_HANDLER: trivial
+    # (default: a constant body) or json (serialises a list of 25 incidents).
+    # PIN (both sides are always placed alike): unset, the kernel schedules;
+    # PIN=split puts both servers on CPU SERVER_CPU (1) and wrk on WRK_CPU (0);
+    # PIN=same puts servers and wrk on SERVER_CPU. On a 2-vCPU VM, split
+    # leaves the server waiting on cross-CPU wake-ups (half the throughput,
+    # the server 40-60 % busy), so it measures wake-up latency more than the
+    # server; docs/http.md has the figures.
+    form=${RUST_FORM:-route_layer}
+    handler=${RUST_HANDLER:-trivial}
     cargo build -q --release -p apikeys-examples --example http_overhead
     bin="${CARGO_TARGET_DIR:-$root/target}/release/examples/http_overhead"
+    pin=()
+    pinned="not pinned"
+    case ${PIN:-} in
+      split)
+        pin=(taskset -c "${SERVER_CPU:-1}")
+        taskset -pc "${WRK_CPU:-0}" $$ >/dev/null   # wrk and curl inherit it
+        pinned="servers on CPU ${SERVER_CPU:-1}, wrk on CPU ${WRK_CPU:-0}" ;;
+      same)
+        pin=(taskset -c "${SERVER_CPU:-1}")
+        taskset -pc "${SERVER_CPU:-1}" $$ >/dev/null
+        pinned="servers and wrk on CPU ${SERVER_CPU:-1}" ;;
+      "") ;;
+      *) echo "PIN is split or same" >&2; exit 2 ;;
+    esac
     # Two processes (one serving each side), so each side's CPU time can be read.
-    "$bin" "127.0.0.1:$plain_port" "127.0.0.1:$((plain_port + 10))" "$budget" >"$out/plain.key" &
+    "${pin[@]}" "$bin" "127.0.0.1:$plain_port" "127.0.0.1:$((plain_port + 10))" "$budget" "$form" "$handler" >"$out/plain.key" &
     plain_pid=$!
-    "$bin" "127.0.0.1:$((auth_port + 10))" "127.0.0.1:$auth_port" "$budget" >"$out/auth.key" &
+    "${pin[@]}" "$bin" "127.0.0.1:$((auth_port + 10))" "127.0.0.1:$auth_port" "$budget" "$form" "$handler" >"$out/auth.key" &
     auth_pid=$!
     pids+=("$plain_pid" "$auth_pid")
-    label="axum"
+    label="axum ($form, $handler handler; $pinned)"
     ;;
   python)
     py=${PYTHON:-python3}

@@ -9,12 +9,12 @@ use apikeys::{Keyring, Request};
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 use http_body::Body;
-use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::credentials::routing_key;
-use crate::rejection::{Rejection, insert_rate_limit};
+use crate::rejection::{Rejection, RejectionBody, insert_rate_limit};
 
 /// The default body limit: 512 KiB, PagerDuty's limit for one event.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 512 * 1024;
@@ -83,8 +83,9 @@ where
     ReqBody: Body + From<Bytes> + Send + 'static,
     ReqBody::Data: Send,
     ReqBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    ResBody: From<RejectionBody>,
 {
-    type Response = http::Response<Either<ResBody, Full<Bytes>>>;
+    type Response = http::Response<ResBody>;
     type Error = S::Error;
     type Future = EventsFuture<Self::Response, S::Error>;
 
@@ -100,7 +101,7 @@ where
         let max = self.max_body;
         Box::pin(async move {
             let (parts, body) = req.into_parts();
-            let refuse = |r: Rejection| Ok(r.to_response().map(Either::Right));
+            let refuse = |r: Rejection| Ok(r.to_response_in());
             let declared = parts
                 .headers
                 .get(CONTENT_LENGTH)
@@ -130,7 +131,7 @@ where
             if let Some(status) = rate_limit {
                 insert_rate_limit(res.headers_mut(), &status);
             }
-            Ok(res.map(Either::Left))
+            Ok(res)
         })
     }
 }

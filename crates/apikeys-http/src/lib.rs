@@ -69,6 +69,7 @@ pub use events::{DEFAULT_MAX_EVENT_BYTES, EventsAuth, EventsAuthLayer, EventsFut
 #[cfg(feature = "axum")]
 pub use extract::Authenticated;
 pub use rejection::{
-    RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET, Rejection, insert_rate_limit,
+    RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET, Rejection, RejectionBody,
+    insert_rate_limit,
 };
 pub use rest::{RequiredScope, ResponseFuture, RestAuth, RestAuthLayer};

@@ -2,13 +2,16 @@
 //! status and headers.
 
 use std::borrow::Cow;
+use std::convert::Infallible;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use apikeys::{Error, RateLimitStatus};
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::combinators::{BoxBody, UnsyncBoxBody};
+use http_body_util::{BodyExt, Either, Full};
 
 /// `ratelimit-limit`: requests allowed per window.
 pub const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
@@ -180,7 +183,14 @@ impl Rejection {
 
     /// The whole response.
     pub fn to_response(&self) -> Response<Full<Bytes>> {
-        let mut res = Response::new(Full::new(self.body()));
+        self.to_response_in()
+    }
+
+    /// The whole response, in any body type a [`RejectionBody`] converts
+    /// into (the layers answer in the inner service's own body type, so that
+    /// axum does not have to box the body once more).
+    pub fn to_response_in<B: From<RejectionBody>>(&self) -> Response<B> {
+        let mut res = Response::new(B::from(RejectionBody(self.body())));
         *res.status_mut() = self.status;
         let h = res.headers_mut();
         h.insert(
@@ -191,7 +201,7 @@ impl Rejection {
             h.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
         }
         if let Some((limit, retry)) = self.limited {
-            h.insert(RETRY_AFTER, HeaderValue::from(ceil_secs(retry)));
+            h.insert(RETRY_AFTER, number(ceil_secs(retry)));
             insert_rate_limit(
                 h,
                 &RateLimitStatus {
@@ -220,6 +230,60 @@ impl std::fmt::Display for Rejection {
 
 impl std::error::Error for Rejection {}
 
+/// A refusal's body, PagerDuty's JSON error document, on its way into the
+/// response body type of the service behind a layer.
+///
+/// [`crate::RestAuth`] and [`crate::EventsAuth`] answer in the inner
+/// service's own body type `B`, which must implement `From<RejectionBody>`.
+/// Provided: axum's `Body` (feature `axum`), `http_body_util::Full<Bytes>`,
+/// `BoxBody<Bytes, E>`, `UnsyncBoxBody<Bytes, E>`, and `Either<L, R>` where
+/// `R` is one of those, so any other body `L` works once the inner service's
+/// responses are mapped with `Either::Left`.
+#[derive(Clone, Debug)]
+pub struct RejectionBody(Bytes);
+
+impl RejectionBody {
+    /// The JSON bytes.
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
+}
+
+impl From<RejectionBody> for Full<Bytes> {
+    fn from(b: RejectionBody) -> Self {
+        Full::new(b.0)
+    }
+}
+
+impl<E: 'static> From<RejectionBody> for BoxBody<Bytes, E> {
+    fn from(b: RejectionBody) -> Self {
+        Full::new(b.0)
+            .map_err(|never: Infallible| match never {})
+            .boxed()
+    }
+}
+
+impl<E: 'static> From<RejectionBody> for UnsyncBoxBody<Bytes, E> {
+    fn from(b: RejectionBody) -> Self {
+        Full::new(b.0)
+            .map_err(|never: Infallible| match never {})
+            .boxed_unsync()
+    }
+}
+
+impl<L, R: From<RejectionBody>> From<RejectionBody> for Either<L, R> {
+    fn from(b: RejectionBody) -> Self {
+        Either::Right(R::from(b))
+    }
+}
+
+#[cfg(feature = "axum")]
+impl From<RejectionBody> for axum_core::body::Body {
+    fn from(b: RejectionBody) -> Self {
+        axum_core::body::Body::from(b.0)
+    }
+}
+
 impl From<&Error> for Rejection {
     fn from(e: &Error) -> Self {
         Rejection::from_error(e)
@@ -240,9 +304,44 @@ pub(crate) fn ceil_secs(d: Duration) -> u64 {
 /// Add `ratelimit-limit`, `ratelimit-remaining` and `ratelimit-reset` (seconds,
 /// rounded up) to response headers.
 pub fn insert_rate_limit(headers: &mut HeaderMap, status: &RateLimitStatus) {
-    headers.insert(RATELIMIT_LIMIT, HeaderValue::from(status.limit));
-    headers.insert(RATELIMIT_REMAINING, HeaderValue::from(status.remaining));
-    headers.insert(RATELIMIT_RESET, HeaderValue::from(ceil_secs(status.reset)));
+    headers.insert(RATELIMIT_LIMIT, number(u64::from(status.limit)));
+    headers.insert(RATELIMIT_REMAINING, number(u64::from(status.remaining)));
+    headers.insert(RATELIMIT_RESET, number(ceil_secs(status.reset)));
+}
+
+/// Numbers below this are header values made once (rate limits, what is left
+/// of them and reset times in seconds are nearly always smaller).
+const SMALL_NUMBERS: usize = 4096;
+
+/// `n` as a header value. `HeaderValue::from(n)` allocates the digits every
+/// time; a small number is a copy of a value made once, whose bytes are
+/// static (a clone costs no allocation and no reference count).
+pub(crate) fn number(n: u64) -> HeaderValue {
+    static SMALL: OnceLock<Vec<HeaderValue>> = OnceLock::new();
+    match usize::try_from(n) {
+        Ok(i) if i < SMALL_NUMBERS => SMALL.get_or_init(small_numbers)[i].clone(),
+        _ => HeaderValue::from(n),
+    }
+}
+
+fn small_numbers() -> Vec<HeaderValue> {
+    let mut digits = String::new();
+    let mut ends = Vec::with_capacity(SMALL_NUMBERS);
+    for i in 0..SMALL_NUMBERS {
+        digits.push_str(&i.to_string());
+        ends.push(digits.len());
+    }
+    // Made once per process, about 15 KB: kept for the life of the process so
+    // the values can borrow it as static bytes.
+    let digits: &'static str = Box::leak(digits.into_boxed_str());
+    let mut start = 0;
+    ends.into_iter()
+        .map(|end| {
+            let v = HeaderValue::from_static(&digits[start..end]);
+            start = end;
+            v
+        })
+        .collect()
 }
 
 #[cfg(feature = "axum")]
@@ -284,6 +383,90 @@ mod tests {
         assert_eq!(res.headers()[RATELIMIT_REMAINING], "0");
         assert_eq!(res.headers()[RATELIMIT_RESET], "2");
         assert!(!res.headers().contains_key(WWW_AUTHENTICATE));
+    }
+
+    #[test]
+    fn numbers_read_the_same_from_the_table_and_past_it() {
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            59,
+            60,
+            960,
+            999,
+            1000,
+            4095,
+            4096,
+            4097,
+            86_400,
+            u64::MAX,
+        ] {
+            assert_eq!(number(n), n.to_string().as_str(), "{n}");
+        }
+        let mut h = HeaderMap::new();
+        insert_rate_limit(
+            &mut h,
+            &RateLimitStatus {
+                limit: 960,
+                remaining: 959,
+                reset: Duration::from_millis(62_500),
+            },
+        );
+        assert_eq!(h[RATELIMIT_LIMIT], "960");
+        assert_eq!(h[RATELIMIT_REMAINING], "959");
+        assert_eq!(h[RATELIMIT_RESET], "63");
+    }
+
+    #[test]
+    fn the_body_converts_into_each_body_type() {
+        let r = Rejection::missing_key();
+        async fn bytes<B: http_body::Body>(b: B) -> Bytes
+        where
+            B::Error: std::fmt::Debug,
+        {
+            b.collect().await.unwrap().to_bytes()
+        }
+        let want = r.body();
+        let full: Response<Full<Bytes>> = r.to_response_in();
+        let boxed: Response<BoxBody<Bytes, std::io::Error>> = r.to_response_in();
+        let unsync: Response<UnsyncBoxBody<Bytes, std::io::Error>> = r.to_response_in();
+        let either: Response<Either<String, Full<Bytes>>> = r.to_response_in();
+        for status in [
+            full.status(),
+            boxed.status(),
+            unsync.status(),
+            either.status(),
+        ] {
+            assert_eq!(status.as_u16(), 401);
+        }
+        assert_eq!(unsync.headers()[WWW_AUTHENTICATE], "Token");
+        assert!(unsync.extensions().get::<Rejection>().is_some());
+        let bodies = [
+            now(bytes(full.into_body())),
+            now(bytes(boxed.into_body())),
+            now(bytes(unsync.into_body())),
+            now(bytes(either.into_body())),
+        ];
+        for b in bodies {
+            assert_eq!(b, want);
+        }
+        #[cfg(feature = "axum")]
+        {
+            let axum: Response<axum_core::body::Body> = r.to_response_in();
+            assert_eq!(axum.status().as_u16(), 401);
+            assert_eq!(now(bytes(axum.into_body())), want);
+        }
+    }
+
+    /// Poll a future that is ready at once.
+    fn now<F: std::future::Future>(f: F) -> F::Output {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match std::pin::pin!(f).poll(&mut cx) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => panic!("not ready"),
+        }
     }
 
     #[test]

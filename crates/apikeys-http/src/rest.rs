@@ -7,13 +7,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use apikeys::{Keyring, Method, RateLimitStatus, Request, Scope};
-use bytes::Bytes;
-use http_body_util::{Either, Full};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::credentials::rest_token;
-use crate::rejection::{Rejection, insert_rate_limit};
+use crate::rejection::{Rejection, RejectionBody, insert_rate_limit};
 
 /// A scope for the request, set by whatever routed it (for servers that route
 /// before authenticating, such as a plain hyper service). A
@@ -39,9 +37,19 @@ pub struct RequiredScope(pub Scope);
 /// blocking thread.
 #[derive(Clone, Debug)]
 pub struct RestAuthLayer {
-    keyring: Arc<Keyring>,
     scope: Option<Scope>,
-    requests: Arc<[Request; METHODS.len()]>,
+    shared: Arc<Shared>,
+}
+
+/// What every copy of a [`RestAuth`] reads, behind one `Arc` (axum clones the
+/// service for every request: one reference count to move, not several).
+#[derive(Debug)]
+struct Shared {
+    keyring: Arc<Keyring>,
+    /// Whether the layer has a scope of its own (then `requests` carry it).
+    scope: bool,
+    /// The request for each method, built once, so a call allocates nothing for it.
+    requests: [Request; METHODS.len()],
 }
 
 /// Every [`Method`], in the order of [`method_index`].
@@ -82,24 +90,26 @@ fn method_of(m: &http::Method) -> Method {
     }
 }
 
-/// The request for each method, built once, so a call allocates nothing for it.
-fn requests(scope: Option<&Scope>) -> Arc<[Request; METHODS.len()]> {
-    Arc::new(METHODS.map(|m| {
-        let r = Request::rest_method(m);
-        match scope {
-            Some(s) => r.with_parsed_scope(s.clone()),
-            None => r,
-        }
-    }))
+fn shared(keyring: Arc<Keyring>, scope: Option<&Scope>) -> Arc<Shared> {
+    Arc::new(Shared {
+        keyring,
+        scope: scope.is_some(),
+        requests: METHODS.map(|m| {
+            let r = Request::rest_method(m);
+            match scope {
+                Some(s) => r.with_parsed_scope(s.clone()),
+                None => r,
+            }
+        }),
+    })
 }
 
 impl RestAuthLayer {
     /// A layer checking keys against `keyring`, with no scope.
     pub fn new(keyring: Arc<Keyring>) -> Self {
         RestAuthLayer {
-            keyring,
             scope: None,
-            requests: requests(None),
+            shared: shared(keyring, None),
         }
     }
 
@@ -113,7 +123,7 @@ impl RestAuthLayer {
 
     /// The same layer, requiring an already parsed scope.
     pub fn with_parsed_scope(mut self, scope: Scope) -> Self {
-        self.requests = requests(Some(&scope));
+        self.shared = shared(self.shared.keyring.clone(), Some(&scope));
         self.scope = Some(scope);
         self
     }
@@ -130,9 +140,7 @@ impl<S> Layer<S> for RestAuthLayer {
     fn layer(&self, inner: S) -> RestAuth<S> {
         RestAuth {
             inner,
-            keyring: self.keyring.clone(),
-            scope: self.scope.is_some(),
-            requests: self.requests.clone(),
+            shared: self.shared.clone(),
         }
     }
 }
@@ -141,10 +149,7 @@ impl<S> Layer<S> for RestAuthLayer {
 #[derive(Clone, Debug)]
 pub struct RestAuth<S> {
     inner: S,
-    keyring: Arc<Keyring>,
-    /// Whether the layer has a scope of its own (then `requests` carry it).
-    scope: bool,
-    requests: Arc<[Request; METHODS.len()]>,
+    shared: Arc<Shared>,
 }
 
 impl<S> RestAuth<S> {
@@ -156,14 +161,15 @@ impl<S> RestAuth<S> {
     fn check<B>(&self, req: &http::Request<B>) -> Result<apikeys::Principal, Rejection> {
         let token = rest_token(req.headers())?;
         let method = method_of(req.method());
+        let shared = &*self.shared;
         let result = match req.extensions().get::<RequiredScope>() {
-            Some(RequiredScope(scope)) if !self.scope => {
+            Some(RequiredScope(scope)) if !shared.scope => {
                 let request = Request::rest_method(method).with_parsed_scope(scope.clone());
-                self.keyring.authenticate(token, &request)
+                shared.keyring.authenticate(token, &request)
             }
-            _ => self
+            _ => shared
                 .keyring
-                .authenticate(token, &self.requests[method_index(method)]),
+                .authenticate(token, &shared.requests[method_index(method)]),
         };
         result.map_err(|e| Rejection::from_error(&e))
     }
@@ -172,8 +178,9 @@ impl<S> RestAuth<S> {
 impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for RestAuth<S>
 where
     S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    ResBody: From<RejectionBody>,
 {
-    type Response = http::Response<Either<ResBody, Full<Bytes>>>;
+    type Response = http::Response<ResBody>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future>;
 
@@ -229,8 +236,9 @@ impl<F> ResponseFuture<F> {
 impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<http::Response<B>, E>>,
+    B: From<RejectionBody>,
 {
-    type Output = Result<http::Response<Either<B, Full<Bytes>>>, E>;
+    type Output = Result<http::Response<B>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
@@ -239,13 +247,13 @@ where
                 if let Some(status) = rate_limit {
                     insert_rate_limit(res.headers_mut(), status);
                 }
-                Poll::Ready(Ok(res.map(Either::Left)))
+                Poll::Ready(Ok(res))
             }
             StateProj::Rejected { rejection } => {
                 let rejection = rejection
                     .take()
                     .expect("ResponseFuture polled after completion");
-                Poll::Ready(Ok(rejection.to_response().map(Either::Right)))
+                Poll::Ready(Ok(rejection.to_response_in()))
             }
         }
     }
