@@ -1,7 +1,6 @@
 //! Durable stores: `SqliteStore` and `PostgresStore`. Opening one, and every
 //! call on it, runs without the GIL (each may wait on the database).
 
-use std::str::FromStr;
 use std::sync::Arc;
 
 use pyo3::prelude::*;
@@ -59,68 +58,12 @@ impl SqliteStore {
     }
 }
 
-/// A URL or connection string that can never connect is `InvalidInput`, not
-/// `StoreError`: the caller's mistake, known before any network access (the
-/// store crate reports it as `StoreError::Unavailable`, like an unreachable
-/// server). Parsed as the driver parses it; the driver's message names the
-/// bad option, never its value, so no password reaches the error.
-fn check_url(py: Python<'_>, url: &str) -> PyResult<()> {
-    let config = postgres::Config::from_str(url).map_err(|e| {
-        // "invalid connection string"; its source says what: "invalid value
-        // for option `port`", "unknown option `x`", "unexpected EOF".
-        let why = std::error::Error::source(&e).map_or_else(|| e.to_string(), |c| c.to_string());
-        errors::invalid(
-            py,
-            "url",
-            &format!(
-                "is not a PostgreSQL URL (postgres://user:password@host:port/dbname) or \
-                 key=value connection string: {why}"
-            ),
-        )
-    })?;
-    // What the driver only checks when connecting.
-    let hosts = config.get_hosts().len().max(config.get_hostaddrs().len());
-    if hosts == 0 {
-        return Err(errors::invalid(py, "url", "names no host"));
-    }
-    if !config.get_hosts().is_empty()
-        && !config.get_hostaddrs().is_empty()
-        && config.get_hosts().len() != config.get_hostaddrs().len()
-    {
-        return Err(errors::invalid(
-            py,
-            "url",
-            "has a different number of hosts and hostaddrs",
-        ));
-    }
-    if config.get_ports().len() > 1 && config.get_ports().len() != hosts {
-        return Err(errors::invalid(
-            py,
-            "url",
-            "has a different number of ports and hosts",
-        ));
-    }
-    Ok(())
-}
-
-/// The schema rule of `apikeys_postgres` (`PostgresOptions::schema`), checked
-/// here so a bad name is `InvalidInput` (the store crate reports it as
-/// `StoreError::Unavailable`). Keep in step with that crate's rule.
-fn check_schema(py: Python<'_>, s: &str) -> PyResult<()> {
-    let ok = !s.is_empty()
-        && s.len() <= 40
-        && s.as_bytes()[0].is_ascii_lowercase()
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(errors::invalid(
-            py,
-            "schema",
-            "must be 1 to 40 lowercase ASCII letters, digits or '_', starting with a letter",
-        ))
-    }
+/// A URL or schema that can never work is `InvalidInput`, not `StoreError`:
+/// the caller's mistake, known before any network access (the store crate's
+/// own connect reports it as `StoreError::Unavailable`, like an unreachable
+/// server). The rule is the store crate's; its message never shows the value.
+fn invalid_setting(py: Python<'_>, e: apikeys_postgres::BadSetting) -> PyErr {
+    errors::invalid(py, e.field, &e.reason)
 }
 
 /// Keys in PostgreSQL, shared by every process and machine that connects.
@@ -138,11 +81,11 @@ impl PostgresStore {
         schema: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let url = text(url, "url")?.to_owned();
-        check_url(py, &url)?;
+        apikeys_postgres::check_url(&url).map_err(|e| invalid_setting(py, e))?;
         let mut opts = apikeys_postgres::PostgresStore::options();
         if let Some(s) = schema.filter(|v| !v.is_none()) {
             let s = text(s, "schema")?;
-            check_schema(py, s)?;
+            apikeys_postgres::check_schema(s).map_err(|e| invalid_setting(py, e))?;
             opts = opts.schema(s);
         }
         let store = py

@@ -336,12 +336,83 @@ fn from_json(json: &str, last_used: Option<i64>) -> Result<KeyRecord, StoreError
     Ok(r)
 }
 
-fn valid_schema(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 40
-        && s.as_bytes()[0].is_ascii_lowercase()
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+/// A connection setting that can never work, found before any network access:
+/// which option (`"url"` or `"schema"`) and what is wrong with it. The message
+/// never repeats the value (a URL may carry a password).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadSetting {
+    /// `"url"` or `"schema"`.
+    pub field: &'static str,
+    /// What is wrong, without the value.
+    pub reason: String,
+}
+
+impl fmt::Display for BadSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.field, self.reason)
+    }
+}
+
+impl std::error::Error for BadSetting {}
+
+fn bad(field: &'static str, reason: impl Into<String>) -> BadSetting {
+    BadSetting {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// Check a URL or `key=value` connection string the way the driver parses it,
+/// plus what the driver only finds out when connecting (no host, hosts and
+/// ports or hostaddrs that do not pair up). An unreachable but well-formed
+/// URL passes: that is [`StoreError::Unavailable`] at connect time.
+/// [`PostgresStore::connect`] runs this first; bindings call it to report a
+/// caller's mistake as invalid input rather than as an outage.
+pub fn check_url(url: &str) -> Result<(), BadSetting> {
+    let config = Config::from_str(url).map_err(|e| {
+        // "invalid connection string"; its source names the option: "invalid
+        // value for option `port`", "unknown option `x`", "unexpected EOF".
+        let why = std::error::Error::source(&e).map_or_else(|| e.to_string(), |c| c.to_string());
+        bad(
+            "url",
+            format!(
+                "is not a PostgreSQL URL (postgres://user:password@host:port/dbname) or \
+                 key=value connection string: {why}"
+            ),
+        )
+    })?;
+    let (names, addrs) = (config.get_hosts().len(), config.get_hostaddrs().len());
+    let hosts = names.max(addrs);
+    if hosts == 0 {
+        return Err(bad("url", "names no host"));
+    }
+    if names != 0 && addrs != 0 && names != addrs {
+        return Err(bad("url", "has a different number of hosts and hostaddrs"));
+    }
+    let ports = config.get_ports().len();
+    if ports > 1 && ports != hosts {
+        return Err(bad("url", "has a different number of ports and hosts"));
+    }
+    Ok(())
+}
+
+/// Check a schema name for [`PostgresOptions::schema`]: 1 to 40 lowercase
+/// ASCII letters, digits or `_`, starting with a letter (so it never needs
+/// quoting in SQL).
+pub fn check_schema(name: &str) -> Result<(), BadSetting> {
+    let ok = name.len() <= 40
+        && name.as_bytes().first().is_some_and(u8::is_ascii_lowercase)
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(
+            "schema",
+            "must be 1 to 40 lowercase ASCII letters, digits or '_', starting with a letter",
+        ))
+    }
 }
 
 fn migrate(client: &mut Client, schema: Option<&str>) -> Result<(), StoreError> {
@@ -394,6 +465,11 @@ impl PostgresStore {
     }
 
     fn connect_with(url: &str, options: PostgresOptions) -> Result<PostgresStore, StoreError> {
+        let setting = |e: BadSetting| StoreError::Unavailable(format!("PostgreSQL {e}"));
+        check_url(url).map_err(setting)?;
+        if let Some(s) = &options.schema {
+            check_schema(s).map_err(setting)?;
+        }
         let mut config = Config::from_str(url)
             .map_err(|e| StoreError::Unavailable(format!("bad PostgreSQL URL: {e}")))?;
         config.connect_timeout(options.connect_timeout);
@@ -402,11 +478,6 @@ impl PostgresStore {
             options.schema.as_deref().unwrap_or("default")
         ));
         if let Some(s) = &options.schema {
-            if !valid_schema(s) {
-                return Err(StoreError::Unavailable(format!(
-                    "bad PostgreSQL schema name {s:?}: lowercase ASCII letters, digits and '_', at most 40"
-                )));
-            }
             config.options(&format!("-c search_path={s}"));
         }
         let mut client = config
@@ -897,5 +968,67 @@ impl KeyStore for PostgresStore {
         })?;
         self.inner.cache.clear();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{check_schema, check_url};
+
+    #[test]
+    fn well_formed_urls_pass_even_if_nothing_listens() {
+        for url in [
+            "postgres://app:secret@db.internal:5432/app",
+            "postgresql://localhost/app?connect_timeout=2",
+            "host=/run/postgresql dbname=app",
+            "host=a,b port=5432,5433 user=x",
+            "hostaddr=127.0.0.1 dbname=app",
+        ] {
+            assert_eq!(check_url(url), Ok(()), "{url}");
+        }
+    }
+
+    #[test]
+    fn urls_that_can_never_connect_name_the_url_and_never_its_password() {
+        for (url, why) in [
+            ("postgres://app:hunter22@db:notaport/app", "port"),
+            (
+                "postgres://app:hunter22@db/app?bogus_option=1",
+                "bogus_option",
+            ),
+            ("not a url at all hunter22", "connection string"),
+            ("dbname=app password=hunter22", "names no host"),
+            ("host=a,b hostaddr=127.0.0.1 password=hunter22", "hostaddrs"),
+            ("host=a,b,c port=1,2 password=hunter22", "ports and hosts"),
+            ("", "names no host"),
+        ] {
+            let e = check_url(url).expect_err(url);
+            assert_eq!(e.field, "url");
+            let text = e.to_string();
+            assert!(text.contains(why), "{url}: {text}");
+            assert!(!text.contains("hunter22"), "{url}: {text}");
+        }
+    }
+
+    #[test]
+    fn schema_names_follow_the_documented_rule() {
+        for ok in ["a", "apikeys", "tenant_42", &"x".repeat(40)] {
+            assert_eq!(check_schema(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "1abc",
+            "_abc",
+            "Apikeys",
+            "a-b",
+            "a b",
+            "a;drop",
+            "é",
+            &"x".repeat(41),
+        ] {
+            let e = check_schema(bad).expect_err(bad);
+            assert_eq!(e.field, "schema");
+            assert!(e.reason.contains("1 to 40"), "{bad}");
+        }
     }
 }
