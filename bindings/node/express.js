@@ -181,12 +181,13 @@ function readBody(req, limit) {
   })
 }
 
+// principal.rateLimit: { limit, remaining, reset } with reset in milliseconds;
+// the header gives whole seconds, rounded up.
 function setRateLimitHeaders(res, rl) {
   if (!rl) return
   res.setHeader('ratelimit-limit', String(rl.limit))
   res.setHeader('ratelimit-remaining', String(rl.remaining))
-  const reset = rl.resetMs !== undefined ? rl.resetMs / 1000 : rl.reset
-  res.setHeader('ratelimit-reset', String(Math.max(0, Math.ceil(Number(reset) || 0))))
+  res.setHeader('ratelimit-reset', String(Math.max(0, Math.ceil((Number(rl.reset) || 0) / 1000))))
 }
 
 function refuse(res, r, closeConnection = false) {

@@ -423,9 +423,18 @@ for (const [name, checks] of Object.entries(CALLS)) {
 }
 
 // A principal with this call's rate limit status: a new frozen object with
-// the kept principal's fields (scopes is the same frozen array).
+// the kept principal's fields, in the same order and with the same fields
+// absent (scopes is the same frozen array). Written as literals of fixed
+// shapes: twice as fast as `{ ...p, rateLimit }` (bench.js measures the cost).
 function withStatus(p, limit, remaining, reset) {
-  return Object.freeze({ ...p, rateLimit: Object.freeze({ limit, remaining, reset }) })
+  const rateLimit = Object.freeze({ limit, remaining, reset })
+  if (p.owner !== undefined) {
+    return Object.freeze({ keyId: p.keyId, kind: p.kind, account: p.account, owner: p.owner, role: p.role, access: p.access, scopes: p.scopes, rateLimit })
+  }
+  if (p.target !== undefined) {
+    return Object.freeze({ keyId: p.keyId, kind: p.kind, account: p.account, access: p.access, scopes: p.scopes, target: p.target, rateLimit })
+  }
+  return Object.freeze({ keyId: p.keyId, kind: p.kind, account: p.account, access: p.access, scopes: p.scopes, rateLimit })
 }
 
 // An issued key: `secret` is a getter on the prototype, so it is in no own
