@@ -57,9 +57,9 @@ function makeKeys(keyring = new Keyring()) {
 }
 
 /** The example incidents service. */
-function incidentsApp(keyring) {
+function incidentsApp(keyring, options = {}) {
   const app = express()
-  const auth = apikeys(keyring, { maxEventBytes: EVENT_LIMIT })
+  const auth = apikeys(keyring, { maxEventBytes: EVENT_LIMIT, ...options })
   const items = []
   const open = (account, title, via) => {
     const i = { id: `Q${String(items.length + 1).padStart(6, '0')}`, type: 'incident', title, status: 'triggered', account, created_via: via }
@@ -380,6 +380,36 @@ describe('rate limits over loopback', { skip: skipExpress }, () => {
     } finally {
       await new Promise((r) => srv.close(r))
     }
+  })
+})
+
+describe('offThread: authenticateAsync over a SQLite store', { skip: skipExpress }, () => {
+  test('reads, refusals, events and limits answer as on the event loop', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'apikeys-express-'))
+    const keyring = await Keyring.open({ store: { sqlite: path.join(dir, 'keys.db') }, rateLimits: { generalKey: { requests: 3, windowMs: 60_000 } } })
+    const keys = makeKeys(keyring)
+    const server = incidentsApp(keyring, { offThread: true }).listen(0, '127.0.0.1')
+    await new Promise((r) => server.once('listening', r))
+    const port = server.address().port
+    try {
+      const a = await call(port, 'GET', '/incidents', auth(keys.full))
+      assert.equal(a.status, 200, a.whole)
+      assert.deepEqual([a.headers['ratelimit-limit'], a.headers['ratelimit-remaining']], ['3', '2'])
+      refused(keys, await call(port, 'POST', '/incidents', auth(keys.readOnly), '{}'), 403, 2010)
+      refused(keys, await call(port, 'GET', '/incidents', []), 401, 2006)
+      keyring.disable(admin, keys.readOnlyId)
+      refused(keys, await call(port, 'GET', '/incidents', auth(keys.readOnly)), 401, 2006)
+      assert.equal((await call(port, 'POST', '/v2/enqueue', [], event(keys.integration))).status, 202)
+      refused(keys, await call(port, 'POST', '/v2/enqueue', [], event(keys.full)), 400, 2006)
+      for (let i = 0; i < 2; i++) assert.equal((await call(port, 'GET', '/incidents', auth(keys.full))).status, 200)
+      const over = await call(port, 'GET', '/incidents', auth(keys.full))
+      refused(keys, over, 429, 2020)
+      assert.ok(Number(over.headers['retry-after']) >= 1)
+    } finally {
+      await new Promise((r) => server.close(r))
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+    assert.throws(() => apikeys(new Keyring(), { offThread: 'yes' }), TypeError)
   })
 })
 

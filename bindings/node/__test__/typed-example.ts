@@ -131,3 +131,14 @@ export async function everyCall(): Promise<string[]> {
 }
 
 export type { ApiKeyError }
+
+// The Express middleware's types (express.d.ts).
+import { apikeys, type ApiKeysOptions, type Middleware } from '../express'
+
+export function middleware(keyring: Keyring): Middleware[] {
+  const options: ApiKeysOptions = { maxEventBytes: 64 * 1024, offThread: true }
+  const auth = apikeys(keyring, options)
+  // @ts-expect-error: offThread is a boolean
+  apikeys(keyring, { offThread: 'yes' })
+  return [auth.rest('incidents.read'), auth.rest(), auth.events()]
+}
