@@ -305,3 +305,101 @@ impl Task for OpenTask {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(memory: Option<bool>, sqlite: Option<&str>, postgres: Option<&str>) -> StoreOptions {
+        StoreOptions {
+            memory,
+            sqlite: sqlite.map(str::to_owned),
+            postgres: postgres.map(str::to_owned),
+            schema: None,
+        }
+    }
+
+    fn field_of(r: CoreResult<impl Sized>) -> &'static str {
+        match r {
+            Err(apikeys::Error::InvalidInput { field, .. }) => field,
+            Err(e) => panic!("expected InvalidInput, got {e:?}"),
+            Ok(_) => panic!("expected InvalidInput, got a value"),
+        }
+    }
+
+    #[test]
+    fn a_store_plan_names_exactly_one_store() {
+        assert!(matches!(
+            store_plan(&store(Some(true), None, None)),
+            Ok(StorePlan::Memory)
+        ));
+        assert!(matches!(
+            store_plan(&store(None, Some("k.db"), None)),
+            Ok(StorePlan::Sqlite(p)) if p == std::path::Path::new("k.db")
+        ));
+        assert!(matches!(
+            store_plan(&store(None, None, Some("postgres://x/y"))),
+            Ok(StorePlan::Postgres { schema: None, .. })
+        ));
+        assert_eq!(field_of(store_plan(&store(None, None, None))), "store");
+        assert_eq!(
+            field_of(store_plan(&store(Some(true), Some("k.db"), None))),
+            "store"
+        );
+        assert_eq!(
+            field_of(store_plan(&store(Some(false), None, None))),
+            "store"
+        );
+        let mut s = store(None, Some("k.db"), None);
+        s.schema = Some("x".into());
+        assert_eq!(field_of(store_plan(&s)), "store");
+    }
+
+    #[test]
+    fn bad_paths_urls_and_schemas_are_invalid_input_naming_the_field() {
+        assert_eq!(
+            field_of(store_plan(&store(None, Some(""), None))),
+            "store.sqlite"
+        );
+        assert_eq!(
+            field_of(store_plan(&store(None, Some("a\0b"), None))),
+            "store.sqlite"
+        );
+        let long = "x".repeat(MAX_PATH_BYTES + 1);
+        assert_eq!(
+            field_of(store_plan(&store(None, Some(&long), None))),
+            "store.sqlite"
+        );
+        assert_eq!(
+            field_of(store_plan(&store(None, None, Some("")))),
+            "store.postgres"
+        );
+        let mut s = store(None, None, Some("postgres://x/y"));
+        s.schema = Some("x".repeat(41));
+        assert_eq!(field_of(store_plan(&s)), "store.schema");
+    }
+
+    #[test]
+    fn a_limiter_plan_checks_fallback_prefix_and_timeout() {
+        let o = |fallback: Option<&str>, timeout_ms: Option<u32>| RateLimiterOptions {
+            redis: "redis://127.0.0.1:6379/".into(),
+            fallback: fallback.map(str::to_owned),
+            prefix: None,
+            timeout_ms,
+        };
+        for f in ["local", "deny", "allow"] {
+            assert!(limiter_plan(&o(Some(f), Some(5))).is_ok(), "{f}");
+        }
+        assert_eq!(
+            field_of(limiter_plan(&o(Some("maybe"), None))),
+            "rate_limiter.fallback"
+        );
+        assert_eq!(
+            field_of(limiter_plan(&o(None, Some(0)))),
+            "rate_limiter.timeout_ms"
+        );
+        let mut empty = o(None, None);
+        empty.redis = String::new();
+        assert_eq!(field_of(limiter_plan(&empty)), "rate_limiter.redis");
+    }
+}
