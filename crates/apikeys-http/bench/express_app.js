@@ -1,6 +1,8 @@
 'use strict'
-// Express with (`auth`) or without (`plain`) require('apikeys/express'), for wrk.sh.
-//   node express_app.js plain|auth PORT
+// Express with (`auth`) or without (`plain`) require('apikeys/express'), for wrk.sh;
+// `noop` mounts a middleware that only calls next(), to tell Express's cost of
+// one more route handler from the middleware's own.
+//   node express_app.js plain|auth|noop PORT
 // Prints a full-access key on its first line, then serves GET /incidents
 // (needing incidents.read when protected) on 127.0.0.1:PORT. With
 // APIKEYS_BENCH_LIMITS=1 in the environment the keyring enforces a rate limit
@@ -21,5 +23,6 @@ const body = { incidents: [], limit: 25, offset: 0, more: false }
 const app = express()
 const handler = (req, res) => res.json(body)
 if (mode === 'auth') app.get('/incidents', apikeys(keyring).rest('incidents.read'), handler)
+else if (mode === 'noop') app.get('/incidents', (req, res, next) => next(), handler)
 else app.get('/incidents', handler)
 app.listen(port, '127.0.0.1')
