@@ -29,8 +29,17 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "test-node.sh: not set: ${missing[*]}; run scripts/test.sh, or source those scripts first" >&2
     exit 1
 fi
-# The Express and pdjs tests fail rather than skip when their packages are missing.
+# The Express and pdjs tests fail rather than skip when their packages are missing,
+# or openssl (the pdjs Events client speaks only https: the tests make a throwaway certificate).
 export APIKEYS_REQUIRE_TEST_DEPS=1
+if ! command -v openssl >/dev/null 2>&1; then
+    echo "test-node.sh: installing Debian's openssl (for the pdjs tests' certificate)"
+    if [ "$(id -u)" = 0 ]; then
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl) >/dev/null
+    else
+        (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl) >/dev/null
+    fi
+fi
 
 if [ -f package-lock.json ]; then
     npm ci --no-audit --no-fund
