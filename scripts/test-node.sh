@@ -4,6 +4,12 @@
 # --release`, checks that the committed generated files (binding.js,
 # index.d.ts) are what the build wrote, runs the tests with `node --test` and
 # the TypeScript check (`tsc --noEmit --strict`) of a typed example using every call.
+#
+# The store and rate-limit tests run against real servers: PostgreSQL
+# (APIKEYS_TEST_POSTGRES_URL, from scripts/services.sh) and Redis
+# (APIKEYS_TEST_REDIS_URL, from scripts/redis.sh). scripts/test.sh sources both
+# first; run by hand, source them first too. Without them this script fails:
+# those tests are never skipped.
 set -euo pipefail
 cd "$(dirname "$0")/../bindings/node"
 
@@ -15,6 +21,25 @@ if [ "$node_major" -lt 20 ]; then
     exit 1
 fi
 echo "node $(node --version), npm $(npm --version)"
+
+missing=()
+[ -n "${APIKEYS_TEST_POSTGRES_URL:-}" ] || missing+=("APIKEYS_TEST_POSTGRES_URL (source scripts/services.sh)")
+[ -n "${APIKEYS_TEST_REDIS_URL:-}" ] || missing+=("APIKEYS_TEST_REDIS_URL (source scripts/redis.sh)")
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "test-node.sh: not set: ${missing[*]}; run scripts/test.sh, or source those scripts first" >&2
+    exit 1
+fi
+# The Express and pdjs tests fail rather than skip when their packages are missing,
+# or openssl (the pdjs Events client speaks only https: the tests make a throwaway certificate).
+export APIKEYS_REQUIRE_TEST_DEPS=1
+if ! command -v openssl >/dev/null 2>&1; then
+    echo "test-node.sh: installing Debian's openssl (for the pdjs tests' certificate)"
+    if [ "$(id -u)" = 0 ]; then
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl) >/dev/null
+    else
+        (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl) >/dev/null
+    fi
+fi
 
 if [ -f package-lock.json ]; then
     npm ci --no-audit --no-fund

@@ -17,6 +17,9 @@
 //   mixed    — every key, 1 in 8 requests a POST, so disabled keys (1 in 16)
 //              and POSTs with read-only keys (1 in 3 keys) are refused; both
 //              sides then pay for creating and throwing an Error.
+// Then rate limits: the accepted workload on a keyring with rate limits (every
+// call answers a new principal carrying `rateLimit`) against the same on the
+// keyring without (the kept principal), alternating rounds again.
 // Run: `npm run bench` (after `npm run build`). `--check` exits non-zero if the
 // package is not at least 3× faster than the baseline on accepted requests.
 //
@@ -98,7 +101,7 @@ const workloads = {
   mixed: { order: shuffled(all), request: (n) => (n % 8 === 7 ? POST : GET) },
 }
 
-function run(authenticate, { order, request }, calls) {
+function run(authenticate, { order, request }, calls, keys = tokens) {
   let ok = 0
   let refused = 0
   const len = order.length
@@ -107,7 +110,7 @@ function run(authenticate, { order, request }, calls) {
   for (let n = 0; n < calls; n++) {
     const k = n % len
     try {
-      authenticate(tokens[order[k]], reqs[k])
+      authenticate(keys[order[k]], reqs[k])
       ok++
     } catch {
       refused++
@@ -163,6 +166,48 @@ for (const [name, w] of Object.entries(workloads)) {
   console.log(`  baseline Map + node:crypto      ${b.toFixed(0).padStart(6)} ns/call  ${(1e3 / b).toFixed(2)} M calls/s`)
   console.log(`  the package is ${ratio.toFixed(2)}× the baseline's speed (median of the rounds' ratios)`)
 }
+// ---- rate limits: the same keys' shape on a keyring that enforces a limit ----
+// (a limit no workload reaches: every call is accepted and carries its status)
+const limitedKeyring = new Keyring({ auditCapacity: 1, rateLimits: { generalKey: { requests: 1_000_000, windowMs: 60_000 } } })
+const limitedTokens = new Array(KEYS)
+for (let i = 0; i < KEYS; i++) {
+  if (disabled[i]) continue
+  limitedTokens[i] = limitedKeyring.createGeneralKey(admin, `key ${i}`, { readOnly: readOnly[i] }).secret
+}
+const limitedPkg = (token, request) => limitedKeyring.authenticate(token, request)
+// The addon's call alone (no principal object): what the limiter costs in Rust.
+const statusOut = new Float64Array(4)
+const limitedRaw = (token) => limitedKeyring._authenticateLimited(token, 1, undefined, statusOut)
+{
+  const w = workloads.accepted
+  const p0 = limitedPkg(limitedTokens[w.order[0]], GET)
+  if (p0.rateLimit === null || p0.rateLimit.limit !== 1_000_000) throw new Error('the limited keyring reports no status')
+  if (pkg(tokens[w.order[0]], GET).rateLimit !== null) throw new Error('the keyring without limits reports a status')
+  run(pkg, w, Math.min(CALLS, 200_000))
+  run(limitedPkg, w, Math.min(CALLS, 200_000), limitedTokens)
+  const without = []
+  const withLimits = []
+  const raw = []
+  const extra = []
+  for (let r = 0; r < ROUNDS; r++) {
+    const a = run(pkg, w, CALLS)
+    const b = run(limitedPkg, w, CALLS, limitedTokens)
+    const c = run(limitedRaw, w, CALLS, limitedTokens)
+    if (b.refused !== 0 || c.refused !== 0) throw new Error('the limited keyring refused a call')
+    without.push(a.nsPerCall)
+    withLimits.push(b.nsPerCall)
+    raw.push(b.nsPerCall - c.nsPerCall)
+    extra.push(b.nsPerCall - a.nsPerCall)
+  }
+  const a = median(without)
+  const b = median(withLimits)
+  console.log('rate limits: accepted workload, a limit of 1,000,000 a minute per key (never reached)')
+  console.log(`  without limits (kept principal)        ${a.toFixed(0).padStart(6)} ns/call  ${(1e3 / a).toFixed(2)} M calls/s`)
+  console.log(`  with limits (principal + rateLimit)    ${b.toFixed(0).padStart(6)} ns/call  ${(1e3 / b).toFixed(2)} M calls/s`)
+  console.log(`  limits cost ${median(extra).toFixed(0)} ns/call (median of the rounds' differences), ${((b / a - 1) * 100).toFixed(0)} %;`)
+  console.log(`  of which the per-call principal object (JavaScript) ${median(raw).toFixed(0)} ns, the rest the limiter (Rust)`)
+}
+
 if (CHECK && ratios.accepted < 3) {
   console.error(`bench: ${ratios.accepted.toFixed(2)}× on accepted requests, below the 3× target`)
   process.exit(1)

@@ -835,6 +835,8 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports._OpenedKeyring = nativeBinding._OpenedKeyring
+module.exports.OpenedKeyring = nativeBinding.OpenedKeyring
 module.exports.IssuedKey = nativeBinding.IssuedKey
 module.exports.Keyring = nativeBinding.Keyring
 module.exports.AccessLevel = nativeBinding.AccessLevel

@@ -15,6 +15,8 @@ export interface ApiKeyError extends Error {
   field?: string
   /** `ERR_RATE_LIMITED`: milliseconds until a retry may succeed. */
   retryAfter?: number
+  /** `ERR_RATE_LIMITED`: the requests allowed per window (the `ratelimit-limit` header). */
+  limit?: number
 }
 
 /** Whether `e` is an error of this package (any `code` above, or a TypeError for an argument). */

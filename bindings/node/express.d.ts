@@ -23,6 +23,13 @@ export declare class Rejection extends Error {
 export interface ApiKeysOptions {
   /** The Events body limit in bytes (default 512 KiB, PagerDuty's). */
   maxEventBytes?: number
+  /**
+   * Authenticate with `authenticateAsync`, on libuv's thread pool, so that a
+   * store or rate limiter waiting on the network (a cold PostgreSQL lookup, a
+   * Redis limiter) never stalls the event loop. Default `false`: the
+   * synchronous call, cheaper for the in-memory store and warm caches.
+   */
+  offThread?: boolean
 }
 
 /** Middleware factories bound to a Keyring. */

@@ -23,6 +23,9 @@
 //   internal error occurred". Answers to a known key carry the `ratelimit-*`
 //   headers when the principal reports its limits (`principal.rateLimit`).
 //
+// - `offThread: true` authenticates with `authenticateAsync` (libuv's thread
+//   pool): for a keyring whose store or limiter waits on the network.
+//
 // The middleware uses only node:http's request and response API, so it works
 // without Express too (call it as `(req, res, next)`).
 
@@ -181,12 +184,13 @@ function readBody(req, limit) {
   })
 }
 
+// principal.rateLimit: { limit, remaining, reset } with reset in milliseconds;
+// the header gives whole seconds, rounded up.
 function setRateLimitHeaders(res, rl) {
   if (!rl) return
   res.setHeader('ratelimit-limit', String(rl.limit))
   res.setHeader('ratelimit-remaining', String(rl.remaining))
-  const reset = rl.resetMs !== undefined ? rl.resetMs / 1000 : rl.reset
-  res.setHeader('ratelimit-reset', String(Math.max(0, Math.ceil(Number(reset) || 0))))
+  res.setHeader('ratelimit-reset', String(Math.max(0, Math.ceil((Number(rl.reset) || 0) / 1000))))
 }
 
 function refuse(res, r, closeConnection = false) {
@@ -211,13 +215,23 @@ function refuse(res, r, closeConnection = false) {
 /**
  * Middleware factories bound to a Keyring.
  * @param {import('./index').Keyring} keyring
- * @param {{ maxEventBytes?: number }} [options]
+ * @param {{ maxEventBytes?: number, offThread?: boolean }} [options]
  */
 function apikeys(keyring, options = {}) {
   if (!keyring || typeof keyring.authenticate !== 'function') {
     throw new TypeError('The "keyring" argument must be a Keyring')
   }
   const maxEventBytes = options.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES
+  if (options.offThread !== undefined && typeof options.offThread !== 'boolean') {
+    throw new TypeError('The "options.offThread" argument must be of type boolean')
+  }
+  // offThread: authenticate with authenticateAsync, on libuv's thread pool, so
+  // that a store or limiter waiting on the network (a cold PostgreSQL lookup,
+  // a Redis limiter) never stalls the event loop. Costs a thread hop per request.
+  const offThread = options.offThread === true
+  const check = offThread
+    ? (token, request) => keyring.authenticateAsync(token, request)
+    : (token, request) => keyring.authenticate(token, request)
 
   function rest(scope) {
     if (scope !== undefined && typeof scope !== 'string') {
@@ -231,6 +245,25 @@ function apikeys(keyring, options = {}) {
         if (e && e.code === 'ERR_INVALID_INPUT') throw e
       }
     }
+    const accept = (req, res, next, principal) => {
+      req.apikey = principal
+      setRateLimitHeaders(res, principal.rateLimit)
+      next()
+    }
+    if (offThread) {
+      return function apikeysRest(req, res, next) {
+        let token
+        try {
+          token = restToken(req)
+        } catch (e) {
+          return refuse(res, e)
+        }
+        check(token, { api: 'rest', method: req.method, scope }).then(
+          (principal) => accept(req, res, next, principal),
+          (e) => refuse(res, e instanceof Rejection ? e : fromError(e)),
+        )
+      }
+    }
     return function apikeysRest(req, res, next) {
       let principal
       try {
@@ -239,9 +272,7 @@ function apikeys(keyring, options = {}) {
       } catch (e) {
         return refuse(res, e instanceof Rejection ? e : fromError(e))
       }
-      req.apikey = principal
-      setRateLimitHeaders(res, principal.rateLimit)
-      next()
+      accept(req, res, next, principal)
     }
   }
 
@@ -250,8 +281,8 @@ function apikeys(keyring, options = {}) {
       const parsed = req.body !== undefined && req.body !== null && typeof req.body === 'object' && !Buffer.isBuffer(req.body)
       const body = parsed ? Promise.resolve(req.body) : readBody(req, maxEventBytes).then(parseEvent)
       body
-        .then((event) => {
-          const principal = keyring.authenticate(routingKeyOf(event), { api: 'events' })
+        .then((event) => Promise.all([event, check(routingKeyOf(event), { api: 'events' })]))
+        .then(([event, principal]) => {
           req.body = event
           req.apikey = principal
           setRateLimitHeaders(res, principal.rateLimit)

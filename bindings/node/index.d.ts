@@ -15,6 +15,8 @@ export interface ApiKeyError extends Error {
   field?: string
   /** `ERR_RATE_LIMITED`: milliseconds until a retry may succeed. */
   retryAfter?: number
+  /** `ERR_RATE_LIMITED`: the requests allowed per window (the `ratelimit-limit` header). */
+  limit?: number
 }
 
 /** Whether `e` is an error of this package (any `code` above, or a TypeError for an argument). */
@@ -28,6 +30,13 @@ export declare function isApiKeyError(e: unknown): e is ApiKeyError
  * can point the loader at a WASI artifact this package does not build itself.
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
+
+/**
+ * A keyring opened off the JavaScript thread by `Keyring.open`, waiting to
+ * be wrapped in a `Keyring` object. Not for direct use.
+ */
+export declare class _OpenedKeyring {}
+export type OpenedKeyring = _OpenedKeyring
 
 /**
  * A key just made. `secret` is the key itself: hand it to its user once. It
@@ -51,8 +60,32 @@ export declare class IssuedKey {
  * the JavaScript thread, for stores that block.
  */
 export declare class Keyring {
-  /** A keyring over an in-memory store (the default), or as `options` say. */
+  /**
+   * A keyring over an in-memory store (the default), or as `options` say.
+   * A durable store is opened here, on the JavaScript thread (a PostgreSQL
+   * store connects to the server): `Keyring.open(options)` does the same
+   * off the JavaScript thread. A bad path or URL, or a server that cannot
+   * be reached, throws `ERR_STORE` (or `ERR_INVALID_INPUT`).
+   */
   constructor(options?: KeyringOptions | undefined | null)
+  /**
+   * A keyring as `options` say, its store opened (and a PostgreSQL server
+   * connected to) off the JavaScript thread. Rejects with `ERR_STORE` when
+   * the store cannot be opened, `ERR_INVALID_INPUT` for bad options.
+   */
+  static open(options?: KeyringOptions | undefined | null): Promise<Keyring>
+  /**
+   * Write out what the store holds back (the last-use times a durable
+   * store queues, written every second anyway); call it at a clean
+   * shutdown. Returns how many were written (always 0 in memory).
+   */
+  flush(): number
+  /** `flush` off the JavaScript thread. */
+  flushAsync(): Promise<number>
+  /** The kind of store the keyring keeps its keys in. */
+  get storeKind(): 'memory' | 'sqlite' | 'postgres'
+  /** Whether `authenticate` enforces rate limits (the `rateLimits` option). */
+  get hasRateLimits(): boolean
   /**
    * Make a general access key (Owner or Admin). `{ readOnly: true }` makes a
    * read-only key; `expiresAt` a key that stops working then.
@@ -271,8 +304,8 @@ export interface KeyringOptions {
    */
   pepper?: string | Uint8Array
   /**
-   * Where keys are kept. Default: `{ memory: true }`. Durable stores
-   * (`{ sqlite: path }`, `{ postgres: url }`) come with their crates.
+   * Where keys are kept: `{ memory: true }` (the default), `{ sqlite: path }`
+   * or `{ postgres: url, schema? }`.
    */
   store?: StoreOptions
   /** How many audit events the in-memory audit trail keeps (default 10,000). */
@@ -283,6 +316,13 @@ export interface KeyringOptions {
    * `ERR_RATE_LIMITED` (429) with `retryAfter` in milliseconds. Default: none.
    */
   rateLimits?: 'pagerduty' | RateLimitOptions
+  /**
+   * Count requests against `rateLimits` in Redis (`{ redis: url }`), shared
+   * by every process using it, instead of in this process. Each
+   * `authenticate` is then a Redis round trip: `authenticateAsync` makes it
+   * off the JavaScript thread.
+   */
+  rateLimiter?: RateLimiterOptions
 }
 
 /** One rate limit: `requests` per `windowMs` milliseconds (a sliding window). */
@@ -294,8 +334,9 @@ export interface Limit {
 }
 
 /**
- * Who a request was authenticated as. The same key and role always give back
- * the same frozen object, so compare fields, not identity across role changes.
+ * Who a request was authenticated as: a frozen object. Without a rate limit
+ * the same key and role always give back the same object, so compare fields,
+ * not identity across role changes.
  */
 export interface Principal {
   /** The key's id. */
@@ -314,6 +355,34 @@ export interface Principal {
   scopes: Array<string>
   /** The service or orchestration of an Events key. */
   target?: string
+  /**
+   * This request's standing against its rate limit; `null` when no limit
+   * applies to the key (a keyring without `rateLimits`, or a class of key
+   * left unlimited). A principal with a status is a new object per call.
+   */
+  rateLimit: RateLimitStatus | null
+}
+
+/**
+ * A rate limiter shared through Redis: every process using the same Redis
+ * enforces one limit together.
+ */
+export interface RateLimiterOptions {
+  /**
+   * The Redis URL (`redis://host:port/`). It is checked at once but not
+   * connected to until the first request; it never appears in an error.
+   */
+  redis: string
+  /**
+   * What happens while Redis is unreachable: `'local'` (the default: each
+   * process enforces the limits alone), `'deny'` (refuse as rate limited) or
+   * `'allow'` (admit).
+   */
+  fallback?: 'local' | 'deny' | 'allow'
+  /** Prefix of every Redis key it writes (default `'apikeys:rl:'`). */
+  prefix?: string
+  /** Timeout of connecting and of each Redis call, in milliseconds (default 250). */
+  timeoutMs?: number
 }
 
 /**
@@ -329,6 +398,22 @@ export interface RateLimitOptions {
   scopedAccount?: Limit
   /** Each integration or routing key (PagerDuty: 120 a rolling minute). */
   eventsKey?: Limit
+}
+
+/**
+ * A successful request's standing against its rate limit: what the
+ * `ratelimit-limit`, `ratelimit-remaining` and `ratelimit-reset` headers say.
+ */
+export interface RateLimitStatus {
+  /** Requests allowed per window. */
+  limit: number
+  /** Requests still allowed in the current window, after this one. */
+  remaining: number
+  /**
+   * Milliseconds until the whole budget is available again (the
+   * `ratelimit-reset` header gives it in seconds, rounded up).
+   */
+  reset: number
 }
 
 /** What an authenticated call wants to do. */
@@ -358,8 +443,27 @@ export type Role = 'owner' | 'admin' | 'user' | 'limited_user' | 'observer' | 'r
  */
 export type RoleAlias = 'global_admin' | 'manager' | 'responder'
 
-/** Where keys are kept. Exactly one kind may be named. */
+/** Where keys are kept. Exactly one of `memory`, `sqlite` and `postgres` is named. */
 export interface StoreOptions {
   /** Keep keys in this process's memory (the default store). */
   memory?: boolean
+  /**
+   * Keep keys in this SQLite file (created if missing; WAL mode), shared by
+   * every process that opens it. Opening it reads the file: `Keyring.open`
+   * does that off the JavaScript thread.
+   */
+  sqlite?: string
+  /**
+   * Keep keys in PostgreSQL at this URL (`postgres://user:pass@host:port/db`),
+   * shared by every process and machine that connects. Connecting is network
+   * I/O: use `Keyring.open` to do it off the JavaScript thread. The URL never
+   * appears in an error.
+   */
+  postgres?: string
+  /**
+   * With `postgres`: keep the tables in this schema (created if missing;
+   * lowercase ASCII letters, digits and `_`, at most 40). Default: the
+   * connection's.
+   */
+  schema?: string
 }

@@ -2,7 +2,9 @@
 // require('apikeys/express') over a real loopback socket (app.listen on port
 // 0): plain HTTP requests for every edge case, the server still serving
 // afterwards, and PagerDuty's own client (@pagerduty/pdjs) against it.
-// Skipped when express (a test dependency) is not installed.
+// express and @pagerduty/pdjs are dev dependencies (package-lock.json): under
+// CI or scripts/test-node.sh (APIKEYS_REQUIRE_TEST_DEPS=1) a missing one fails
+// the run; elsewhere those tests are skipped, saying why.
 const { test, describe, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 const net = require('node:net')
@@ -25,6 +27,13 @@ function optional(name) {
 const express = optional('express')
 const pdjs = optional('@pagerduty/pdjs')
 const skipExpress = express ? false : 'express is not installed'
+const required = Boolean(process.env.CI || process.env.APIKEYS_REQUIRE_TEST_DEPS)
+
+test('the test dependencies are installed when required (CI, scripts/test-node.sh)', { skip: !required && 'not under CI' }, () => {
+  assert.ok(express, 'express is not installed: run `npm ci` in bindings/node')
+  assert.ok(pdjs, '@pagerduty/pdjs is not installed: run `npm ci` in bindings/node')
+  assert.ok(selfSignedCert(), 'openssl is needed for the pdjs tests (the Events client speaks only https)')
+})
 
 const EVENT_LIMIT = 64 * 1024
 const admin = { account: 'acme', user: 'PADMIN1', role: 'admin' }
@@ -48,9 +57,9 @@ function makeKeys(keyring = new Keyring()) {
 }
 
 /** The example incidents service. */
-function incidentsApp(keyring) {
+function incidentsApp(keyring, options = {}) {
   const app = express()
-  const auth = apikeys(keyring, { maxEventBytes: EVENT_LIMIT })
+  const auth = apikeys(keyring, { maxEventBytes: EVENT_LIMIT, ...options })
   const items = []
   const open = (account, title, via) => {
     const i = { id: `Q${String(items.length + 1).padStart(6, '0')}`, type: 'incident', title, status: 'triggered', account, created_via: via }
@@ -318,6 +327,7 @@ describe('rate limits over loopback', { skip: skipExpress }, () => {
       refused(keys, a, 429, 2020)
       const retry = Number(a.headers['retry-after'])
       assert.ok(retry >= 1 && retry <= 3600, a.whole)
+      assert.equal(a.headers['ratelimit-limit'], '2')
       assert.equal(a.headers['ratelimit-remaining'], '0')
       assert.equal(a.headers['ratelimit-reset'], String(retry))
       // Another key has its own budget.
@@ -325,6 +335,81 @@ describe('rate limits over loopback', { skip: skipExpress }, () => {
     } finally {
       await new Promise((r) => server.close(r))
     }
+  })
+
+  test('successful answers carry ratelimit-limit, -remaining and -reset; none without limits', async () => {
+    const limits = { generalKey: { requests: 3, windowMs: 60_000 }, eventsKey: { requests: 5, windowMs: 30_000 } }
+    const keys = makeKeys(new Keyring({ rateLimits: limits }))
+    const server = incidentsApp(keys.keyring).listen(0, '127.0.0.1')
+    await new Promise((r) => server.once('listening', r))
+    const port = server.address().port
+    try {
+      const remaining = []
+      for (let i = 0; i < 3; i++) {
+        const a = await call(port, 'GET', '/incidents', auth(keys.full))
+        assert.equal(a.status, 200, a.whole)
+        assert.equal(a.headers['ratelimit-limit'], '3')
+        assert.equal(a.headers['ratelimit-reset'], '60')
+        remaining.push(a.headers['ratelimit-remaining'])
+      }
+      assert.deepEqual(remaining, ['2', '1', '0'])
+      const ev = await call(port, 'POST', '/v2/enqueue', [], event(keys.integration))
+      assert.equal(ev.status, 202, ev.whole)
+      assert.deepEqual(
+        [ev.headers['ratelimit-limit'], ev.headers['ratelimit-remaining'], ev.headers['ratelimit-reset']],
+        ['5', '4', '30'],
+      )
+      // Refusals before the limiter (403) carry no budget and spend none.
+      refused(keys, await call(port, 'POST', '/incidents', auth(keys.readOnly), '{}'), 403, 2010)
+      const ro = await call(port, 'GET', '/incidents', auth(keys.readOnly))
+      assert.equal(ro.headers['ratelimit-remaining'], '2')
+      // A class without a limit (scoped tokens here): no headers.
+      const sc = await call(port, 'GET', '/incidents', auth(keys.scoped))
+      assert.equal(sc.status, 200)
+      assert.equal(sc.headers['ratelimit-limit'], undefined)
+    } finally {
+      await new Promise((r) => server.close(r))
+    }
+    const plain = makeKeys()
+    const srv = incidentsApp(plain.keyring).listen(0, '127.0.0.1')
+    await new Promise((r) => srv.once('listening', r))
+    try {
+      const a = await call(srv.address().port, 'GET', '/incidents', auth(plain.full))
+      assert.equal(a.status, 200)
+      for (const h of ['ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset']) assert.equal(a.headers[h], undefined, h)
+    } finally {
+      await new Promise((r) => srv.close(r))
+    }
+  })
+})
+
+describe('offThread: authenticateAsync over a SQLite store', { skip: skipExpress }, () => {
+  test('reads, refusals, events and limits answer as on the event loop', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'apikeys-express-'))
+    const keyring = await Keyring.open({ store: { sqlite: path.join(dir, 'keys.db') }, rateLimits: { generalKey: { requests: 3, windowMs: 60_000 } } })
+    const keys = makeKeys(keyring)
+    const server = incidentsApp(keyring, { offThread: true }).listen(0, '127.0.0.1')
+    await new Promise((r) => server.once('listening', r))
+    const port = server.address().port
+    try {
+      const a = await call(port, 'GET', '/incidents', auth(keys.full))
+      assert.equal(a.status, 200, a.whole)
+      assert.deepEqual([a.headers['ratelimit-limit'], a.headers['ratelimit-remaining']], ['3', '2'])
+      refused(keys, await call(port, 'POST', '/incidents', auth(keys.readOnly), '{}'), 403, 2010)
+      refused(keys, await call(port, 'GET', '/incidents', []), 401, 2006)
+      keyring.disable(admin, keys.readOnlyId)
+      refused(keys, await call(port, 'GET', '/incidents', auth(keys.readOnly)), 401, 2006)
+      assert.equal((await call(port, 'POST', '/v2/enqueue', [], event(keys.integration))).status, 202)
+      refused(keys, await call(port, 'POST', '/v2/enqueue', [], event(keys.full)), 400, 2006)
+      for (let i = 0; i < 2; i++) assert.equal((await call(port, 'GET', '/incidents', auth(keys.full))).status, 200)
+      const over = await call(port, 'GET', '/incidents', auth(keys.full))
+      refused(keys, over, 429, 2020)
+      assert.ok(Number(over.headers['retry-after']) >= 1)
+    } finally {
+      await new Promise((r) => server.close(r))
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+    assert.throws(() => apikeys(new Keyring(), { offThread: 'yes' }), TypeError)
   })
 })
 
@@ -412,6 +497,46 @@ describe('@pagerduty/pdjs against the service', { skip: skipExpress || (pdjs ? f
     const bad = await pdjs.event({ server: `127.0.0.1:${port}`, agent, data: { routing_key: keys.full, event_action: 'trigger', payload: { summary: 'x', source: 'y', severity: 'info' } } })
     assert.equal(bad.response.status, 400)
     assert.ok(!JSON.stringify(bad.data).includes(keys.full))
+  })
+
+  test('with real limits: ratelimit headers on every answer, then 429 with retry-after after the client gives up', { skip: !tls && 'openssl is not available' }, async () => {
+    const kr = new Keyring({ rateLimits: { generalKey: { requests: 2, windowMs: 3_600_000 }, eventsKey: { requests: 1, windowMs: 3_600_000 } } })
+    const k = makeKeys(kr)
+    const srv = https.createServer(tls, incidentsApp(kr))
+    const p = await listen(srv)
+    // requestTimeout 0: pdjs arms a do-nothing 30 s timer per request and
+    // clears it only on an answer that is not a final 429, which would keep
+    // the test process alive for 30 s.
+    const call = (opts) => pdjs.api({ token: k.full, server: `127.0.0.1:${p}`, endpoint: '/incidents', agent, retryTimeout: 5, requestTimeout: 0, ...opts })
+    try {
+      const first = await call()
+      assert.equal(first.response.status, 200)
+      assert.equal(first.response.headers.get('ratelimit-limit'), '2')
+      assert.equal(first.response.headers.get('ratelimit-remaining'), '1')
+      assert.equal(first.response.headers.get('ratelimit-reset'), '3600')
+      const second = await call()
+      assert.equal(second.response.headers.get('ratelimit-remaining'), '0')
+      // pdjs retries a 429 three times (after retryTimeout, not retry-after),
+      // then hands back the last answer.
+      const limited = await call()
+      assert.equal(limited.response.status, 429)
+      assert.equal(limited.data.error.code, 2020)
+      const retry = Number(limited.response.headers.get('retry-after'))
+      assert.ok(retry >= 1 && retry <= 3600, String(retry))
+      assert.equal(limited.response.headers.get('ratelimit-limit'), '2')
+      assert.equal(limited.response.headers.get('ratelimit-remaining'), '0')
+      assert.equal(limited.response.headers.get('ratelimit-reset'), String(retry))
+      // Events v2 through pdjs.event: one event, then 429.
+      const data = { routing_key: k.integration, event_action: 'trigger', payload: { summary: 'disk full', source: 'db1', severity: 'critical' } }
+      const ok = await pdjs.event({ server: `127.0.0.1:${p}`, agent, retryTimeout: 5, data })
+      assert.equal(ok.response.status, 202)
+      assert.equal(ok.response.headers.get('ratelimit-remaining'), '0')
+      const over = await pdjs.event({ server: `127.0.0.1:${p}`, agent, retryTimeout: 5, requestTimeout: 0, data })
+      assert.equal(over.response.status, 429)
+      assert.ok(Number(over.response.headers.get('retry-after')) >= 1)
+    } finally {
+      await new Promise((r) => srv.close(r))
+    }
   })
 
   test("a 429 is retried by the client's own retry handling", { skip: !tls && 'openssl is not available' }, async () => {

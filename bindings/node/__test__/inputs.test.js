@@ -114,10 +114,17 @@ test('fields of objects are checked by name too', () => {
 })
 
 test('a store this build does not have is refused, never silently replaced by memory', () => {
-  const e = throwsCode(() => new Keyring({ store: { sqlite: '/tmp/keys.db' } }), 'ERR_INVALID_INPUT', 400, 2001)
+  const e = throwsCode(() => new Keyring({ store: { mongodb: 'mongodb://x' } }), 'ERR_INVALID_INPUT', 400, 2001)
+  assert.match(e.message, /'mongodb'/)
   assert.match(e.message, /sqlite/)
+  assert.equal(e.field, 'options.store')
+  throwsCode(() => new Keyring({ store: {} }), 'ERR_INVALID_INPUT', 400, 2001)
+  throwsCode(() => new Keyring({ store: { memory: true, sqlite: '/tmp/x.db' } }), 'ERR_INVALID_INPUT', 400, 2001)
   throwsCode(() => new Keyring({ store: { memory: false } }), 'ERR_INVALID_INPUT', 400, 2001)
-  assert.ok(new Keyring({ store: { memory: true } }) instanceof Keyring)
+  const k = new Keyring({ store: { memory: true } })
+  assert.ok(k instanceof Keyring)
+  assert.equal(k.storeKind, 'memory')
+  assert.equal(k.flush(), 0)
 })
 
 test('bad values of the right type are ERR_INVALID_INPUT naming the field', () => {

@@ -106,7 +106,7 @@ test('records and principals carry only the hint, never a digest', () => {
   assert.deepEqual(fields, ['access', 'account', 'apiVersion', 'createdAt', 'createdBy', 'description', 'hint', 'id', 'kind', 'scopes'])
   assert.equal(k.record.hint.length, 4)
   const p = kr.authenticate(k.secret)
-  assert.deepEqual(Object.keys(p).sort(), ['access', 'account', 'keyId', 'kind', 'scopes'])
+  assert.deepEqual(Object.keys(p).sort(), ['access', 'account', 'keyId', 'kind', 'rateLimit', 'scopes'])
 })
 
 test('the reason an authentication failed is for the server only: not enumerable', () => {

@@ -15,6 +15,7 @@ import {
   type KeyKind,
   type KeyRecord,
   type Principal,
+  type RateLimitStatus,
   type Request,
   type Role,
 } from '../index'
@@ -24,9 +25,21 @@ export async function everyCall(): Promise<string[]> {
   const plain = new Keyring()
   const limited = new Keyring({ rateLimits: 'pagerduty' })
   const custom = new Keyring({ rateLimits: { generalKey: { requests: 960, windowMs: 60_000 } } })
-  void [limited, custom]
+  const shared = new Keyring({ rateLimits: 'pagerduty', rateLimiter: { redis: 'redis://127.0.0.1:6379/', fallback: 'deny', timeoutMs: 100 } })
+  const sqlite = new Keyring({ store: { sqlite: 'keys.db' } })
+  const opened: Keyring = await Keyring.open({ store: { sqlite: 'keys.db' } })
+  const written: number = sqlite.flush() + (await opened.flushAsync())
+  const storeKind: 'memory' | 'sqlite' | 'postgres' = opened.storeKind
+  const hasLimits: boolean = shared.hasRateLimits
+  void [limited, custom, written, storeKind, hasLimits]
   // @ts-expect-error: not a preset
   new Keyring({ rateLimits: 'generous' })
+  // @ts-expect-error: not a fallback
+  new Keyring({ rateLimits: 'pagerduty', rateLimiter: { redis: 'redis://x/', fallback: 'maybe' } })
+  const limitedKey = limited.createGeneralKey({ account: 'acme', user: 'PADMIN1', role: 'admin' }, 'limited')
+  const status: RateLimitStatus | null | undefined = limited.authenticate(limitedKey.secret).rateLimit
+  const remaining: number | undefined = status?.remaining
+  void remaining
   const admin: Actor = { account: 'acme', user: 'PADMIN1', role: 'admin' }
   const manager: Actor = { account: 'acme', user: 'PMGR1', role: 'manager' }
   const user: Actor = { account: 'acme', user: 'PUSER1', role: 'limited_user' }
@@ -58,7 +71,9 @@ export async function everyCall(): Promise<string[]> {
       const status: number = e.status
       const pdCode: number = e.pdCode
       const reason: string = e.reason
-      void [code, status, pdCode, reason]
+      const retryAfter: number | undefined = e.retryAfter
+      const limit: number | undefined = e.limit
+      void [code, status, pdCode, reason, retryAfter, limit]
     }
   }
 
@@ -116,3 +131,14 @@ export async function everyCall(): Promise<string[]> {
 }
 
 export type { ApiKeyError }
+
+// The Express middleware's types (express.d.ts).
+import { apikeys, type ApiKeysOptions, type Middleware } from '../express'
+
+export function middleware(keyring: Keyring): Middleware[] {
+  const options: ApiKeysOptions = { maxEventBytes: 64 * 1024, offThread: true }
+  const auth = apikeys(keyring, options)
+  // @ts-expect-error: offThread is a boolean
+  apikeys(keyring, { offThread: 'yes' })
+  return [auth.rest('incidents.read'), auth.rest(), auth.events()]
+}

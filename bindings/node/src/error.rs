@@ -99,8 +99,9 @@ fn build(env: &Env, e: &apikeys::Error) -> Result<Error> {
         apikeys::Error::InvalidInput { field, .. } => {
             obj.set_named_property("field", camel(field))?;
         }
-        apikeys::Error::RateLimited { retry_after, .. } => {
+        apikeys::Error::RateLimited { retry_after, limit } => {
             obj.set_named_property("retryAfter", retry_after.as_millis() as f64)?;
+            obj.set_named_property("limit", *limit)?;
         }
         _ => {}
     }

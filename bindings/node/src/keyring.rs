@@ -2,25 +2,18 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use apikeys::{AccessLevel as CoreAccess, MemoryAuditLog, MemoryStore, NewKey};
+use apikeys::{AccessLevel as CoreAccess, NewKey};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::error::to_js;
+use crate::open::{Durable, OpenTask, OpenedKeyring, Plan, invalid};
 use crate::types::{
     AccountSettings, Actor, AuditEvent, GeneralKeyOptions, KeyOptions, KeyRecord, KeyringOptions,
-    Principal, Request, Role, timestamp,
+    Principal, RateLimitStatus, Request, Role, timestamp,
 };
 
 type CoreResult<T> = apikeys::Result<T>;
-
-fn invalid(field: &'static str, reason: &str) -> apikeys::Error {
-    // `Error::invalid` is crate-private in the core; this builds the same variant.
-    apikeys::Error::InvalidInput {
-        field,
-        reason: reason.to_owned(),
-    }
-}
 
 fn core_actor(a: &Actor) -> CoreResult<apikeys::Actor> {
     let role = apikeys::Role::parse(&a.role)?;
@@ -288,6 +281,43 @@ fn principal_of(rec: &apikeys::KeyRecord, role: Option<Role>) -> Principal {
         access: rec.access.into(),
         scopes: rec.scopes.iter().map(ToString::to_string).collect(),
         target: rec.target.as_deref().map(str::to_owned),
+        rate_limit: Either::B(Null),
+    }
+}
+
+/// A principal object with this call's rate limit status.
+fn full_principal(slots: &Mutex<Slots>, p: &apikeys::Principal) -> CoreResult<Principal> {
+    let mut s = lock(slots);
+    let h = s.handle(p)?;
+    let mut out = s
+        .principal(h)
+        .ok_or_else(|| invalid("handle", "not a handle this keyring answered"))?;
+    if let Some(status) = p.rate_limit() {
+        out.rate_limit = Either::A(RateLimitStatus::from_core(status));
+    }
+    Ok(out)
+}
+
+/// A `Float64Array` of the JavaScript layer that `_authenticateLimited`
+/// writes the call's rate limit status into (napi reads it in place: no copy,
+/// no object). Spelled as an alias so that napi converts it as a typed array.
+type StatusOut<'a> = &'a mut [f64];
+
+/// Writes a principal's rate limit status into `out` (`[limit, remaining,
+/// reset ms, 1]`, or `[.., .., .., 0]` when no limit applies), for the
+/// JavaScript layer, which builds the `rateLimit` object.
+fn write_status(p: &apikeys::Principal, out: &mut [f64]) {
+    if out.len() < 4 {
+        return;
+    }
+    match p.rate_limit() {
+        Some(s) => {
+            out[0] = f64::from(s.limit);
+            out[1] = f64::from(s.remaining);
+            out[2] = s.reset.as_millis() as f64;
+            out[3] = 1.0;
+        }
+        None => out[3] = 0.0,
     }
 }
 
@@ -409,6 +439,8 @@ pub struct Keyring {
     inner: Arc<apikeys::Keyring>,
     slots: Arc<Mutex<Slots>>,
     errors: Mutex<Errors>,
+    durable: Durable,
+    limited: bool,
 }
 
 impl Keyring {
@@ -446,38 +478,76 @@ impl Keyring {
 #[napi]
 impl Keyring {
     /// A keyring over an in-memory store (the default), or as `options` say.
-    #[napi(constructor, catch_unwind)]
-    pub fn new(env: Env, options: Option<KeyringOptions>) -> Result<Keyring> {
-        let mut builder = apikeys::Keyring::builder().store(MemoryStore::new());
-        if let Some(o) = options {
-            if let Some(store) = &o.store {
-                if store.memory == Some(false) {
-                    return Err(to_js(
-                        &env,
-                        &invalid("store", "names no store; use { memory: true }"),
-                    ));
-                }
-            }
-            if let Some(p) = &o.pepper {
-                let bytes: &[u8] = match p {
-                    Either::A(s) => s.as_bytes(),
-                    Either::B(b) => b,
-                };
-                builder = builder.pepper(bytes);
-            }
-            if let Some(limits) = &o.rate_limits {
-                builder = builder.rate_limits(rate_limits(limits).map_err(|e| to_js(&env, &e))?);
-            }
-            if let Some(cap) = o.audit_capacity {
-                builder = builder.audit_sink(Arc::new(MemoryAuditLog::with_capacity(cap as usize)));
-            }
-        }
-        let inner = builder.build().map_err(|e| to_js(&env, &e))?;
+    /// A durable store is opened here, on the JavaScript thread (a PostgreSQL
+    /// store connects to the server): `Keyring.open(options)` does the same
+    /// off the JavaScript thread. A bad path or URL, or a server that cannot
+    /// be reached, throws `ERR_STORE` (or `ERR_INVALID_INPUT`).
+    #[napi(
+        constructor,
+        catch_unwind,
+        ts_args_type = "options?: KeyringOptions | undefined | null"
+    )]
+    pub fn new(
+        env: Env,
+        options: Option<KeyringOptions>,
+        opened: Option<&OpenedKeyring>,
+    ) -> Result<Keyring> {
+        let opened = match opened {
+            Some(o) => o
+                .take()
+                .ok_or_else(|| to_js(&env, &invalid("opened", "this keyring was already taken")))?,
+            None => Plan::new(options)
+                .and_then(Plan::open)
+                .map_err(|e| to_js(&env, &e))?,
+        };
         Ok(Keyring {
-            inner: Arc::new(inner),
+            inner: Arc::new(opened.keyring),
             slots: Arc::default(),
             errors: Mutex::default(),
+            durable: opened.durable,
+            limited: opened.limited,
         })
+    }
+
+    /// A keyring as `options` say, its store opened (and a PostgreSQL server
+    /// connected to) off the JavaScript thread. Rejects with `ERR_STORE` when
+    /// the store cannot be opened, `ERR_INVALID_INPUT` for bad options.
+    #[napi(catch_unwind, ts_return_type = "Promise<Keyring>")]
+    pub fn open(env: Env, options: Option<KeyringOptions>) -> Result<AsyncTask<OpenTask>> {
+        let plan = Plan::new(options).map_err(|e| to_js(&env, &e))?;
+        Ok(AsyncTask::new(OpenTask::new(plan)))
+    }
+
+    /// Write out what the store holds back (the last-use times a durable
+    /// store queues, written every second anyway); call it at a clean
+    /// shutdown. Returns how many were written (always 0 in memory).
+    #[napi(catch_unwind)]
+    pub fn flush(&self, env: Env) -> Result<u32> {
+        let r = self.durable.flush().map(saturating_u32);
+        self.sync(&env, r)
+    }
+
+    /// `flush` off the JavaScript thread.
+    #[napi(catch_unwind, ts_return_type = "Promise<number>")]
+    pub fn flush_async(&self) -> AsyncTask<Job<u32>> {
+        let durable = self.durable.clone();
+        Job::new(&self.inner, move |_| durable.flush().map(saturating_u32))
+    }
+
+    /// The kind of store the keyring keeps its keys in.
+    #[napi(
+        getter,
+        catch_unwind,
+        ts_return_type = "'memory' | 'sqlite' | 'postgres'"
+    )]
+    pub fn store_kind(&self) -> &'static str {
+        self.durable.name()
+    }
+
+    /// Whether `authenticate` enforces rate limits (the `rateLimits` option).
+    #[napi(getter, catch_unwind)]
+    pub fn has_rate_limits(&self) -> bool {
+        self.limited
     }
 
     // ---- creating keys ----
@@ -670,8 +740,11 @@ impl Keyring {
         token: String,
         request: Option<Request>,
     ) -> Result<Principal> {
-        let h = self.handle_for(&env, &token, request.as_ref())?;
-        self.principal_at(env, h)
+        let (api, method, scope) = request_parts(request.as_ref());
+        let r = core_request(api, method, scope)
+            .and_then(|req| self.inner.authenticate(&token, &req))
+            .and_then(|p| full_principal(&self.slots, &p));
+        self.sync(&env, r)
     }
 
     /// The hot path without objects: answers a handle for `_principal`, or,
@@ -699,8 +772,36 @@ impl Keyring {
         self.answer(&env, r)
     }
 
+    /// `_authenticate` for a keyring with rate limits: also writes the call's
+    /// rate limit status into `status` (see `write_status`).
+    #[napi(catch_unwind, js_name = "_authenticateLimited", skip_typescript)]
+    pub fn authenticate_limited(
+        &self,
+        env: Env,
+        token: String,
+        request: u32,
+        scope: Option<String>,
+        status: StatusOut<'_>,
+    ) -> Result<u32> {
+        let req = match coded_request(request) {
+            Some(r) => r,
+            None => return Err(to_js(&env, &invalid("api", "unknown request code"))),
+        };
+        let r = match scope {
+            Some(s) => req.with_scope(&s),
+            None => Ok(req),
+        }
+        .and_then(|req| self.inner.authenticate(&token, &req))
+        .and_then(|p| {
+            write_status(&p, status);
+            lock(&self.slots).handle(&p)
+        });
+        self.answer(&env, r)
+    }
+
     /// Like `_authenticate`, for any API and method names (the JavaScript
-    /// layer uses it for the uncommon ones).
+    /// layer uses it for the uncommon ones); writes the rate limit status into
+    /// `status` when given.
     #[napi(catch_unwind, js_name = "_authenticateNamed", skip_typescript)]
     pub fn authenticate_named(
         &self,
@@ -709,10 +810,16 @@ impl Keyring {
         api: String,
         method: String,
         scope: Option<String>,
+        status: Option<StatusOut<'_>>,
     ) -> Result<u32> {
         let r = core_request(&api, &method, scope.as_deref())
             .and_then(|req| self.inner.authenticate(&token, &req))
-            .and_then(|p| lock(&self.slots).handle(&p));
+            .and_then(|p| {
+                if let Some(out) = status {
+                    write_status(&p, out);
+                }
+                lock(&self.slots).handle(&p)
+            });
         self.answer(&env, r)
     }
 
@@ -735,7 +842,9 @@ impl Keyring {
         })
     }
 
-    /// `authenticate` off the JavaScript thread; answers a handle (see `_principal`).
+    /// `authenticate` off the JavaScript thread; answers `[handle]` (see
+    /// `_principal`), or `[handle, limit, remaining, reset ms]` when a rate
+    /// limit applied.
     #[napi(catch_unwind, js_name = "_authenticateAsync", skip_typescript)]
     pub fn authenticate_raw_async(
         &self,
@@ -743,12 +852,21 @@ impl Keyring {
         api: String,
         method: String,
         scope: Option<String>,
-    ) -> AsyncTask<Job<u32>> {
+    ) -> AsyncTask<Job<Vec<f64>>> {
         let slots = Arc::clone(&self.slots);
         Job::new(&self.inner, move |k| {
             let req = core_request(&api, &method, scope.as_deref())?;
             let p = k.authenticate(&token, &req)?;
-            lock(&slots).handle(&p)
+            let h = lock(&slots).handle(&p)?;
+            Ok(match p.rate_limit() {
+                None => vec![f64::from(h)],
+                Some(s) => vec![
+                    f64::from(h),
+                    f64::from(s.limit),
+                    f64::from(s.remaining),
+                    s.reset.as_millis() as f64,
+                ],
+            })
         })
     }
 
@@ -766,10 +884,7 @@ impl Keyring {
             let (api, method, scope) = request_parts(request.as_ref());
             let req = core_request(api, method, scope)?;
             let p = k.authenticate(&token, &req)?;
-            let mut s = lock(&slots);
-            let h = s.handle(&p)?;
-            s.principal(h)
-                .ok_or_else(|| invalid("handle", "not a handle this keyring answered"))
+            full_principal(&slots, &p)
         })
     }
 
@@ -936,16 +1051,6 @@ impl Keyring {
     }
 }
 
-impl Keyring {
-    fn handle_for(&self, env: &Env, token: &str, request: Option<&Request>) -> Result<u32> {
-        let (api, method, scope) = request_parts(request);
-        let r = core_request(api, method, scope)
-            .and_then(|req| self.inner.authenticate(token, &req))
-            .and_then(|p| lock(&self.slots).handle(&p));
-        self.sync(env, r)
-    }
-}
-
 fn request_parts(r: Option<&Request>) -> (&str, &str, Option<&str>) {
     match r {
         Some(r) => (
@@ -957,7 +1062,7 @@ fn request_parts(r: Option<&Request>) -> (&str, &str, Option<&str>) {
     }
 }
 
-fn rate_limits(
+pub(crate) fn rate_limits(
     o: &Either<String, crate::types::RateLimitOptions>,
 ) -> CoreResult<apikeys::RateLimits> {
     use apikeys::ratelimit::{Limit, LimitClass, RateLimits};
@@ -1026,7 +1131,7 @@ mod tests {
     use super::*;
 
     fn setup() -> (apikeys::Keyring, apikeys::Actor) {
-        let k = apikeys::Keyring::new(MemoryStore::new());
+        let k = apikeys::Keyring::new(apikeys::MemoryStore::new());
         (
             k,
             apikeys::Actor::new("acme", "PADMIN1", apikeys::Role::Admin),

@@ -24,11 +24,23 @@
 //!   limit errors, whose `retryAfter` changes each time, are thrown from Rust.
 //! - The request's method travels as a number for the seven common methods,
 //!   by name otherwise; scopes by name.
-//! - `store` accepts only `{ memory: true }` so far; an unknown store is an
-//!   error, never a silent fallback to memory.
+//! - `store` names exactly one of `{ memory: true }`, `{ sqlite: path }`,
+//!   `{ postgres: url, schema? }`; an unknown store is an error, never a silent
+//!   fallback to memory. `new Keyring(options)` opens it on the JavaScript
+//!   thread; `Keyring.open(options)` is its Promise twin, opening the store
+//!   (connecting to PostgreSQL) on libuv's thread pool.
+//! - `flush()` writes the queued last-use times of a durable store and answers
+//!   how many (0 in memory), like Python's `SqliteStore.flush()`.
+//! - With rate limits, `principal.rateLimit` is `{ limit, remaining, reset }`
+//!   (`reset` in milliseconds, like `retryAfter`), and a principal with a
+//!   status is a new frozen object per call (its other fields copied from the
+//!   one kept per key and role); without a limit it is `null`, and the kept
+//!   object is answered as before. `rateLimiter: { redis: url }` counts in
+//!   Redis (`apikeys-redis`).
 
 #![deny(unsafe_code)]
 
 pub mod error;
 pub mod keyring;
+pub mod open;
 pub mod types;

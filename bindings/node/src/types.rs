@@ -181,11 +181,55 @@ pub struct Request {
     pub scope: Option<String>,
 }
 
-/// Where keys are kept. Exactly one kind may be named.
+/// Where keys are kept. Exactly one of `memory`, `sqlite` and `postgres` is named.
 #[napi(object)]
 pub struct StoreOptions {
     /// Keep keys in this process's memory (the default store).
     pub memory: Option<bool>,
+    /// Keep keys in this SQLite file (created if missing; WAL mode), shared by
+    /// every process that opens it. Opening it reads the file: `Keyring.open`
+    /// does that off the JavaScript thread.
+    pub sqlite: Option<String>,
+    /// Keep keys in PostgreSQL at this URL (`postgres://user:pass@host:port/db`),
+    /// shared by every process and machine that connects. Connecting is network
+    /// I/O: use `Keyring.open` to do it off the JavaScript thread. The URL never
+    /// appears in an error.
+    pub postgres: Option<String>,
+    /// With `postgres`: keep the tables in this schema (created if missing;
+    /// lowercase ASCII letters, digits and `_`, at most 40). Default: the
+    /// connection's.
+    pub schema: Option<String>,
+}
+
+/// A rate limiter shared through Redis: every process using the same Redis
+/// enforces one limit together.
+#[napi(object)]
+pub struct RateLimiterOptions {
+    /// The Redis URL (`redis://host:port/`). It is checked at once but not
+    /// connected to until the first request; it never appears in an error.
+    pub redis: String,
+    /// What happens while Redis is unreachable: `'local'` (the default: each
+    /// process enforces the limits alone), `'deny'` (refuse as rate limited) or
+    /// `'allow'` (admit).
+    #[napi(ts_type = "'local' | 'deny' | 'allow'")]
+    pub fallback: Option<String>,
+    /// Prefix of every Redis key it writes (default `'apikeys:rl:'`).
+    pub prefix: Option<String>,
+    /// Timeout of connecting and of each Redis call, in milliseconds (default 250).
+    pub timeout_ms: Option<u32>,
+}
+
+/// A successful request's standing against its rate limit: what the
+/// `ratelimit-limit`, `ratelimit-remaining` and `ratelimit-reset` headers say.
+#[napi(object)]
+pub struct RateLimitStatus {
+    /// Requests allowed per window.
+    pub limit: u32,
+    /// Requests still allowed in the current window, after this one.
+    pub remaining: u32,
+    /// Milliseconds until the whole budget is available again (the
+    /// `ratelimit-reset` header gives it in seconds, rounded up).
+    pub reset: f64,
 }
 
 /// One rate limit: `requests` per `windowMs` milliseconds (a sliding window).
@@ -219,8 +263,8 @@ pub struct KeyringOptions {
     /// must use the same pepper. Default: plain SHA-256.
     #[napi(ts_type = "string | Uint8Array")]
     pub pepper: Option<napi::Either<String, napi::bindgen_prelude::Uint8Array>>,
-    /// Where keys are kept. Default: `{ memory: true }`. Durable stores
-    /// (`{ sqlite: path }`, `{ postgres: url }`) come with their crates.
+    /// Where keys are kept: `{ memory: true }` (the default), `{ sqlite: path }`
+    /// or `{ postgres: url, schema? }`.
     pub store: Option<StoreOptions>,
     /// How many audit events the in-memory audit trail keeps (default 10,000).
     pub audit_capacity: Option<u32>,
@@ -229,6 +273,11 @@ pub struct KeyringOptions {
     /// `ERR_RATE_LIMITED` (429) with `retryAfter` in milliseconds. Default: none.
     #[napi(ts_type = "'pagerduty' | RateLimitOptions")]
     pub rate_limits: Option<napi::Either<String, RateLimitOptions>>,
+    /// Count requests against `rateLimits` in Redis (`{ redis: url }`), shared
+    /// by every process using it, instead of in this process. Each
+    /// `authenticate` is then a Redis round trip: `authenticateAsync` makes it
+    /// off the JavaScript thread.
+    pub rate_limiter: Option<RateLimiterOptions>,
 }
 
 /// Who disabled a key, and when.
@@ -310,8 +359,9 @@ impl From<&apikeys::KeyRecord> for KeyRecord {
     }
 }
 
-/// Who a request was authenticated as. The same key and role always give back
-/// the same frozen object, so compare fields, not identity across role changes.
+/// Who a request was authenticated as: a frozen object. Without a rate limit
+/// the same key and role always give back the same object, so compare fields,
+/// not identity across role changes.
 #[napi(object)]
 pub struct Principal {
     /// The key's id.
@@ -330,6 +380,20 @@ pub struct Principal {
     pub scopes: Vec<String>,
     /// The service or orchestration of an Events key.
     pub target: Option<String>,
+    /// This request's standing against its rate limit; `null` when no limit
+    /// applies to the key (a keyring without `rateLimits`, or a class of key
+    /// left unlimited). A principal with a status is a new object per call.
+    pub rate_limit: napi::Either<RateLimitStatus, napi::bindgen_prelude::Null>,
+}
+
+impl RateLimitStatus {
+    pub(crate) fn from_core(s: &apikeys::RateLimitStatus) -> RateLimitStatus {
+        RateLimitStatus {
+            limit: s.limit,
+            remaining: s.remaining,
+            reset: s.reset.as_millis() as f64,
+        }
+    }
 }
 
 /// One management call, allowed or refused. Never holds a key.
