@@ -49,7 +49,7 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let local = LocalRateLimiter::new();
     // A limit that is never reached, so every call takes the admit path.
-    let lim = Limit::new(u32::MAX, Duration::from_millis(1));
+    let lim = Limit::new(u32::MAX, Duration::from_millis(1)).unwrap();
     let mut g = c.benchmark_group("rate_limiter");
     let mut i = 0u64;
     g.bench_function("local_acquire", |b| {
