@@ -5,9 +5,12 @@
 //!
 //! The store holds 1,000,000 general keys (`APIKEYS_BENCH_KEYS` changes that).
 //! Three access patterns:
-//! - `verify_valid`, `authenticate_valid`, `authenticate_limited`: one key,
+//! - `verify_valid`, `authenticate_valid`, `authenticate_limited*`: one key,
 //!   again and again — its data is in cache, as the floor's input is, so the
-//!   difference is the work apikeys adds;
+//!   difference is the work apikeys adds. `authenticate_limited` is a general
+//!   key under PagerDuty's limits with the in-process limiter (its own budget);
+//!   `…_user_token` counts in its owner's budget and `…_scoped` in its
+//!   account's (those buckets are found by hashing their names);
 //! - `…_1024_active`: 1,024 keys spread over the store, in turn (a busy
 //!   service's working set); adds the cache misses of reaching their records;
 //! - `verify_valid_scattered`: every key of the store in a scattered order:
@@ -18,9 +21,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use apikeys::{
-    Clock, KeyHasher, KeyKind, KeyStore, Keyring, RateLimits, Request, SystemClock, Timestamp,
+    Actor, Clock, KeyHasher, KeyKind, KeyStore, Keyring, RateLimits, Request, Role, SystemClock,
+    Timestamp,
 };
-use apikeys_benches::{fixture, next_index};
+use apikeys_benches::{ACCOUNT, fixture, next_index};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
@@ -79,6 +83,12 @@ fn hot_path(c: &mut Criterion) {
         .build()
         .unwrap();
     let get = Request::rest("GET");
+    let manager = Actor::new(ACCOUNT, "PBENCHMANAGER", Role::Manager);
+    let user_token = limited.create_user_token(&manager, "bench").unwrap();
+    let scoped = limited
+        .create_scoped_token(&manager, "bench", &["incidents.read"])
+        .unwrap();
+    let read_incidents = Request::rest("GET").with_scope("incidents.read").unwrap();
 
     let mut g = c.benchmark_group("hot_path");
     g.throughput(Throughput::Elements(1));
@@ -101,6 +111,30 @@ fn hot_path(c: &mut Criterion) {
         b.iter(|| {
             // Read in place, as a server would when setting the ratelimit-* headers.
             let r = limited.authenticate(black_box(one), &get);
+            let remaining = r
+                .as_ref()
+                .ok()
+                .and_then(|p| p.rate_limit())
+                .map(|s| s.remaining);
+            assert!(black_box(remaining).is_some());
+        })
+    });
+    g.bench_function("authenticate_limited_user_token", |b| {
+        let token = user_token.secret().expose();
+        b.iter(|| {
+            let r = limited.authenticate(black_box(token), &get);
+            let remaining = r
+                .as_ref()
+                .ok()
+                .and_then(|p| p.rate_limit())
+                .map(|s| s.remaining);
+            assert!(black_box(remaining).is_some());
+        })
+    });
+    g.bench_function("authenticate_limited_scoped", |b| {
+        let token = scoped.secret().expose();
+        b.iter(|| {
+            let r = limited.authenticate(black_box(token), &read_incidents);
             let remaining = r
                 .as_ref()
                 .ok()
