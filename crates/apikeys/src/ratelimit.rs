@@ -28,6 +28,12 @@
 //! 4 bytes per admitted request still in the window of an active bucket (at
 //! most 3.8 KB for a key at 960 a minute); idle buckets are swept away.
 //!
+//! A bucket whose limit changes (keys with different overrides that share
+//! their owner's or account's budget, or a limit lowered while requests are in
+//! the window) keeps every admission until it leaves the window: each request
+//! is admitted only if fewer than *its* limit lie in the window, so switching
+//! limits back and forth never lets more through than the higher one.
+//!
 //! Times within a bucket never run backwards: if the clock steps back, the
 //! bucket treats the time as standing still at its newest admission until the
 //! clock catches up (so the log stays ordered and the guarantee holds).
@@ -39,7 +45,8 @@
 //! hashed again — and, in steady state, one pop and one push on a ring buffer
 //! of `u32` offsets: no allocation. User and account buckets hash their names
 //! (foldhash) once per request. `cargo bench -p apikeys-benches --bench hot_path`
-//! measures `authenticate_limited` beside `sha256_raw`.
+//! measures `authenticate_limited` beside `sha256_raw`, and `cargo run --release
+//! -p apikeys-benches --example limiter_overhead` what the limiter adds.
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
