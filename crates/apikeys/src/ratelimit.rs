@@ -862,14 +862,21 @@ fn other(l: &dyn RateLimiter, bucket: RateBucket<'_>, limit: Limit, now: Timesta
     Verdict::of(l.acquire(bucket, limit, now))
 }
 
-/// Counts of requests refused by the limiter, per key.
-#[derive(Debug, Default)]
-pub(crate) struct Rejections(Mutex<HashMap<KeyId, u64>>);
+/// Counts of requests refused by the limiter, per key: 16 shards by key id,
+/// so a flood of refused requests does not queue on one lock.
+#[derive(Debug)]
+pub(crate) struct Rejections(Box<[Mutex<HashMap<KeyId, u64>>]>);
+
+impl Default for Rejections {
+    fn default() -> Self {
+        Rejections((0..16).map(|_| Mutex::default()).collect())
+    }
+}
 
 impl Rejections {
     pub(crate) fn count(&self, id: KeyId) {
-        *self
-            .0
+        let shard = &self.0[(id.as_u64() >> 32) as usize % self.0.len()];
+        *shard
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .entry(id)
@@ -879,10 +886,11 @@ impl Rejections {
     pub(crate) fn snapshot(&self) -> Vec<(KeyId, u64)> {
         let mut v: Vec<_> = self
             .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
             .iter()
-            .map(|(k, v)| (*k, *v))
+            .flat_map(|shard| {
+                let counts = shard.lock().unwrap_or_else(PoisonError::into_inner);
+                counts.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>()
+            })
             .collect();
         v.sort();
         v
