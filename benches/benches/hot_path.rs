@@ -5,9 +5,12 @@
 //!
 //! The store holds 1,000,000 general keys (`APIKEYS_BENCH_KEYS` changes that).
 //! Three access patterns:
-//! - `verify_valid`, `authenticate_valid`, `authenticate_limited`: one key,
+//! - `verify_valid`, `authenticate_valid`, `authenticate_limited*`: one key,
 //!   again and again — its data is in cache, as the floor's input is, so the
-//!   difference is the work apikeys adds;
+//!   difference is the work apikeys adds. `authenticate_limited` is a general
+//!   key under PagerDuty's limits with the in-process limiter (its own budget);
+//!   `…_user_token` counts in its owner's budget and `…_scoped` in its
+//!   account's (those buckets are found by hashing their names);
 //! - `…_1024_active`: 1,024 keys spread over the store, in turn (a busy
 //!   service's working set); adds the cache misses of reaching their records;
 //! - `verify_valid_scattered`: every key of the store in a scattered order:
@@ -17,8 +20,11 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use apikeys::{Clock, KeyHasher, KeyKind, KeyStore, Keyring, RateLimits, Request, Timestamp};
-use apikeys_benches::{fixture, next_index};
+use apikeys::{
+    Actor, Clock, KeyHasher, KeyKind, KeyStore, Keyring, RateLimits, Request, Role, SystemClock,
+    Timestamp,
+};
+use apikeys_benches::{ACCOUNT, fixture, next_index};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
@@ -39,15 +45,19 @@ fn verify(store: &dyn KeyStore, hasher: &KeyHasher, token: &str) -> bool {
     }
 }
 
-/// A clock that moves 63 ms forward at every reading: one key read in a loop
-/// then makes 952 requests per simulated minute, just under PagerDuty's 960,
-/// so the limiter takes its admit path every time (with the real clock the
-/// loop would exhaust the budget within a millisecond and measure refusals).
+/// A clock 63 ms further on at every reading: one key read in a loop then makes
+/// at most 953 requests per simulated minute, just under PagerDuty's 960, so the
+/// limiter takes its admit path every time (with the real clock the loop would
+/// exhaust the budget within a millisecond and measure refusals). It reads the
+/// real clock too, so it costs what [`SystemClock`] costs, plus a plain load
+/// and store (no atomic read-modify-write: only one thread reads it).
 struct TickingClock(AtomicU64);
 
 impl Clock for TickingClock {
     fn now(&self) -> Timestamp {
-        Timestamp::from_unix_millis(self.0.fetch_add(63, Ordering::Relaxed))
+        let ticks = self.0.load(Ordering::Relaxed);
+        self.0.store(ticks + 1, Ordering::Relaxed);
+        Timestamp::from_unix_millis(SystemClock.now().unix_millis() + 63 * ticks)
     }
 }
 
@@ -68,11 +78,17 @@ fn hot_path(c: &mut Criterion) {
         .collect();
     let limited = Keyring::builder()
         .shared_store(fx.store.clone())
-        .clock(TickingClock(AtomicU64::new(Timestamp::now().unix_millis())))
+        .clock(TickingClock(AtomicU64::new(0)))
         .rate_limits(RateLimits::pagerduty())
         .build()
         .unwrap();
     let get = Request::rest("GET");
+    let manager = Actor::new(ACCOUNT, "PBENCHMANAGER", Role::Manager);
+    let user_token = limited.create_user_token(&manager, "bench").unwrap();
+    let scoped = limited
+        .create_scoped_token(&manager, "bench", &["incidents.read"])
+        .unwrap();
+    let read_incidents = Request::rest("GET").with_scope("incidents.read").unwrap();
 
     let mut g = c.benchmark_group("hot_path");
     g.throughput(Throughput::Elements(1));
@@ -93,8 +109,38 @@ fn hot_path(c: &mut Criterion) {
     });
     g.bench_function("authenticate_limited", |b| {
         b.iter(|| {
-            let p = limited.authenticate(black_box(one), &get).unwrap();
-            black_box(p.rate_limit().map(|s| s.remaining))
+            // Read in place, as a server would when setting the ratelimit-* headers.
+            let r = limited.authenticate(black_box(one), &get);
+            let remaining = r
+                .as_ref()
+                .ok()
+                .and_then(|p| p.rate_limit())
+                .map(|s| s.remaining);
+            assert!(black_box(remaining).is_some());
+        })
+    });
+    g.bench_function("authenticate_limited_user_token", |b| {
+        let token = user_token.secret().expose();
+        b.iter(|| {
+            let r = limited.authenticate(black_box(token), &get);
+            let remaining = r
+                .as_ref()
+                .ok()
+                .and_then(|p| p.rate_limit())
+                .map(|s| s.remaining);
+            assert!(black_box(remaining).is_some());
+        })
+    });
+    g.bench_function("authenticate_limited_scoped", |b| {
+        let token = scoped.secret().expose();
+        b.iter(|| {
+            let r = limited.authenticate(black_box(token), &read_incidents);
+            let remaining = r
+                .as_ref()
+                .ok()
+                .and_then(|p| p.rate_limit())
+                .map(|s| s.remaining);
+            assert!(black_box(remaining).is_some());
         })
     });
     g.bench_function("verify_malformed", |b| {

@@ -1066,13 +1066,16 @@ pub(crate) fn rate_limits(
     o: &Either<String, crate::types::RateLimitOptions>,
 ) -> CoreResult<apikeys::RateLimits> {
     use apikeys::ratelimit::{Limit, LimitClass, RateLimits};
+    // Zero requests or a window out of range is refused by `Limit::new`.
     let limit = |l: &Option<crate::types::Limit>| {
-        l.as_ref().map(|l| {
-            Limit::new(
-                l.requests,
-                std::time::Duration::from_millis(u64::from(l.window_ms)),
-            )
-        })
+        l.as_ref()
+            .map(|l| {
+                Limit::new(
+                    l.requests,
+                    std::time::Duration::from_millis(u64::from(l.window_ms)),
+                )
+            })
+            .transpose()
     };
     match o {
         Either::A(name) if name == "pagerduty" => Ok(RateLimits::pagerduty()),
@@ -1081,10 +1084,10 @@ pub(crate) fn rate_limits(
             "must be 'pagerduty' or { generalKey, user, scopedAccount, eventsKey }",
         )),
         Either::B(o) => Ok(RateLimits::none()
-            .with_limit(LimitClass::GeneralKey, limit(&o.general_key))
-            .with_limit(LimitClass::User, limit(&o.user))
-            .with_limit(LimitClass::ScopedAccount, limit(&o.scoped_account))
-            .with_limit(LimitClass::EventsKey, limit(&o.events_key))),
+            .with_limit(LimitClass::GeneralKey, limit(&o.general_key)?)
+            .with_limit(LimitClass::User, limit(&o.user)?)
+            .with_limit(LimitClass::ScopedAccount, limit(&o.scoped_account)?)
+            .with_limit(LimitClass::EventsKey, limit(&o.events_key)?)),
     }
 }
 

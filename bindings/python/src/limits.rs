@@ -6,13 +6,17 @@
 //!   as a `timedelta`.
 //! - Limit classes are strings: `"general_key"`, `"user"`, `"scoped_account"`,
 //!   `"events_key"`. `None` as a limit means unlimited.
-//! - `RateLimits` is immutable: every `with_…` returns a new value.
+//! - `RateLimits` is immutable: every `with_…` returns a new value; what was
+//!   set reads back with `limit`, `account_limits()` and `key_limits()`.
+//! - `Limit` checks come from the core (`Limit::new`): at least one request, a
+//!   window of 1 ms to 31 days; the window is taken to the microsecond, then
+//!   counted in whole milliseconds.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDelta, PyDeltaAccess, PyFloat, PyInt};
+use pyo3::types::{PyDelta, PyDeltaAccess, PyDict, PyFloat, PyInt};
 
 use apikeys::{KeyId, LimitClass};
 
@@ -33,24 +37,37 @@ fn class(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<LimitClass> {
     }
 }
 
+fn class_name(c: LimitClass) -> &'static str {
+    match c {
+        LimitClass::GeneralKey => "general_key",
+        LimitClass::User => "user",
+        LimitClass::ScopedAccount => "scoped_account",
+        LimitClass::EventsKey => "events_key",
+    }
+}
+
+/// Seconds as given (int, float or `timedelta`), type-checked only.
+fn seconds_f64(v: &Bound<'_, PyAny>, field: &'static str) -> PyResult<f64> {
+    if let Ok(d) = v.cast::<PyDelta>() {
+        Ok(f64::from(d.get_days()) * 86_400.0
+            + f64::from(d.get_seconds())
+            + f64::from(d.get_microseconds()) / 1e6)
+    } else if (v.is_instance_of::<PyFloat>() || v.is_instance_of::<PyInt>())
+        && !v.is_instance_of::<pyo3::types::PyBool>()
+    {
+        v.extract::<f64>()
+    } else {
+        Err(convert::wrong_type(v, field, "float or datetime.timedelta"))
+    }
+}
+
 /// Seconds (int, float or `timedelta`) as a positive `Duration`.
 pub(crate) fn seconds(
     py: Python<'_>,
     v: &Bound<'_, PyAny>,
     field: &'static str,
 ) -> PyResult<Duration> {
-    let secs = if let Ok(d) = v.cast::<PyDelta>() {
-        f64::from(d.get_days()) * 86_400.0
-            + f64::from(d.get_seconds())
-            + f64::from(d.get_microseconds()) / 1e6
-    } else if v.is_instance_of::<PyFloat>() || v.is_instance_of::<PyInt>() {
-        if v.is_instance_of::<pyo3::types::PyBool>() {
-            return Err(convert::wrong_type(v, field, "float or datetime.timedelta"));
-        }
-        v.extract::<f64>()?
-    } else {
-        return Err(convert::wrong_type(v, field, "float or datetime.timedelta"));
-    };
+    let secs = seconds_f64(v, field)?;
     if !(0.001..=366.0 * 86_400.0).contains(&secs) {
         return Err(errors::invalid(
             py,
@@ -77,16 +94,27 @@ impl Limit {
         if !requests.is_instance_of::<PyInt>() || requests.is_instance_of::<pyo3::types::PyBool>() {
             return Err(convert::wrong_type(requests, "requests", "int"));
         }
+        // Out of u32's range is a conversion error here; zero is the core's to refuse.
         let n: u32 = requests
             .extract::<u64>()
             .ok()
             .and_then(|n| u32::try_from(n).ok())
-            .filter(|n| *n > 0)
             .ok_or_else(|| errors::invalid(py, "requests", "must be between 1 and 4294967295"))?;
-        Ok(Limit(apikeys::Limit::new(
-            n,
-            seconds(py, window, "window")?,
-        )))
+        let secs = seconds_f64(window, "window")?;
+        if !secs.is_finite() || secs < 0.0 {
+            return Err(errors::invalid(
+                py,
+                "window",
+                "must be a finite, positive number of seconds",
+            ));
+        }
+        // To the microsecond first (a timedelta's precision), so that 1.001 s is
+        // 1001 ms and not 1000.999…; the core counts whole milliseconds and
+        // refuses a window under 1 ms or over 31 days.
+        let window = Duration::from_micros((secs * 1e6).round() as u64);
+        apikeys::Limit::new(n, window)
+            .map(Limit)
+            .map_err(|e| errors::to_py(py, e))
     }
     /// `requests` per minute.
     #[staticmethod]
@@ -96,18 +124,18 @@ impl Limit {
     /// Requests admitted per window.
     #[getter]
     fn requests(&self) -> u32 {
-        self.0.requests
+        self.0.requests()
     }
-    /// The window in seconds.
+    /// The window in seconds (whole milliseconds).
     #[getter]
     fn window(&self) -> f64 {
-        self.0.window.as_secs_f64()
+        self.0.window().as_secs_f64()
     }
     fn __repr__(&self) -> String {
         format!(
             "Limit({}, {:?})",
-            self.0.requests,
-            self.0.window.as_secs_f64()
+            self.0.requests(),
+            self.0.window().as_secs_f64()
         )
     }
 }
@@ -181,21 +209,48 @@ impl RateLimits {
             self.0.clone().with_key_limit(id, opt_limit(limit)?),
         ))
     }
-    /// The default limit of a class.
+    /// The default limit of a class (`None`: unlimited).
     fn limit(&self, py: Python<'_>, limit_class: &Bound<'_, PyAny>) -> PyResult<Option<Limit>> {
         Ok(self.0.limit(class(py, limit_class)?).map(Limit))
     }
+    /// Every account override: `{account: {limit_class: Limit or None}}`,
+    /// with only the classes set for that account (`None`: made unlimited).
+    fn account_limits<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let out = PyDict::new(py);
+        for (account, c, limit) in self.0.account_limits() {
+            let per = match out.get_item(account)? {
+                Some(d) => d.cast_into::<PyDict>()?,
+                None => {
+                    let d = PyDict::new(py);
+                    out.set_item(account, &d)?;
+                    d
+                }
+            };
+            per.set_item(class_name(c), limit.map(Limit))?;
+        }
+        Ok(out)
+    }
+    /// Every key override: `{key_id: Limit or None}` (`None`: made unlimited).
+    fn key_limits<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let out = PyDict::new(py);
+        for (id, limit) in self.0.key_limits() {
+            out.set_item(id.to_string(), limit.map(Limit))?;
+        }
+        Ok(out)
+    }
     fn __repr__(&self) -> String {
         let show = |c| match self.0.limit(c) {
-            Some(l) => format!("{}/{:?}s", l.requests, l.window.as_secs_f64()),
+            Some(l) => format!("{}/{:?}s", l.requests(), l.window().as_secs_f64()),
             None => "None".to_owned(),
         };
         format!(
-            "RateLimits(general_key={}, user={}, scoped_account={}, events_key={}, ...)",
+            "RateLimits(general_key={}, user={}, scoped_account={}, events_key={}, account_overrides={}, key_overrides={})",
             show(LimitClass::GeneralKey),
             show(LimitClass::User),
             show(LimitClass::ScopedAccount),
-            show(LimitClass::EventsKey)
+            show(LimitClass::EventsKey),
+            self.0.account_limits().len(),
+            self.0.key_limits().len()
         )
     }
 }

@@ -196,11 +196,66 @@ def test_threads_admit_exactly_the_limit(clock: apikeys.ManualClock, admin: apik
         ((5, float("inf")), apikeys.InvalidInput),
         ((5, "60"), TypeError),
         ((5, None), TypeError),
+        ((5, 0.0004), apikeys.InvalidInput),
+        ((5, 31 * 86_400 + 1), apikeys.InvalidInput),
+        ((5, timedelta(days=32)), apikeys.InvalidInput),
+        ((5, 1e300), apikeys.InvalidInput),
     ],
 )
 def test_bad_limits_raise(args: tuple[object, object], exc: type[Exception]) -> None:
     with pytest.raises(exc):
         apikeys.Limit(*args)  # type: ignore[arg-type]
+
+
+def test_bad_limits_name_the_field_and_why() -> None:
+    with pytest.raises(apikeys.InvalidInput) as e:
+        apikeys.Limit(0, 60)
+    assert e.value.field == "requests"
+    assert "at least 1" in str(e.value)
+    with pytest.raises(apikeys.InvalidInput) as e:
+        apikeys.Limit.per_minute(0)
+    assert e.value.field == "requests"
+    with pytest.raises(apikeys.InvalidInput) as e:
+        apikeys.Limit(5, 0.0004)
+    assert e.value.field == "window"
+    assert "at least 1 ms" in str(e.value)
+    with pytest.raises(apikeys.InvalidInput) as e:
+        apikeys.Limit(5, timedelta(days=40))
+    assert e.value.field == "window"
+    assert "31 days" in str(e.value)
+
+
+def test_limits_at_the_edges_of_the_range_are_kept_exactly() -> None:
+    assert apikeys.Limit(1, 0.001).window == 0.001
+    assert apikeys.Limit(2**32 - 1, timedelta(days=31)).requests == 2**32 - 1
+    assert apikeys.Limit(5, timedelta(days=31)).window == 31 * 86_400.0
+    # Taken to the microsecond, then whole milliseconds: no float truncation.
+    assert apikeys.Limit(5, 1.001).window == 1.001
+    assert apikeys.Limit(5, 0.0015).window == 0.001
+
+
+def test_every_override_reads_back() -> None:
+    five = apikeys.Limit(5, 60)
+    k1, k2 = "PAAAAAAAAAAAAA", "PBBBBBBBBBBBBB"
+    limits = (
+        apikeys.RateLimits.pagerduty()
+        .with_account_limit("acme", "general_key", five)
+        .with_account_limit("acme", "scoped_account", None)
+        .with_account_limit("globex", "user", five)
+        .with_key_limit(k1, five)
+        .with_key_limit(k2, None)
+    )
+    assert limits.account_limits() == {
+        "acme": {"general_key": five, "scoped_account": None},
+        "globex": {"user": five},
+    }
+    assert limits.key_limits() == {k1: five, k2: None}
+    assert "account_overrides=3, key_overrides=2" in repr(limits)
+    none = apikeys.RateLimits.none()
+    assert none.account_limits() == {} and none.key_limits() == {}
+    # Each call returns a fresh dict: changing it changes nothing.
+    limits.key_limits().clear()
+    assert len(limits.key_limits()) == 2
 
 
 def test_bad_rate_limit_arguments_raise() -> None:

@@ -468,11 +468,11 @@ fn exhausted_limit_is_429_with_retry_after_and_ratelimit_headers() {
     let limits = RateLimits::none()
         .with_limit(
             LimitClass::GeneralKey,
-            Some(Limit::new(3, Duration::from_secs(3600))),
+            Some(Limit::new(3, Duration::from_secs(3600)).unwrap()),
         )
         .with_limit(
             LimitClass::EventsKey,
-            Some(Limit::new(1, Duration::from_secs(3600))),
+            Some(Limit::new(1, Duration::from_secs(3600)).unwrap()),
         );
     let f = fixture_with(
         Keyring::builder()

@@ -78,11 +78,10 @@ if n < limit then
   redis.call('PEXPIRE', key, window)
   return {1, limit - n - 1, window}
 end
-if n > limit then
-  redis.call('ZREMRANGEBYRANK', key, 0, n - limit - 1)
-end
-local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-local retry = tonumber(oldest[2]) + window - now
+-- Entries beyond the limit (it was lowered) still count until they leave the
+-- window: a slot frees when entry n - limit does.
+local frees = redis.call('ZRANGE', key, n - limit, n - limit, 'WITHSCORES')
+local retry = tonumber(frees[2]) + window - now
 if retry < 1 then retry = 1 end
 return {0, retry, 0}
 "#;
@@ -273,11 +272,11 @@ impl RedisRateLimiter {
             self.member_prefix,
             self.counter.fetch_add(1, Ordering::Relaxed)
         );
-        let window_ms = limit.window.as_millis().clamp(1, i64::MAX as u128) as i64;
+        let window_ms = limit.window().as_millis().clamp(1, i64::MAX as u128) as i64;
         let out: Vec<i64> = self
             .script
             .key(key)
-            .arg(limit.requests)
+            .arg(limit.requests())
             .arg(window_ms)
             .arg(member)
             .invoke(&mut con)
@@ -285,12 +284,12 @@ impl RedisRateLimiter {
         self.give_back(con);
         match out.as_slice() {
             [1, remaining, reset] => Ok(Decision::Allowed(RateLimitStatus {
-                limit: limit.requests,
+                limit: limit.requests(),
                 remaining: (*remaining).clamp(0, u32::MAX as i64) as u32,
                 reset: Duration::from_millis((*reset).max(0) as u64),
             })),
             [0, retry, _] => Ok(Decision::Limited {
-                limit: limit.requests,
+                limit: limit.requests(),
                 retry_after: Duration::from_millis((*retry).max(1) as u64),
             }),
             other => Err(StoreError::Corrupt(format!(
@@ -308,13 +307,13 @@ impl RedisRateLimiter {
         match self.fallback {
             Fallback::Local => self.local.acquire(bucket, limit, now),
             Fallback::Deny => Decision::Limited {
-                limit: limit.requests,
+                limit: limit.requests(),
                 retry_after: self.retry_interval.max(Duration::from_millis(1)),
             },
             Fallback::Allow => Decision::Allowed(RateLimitStatus {
-                limit: limit.requests,
-                remaining: limit.requests.saturating_sub(1),
-                reset: limit.window,
+                limit: limit.requests(),
+                remaining: limit.requests().saturating_sub(1),
+                reset: limit.window(),
             }),
         }
     }

@@ -44,7 +44,7 @@ fn now() -> Timestamp {
 fn admits_exactly_the_limit_and_says_when_to_retry() {
     let l = limiter(&fresh_prefix());
     let b = RateBucket::Key(KeyId::from_u64(1));
-    let lim = Limit::new(5, Duration::from_secs(30));
+    let lim = Limit::new(5, Duration::from_secs(30)).unwrap();
     for i in 0..5u32 {
         match l.acquire(b, lim, now()) {
             Decision::Allowed(s) => assert_eq!((s.limit, s.remaining), (5, 4 - i)),
@@ -70,11 +70,38 @@ fn admits_exactly_the_limit_and_says_when_to_retry() {
     assert_eq!(l.fallback_count(), 0);
 }
 
+/// A bucket whose limit changes (keys with different overrides sharing a
+/// user's budget, or processes configured differently) keeps every admission
+/// until it leaves the window, as the in-process limiter does: lowering the
+/// limit and raising it again never admits more than the higher limit.
+#[test]
+fn a_changed_limit_keeps_every_admission_in_the_window() {
+    let l = limiter(&fresh_prefix());
+    let b = RateBucket::Key(KeyId::from_u64(3));
+    let ten = Limit::new(10, Duration::from_secs(30)).unwrap();
+    let three = Limit::new(3, Duration::from_secs(30)).unwrap();
+    for _ in 0..10 {
+        assert!(matches!(l.acquire(b, ten, now()), Decision::Allowed(_)));
+    }
+    match l.acquire(b, three, now()) {
+        Decision::Limited { limit, retry_after } => {
+            assert_eq!(limit, 3);
+            assert!(retry_after <= Duration::from_secs(30), "{retry_after:?}");
+        }
+        d => panic!("{d:?}"),
+    }
+    assert!(
+        matches!(l.acquire(b, ten, now()), Decision::Limited { .. }),
+        "the ten admissions still count under the limit of ten"
+    );
+    assert_eq!(l.fallback_count(), 0);
+}
+
 #[test]
 fn the_window_slides_on_the_servers_clock() {
     let l = limiter(&fresh_prefix());
     let b = RateBucket::Key(KeyId::from_u64(2));
-    let lim = Limit::new(2, Duration::from_millis(300));
+    let lim = Limit::new(2, Duration::from_millis(300)).unwrap();
     assert!(matches!(l.acquire(b, lim, now()), Decision::Allowed(_)));
     assert!(matches!(l.acquire(b, lim, now()), Decision::Allowed(_)));
     let Decision::Limited { retry_after, .. } = l.acquire(b, lim, now()) else {
@@ -88,7 +115,7 @@ fn the_window_slides_on_the_servers_clock() {
 fn threads_together_get_exactly_the_limit() {
     let l = Arc::new(limiter(&fresh_prefix()));
     let ok = Arc::new(AtomicUsize::new(0));
-    let lim = Limit::new(300, Duration::from_secs(3600));
+    let lim = Limit::new(300, Duration::from_secs(3600)).unwrap();
     let hs: Vec<_> = (0..6)
         .map(|_| {
             let (l, ok) = (l.clone(), ok.clone());
@@ -117,7 +144,7 @@ fn child_worker() {
         return;
     };
     let l = limiter(&prefix);
-    let lim = Limit::new(250, Duration::from_secs(3600));
+    let lim = Limit::new(250, Duration::from_secs(3600)).unwrap();
     let (mut admitted, mut max_retry, mut min_retry) = (0u32, 0u128, u128::MAX);
     for _ in 0..200 {
         match l.acquire(RateBucket::Key(KeyId::from_u64(42)), lim, now()) {
@@ -193,7 +220,8 @@ fn several_processes_together_admit_no_more_than_the_limit() {
 
 #[test]
 fn the_keyring_answers_429_with_redis_limits() {
-    let limits = RateLimits::none().with_limit(LimitClass::GeneralKey, Some(Limit::per_minute(3)));
+    let limits =
+        RateLimits::none().with_limit(LimitClass::GeneralKey, Some(Limit::per_minute(3).unwrap()));
     let kr = Keyring::builder()
         .rate_limits(limits)
         .rate_limiter(Arc::new(limiter(&fresh_prefix())))
@@ -278,7 +306,7 @@ fn redis_stopped_mid_run_falls_back_to_local_limits_and_recovers() {
         .build()
         .unwrap();
     let b = RateBucket::Key(KeyId::from_u64(9));
-    let lim = Limit::new(20, Duration::from_secs(3600));
+    let lim = Limit::new(20, Duration::from_secs(3600)).unwrap();
     for _ in 0..10 {
         assert!(matches!(l.acquire(b, lim, now()), Decision::Allowed(_)));
     }
@@ -315,7 +343,7 @@ fn fail_closed_and_fail_open_are_explicit_choices() {
     let port = free_port(); // nothing listens here
     let url = format!("redis://127.0.0.1:{port}/");
     let b = RateBucket::Account("acme");
-    let lim = Limit::per_minute(5);
+    let lim = Limit::per_minute(5).unwrap();
     let deny = RedisRateLimiter::builder(&url)
         .fallback(Fallback::Deny)
         .build()

@@ -10,9 +10,7 @@ use crate::digest::KeyHasher;
 use crate::error::{AuthFailure, Error, Result, StoreError};
 use crate::key::{Api, Hint, KeyKind};
 use crate::policy::{Action, GrantsTable, Subject, may_manage};
-use crate::ratelimit::{
-    Decision, LocalRateLimiter, RateLimitStatus, RateLimiter, RateLimits, Rejections,
-};
+use crate::ratelimit::{Enforcer, RateLimitStatus, RateLimiter, RateLimits, Rejections};
 use crate::record::{AccessLevel, ApiVersion, Disabled, KeyId, KeyRecord, Scope, Timestamp};
 use crate::request::Request;
 use crate::role::{AccountSettings, Actor, Role, UserState};
@@ -183,7 +181,7 @@ pub struct Keyring {
     clock: Arc<dyn Clock>,
     audit: Arc<dyn AuditSink>,
     grants: Arc<GrantsTable>,
-    limits: Option<(RateLimits, Arc<dyn RateLimiter>)>,
+    limits: Option<Enforcer>,
     rejections: Rejections,
 }
 
@@ -258,7 +256,7 @@ impl KeyringBuilder {
         self.limits = Some(limits);
         self
     }
-    /// Count requests with this limiter (default: a [`LocalRateLimiter`]).
+    /// Count requests with this limiter (default: a [`LocalRateLimiter`](crate::LocalRateLimiter)).
     /// Only used when rate limits are set.
     pub fn rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
         self.limiter = Some(limiter);
@@ -278,12 +276,7 @@ impl KeyringBuilder {
                 .audit
                 .unwrap_or_else(|| Arc::new(MemoryAuditLog::default())),
             grants: Arc::new(self.grants.unwrap_or_default()),
-            limits: self.limits.map(|l| {
-                let limiter = self
-                    .limiter
-                    .unwrap_or_else(|| Arc::new(LocalRateLimiter::new()));
-                (l, limiter)
-            }),
+            limits: self.limits.map(|l| Enforcer::new(l, self.limiter)),
             rejections: Rejections::default(),
         })
     }
@@ -432,7 +425,7 @@ impl Keyring {
 
     /// The rate limits in force, if any.
     pub fn rate_limits(&self) -> Option<&RateLimits> {
-        self.limits.as_ref().map(|(l, _)| l)
+        self.limits.as_ref().map(Enforcer::limits)
     }
 
     /// How many requests the rate limiter refused, per key, since the keyring was made.
@@ -915,15 +908,11 @@ impl Keyring {
         // Only a request that would otherwise succeed spends budget.
         let rate_limit = match &self.limits {
             None => None,
-            Some((limits, limiter)) => match limits.applicable(&record) {
-                None => None,
-                Some((bucket, limit)) => match limiter.acquire(bucket, limit, now) {
-                    Decision::Allowed(status) => Some(status),
-                    Decision::Limited { limit, retry_after } => {
-                        self.rejections.count(record.id);
-                        return Err(Error::RateLimited { retry_after, limit });
-                    }
-                },
+            Some(enforcer) => match enforcer.admit(&record, now) {
+                Ok(status) => status,
+                Err((limit, retry_after)) => {
+                    return Err(self.rate_limited(&record, limit, retry_after));
+                }
             },
         };
         if found
@@ -938,6 +927,12 @@ impl Keyring {
             role,
             rate_limit,
         })
+    }
+
+    #[cold]
+    fn rate_limited(&self, record: &KeyRecord, limit: u32, retry_after: Duration) -> Error {
+        self.rejections.count(record.id);
+        Error::RateLimited { retry_after, limit }
     }
 
     fn authorize(&self, record: &KeyRecord, role: Option<Role>, request: &Request) -> Result<()> {

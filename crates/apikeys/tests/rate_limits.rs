@@ -42,16 +42,19 @@ fn pagerduty_numbers_are_one_call_away() {
     let l = RateLimits::pagerduty();
     assert_eq!(
         l.limit(LimitClass::GeneralKey),
-        Some(Limit::per_minute(960))
+        Some(Limit::per_minute(960).unwrap())
     );
-    assert_eq!(l.limit(LimitClass::User), Some(Limit::per_minute(960)));
+    assert_eq!(
+        l.limit(LimitClass::User),
+        Some(Limit::per_minute(960).unwrap())
+    );
     assert_eq!(
         l.limit(LimitClass::ScopedAccount),
-        Some(Limit::per_minute(960))
+        Some(Limit::per_minute(960).unwrap())
     );
     assert_eq!(
         l.limit(LimitClass::EventsKey),
-        Some(Limit::new(120, Duration::from_secs(60)))
+        Some(Limit::new(120, Duration::from_secs(60)).unwrap())
     );
 }
 
@@ -107,7 +110,7 @@ fn exactly_the_limit_in_any_window_and_the_window_slides() {
 fn bursts_across_a_window_edge_never_exceed_the_limit() {
     let limits = RateLimits::none().with_limit(
         LimitClass::GeneralKey,
-        Some(Limit::new(50, Duration::from_secs(10))),
+        Some(Limit::new(50, Duration::from_secs(10)).unwrap()),
     );
     let (kr, clock) = keyring(limits);
     let k = kr
@@ -135,7 +138,8 @@ fn bursts_across_a_window_edge_never_exceed_the_limit() {
 
 #[test]
 fn a_users_tokens_share_one_budget_and_two_users_do_not() {
-    let limits = RateLimits::none().with_limit(LimitClass::User, Some(Limit::per_minute(10)));
+    let limits =
+        RateLimits::none().with_limit(LimitClass::User, Some(Limit::per_minute(10).unwrap()));
     let (kr, _clock) = keyring(limits);
     let alice = Actor::new("acme", "PALICE", Role::Manager);
     let a1 = kr.create_user_token(&alice, "one").unwrap();
@@ -156,8 +160,10 @@ fn a_users_tokens_share_one_budget_and_two_users_do_not() {
 
 #[test]
 fn scoped_tokens_share_their_accounts_budget() {
-    let limits =
-        RateLimits::none().with_limit(LimitClass::ScopedAccount, Some(Limit::per_minute(4)));
+    let limits = RateLimits::none().with_limit(
+        LimitClass::ScopedAccount,
+        Some(Limit::per_minute(4).unwrap()),
+    );
     let (kr, _clock) = keyring(limits);
     let m = Actor::new("acme", "PM", Role::Manager);
     let s1 = kr
@@ -183,7 +189,8 @@ fn scoped_tokens_share_their_accounts_budget() {
 
 #[test]
 fn refused_requests_spend_no_budget() {
-    let limits = RateLimits::none().with_limit(LimitClass::GeneralKey, Some(Limit::per_minute(3)));
+    let limits =
+        RateLimits::none().with_limit(LimitClass::GeneralKey, Some(Limit::per_minute(3).unwrap()));
     let (kr, _clock) = keyring(limits);
     let ro = kr
         .create_general_key(&admin(), "ro", AccessLevel::ReadOnly)
@@ -241,8 +248,12 @@ fn limits_change_per_account_and_per_key() {
         )
         .unwrap();
     let limits = RateLimits::pagerduty()
-        .with_account_limit("acme", LimitClass::GeneralKey, Some(Limit::per_minute(2)))
-        .with_key_limit(k.record().id, Some(Limit::per_minute(5)));
+        .with_account_limit(
+            "acme",
+            LimitClass::GeneralKey,
+            Some(Limit::per_minute(2).unwrap()),
+        )
+        .with_key_limit(k.record().id, Some(Limit::per_minute(5).unwrap()));
     let kr = Keyring::builder()
         .shared_store(kr0.store().clone())
         .rate_limits(limits)
@@ -269,7 +280,8 @@ fn limits_change_per_account_and_per_key() {
 
 #[test]
 fn rejections_are_counted_per_key() {
-    let limits = RateLimits::none().with_limit(LimitClass::GeneralKey, Some(Limit::per_minute(1)));
+    let limits =
+        RateLimits::none().with_limit(LimitClass::GeneralKey, Some(Limit::per_minute(1).unwrap()));
     let (kr, _clock) = keyring(limits);
     let a = kr
         .create_general_key(&admin(), "a", AccessLevel::FullAccess)
@@ -290,7 +302,7 @@ fn rejections_are_counted_per_key() {
 fn threads_hammering_one_key_get_exactly_the_limit() {
     let limits = RateLimits::none().with_limit(
         LimitClass::GeneralKey,
-        Some(Limit::new(500, Duration::from_secs(3600))),
+        Some(Limit::new(500, Duration::from_secs(3600)).unwrap()),
     );
     let kr = Arc::new(Keyring::builder().rate_limits(limits).build().unwrap());
     let k = kr
