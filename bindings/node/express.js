@@ -23,8 +23,11 @@
 //   internal error occurred". Answers to a known key carry the `ratelimit-*`
 //   headers when the principal reports its limits (`principal.rateLimit`).
 //
-// - `offThread: true` authenticates with `authenticateAsync` (libuv's thread
-//   pool): for a keyring whose store or limiter waits on the network.
+// - `offThread: true` is for a keyring whose store or limiter may wait on the
+//   network or disk: each check is first tried inline with `tryAuthenticate`,
+//   which answers from the store's in-memory cache (a key seen before) and
+//   never waits; only when it cannot (a key not cached yet, the cache off, a
+//   Redis limiter) does it go to `authenticateAsync` (libuv's thread pool).
 //
 // The middleware uses only node:http's request and response API, so it works
 // without Express too (call it as `(req, res, next)`).
@@ -225,12 +228,18 @@ function apikeys(keyring, options = {}) {
   if (options.offThread !== undefined && typeof options.offThread !== 'boolean') {
     throw new TypeError('The "options.offThread" argument must be of type boolean')
   }
-  // offThread: authenticate with authenticateAsync, on libuv's thread pool, so
-  // that a store or limiter waiting on the network (a cold PostgreSQL lookup,
-  // a Redis limiter) never stalls the event loop. Costs a thread hop per request.
+  // offThread: a check that would wait (a cold PostgreSQL or SQLite lookup, a
+  // Redis limiter) runs with authenticateAsync, on libuv's thread pool, so it
+  // never stalls the event loop; one answered from memory (tryAuthenticate:
+  // a warm key) runs inline, without the thread hop. A stand-in keyring
+  // without tryAuthenticate always goes to the pool.
   const offThread = options.offThread === true
+  const tries = offThread && typeof keyring.tryAuthenticate === 'function'
   const check = offThread
-    ? (token, request) => keyring.authenticateAsync(token, request)
+    ? (token, request) => {
+        const principal = tries ? keyring.tryAuthenticate(token, request) : null
+        return principal !== null ? principal : keyring.authenticateAsync(token, request)
+      }
     : (token, request) => keyring.authenticate(token, request)
 
   function rest(scope) {
@@ -253,12 +262,16 @@ function apikeys(keyring, options = {}) {
     if (offThread) {
       return function apikeysRest(req, res, next) {
         let token
+        let principal = null
+        const request = { api: 'rest', method: req.method, scope }
         try {
           token = restToken(req)
+          if (tries) principal = keyring.tryAuthenticate(token, request)
         } catch (e) {
-          return refuse(res, e)
+          return refuse(res, e instanceof Rejection ? e : fromError(e))
         }
-        check(token, { api: 'rest', method: req.method, scope }).then(
+        if (principal !== null) return accept(req, res, next, principal)
+        keyring.authenticateAsync(token, request).then(
           (principal) => accept(req, res, next, principal),
           (e) => refuse(res, e instanceof Rejection ? e : fromError(e)),
         )

@@ -139,6 +139,14 @@ export declare class Keyring {
    * object, the same one for every request by the same key and role.
    */
   authenticate(token: string, request?: Request | undefined | null): Principal
+  /**
+   * `authenticate` if it can be answered without waiting on I/O, `null`
+   * when it cannot (a key the store has not cached yet, or a Redis rate
+   * limiter): then call `authenticateAsync`. `null` never means refused;
+   * otherwise the answer, or the error thrown, is exactly `authenticate`'s.
+   * With the in-memory store it always answers.
+   */
+  tryAuthenticate(token: string, request?: Request | undefined | null): Principal | null
   /** `authenticate` off the JavaScript thread, for stores that block. */
   authenticateAsync(token: string, request?: Request | undefined | null): Promise<Principal>
   /** `createGeneralKey` off the JavaScript thread. */

@@ -256,6 +256,8 @@ function requestParts(request) {
 
 // Answers of the addon's _authenticate with this bit set name an error template.
 const ERROR_BIT = 0x80000000
+// What the addon's _tryAuthenticate answers when only authenticate can.
+const WOULD_BLOCK = 0xffffffff
 
 const ACTOR = (v) => checkActor(v)
 const str = (name) => (v) => (checkString(v, name), v)
@@ -335,6 +337,22 @@ class Keyring extends Native {
       else if (status === null) handle = this._authenticate(token, code, scope ?? undefined)
       else handle = this._authenticateLimited(token, code, scope ?? undefined, status)
     }
+    if (handle >= ERROR_BIT) throw this.#error(handle - ERROR_BIT)
+    const bySlot = this.#principals[handle >>> 4]
+    const cached = bySlot === undefined ? undefined : bySlot[handle & 15]
+    const p = cached === undefined ? this.#remember(handle) : cached
+    if (status === null || status[3] === 0) return p
+    return withStatus(p, status[0], status[1], status[2])
+  }
+
+  // null when only authenticateAsync can answer (the store must read, or a
+  // Redis limiter); otherwise exactly what authenticate answers or throws.
+  tryAuthenticate(token, request) {
+    if (typeof token !== 'string') throw argTypeError('token', 'of type string', token)
+    const [api, method, scope] = requestParts(request)
+    const status = this.#status
+    const handle = this._tryAuthenticate(token, api, method, scope, status ?? undefined)
+    if (handle === WOULD_BLOCK) return null
     if (handle >= ERROR_BIT) throw this.#error(handle - ERROR_BIT)
     const bySlot = this.#principals[handle >>> 4]
     const cached = bySlot === undefined ? undefined : bySlot[handle & 15]

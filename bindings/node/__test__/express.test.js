@@ -413,6 +413,43 @@ describe('offThread: authenticateAsync over a SQLite store', { skip: skipExpress
   })
 })
 
+describe('offThread: a warm key is answered inline, a cold one on the thread pool', { skip: skipExpress }, () => {
+  test('only checks the store must read go to authenticateAsync', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'apikeys-express-'))
+    const real = await Keyring.open({ store: { sqlite: path.join(dir, 'keys.db') } })
+    const keys = makeKeys(real)
+    const n = { tries: 0, offloaded: 0 }
+    const watched = {
+      authenticate: (t, r) => real.authenticate(t, r),
+      tryAuthenticate: (t, r) => (n.tries++, real.tryAuthenticate(t, r)),
+      authenticateAsync: (t, r) => (n.offloaded++, real.authenticateAsync(t, r)),
+    }
+    const server = incidentsApp(watched, { offThread: true }).listen(0, '127.0.0.1')
+    await new Promise((r) => server.once('listening', r))
+    const port = server.address().port
+    try {
+      assert.equal((await call(port, 'GET', '/incidents', auth(keys.full))).status, 200)
+      assert.deepEqual(n, { tries: 1, offloaded: 1 }, 'cold')
+      for (let i = 0; i < 3; i++) assert.equal((await call(port, 'GET', '/incidents', auth(keys.full))).status, 200)
+      assert.deepEqual(n, { tries: 4, offloaded: 1 }, 'warm: answered inline')
+      assert.equal((await call(port, 'POST', '/v2/enqueue', [], event(keys.integration))).status, 202)
+      assert.equal((await call(port, 'POST', '/v2/enqueue', [], event(keys.integration))).status, 202)
+      assert.deepEqual(n, { tries: 6, offloaded: 2 }, 'events: cold, then warm')
+      refused(keys, await call(port, 'GET', '/incidents', auth('nope')), 401, 2006)
+      assert.deepEqual(n, { tries: 7, offloaded: 2 }, 'malformed: refused by the try')
+      refused(keys, await call(port, 'POST', '/incidents', auth(keys.readOnly), '{}'), 403, 2010)
+      refused(keys, await call(port, 'POST', '/incidents', auth(keys.readOnly), '{}'), 403, 2010)
+      assert.deepEqual(n, { tries: 9, offloaded: 3 }, 'a cached refusal is answered inline')
+      real.disable(admin, keys.readOnlyId)
+      refused(keys, await call(port, 'GET', '/incidents', auth(keys.readOnly)), 401, 2006)
+      assert.equal(n.offloaded, 4, 'disabled: dropped from the cache, read again')
+    } finally {
+      await new Promise((r) => server.close(r))
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
 /** A keyring whose keys are over their limit for their first `refusals` requests. */
 function limited(keyring, refusals) {
   const seen = new Map()

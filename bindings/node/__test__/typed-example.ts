@@ -61,6 +61,7 @@ export async function everyCall(): Promise<string[]> {
   const principal: Principal = keyring.authenticate(token, request)
   const events: Principal = keyring.authenticate(integration.secret, { api: 'events' })
   const defaulted: Principal = keyring.authenticate(token)
+  const tried: Principal | null = keyring.tryAuthenticate(token, request)
   const role: Role | undefined = keyring.authenticate(userToken.secret, { method: 'POST', scope: 'incidents.write' }).role
   const viaPromise: Principal = await keyring.authenticateAsync(routing.secret, { api: 'events' })
   try {
@@ -123,7 +124,7 @@ export async function everyCall(): Promise<string[]> {
   void [badRole, badKind, api]
 
   return [
-    principal.keyId, events.kind, defaulted.account, String(role), viaPromise.kind, kind, access, String(created), String(expires),
+    principal.keyId, events.kind, defaulted.account, String(tried?.keyId), String(role), viaPromise.kind, kind, access, String(created), String(expires),
     String(by), one.id, String(all.length), String(now.restApi), String(removed), action,
     a2.secret.slice(0, 2), a3.record.kind, a4.record.kind, r1.id, r2.id, r3.id, String(r4.length), r5.id,
     String(s2.advancedPermissions), String(n),

@@ -60,6 +60,10 @@ const NO_ROLE: u32 = 15;
 /// Answers with this bit set are error templates, not handles (see [`Errors`]).
 const ERROR_BIT: u32 = 1 << 31;
 const MAX_SLOTS: usize = (ERROR_BIT >> 4) as usize;
+/// What `_tryAuthenticate` answers when only `authenticate` can: neither a
+/// handle (below [`ERROR_BIT`]) nor an error template (below `ERROR_BIT |
+/// MAX_TEMPLATES`).
+const WOULD_BLOCK: u32 = u32::MAX;
 
 /// Key id → (slot, fingerprint of the identity fields the slot was made for):
 /// an open-addressing table with the entries inline, so that a lookup costs
@@ -820,6 +824,58 @@ impl Keyring {
                 }
                 lock(&self.slots).handle(&p)
             });
+        self.answer(&env, r)
+    }
+
+    /// `authenticate` if it can be answered without waiting on I/O, `null`
+    /// when it cannot (a key the store has not cached yet, or a Redis rate
+    /// limiter): then call `authenticateAsync`. `null` never means refused;
+    /// otherwise the answer, or the error thrown, is exactly `authenticate`'s.
+    /// With the in-memory store it always answers.
+    #[napi(catch_unwind)]
+    pub fn try_authenticate(
+        &self,
+        env: Env,
+        token: String,
+        request: Option<Request>,
+    ) -> Result<Option<Principal>> {
+        let (api, method, scope) = request_parts(request.as_ref());
+        let req = self.sync(&env, core_request(api, method, scope))?;
+        match self.inner.try_authenticate(&token, &req) {
+            None => Ok(None),
+            Some(r) => {
+                let r = r.and_then(|p| full_principal(&self.slots, &p));
+                self.sync(&env, r).map(Some)
+            }
+        }
+    }
+
+    /// `_authenticateNamed` that never waits on I/O: answers like it, or
+    /// [`WOULD_BLOCK`] when only `authenticate` can answer (see
+    /// `apikeys::Keyring::try_authenticate`).
+    #[napi(catch_unwind, js_name = "_tryAuthenticate", skip_typescript)]
+    pub fn try_authenticate_raw(
+        &self,
+        env: Env,
+        token: String,
+        api: String,
+        method: String,
+        scope: Option<String>,
+        status: Option<StatusOut<'_>>,
+    ) -> Result<u32> {
+        let req = match core_request(&api, &method, scope.as_deref()) {
+            Ok(req) => req,
+            Err(e) => return self.answer(&env, Err(e)),
+        };
+        let Some(r) = self.inner.try_authenticate(&token, &req) else {
+            return Ok(WOULD_BLOCK);
+        };
+        let r = r.and_then(|p| {
+            if let Some(out) = status {
+                write_status(&p, out);
+            }
+            lock(&self.slots).handle(&p)
+        });
         self.answer(&env, r)
     }
 

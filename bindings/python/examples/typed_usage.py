@@ -102,6 +102,9 @@ def main() -> None:
     print(who(kr.authenticate(scoped.secret, method="PUT", scope="incidents.write")))
     print(who(kr.authenticate(integration.secret, api="events")))
     print(who(kr.authenticate(routing.secret, "events")))
+    # The in-memory store always answers a try (None only when I/O is needed).
+    tried: Principal | None = kr.try_authenticate(token.secret, api="rest", method="POST", scope="incidents.write")
+    check(tried is not None and tried.owner == token.record.owner, "try_authenticate")
     try:
         kr.authenticate(secret, method="POST")
     except apikeys.Forbidden as e:

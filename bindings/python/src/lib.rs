@@ -872,25 +872,41 @@ impl Keyring {
         // A string that is not valid UTF-8 cannot be a key: pass it on with
         // replacement characters and let the core refuse it as malformed.
         let token = convert::py_str(token, "token")?.to_string_lossy();
-        let api = api.map_or(Ok("rest"), |a| text(a, "api"))?;
-        let mut request = match api {
-            "rest" => Request::rest(method.map_or(Ok("GET"), |m| text(m, "method"))?),
-            "events" => Request::events(),
-            _ => {
-                return Err(errors::invalid(py, "api", "must be 'rest' or 'events'"));
-            }
-        };
-        if let Some(scope) = scope.filter(|s| !s.is_none()) {
-            request = request
-                .with_scope(text(scope, "scope")?)
-                .map_err(|e| errors::to_py(py, e))?;
-        }
+        let request = request_of(py, api, method, scope)?;
         let result = if self.blocking_store {
             py.detach(|| self.inner.authenticate(&token, &request))
         } else {
             self.inner.authenticate(&token, &request)
         };
         result.map(Principal).map_err(|e| errors::to_py(py, e))
+    }
+
+    /// `authenticate` if it can be answered without waiting on I/O: the same
+    /// arguments, the same `Principal` or exception, or `None` when answering
+    /// needs a database read (a key not in the store's cache) or a Redis
+    /// round trip. `None` never means refused: then call `authenticate`
+    /// (in a worker thread, on an event loop). Never releases the GIL (it
+    /// is over in about a microsecond); with the in-memory store it always answers.
+    #[pyo3(
+        signature = (token, api = None, method = None, scope = None),
+        text_signature = "($self, token, api='rest', method='GET', scope=None)"
+    )]
+    fn try_authenticate(
+        &self,
+        py: Python<'_>,
+        token: &Bound<'_, PyAny>,
+        api: Option<&Bound<'_, PyAny>>,
+        method: Option<&Bound<'_, PyAny>>,
+        scope: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Option<Principal>> {
+        let token = convert::py_str(token, "token")?.to_string_lossy();
+        let request = request_of(py, api, method, scope)?;
+        match self.inner.try_authenticate(&token, &request) {
+            None => Ok(None),
+            Some(result) => result
+                .map(|p| Some(Principal(p)))
+                .map_err(|e| errors::to_py(py, e)),
+        }
     }
 
     /// Whether `authenticate` may wait on I/O: true with a `SqliteStore` or
@@ -921,6 +937,29 @@ impl Keyring {
     fn __repr__(&self) -> &'static str {
         "Keyring(<keys hidden>)"
     }
+}
+
+/// The request `authenticate` checks a key against, from its Python arguments.
+fn request_of(
+    py: Python<'_>,
+    api: Option<&Bound<'_, PyAny>>,
+    method: Option<&Bound<'_, PyAny>>,
+    scope: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Request> {
+    let api = api.map_or(Ok("rest"), |a| text(a, "api"))?;
+    let mut request = match api {
+        "rest" => Request::rest(method.map_or(Ok("GET"), |m| text(m, "method"))?),
+        "events" => Request::events(),
+        _ => {
+            return Err(errors::invalid(py, "api", "must be 'rest' or 'events'"));
+        }
+    };
+    if let Some(scope) = scope.filter(|s| !s.is_none()) {
+        request = request
+            .with_scope(text(scope, "scope")?)
+            .map_err(|e| errors::to_py(py, e))?;
+    }
+    Ok(request)
 }
 
 /// `Role.from_string`: the canonical name of a role string or alias.

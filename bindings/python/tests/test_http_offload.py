@@ -26,13 +26,15 @@ Message = MutableMapping[str, Any]
 
 
 class Watched:
-    """A keyring that notes the thread of each ``authenticate`` and, for the
-    keys in ``hold``, waits until ``release`` is set before checking."""
+    """A keyring that notes the thread of each ``authenticate`` (``threads``)
+    and ``try_authenticate`` (``tries``) and, for the keys in ``hold``, waits
+    until ``release`` is set before checking."""
 
     def __init__(self, real: apikeys.Keyring, may_block: Optional[bool] = None) -> None:
         self.real = real
         self.may_block = real.may_block if may_block is None else may_block
         self.threads: List[threading.Thread] = []
+        self.tries: List[threading.Thread] = []
         self.hold: set[str] = set()
         self.holding = threading.Event()
         self.release = threading.Event()
@@ -47,6 +49,17 @@ class Watched:
         if api == "events":
             return self.real.authenticate(token, api="events")
         return self.real.authenticate(token, api="rest", method=method, scope=scope)
+
+    def try_authenticate(
+        self, token: str, api: str = "rest", method: str = "GET", scope: Optional[str] = None
+    ) -> Any:
+        """Notes its thread in ``tries``; a held key is one the store must read (``None``)."""
+        self.tries.append(threading.current_thread())
+        if token in self.hold:
+            return None
+        if api == "events":
+            return self.real.try_authenticate(token, api="events")
+        return self.real.try_authenticate(token, api="rest", method=method, scope=scope)
 
 
 async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -110,6 +123,45 @@ def test_blocking_store_is_checked_off_the_event_loop_thread(tmp_path: pathlib.P
         assert len(kr.threads) == 3
         assert all(t is not loop_thread for t in kr.threads), kr.threads
         assert all(t.name.startswith("apikeys-check") for t in kr.threads), kr.threads
+
+    asyncio.run(main())
+
+
+def test_a_warm_key_is_answered_on_the_loop_and_a_cold_one_in_a_thread(tmp_path: pathlib.Path) -> None:
+    # A SQLite keyring answers a key it has cached without I/O: the check is
+    # tried inline first, and only keys the store must read go to a thread.
+    kr = Watched(apikeys.Keyring(apikeys.SqliteStore(tmp_path / "keys.db")))
+    issued = kr.real.create_general_key(ADMIN, "one")
+    rest = issued.secret
+    _, other, integration = keys(kr.real)
+    mw = ApiKeyMiddleware(app, kr)  # type: ignore[arg-type]
+    assert mw.offload
+
+    async def main() -> None:
+        loop = threading.current_thread()
+        ok = (200, {"thread": loop.name, "account": "acme"})
+        assert await request(mw, "/incidents", rest) == ok  # cold: read in a thread
+        assert len(kr.threads) == 1 and kr.threads[0] is not loop
+        for _ in range(3):
+            assert await request(mw, "/incidents", rest) == ok  # warm: answered by the try
+        assert await request(mw, "/v2/enqueue", "", event(integration)) == ok  # cold
+        assert await request(mw, "/v2/enqueue", "", event(integration)) == ok  # warm
+        assert len(kr.threads) == 2, kr.threads
+        assert await request(mw, "/incidents", other) == ok  # another key, cold
+        assert len(kr.threads) == 3
+        assert all(t is not loop and t.name.startswith("apikeys-check") for t in kr.threads), kr.threads
+        assert len(kr.tries) == 7 and all(t is loop for t in kr.tries), kr.tries
+
+        # Disabled through the same store: never a stale success; a refusal
+        # the store has cached is answered inline too.
+        kr.real.disable(ADMIN, issued.record.id)
+        assert (await request(mw, "/incidents", rest))[0] == 401
+        assert len(kr.threads) == 4  # the cache dropped it: read again
+        assert (await request(mw, "/incidents", rest))[0] == 401
+        assert len(kr.threads) == 4 and len(kr.tries) == 9
+        # A malformed key is refused by the try, with no thread.
+        assert (await request(mw, "/incidents", "nope"))[0] == 401
+        assert len(kr.threads) == 4
 
     asyncio.run(main())
 

@@ -5,7 +5,9 @@
 Prints a full-access key on its first line, then serves GET /incidents
 (needing incidents.read when protected) on 127.0.0.1:PORT with one worker.
 STORE=sqlite keeps the keys in a SQLite file in a temporary directory instead
-of memory: a keyring that may block, so each check runs in a worker thread."""
+of memory: a keyring that may block, so the middleware tries each check
+inline (answered from the store's cache once the key has been seen) and runs
+only the first, cold one in a worker thread."""
 
 import os
 import sys

@@ -65,7 +65,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use apikeys::store::cache::{LookupCache, Stopper, UseQueue};
-use apikeys::store::check_immutable;
+use apikeys::store::{CachedLookup, check_immutable};
 use apikeys::{
     AccountSettings, Digest, KeyFilter, KeyId, KeyLookup, KeyRecord, KeyStore, Role, StoreError,
     Timestamp, UserState,
@@ -817,6 +817,15 @@ impl KeyStore for PostgresStore {
         self.inner
             .cache
             .get_or_fetch(digest, |d| self.inner.fetch(d))
+    }
+
+    /// From the cache only: [`CachedLookup::WouldBlock`] on a miss (misses
+    /// are never cached) or while the cache is off.
+    fn find_cached(&self, digest: &Digest) -> CachedLookup {
+        match self.inner.cache.get(digest) {
+            Some(hit) => CachedLookup::Known(Some(hit)),
+            None => CachedLookup::WouldBlock,
+        }
     }
 
     fn get(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {

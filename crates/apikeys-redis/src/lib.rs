@@ -320,6 +320,11 @@ impl RedisRateLimiter {
 }
 
 impl RateLimiter for RedisRateLimiter {
+    /// Always `true`: a request is counted by a round trip to Redis.
+    fn may_block(&self) -> bool {
+        true
+    }
+
     /// Counts in Redis; `now` is used only by the fallback (Redis has its own clock).
     fn acquire(&self, bucket: RateBucket<'_>, limit: Limit, now: Timestamp) -> Decision {
         if self.is_degraded() && self.now_ns() < self.retry_at_ns.load(Ordering::SeqCst) {

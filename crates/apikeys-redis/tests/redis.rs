@@ -247,6 +247,37 @@ fn the_keyring_answers_429_with_redis_limits() {
     assert_eq!((e.http_status(), e.code()), (429, 2020));
 }
 
+#[test]
+fn a_keyring_with_redis_limits_leaves_tries_to_authenticate() {
+    let limits = RateLimits::none().with_limit(LimitClass::GeneralKey, Some(Limit::per_minute(3)));
+    let redis = limiter(&fresh_prefix());
+    assert!(redis.may_block());
+    let kr = Keyring::builder()
+        .rate_limits(limits)
+        .rate_limiter(Arc::new(redis))
+        .build()
+        .unwrap();
+    let k = kr
+        .create_general_key(
+            &Actor::new("acme", "PADMIN", Role::Admin),
+            "ci",
+            AccessLevel::FullAccess,
+        )
+        .unwrap();
+    let t = k.secret().expose();
+    assert!(kr.try_authenticate(t, &Request::rest("GET")).is_none());
+    assert!(
+        kr.try_authenticate("malformed", &Request::rest("GET"))
+            .is_some()
+    );
+    // The tries spent nothing: all three requests are admitted.
+    for i in 0..3u32 {
+        let p = kr.authenticate(t, &Request::rest("GET")).unwrap();
+        assert_eq!(p.rate_limit().unwrap().remaining, 2 - i);
+        assert!(kr.try_authenticate(t, &Request::rest("GET")).is_none());
+    }
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -167,6 +167,68 @@ fn writes_through_the_same_store_reach_a_warm_cache_at_once() {
 }
 
 #[test]
+fn try_authenticate_answers_only_from_a_warm_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let kr = Keyring::new(SqliteStore::open(dir.path().join("k.db")).unwrap());
+    durable::try_authenticate_answers_only_from_a_warm_cache(&kr);
+    // Without a cache, every well-formed key is left to `authenticate`.
+    let kr = Keyring::new(
+        SqliteStore::options()
+            .cache(false)
+            .open(dir.path().join("off.db"))
+            .unwrap(),
+    );
+    let k = kr
+        .create_general_key(&admin(), "k", AccessLevel::FullAccess)
+        .unwrap();
+    kr.authenticate(k.secret().expose(), &Request::rest("GET"))
+        .unwrap();
+    assert!(
+        kr.try_authenticate(k.secret().expose(), &Request::rest("GET"))
+            .is_none()
+    );
+}
+
+#[test]
+fn a_try_notes_a_use_without_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    let store = Arc::new(
+        SqliteStore::options()
+            .flush_interval(Duration::from_secs(3600))
+            .open(&path)
+            .unwrap(),
+    );
+    let clock = apikeys::ManualClock::new(Timestamp::from_unix_millis(1_800_000_000_000));
+    let kr = Keyring::builder()
+        .shared_store(store.clone())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let issued = kr
+        .create_general_key(&admin(), "used", AccessLevel::FullAccess)
+        .unwrap();
+    let id = issued.record().id;
+    let t = issued.secret().expose();
+    kr.authenticate(t, &Request::rest("GET")).unwrap();
+    assert_eq!(store.flush().unwrap(), 1);
+    let first = store.get(id).unwrap().unwrap().last_used_at.unwrap();
+    clock.advance(Duration::from_secs(120));
+    // A use noted on the try, seen at once through this store, not written.
+    assert!(
+        kr.try_authenticate(t, &Request::rest("GET"))
+            .unwrap()
+            .is_ok()
+    );
+    let noted = store.get(id).unwrap().unwrap().last_used_at.unwrap();
+    assert!(noted > first);
+    let other = SqliteStore::open(&path).unwrap();
+    assert_eq!(other.get(id).unwrap().unwrap().last_used_at, Some(first));
+    assert_eq!(store.flush().unwrap(), 1);
+    assert_eq!(other.get(id).unwrap().unwrap().last_used_at, Some(noted));
+}
+
+#[test]
 fn last_uses_are_queued_then_written_by_flush_and_on_drop() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("k.db");

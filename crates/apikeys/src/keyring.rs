@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink, MemoryAuditLog};
 use crate::clock::{Clock, SystemClock};
-use crate::digest::KeyHasher;
+use crate::digest::{Digest, KeyHasher};
 use crate::error::{AuthFailure, Error, Result, StoreError};
 use crate::key::{Api, Hint, KeyKind};
 use crate::policy::{Action, GrantsTable, Subject, may_manage};
@@ -15,7 +15,7 @@ use crate::record::{AccessLevel, ApiVersion, Disabled, KeyId, KeyRecord, Scope, 
 use crate::request::Request;
 use crate::role::{AccountSettings, Actor, Role, UserState};
 use crate::secret::Secret;
-use crate::store::{KeyFilter, KeyStore, MemoryStore};
+use crate::store::{CachedLookup, KeyFilter, KeyLookup, KeyStore, MemoryStore};
 
 /// The longest description accepted, in characters.
 pub const MAX_DESCRIPTION_CHARS: usize = 200;
@@ -857,6 +857,42 @@ impl Keyring {
     /// removed (`Unauthorized`); the account's plan allows it (`PlanRestricted`);
     /// what the key may do covers the request (`Forbidden`).
     pub fn authenticate(&self, token: &str, request: &Request) -> Result<Principal> {
+        let (kind, digest) = self.parse_for(token, request)?;
+        let found = self.store.find_by_digest(&digest)?;
+        self.admit(kind, &digest, found, request)
+    }
+
+    /// [`Keyring::authenticate`] if it can be answered without waiting on
+    /// I/O, for a caller that must not wait (an event loop): `None` when it
+    /// cannot, and then the caller runs `authenticate` where waiting is fine
+    /// (a worker thread). `None` never means "refused".
+    ///
+    /// `Some(answer)` is exactly what `authenticate` would answer now, from
+    /// the same checks in the same order, with the same effects (a request
+    /// admitted spends rate-limit budget and notes the key's use). Malformed
+    /// keys and keys of the wrong API are always answered. The rest is
+    /// answered when the store knows the key from memory
+    /// ([`KeyStore::find_cached`]: always for a [`MemoryStore`], on a cache
+    /// hit for the durable stores) and the rate limiter, if limits are set,
+    /// counts in memory ([`RateLimiter::may_block`] false, e.g. not Redis).
+    pub fn try_authenticate(&self, token: &str, request: &Request) -> Option<Result<Principal>> {
+        let (kind, digest) = match self.parse_for(token, request) {
+            Ok(parsed) => parsed,
+            Err(e) => return Some(Err(e)),
+        };
+        if self.limits.as_ref().is_some_and(|(_, l)| l.may_block()) {
+            return None;
+        }
+        match self.store.find_cached(&digest) {
+            CachedLookup::Known(found) => Some(self.admit(kind, &digest, found, request)),
+            CachedLookup::WouldBlock => None,
+        }
+    }
+
+    /// The checks before the store: the token parses and belongs to the
+    /// request's API. Returns its kind and digest.
+    #[inline(always)]
+    fn parse_for(&self, token: &str, request: &Request) -> Result<(KeyKind, Digest)> {
         let kind =
             KeyKind::parse(token).map_err(|m| Error::Unauthorized(AuthFailure::Malformed(m)))?;
         if kind.api() != request.api() {
@@ -865,12 +901,23 @@ impl Keyring {
                 request_api: request.api(),
             });
         }
-        let digest = self.hasher.digest(token.as_bytes());
-        let Some(found) = self.store.find_by_digest(&digest)? else {
+        Ok((kind, self.hasher.digest(token.as_bytes())))
+    }
+
+    /// The checks after the store, on what it `found` for `digest`.
+    #[inline(always)]
+    fn admit(
+        &self,
+        kind: KeyKind,
+        digest: &Digest,
+        found: Option<KeyLookup>,
+        request: &Request,
+    ) -> Result<Principal> {
+        let Some(found) = found else {
             return Err(Error::Unauthorized(AuthFailure::Unknown));
         };
         let record = found.record;
-        let matches: bool = subtle::ConstantTimeEq::ct_eq(&record.digest, &digest).into();
+        let matches: bool = subtle::ConstantTimeEq::ct_eq(&record.digest, digest).into();
         if !matches || record.kind != kind {
             return Err(Error::Unauthorized(AuthFailure::Unknown));
         }

@@ -356,6 +356,15 @@ pub enum Decision {
 pub trait RateLimiter: Send + Sync {
     /// Admit (and count) one request in `bucket` at `now` if it fits `limit`.
     fn acquire(&self, bucket: RateBucket<'_>, limit: Limit, now: Timestamp) -> Decision;
+
+    /// Whether [`RateLimiter::acquire`] may wait on I/O (a network round
+    /// trip), so that a caller that must not wait (an event loop) should not
+    /// call it: then [`Keyring::try_authenticate`](crate::Keyring::try_authenticate)
+    /// leaves the check to [`Keyring::authenticate`](crate::Keyring::authenticate).
+    /// The default, for limiters that count in memory, is `false`.
+    fn may_block(&self) -> bool {
+        false
+    }
 }
 
 /// The name of a user or account bucket, as the limiter keeps it.

@@ -37,6 +37,19 @@ pub struct KeyLookup {
     pub owner: Option<UserState>,
 }
 
+/// What a store can say about a digest from memory alone: the answer of
+/// [`KeyStore::find_cached`].
+#[derive(Clone, Debug)]
+pub enum CachedLookup {
+    /// The answer [`KeyStore::find_by_digest`] would give now: the lookup, or
+    /// `None` when the store knows for certain that no key has this digest.
+    Known(Option<KeyLookup>),
+    /// Answering would need I/O (a database or network read): call
+    /// [`KeyStore::find_by_digest`], off any event loop. This never means
+    /// "not found".
+    WouldBlock,
+}
+
 /// Which records [`KeyStore::list`] returns. The default matches every record of the account.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeyFilter {
@@ -70,6 +83,27 @@ pub trait KeyStore: Send + Sync {
     /// The hot path: the record with this digest, with its account's settings and
     /// (for user tokens) its owner's state, in one lookup.
     fn find_by_digest(&self, digest: &Digest) -> Result<Option<KeyLookup>, StoreError>;
+
+    /// [`KeyStore::find_by_digest`] from memory only, for a caller that must
+    /// not wait (an event loop): never does I/O, never blocks on anything but
+    /// a short in-memory lock.
+    ///
+    /// [`CachedLookup::Known`] must be exactly what `find_by_digest` would
+    /// answer at this moment (a write that has returned is seen, so a disabled
+    /// or deleted key is never answered from an older copy); when the store
+    /// cannot be sure of that without reading, it answers
+    /// [`CachedLookup::WouldBlock`]. A store that answers `Known` must also
+    /// make [`KeyStore::record_use`] return without I/O (the keyring calls it
+    /// right after, on the same thread).
+    ///
+    /// The default answers `WouldBlock` every time, which is always correct.
+    /// [`MemoryStore`] always answers (a miss included); the durable stores
+    /// answer from their [`cache::LookupCache`] and say `WouldBlock` on a miss
+    /// or while the cache is off.
+    fn find_cached(&self, digest: &Digest) -> CachedLookup {
+        let _ = digest;
+        CachedLookup::WouldBlock
+    }
 
     /// The record with this id.
     fn get(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError>;
@@ -193,6 +227,9 @@ impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
     }
     fn find_by_digest(&self, digest: &Digest) -> Result<Option<KeyLookup>, StoreError> {
         (**self).find_by_digest(digest)
+    }
+    fn find_cached(&self, digest: &Digest) -> CachedLookup {
+        (**self).find_cached(digest)
     }
     fn get(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
         (**self).get(id)

@@ -199,6 +199,17 @@ def authenticate(keyring: Keyring, token: str, api: str, method: str, scope: Opt
         raise from_error(e) from None
 
 
+def try_authenticate(keyring: Keyring, token: str, api: str, method: str, scope: Optional[str]) -> Optional[Principal]:
+    """:meth:`apikeys.Keyring.try_authenticate`: :func:`authenticate` when it
+    needs no I/O, ``None`` when it would (then call :func:`authenticate`)."""
+    try:
+        if api == "events":
+            return keyring.try_authenticate(token, api="events")
+        return keyring.try_authenticate(token, api="rest", method=method, scope=scope)
+    except ApiKeyError as e:
+        raise from_error(e) from None
+
+
 def rate_limit_headers(principal: Principal) -> Headers:
     """``ratelimit-limit``, ``-remaining`` and ``-reset`` when the principal knows them."""
     rl = getattr(principal, "rate_limit", None)

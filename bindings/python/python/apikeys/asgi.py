@@ -28,11 +28,15 @@
   ``ratelimit-*`` headers when the keyring reports its limits.
 - The event loop never waits on the key store: when the keyring may block
   (:attr:`apikeys.Keyring.may_block`: a ``SqliteStore`` or ``PostgresStore``,
-  or a ``RedisRateLimiter``), the check runs in a worker thread (a pool of
-  :data:`OFFLOAD_THREADS` on asyncio, anyio's threads on trio) with the GIL
-  released, and the loop serves other requests meanwhile.
-  With the in-memory store it runs inline (a few hundred nanoseconds, less
-  than a thread hop). ``offload=True``/``False`` overrides the choice.
+  or a ``RedisRateLimiter``), the check is first tried inline with
+  :meth:`apikeys.Keyring.try_authenticate`, which answers from the store's
+  in-memory cache (a key seen before) and never waits; only when it cannot
+  (a key not cached yet, the cache off, or a ``RedisRateLimiter``) does the
+  check run in a worker thread (a pool of :data:`OFFLOAD_THREADS` on asyncio,
+  anyio's threads on trio) with the GIL released, while the loop serves
+  other requests. With the in-memory store it always runs inline (a few
+  hundred nanoseconds, less than a thread hop). ``offload=True``/``False``
+  overrides the choice (``False``: always inline; ``True``: try, then a thread).
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ from ._http import (
     rate_limit_headers,
     rest_token,
     routing_key,
+    try_authenticate,
 )
 
 __all__ = ["ApiKeyMiddleware", "Rejection", "principal", "require_scope", "requires_scope"]
@@ -152,6 +157,9 @@ class ApiKeyMiddleware:
         #: Whether each check runs in a worker thread (default: ``keyring.may_block``;
         #: an object standing in for a keyring without that attribute is offloaded).
         self.offload = bool(getattr(keyring, "may_block", True)) if offload is None else bool(offload)
+        # Try inline first when offloading, if the keyring can (a stand-in
+        # without ``try_authenticate`` always goes to a thread).
+        self._try_first = self.offload and callable(getattr(keyring, "try_authenticate", None))
         self.events_paths = frozenset(events_paths)
         self.public_paths = frozenset(public_paths)
         self.scope_for = scope_for
@@ -171,7 +179,9 @@ class ApiKeyMiddleware:
                 body = await self._read_body(scope, receive)
                 token = routing_key(body)
                 if self.offload:
-                    who = await _in_thread(self.keyring, token, "events", "POST", None)
+                    who = try_authenticate(self.keyring, token, "events", "POST", None) if self._try_first else None
+                    if who is None:
+                        who = await _in_thread(self.keyring, token, "events", "POST", None)
                 else:
                     who = authenticate(self.keyring, token, "events", "POST", None)
                 receive = _replay(body, receive)
@@ -180,7 +190,13 @@ class ApiKeyMiddleware:
                 token = rest_token(values)
                 required = self._required_scope(scope)
                 if self.offload:
-                    who = await _in_thread(self.keyring, token, "rest", scope["method"], required)
+                    who = (
+                        try_authenticate(self.keyring, token, "rest", scope["method"], required)
+                        if self._try_first
+                        else None
+                    )
+                    if who is None:
+                        who = await _in_thread(self.keyring, token, "rest", scope["method"], required)
                 else:
                     who = authenticate(self.keyring, token, "rest", scope["method"], required)
         except Rejection as r:

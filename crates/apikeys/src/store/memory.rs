@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use hashbrown::{HashMap, HashTable};
 
-use super::{KeyFilter, KeyLookup, KeyStore, check_immutable};
+use super::{CachedLookup, KeyFilter, KeyLookup, KeyStore, check_immutable};
 use crate::digest::Digest;
 use crate::error::StoreError;
 use crate::record::{KeyId, KeyRecord, Timestamp};
@@ -273,6 +273,20 @@ impl MemoryStore {
     fn existing_account(&self, account: &str) -> Option<Arc<AccountCell>> {
         read(&self.accounts).get(account).cloned()
     }
+
+    #[inline]
+    fn lookup(&self, digest: &Digest) -> Option<KeyLookup> {
+        let g = read(self.shard_for(digest));
+        g.find_digest(digest).map(|i| {
+            let s = slot(&g.slots, i);
+            KeyLookup {
+                record: s.record.clone(),
+                last_used_at: s.last_used(),
+                account: s.account.settings(),
+                owner: s.owner.as_ref().and_then(|o| o.state()),
+            }
+        })
+    }
 }
 
 impl KeyStore for MemoryStore {
@@ -308,16 +322,12 @@ impl KeyStore for MemoryStore {
 
     #[inline]
     fn find_by_digest(&self, digest: &Digest) -> Result<Option<KeyLookup>, StoreError> {
-        let g = read(self.shard_for(digest));
-        Ok(g.find_digest(digest).map(|i| {
-            let s = slot(&g.slots, i);
-            KeyLookup {
-                record: s.record.clone(),
-                last_used_at: s.last_used(),
-                account: s.account.settings(),
-                owner: s.owner.as_ref().and_then(|o| o.state()),
-            }
-        }))
+        Ok(self.lookup(digest))
+    }
+
+    /// Always [`CachedLookup::Known`]: everything is in memory.
+    fn find_cached(&self, digest: &Digest) -> CachedLookup {
+        CachedLookup::Known(self.lookup(digest))
     }
 
     fn get(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {

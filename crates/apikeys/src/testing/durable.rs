@@ -200,6 +200,94 @@ pub fn writes_through_the_same_store_reach_a_warm_cache_at_once(
     assert!(matches!(refused(token, &get()), Error::Unauthorized(_)));
 }
 
+/// [`Keyring::try_authenticate`] on a keyring over a durable store with its
+/// cache on: a key never looked up is left to `authenticate` (`None`), as is
+/// a well-formed key that does not exist (misses are not cached); malformed
+/// keys and keys of the wrong API are answered; once `authenticate` has seen
+/// a key it is answered exactly like `authenticate`. After each change through
+/// the same store (disable, a plan without REST, a demoted or removed owner,
+/// delete) the try is refused or left to `authenticate`, never a stale success.
+pub fn try_authenticate_answers_only_from_a_warm_cache(keyring: &Keyring) {
+    let kr = keyring;
+    let acct = unique_account("try");
+    let admin = admin(&acct);
+    let not_ok = |token: &str, request: &Request, what: &str| {
+        if let Some(Ok(p)) = kr.try_authenticate(token, request) {
+            panic!("{what}: a stale success for {}", p.key_id());
+        }
+    };
+    let issued = kr
+        .create_general_key(&admin, "try", AccessLevel::FullAccess)
+        .expect("create");
+    let token = issued.secret().expose();
+    let id = issued.record().id;
+    assert!(
+        kr.try_authenticate(token, &get()).is_none(),
+        "cold: left to authenticate"
+    );
+    assert!(matches!(
+        kr.try_authenticate("not a key", &get()),
+        Some(Err(Error::Unauthorized(_)))
+    ));
+    assert!(matches!(
+        kr.try_authenticate(token, &Request::events()),
+        Some(Err(Error::WrongApi { .. }))
+    ));
+    // The same key with its last character changed: well-formed, unknown.
+    let last = if token.ends_with('a') { "b" } else { "a" };
+    let unknown = format!("{}{last}", &token[..token.len() - 1]);
+    assert_eq!(KeyKind::parse(&unknown), Ok(KeyKind::General));
+    assert!(kr.authenticate(&unknown, &get()).is_err());
+    assert!(
+        kr.try_authenticate(&unknown, &get()).is_none(),
+        "a miss is never 'not found'"
+    );
+
+    kr.authenticate(token, &get()).expect("valid");
+    let warm = kr.try_authenticate(token, &get()).expect("warm: answered");
+    assert_eq!(warm.expect("valid").key_id(), id);
+
+    kr.disable(&admin, &id.to_string()).expect("disable");
+    not_ok(token, &get(), "disabled");
+    assert!(kr.authenticate(token, &get()).is_err());
+    assert!(matches!(
+        kr.try_authenticate(token, &get()),
+        Some(Err(Error::Unauthorized(_))) | None
+    ));
+    kr.enable(&admin, &id.to_string()).expect("enable");
+    kr.authenticate(token, &get()).expect("enabled again");
+    assert!(matches!(kr.try_authenticate(token, &get()), Some(Ok(_))));
+
+    let legacy = AccountSettings {
+        rest_api: false,
+        advanced_permissions: true,
+    };
+    kr.set_account(&acct, legacy).expect("set_account");
+    not_ok(token, &get(), "a plan without REST");
+    kr.set_account(&acct, AccountSettings::default())
+        .expect("set_account");
+
+    kr.set_user_role(&acct, "PUSER1", Role::Manager)
+        .expect("set_user_role");
+    let user = Actor::new(&acct, "PUSER1", Role::Manager);
+    let ut = kr.create_user_token(&user, "laptop").expect("create");
+    let ut = ut.secret().expose();
+    let write = Request::rest("POST")
+        .with_scope("incidents.write")
+        .expect("valid scope");
+    kr.authenticate(ut, &write).expect("a manager writes");
+    assert!(matches!(kr.try_authenticate(ut, &write), Some(Ok(_))));
+    kr.set_user_role(&acct, "PUSER1", Role::Observer)
+        .expect("set_user_role");
+    not_ok(ut, &write, "a demoted owner");
+    kr.remove_user(&acct, "PUSER1").expect("remove_user");
+    not_ok(ut, &get(), "a removed owner");
+
+    kr.authenticate(token, &get()).expect("valid");
+    kr.delete(&admin, &id.to_string()).expect("delete");
+    not_ok(token, &get(), "deleted");
+}
+
 /// `a` and `b` are two stores on the same data. A key that `b` has cached is
 /// refused there once disabled through `a`, accepted once enabled, refused
 /// for a plan without REST and accepted once it is back, and refused once
