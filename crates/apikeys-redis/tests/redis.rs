@@ -249,7 +249,8 @@ fn the_keyring_answers_429_with_redis_limits() {
 
 #[test]
 fn a_keyring_with_redis_limits_leaves_tries_to_authenticate() {
-    let limits = RateLimits::none().with_limit(LimitClass::GeneralKey, Some(Limit::per_minute(3)));
+    let limits =
+        RateLimits::none().with_limit(LimitClass::GeneralKey, Some(Limit::per_minute(3).unwrap()));
     let redis = limiter(&fresh_prefix());
     assert!(redis.may_block());
     let kr = Keyring::builder()

@@ -880,7 +880,7 @@ impl Keyring {
             Ok(parsed) => parsed,
             Err(e) => return Some(Err(e)),
         };
-        if self.limits.as_ref().is_some_and(|(_, l)| l.may_block()) {
+        if self.limits.as_ref().is_some_and(Enforcer::may_block) {
             return None;
         }
         match self.store.find_cached(&digest) {

@@ -830,6 +830,15 @@ impl Enforcer {
         &self.limits
     }
 
+    /// Whether counting a request may wait on I/O (a limiter such as Redis's);
+    /// the in-process limiter never does.
+    pub(crate) fn may_block(&self) -> bool {
+        match &self.limiter {
+            Limiter::Local(_) => false,
+            Limiter::Other(l) => l.may_block(),
+        }
+    }
+
     /// Count one request of `record` at `now`: `Ok(None)` when no limit
     /// applies, `Ok(Some(status))` when admitted, `Err((limit, retry_after))`
     /// when over the limit.

@@ -136,7 +136,8 @@ fn a_shared_memory_store_answers_too() {
 
 #[test]
 fn a_local_rate_limiter_is_counted_by_tries_as_by_authenticate() {
-    let limits = RateLimits::none().with_limit(LimitClass::GeneralKey, Some(Limit::per_minute(3)));
+    let limits =
+        RateLimits::none().with_limit(LimitClass::GeneralKey, Some(Limit::per_minute(3).unwrap()));
     let kr = Keyring::builder().rate_limits(limits).build().unwrap();
     let k = kr
         .create_general_key(&admin(), "k", AccessLevel::FullAccess)
