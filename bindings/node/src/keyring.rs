@@ -256,6 +256,15 @@ impl Errors {
     }
 }
 
+/// The request a coded call stands for (see `coded_request`), with its scope.
+fn scoped_request(code: u32, scope: Option<String>) -> CoreResult<apikeys::Request> {
+    let req = coded_request(code).ok_or_else(|| invalid("api", "unknown request code"))?;
+    match scope {
+        Some(s) => req.with_scope(&s),
+        None => Ok(req),
+    }
+}
+
 /// A request from the number the JavaScript layer passes for the common
 /// cases: 0 for the Events API, 1 to 7 for a REST `GET`, `HEAD`, `POST`,
 /// `PUT`, `PATCH`, `DELETE`, `OPTIONS`.
@@ -763,16 +772,9 @@ impl Keyring {
         request: u32,
         scope: Option<String>,
     ) -> Result<u32> {
-        let req = match coded_request(request) {
-            Some(r) => r,
-            None => return Err(to_js(&env, &invalid("api", "unknown request code"))),
-        };
-        let r = match scope {
-            Some(s) => req.with_scope(&s),
-            None => Ok(req),
-        }
-        .and_then(|req| self.inner.authenticate(&token, &req))
-        .and_then(|p| lock(&self.slots).handle(&p));
+        let r = scoped_request(request, scope)
+            .and_then(|req| self.inner.authenticate(&token, &req))
+            .and_then(|p| lock(&self.slots).handle(&p));
         self.answer(&env, r)
     }
 
@@ -787,19 +789,12 @@ impl Keyring {
         scope: Option<String>,
         status: StatusOut<'_>,
     ) -> Result<u32> {
-        let req = match coded_request(request) {
-            Some(r) => r,
-            None => return Err(to_js(&env, &invalid("api", "unknown request code"))),
-        };
-        let r = match scope {
-            Some(s) => req.with_scope(&s),
-            None => Ok(req),
-        }
-        .and_then(|req| self.inner.authenticate(&token, &req))
-        .and_then(|p| {
-            write_status(&p, status);
-            lock(&self.slots).handle(&p)
-        });
+        let r = scoped_request(request, scope)
+            .and_then(|req| self.inner.authenticate(&token, &req))
+            .and_then(|p| {
+                write_status(&p, status);
+                lock(&self.slots).handle(&p)
+            });
         self.answer(&env, r)
     }
 
