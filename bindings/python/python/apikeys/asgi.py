@@ -177,28 +177,13 @@ class ApiKeyMiddleware:
         try:
             if scope["path"] in self.events_paths:
                 body = await self._read_body(scope, receive)
-                token = routing_key(body)
-                if self.offload:
-                    who = try_authenticate(self.keyring, token, "events", "POST", None) if self._try_first else None
-                    if who is None:
-                        who = await _in_thread(self.keyring, token, "events", "POST", None)
-                else:
-                    who = authenticate(self.keyring, token, "events", "POST", None)
+                who = await self._check(routing_key(body), "events", "POST", None)
                 receive = _replay(body, receive)
             else:
                 values = [v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"authorization"]
                 token = rest_token(values)
                 required = self._required_scope(scope)
-                if self.offload:
-                    who = (
-                        try_authenticate(self.keyring, token, "rest", scope["method"], required)
-                        if self._try_first
-                        else None
-                    )
-                    if who is None:
-                        who = await _in_thread(self.keyring, token, "rest", scope["method"], required)
-                else:
-                    who = authenticate(self.keyring, token, "rest", scope["method"], required)
+                who = await self._check(token, "rest", scope["method"], required)
         except Rejection as r:
             await _send_rejection(send, r)
             return
@@ -261,6 +246,15 @@ class ApiKeyMiddleware:
                 self._route_scopes[key] = cached
             return cached
         return None
+
+    async def _check(self, token: str, api: str, method: str, required: Optional[str]) -> Principal:
+        """The key check: inline, or tried inline and else in a worker thread."""
+        if not self.offload:
+            return authenticate(self.keyring, token, api, method, required)
+        who = try_authenticate(self.keyring, token, api, method, required) if self._try_first else None
+        if who is None:
+            who = await _in_thread(self.keyring, token, api, method, required)
+        return who
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         limit = self.max_event_bytes
