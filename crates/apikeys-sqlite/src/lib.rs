@@ -722,10 +722,7 @@ impl KeyStore for SqliteStore {
     /// From the cache only: [`CachedLookup::WouldBlock`] on a miss (misses
     /// are never cached) or while the cache is off.
     fn find_cached(&self, digest: &Digest) -> CachedLookup {
-        match self.inner.cache.get(digest) {
-            Some(hit) => CachedLookup::Known(Some(hit)),
-            None => CachedLookup::WouldBlock,
-        }
+        self.inner.cache.cached(digest)
     }
 
     fn get(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {

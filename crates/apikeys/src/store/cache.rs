@@ -52,7 +52,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
-use super::KeyLookup;
+use super::{CachedLookup, KeyLookup};
 use crate::digest::Digest;
 use crate::error::StoreError;
 use crate::record::{KeyId, KeyRecord, Timestamp};
@@ -138,6 +138,18 @@ impl LookupCache {
     #[inline]
     fn shard(&self, d: &Digest) -> &RwLock<PassMap<Digest, Entry>> {
         &self.shards[d.as_bytes()[31] as usize % SHARDS]
+    }
+
+    /// What a durable store's [`KeyStore::find_cached`](super::KeyStore::find_cached)
+    /// answers from this cache alone: [`CachedLookup::Known`] on a hit,
+    /// [`CachedLookup::WouldBlock`] on a miss (misses are never cached, so a
+    /// miss says nothing about the database) or while the cache is off.
+    #[inline]
+    pub fn cached(&self, d: &Digest) -> CachedLookup {
+        match self.get(d) {
+            Some(hit) => CachedLookup::Known(Some(hit)),
+            None => CachedLookup::WouldBlock,
+        }
     }
 
     /// The cached answer for `d`, if the cache is on and holds one. Its
