@@ -299,6 +299,22 @@ pub fn try_authenticate_answers_only_from_a_warm_cache(keyring: &Keyring) {
     not_ok(token, &get(), "deleted");
 }
 
+/// [`Keyring::try_authenticate`] on a keyring over a durable store with its
+/// cache off: even a key `authenticate` has just accepted is left to
+/// `authenticate` (`None`), since nothing can answer from memory.
+pub fn try_authenticate_without_a_cache_leaves_every_key(keyring: &Keyring) {
+    let admin = admin(&unique_account("nocache"));
+    let issued = keyring
+        .create_general_key(&admin, "k", AccessLevel::FullAccess)
+        .expect("create");
+    let token = issued.secret().expose();
+    keyring.authenticate(token, &get()).expect("valid");
+    assert!(
+        keyring.try_authenticate(token, &get()).is_none(),
+        "no cache: left to authenticate"
+    );
+}
+
 /// `a` and `b` are two stores on the same data. A key that `b` has cached is
 /// refused there once disabled through `a`, accepted once enabled, refused
 /// for a plan without REST and accepted once it is back, and refused once
