@@ -461,6 +461,19 @@ impl Keyring {
         r.map_err(|e| to_js(env, &e))
     }
 
+    /// The principal's handle, after writing its rate limit status into
+    /// `status` when the caller passed one (see `write_status`).
+    fn handle_reporting(
+        &self,
+        p: &apikeys::Principal,
+        status: Option<StatusOut<'_>>,
+    ) -> CoreResult<u32> {
+        if let Some(out) = status {
+            write_status(p, out);
+        }
+        lock(&self.slots).handle(p)
+    }
+
     /// A handle, or an error template number with [`ERROR_BIT`] set, or a thrown error.
     fn answer(&self, env: &Env, r: CoreResult<u32>) -> Result<u32> {
         match r {
@@ -791,10 +804,7 @@ impl Keyring {
     ) -> Result<u32> {
         let r = scoped_request(request, scope)
             .and_then(|req| self.inner.authenticate(&token, &req))
-            .and_then(|p| {
-                write_status(&p, status);
-                lock(&self.slots).handle(&p)
-            });
+            .and_then(|p| self.handle_reporting(&p, Some(status)));
         self.answer(&env, r)
     }
 
@@ -813,12 +823,7 @@ impl Keyring {
     ) -> Result<u32> {
         let r = core_request(&api, &method, scope.as_deref())
             .and_then(|req| self.inner.authenticate(&token, &req))
-            .and_then(|p| {
-                if let Some(out) = status {
-                    write_status(&p, out);
-                }
-                lock(&self.slots).handle(&p)
-            });
+            .and_then(|p| self.handle_reporting(&p, status));
         self.answer(&env, r)
     }
 
@@ -865,12 +870,7 @@ impl Keyring {
         let Some(r) = self.inner.try_authenticate(&token, &req) else {
             return Ok(WOULD_BLOCK);
         };
-        let r = r.and_then(|p| {
-            if let Some(out) = status {
-                write_status(&p, out);
-            }
-            lock(&self.slots).handle(&p)
-        });
+        let r = r.and_then(|p| self.handle_reporting(&p, status));
         self.answer(&env, r)
     }
 
