@@ -65,10 +65,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use apikeys::store::cache::{LookupCache, Stopper, UseQueue};
-use apikeys::store::{CachedLookup, check_immutable};
+use apikeys::store::{CachedLookup, check_immutable, removed_state};
 use apikeys::{
-    AccountSettings, Digest, KeyFilter, KeyId, KeyLookup, KeyRecord, KeyStore, Role, StoreError,
-    Timestamp, UserState,
+    AccountSettings, Digest, Disabled, KeyFilter, KeyId, KeyLookup, KeyRecord, KeyStore, Role,
+    StoreError, Timestamp, UserInsert, UserState,
 };
 use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
@@ -130,8 +130,21 @@ const FIND_SQL: &str = "
     SELECT k.record, k.last_used_at, a.rest_api, a.advanced_permissions, u.role, u.removed
     FROM apikeys_keys k
     LEFT JOIN apikeys_accounts a ON a.account = k.account
-    LEFT JOIN apikeys_users u ON u.account = k.account AND u.user_id = k.owner
+    LEFT JOIN apikeys_users u ON u.account = k.account AND u.user_id =
+        CASE k.kind WHEN 'scoped' THEN k.record::json ->> 'created_by' ELSE k.owner END
     WHERE k.digest = $1";
+/// The keys whose standing user ([`apikeys::store::standing_user`]) is `$2`:
+/// a user's tokens and the scoped tokens they made. Locked: no update of
+/// them lands between the read and the offboarding's write.
+const STANDING_KEYS_SQL: &str = "
+    SELECT record, last_used_at FROM apikeys_keys
+    WHERE account = $1
+      AND ((kind = 'user_token' AND owner = $2)
+        OR (kind = 'scoped' AND record::json ->> 'created_by' = $2))
+    FOR UPDATE";
+/// The user's standing, locked until the transaction ends.
+const USER_FOR_UPDATE_SQL: &str =
+    "SELECT role, removed FROM apikeys_users WHERE account = $1 AND user_id = $2 FOR UPDATE";
 const GET_SQL: &str = "SELECT record, last_used_at FROM apikeys_keys WHERE id = $1";
 const LIST_SQL: &str = "
     SELECT record, last_used_at FROM apikeys_keys
@@ -769,47 +782,173 @@ fn prepared(
     Ok(s)
 }
 
+/// Insert `record` in `tx`, refusing a duplicate id or digest.
+fn insert_in(
+    tx: &mut Transaction<'_>,
+    st: &mut HashMap<&'static str, Statement>,
+    record: &KeyRecord,
+) -> Result<(), StoreError> {
+    let json = to_json(record)?;
+    let digest: &[u8] = &record.digest.as_bytes()[..];
+    let last_used = record.last_used_at.map(millis);
+    let s = prepared(
+        tx,
+        st,
+        "INSERT INTO apikeys_keys
+             (id, digest, account, kind, owner, created_at, last_used_at, record)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )?;
+    let result = tx.execute(
+        &s,
+        &[
+            &id_value(record.id),
+            &digest,
+            &&*record.account,
+            &record.kind.as_str(),
+            &record.owner.as_deref(),
+            &millis(record.created_at),
+            &last_used,
+            &json,
+        ],
+    );
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            let on_digest = e
+                .as_db_error()
+                .and_then(|d| d.constraint())
+                .is_some_and(|c| c.contains("digest"));
+            Err(StoreError::Duplicate {
+                field: if on_digest { "digest" } else { "id" },
+            })
+        }
+        Err(e) => Err(pg(e)),
+    }
+}
+
+fn user_from(row: &Row) -> Result<UserState, StoreError> {
+    Ok(UserState {
+        role: Role::parse(row.get(0)).map_err(|e| corrupt("bad role", e))?,
+        removed: row.get(1),
+    })
+}
+
+/// The user's standing, locked in `tx` until it ends (`None`: unknown).
+fn user_for_update(
+    tx: &mut Transaction<'_>,
+    st: &mut HashMap<&'static str, Statement>,
+    account: &str,
+    user: &str,
+) -> Result<Option<UserState>, StoreError> {
+    let s = prepared(tx, st, USER_FOR_UPDATE_SQL)?;
+    tx.query_opt(&s, &[&account, &user])
+        .map_err(pg)?
+        .as_ref()
+        .map(user_from)
+        .transpose()
+}
+
 impl KeyStore for PostgresStore {
     fn insert(&self, record: KeyRecord) -> Result<(), StoreError> {
-        let json = to_json(&record)?;
-        let digest: &[u8] = &record.digest.as_bytes()[..];
-        let last_used = record.last_used_at.map(millis);
-        self.inner.write(|tx, st| {
+        self.inner.write(|tx, st| insert_in(tx, st, &record))
+        // No cache entry to drop: misses are never cached.
+    }
+
+    fn insert_for_user(
+        &self,
+        record: KeyRecord,
+        user: &str,
+        if_unknown: UserState,
+        admit: &mut dyn FnMut(&UserState) -> bool,
+    ) -> Result<UserInsert, StoreError> {
+        let account: &str = &record.account;
+        let (outcome, new_user) = self.inner.write(|tx, st| {
+            // The user's row stays locked until commit, so an offboarding
+            // (which updates that row first) waits for this insert or sees it.
+            let mut known = user_for_update(tx, st, account, user)?;
+            let mut new_user = false;
+            if known.is_none() {
+                if !admit(&if_unknown) {
+                    return Ok((UserInsert::Refused(if_unknown), false));
+                }
+                let s = prepared(
+                    tx,
+                    st,
+                    "INSERT INTO apikeys_users (account, user_id, role, removed)
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (account, user_id) DO NOTHING",
+                )?;
+                let n = tx
+                    .execute(
+                        &s,
+                        &[
+                            &account,
+                            &user,
+                            &if_unknown.role.as_str(),
+                            &if_unknown.removed,
+                        ],
+                    )
+                    .map_err(pg)?;
+                if n == 1 {
+                    new_user = true;
+                } else {
+                    // Someone stored this user meanwhile: decide on their row.
+                    known = user_for_update(tx, st, account, user)?;
+                }
+            }
+            let state = known.unwrap_or(if_unknown);
+            if !new_user && !admit(&state) {
+                return Ok((UserInsert::Refused(state), false));
+            }
+            insert_in(tx, st, &record)?;
+            Ok((UserInsert::Inserted(state), new_user))
+        })?;
+        if new_user {
+            // A cached answer may have been given without this user's state.
+            self.inner.cache.clear();
+        }
+        Ok(outcome)
+    }
+
+    fn remove_user(
+        &self,
+        account: &str,
+        user: &str,
+        disabled: &Disabled,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let inner = &self.inner;
+        let unknown = removed_state(None);
+        let mut out = inner.write(|tx, st| {
+            // The user's row first: it waits for a token insert in flight,
+            // and every insert after this one sees the user removed.
             let s = prepared(
                 tx,
                 st,
-                "INSERT INTO apikeys_keys
-                     (id, digest, account, kind, owner, created_at, last_used_at, record)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO apikeys_users (account, user_id, role, removed)
+                 VALUES ($1, $2, $3, true)
+                 ON CONFLICT (account, user_id) DO UPDATE SET removed = true",
             )?;
-            let result = tx.execute(
-                &s,
-                &[
-                    &id_value(record.id),
-                    &digest,
-                    &&*record.account,
-                    &record.kind.as_str(),
-                    &record.owner.as_deref(),
-                    &millis(record.created_at),
-                    &last_used,
-                    &json,
-                ],
-            );
-            match result {
-                Ok(_) => Ok(()),
-                Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                    let on_digest = e
-                        .as_db_error()
-                        .and_then(|d| d.constraint())
-                        .is_some_and(|c| c.contains("digest"));
-                    Err(StoreError::Duplicate {
-                        field: if on_digest { "digest" } else { "id" },
-                    })
+            tx.execute(&s, &[&account, &user, &unknown.role.as_str()])
+                .map_err(pg)?;
+            let s = prepared(tx, st, STANDING_KEYS_SQL)?;
+            let rows = tx.query(&s, &[&account, &user]).map_err(pg)?;
+            let mut changed = Vec::new();
+            for row in &rows {
+                let r = inner.record_from(row)?;
+                if r.disabled.is_none() {
+                    changed.push(r);
                 }
-                Err(e) => Err(pg(e)),
             }
-        })
-        // No cache entry to drop: misses are never cached.
+            let s = prepared(tx, st, "UPDATE apikeys_keys SET record = $2 WHERE id = $1")?;
+            for r in &mut changed {
+                r.disabled = Some(Box::new(disabled.clone()));
+                tx.execute(&s, &[&id_value(r.id), &to_json(r)?])
+                    .map_err(pg)?;
+            }
+            Ok(changed)
+        })?;
+        inner.cache.clear();
+        out.sort_by_key(|r| (r.created_at, r.id));
+        Ok(out)
     }
 
     #[inline]
@@ -944,14 +1083,7 @@ impl KeyStore for PostgresStore {
 
     fn user(&self, account: &str, user: &str) -> Result<Option<UserState>, StoreError> {
         let rows = self.inner.read(|c| c.query(USER_SQL, &[&account, &user]))?;
-        rows.first()
-            .map(|r| {
-                Ok(UserState {
-                    role: Role::parse(r.get(0)).map_err(|e| corrupt("bad role", e))?,
-                    removed: r.get(1),
-                })
-            })
-            .transpose()
+        rows.first().map(user_from).transpose()
     }
 
     fn flush_writes(&self) -> Result<(), StoreError> {

@@ -231,3 +231,17 @@ fn keys_survive_sigkill_at_random_moments() {
         Keyring::new(store_in(&schema, PostgresStore::options()))
     });
 }
+
+// ---- the authorization invariants (docs/design.md, "Invariants") ----
+
+#[test]
+fn no_sequence_of_calls_breaks_the_authorization_invariants() {
+    let store = Arc::new(store_in(&fresh_schema(), PostgresStore::options()));
+    apikeys::testing::invariants::sequences(store, 24);
+}
+
+#[test]
+fn check_then_write_races_never_break_them() {
+    let store = Arc::new(store_in(&fresh_schema(), PostgresStore::options()));
+    apikeys::testing::invariants::races(store, 40);
+}

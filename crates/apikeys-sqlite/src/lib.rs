@@ -67,10 +67,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use apikeys::store::cache::{LookupCache, Stopper, UseQueue};
-use apikeys::store::{CachedLookup, check_immutable};
+use apikeys::store::{CachedLookup, check_immutable, removed_state};
 use apikeys::{
-    AccountSettings, Digest, KeyFilter, KeyId, KeyLookup, KeyRecord, KeyStore, Role, StoreError,
-    Timestamp, UserState,
+    AccountSettings, Digest, Disabled, KeyFilter, KeyId, KeyLookup, KeyRecord, KeyStore, Role,
+    StoreError, Timestamp, UserInsert, UserState,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
@@ -150,8 +150,17 @@ const FIND_SQL: &str = "
     SELECT k.record, k.last_used_at, a.rest_api, a.advanced_permissions, u.role, u.removed
     FROM apikeys_keys k
     LEFT JOIN apikeys_accounts a ON a.account = k.account
-    LEFT JOIN apikeys_users u ON u.account = k.account AND u.user_id = k.owner
+    LEFT JOIN apikeys_users u ON u.account = k.account AND u.user_id =
+        CASE k.kind WHEN 'scoped' THEN json_extract(k.record, '$.created_by') ELSE k.owner END
     WHERE k.digest = ?1";
+
+/// The keys whose standing user ([`apikeys::store::standing_user`]) is `?2`:
+/// a user's tokens and the scoped tokens they made.
+const STANDING_KEYS_SQL: &str = "
+    SELECT record, last_used_at FROM apikeys_keys
+    WHERE account = ?1
+      AND ((kind = 'user_token' AND owner = ?2)
+        OR (kind = 'scoped' AND json_extract(record, '$.created_by') = ?2))";
 
 /// How to open a [`SqliteStore`]; [`SqliteStore::open`] uses the defaults.
 #[derive(Clone, Debug)]
@@ -667,49 +676,161 @@ impl Inner {
     }
 }
 
-impl KeyStore for SqliteStore {
-    fn insert(&self, record: KeyRecord) -> Result<(), StoreError> {
-        let json = to_json(&record)?;
-        self.inner.write(|tx| {
-            let id_taken: bool = tx
-                .query_row(
-                    "SELECT EXISTS (SELECT 1 FROM apikeys_keys WHERE id = ?1)",
-                    [id_value(record.id)],
-                    |r| r.get(0),
-                )
-                .map_err(unavailable)?;
-            if id_taken {
-                return Err(StoreError::Duplicate { field: "id" });
-            }
-            let digest_taken: bool = tx
-                .query_row(
-                    "SELECT EXISTS (SELECT 1 FROM apikeys_keys WHERE digest = ?1)",
-                    [&record.digest.as_bytes()[..]],
-                    |r| r.get(0),
-                )
-                .map_err(unavailable)?;
-            if digest_taken {
-                return Err(StoreError::Duplicate { field: "digest" });
-            }
-            tx.execute(
-                "INSERT INTO apikeys_keys
+/// Insert `record` in `tx`, refusing a duplicate id or digest.
+fn insert_in(tx: &rusqlite::Transaction<'_>, record: &KeyRecord) -> Result<(), StoreError> {
+    let json = to_json(record)?;
+    let id_taken: bool = tx
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM apikeys_keys WHERE id = ?1)",
+            [id_value(record.id)],
+            |r| r.get(0),
+        )
+        .map_err(unavailable)?;
+    if id_taken {
+        return Err(StoreError::Duplicate { field: "id" });
+    }
+    let digest_taken: bool = tx
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM apikeys_keys WHERE digest = ?1)",
+            [&record.digest.as_bytes()[..]],
+            |r| r.get(0),
+        )
+        .map_err(unavailable)?;
+    if digest_taken {
+        return Err(StoreError::Duplicate { field: "digest" });
+    }
+    tx.execute(
+        "INSERT INTO apikeys_keys
                      (id, digest, account, kind, owner, created_at, last_used_at, record)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    id_value(record.id),
-                    &record.digest.as_bytes()[..],
-                    &*record.account,
-                    record.kind.as_str(),
-                    record.owner.as_deref(),
-                    millis(record.created_at),
-                    record.last_used_at.map(millis),
-                    json,
-                ],
-            )
-            .map_err(unavailable)?;
-            Ok(())
+        params![
+            id_value(record.id),
+            &record.digest.as_bytes()[..],
+            &*record.account,
+            record.kind.as_str(),
+            record.owner.as_deref(),
+            millis(record.created_at),
+            record.last_used_at.map(millis),
+            json,
+        ],
+    )
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+/// The state stored for `user` of `account`, read in `tx`.
+fn user_in(conn: &Connection, account: &str, user: &str) -> Result<Option<UserState>, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT role, removed FROM apikeys_users WHERE account = ?1 AND user_id = ?2",
+        )
+        .map_err(unavailable)?
+        .query_row([account, user], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?))
         })
+        .optional()
+        .map_err(unavailable)?;
+    row.map(|(role, removed)| {
+        Ok(UserState {
+            role: Role::parse(&role).map_err(|e| corrupt("bad role", e))?,
+            removed,
+        })
+    })
+    .transpose()
+}
+
+fn set_user_in(
+    tx: &rusqlite::Transaction<'_>,
+    account: &str,
+    user: &str,
+    state: UserState,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO apikeys_users (account, user_id, role, removed)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (account, user_id) DO UPDATE
+         SET role = excluded.role, removed = excluded.removed",
+        params![account, user, state.role.as_str(), state.removed],
+    )
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+impl KeyStore for SqliteStore {
+    fn insert(&self, record: KeyRecord) -> Result<(), StoreError> {
+        self.inner.write(|tx| insert_in(tx, &record))
         // No cache entry to drop: misses are never cached.
+    }
+
+    fn insert_for_user(
+        &self,
+        record: KeyRecord,
+        user: &str,
+        if_unknown: UserState,
+        admit: &mut dyn FnMut(&UserState) -> bool,
+    ) -> Result<UserInsert, StoreError> {
+        // One BEGIN IMMEDIATE transaction: no other writer, in this process or
+        // another, runs between reading the standing and inserting.
+        let (outcome, new_user) = self.inner.write(|tx| {
+            let known = user_in(tx, &record.account, user)?;
+            let state = known.unwrap_or(if_unknown);
+            if !admit(&state) {
+                return Ok((UserInsert::Refused(state), false));
+            }
+            if known.is_none() {
+                set_user_in(tx, &record.account, user, state)?;
+            }
+            insert_in(tx, &record)?;
+            Ok((UserInsert::Inserted(state), known.is_none()))
+        })?;
+        if new_user {
+            // A cached answer may have been given without this user's state.
+            self.inner.cache.clear();
+        }
+        Ok(outcome)
+    }
+
+    fn remove_user(
+        &self,
+        account: &str,
+        user: &str,
+        disabled: &Disabled,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let inner = &self.inner;
+        let out = inner.write(|tx| {
+            let known = user_in(tx, account, user)?;
+            set_user_in(tx, account, user, removed_state(known))?;
+            let mut rows = Vec::new();
+            {
+                let mut stmt = tx.prepare_cached(STANDING_KEYS_SQL).map_err(unavailable)?;
+                let found = stmt
+                    .query_map(params![account, user], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?))
+                    })
+                    .map_err(unavailable)?;
+                for row in found {
+                    let (json, used) = row.map_err(unavailable)?;
+                    let mut r = from_json(&json, used)?;
+                    inner.uses.merge(&mut r);
+                    if r.disabled.is_none() {
+                        rows.push(r);
+                    }
+                }
+            }
+            for r in &mut rows {
+                r.disabled = Some(Box::new(disabled.clone()));
+                tx.execute(
+                    "UPDATE apikeys_keys SET record = ?2 WHERE id = ?1",
+                    params![id_value(r.id), to_json(r)?],
+                )
+                .map_err(unavailable)?;
+            }
+            Ok(rows)
+        })?;
+        inner.cache.clear();
+        let mut out = out;
+        out.sort_by_key(|r| (r.created_at, r.id));
+        Ok(out)
     }
 
     #[inline]
@@ -873,24 +994,7 @@ impl KeyStore for SqliteStore {
     }
 
     fn user(&self, account: &str, user: &str) -> Result<Option<UserState>, StoreError> {
-        let conn = self.inner.reader()?;
-        let row = conn
-            .prepare_cached(
-                "SELECT role, removed FROM apikeys_users WHERE account = ?1 AND user_id = ?2",
-            )
-            .map_err(unavailable)?
-            .query_row([account, user], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?))
-            })
-            .optional()
-            .map_err(unavailable)?;
-        row.map(|(role, removed)| {
-            Ok(UserState {
-                role: Role::parse(&role).map_err(|e| corrupt("bad role", e))?,
-                removed,
-            })
-        })
-        .transpose()
+        user_in(&*self.inner.reader()?, account, user)
     }
 
     fn flush_writes(&self) -> Result<(), StoreError> {
@@ -898,17 +1002,8 @@ impl KeyStore for SqliteStore {
     }
 
     fn set_user(&self, account: &str, user: &str, state: UserState) -> Result<(), StoreError> {
-        self.inner.write(|tx| {
-            tx.execute(
-                "INSERT INTO apikeys_users (account, user_id, role, removed)
-                 VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (account, user_id) DO UPDATE
-                 SET role = excluded.role, removed = excluded.removed",
-                params![account, user, state.role.as_str(), state.removed],
-            )
-            .map_err(unavailable)?;
-            Ok(())
-        })?;
+        self.inner
+            .write(|tx| set_user_in(tx, account, user, state))?;
         self.inner.cache.clear();
         Ok(())
     }

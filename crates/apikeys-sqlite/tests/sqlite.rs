@@ -363,3 +363,19 @@ fn keyring_flush_writes_queued_last_uses() {
         "the use was not written by flush"
     );
 }
+
+// ---- the authorization invariants (docs/design.md, "Invariants") ----
+
+#[test]
+fn no_sequence_of_calls_breaks_the_authorization_invariants() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path().join("seq.db")).unwrap());
+    apikeys::testing::invariants::sequences(store, 32);
+}
+
+#[test]
+fn check_then_write_races_never_break_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path().join("race.db")).unwrap());
+    apikeys::testing::invariants::races(store, 40);
+}

@@ -17,7 +17,8 @@ pub enum AuthFailure {
     Disabled,
     /// The key is past its expiry time.
     Expired,
-    /// The key's owner was removed from the account.
+    /// The user the key acts through was removed from the account (or is
+    /// unknown to the store): a user token's owner, a scoped token's maker.
     OwnerRemoved,
 }
 
@@ -32,7 +33,7 @@ impl AuthFailure {
             AuthFailure::Unknown => "unknown or deleted key",
             AuthFailure::Disabled => "disabled key",
             AuthFailure::Expired => "expired key",
-            AuthFailure::OwnerRemoved => "the key's owner was removed",
+            AuthFailure::OwnerRemoved => "the key's owner (or maker) was removed",
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::record::{AccessLevel, ApiVersion, Disabled, KeyId, KeyRecord, Scope, 
 use crate::request::Request;
 use crate::role::{AccountSettings, Actor, Role, UserState};
 use crate::secret::Secret;
-use crate::store::{CachedLookup, KeyFilter, KeyLookup, KeyStore, MemoryStore};
+use crate::store::{CachedLookup, KeyFilter, KeyLookup, KeyStore, MemoryStore, UserInsert};
 
 /// The longest description accepted, in characters.
 pub const MAX_DESCRIPTION_CHARS: usize = 200;
@@ -372,6 +372,13 @@ fn validate_description(s: &str) -> Result<&str> {
     Err(Error::invalid("description", why))
 }
 
+fn removed_actor() -> Error {
+    Error::NotPermitted {
+        reason: "this user was removed from the account; set their role again to restore them"
+            .to_owned(),
+    }
+}
+
 fn not_found(id: &str) -> Error {
     // Ids are public, but echo only well-formed ones (never arbitrary input).
     let shown = if KeyId::parse(id).is_some() {
@@ -474,8 +481,10 @@ impl Keyring {
     }
 
     /// Make a user token for the actor (any role but LimitedStakeholder; the
-    /// account needs Advanced Permissions). Records the actor's role as the
-    /// owner's current role.
+    /// account needs Advanced Permissions). The token acts with its owner's
+    /// *stored* role at every request ([`Keyring::set_user_role`]); the
+    /// actor's role is stored only for a user the keyring did not know yet,
+    /// and never replaces a stored one.
     pub fn create_user_token(&self, actor: &Actor, description: &str) -> Result<IssuedKey> {
         self.create(actor, NewKey::user_token(description))
     }
@@ -501,6 +510,13 @@ impl Keyring {
     }
 
     /// Make a scoped token (Manager or above) carrying these scopes (`"incidents.write"` …).
+    ///
+    /// A scoped token never carries more than its maker may do: each scope
+    /// must be within the maker's grants, and admin-only resources only an
+    /// Owner or Admin may hand on ([`GrantsTable::may_delegate`];
+    /// `NotPermitted` names the first scope that is not). At every request
+    /// its rights are its scopes intersected with its maker's *current*
+    /// grants, and it stops working when its maker is removed.
     pub fn create_scoped_token<S: AsRef<str>>(
         &self,
         actor: &Actor,
@@ -512,37 +528,75 @@ impl Keyring {
 
     /// Make any kind of key, with options such as an expiry.
     ///
-    /// Checks, in order: the actor's ids, the role (`NotPermitted`), the
-    /// account's plan (`PlanRestricted`), then the inputs (`InvalidInput`).
+    /// Checks, in order: the actor's ids, the actor's standing (a removed
+    /// user: `NotPermitted`), the role (`NotPermitted`), the account's plan
+    /// (`PlanRestricted`), the inputs (`InvalidInput`), then, for a scoped
+    /// token, that the maker may hand on each scope (`NotPermitted`). The role
+    /// is the one the keyring stores for the actor when it knows them
+    /// (docs/design.md, "Invariants"), else the actor's.
     pub fn create(&self, actor: &Actor, spec: NewKey) -> Result<IssuedKey> {
         let mut draft = Draft::by(actor, AuditAction::Create);
         draft.key_kind = Some(spec.kind);
         self.audited(draft, |draft| {
-            let issued = self.create_inner(actor, spec)?;
+            let issued = self.create_inner(actor, spec, draft)?;
             draft.note(&issued.record);
             Ok(issued)
         })
     }
 
-    fn create_inner(&self, actor: &Actor, spec: NewKey) -> Result<IssuedKey> {
-        validate_actor(actor)?;
-        let kind = spec.kind;
+    /// What the actor's standing is: the state the keyring stores for them,
+    /// or, for a user it does not know, the actor's own role. A removed user
+    /// may do nothing. Only [`Keyring::set_user_role`] and
+    /// [`Keyring::remove_user`] change a stored standing; every other call is
+    /// decided on it, so a stale or forged [`Actor`] never raises a role.
+    fn standing_of(&self, actor: &Actor) -> Result<UserState> {
+        match self.store.user(&actor.account, &actor.user)? {
+            Some(s) if s.removed => Err(removed_actor()),
+            Some(s) => Ok(s),
+            None => Ok(UserState {
+                role: actor.role,
+                removed: false,
+            }),
+        }
+    }
+
+    /// Whether a user with `standing` may make a key of `kind` carrying
+    /// `scopes`: the role check and, for a scoped token, the delegation check.
+    fn may_create(&self, standing: &UserState, kind: KeyKind, scopes: &[Scope]) -> Result<()> {
+        if standing.removed {
+            return Err(removed_actor());
+        }
         let subject = if kind == KeyKind::UserToken {
             Subject::OwnToken
         } else {
             Subject::Account
         };
-        may_manage(actor.role, Action::Create, kind, subject)
+        may_manage(standing.role, Action::Create, kind, subject)
             .map_err(|reason| Error::NotPermitted { reason })?;
-        if kind == KeyKind::UserToken {
-            if let Some(UserState { removed: true, .. }) =
-                self.store.user(&actor.account, &actor.user)?
-            {
-                return Err(Error::NotPermitted {
-                    reason: "this user was removed from the account; set their role again to restore them".to_owned(),
-                });
-            }
+        self.may_hand_on(standing.role, scopes)
+    }
+
+    fn may_hand_on(&self, role: Role, scopes: &[Scope]) -> Result<()> {
+        match scopes
+            .iter()
+            .find(|s| !self.grants.may_delegate(role, s.resource(), s.is_write()))
+        {
+            None => Ok(()),
+            Some(s) => Err(Error::NotPermitted {
+                reason: format!(
+                    "the role '{role}' may not hand the scope '{s}' to a token: a scoped token \
+                     carries no more than its maker may do"
+                ),
+            }),
         }
+    }
+
+    fn create_inner(&self, actor: &Actor, spec: NewKey, draft: &mut Draft) -> Result<IssuedKey> {
+        validate_actor(actor)?;
+        let kind = spec.kind;
+        let standing = self.standing_of(actor)?;
+        draft.actor_role = Some(standing.role);
+        self.may_create(&standing, kind, &[])?;
         let settings = self.store.account_settings(&actor.account)?;
         if kind.api() == Api::Rest && !settings.rest_api {
             return Err(Error::PlanRestricted {
@@ -590,6 +644,7 @@ impl Keyring {
         } else {
             Box::new([])
         };
+        self.may_hand_on(standing.role, &scopes)?;
         let now = self.clock.now();
         if let Some(e) = spec.expires_at {
             if e <= now {
@@ -599,16 +654,9 @@ impl Keyring {
                 ));
             }
         }
-        if kind == KeyKind::UserToken {
-            self.store.set_user(
-                &actor.account,
-                &actor.user,
-                UserState {
-                    role: actor.role,
-                    removed: false,
-                },
-            )?;
-        }
+        // User and scoped tokens act through their maker's standing: it is
+        // read again, and the key stored, in one atomic step of the store.
+        let through_maker = matches!(kind, KeyKind::UserToken | KeyKind::Scoped);
         let owner: Option<Arc<str>> =
             (kind == KeyKind::UserToken).then(|| actor.user.as_str().into());
         // A clash of id or digest is astronomically unlikely, but a store may
@@ -640,7 +688,35 @@ impl Keyring {
                 hint: Hint::of(secret.expose()),
                 digest: self.hasher.digest(secret.expose().as_bytes()),
             };
-            match self.store.insert(record.clone()) {
+            let inserted = if through_maker {
+                let mut refusal = None;
+                let mut admit = |s: &UserState| match self.may_create(s, kind, &scopes) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        refusal = Some(e);
+                        false
+                    }
+                };
+                let if_unknown = UserState {
+                    role: actor.role,
+                    removed: false,
+                };
+                match self.store.insert_for_user(
+                    record.clone(),
+                    &actor.user,
+                    if_unknown,
+                    &mut admit,
+                ) {
+                    Ok(UserInsert::Inserted(_)) => Ok(()),
+                    Ok(UserInsert::Refused(_)) => {
+                        return Err(refusal.unwrap_or_else(removed_actor));
+                    }
+                    Err(e) => Err(e),
+                }
+            } else {
+                self.store.insert(record.clone())
+            };
+            match inserted {
                 Ok(()) => return Ok(IssuedKey { secret, record }),
                 Err(StoreError::Duplicate { .. }) if attempts < 4 => continue,
                 Err(e) => return Err(e.into()),
@@ -682,8 +758,10 @@ impl Keyring {
                 ),
             ));
         }
+        let role = self.standing_of(actor)?.role;
+        draft.actor_role = Some(role);
         let subject = self.subject_of(actor, &record)?;
-        may_manage(actor.role, action, record.kind, subject)
+        may_manage(role, action, record.kind, subject)
             .map_err(|reason| Error::NotPermitted { reason })?;
         Ok(record)
     }
@@ -746,13 +824,15 @@ impl Keyring {
 
     /// Every key of the actor's account that the actor may see, oldest first.
     pub fn list(&self, actor: &Actor) -> Result<Vec<KeyRecord>> {
-        self.audited(Draft::by(actor, AuditAction::List), |_| {
+        self.audited(Draft::by(actor, AuditAction::List), |draft| {
             validate_actor(actor)?;
+            let role = self.standing_of(actor)?.role;
+            draft.actor_role = Some(role);
             let all = self.store.list(&actor.account, &KeyFilter::default())?;
             let mut out = Vec::with_capacity(all.len());
             for r in all {
                 let subject = self.subject_of(actor, &r)?;
-                if may_manage(actor.role, Action::List, r.kind, subject).is_ok() {
+                if may_manage(role, Action::List, r.kind, subject).is_ok() {
                     out.push(r);
                 }
             }
@@ -796,46 +876,23 @@ impl Keyring {
         })
     }
 
-    /// Remove a user from the account (offboarding): every user token of theirs
-    /// stops working at once and is disabled. Returns how many tokens were disabled.
+    /// Remove a user from the account (offboarding): every user token of
+    /// theirs and every scoped token they made stops working at once and is
+    /// disabled, in one atomic step of the store (a token being made at the
+    /// same moment is either refused or disabled with the others). A user the
+    /// keyring did not know is recorded as removed all the same, so they
+    /// cannot make tokens later. Returns how many keys were disabled.
     pub fn remove_user(&self, account: &str, user: &str) -> Result<usize> {
         let mut draft = Draft::system(account, AuditAction::RemoveUser);
         draft.subject_user = Some(audit_id(user));
         self.audited(draft, |_| {
             validate_id("account", account)?;
             validate_id("user", user)?;
-            // First the user, so their tokens fail from this moment, then each token.
-            if let Some(state) = self.store.user(account, user)? {
-                self.store.set_user(
-                    account,
-                    user,
-                    UserState {
-                        removed: true,
-                        ..state
-                    },
-                )?;
-            }
-            let filter = KeyFilter {
-                kind: Some(KeyKind::UserToken),
-                owner: Some(user.to_owned()),
+            let disabled = Disabled {
+                by: OFFBOARDING.into(),
+                at: self.clock.now(),
             };
-            let now = self.clock.now();
-            let by: Arc<str> = OFFBOARDING.into();
-            let mut n = 0;
-            for r in self.store.list(account, &filter)? {
-                if r.disabled.is_none() {
-                    self.store.update(r.id, &mut |r| {
-                        if r.disabled.is_none() {
-                            r.disabled = Some(Box::new(Disabled {
-                                by: by.clone(),
-                                at: now,
-                            }));
-                        }
-                    })?;
-                    n += 1;
-                }
-            }
-            Ok(n)
+            Ok(self.store.remove_user(account, user, &disabled)?.len())
         })
     }
 
@@ -928,7 +985,9 @@ impl Keyring {
         if record.is_expired(now) {
             return Err(Error::Unauthorized(AuthFailure::Expired));
         }
-        let role = if kind == KeyKind::UserToken {
+        // User and scoped tokens act through a user's standing (the owner's,
+        // the maker's): gone or unknown, the key does not work.
+        let standing = if matches!(kind, KeyKind::UserToken | KeyKind::Scoped) {
             match found.owner {
                 Some(UserState {
                     role,
@@ -951,7 +1010,7 @@ impl Keyring {
                 });
             }
         }
-        self.authorize(&record, role, request)?;
+        self.authorize(&record, standing, request)?;
         // Only a request that would otherwise succeed spends budget.
         let rate_limit = match &self.limits {
             None => None,
@@ -970,8 +1029,12 @@ impl Keyring {
             let _ = self.store.record_use(record.id, now);
         }
         Ok(Principal {
+            role: if kind == KeyKind::UserToken {
+                standing
+            } else {
+                None
+            },
             record,
-            role,
             rate_limit,
         })
     }
@@ -1022,10 +1085,20 @@ impl Keyring {
                     .scopes
                     .iter()
                     .any(|s| s.resource() == scope.resource() && (s.is_write() || !write));
+                let what = if write { "write" } else { "read" };
                 if !ok {
-                    let what = if write { "write" } else { "read" };
                     return Err(Error::Forbidden {
                         reason: format!("this token lacks the scope {}.{what}", scope.resource()),
+                    });
+                }
+                // Its scopes, intersected with what its maker may do now.
+                let maker = role.unwrap_or(Role::LimitedStakeholder);
+                if !self.grants.may_delegate(maker, scope.resource(), write) {
+                    return Err(Error::Forbidden {
+                        reason: format!(
+                            "the token's maker, now '{maker}', may not {what} '{}'",
+                            scope.resource()
+                        ),
                     });
                 }
             }

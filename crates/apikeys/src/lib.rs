@@ -93,4 +93,4 @@ pub use record::{AccessLevel, ApiVersion, Disabled, KeyId, KeyRecord, Scope, Tim
 pub use request::{Method, Request};
 pub use role::{AccountSettings, Actor, Role, UserState};
 pub use secret::Secret;
-pub use store::{CachedLookup, KeyFilter, KeyLookup, KeyStore, MemoryStore};
+pub use store::{CachedLookup, KeyFilter, KeyLookup, KeyStore, MemoryStore, UserInsert};

@@ -268,6 +268,17 @@ impl GrantsTable {
         &self.admin_only
     }
 
+    /// Whether a user whose role is `role` may hand read (or, with `write`,
+    /// write) access to `resource` to a scoped token: the role's own grants
+    /// must cover it, and an admin-only resource (even to read) may be handed
+    /// on only by an Owner or Admin. A scoped token never carries more than
+    /// its maker may do, at creation and at every request after
+    /// (docs/design.md, "Invariants").
+    pub fn may_delegate(&self, role: Role, resource: &str, write: bool) -> bool {
+        self.allows(role, Some(resource), write)
+            && (role.is_admin_or_owner() || !self.admin_only.iter().any(|r| r == resource))
+    }
+
     /// Whether `role` may read (or, with `write`, write) `resource`; with no
     /// resource, every resource that is not admin-only.
     pub fn allows(&self, role: Role, resource: Option<&str>, write: bool) -> bool {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use crate::digest::Digest;
 use crate::error::StoreError;
 use crate::key::KeyKind;
-use crate::record::{KeyId, KeyRecord, Timestamp};
+use crate::record::{Disabled, KeyId, KeyRecord, Timestamp};
 use crate::role::{AccountSettings, UserState};
 
 pub mod cache;
@@ -33,8 +33,32 @@ pub struct KeyLookup {
     pub last_used_at: Option<crate::record::Timestamp>,
     /// Its account's current settings.
     pub account: AccountSettings,
-    /// For a user token: its owner's current state (`None` if unknown).
+    /// The current state of the user a token acts through: for a user token
+    /// its owner, for a scoped token the user who made it ([`standing_user`]);
+    /// `None` for other kinds, and when the store knows nothing of that user.
     pub owner: Option<UserState>,
+}
+
+/// The user whose standing bounds what `record` may do, if any: a user
+/// token's owner, or the user who made a scoped token. Stores join this
+/// user's [`UserState`] into [`KeyLookup::owner`], and
+/// [`KeyStore::remove_user`] disables the keys it names (docs/design.md,
+/// "Invariants").
+pub fn standing_user(record: &KeyRecord) -> Option<&str> {
+    match record.kind {
+        KeyKind::UserToken => record.owner.as_deref(),
+        KeyKind::Scoped => Some(&record.created_by),
+        _ => None,
+    }
+}
+
+/// What [`KeyStore::insert_for_user`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserInsert {
+    /// The record is stored; this is the user's standing it was admitted on.
+    Inserted(UserState),
+    /// The user's standing did not admit the record: nothing was written.
+    Refused(UserState),
 }
 
 /// What a store can say about a digest from memory alone: the answer of
@@ -144,6 +168,43 @@ pub trait KeyStore: Send + Sync {
 
     /// Set what is known of a user.
     fn set_user(&self, account: &str, user: &str, state: UserState) -> Result<(), StoreError>;
+
+    /// Add `record`, a key that acts through `user`'s standing (a user token
+    /// of `user`, or a scoped token `user` made), in **one atomic step** with
+    /// reading that standing (docs/design.md, "Invariants").
+    ///
+    /// Reads the state of `user` in the record's account; if the store knows
+    /// nothing of the user, the state is `if_unknown`. Then `admit` decides on
+    /// that state: when it says no, nothing at all is written and the answer
+    /// is [`UserInsert::Refused`]; when it says yes, the record is stored (and
+    /// `if_unknown` too, if the user was unknown) and the answer is
+    /// [`UserInsert::Inserted`]. No [`KeyStore::set_user`] or
+    /// [`KeyStore::remove_user`] may land between the read and the insert:
+    /// an offboarding that returned is never undone by a racing insert, and a
+    /// token inserted before it is disabled by it. Refuses a duplicate id or
+    /// digest like [`KeyStore::insert`].
+    fn insert_for_user(
+        &self,
+        record: KeyRecord,
+        user: &str,
+        if_unknown: UserState,
+        admit: &mut dyn FnMut(&UserState) -> bool,
+    ) -> Result<UserInsert, StoreError>;
+
+    /// Offboard `user` of `account` in **one atomic step**: mark them removed
+    /// (keeping their role; a user the store did not know is stored as a
+    /// removed [`Role::LimitedStakeholder`]) and disable, recording
+    /// `disabled`, every key whose [`standing_user`] they are (their user
+    /// tokens and the scoped tokens they made) that is not disabled yet.
+    /// Returns the records it disabled, as they are now.
+    ///
+    /// [`Role::LimitedStakeholder`]: crate::Role::LimitedStakeholder
+    fn remove_user(
+        &self,
+        account: &str,
+        user: &str,
+        disabled: &Disabled,
+    ) -> Result<Vec<KeyRecord>, StoreError>;
 
     /// Write out whatever the store holds back (queued last-use times).
     /// Stores that write everything at once keep the default, which does nothing.
@@ -268,6 +329,33 @@ impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
     }
     fn flush_writes(&self) -> Result<(), StoreError> {
         (**self).flush_writes()
+    }
+    fn insert_for_user(
+        &self,
+        record: KeyRecord,
+        user: &str,
+        if_unknown: UserState,
+        admit: &mut dyn FnMut(&UserState) -> bool,
+    ) -> Result<UserInsert, StoreError> {
+        (**self).insert_for_user(record, user, if_unknown, admit)
+    }
+    fn remove_user(
+        &self,
+        account: &str,
+        user: &str,
+        disabled: &Disabled,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        (**self).remove_user(account, user, disabled)
+    }
+}
+
+/// The state [`KeyStore::remove_user`] stores for a user: `known` marked
+/// removed, or a removed [`Role::LimitedStakeholder`](crate::Role) when the
+/// store knew nothing of them.
+pub fn removed_state(known: Option<UserState>) -> UserState {
+    UserState {
+        role: known.map_or(crate::role::Role::LimitedStakeholder, |s| s.role),
+        removed: true,
     }
 }
 

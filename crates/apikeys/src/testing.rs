@@ -29,9 +29,10 @@ use crate::error::StoreError;
 use crate::key::{Hint, KeyKind};
 use crate::record::{AccessLevel, Disabled, KeyId, KeyRecord, Scope, Timestamp};
 use crate::role::{AccountSettings, Role, UserState};
-use crate::store::{KeyFilter, KeyStore, record_for_tests};
+use crate::store::{KeyFilter, KeyStore, UserInsert, record_for_tests};
 
 pub mod durable;
+pub mod invariants;
 
 /// One check of the suite: its name and the function that runs it on a store.
 pub type Check = (&'static str, fn(&dyn KeyStore));
@@ -66,6 +67,18 @@ pub const CHECKS: &[Check] = &[
     (
         "lookups_never_go_back_during_updates",
         lookups_never_go_back_during_updates,
+    ),
+    (
+        "insert_for_user_decides_on_the_standing",
+        insert_for_user_decides_on_the_standing,
+    ),
+    (
+        "remove_user_disables_what_acts_through_them",
+        remove_user_disables_what_acts_through_them,
+    ),
+    (
+        "remove_user_and_insert_for_user_never_interleave",
+        remove_user_and_insert_for_user_never_interleave,
     ),
 ];
 
@@ -772,5 +785,252 @@ pub fn lookups_never_go_back_during_updates(store: &dyn KeyStore) {
     });
     for r in &records {
         assert_eq!(version(store, r), rounds);
+    }
+}
+
+fn active(role: Role) -> UserState {
+    UserState {
+        role,
+        removed: false,
+    }
+}
+
+/// A scoped token record made by `maker`.
+fn scoped_by(account: &str, maker: &str) -> KeyRecord {
+    let mut r = sample_record(account, KeyKind::Scoped);
+    r.created_by = maker.into();
+    r
+}
+
+/// [`KeyStore::insert_for_user`]: decides on the stored standing (the
+/// `if_unknown` state only for an unknown user, then stored), writes nothing
+/// when refused, never changes a stored role, and joins a scoped token's
+/// maker into the hot path's `owner`.
+pub fn insert_for_user_decides_on_the_standing(store: &dyn KeyStore) {
+    let acct = unique_account("standing");
+    // Unknown user: `if_unknown` is what admit sees, and it is stored.
+    let t = sample_record(&acct, KeyKind::UserToken);
+    let mut seen = Vec::new();
+    let out = ok(
+        store.insert_for_user(t.clone(), "PUSER1", active(Role::Responder), &mut |s| {
+            seen.push(*s);
+            true
+        }),
+        "insert_for_user",
+    );
+    assert_eq!(out, UserInsert::Inserted(active(Role::Responder)));
+    assert_eq!(seen, [active(Role::Responder)]);
+    assert_eq!(
+        ok(store.user(&acct, "PUSER1"), "user"),
+        Some(active(Role::Responder))
+    );
+    let found = ok(store.find_by_digest(&t.digest), "find").expect("inserted");
+    assert_eq!(found.owner, Some(active(Role::Responder)));
+
+    // Known user: the stored state decides; a claimed role is never stored.
+    ok(
+        store.set_user(&acct, "PUSER1", active(Role::Observer)),
+        "set_user",
+    );
+    let t2 = sample_record(&acct, KeyKind::UserToken);
+    let out = ok(
+        store.insert_for_user(t2.clone(), "PUSER1", active(Role::Owner), &mut |s| {
+            s.role == Role::Observer
+        }),
+        "insert_for_user",
+    );
+    assert_eq!(out, UserInsert::Inserted(active(Role::Observer)));
+    assert_eq!(
+        ok(store.user(&acct, "PUSER1"), "user"),
+        Some(active(Role::Observer))
+    );
+
+    // Refused: nothing written, neither the key nor an unknown user.
+    let t3 = sample_record(&acct, KeyKind::UserToken);
+    let out = ok(
+        store.insert_for_user(t3.clone(), "PUSER1", active(Role::Owner), &mut |_| false),
+        "insert_for_user",
+    );
+    assert_eq!(out, UserInsert::Refused(active(Role::Observer)));
+    assert!(ok(store.get(t3.id), "get").is_none());
+    assert!(ok(store.find_by_digest(&t3.digest), "find").is_none());
+    let mut t4 = sample_record(&acct, KeyKind::UserToken);
+    t4.owner = Some("PNOBODY".into());
+    let out = ok(
+        store.insert_for_user(t4.clone(), "PNOBODY", active(Role::Admin), &mut |_| false),
+        "insert_for_user",
+    );
+    assert_eq!(out, UserInsert::Refused(active(Role::Admin)));
+    assert_eq!(ok(store.user(&acct, "PNOBODY"), "user"), None);
+    assert!(ok(store.get(t4.id), "get").is_none());
+
+    // Duplicates are refused as by insert, and write nothing.
+    let mut dup = sample_record(&acct, KeyKind::UserToken);
+    dup.id = t.id;
+    assert!(matches!(
+        store.insert_for_user(dup, "PUSER1", active(Role::Owner), &mut |_| true),
+        Err(StoreError::Duplicate { .. })
+    ));
+
+    // A scoped token's `owner` in the hot path is its maker's standing.
+    let s = scoped_by(&acct, "PMAKER");
+    let out = ok(
+        store.insert_for_user(s.clone(), "PMAKER", active(Role::Manager), &mut |_| true),
+        "insert_for_user",
+    );
+    assert_eq!(out, UserInsert::Inserted(active(Role::Manager)));
+    let found = ok(store.find_by_digest(&s.digest), "find").expect("inserted");
+    assert_eq!(found.owner, Some(active(Role::Manager)));
+    ok(
+        store.set_user(&acct, "PMAKER", active(Role::Responder)),
+        "set_user",
+    );
+    let found = ok(store.find_by_digest(&s.digest), "find").expect("inserted");
+    assert_eq!(
+        found.owner,
+        Some(active(Role::Responder)),
+        "a maker's demotion reaches their scoped tokens at once"
+    );
+}
+
+/// [`KeyStore::remove_user`]: marks the user removed (also one the store did
+/// not know), disables their user tokens and the scoped tokens they made,
+/// and nobody else's keys.
+pub fn remove_user_disables_what_acts_through_them(store: &dyn KeyStore) {
+    let acct = unique_account("offboard");
+    let other_acct = unique_account("offboard-other");
+    let mine = sample_record(&acct, KeyKind::UserToken);
+    let made = scoped_by(&acct, "PUSER1");
+    let mut someone_elses = sample_record(&acct, KeyKind::UserToken);
+    someone_elses.owner = Some("PUSER2".into());
+    let scoped_by_other = scoped_by(&acct, "PUSER2");
+    let mut general = sample_record(&acct, KeyKind::General);
+    general.created_by = "PUSER1".into();
+    let elsewhere = sample_record(&other_acct, KeyKind::UserToken);
+    for (r, user) in [
+        (&mine, "PUSER1"),
+        (&made, "PUSER1"),
+        (&someone_elses, "PUSER2"),
+        (&scoped_by_other, "PUSER2"),
+        (&elsewhere, "PUSER1"),
+    ] {
+        let out = ok(
+            store.insert_for_user(r.clone(), user, active(Role::Manager), &mut |_| true),
+            "insert_for_user",
+        );
+        assert!(matches!(out, UserInsert::Inserted(_)));
+    }
+    ok(store.insert(general.clone()), "insert");
+    // Warm a cache, if any.
+    for r in [&mine, &made, &someone_elses, &general] {
+        assert!(ok(store.find_by_digest(&r.digest), "find").is_some());
+    }
+    let by = Disabled {
+        by: "system:offboarding".into(),
+        at: Timestamp::from_unix_millis(1_700_000_100_000),
+    };
+    let disabled = ok(store.remove_user(&acct, "PUSER1", &by), "remove_user");
+    let mut ids: Vec<KeyId> = disabled.iter().map(|r| r.id).collect();
+    ids.sort();
+    let mut want = vec![mine.id, made.id];
+    want.sort();
+    assert_eq!(
+        ids, want,
+        "their user tokens and scoped tokens, nothing else"
+    );
+    for r in &disabled {
+        assert_eq!(r.disabled.as_deref(), Some(&by));
+    }
+    assert_eq!(
+        ok(store.user(&acct, "PUSER1"), "user"),
+        Some(UserState {
+            role: Role::Manager,
+            removed: true
+        })
+    );
+    for r in [&mine, &made] {
+        let found = ok(store.find_by_digest(&r.digest), "find").expect("still stored");
+        assert!(found.record.disabled.is_some(), "disabled at once");
+        assert_eq!(found.owner.map(|o| o.removed), Some(true));
+    }
+    for r in [&someone_elses, &scoped_by_other, &general, &elsewhere] {
+        let found = ok(store.find_by_digest(&r.digest), "find").expect("still stored");
+        assert!(found.record.disabled.is_none(), "other keys untouched");
+    }
+    assert_eq!(
+        ok(store.user(&other_acct, "PUSER1"), "user"),
+        Some(active(Role::Manager))
+    );
+    // Again: nothing left to disable.
+    assert!(ok(store.remove_user(&acct, "PUSER1", &by), "remove_user").is_empty());
+    // A user never seen is stored as removed, so they cannot make keys later.
+    assert!(ok(store.remove_user(&acct, "PGHOST", &by), "remove_user").is_empty());
+    assert_eq!(
+        ok(store.user(&acct, "PGHOST"), "user"),
+        Some(UserState {
+            role: Role::LimitedStakeholder,
+            removed: true
+        })
+    );
+    let mut late = sample_record(&acct, KeyKind::UserToken);
+    late.owner = Some("PGHOST".into());
+    let out = ok(
+        store.insert_for_user(late, "PGHOST", active(Role::Owner), &mut |s| !s.removed),
+        "insert_for_user",
+    );
+    assert!(matches!(
+        out,
+        UserInsert::Refused(UserState { removed: true, .. })
+    ));
+}
+
+/// Two threads, one inserting tokens through a user's standing (admitted
+/// only while the user is not removed), one removing the user: after both
+/// return, every token that was inserted is disabled. Many rounds.
+pub fn remove_user_and_insert_for_user_never_interleave(store: &dyn KeyStore) {
+    let acct = unique_account("race");
+    let by = Disabled {
+        by: "system:offboarding".into(),
+        at: Timestamp::from_unix_millis(1_700_000_100_000),
+    };
+    for round in 0..40 {
+        let user = format!("PRACE{round}");
+        let barrier = std::sync::Barrier::new(2);
+        let inserted: Vec<KeyRecord> = std::thread::scope(|s| {
+            let maker = s.spawn(|| {
+                barrier.wait();
+                let mut mine = Vec::new();
+                for i in 0..4 {
+                    let mut r = if i % 2 == 0 {
+                        let mut r = sample_record(&acct, KeyKind::UserToken);
+                        r.owner = Some(user.as_str().into());
+                        r
+                    } else {
+                        scoped_by(&acct, &user)
+                    };
+                    r.created_by = user.as_str().into();
+                    let out = ok(
+                        store.insert_for_user(r.clone(), &user, active(Role::Manager), &mut |s| {
+                            !s.removed
+                        }),
+                        "insert_for_user",
+                    );
+                    if matches!(out, UserInsert::Inserted(_)) {
+                        mine.push(r);
+                    }
+                }
+                mine
+            });
+            barrier.wait();
+            ok(store.remove_user(&acct, &user, &by), "remove_user");
+            maker.join().expect("maker thread")
+        });
+        for r in &inserted {
+            let found = ok(store.find_by_digest(&r.digest), "find").expect("stored");
+            assert!(
+                found.record.disabled.is_some() && found.owner.is_some_and(|o| o.removed),
+                "round {round}: a token inserted around an offboarding survived it"
+            );
+        }
     }
 }

@@ -5,10 +5,13 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use hashbrown::{HashMap, HashTable};
 
-use super::{CachedLookup, KeyFilter, KeyLookup, KeyStore, check_immutable};
+use super::{
+    CachedLookup, KeyFilter, KeyLookup, KeyStore, UserInsert, check_immutable, removed_state,
+    standing_user,
+};
 use crate::digest::Digest;
 use crate::error::StoreError;
-use crate::record::{KeyId, KeyRecord, Timestamp};
+use crate::record::{Disabled, KeyId, KeyRecord, Timestamp};
 use crate::role::{AccountSettings, Role, UserState};
 
 /// Number of independently locked shards; records are spread over them by digest.
@@ -39,6 +42,10 @@ struct AccountCell {
     name: Arc<str>,
     settings: AtomicU8,
     users: RwLock<HashMap<Arc<str>, Arc<UserCell>>>,
+    /// Held by every write of a user's standing and by every insert that
+    /// depends on it, so "read the standing, then insert" and "mark removed,
+    /// then disable their keys" never interleave (docs/design.md, "Invariants").
+    standing: Mutex<()>,
 }
 
 const REST_API: u8 = 1;
@@ -265,6 +272,7 @@ impl MemoryStore {
             name: name.clone(),
             settings: AtomicU8::new(REST_API | ADVANCED),
             users: RwLock::new(HashMap::new()),
+            standing: Mutex::new(()),
         });
         accounts.insert(name, cell.clone());
         cell
@@ -289,8 +297,13 @@ impl MemoryStore {
     }
 }
 
-impl KeyStore for MemoryStore {
-    fn insert(&self, mut record: KeyRecord) -> Result<(), StoreError> {
+impl MemoryStore {
+    /// Insert `record` into `account` (whose cell the caller found).
+    fn insert_into(
+        &self,
+        account: Arc<AccountCell>,
+        mut record: KeyRecord,
+    ) -> Result<(), StoreError> {
         let _serial = self
             .insert_lock
             .lock()
@@ -303,13 +316,14 @@ impl KeyStore for MemoryStore {
         if g.find_digest(&record.digest).is_some() {
             return Err(StoreError::Duplicate { field: "digest" });
         }
-        let account = self.account_cell(&record.account);
         record.account = account.name.clone();
-        let owner = record.owner.as_deref().map(|o| account.user_cell(o));
-        if let Some(o) = &owner {
-            record.owner = Some(o.name.clone());
+        if let Some(o) = record.owner.as_deref() {
+            record.owner = Some(account.user_cell(o).name.clone());
         }
         record.created_by = account.user_cell(&record.created_by).name.clone();
+        // The cell whose state the hot path joins in: the owner of a user
+        // token, the maker of a scoped token.
+        let owner = standing_user(&record).map(|u| account.user_cell(u));
         let last_used = record.last_used_at.take().map_or(0, Timestamp::unix_millis);
         g.insert(Slot {
             record: Arc::new(record),
@@ -318,6 +332,68 @@ impl KeyStore for MemoryStore {
             owner,
         });
         Ok(())
+    }
+}
+
+impl KeyStore for MemoryStore {
+    fn insert(&self, record: KeyRecord) -> Result<(), StoreError> {
+        let account = self.account_cell(&record.account);
+        self.insert_into(account, record)
+    }
+
+    fn insert_for_user(
+        &self,
+        record: KeyRecord,
+        user: &str,
+        if_unknown: UserState,
+        admit: &mut dyn FnMut(&UserState) -> bool,
+    ) -> Result<UserInsert, StoreError> {
+        let account = self.account_cell(&record.account);
+        let _standing = account
+            .standing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let cell = account.user_cell(user);
+        let known = cell.state();
+        let state = known.unwrap_or(if_unknown);
+        if !admit(&state) {
+            return Ok(UserInsert::Refused(state));
+        }
+        self.insert_into(account.clone(), record)?;
+        if known.is_none() {
+            cell.set(state);
+        }
+        Ok(UserInsert::Inserted(state))
+    }
+
+    fn remove_user(
+        &self,
+        account: &str,
+        user: &str,
+        disabled: &Disabled,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let cell = self.account_cell(account);
+        let _standing = cell.standing.lock().unwrap_or_else(PoisonError::into_inner);
+        let user_cell = cell.user_cell(user);
+        user_cell.set(removed_state(user_cell.state()));
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let mut g = write(shard);
+            for s in g.slots.iter_mut().flatten() {
+                if !Arc::ptr_eq(&s.account, &cell)
+                    || s.record.disabled.is_some()
+                    || standing_user(&s.record) != Some(user)
+                {
+                    continue;
+                }
+                let mut stored = (*s.record).clone();
+                stored.disabled = Some(Box::new(disabled.clone()));
+                s.record = Arc::new(stored);
+                out.push(s.snapshot());
+            }
+        }
+        out.sort_by_key(|r| (r.created_at, r.id));
+        Ok(out)
     }
 
     #[inline]
@@ -443,7 +519,9 @@ impl KeyStore for MemoryStore {
     }
 
     fn set_user(&self, account: &str, user: &str, state: UserState) -> Result<(), StoreError> {
-        self.account_cell(account).user_cell(user).set(state);
+        let cell = self.account_cell(account);
+        let _standing = cell.standing.lock().unwrap_or_else(PoisonError::into_inner);
+        cell.user_cell(user).set(state);
         Ok(())
     }
 }

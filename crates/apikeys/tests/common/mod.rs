@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use apikeys::Disabled;
 use apikeys::{
     AccessLevel, AccountSettings, ApiVersion, Digest, KeyFilter, KeyHasher, KeyId, KeyKind,
-    KeyLookup, KeyRecord, KeyStore, MemoryStore, StoreError, Timestamp, UserState,
+    KeyLookup, KeyRecord, KeyStore, MemoryStore, StoreError, Timestamp, UserInsert, UserState,
 };
 
 /// A record as a store would receive it, for a fresh key of `kind`.
@@ -99,6 +100,20 @@ impl KeyStore for CountingStore {
         self.tick();
         self.inner.set_user(a, u, s)
     }
+    fn insert_for_user(
+        &self,
+        r: KeyRecord,
+        u: &str,
+        if_unknown: UserState,
+        admit: &mut dyn FnMut(&UserState) -> bool,
+    ) -> Result<UserInsert, StoreError> {
+        self.tick();
+        self.inner.insert_for_user(r, u, if_unknown, admit)
+    }
+    fn remove_user(&self, a: &str, u: &str, d: &Disabled) -> Result<Vec<KeyRecord>, StoreError> {
+        self.tick();
+        self.inner.remove_user(a, u, d)
+    }
 }
 
 /// A store that fails every call, to check errors surface as `Store` (500).
@@ -140,6 +155,18 @@ impl KeyStore for BrokenStore {
         Err(StoreError::Unavailable("connection refused".into()))
     }
     fn set_user(&self, _: &str, _: &str, _: UserState) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+    fn insert_for_user(
+        &self,
+        _: KeyRecord,
+        _: &str,
+        _: UserState,
+        _: &mut dyn FnMut(&UserState) -> bool,
+    ) -> Result<UserInsert, StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+    fn remove_user(&self, _: &str, _: &str, _: &Disabled) -> Result<Vec<KeyRecord>, StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
 }
