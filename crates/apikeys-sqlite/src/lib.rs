@@ -242,6 +242,9 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     cache: LookupCache,
     uses: UseQueue,
+    /// The write-ahead log file this store's connections write to (device
+    /// and inode), once seen; checked before every write (see [`Inner::wal_check`]).
+    wal: Mutex<Option<(u64, u64)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -329,6 +332,24 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     tx.commit().map_err(unavailable)
 }
 
+/// The device and inode of the database's write-ahead log (`<path>-wal`), if it exists.
+fn wal_identity(path: &Path) -> Option<(u64, u64)> {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let meta = std::fs::metadata(wal).ok()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        // No inode: only a vanished log can be told.
+        let _ = meta;
+        Some((0, 0))
+    }
+}
+
 /// What the watcher has seen: the writer connection's `data_version`, and the
 /// change log up to `seq`.
 #[derive(Clone, Copy)]
@@ -354,6 +375,14 @@ impl SqliteStore {
     }
 
     fn open_with(path: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        let shown = path.to_string_lossy();
+        if shown.trim().is_empty() || shown == ":memory:" || shown.starts_with("file::memory:") {
+            return Err(StoreError::Unavailable(format!(
+                "SQLite: {:?} is not a file: give the path of the file to keep keys in \
+                 (an empty path or :memory: would be a database lost when the store closes)",
+                shown
+            )));
+        }
         let mut writer = open_connection(path, &options)?;
         migrate(&mut writer)?;
         let seen = Seen {
@@ -373,7 +402,9 @@ impl SqliteStore {
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             uses: UseQueue::default(),
+            wal: Mutex::new(None),
         });
+        *lock(&inner.wal) = wal_identity(path);
         if inner.options.cache {
             inner.cache.set_enabled(true);
         }
@@ -501,12 +532,44 @@ impl Inner {
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut conn = lock(&self.writer);
+        self.wal_check()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(unavailable)?;
         let out = f(&tx)?;
         tx.commit().map_err(unavailable)?;
+        let mut wal = lock(&self.wal);
+        if wal.is_none() {
+            *wal = wal_identity(&self.path);
+        }
         Ok(out)
+    }
+
+    /// Refuse to write when the write-ahead log this store writes to is no
+    /// longer the file's: it was deleted or replaced under the store.
+    ///
+    /// That happens when another copy of SQLite in the same process (Python's
+    /// `sqlite3` module, another crate's bundled SQLite) opens and closes the
+    /// same file: POSIX locks belong to the process, so closing that copy's
+    /// handle drops this store's locks, the other copy believes it is the
+    /// last user and deletes the log, and this store's later writes would go
+    /// to a deleted file — lost, unseen by other processes. A clear error (and
+    /// no cache, which can no longer be kept right) beats a silent loss.
+    fn wal_check(&self) -> Result<(), StoreError> {
+        let Some(seen) = *lock(&self.wal) else {
+            return Ok(());
+        };
+        if wal_identity(&self.path) == Some(seen) {
+            return Ok(());
+        }
+        self.cache.set_enabled(false);
+        Err(StoreError::Unavailable(format!(
+            "SQLite: the write-ahead log of {} was deleted or replaced under this store \
+             (most likely another SQLite library in this process, such as Python's sqlite3 \
+             module, opened and closed the same file); nothing was written. Reopen the store, \
+             and never open its file with another SQLite library in the same process",
+            self.path.display()
+        )))
     }
 
     fn flush(&self) -> Result<usize, StoreError> {
@@ -536,6 +599,7 @@ impl Inner {
             let polled = {
                 let conn = lock(&self.writer);
                 self.apply_changes(&conn, &mut seen)
+                    .and_then(|()| self.wal_check())
             };
             match polled {
                 Ok(()) => {

@@ -379,3 +379,59 @@ fn check_then_write_races_never_break_them() {
     let store = Arc::new(SqliteStore::open(dir.path().join("race.db")).unwrap());
     apikeys::testing::invariants::races(store, 40);
 }
+
+// ---- paths that are not files, and a log deleted under the store ----
+
+#[test]
+fn an_empty_or_memory_path_is_refused_and_says_why() {
+    for path in ["", " ", ":memory:", "file::memory:?cache=shared"] {
+        match SqliteStore::open(path) {
+            Err(StoreError::Unavailable(msg)) => {
+                assert!(msg.contains("is not a file"), "{path:?}: {msg}");
+                assert!(!msg.contains("WAL"), "{path:?} must not blame WAL mode: {msg}");
+            }
+            other => panic!("{path:?}: expected Unavailable, got {other:?}"),
+        }
+    }
+}
+
+/// What another SQLite library in the same process does when it closes the
+/// file (Python's sqlite3, say): it deletes the write-ahead log under the
+/// store. The store must refuse to write (a clear error), never write to the
+/// deleted log and lose the change.
+#[test]
+fn a_write_ahead_log_deleted_under_the_store_is_a_clear_error_not_a_lost_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    let kr = Keyring::builder().shared_store(store.clone()).build().unwrap();
+    let issued = kr
+        .create_general_key(&admin(), "ci", AccessLevel::FullAccess)
+        .unwrap();
+    let id = issued.record().id.to_string();
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::remove_file(&wal).unwrap();
+    let err = kr.disable(&admin(), &id).unwrap_err();
+    let msg = err.to_string();
+    assert_eq!(err.http_status(), 500, "{msg}");
+    assert!(msg.contains("write-ahead log") && msg.contains("same process"), "{msg}");
+    assert!(!msg.contains(issued.secret().expose()));
+    // Nothing was claimed done: the caller knows the disable did not happen,
+    // and the cache no longer answers for the file.
+    assert!(!store.cache_enabled());
+    assert!(kr.create_general_key(&admin(), "ci 2", AccessLevel::FullAccess).is_err());
+    // A store opened again writes to the file's log, and the disable lands.
+    drop(kr);
+    drop(store);
+    let kr = Keyring::new(SqliteStore::open(&path).unwrap());
+    kr.disable(&admin(), &id).unwrap();
+    let again = Keyring::new(SqliteStore::open(&path).unwrap());
+    assert_eq!(
+        again
+            .authenticate(issued.secret().expose(), &Request::rest("GET"))
+            .unwrap_err()
+            .http_status(),
+        401
+    );
+}
