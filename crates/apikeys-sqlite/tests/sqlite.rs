@@ -388,7 +388,10 @@ fn an_empty_or_memory_path_is_refused_and_says_why() {
         match SqliteStore::open(path) {
             Err(StoreError::Unavailable(msg)) => {
                 assert!(msg.contains("is not a file"), "{path:?}: {msg}");
-                assert!(!msg.contains("WAL"), "{path:?} must not blame WAL mode: {msg}");
+                assert!(
+                    !msg.contains("WAL"),
+                    "{path:?} must not blame WAL mode: {msg}"
+                );
             }
             other => panic!("{path:?}: expected Unavailable, got {other:?}"),
         }
@@ -404,7 +407,10 @@ fn a_write_ahead_log_deleted_under_the_store_is_a_clear_error_not_a_lost_write()
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("k.db");
     let store = Arc::new(SqliteStore::open(&path).unwrap());
-    let kr = Keyring::builder().shared_store(store.clone()).build().unwrap();
+    let kr = Keyring::builder()
+        .shared_store(store.clone())
+        .build()
+        .unwrap();
     let issued = kr
         .create_general_key(&admin(), "ci", AccessLevel::FullAccess)
         .unwrap();
@@ -415,12 +421,18 @@ fn a_write_ahead_log_deleted_under_the_store_is_a_clear_error_not_a_lost_write()
     let err = kr.disable(&admin(), &id).unwrap_err();
     let msg = err.to_string();
     assert_eq!(err.http_status(), 500, "{msg}");
-    assert!(msg.contains("write-ahead log") && msg.contains("same process"), "{msg}");
+    assert!(
+        msg.contains("write-ahead log") && msg.contains("same process"),
+        "{msg}"
+    );
     assert!(!msg.contains(issued.secret().expose()));
     // Nothing was claimed done: the caller knows the disable did not happen,
     // and the cache no longer answers for the file.
     assert!(!store.cache_enabled());
-    assert!(kr.create_general_key(&admin(), "ci 2", AccessLevel::FullAccess).is_err());
+    assert!(
+        kr.create_general_key(&admin(), "ci 2", AccessLevel::FullAccess)
+            .is_err()
+    );
     // A store opened again writes to the file's log, and the disable lands.
     drop(kr);
     drop(store);

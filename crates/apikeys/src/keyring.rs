@@ -173,7 +173,7 @@ impl NewKey {
 /// Issues, manages and checks API keys. Cheap to share between threads (`&self` everywhere).
 ///
 /// Management calls take an [`Actor`] and follow the permission matrix of
-/// DESIGN §3; each one leaves exactly one [`AuditEvent`]. [`Keyring::authenticate`]
+/// docs/design.md §2; each one leaves exactly one [`AuditEvent`]. [`Keyring::authenticate`]
 /// is the hot path.
 pub struct Keyring {
     store: Arc<dyn KeyStore>,

@@ -48,7 +48,7 @@ pub enum Subject {
     OthersToken(Option<Role>),
 }
 
-/// The management matrix of DESIGN §3. Default deny: anything not granted here
+/// The management matrix of docs/design.md §2. Default deny: anything not granted here
 /// is refused, and the reason says which rule applied.
 pub fn may_manage(
     actor: Role,

@@ -1,4 +1,4 @@
-//! `Keyring::authenticate`: every check of DESIGN §4, in order, with its error.
+//! `Keyring::authenticate`: every check of docs/design.md §3, in order, with its error.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! The whole management matrix of DESIGN §3: every role × every action × whose
+//! The whole management matrix of docs/design.md §2: every role × every action × whose
 //! key, against an expected table written out here (not computed by the code
 //! under test).
 
@@ -19,7 +19,7 @@ const ROLES: [Role; 8] = [
 ];
 
 /// One flag per role in `ROLES` order: `Y` allowed, `.` refused with `NotPermitted`.
-/// Written out by hand from DESIGN §3.
+/// Written out by hand from docs/design.md §2.
 const EXPECTED: &[(&str, &str)] = &[
     //                                      O A M R O R F L
     ("general create", /*              */ "YY......"),
