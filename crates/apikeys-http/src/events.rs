@@ -14,6 +14,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::credentials::routing_key;
+use crate::offload::{self, Checked};
 use crate::rejection::{Rejection, RejectionBody, insert_rate_limit};
 
 /// The default body limit: 512 KiB, PagerDuty's limit for one event.
@@ -117,12 +118,17 @@ where
                 }
                 Err(_) => return refuse(Rejection::invalid_body("the body could not be read")),
             };
-            let principal = match routing_key(&bytes) {
-                Ok(key) => match keyring.authenticate(&key, &Request::events()) {
-                    Ok(p) => p,
-                    Err(e) => return refuse(Rejection::from_error(&e)),
-                },
+            let checked = match routing_key(&bytes) {
+                Ok(key) => offload::check(&keyring, &key, &Request::events()),
                 Err(r) => return refuse(r),
+            };
+            let answer = match checked {
+                Checked::Now(answer) => answer,
+                Checked::Later(handle) => offload::joined(handle.await),
+            };
+            let principal = match answer {
+                Ok(p) => p,
+                Err(e) => return refuse(Rejection::from_error(&e)),
             };
             let rate_limit = principal.rate_limit().copied();
             let mut req = http::Request::from_parts(parts, ReqBody::from(bytes));

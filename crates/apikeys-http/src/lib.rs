@@ -61,6 +61,7 @@ pub mod credentials;
 pub mod events;
 #[cfg(feature = "axum")]
 pub mod extract;
+mod offload;
 pub mod rejection;
 pub mod rest;
 

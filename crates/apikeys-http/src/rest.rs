@@ -11,6 +11,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::credentials::rest_token;
+use crate::offload::{self, Checked};
 use crate::rejection::{Rejection, RejectionBody, insert_rate_limit};
 
 /// A scope for the request, set by whatever routed it (for servers that route
@@ -32,9 +33,11 @@ pub struct RequiredScope(pub Scope);
 /// Put one on each route with its scope (axum: `route_layer` on the method
 /// router), or one on a whole router for scope-less checks.
 ///
-/// `authenticate` runs inline: with [`apikeys::MemoryStore`] or a store that
-/// answers from a cache it takes about a microsecond, so it does not need a
-/// blocking thread.
+/// The check runs inline when the keyring cannot wait on I/O
+/// ([`Keyring::may_block`] false: [`apikeys::MemoryStore`], an in-process
+/// limiter), and when [`Keyring::try_authenticate`] can answer from a durable
+/// store's cache; only a check that would wait (a cold lookup, a Redis
+/// limiter) goes to tokio's blocking pool, so it never holds up the runtime.
 #[derive(Clone, Debug)]
 pub struct RestAuthLayer {
     scope: Option<Scope>,
@@ -158,27 +161,31 @@ impl<S> RestAuth<S> {
         &self.inner
     }
 
-    fn check<B>(&self, req: &http::Request<B>) -> Result<apikeys::Principal, Rejection> {
+    fn check<B>(&self, req: &http::Request<B>) -> Result<Checked, Rejection> {
         let token = rest_token(req.headers())?;
         let method = method_of(req.method());
         let shared = &*self.shared;
-        let result = match req.extensions().get::<RequiredScope>() {
+        Ok(match req.extensions().get::<RequiredScope>() {
             Some(RequiredScope(scope)) if !shared.scope => {
                 let request = Request::rest_method(method).with_parsed_scope(scope.clone());
-                shared.keyring.authenticate(token, &request)
+                offload::check(&shared.keyring, token, &request)
             }
-            _ => shared
-                .keyring
-                .authenticate(token, &shared.requests[method_index(method)]),
-        };
-        result.map_err(|e| Rejection::from_error(&e))
+            _ => offload::check(
+                &shared.keyring,
+                token,
+                &shared.requests[method_index(method)],
+            ),
+        })
     }
 }
 
 impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for RestAuth<S>
 where
-    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
-    ResBody: From<RejectionBody>,
+    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: From<RejectionBody> + Send + 'static,
 {
     type Response = http::Response<ResBody>;
     type Error = S::Error;
@@ -190,20 +197,47 @@ where
 
     fn call(&mut self, mut req: http::Request<ReqBody>) -> Self::Future {
         match self.check(&req) {
-            Ok(principal) => {
+            Ok(Checked::Now(Ok(principal))) => {
                 let rate_limit = principal.rate_limit().copied();
                 req.extensions_mut().insert(principal);
                 ResponseFuture::inner(self.inner.call(req), rate_limit)
             }
+            Ok(Checked::Now(Err(e))) => ResponseFuture::rejected(Rejection::from_error(&e)),
             Err(rejection) => ResponseFuture::rejected(rejection),
+            Ok(Checked::Later(handle)) => {
+                // The service that was ready serves this request once the
+                // check is back; the clone waits for the next one.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                ResponseFuture::boxed(Box::pin(async move {
+                    match offload::joined(handle.await) {
+                        Ok(principal) => {
+                            let rate_limit = principal.rate_limit().copied();
+                            req.extensions_mut().insert(principal);
+                            let mut res = inner.call(req).await?;
+                            if let Some(status) = rate_limit {
+                                insert_rate_limit(res.headers_mut(), &status);
+                            }
+                            Ok(res)
+                        }
+                        Err(e) => Ok(Rejection::from_error(&e).to_response_in()),
+                    }
+                }))
+            }
         }
     }
 }
 
+/// The boxed continuation of a check that went to the blocking pool.
+type Boxed<O> = Pin<Box<dyn Future<Output = O> + Send>>;
+
 pin_project_lite::pin_project! {
-    /// The future of [`RestAuth`] and [`crate::EventsAuth`]: the inner
-    /// service's response with the rate-limit headers added, or a refusal.
-    pub struct ResponseFuture<F> {
+    /// The future of [`RestAuth`]: the inner service's response with the
+    /// rate-limit headers added, or a refusal.
+    pub struct ResponseFuture<F>
+    where
+        F: Future,
+    {
         #[pin]
         state: State<F>,
     }
@@ -211,13 +245,23 @@ pin_project_lite::pin_project! {
 
 pin_project_lite::pin_project! {
     #[project = StateProj]
-    enum State<F> {
+    enum State<F>
+    where
+        F: Future,
+    {
         Inner { #[pin] fut: F, rate_limit: Option<RateLimitStatus> },
         Rejected { rejection: Option<Rejection> },
+        Boxed { fut: Boxed<F::Output> },
     }
 }
 
-impl<F> ResponseFuture<F> {
+impl<F: Future> ResponseFuture<F> {
+    fn boxed(fut: Boxed<F::Output>) -> Self {
+        ResponseFuture {
+            state: State::Boxed { fut },
+        }
+    }
+
     pub(crate) fn inner(fut: F, rate_limit: Option<RateLimitStatus>) -> Self {
         ResponseFuture {
             state: State::Inner { fut, rate_limit },
@@ -255,6 +299,7 @@ where
                     .expect("ResponseFuture polled after completion");
                 Poll::Ready(Ok(rejection.to_response_in()))
             }
+            StateProj::Boxed { fut } => fut.as_mut().poll(cx),
         }
     }
 }

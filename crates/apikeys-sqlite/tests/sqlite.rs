@@ -383,6 +383,13 @@ fn check_then_write_races_never_break_them() {
 // ---- paths that are not files, and a log deleted under the store ----
 
 #[test]
+fn a_sqlite_keyring_may_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let kr = Keyring::new(SqliteStore::open(dir.path().join("k.db")).unwrap());
+    assert!(kr.may_block(), "a cold lookup reads the file");
+}
+
+#[test]
 fn an_empty_or_memory_path_is_refused_and_says_why() {
     for path in ["", " ", ":memory:", "file::memory:?cache=shared"] {
         match SqliteStore::open(path) {

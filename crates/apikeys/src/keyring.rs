@@ -430,6 +430,15 @@ impl Keyring {
         Ok(self.store.flush_writes()?)
     }
 
+    /// Whether [`Keyring::authenticate`] may wait on I/O: the store may read
+    /// a disk or the network ([`KeyStore::may_block`]) or the rate limiter
+    /// may ([`RateLimiter::may_block`]). When it may, a caller on an event
+    /// loop tries [`Keyring::try_authenticate`] first and moves only what it
+    /// cannot answer to a thread (the HTTP adapters do this).
+    pub fn may_block(&self) -> bool {
+        self.store.may_block() || self.limits.as_ref().is_some_and(Enforcer::may_block)
+    }
+
     /// The rate limits in force, if any.
     pub fn rate_limits(&self) -> Option<&RateLimits> {
         self.limits.as_ref().map(Enforcer::limits)

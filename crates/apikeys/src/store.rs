@@ -129,6 +129,14 @@ pub trait KeyStore: Send + Sync {
         CachedLookup::WouldBlock
     }
 
+    /// Whether a call may wait on I/O (a disk or network read), so that a
+    /// caller that must not wait (an event loop) should move it to a thread
+    /// (after trying [`KeyStore::find_cached`]). The default, `true`, is
+    /// always safe; [`MemoryStore`] answers `false`.
+    fn may_block(&self) -> bool {
+        true
+    }
+
     /// The record with this id.
     fn get(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError>;
 
@@ -291,6 +299,9 @@ impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
     }
     fn find_cached(&self, digest: &Digest) -> CachedLookup {
         (**self).find_cached(digest)
+    }
+    fn may_block(&self) -> bool {
+        (**self).may_block()
     }
     fn get(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
         (**self).get(id)

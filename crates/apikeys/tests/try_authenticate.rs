@@ -239,3 +239,19 @@ fn a_store_that_keeps_the_default_is_never_asked_on_a_try() {
     kr.authenticate(k.secret().expose(), &get()).unwrap();
     assert_eq!(store.finds.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn may_block_says_whether_authenticate_can_wait_on_io() {
+    use apikeys::{Keyring, MemoryStore, RateLimits};
+    assert!(!Keyring::new(MemoryStore::new()).may_block());
+    let limited = Keyring::builder()
+        .rate_limits(RateLimits::pagerduty())
+        .build()
+        .unwrap();
+    assert!(
+        !limited.may_block(),
+        "the in-process limiter counts in memory"
+    );
+    // A store that does not say otherwise may block: the safe default.
+    assert!(Keyring::new(CountingStore::default()).may_block());
+}

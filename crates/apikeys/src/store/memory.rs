@@ -401,6 +401,11 @@ impl KeyStore for MemoryStore {
         Ok(self.lookup(digest))
     }
 
+    /// Never: everything is in memory.
+    fn may_block(&self) -> bool {
+        false
+    }
+
     /// Always [`CachedLookup::Known`]: everything is in memory.
     fn find_cached(&self, digest: &Digest) -> CachedLookup {
         CachedLookup::Known(self.lookup(digest))

@@ -1,0 +1,208 @@
+//! A check that waits on the store never holds up the runtime: on a
+//! one-thread tokio runtime, a request whose key lookup is stuck in the store
+//! does not stop another request from being answered (docs/http.md).
+
+use std::convert::Infallible;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use apikeys::store::{CachedLookup, KeyFilter, KeyLookup, KeyStore, MemoryStore, UserInsert};
+use apikeys::{
+    AccessLevel, AccountSettings, Actor, Digest, Disabled, KeyId, KeyRecord, Keyring, Role,
+    StoreError, Timestamp, UserState,
+};
+use apikeys_http::RestAuthLayer;
+use bytes::Bytes;
+use http_body_util::Full;
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// A store that may block: lookups of one digest wait until released, and
+/// never answer from memory; everything else answers from a `MemoryStore`.
+struct SlowStore {
+    inner: MemoryStore,
+    stuck: Mutex<Option<Digest>>,
+    released: Mutex<bool>,
+    wake: Condvar,
+}
+
+impl SlowStore {
+    fn release(&self) {
+        *self.released.lock().unwrap() = true;
+        self.wake.notify_all();
+    }
+    fn is_stuck(&self, d: &Digest) -> bool {
+        self.stuck.lock().unwrap().as_ref() == Some(d)
+    }
+}
+
+impl KeyStore for SlowStore {
+    fn insert(&self, r: KeyRecord) -> Result<(), StoreError> {
+        self.inner.insert(r)
+    }
+    fn find_by_digest(&self, d: &Digest) -> Result<Option<KeyLookup>, StoreError> {
+        if self.is_stuck(d) {
+            let mut released = self.released.lock().unwrap();
+            while !*released {
+                let (g, timeout) = self
+                    .wake
+                    .wait_timeout(released, Duration::from_secs(10))
+                    .unwrap();
+                released = g;
+                if timeout.timed_out() {
+                    break;
+                }
+            }
+        }
+        self.inner.find_by_digest(d)
+    }
+    fn find_cached(&self, d: &Digest) -> CachedLookup {
+        if self.is_stuck(d) {
+            CachedLookup::WouldBlock
+        } else {
+            self.inner.find_cached(d)
+        }
+    }
+    fn may_block(&self) -> bool {
+        true
+    }
+    fn get(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        self.inner.get(id)
+    }
+    fn list(&self, a: &str, f: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
+        self.inner.list(a, f)
+    }
+    fn update(
+        &self,
+        id: KeyId,
+        c: &mut dyn FnMut(&mut KeyRecord),
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        self.inner.update(id, c)
+    }
+    fn delete(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        self.inner.delete(id)
+    }
+    fn record_use(&self, id: KeyId, at: Timestamp) -> Result<(), StoreError> {
+        self.inner.record_use(id, at)
+    }
+    fn account_settings(&self, a: &str) -> Result<AccountSettings, StoreError> {
+        self.inner.account_settings(a)
+    }
+    fn set_account_settings(&self, a: &str, s: AccountSettings) -> Result<(), StoreError> {
+        self.inner.set_account_settings(a, s)
+    }
+    fn user(&self, a: &str, u: &str) -> Result<Option<UserState>, StoreError> {
+        self.inner.user(a, u)
+    }
+    fn set_user(&self, a: &str, u: &str, s: UserState) -> Result<(), StoreError> {
+        self.inner.set_user(a, u, s)
+    }
+    fn insert_for_user(
+        &self,
+        r: KeyRecord,
+        u: &str,
+        if_unknown: UserState,
+        admit: &mut dyn FnMut(&UserState) -> bool,
+    ) -> Result<UserInsert, StoreError> {
+        self.inner.insert_for_user(r, u, if_unknown, admit)
+    }
+    fn remove_user(&self, a: &str, u: &str, d: &Disabled) -> Result<Vec<KeyRecord>, StoreError> {
+        self.inner.remove_user(a, u, d)
+    }
+}
+
+/// The protected handler: answers 200 at once.
+#[derive(Clone)]
+struct Ok200;
+
+impl Service<http::Request<()>> for Ok200 {
+    type Response = http::Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+    fn call(&mut self, _: http::Request<()>) -> Self::Future {
+        Box::pin(async { Ok(http::Response::new(Full::new(Bytes::from_static(b"ok")))) })
+    }
+}
+
+async fn send<S>(mut svc: S, token: &str) -> u16
+where
+    S: Service<http::Request<()>, Response = http::Response<Full<Bytes>>, Error = Infallible>,
+{
+    poll_fn(|cx| svc.poll_ready(cx)).await.unwrap();
+    let req = http::Request::get("/incidents")
+        .header("authorization", format!("Token token={token}"))
+        .body(())
+        .unwrap();
+    svc.call(req).await.unwrap().status().as_u16()
+}
+
+#[test]
+fn a_request_stuck_in_the_store_does_not_stop_another_on_a_one_thread_runtime() {
+    let store = Arc::new(SlowStore {
+        inner: MemoryStore::new(),
+        stuck: Mutex::new(None),
+        released: Mutex::new(false),
+        wake: Condvar::new(),
+    });
+    let keyring = Arc::new(
+        Keyring::builder()
+            .shared_store(store.clone())
+            .build()
+            .unwrap(),
+    );
+    let admin = Actor::new("acme", "PADMIN1", Role::Admin);
+    let slow = keyring
+        .create_general_key(&admin, "slow", AccessLevel::FullAccess)
+        .unwrap();
+    let fast = keyring
+        .create_general_key(&admin, "fast", AccessLevel::FullAccess)
+        .unwrap();
+    *store.stuck.lock().unwrap() = Some(slow.record().digest);
+    let svc = RestAuthLayer::new(keyring)
+        .with_scope("incidents.read")
+        .unwrap()
+        .layer(Ok200);
+
+    // Whatever happens, the stuck lookup is let go after a while: without
+    // the fix the runtime's one thread would otherwise wait for it forever.
+    let released_by_watchdog = Arc::new(AtomicBool::new(false));
+    let watchdog = {
+        let (store, flag) = (store.clone(), released_by_watchdog.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(3));
+            flag.store(true, Ordering::SeqCst);
+            store.release();
+        })
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let (fast_status, fast_done_while_stuck, slow_status) = runtime.block_on(async {
+        let slow_token = slow.secret().expose().to_owned();
+        let stuck = tokio::spawn(send(svc.clone(), Box::leak(slow_token.into_boxed_str())));
+        // Let the stuck request start (it is now waiting in the store).
+        tokio::task::yield_now().await;
+        tokio::task::yield_now().await;
+        let fast_status = send(svc.clone(), fast.secret().expose()).await;
+        let while_stuck = !released_by_watchdog.load(Ordering::SeqCst);
+        store.release();
+        (fast_status, while_stuck, stuck.await.unwrap())
+    });
+    watchdog.join().unwrap();
+    assert_eq!(fast_status, 200);
+    assert!(
+        fast_done_while_stuck,
+        "the second request waited for the first one's store lookup"
+    );
+    assert_eq!(
+        slow_status, 200,
+        "the stuck request is answered once released"
+    );
+}
