@@ -1086,8 +1086,8 @@ impl KeyStore for PostgresStore {
         rows.first().map(user_from).transpose()
     }
 
-    fn flush_writes(&self) -> Result<(), StoreError> {
-        PostgresStore::flush(self).map(|_| ())
+    fn flush_writes(&self) -> Result<usize, StoreError> {
+        PostgresStore::flush(self)
     }
 
     fn set_user(&self, account: &str, user: &str, state: UserState) -> Result<(), StoreError> {

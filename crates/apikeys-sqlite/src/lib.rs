@@ -1061,8 +1061,8 @@ impl KeyStore for SqliteStore {
         user_in(&*self.inner.reader()?, account, user)
     }
 
-    fn flush_writes(&self) -> Result<(), StoreError> {
-        SqliteStore::flush(self).map(|_| ())
+    fn flush_writes(&self) -> Result<usize, StoreError> {
+        SqliteStore::flush(self)
     }
 
     fn set_user(&self, account: &str, user: &str, state: UserState) -> Result<(), StoreError> {

@@ -353,7 +353,8 @@ fn keyring_flush_writes_queued_last_uses() {
         .unwrap();
     kr.authenticate(k.secret().expose(), &apikeys::Request::rest("GET"))
         .unwrap();
-    kr.flush().unwrap();
+    assert_eq!(kr.flush().unwrap(), 1, "one queued use written");
+    assert_eq!(kr.flush().unwrap(), 0, "nothing left");
     let other = SqliteStore::open(&path).unwrap();
     let rec = apikeys::KeyStore::get(&other, k.record().id)
         .unwrap()

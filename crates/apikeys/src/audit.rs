@@ -33,7 +33,22 @@ pub enum AuditAction {
     RemoveUser,
 }
 
+crate::names::from_name!(AuditAction, "action");
+
 impl AuditAction {
+    /// Every action, in declaration order.
+    pub const ALL: [AuditAction; 9] = [
+        AuditAction::Create,
+        AuditAction::List,
+        AuditAction::Get,
+        AuditAction::Disable,
+        AuditAction::Enable,
+        AuditAction::Delete,
+        AuditAction::SetAccount,
+        AuditAction::SetUserRole,
+        AuditAction::RemoveUser,
+    ];
+
     /// The snake_case name, as serialized (`"create"`, `"set_user_role"` …).
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -69,6 +84,16 @@ pub enum AuditOutcome {
         /// The error's message (never contains a key).
         reason: String,
     },
+}
+
+impl AuditOutcome {
+    /// `"allowed"` or `"refused"`, as serialized in `outcome`.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            AuditOutcome::Allowed => "allowed",
+            AuditOutcome::Refused { .. } => "refused",
+        }
+    }
 }
 
 /// One management call. Never holds a key.

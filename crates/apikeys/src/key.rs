@@ -36,6 +36,8 @@ impl Api {
     }
 }
 
+crate::names::from_name!(KeyKind, "kind");
+
 impl std::str::FromStr for Api {
     type Err = crate::Error;
     /// `"rest"` or `"events"` (exact, lowercase).
@@ -190,7 +192,8 @@ impl KeyKind {
         }
     }
 
-    /// The snake_case name (`"general"`, `"user_token"`, `"scoped"`, `"integration"`, `"routing"`).
+    /// The snake_case name (`"general"`, `"user_token"`, `"scoped"`, `"integration"`, `"routing"`);
+    /// `FromStr` parses these names (to tell a key's kind from a key, use [`KeyKind::parse`]).
     pub const fn as_str(self) -> &'static str {
         match self {
             KeyKind::General => "general",

@@ -425,8 +425,9 @@ impl Keyring {
     }
 
     /// Write out what the store holds back (queued last-use times of durable
-    /// stores); call it at a clean shutdown. Durable stores also flush when dropped.
-    pub fn flush(&self) -> Result<()> {
+    /// stores) and say how many it wrote (0 for the in-memory store); call it
+    /// at a clean shutdown. Durable stores also flush when dropped.
+    pub fn flush(&self) -> Result<usize> {
         Ok(self.store.flush_writes()?)
     }
 

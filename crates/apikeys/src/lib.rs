@@ -68,6 +68,7 @@ pub mod digest;
 pub mod error;
 pub mod key;
 pub mod keyring;
+mod names;
 pub mod policy;
 pub mod ratelimit;
 pub mod record;

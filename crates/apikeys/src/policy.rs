@@ -23,7 +23,19 @@ pub enum Action {
     Delete,
 }
 
+crate::names::from_name!(Action, "action");
+
 impl Action {
+    /// Every action, in declaration order.
+    pub const ALL: [Action; 6] = [
+        Action::Create,
+        Action::List,
+        Action::Get,
+        Action::Disable,
+        Action::Enable,
+        Action::Delete,
+    ];
+
     /// The snake_case name.
     pub const fn as_str(self) -> &'static str {
         match self {

@@ -150,7 +150,19 @@ pub enum LimitClass {
     EventsKey,
 }
 
+crate::names::from_name!(LimitClass, "class");
+
 impl LimitClass {
+    /// The snake_case name: `"general_key"`, `"user"`, `"scoped_account"`, `"events_key"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LimitClass::GeneralKey => "general_key",
+            LimitClass::User => "user",
+            LimitClass::ScopedAccount => "scoped_account",
+            LimitClass::EventsKey => "events_key",
+        }
+    }
+
     /// Every class, in declaration order.
     pub const ALL: [LimitClass; 4] = [
         LimitClass::GeneralKey,

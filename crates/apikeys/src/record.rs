@@ -182,7 +182,13 @@ pub enum AccessLevel {
     ReadOnly,
 }
 
+crate::names::from_name!(AccessLevel, "access");
+crate::names::from_name!(ApiVersion, "api_version");
+
 impl AccessLevel {
+    /// Both levels.
+    pub const ALL: [AccessLevel; 2] = [AccessLevel::FullAccess, AccessLevel::ReadOnly];
+
     /// `"full_access"` or `"read_only"`.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -202,6 +208,9 @@ pub enum ApiVersion {
 }
 
 impl ApiVersion {
+    /// Every version.
+    pub const ALL: [ApiVersion; 1] = [ApiVersion::V2];
+
     /// `"v2"`.
     pub const fn as_str(self) -> &'static str {
         "v2"

@@ -214,10 +214,11 @@ pub trait KeyStore: Send + Sync {
         disabled: &Disabled,
     ) -> Result<Vec<KeyRecord>, StoreError>;
 
-    /// Write out whatever the store holds back (queued last-use times).
-    /// Stores that write everything at once keep the default, which does nothing.
-    fn flush_writes(&self) -> Result<(), StoreError> {
-        Ok(())
+    /// Write out whatever the store holds back (queued last-use times), and
+    /// say how many it wrote. Stores that write everything at once keep the
+    /// default, which writes nothing and answers 0.
+    fn flush_writes(&self) -> Result<usize, StoreError> {
+        Ok(0)
     }
 }
 
@@ -338,7 +339,7 @@ impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
     fn set_user(&self, account: &str, user: &str, state: UserState) -> Result<(), StoreError> {
         (**self).set_user(account, user, state)
     }
-    fn flush_writes(&self) -> Result<(), StoreError> {
+    fn flush_writes(&self) -> Result<usize, StoreError> {
         (**self).flush_writes()
     }
     fn insert_for_user(

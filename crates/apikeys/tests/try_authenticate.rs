@@ -255,3 +255,8 @@ fn may_block_says_whether_authenticate_can_wait_on_io() {
     // A store that does not say otherwise may block: the safe default.
     assert!(Keyring::new(CountingStore::default()).may_block());
 }
+
+#[test]
+fn flush_on_the_memory_store_writes_nothing_and_says_so() {
+    assert_eq!(apikeys::Keyring::default().flush().unwrap(), 0);
+}
