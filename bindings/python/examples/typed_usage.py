@@ -134,7 +134,8 @@ def main() -> None:
     state: UserState | None = kr.user("acme", "PMGR1")
     check(state is not None and state.role is Role.OBSERVER and not state.removed, "user")
     removed: int = kr.remove_user("acme", "PMGR1")
-    check(removed == 1, "remove_user")
+    # Offboarding disables their user token and the scoped token they made.
+    check(removed == 2, "remove_user")
 
     clock.advance(timedelta(minutes=5))
     clock.set(datetime(2026, 2, 1, tzinfo=timezone.utc))
