@@ -61,4 +61,4 @@ def test_an_incident_that_is_not_an_object_is_a_400(example: Tuple[Any, int]) ->
     a = call(port, "POST", "/incidents", auth, json.dumps({"incident": {"title": "db down"}}).encode())
     assert a.status == 201 and a.json()["incident"]["title"] == "db down", a.whole()
     a = call(port, "GET", "/incidents", [f"Authorization: Token token={module.read_only}"])
-    assert a.status == 200 and [i["title"] for i in a.json()["incidents"]] == ["db down"], a.whole()
+    assert a.status == 200 and "db down" in [i["title"] for i in a.json()["incidents"]], a.whole()

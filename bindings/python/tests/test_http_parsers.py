@@ -18,6 +18,8 @@ pytest.importorskip("fastapi")
 pytest.importorskip("flask")
 pytest.importorskip("uvicorn")
 
+from fastapi import FastAPI, Request  # noqa: E402
+
 import apikeys  # noqa: E402
 from apikeys.asgi import ApiKeyMiddleware as AsgiMiddleware  # noqa: E402
 
@@ -29,8 +31,6 @@ Served = Tuple[Keys, Dict[str, ThreadedServer]]
 def asgi_app(keyring: apikeys.Keyring) -> Any:
     """Handlers that do not read the body: what the middleware decided is
     what the client is answered. The default Events body limit (512 KiB)."""
-    from fastapi import FastAPI, Request
-
     app = FastAPI()
     app.add_middleware(AsgiMiddleware, keyring=keyring, public_paths=["/health"])
 
@@ -103,7 +103,10 @@ def bodies(key: str) -> Dict[str, bytes]:
         "valid": b'{"routing_key":"%s","event_action":"trigger","payload":{"summary":"s"}}' % k,
         "escaped key": b'{"routing_key":"\\u00%s%s","payload":{"summary":"s"}}' % (b"%x" % k[0], k[1:]),
         "nested 100000 deep": b'{"routing_key":"%s","payload":%s1%s}' % (k, b"[" * deep, b"]" * deep),
-        "nested objects": b'{"routing_key":"%s","p":%s}' % (k, b'{"a":' * deep + b"1" + b"}" * deep),
+        "nested objects": b'{"routing_key":"%s","p":%s}' % (k, b'{"a":' * (deep // 2) + b"1" + b"}" * (deep // 2)),
+        "nested 128 deep": b'{"routing_key":"%s","p":%s1%s}' % (k, b"[" * 128, b"]" * 128),
+        "nested 127 deep": b'{"routing_key":"%s","p":%s1%s}' % (k, b"[" * 127, b"]" * 127),
+        "brackets in strings": b'{"routing_key":"%s","p":"%s\\"%s"}' % (k, b"[" * 1000, b"{" * 1000),
         "NaN": b'{"routing_key":"%s","payload":{"n":NaN}}' % k,
         "Infinity": b'{"routing_key":"%s","payload":{"n":Infinity}}' % k,
         "-Infinity": b'{"routing_key":"%s","payload":{"n":-Infinity}}' % k,
@@ -143,16 +146,18 @@ def test_the_shared_parser_decides_as_the_rust_adapter_does(served: Served) -> N
     assert verdict(b["valid"]) == ("key", keys.integration)
     assert verdict(b["escaped key"]) == ("key", keys.integration)
     assert verdict(b["whitespace then object"]) == ("key", keys.integration)
-    for name in ("1e999", "huge integer"):
+    for name in ("1e999", "huge integer", "nested 127 deep", "brackets in strings"):
         # Fields other than routing_key are only checked to be valid JSON.
         assert verdict(b[name]) == ("key", keys.integration), name
     not_json = (400, 2001, "the body is not valid JSON")
+    too_deep = (400, 2001, "the body nests arrays and objects more than 128 levels deep")
     not_object = (400, 2001, "the body must be a JSON object")
     not_string = (400, 2001, "'routing_key' must be one string")
     missing = (400, 2001, "the event has no 'routing_key' (the integration or routing key)")
     for name, want in {
-        "nested 100000 deep": not_json,
-        "nested objects": not_json,
+        "nested 100000 deep": too_deep,
+        "nested objects": too_deep,
+        "nested 128 deep": too_deep,
         "NaN": not_json,
         "Infinity": not_json,
         "-Infinity": not_json,
@@ -212,7 +217,7 @@ def test_deep_nesting_up_to_the_limit_is_a_400_not_a_500(served: Served, adapter
         body = b'{"routing_key":"%s","payload":%s1%s}' % (k, b"[" * deep, b"]" * deep)
         assert len(body) <= EVENT_LIMIT
         msg = refused(keys, post(port, body), 400, 2001)
-        assert msg == "the body is not valid JSON"
+        assert msg == "the body nests arrays and objects more than 128 levels deep"
     assert post(port, b'{"routing_key":"%s"}' % k).status == 202
 
 
@@ -222,7 +227,7 @@ def test_deep_nesting_up_to_the_limit_is_a_400_not_a_500(served: Served, adapter
 def raw_post(port: int, length_headers: List[str], body: bytes) -> Optional[Answer]:
     head = "POST /v2/enqueue HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\n"
     head += "".join(f"{h}\r\n" for h in length_headers) + "\r\n"
-    return send(port, head.encode("latin-1") + body)
+    return send(port, head.encode("utf-8") + body)
 
 
 def test_wsgi_negative_content_length_does_not_lift_the_body_limit(served: Served) -> None:
