@@ -9,7 +9,7 @@ declaration cannot be honoured is a clear error, never a traceback."""
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, MutableMapping, Optional, Tuple
 
 import pytest
 
@@ -103,7 +103,9 @@ async def _run(mw: Any, scope: Dict[str, Any]) -> Tuple[int, bytes]:
     return status, body
 
 
-def _request(app: Any, token: str, path: str, root_path: str = "", headers: Optional[List[Tuple[bytes, bytes]]] = None) -> Dict[str, Any]:
+def _request(
+    app: Any, token: str, path: str, root_path: str = "", headers: Optional[List[Tuple[bytes, bytes]]] = None
+) -> Dict[str, Any]:
     return {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -256,10 +258,13 @@ def test_two_scopes_on_one_route_fail_the_apps_startup() -> None:
         messages = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
 
         async def receive() -> Dict[str, Any]:
-            return messages.pop(0) if messages else await asyncio.sleep(3600)  # type: ignore[func-returns-value]
+            if messages:
+                return messages.pop(0)
+            await asyncio.sleep(3600)
+            return {"type": "lifespan.shutdown"}
 
-        async def send(message: Dict[str, Any]) -> None:
-            sent.append(message)
+        async def send(message: MutableMapping[str, Any]) -> None:
+            sent.append(dict(message))
 
         await asyncio.wait_for(app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send), 5)
         return sent

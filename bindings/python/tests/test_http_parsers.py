@@ -78,7 +78,10 @@ EVENT_LIMIT = 512 * 1024
 @pytest.fixture(scope="module")
 def served() -> Iterator[Served]:
     keys = make_keys()
-    servers: Dict[str, ThreadedServer] = {"asgi": Uvicorn(asgi_app(keys.keyring)), "wsgi": Werkzeug(wsgi_app(keys.keyring))}
+    servers: Dict[str, ThreadedServer] = {
+        "asgi": Uvicorn(asgi_app(keys.keyring)),
+        "wsgi": Werkzeug(wsgi_app(keys.keyring)),
+    }
     try:
         yield keys, servers
     finally:
@@ -244,7 +247,7 @@ def test_wsgi_negative_content_length_does_not_lift_the_body_limit(served: Serve
 
 @pytest.mark.parametrize(
     "value",
-    ["-1", "-0", "+5", "1e3", "0x10", "1_0", "12.0", "١٢", "5, 5", "5,5", "abc", "99999999999999999999999999999", "9" * 5000],
+    ["-1", "-0", "+5", "1e3", "0x10", "1_0", "12.0", "١٢", "5, 5", "5,5", "abc", "9" * 29, "9" * 5000],
 )
 def test_wsgi_content_length_must_be_digits(served: Served, value: str) -> None:
     keys, servers = served

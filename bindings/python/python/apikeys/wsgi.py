@@ -178,7 +178,8 @@ def flask_scope_resolver(flask_app: Any) -> Callable[[Any], Optional[str]]:
         s = getattr(view, SCOPE_ATTR, None)
         if s is not None and not isinstance(s, str):
             raise ScopeDeclarationError(
-                f"the view of route {rule.rule!r} ({rule.endpoint}) declares a {type(s).__name__} scope; it must be a str"
+                f"the view of route {rule.rule!r} ({rule.endpoint}) declares a {type(s).__name__} scope; "
+                "it must be a str"
             )
         return s
 
