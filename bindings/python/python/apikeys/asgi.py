@@ -265,9 +265,18 @@ class ApiKeyMiddleware:
                 who = await self._check(routing_key(body), "events", "POST", None)
                 receive = _replay(body, receive)
             else:
-                values = [v for k, v in scope["headers"] if k.lower() == b"authorization"]
+                # One pass for the key and the Host header (part of the
+                # routing cache's key: Starlette's Host routes match on it).
+                values: List[bytes] = []
+                host: Any = None
+                for k, v in scope["headers"]:
+                    name = k.lower()
+                    if name == b"authorization":
+                        values.append(v)
+                    elif name == b"host":
+                        host = v if host is None else (*host, v) if isinstance(host, tuple) else (host, v)
                 token = rest_token(values)
-                required = self._required_scope(scope)
+                required = self._required_scope(scope, host)
                 who = await self._check(token, "rest", scope["method"], required)
         except Rejection as r:
             await _send_rejection(send, r)
@@ -288,16 +297,17 @@ class ApiKeyMiddleware:
 
         await self.app(scope, receive, send)
 
-    def _required_scope(self, scope: Scope) -> Optional[str]:
-        """The scope the request's route needs; a 500 :class:`Rejection`
-        (the route named in the log) if its declaration is broken."""
-        hosts = tuple(v for k, v in scope["headers"] if k.lower() == b"host")
+    def _required_scope(self, scope: Scope, host: Any) -> Optional[str]:
+        """The scope the request's route needs (``host``: the request's
+        ``Host`` header value, a tuple of them if it has several, or
+        ``None``); a 500 :class:`Rejection` (the route named in the log) if
+        the route's declaration is broken."""
         key = (
             scope["method"],
             scope["path"],
             scope.get("root_path", ""),
             scope.get("scheme", ""),
-            hosts,
+            host,
             id(scope.get("app")),
         )
         cached = self._request_scopes.get(key)
