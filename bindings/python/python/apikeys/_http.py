@@ -7,12 +7,13 @@ The same conventions as the Rust crate ``apikeys-http``:
   case, spaces tolerated, the key optionally in double quotes) or
   ``Bearer <key>``; exactly one such header.
 - Events: the ``routing_key`` field of a JSON object body, read up to a limit.
-
-Both are read by the Rust adapters' own parsers (through the extension
-module), so that every adapter accepts and refuses the same requests.
 - Refusals: ``{"error": {"message": ..., "code": ...}}`` with the status of the
   design's table; ``WWW-Authenticate: Token`` on 401; ``retry-after`` on 429;
   never a key, never a traceback, "an internal error occurred" for 5xx.
+
+The header and the body are read by the Rust adapters' own parsers (through
+the extension module), so that every adapter accepts and refuses the same
+requests.
 """
 
 from __future__ import annotations

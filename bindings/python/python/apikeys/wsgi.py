@@ -48,7 +48,14 @@ from ._http import (
 )
 from .asgi import ScopeDeclarationError, requires_scope
 
-__all__ = ["ApiKeyMiddleware", "Rejection", "ScopeDeclarationError", "protect_flask", "requires_scope", "PRINCIPAL_KEY"]
+__all__ = [
+    "ApiKeyMiddleware",
+    "Rejection",
+    "ScopeDeclarationError",
+    "protect_flask",
+    "requires_scope",
+    "PRINCIPAL_KEY",
+]
 
 _log = logging.getLogger("apikeys.wsgi")
 
