@@ -229,7 +229,8 @@ class SqliteStore:
     """Keys in one SQLite file, shared by every process on the machine.
 
     Open each file once per process and share that ``SqliteStore`` (pass it
-    to every ``Keyring``). Never open the same file with Python's ``sqlite3``
+    to every ``Keyring``; a second one on the file is safe but keeps its own
+    cache). Never open the same file with Python's ``sqlite3``
     module in that process, not even to read it: the extension carries its
     own copy of SQLite, and SQLite's POSIX locks cannot tell two copies in
     one process apart, so closing the ``sqlite3`` connection drops the
