@@ -8,10 +8,11 @@ need incidents.write; POST /v2/enqueue takes an Events API v2 body (202).
 Prints a few keys and curl commands to try, then serves on 127.0.0.1."""
 
 import sys
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Union
 
 import uvicorn
 from fastapi import Body, Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
 
 import apikeys
 from apikeys.asgi import ApiKeyMiddleware, require_scope
@@ -40,11 +41,19 @@ async def list_incidents(who: apikeys.Principal = Depends(require_scope("inciden
     return {"incidents": [i for i in incidents if i["account"] == who.account], "more": False}
 
 
-@app.post("/incidents", status_code=201)
+def rest_error(message: str) -> JSONResponse:
+    """A 400 in PagerDuty's REST error format."""
+    return JSONResponse({"error": {"message": message, "code": 2001}}, status_code=400)
+
+
+@app.post("/incidents", status_code=201, response_model=None)
 async def create(
     body: Dict[str, Any] = Body(...), who: apikeys.Principal = Depends(require_scope("incidents.write"))
-) -> Dict[str, Any]:
-    return {"incident": open_incident(who.account, str(body.get("incident", {}).get("title", "untitled")), "rest")}
+) -> Union[Dict[str, Any], JSONResponse]:
+    incident = body.get("incident", {})
+    if not isinstance(incident, dict):
+        return rest_error("'incident' must be an object")
+    return {"incident": open_incident(who.account, str(incident.get("title", "untitled")), "rest")}
 
 
 @app.put("/incidents/{incident_id}")
@@ -56,10 +65,17 @@ async def acknowledge(incident_id: str, who: apikeys.Principal = Depends(require
     raise HTTPException(404)
 
 
-@app.post("/v2/enqueue", status_code=202)
-async def enqueue(request: Request, event: Dict[str, Any] = Body(...)) -> Dict[str, Any]:
+@app.post("/v2/enqueue", status_code=202, response_model=None)
+async def enqueue(request: Request, event: Dict[str, Any] = Body(...)) -> Union[Dict[str, Any], JSONResponse]:
     who: apikeys.Principal = request.state.apikey
-    i = open_incident(who.account, str(event.get("payload", {}).get("summary", "event")), "events")
+    payload = event.get("payload", {})
+    if not isinstance(payload, dict):
+        # PagerDuty's Events API v2 answer to an event it cannot take.
+        return JSONResponse(
+            {"status": "invalid event", "message": "Event object is invalid", "errors": ["'payload' must be an object"]},
+            status_code=400,
+        )
+    i = open_incident(who.account, str(payload.get("summary", "event")), "events")
     return {"status": "success", "message": "Event processed", "dedup_key": i["id"]}
 
 

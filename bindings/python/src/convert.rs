@@ -129,9 +129,28 @@ pub(crate) fn timestamp(dt: &Bound<'_, PyDateTime>, field: &'static str) -> PyRe
     let ms = i64::from(delta.get_days()) * MS_PER_DAY
         + i64::from(delta.get_seconds()) * 1000
         + i64::from(delta.get_microseconds()) / 1000;
-    // Times before the epoch become the earliest timestamp; the core refuses
-    // them as not in the future.
-    Ok(Timestamp::from_unix_millis(u64::try_from(ms).unwrap_or(0)))
+    checked_millis(py, ms, field)
+}
+
+/// The earliest time a timestamp holds: 1970-01-01T00:00:00.001Z (the core
+/// keeps milliseconds after the epoch, never zero).
+pub(crate) const MIN_MILLIS: i64 = 1;
+/// The latest time a `datetime` in UTC can show, 9999-12-31T23:59:59.999Z:
+/// a later timestamp could be stored but never read back.
+pub(crate) const MAX_MILLIS: i64 = 253_402_300_799_999;
+
+/// Milliseconds since the epoch as a timestamp, or an `InvalidInput` naming
+/// `field` when they are outside what both sides can represent.
+pub(crate) fn checked_millis(py: Python<'_>, ms: i64, field: &'static str) -> PyResult<Timestamp> {
+    if !(MIN_MILLIS..=MAX_MILLIS).contains(&ms) {
+        return Err(errors::invalid(
+            py,
+            field,
+            "must be between 1970-01-01T00:00:00.001Z and 9999-12-31T23:59:59.999Z",
+        ));
+    }
+    // In range, so positive.
+    Ok(Timestamp::from_unix_millis(ms.unsigned_abs()))
 }
 
 /// A member of one of the `str` enums of `apikeys/__init__.py`, by value.

@@ -35,6 +35,7 @@ use apikeys::{
 
 mod convert;
 mod errors;
+mod http;
 mod limits;
 mod stores;
 
@@ -510,6 +511,16 @@ impl ManualClock {
             + i64::from(delta.get_microseconds()) / 1000;
         let ms =
             u64::try_from(ms).map_err(|_| errors::invalid(py, "delta", "must not be negative"))?;
+        // The clock must stay at a time a `datetime` can show, or every key
+        // made afterwards would carry times that cannot be read back.
+        let now = apikeys::Clock::now(&self.0).unix_millis();
+        if now.saturating_add(ms) > convert::MAX_MILLIS.unsigned_abs() {
+            return Err(errors::invalid(
+                py,
+                "delta",
+                "would move the clock past 9999-12-31T23:59:59.999Z",
+            ));
+        }
         self.0.advance(std::time::Duration::from_millis(ms));
         Ok(())
     }
@@ -988,6 +999,8 @@ fn _apikeys(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stores::SqliteStore>()?;
     m.add_class::<stores::PostgresStore>()?;
     m.add_function(wrap_pyfunction!(_role_name, m)?)?;
+    m.add_function(wrap_pyfunction!(http::events_routing_key, m)?)?;
+    m.add_function(wrap_pyfunction!(http::token_from_authorization, m)?)?;
     errors::add_to(m)?;
     Ok(())
 }

@@ -13,6 +13,14 @@ fn store_err(py: Python<'_>, e: apikeys::StoreError) -> PyErr {
 }
 
 /// Keys in one SQLite file (WAL), shared by every process that opens it.
+///
+/// Open each file once per process and share that store between keyrings.
+/// Never open the same file with Python's `sqlite3` module in that process,
+/// not even to read it: this extension carries its own copy of SQLite, and
+/// SQLite's POSIX locks cannot tell two copies in one process apart, so
+/// closing the `sqlite3` connection drops the store's locks and can cut its
+/// later writes off from the file. Inspect the file from another process
+/// (the `sqlite3` command line tool, or `subprocess`).
 #[pyclass(frozen, module = "apikeys")]
 pub struct SqliteStore(pub(crate) Arc<apikeys_sqlite::SqliteStore>);
 

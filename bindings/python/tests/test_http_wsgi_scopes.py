@@ -5,7 +5,7 @@ method, host and path, and stay right past the cache's bound."""
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import pytest
 
@@ -70,3 +70,69 @@ def test_method_and_path_each_keep_their_scope_past_the_cache_bound() -> None:
         assert client.get(f"/incidents/P{i}", headers=auth(read_only)).status_code == 200
         assert client.get(f"/services/S{i}", headers=auth(read_only)).status_code == 200
     assert client.get("/incidents/P1").status_code == 401
+
+
+def test_bad_scope_declarations_are_a_500_naming_the_route(caplog: pytest.LogCaptureFixture) -> None:
+    import json
+    import logging
+
+    from flask import Flask
+
+    from apikeys.asgi import ScopeDeclarationError
+    from apikeys._http import SCOPE_ATTR
+    from apikeys.wsgi import ApiKeyMiddleware
+
+    kr = apikeys.Keyring()
+    key = kr.create_general_key(ADMIN, "full").secret
+    app = Flask(__name__)
+
+    @app.get("/odd")
+    def odd() -> Any:
+        return {"never": True}
+
+    setattr(odd, SCOPE_ATTR, 5)  # not through requires_scope, which refuses it
+
+    @app.get("/fine")
+    @requires_scope("incidents.read")
+    def fine() -> Any:
+        return {"fine": True}
+
+    with pytest.raises(ScopeDeclarationError, match="incidents.read"):
+
+        @app.get("/twice")
+        @requires_scope("incidents.write")
+        @requires_scope("incidents.read")
+        def twice() -> Any:
+            return {}
+
+    protect_flask(app, kr)
+    client = app.test_client()
+    with caplog.at_level(logging.ERROR, logger="apikeys.wsgi"):
+        r = client.get("/odd", headers=auth(key))
+    assert r.status_code == 500
+    assert json.loads(r.data) == {"error": {"message": "an internal error occurred", "code": 2000}}
+    assert "/odd" in caplog.text and "int" in caplog.text and key not in caplog.text
+    assert client.get("/fine", headers=auth(key)).status_code == 200
+
+    for given in (5, ["incidents.read"], b"incidents.read"):
+        inner = Flask("inner")
+        inner.add_url_rule("/x", "x", lambda: "x")
+
+        def gives(environ: Any, g: Any = given) -> Any:
+            return g
+
+        inner.wsgi_app = ApiKeyMiddleware(inner.wsgi_app, kr, scope_for=gives)  # type: ignore[method-assign]
+        caplog.clear()
+        with caplog.at_level(logging.ERROR, logger="apikeys.wsgi"):
+            r = inner.test_client().get("/x", headers=auth(key))
+        assert r.status_code == 500 and json.loads(r.data)["error"]["code"] == 2000
+        assert "GET '/x'" in caplog.text and type(given).__name__ in caplog.text
+
+    def raising(environ: Any) -> Optional[str]:
+        raise KeyError("boom")
+
+    inner = Flask("raising")
+    inner.add_url_rule("/x", "x", lambda: "x")
+    inner.wsgi_app = ApiKeyMiddleware(inner.wsgi_app, kr, scope_for=raising)  # type: ignore[method-assign]
+    r = inner.test_client().get("/x", headers=auth(key))
+    assert r.status_code == 500 and b"Traceback" not in r.data and b"boom" not in r.data

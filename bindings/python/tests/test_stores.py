@@ -217,3 +217,35 @@ def test_may_block_names_the_keyrings_that_can_wait_on_io(tmp_path: pathlib.Path
     assert apikeys.Keyring(apikeys.SqliteStore(tmp_path / "k.db")).may_block
     redis = apikeys.RedisRateLimiter("redis://127.0.0.1:1/", timeout=0.2)
     assert apikeys.Keyring(rate_limits=limits, rate_limiter=redis).may_block
+
+
+_INSPECT = """
+import sqlite3, sys
+con = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+print(len(names))
+con.close()
+"""
+
+
+def test_sqlite_file_is_inspected_from_another_process(tmp_path: pathlib.Path) -> None:
+    """What the docs tell a Python user: never open the store's file with
+    ``sqlite3`` in the process that holds the store (two copies of SQLite in
+    one process do not see each other's locks); look at it from another
+    process. The store keeps writing and reading as before."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "keys.db"
+    store = apikeys.SqliteStore(path)
+    kr = apikeys.Keyring(store)
+    first = kr.create_general_key(ADMIN, "before")
+    out = subprocess.run([sys.executable, "-c", _INSPECT, str(path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) > 0
+    second = kr.create_general_key(ADMIN, "after")
+    store.flush()
+    del kr, store
+    again = apikeys.Keyring(apikeys.SqliteStore(path))
+    assert {r.id for r in again.list(ADMIN)} == {first.record.id, second.record.id}
+    again.authenticate(second.secret)

@@ -111,6 +111,46 @@ pub fn rest_token(headers: &HeaderMap) -> Result<&str, Rejection> {
     token_from_authorization(value.as_bytes()).ok_or_else(Rejection::malformed_authorization)
 }
 
+/// The deepest nesting of arrays and objects an Events body may have (as
+/// `serde_json`'s own limit for values it builds). The parser skips the other
+/// fields without a limit, but handlers that parse the body in Python or Node
+/// fail on a few thousand levels, so every adapter refuses such a body first.
+pub const MAX_EVENT_DEPTH: usize = 128;
+
+/// Whether arrays and objects nest deeper than `max` outside strings.
+fn nested_deeper_than(body: &[u8], max: usize) -> bool {
+    // Few bodies hold that many brackets at all: a count that vectorizes
+    // spares them the byte-by-byte walk.
+    if body.iter().filter(|&&b| b == b'{' || b == b'[').count() <= max {
+        return false;
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in body {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b'{' | b'[' => {
+                    depth += 1;
+                    if depth > max {
+                        return true;
+                    }
+                }
+                b'}' | b']' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    false
+}
+
 #[derive(serde::Deserialize)]
 struct EventEnvelope<'a> {
     #[serde(borrow, default)]
@@ -121,14 +161,24 @@ struct EventEnvelope<'a> {
 /// left to the handler, but the whole body must be valid JSON).
 ///
 /// # Errors
-/// [`Rejection`]s answering 400: not JSON, not an object, a `routing_key`
-/// that is not a string, or none at all.
+/// [`Rejection`]s answering 400: not JSON (invalid UTF-8 included), not an object, nested deeper than
+/// [`MAX_EVENT_DEPTH`], a `routing_key` that is not a string, or none at all.
 pub fn routing_key(body: &[u8]) -> Result<Cow<'_, str>, Rejection> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
         return Err(Rejection::invalid_body("the body must be a JSON object"));
     }
-    match serde_json::from_slice::<EventEnvelope<'_>>(body) {
+    // JSON is UTF-8 (RFC 8259); the parser alone would let invalid bytes
+    // through in the fields it skips, which a handler then fails to read.
+    let Ok(text) = std::str::from_utf8(body) else {
+        return Err(Rejection::invalid_body("the body is not valid JSON"));
+    };
+    if nested_deeper_than(body, MAX_EVENT_DEPTH) {
+        return Err(Rejection::invalid_body(
+            "the body nests arrays and objects more than 128 levels deep",
+        ));
+    }
+    match serde_json::from_str::<EventEnvelope<'_>>(text) {
         Ok(EventEnvelope {
             routing_key: Some(k),
         }) => Ok(k),
@@ -310,5 +360,51 @@ mod tests {
             let r = routing_key(body).unwrap_err();
             assert_eq!((r.status().as_u16(), r.kind()), (400, kind), "{body:?}");
         }
+    }
+
+    #[test]
+    fn routing_key_refuses_bodies_nested_too_deeply() {
+        let k = "0123456789abcdef0123456789abcdef";
+        let nested = |open: &str, close: &str, depth: usize| {
+            format!(
+                r#"{{"routing_key":"{k}","payload":{}1{}}}"#,
+                open.repeat(depth),
+                close.repeat(depth)
+            )
+        };
+        // The body itself is one level: 127 more are allowed, 128 more are not.
+        for (open, close) in [("[", "]"), (r#"{"a":"#, "}")] {
+            let ok = nested(open, close, MAX_EVENT_DEPTH - 1);
+            assert_eq!(routing_key(ok.as_bytes()).unwrap(), k);
+            for depth in [MAX_EVENT_DEPTH, 100_000] {
+                let deep = nested(open, close, depth);
+                let r = routing_key(deep.as_bytes()).unwrap_err();
+                assert_eq!((r.status().as_u16(), r.kind()), (400, "invalid_body"));
+                assert!(r.message().contains("128 levels"), "{}", r.message());
+            }
+        }
+        // Brackets in strings (escaped quotes included) are not nesting.
+        let in_strings = format!(
+            r#"{{"routing_key":"{k}","s":"{}","t":"\"{}"}}"#,
+            "[".repeat(1000),
+            "{".repeat(1000)
+        );
+        assert_eq!(routing_key(in_strings.as_bytes()).unwrap(), k);
+        // Invalid UTF-8 anywhere is not JSON, even in a field the parser skips.
+        let mut in_skipped = format!(r#"{{"routing_key":"{k}","p":""#).into_bytes();
+        in_skipped.extend_from_slice(b"\xff\xfe\"}");
+        let mut in_key = b"{\"routing_key\":\"\xc3".to_vec();
+        in_key.extend_from_slice(&k.as_bytes()[1..]);
+        in_key.extend_from_slice(b"\"}");
+        for body in [in_skipped, in_key] {
+            let r = routing_key(&body).unwrap_err();
+            assert_eq!(r.message(), "the body is not valid JSON", "{body:?}");
+        }
+        // Many brackets side by side are not nesting either.
+        let wide = format!(
+            r#"{{"routing_key":"{k}","a":[{}]}}"#,
+            ["[]"; 1000].join(",")
+        );
+        assert_eq!(routing_key(wide.as_bytes()).unwrap(), k);
     }
 }

@@ -42,7 +42,10 @@
 //!   form (including values over 1 KiB): 401, code 2006; two or more
 //!   `Authorization` headers: 400, code 2001 (ambiguous, never guessed); an
 //!   Events body over the limit (512 KiB by default, PagerDuty's), not a JSON
-//!   object, or without a string `routing_key`: 400, code 2001.
+//!   object (UTF-8), nested deeper than [`credentials::MAX_EVENT_DEPTH`], or
+//!   without a string `routing_key`: 400, code 2001. The Python adapters call
+//!   [`routing_key`] and [`token_from_authorization`] through their binding,
+//!   so they answer these requests as this crate does.
 //! - Store and other internal failures answer 500 with "an internal error
 //!   occurred"; the reason is in the [`Rejection`] put into the response's
 //!   extensions, for a logging layer to record.

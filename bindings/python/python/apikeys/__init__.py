@@ -45,7 +45,21 @@ from ._apikeys import (
     WrongApi,
     __version__,
     _role_name,
+    events_routing_key,
+    token_from_authorization,
 )
+
+
+def _not_a_member(cls: type, value: object, field: str, what: str) -> Exception:
+    """The error for a value that names no member: a ``TypeError`` naming
+    the argument for a non-string, an ``InvalidInput`` naming it otherwise."""
+    if not isinstance(value, str):
+        return TypeError(f"argument '{field}' must be str, not {type(value).__name__}")
+    expected = ", ".join(m.value for m in cls)  # type: ignore[attr-defined]
+    e = InvalidInput(f"invalid {field}: unknown {what}; expected one of {expected}")
+    e.field = field
+    e.reason = f"unknown {what}"
+    return e
 
 
 class Role(str, enum.Enum):
@@ -66,10 +80,9 @@ class Role(str, enum.Enum):
     LIMITED_STAKEHOLDER = "read_only_limited_user"
 
     @classmethod
-    def _missing_(cls, value: object) -> Role | None:
-        if isinstance(value, str):
-            return cls(_role_name(value))
-        return None
+    def _missing_(cls, value: object) -> Role:
+        # The core's parser: aliases, and InvalidInput (or a TypeError) naming 'role'.
+        return cls(_role_name(value))
 
     def __str__(self) -> str:
         return self.value
@@ -84,6 +97,10 @@ class KeyKind(str, enum.Enum):
     INTEGRATION = "integration"
     ROUTING = "routing"
 
+    @classmethod
+    def _missing_(cls, value: object) -> KeyKind:
+        raise _not_a_member(cls, value, "kind", "key kind")
+
     def __str__(self) -> str:
         return self.value
 
@@ -93,6 +110,10 @@ class AccessLevel(str, enum.Enum):
 
     FULL_ACCESS = "full_access"
     READ_ONLY = "read_only"
+
+    @classmethod
+    def _missing_(cls, value: object) -> AccessLevel:
+        raise _not_a_member(cls, value, "access", "access level")
 
     def __str__(self) -> str:
         return self.value
@@ -129,4 +150,6 @@ __all__ = [
     "UserState",
     "WrongApi",
     "__version__",
+    "events_routing_key",
+    "token_from_authorization",
 ]

@@ -39,6 +39,8 @@ __all__ = [
     "UserState",
     "WrongApi",
     "__version__",
+    "events_routing_key",
+    "token_from_authorization",
 ]
 
 class Role(str, enum.Enum):
@@ -224,6 +226,19 @@ class MemoryStore:
 
 @final
 class SqliteStore:
+    """Keys in one SQLite file, shared by every process on the machine.
+
+    Open each file once per process and share that ``SqliteStore`` (pass it
+    to every ``Keyring``; a second one on the file is safe but keeps its own
+    cache). Never open the same file with Python's ``sqlite3``
+    module in that process, not even to read it: the extension carries its
+    own copy of SQLite, and SQLite's POSIX locks cannot tell two copies in
+    one process apart, so closing the ``sqlite3`` connection drops the
+    store's locks and can cut its later writes off from the file (lost
+    keys). To look inside, use another process, e.g. the ``sqlite3`` command
+    line tool or ``subprocess``.
+    """
+
     def __new__(cls, path: str | os.PathLike[str]) -> SqliteStore: ...
     def flush(self) -> int: ...
     @property
@@ -348,3 +363,15 @@ class Keyring:
     ) -> Principal | None: ...
     def rate_limit_rejections(self) -> dict[str, int]: ...
     def audit_trail(self) -> builtins.list[AuditEvent]: ...
+
+def events_routing_key(body: bytes) -> str:
+    """The ``routing_key`` of an Events API v2 body, as the Rust adapters read it.
+
+    Raises ``InvalidInput`` (400, 2001) with the message of PagerDuty's error
+    body; ``.field`` is ``"body"`` or ``"routing_key"``, ``.reason`` names
+    the check (``"invalid_body"``, ``"missing_routing_key"``).
+    """
+
+def token_from_authorization(value: str | bytes) -> str | None:
+    """The key in one ``Authorization`` header value, or ``None`` when it has
+    no accepted form (``Token token=<key>`` or ``Bearer <key>``)."""

@@ -10,16 +10,21 @@ The same conventions as the Rust crate ``apikeys-http``:
 - Refusals: ``{"error": {"message": ..., "code": ...}}`` with the status of the
   design's table; ``WWW-Authenticate: Token`` on 401; ``retry-after`` on 429;
   never a key, never a traceback, "an internal error occurred" for 5xx.
+
+The header and the body are read by the Rust adapters' own parsers (through
+the extension module), so that every adapter accepts and refuses the same
+requests.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
-from . import ApiKeyError, Keyring, Principal
+from . import ApiKeyError, InvalidInput, Keyring, Principal
+from . import events_routing_key as _events_routing_key
+from . import token_from_authorization as _token_from_authorization
 
 #: The longest ``Authorization`` value looked at; longer ones are malformed.
 MAX_AUTHORIZATION_BYTES = 1024
@@ -102,6 +107,15 @@ def invalid_body(message: str) -> Rejection:
     return Rejection(400, 2001, "invalid_body", message)
 
 
+def misconfigured(reason: str) -> Rejection:
+    """A route whose scope declaration cannot be honoured (a server bug): 500."""
+    return Rejection(500, 2000, "misconfigured", "an internal error occurred", reason)
+
+
+def invalid_content_length() -> Rejection:
+    return Rejection(400, 2001, "invalid_body", "the Content-Length header is not a number")
+
+
 def missing_routing_key() -> Rejection:
     return Rejection(
         400, 2001, "missing_routing_key", "the event has no 'routing_key' (the integration or routing key)"
@@ -135,14 +149,11 @@ def _seconds(v: Any) -> float:
     return float(v)
 
 
-_AUTHORIZATION = re.compile(
-    r'[ \t]*(?:token[ \t]+token[ \t]*=[ \t]*("?)([\x21\x23-\x7e]+)\1|bearer[ \t]+([\x21\x23-\x7e]+))[ \t]*',
-    re.IGNORECASE,
-)
-
-
-def token_from_authorization(value: str) -> Optional[str]:
+def token_from_authorization(value: Union[str, bytes]) -> Optional[str]:
     """The key in an ``Authorization`` value, or ``None`` if it has no accepted form.
+
+    The Rust adapters' parser (:func:`apikeys.token_from_authorization`), so
+    every adapter reads a header the same way.
 
     >>> token_from_authorization("Token token=y_NbAkKc66ryYTWUXYEu")
     'y_NbAkKc66ryYTWUXYEu'
@@ -151,42 +162,65 @@ def token_from_authorization(value: str) -> Optional[str]:
     >>> token_from_authorization("Basic YWxhZGRpbg==") is None
     True
     """
-    if len(value) > MAX_AUTHORIZATION_BYTES:
-        return None
-    m = _AUTHORIZATION.fullmatch(value)
-    if m is None:
-        return None
-    return m.group(2) or m.group(3)
+    return _token_from_authorization(value)
 
 
-def rest_token(values: Sequence[str]) -> str:
+def rest_token(values: Sequence[Union[str, bytes]]) -> str:
     """The key of a REST request, from all its ``Authorization`` header values."""
     if not values:
         raise missing_key()
     if len(values) > 1:
         raise duplicate_authorization()
-    key = token_from_authorization(values[0])
+    key = _token_from_authorization(values[0])
     if key is None:
         raise malformed_authorization()
     return key
 
 
+def joined_rest_token(value: Optional[str]) -> str:
+    """The key of a REST request whose ``Authorization`` headers the server
+    joined into one value (WSGI's ``HTTP_AUTHORIZATION``; werkzeug and
+    gunicorn join repeated headers with a bare comma).
+
+    A value that reads as one header in an accepted form is one header (a
+    comma in it is part of the key, which the keyring then refuses). Else, if
+    it splits at bare commas into parts that each read as a header of their
+    own, the client sent several: 400, as the ASGI and Rust adapters answer.
+    Anything else, such as ``Token token=a, token=b`` (a comma and a space,
+    as a client writes it), is one malformed header: 401.
+    """
+    if value is None:
+        raise missing_key()
+    key = _token_from_authorization(value)
+    if key is not None:
+        return key
+    parts = value.split(",")
+    if len(parts) > 1 and all(
+        _token_from_authorization(p) is not None and (i == 0 or not p[:1].isspace()) for i, p in enumerate(parts)
+    ):
+        raise duplicate_authorization()
+    raise malformed_authorization()
+
+
+def content_length(value: Union[str, bytes]) -> int:
+    """A ``Content-Length`` value: digits only (spaces or tabs around them
+    allowed). Anything else (a sign, an exponent, a list) is a 400."""
+    raw = value.decode("latin-1") if isinstance(value, bytes) else value
+    digits = raw.strip(" \t")
+    if not digits or not digits.isascii() or not digits.isdigit():
+        raise invalid_content_length()
+    # Longer than any limit: no need to read the number.
+    return int(digits) if len(digits) <= 18 else 10**18
+
+
 def routing_key(body: bytes) -> str:
-    """The ``routing_key`` of an Events API v2 body (a JSON object)."""
-    if not body.lstrip().startswith(b"{"):
-        raise invalid_body("the body must be a JSON object")
+    """The ``routing_key`` of an Events API v2 body (a JSON object), read by
+    the Rust adapters' parser (:func:`apikeys.events_routing_key`): every
+    adapter accepts and refuses the same bodies."""
     try:
-        event = json.loads(body)
-    except ValueError:
-        raise invalid_body("the body is not valid JSON") from None
-    if not isinstance(event, dict):
-        raise invalid_body("the body must be a JSON object")
-    key = event.get("routing_key")
-    if key is None:
-        raise missing_routing_key()
-    if not isinstance(key, str):
-        raise invalid_body("'routing_key' must be one string")
-    return key
+        return _events_routing_key(body)
+    except InvalidInput as e:
+        raise Rejection(e.status, e.code, e.reason, str(e)) from None
 
 
 def authenticate(keyring: Keyring, token: str, api: str, method: str, scope: Optional[str]) -> Principal:

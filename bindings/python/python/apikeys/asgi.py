@@ -43,10 +43,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Awaitable, Callable, Dict, Iterable, MutableMapping, Optional, Tuple, TypeVar
+from typing import Any, Awaitable, Callable, Dict, FrozenSet, Iterable, List, MutableMapping, Optional, Tuple, TypeVar
 
 from . import Keyring, Principal
 from ._http import (
@@ -55,14 +56,23 @@ from ._http import (
     Rejection,
     authenticate,
     body_too_large,
+    content_length,
     invalid_body,
+    misconfigured,
     rate_limit_headers,
     rest_token,
     routing_key,
     try_authenticate,
 )
 
-__all__ = ["ApiKeyMiddleware", "Rejection", "principal", "require_scope", "requires_scope"]
+__all__ = [
+    "ApiKeyMiddleware",
+    "Rejection",
+    "ScopeDeclarationError",
+    "principal",
+    "require_scope",
+    "requires_scope",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -75,10 +85,35 @@ _NO_SCOPE = ""
 _CACHE_LIMIT = 4096
 
 
+_log = logging.getLogger("apikeys.asgi")
+
+
+class ScopeDeclarationError(TypeError):
+    """A route declares its scope in a way the middleware cannot honour: two
+    different scopes, or one that is not a string."""
+
+
+def _checked_scope(scope: Any, what: str) -> str:
+    if not isinstance(scope, str):
+        raise ScopeDeclarationError(f"{what}: the scope must be a str, not {type(scope).__name__}")
+    return scope
+
+
 def requires_scope(scope: str) -> Callable[[F], F]:
-    """Decorate a Starlette endpoint (or any view) with the scope its route needs."""
+    """Decorate a Starlette endpoint (or any view) with the scope its route needs.
+
+    A view takes one scope: decorating it again with another raises
+    :class:`ScopeDeclarationError` (a ``TypeError``) when the app is defined.
+    """
+    _checked_scope(scope, "requires_scope")
 
     def mark(view: F) -> F:
+        had = getattr(view, SCOPE_ATTR, None)
+        if had is not None and had != scope:
+            raise ScopeDeclarationError(
+                f"{getattr(view, '__qualname__', view)!s} already requires scope {had!r}; "
+                f"a route takes one scope, not also {scope!r}"
+            )
         setattr(view, SCOPE_ATTR, scope)
         return view
 
@@ -90,8 +125,12 @@ def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
 
     The check itself happens in :class:`ApiKeyMiddleware` (which finds this
     dependency on the route); the dependency hands over its result, and fails
-    with a server error if the middleware is not installed.
+    with a server error if the middleware is not installed. A route takes one
+    scope: one with two different ``require_scope`` dependencies fails the
+    app's startup (lifespan) and is answered with a 500, the route named in
+    the log.
     """
+    _checked_scope(scope, "require_scope")
     from starlette.requests import Request
 
     # A coroutine, so that FastAPI runs it inline rather than in its thread pool.
@@ -114,28 +153,65 @@ async def principal(request: Any) -> Principal:
     return who  # type: ignore[no-any-return]
 
 
-def _tagged(obj: Any) -> Optional[str]:
-    s = getattr(obj, SCOPE_ATTR, None)
-    return s if isinstance(s, str) else None
+def _route_name(route: Any) -> str:
+    methods = getattr(route, "methods", None)
+    verbs = ",".join(sorted(methods)) + " " if methods else ""
+    name = getattr(route, "name", None)
+    return f"route {verbs}{getattr(route, 'path', '?')}" + (f" ({name})" if name else "")
 
 
 def _route_scope(route: Any) -> Optional[str]:
-    """The scope a Starlette/FastAPI route declares, if any."""
-    found = _tagged(getattr(route, "endpoint", None))
-    if found is not None:
-        return found
+    """The scope a Starlette/FastAPI route declares, if any; a
+    :class:`ScopeDeclarationError` naming the route if it declares two or a
+    non-string one."""
+    found: List[Any] = []
+    tagged = getattr(getattr(route, "endpoint", None), SCOPE_ATTR, None)
+    if tagged is not None:
+        found.append(tagged)
     for dep in getattr(route, "dependencies", None) or ():
-        found = _tagged(getattr(dep, "dependency", None))
-        if found is not None:
-            return found
+        tagged = getattr(getattr(dep, "dependency", None), SCOPE_ATTR, None)
+        if tagged is not None:
+            found.append(tagged)
     stack = list(getattr(getattr(route, "dependant", None), "dependencies", None) or ())
-    while stack:
+    seen = 0
+    while stack and seen < 10_000:
+        seen += 1
         d = stack.pop()
-        found = _tagged(getattr(d, "call", None))
-        if found is not None:
-            return found
+        tagged = getattr(getattr(d, "call", None), SCOPE_ATTR, None)
+        if tagged is not None:
+            found.append(tagged)
         stack.extend(getattr(d, "dependencies", None) or ())
-    return None
+    if not found:
+        return None
+    for s in found:
+        _checked_scope(s, _route_name(route))
+    scopes = sorted(set(found))
+    if len(scopes) > 1:
+        raise ScopeDeclarationError(
+            f"{_route_name(route)} declares {len(scopes)} scopes ({', '.join(map(repr, scopes))}); a route takes one"
+        )
+    return scopes[0]  # type: ignore[no-any-return]
+
+
+def _known_matchers() -> FrozenSet[Any]:
+    """The ``matches`` methods of the route classes whose matching depends
+    only on the method, path, root path and ``Host`` header of a request
+    (what the middleware keys its routing cache by)."""
+    found: List[Any] = []
+    try:
+        from starlette import routing as sr
+
+        found += [getattr(sr, n).matches for n in ("Route", "Mount", "Host") if hasattr(sr, n)]
+    except ImportError:  # pragma: no cover - starlette is what has routes
+        pass
+    try:
+        from fastapi import routing as fr
+
+        if hasattr(fr, "APIRoute"):
+            found.append(fr.APIRoute.matches)
+    except ImportError:
+        pass
+    return frozenset(found)
 
 
 class ApiKeyMiddleware:
@@ -164,12 +240,21 @@ class ApiKeyMiddleware:
         self.public_paths = frozenset(public_paths)
         self.scope_for = scope_for
         self.max_event_bytes = max_event_bytes
-        self._route_scopes: Dict[int, str] = {}
-        # (method, path, app) -> scope: routing each request once more costs as
-        # much as the key check; bounded, since paths carry ids.
-        self._request_scopes: Dict[Tuple[str, str, int], str] = {}
+        # id(route) -> (route, its declared scope or ""): the route is held
+        # so that its id cannot be reused by another object.
+        self._route_scopes: Dict[int, Tuple[Any, str]] = {}
+        # Routing each request again costs about as much as the key check,
+        # so the answer is kept per request key: everything the routes can
+        # match on (method, path, root path, scheme, Host header, app). Kept
+        # only when every route consulted is one whose matching depends on
+        # nothing else (see _known_matchers); bounded, since paths carry ids.
+        self._request_scopes: Dict[Tuple[Any, ...], str] = {}
+        self._matchers = _known_matchers()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, self._startup_check(scope, send))
+            return
         if scope["type"] != "http" or scope["path"] in self.public_paths:
             await self.app(scope, receive, send)
             return
@@ -180,9 +265,18 @@ class ApiKeyMiddleware:
                 who = await self._check(routing_key(body), "events", "POST", None)
                 receive = _replay(body, receive)
             else:
-                values = [v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"authorization"]
+                # One pass for the key and the Host header (part of the
+                # routing cache's key: Starlette's Host routes match on it).
+                values: List[bytes] = []
+                host: Any = None
+                for k, v in scope["headers"]:
+                    name = k.lower()
+                    if name == b"authorization":
+                        values.append(v)
+                    elif name == b"host":
+                        host = v if host is None else (*host, v) if isinstance(host, tuple) else (host, v)
                 token = rest_token(values)
-                required = self._required_scope(scope)
+                required = self._required_scope(scope, host)
                 who = await self._check(token, "rest", scope["method"], required)
         except Rejection as r:
             await _send_rejection(send, r)
@@ -203,49 +297,98 @@ class ApiKeyMiddleware:
 
         await self.app(scope, receive, send)
 
-    def _required_scope(self, scope: Scope) -> Optional[str]:
-        key = (scope["method"], scope["path"], id(scope.get("app")))
+    def _required_scope(self, scope: Scope, host: Any) -> Optional[str]:
+        """The scope the request's route needs (``host``: the request's
+        ``Host`` header value, a tuple of them if it has several, or
+        ``None``); a 500 :class:`Rejection` (the route named in the log) if
+        the route's declaration is broken."""
+        key = (
+            scope["method"],
+            scope["path"],
+            scope.get("root_path", ""),
+            scope.get("scheme", ""),
+            host,
+            id(scope.get("app")),
+        )
         cached = self._request_scopes.get(key)
         if cached is None:
-            cached = self._resolve_scope(scope) or _NO_SCOPE
-            if len(self._request_scopes) >= _CACHE_LIMIT:
-                self._request_scopes.clear()
-            self._request_scopes[key] = cached
+            try:
+                found, cacheable = self._resolve_scope(scope)
+            except ScopeDeclarationError as e:
+                _log.error("apikeys.asgi: %s; answering 500", e)
+                raise misconfigured(str(e)) from None
+            cached = found or _NO_SCOPE
+            if cacheable:
+                if len(self._request_scopes) >= _CACHE_LIMIT:
+                    self._request_scopes.clear()
+                self._request_scopes[key] = cached
         return cached or None
 
-    def _resolve_scope(self, scope: Scope) -> Optional[str]:
+    def _resolve_scope(self, scope: Scope) -> Tuple[Optional[str], bool]:
+        """The route's scope, and whether the answer may be kept for the request key."""
         app = scope.get("app")
         routes = getattr(getattr(app, "router", None), "routes", None)
+        cacheable = [True]
         if routes:
-            found = self._match(routes, scope, 0)
+            found = self._match(routes, scope, 0, cacheable)
             if found is not None:
-                return found or None
+                return found or None, cacheable[0]
         if self.scope_for is not None:
-            return self.scope_for(scope["method"], scope["path"])
-        return None
+            where = f"scope_for({scope['method']!r}, {scope['path']!r})"
+            try:
+                given = self.scope_for(scope["method"], scope["path"])
+            except Exception as e:
+                _log.exception("apikeys.asgi: %s raised", where)
+                raise misconfigured(f"{where} raised {type(e).__name__}") from None
+            if given is not None and not isinstance(given, str):
+                raise ScopeDeclarationError(f"{where} returned {type(given).__name__}; it must return a str or None")
+            return given, cacheable[0]
+        return None, cacheable[0]
 
-    def _match(self, routes: Iterable[Any], scope: Scope, depth: int) -> Optional[str]:
-        """The scope of the route that fully matches: ``""`` for none declared, ``None`` for no match."""
+    def _match(self, routes: Iterable[Any], scope: Scope, depth: int, cacheable: List[bool]) -> Optional[str]:
+        """The scope of the route that fully matches: ``""`` for none declared, ``None`` for no match.
+
+        Clears ``cacheable[0]`` when a route it asked is of a kind that may
+        match on more than the request key holds."""
         for route in routes:
             matches = getattr(route, "matches", None)
             if matches is None:
                 continue
+            if getattr(type(route), "matches", None) not in self._matchers:
+                cacheable[0] = False
             match, child = matches(scope)
             if getattr(match, "name", "") != "FULL":
                 continue
             inner = getattr(route, "routes", None)
             if inner and depth < 8:
-                found = self._match(inner, {**scope, **child}, depth + 1)
+                found = self._match(inner, {**scope, **child}, depth + 1, cacheable)
                 if found is not None:
                     return found
                 continue
-            key = id(route)
-            cached = self._route_scopes.get(key)
-            if cached is None:
-                cached = _route_scope(route) or _NO_SCOPE
-                self._route_scopes[key] = cached
-            return cached
+            kept = self._route_scopes.get(id(route))
+            if kept is None or kept[0] is not route:
+                kept = (route, _route_scope(route) or _NO_SCOPE)
+                if len(self._route_scopes) >= _CACHE_LIMIT:
+                    self._route_scopes.clear()
+                self._route_scopes[id(route)] = kept
+            return kept[1]
         return None
+
+    def _startup_check(self, scope: Scope, send: Send) -> Send:
+        """``send`` for the lifespan protocol: the app's startup fails if one
+        of its routes declares its scope in a way that cannot be honoured."""
+        app = scope.get("app")
+
+        async def checked(message: Message) -> None:
+            if message.get("type") == "lifespan.startup.complete":
+                problems = _declaration_problems(getattr(getattr(app, "router", None), "routes", None) or ())
+                if problems:
+                    text = "apikeys.asgi: " + "; ".join(problems)
+                    _log.error("%s", text)
+                    message = {"type": "lifespan.startup.failed", "message": text}
+            await send(message)
+
+        return checked
 
     async def _check(self, token: str, api: str, method: str, required: Optional[str]) -> Principal:
         """The key check: inline, or tried inline and else in a worker thread."""
@@ -259,13 +402,8 @@ class ApiKeyMiddleware:
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         limit = self.max_event_bytes
         for k, v in scope["headers"]:
-            if k.lower() == b"content-length":
-                try:
-                    declared = int(v)
-                except ValueError:
-                    raise invalid_body("the Content-Length header is not a number") from None
-                if declared > limit:
-                    raise body_too_large(limit)
+            if k.lower() == b"content-length" and content_length(v) > limit:
+                raise body_too_large(limit)
         chunks = []
         size = 0
         while True:
@@ -279,6 +417,21 @@ class ApiKeyMiddleware:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
+
+
+def _declaration_problems(routes: Iterable[Any], depth: int = 0) -> List[str]:
+    """What is wrong with the scope declarations of these routes and those under them."""
+    problems: List[str] = []
+    for route in routes:
+        inner = getattr(route, "routes", None)
+        if inner and depth < 8:
+            problems += _declaration_problems(inner, depth + 1)
+            continue
+        try:
+            _route_scope(route)
+        except ScopeDeclarationError as e:
+            problems.append(str(e))
+    return problems
 
 
 #: How many threads (per process) run the checks of keyrings that may block;

@@ -30,6 +30,7 @@
 from __future__ import annotations
 
 import io
+import logging
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from . import Keyring
@@ -39,14 +40,24 @@ from ._http import (
     Rejection,
     authenticate,
     body_too_large,
-    invalid_body,
+    content_length,
+    joined_rest_token,
+    misconfigured,
     rate_limit_headers,
-    rest_token,
     routing_key,
 )
-from .asgi import requires_scope
+from .asgi import ScopeDeclarationError, requires_scope
 
-__all__ = ["ApiKeyMiddleware", "Rejection", "protect_flask", "requires_scope", "PRINCIPAL_KEY"]
+__all__ = [
+    "ApiKeyMiddleware",
+    "Rejection",
+    "ScopeDeclarationError",
+    "protect_flask",
+    "requires_scope",
+    "PRINCIPAL_KEY",
+]
+
+_log = logging.getLogger("apikeys.wsgi")
 
 #: The environ key holding the :class:`apikeys.Principal`.
 PRINCIPAL_KEY = "apikeys.principal"
@@ -87,12 +98,11 @@ class ApiKeyMiddleware:
                 environ["CONTENT_LENGTH"] = str(len(body))
                 who = authenticate(self.keyring, routing_key(body), "events", "POST", None)
             else:
-                # WSGI servers join repeated headers with ", "; a comma never
-                # belongs in a key, so a joined value means more than one header.
-                raw = environ.get("HTTP_AUTHORIZATION")
-                values: List[str] = [] if raw is None else raw.split(",")
-                scope = self.scope_for(environ) if self.scope_for is not None else None
-                who = authenticate(self.keyring, rest_token(values), "rest", environ.get("REQUEST_METHOD", "GET"), scope)
+                # WSGI servers join repeated headers with commas:
+                # joined_rest_token tells one header from several.
+                token = joined_rest_token(environ.get("HTTP_AUTHORIZATION"))
+                scope = self._scope(environ)
+                who = authenticate(self.keyring, token, "rest", environ.get("REQUEST_METHOD", "GET"), scope)
         except Rejection as r:
             start_response(_status_line(r.status), r.headers())
             return [r.body()]
@@ -108,21 +118,42 @@ class ApiKeyMiddleware:
 
         return self.app(environ, start)
 
+    def _scope(self, environ: Any) -> Optional[str]:
+        """The scope ``scope_for`` gives the request; a 500 :class:`Rejection`
+        (the route named in the log) if it raises or gives a non-string."""
+        if self.scope_for is None:
+            return None
+        where = f"scope_for for {environ.get('REQUEST_METHOD', '')} {environ.get('PATH_INFO', '')!r}"
+        try:
+            scope = self.scope_for(environ)
+        except ScopeDeclarationError as e:
+            _log.error("apikeys.wsgi: %s; answering 500", e)
+            raise misconfigured(str(e)) from None
+        except Exception as e:
+            _log.exception("apikeys.wsgi: %s raised", where)
+            raise misconfigured(f"{where} raised {type(e).__name__}") from None
+        if scope is not None and not isinstance(scope, str):
+            reason = f"{where} returned {type(scope).__name__}; it must return a str or None"
+            _log.error("apikeys.wsgi: %s; answering 500", reason)
+            raise misconfigured(reason)
+        return scope
+
     def _read_body(self, environ: Any) -> bytes:
         limit = self.max_event_bytes
         length = environ.get("CONTENT_LENGTH") or ""
         stream = environ.get("wsgi.input")
-        if stream is None:
-            return b""
         if length:
-            try:
-                n = int(length)
-            except ValueError:
-                raise invalid_body("the Content-Length header is not a number") from None
+            # Digits only: a sign ("-1" would read the whole stream), an
+            # exponent or a list of values is a 400.
+            n = content_length(length)
             if n > limit:
                 raise body_too_large(limit)
+            if stream is None:
+                return b""
             body: bytes = stream.read(n)
             return body
+        if stream is None:
+            return b""
         if environ.get("wsgi.input_terminated"):
             body = stream.read(limit + 1)
             if len(body) > limit:
@@ -152,7 +183,12 @@ def flask_scope_resolver(flask_app: Any) -> Callable[[Any], Optional[str]]:
             return None
         view = flask_app.view_functions.get(rule.endpoint)
         s = getattr(view, SCOPE_ATTR, None)
-        return s if isinstance(s, str) else None
+        if s is not None and not isinstance(s, str):
+            raise ScopeDeclarationError(
+                f"the view of route {rule.rule!r} ({rule.endpoint}) declares a {type(s).__name__} scope; "
+                "it must be a str"
+            )
+        return s
 
     def scope_for(environ: Any) -> Optional[str]:
         key = (
