@@ -40,6 +40,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod lease;
+
+pub use lease::LeaseOptions;
+
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -75,7 +79,10 @@ redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
 local n = redis.call('ZCARD', key)
 if n < limit then
   redis.call('ZADD', key, now, ARGV[3])
-  redis.call('PEXPIRE', key, window)
+  -- The key lives until its newest entry leaves the window (a leasing
+  -- limiter's entries may lie in the future: never shorten their life).
+  local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  redis.call('PEXPIRE', key, tonumber(last[2]) + window - now)
   return {1, limit - n - 1, window}
 end
 -- Entries beyond the limit (it was lowered) still count until they leave the
@@ -96,6 +103,7 @@ pub struct RedisRateLimiterBuilder {
     retry_interval: Duration,
     fallback: Fallback,
     on_degraded: Option<DegradedHook>,
+    lease: Option<LeaseOptions>,
 }
 
 impl fmt::Debug for RedisRateLimiterBuilder {
@@ -105,6 +113,7 @@ impl fmt::Debug for RedisRateLimiterBuilder {
             .field("timeout", &self.timeout)
             .field("retry_interval", &self.retry_interval)
             .field("fallback", &self.fallback)
+            .field("lease", &self.lease)
             .finish_non_exhaustive()
     }
 }
@@ -135,6 +144,14 @@ impl RedisRateLimiterBuilder {
         self.on_degraded = Some(Arc::new(hook));
         self
     }
+    /// Reserve leases of each bucket's budget in Redis and spend them in this
+    /// process, instead of asking Redis for every request (see the crate docs,
+    /// "Leases"). Without this call (the default) every request is one Redis
+    /// round trip.
+    pub fn lease(mut self, options: LeaseOptions) -> Self {
+        self.lease = Some(options);
+        self
+    }
     /// The limiter. Checks the URL, but does not connect yet.
     pub fn build(self) -> Result<RedisRateLimiter, StoreError> {
         let client = redis::Client::open(self.url.as_str())
@@ -160,6 +177,9 @@ impl RedisRateLimiterBuilder {
             last_error: Mutex::new(None),
             member_prefix: u64::from_le_bytes(seed),
             counter: AtomicU64::new(0),
+            redis_calls: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+            leases: self.lease.map(lease::Leases::new),
         })
     }
 }
@@ -183,6 +203,11 @@ pub struct RedisRateLimiter {
     last_error: Mutex<Option<String>>,
     member_prefix: u64,
     counter: AtomicU64,
+    redis_calls: AtomicU64,
+    /// Bumped each time Redis becomes unreachable: leases of an earlier
+    /// generation are never spent again.
+    generation: AtomicU64,
+    leases: Option<lease::Leases>,
 }
 
 impl fmt::Debug for RedisRateLimiter {
@@ -192,6 +217,7 @@ impl fmt::Debug for RedisRateLimiter {
             .field("fallback", &self.fallback)
             .field("degraded", &self.is_degraded())
             .field("fallbacks", &self.fallback_count())
+            .field("lease", &self.lease_options())
             .finish_non_exhaustive()
     }
 }
@@ -206,6 +232,7 @@ impl RedisRateLimiter {
             retry_interval: Duration::from_secs(1),
             fallback: Fallback::Local,
             on_degraded: None,
+            lease: None,
         }
     }
 
@@ -228,6 +255,29 @@ impl RedisRateLimiter {
     /// How many requests were decided by the fallback instead of Redis.
     pub fn fallback_count(&self) -> u64 {
         self.fallbacks.load(Ordering::SeqCst)
+    }
+
+    /// How many calls this limiter made to Redis (successful or not). Without
+    /// leases that is one per request decided by Redis; with them, fewer.
+    pub fn redis_calls(&self) -> u64 {
+        self.redis_calls.load(Ordering::Relaxed)
+    }
+
+    /// The lease options, if this limiter leases (see
+    /// [`RedisRateLimiterBuilder::lease`]).
+    pub fn lease_options(&self) -> Option<LeaseOptions> {
+        self.leases.as_ref().map(|l| l.options())
+    }
+
+    /// Give every unused leased admission back to Redis now, so that other
+    /// processes can use it at once (best effort: when Redis cannot be reached
+    /// they are simply counted until they expire). Dropping the limiter does
+    /// this too; call it before a process exits without dropping it. Does
+    /// nothing without leases.
+    pub fn release_leases(&self) {
+        if let Some(l) = &self.leases {
+            l.release_all(self);
+        }
     }
 
     /// The last Redis error seen, if any.
@@ -264,14 +314,24 @@ impl RedisRateLimiter {
         }
     }
 
-    fn try_acquire(&self, bucket: RateBucket<'_>, limit: Limit) -> Result<Decision, StoreError> {
-        let mut con = self.connection()?;
-        let key = format!("{}{}", self.prefix, bucket.name());
-        let member = format!(
+    fn member(&self) -> String {
+        format!(
             "{:x}-{:x}",
             self.member_prefix,
             self.counter.fetch_add(1, Ordering::Relaxed)
-        );
+        )
+    }
+
+    fn key(&self, bucket: RateBucket<'_>) -> String {
+        format!("{}{}", self.prefix, bucket.name())
+    }
+
+    /// One exact decision: one script call.
+    fn exact(&self, bucket: RateBucket<'_>, limit: Limit) -> Result<Decision, StoreError> {
+        self.redis_calls.fetch_add(1, Ordering::Relaxed);
+        let mut con = self.connection()?;
+        let key = self.key(bucket);
+        let member = self.member();
         let window_ms = limit.window().as_millis().clamp(1, i64::MAX as u128) as i64;
         let out: Vec<i64> = self
             .script
@@ -319,50 +379,112 @@ impl RedisRateLimiter {
     }
 }
 
+impl RedisRateLimiter {
+    /// Whether Redis is known to be unreachable and not due for another try.
+    #[inline]
+    fn in_outage(&self) -> bool {
+        self.degraded.load(Ordering::Relaxed)
+            && self.now_ns() < self.retry_at_ns.load(Ordering::SeqCst)
+    }
+
+    /// Redis answered: end an outage, if one was going on.
+    fn redis_answered(&self) {
+        if self.degraded.load(Ordering::Relaxed) && self.degraded.swap(false, Ordering::SeqCst) {
+            *self
+                .last_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = None;
+        }
+    }
+
+    /// Redis failed: start (or prolong) an outage, and report a new one.
+    fn redis_failed(&self, e: StoreError) {
+        let msg = e.to_string();
+        let retry = self
+            .now_ns()
+            .saturating_add(self.retry_interval.as_nanos().min(u64::MAX as u128) as u64);
+        self.retry_at_ns.store(retry, Ordering::SeqCst);
+        // A broken pool is thrown away; connections are made again on recovery.
+        self.pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        let newly = !self.degraded.swap(true, Ordering::SeqCst);
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(msg.clone());
+        if newly {
+            // Leases taken before the outage are not spent after it (Redis
+            // may have restarted empty): the fallback decides, as without them.
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            if let Some(hook) = &self.on_degraded {
+                hook(&msg);
+            }
+        }
+    }
+
+    /// Ask Redis, and follow the fallback if it cannot answer.
+    fn ask_redis(&self, bucket: RateBucket<'_>, limit: Limit, now: Timestamp) -> Decision {
+        let answer = match &self.leases {
+            Some(l) => l.reserve(self, bucket, limit),
+            None => self.exact(bucket, limit),
+        };
+        match answer {
+            Ok(d) => {
+                self.redis_answered();
+                d
+            }
+            Err(e) => {
+                self.redis_failed(e);
+                self.fall_back(bucket, limit, now)
+            }
+        }
+    }
+}
+
 impl RateLimiter for RedisRateLimiter {
-    /// Always `true`: a request is counted by a round trip to Redis.
+    /// Always `true`: some requests are counted by a round trip to Redis
+    /// (every request without leases; with them, the one that finds its
+    /// bucket's lease spent or expired). [`RateLimiter::try_acquire`] says
+    /// which, request by request.
     fn may_block(&self) -> bool {
         true
     }
 
-    /// Counts in Redis; `now` is used only by the fallback (Redis has its own clock).
+    /// Counts in Redis, or spends a lease reserved there; `now` is used only
+    /// by the fallback (Redis has its own clock, leases a monotonic one).
     fn acquire(&self, bucket: RateBucket<'_>, limit: Limit, now: Timestamp) -> Decision {
-        if self.is_degraded() && self.now_ns() < self.retry_at_ns.load(Ordering::SeqCst) {
+        if self.in_outage() {
             return self.fall_back(bucket, limit, now);
         }
-        match self.try_acquire(bucket, limit) {
-            Ok(d) => {
-                if self.degraded.swap(false, Ordering::SeqCst) {
-                    *self
-                        .last_error
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner) = None;
-                }
-                d
-            }
-            Err(e) => {
-                let msg = e.to_string();
-                let retry = self
-                    .now_ns()
-                    .saturating_add(self.retry_interval.as_nanos().min(u64::MAX as u128) as u64);
-                self.retry_at_ns.store(retry, Ordering::SeqCst);
-                // A broken pool is thrown away; connections are made again on recovery.
-                self.pool
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .clear();
-                let newly = !self.degraded.swap(true, Ordering::SeqCst);
-                *self
-                    .last_error
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(msg.clone());
-                if newly {
-                    if let Some(hook) = &self.on_degraded {
-                        hook(&msg);
-                    }
-                }
-                self.fall_back(bucket, limit, now)
+        if let Some(l) = &self.leases {
+            if let Some(d) = l.spend(self, bucket, limit) {
+                return d;
             }
         }
+        self.ask_redis(bucket, limit, now)
+    }
+
+    /// Decides without Redis when it can: during an outage (the
+    /// [`Fallback`] decides), and with leases when the bucket's lease has an
+    /// admission left, or Redis refused the bucket a moment ago and the
+    /// refusal still holds. `None` otherwise: that request needs Redis.
+    fn try_acquire(
+        &self,
+        bucket: RateBucket<'_>,
+        limit: Limit,
+        now: Timestamp,
+    ) -> Option<Decision> {
+        if self.in_outage() {
+            return Some(self.fall_back(bucket, limit, now));
+        }
+        self.leases.as_ref()?.spend(self, bucket, limit)
+    }
+}
+
+impl Drop for RedisRateLimiter {
+    fn drop(&mut self) {
+        self.release_leases();
     }
 }
