@@ -178,6 +178,33 @@ fn leases_never_starve_another_process() {
     }
 }
 
+/// A lease is spent only during its life (measured from before its call was
+/// sent); after that the next request asks Redis, which first takes the
+/// unspent admissions back.
+#[test]
+fn a_lease_is_not_spent_after_its_life() {
+    let options = LeaseOptions::default().with_max_duration(Duration::from_secs(2));
+    let l = leasing(&fresh_prefix(), options);
+    let b = RateBucket::Key(KeyId::from_u64(3));
+    let lim = Limit::new(100, Duration::from_secs(60)).unwrap();
+    assert_eq!(options.duration(lim), Duration::from_secs(2));
+    for _ in 0..8 {
+        assert!(admitted(&l, b, lim));
+    }
+    // 1 + 2 + 4 + 8 reserved, 8 spent: 7 left, for two seconds.
+    assert!(matches!(
+        l.try_acquire(b, lim, now()),
+        Some(Decision::Allowed(_))
+    ));
+    thread::sleep(Duration::from_millis(2100));
+    assert_eq!(l.try_acquire(b, lim, now()), None, "spent after its life");
+    let calls = l.redis_calls();
+    assert!(admitted(&l, b, lim));
+    assert_eq!(l.redis_calls(), calls + 1);
+    // The 6 unspent came back: exactly a hundred in all.
+    assert_eq!(10 + until_refused(&l, b, lim), 100);
+}
+
 #[test]
 fn unused_leases_are_given_back_on_release_and_on_drop() {
     for drop_it in [false, true] {
@@ -284,8 +311,12 @@ fn hammer(prefix: &str) {
             .parse()
             .unwrap(),
     );
-    // Each process keeps its own pace, so that some spend leases late in their life.
-    let pause = [20u64, 100, 1000, 3000][index as usize % 4];
+    // Each process keeps its own pace: steady (fast, slower, slow), or in
+    // bursts with pauses longer than any lease's life, so that leases are
+    // also taken and then left to expire half spent.
+    let pause = [20u64, 100, 1000, 20][index as usize % 4];
+    let bursty = index % 4 == 3;
+    let mut rounds = 0u64;
     let l = leasing(prefix, LeaseOptions::default());
     let limits: Vec<_> = HAMMERED
         .iter()
@@ -303,7 +334,12 @@ fn hammer(prefix: &str) {
                 out.push_str(&format!("ADM {i} {before} {after}\n"));
             }
         }
-        thread::sleep(Duration::from_micros(pause));
+        rounds += 1;
+        if bursty && rounds % 25 == 0 {
+            thread::sleep(Duration::from_millis(150));
+        } else {
+            thread::sleep(Duration::from_micros(pause));
+        }
     }
     print!("{out}");
     println!(
