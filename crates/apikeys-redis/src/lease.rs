@@ -14,7 +14,9 @@ use crate::RedisRateLimiter;
 
 /// The lease script. One call, atomically on the server:
 /// 1. gives back the unused admissions of earlier leases (`ZREM` by name);
-/// 2. notes this process as active in the bucket (a second sorted set);
+/// 2. if it asks for more than the one request, notes this process as
+///    leasing in the bucket (a second sorted set: its processes that asked
+///    for a lease in the last window);
 /// 3. trims the log to the window and counts it — entries whose score lies
 ///    in the future (leased admissions) count too;
 /// 4. refuses (`{0, retry_ms, 0}`) if the bucket is full, or else adds one
@@ -44,9 +46,11 @@ for i = 0, nret - 1 do
     redis.call('ZREM', key, rtag .. ':' .. j)
   end
 end
-redis.call('ZADD', procs, now, ARGV[6])
-redis.call('ZREMRANGEBYSCORE', procs, '-inf', now - window)
-redis.call('PEXPIRE', procs, window)
+if want > 1 then
+  redis.call('ZADD', procs, now, ARGV[6])
+  redis.call('ZREMRANGEBYSCORE', procs, '-inf', now - window)
+  redis.call('PEXPIRE', procs, window)
+end
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
 local n = redis.call('ZCARD', key)
 if n >= limit then
