@@ -36,6 +36,108 @@
 //! each time Redis becomes unreachable. While degraded, Redis is tried again
 //! every [`RedisRateLimiterBuilder::retry_interval`] (not on every request),
 //! and every Redis call has a timeout, so an outage never stalls requests for long.
+//!
+//! ## Leases: shared limits without a round trip per request
+//! With [`RedisRateLimiterBuilder::lease`], a process reserves a *lease* of
+//! a bucket's budget — the request at hand plus up to `k - 1` admissions more —
+//! in one script call, and spends the rest in memory while the lease lives
+//! (one shard lock and a table probe, as in the in-process limiter). The
+//! guarantee does not change: across every process, no window of the limit's
+//! length admits more than the limit (in whole milliseconds, as without leases).
+//!
+//! ```no_run
+//! use apikeys_redis::{LeaseOptions, RedisRateLimiter};
+//!
+//! let limiter = RedisRateLimiter::builder("redis://127.0.0.1:6379/")
+//!     .lease(LeaseOptions::default())
+//!     .build()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! **The log.** Redis keeps each bucket's sliding-window log as a sorted set,
+//! one member per admission, scored with *the last moment it may be used*: the
+//! request decided by the call at `now` (Redis's `TIME`, in ms, as without
+//! leases), each leased admission at `now + d + 1`, `d` being the lease's life.
+//! The script drops the members scored at or before `now - window`, counts
+//! the rest — members scored in the future included — and grants `k`
+//! admissions only if the count plus `k` is at most the limit. The exact
+//! limiter's script reads the same log, so processes with and without leases
+//! can share a bucket (during a rolling switch, say).
+//!
+//! **Why no window admits more than the limit.** Each admission `i` is
+//! granted by a script run at Redis time `r_i`, used at `u_i >= r_i`, and
+//! scored `s_i >= u_i`: the request at hand is used at once (`s_i = r_i`, in
+//! ms), and a process spends a leased one only before `t + d`, where `t` is
+//! read on its monotonic clock *before* the call is sent, so `t <= r_i` and
+//! `u_i < r_i + d < s_i`. A member leaves the log only when a script runs at
+//! some time `>= s_i + window`. Now take any window `(a - window, a]` and the
+//! admissions used in it, and among them the one, `j`, granted by the latest
+//! script run (scripts run one at a time). Every other one, `i`, was granted
+//! by that run or an earlier one, and `s_i >= u_i > a - window >= r_j - window`
+//! (as `r_j <= u_j <= a`): it is still in the log when `j`'s run counts. That
+//! run granted its `k` only if what it counted plus `k` was at most the limit,
+//! and those are all of the window's admissions: at most the limit. An
+//! admission never used changes nothing but the count (over-counting), and
+//! only those are ever given back (below). This
+//! assumes, as the exact limiter does, that Redis's clock does not step back,
+//! and that it runs at the rate of the processes' monotonic clocks: a process
+//! stops spending `d / 256` (0.4 %) before `t + d`, and Redis adds 1 ms for its
+//! whole-millisecond clock.
+//!
+//! **How long a lease lives.** `d` = [`LeaseOptions::with_max_duration`]
+//! (default 1 s) or a tenth of the window, whichever is shorter, in whole ms;
+//! windows under 20 ms are not leased. A leased admission counts until
+//! `d + window` after it was reserved, so an unused one (or one used early)
+//! over-counts by at most `d` — a tenth of a window.
+//!
+//! **How big a lease is.** `k = floor(remaining * share / P)`, at most
+//! what the process wants and [`LeaseOptions::with_max_size`] (default 64),
+//! and 1 if that is under 2 — `remaining` being the limit less the log's
+//! count, `share` [`LeaseOptions::with_share`] (default ¼), `P` the processes
+//! that asked for a lease in this bucket during the last window (a second
+//! sorted set, `<prefix>p:<bucket>`). What a process wants follows its
+//! demand: 1 at first, twice the last lease when that was spent within its
+//! life, what it used when a lease lived out, 1 again after a pause. So:
+//! - a lease never takes more than `share / P` of what remains: the rest stays
+//!   for whoever asks, and what idle leases can hold back is bounded;
+//! - when little remains (`remaining * share / P < 2`) every request is one
+//!   exact round trip, as without leases — and a limit under 8 (with the
+//!   default share) is never leased at all: low limits degrade to today's
+//!   exact behaviour, and no process is refused while Redis has budget;
+//! - a bucket that gets fewer than about two requests per lease life in a
+//!   process is not leased either (and costs one round trip per request).
+//!
+//! **Unused admissions.** When a lease lives out, or is replaced, its unused
+//! admissions are given back (`ZREM`, by name) at the start of the process's
+//! next call for that bucket; [`RedisRateLimiter::release_leases`] and
+//! dropping the limiter give back every one. If the process dies instead,
+//! they stay counted until `d + window` after their reservation, as if used
+//! at the last moment: over-counted, never under-counted. A lease is spent
+//! only for requests under the limit it was reserved under; a request under
+//! another limit (keys with different overrides sharing a user's bucket) asks
+//! Redis, which first takes the lease's unused admissions back.
+//!
+//! **Refusals.** When Redis refuses a bucket, the process repeats the refusal
+//! until the retry time Redis gave (counted from before the call), so a flood
+//! of refused requests costs no round trips either.
+//!
+//! **When Redis is down**, the [`Fallback`] applies as without leases. What is
+//! left of a lease reserved before the outage is spent (it is counted in
+//! Redis); the first call that fails starts the outage, and from then on
+//! leases taken before it are never spent (a restarted Redis may have lost
+//! them) and the fallback decides every request until Redis answers again.
+//!
+//! **Waiting.** [`RateLimiter::may_block`] stays `true` (some requests need
+//! Redis); [`RateLimiter::try_acquire`] answers, request by request, from a
+//! lease, a refusal, or the fallback during an outage, and says `None` when
+//! the request needs Redis.
+//!
+//! **Cost.** `cargo bench -p apikeys-redis` measures, in one run, the
+//! in-process limiter, one exact decision through Redis, and the leasing
+//! limiter (docs/ratelimits.md has figures). A lease of `k` costs the server
+//! work on `k` members, so even a hot key pays about a microsecond per
+//! admission on the server, amortised; the local spend costs about what the
+//! in-process limiter does.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
