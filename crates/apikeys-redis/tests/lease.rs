@@ -448,9 +448,11 @@ fn four_processes_never_admit_more_than_the_limit_in_any_window() {
         "{}\n{total} admissions, {calls} Redis calls",
         report.join("\n")
     );
-    // The keys with room for everyone: every process was admitted.
+    // The key with room for everyone: every process was admitted (who wins
+    // a freed slot of a low limit is a race, as without leases; that leases
+    // never starve anyone is checked exactly by `leases_never_starve_another_process`).
     for p in &per_process {
-        assert!(p[3] > 0 && p[4] > 0, "{p:?}");
+        assert!(p[4] > 0, "{p:?}");
     }
 }
 
