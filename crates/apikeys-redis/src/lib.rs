@@ -36,9 +36,115 @@
 //! each time Redis becomes unreachable. While degraded, Redis is tried again
 //! every [`RedisRateLimiterBuilder::retry_interval`] (not on every request),
 //! and every Redis call has a timeout, so an outage never stalls requests for long.
+//!
+//! ## Leases: shared limits without a round trip per request
+//! With [`RedisRateLimiterBuilder::lease`], a process reserves a *lease* of
+//! a bucket's budget — the request at hand plus up to `k - 1` admissions more —
+//! in one script call, and spends the rest in memory while the lease lives
+//! (one shard lock and a table probe, as in the in-process limiter). The
+//! guarantee does not change: across every process, no window of the limit's
+//! length admits more than the limit (in whole milliseconds, as without leases).
+//!
+//! ```no_run
+//! use apikeys_redis::{LeaseOptions, RedisRateLimiter};
+//!
+//! let limiter = RedisRateLimiter::builder("redis://127.0.0.1:6379/")
+//!     .lease(LeaseOptions::default())
+//!     .build()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! **The log.** Redis keeps each bucket's sliding-window log as a sorted set,
+//! one member per admission, scored with *the last moment it may be used*: the
+//! request decided by the call at `now` (Redis's `TIME`, in ms, as without
+//! leases), each leased admission at `now + d + 1`, `d` being the lease's life.
+//! The script drops the members scored at or before `now - window`, counts
+//! the rest — members scored in the future included — and grants `k`
+//! admissions only if the count plus `k` is at most the limit. The exact
+//! limiter's script reads the same log, so processes with and without leases
+//! can share a bucket (during a rolling switch, say).
+//!
+//! **Why no window admits more than the limit.** Each admission `i` is
+//! granted by a script run at Redis time `r_i`, used at `u_i >= r_i`, and
+//! scored `s_i >= u_i`: the request at hand is used at once (`s_i = r_i`, in
+//! ms), and a process spends a leased one only before `t + d`, where `t` is
+//! read on its monotonic clock *before* the call is sent, so `t <= r_i` and
+//! `u_i < r_i + d < s_i`. A member leaves the log only when a script runs at
+//! some time `>= s_i + window`. Now take any window `(a - window, a]` and the
+//! admissions used in it, and among them the one, `j`, granted by the latest
+//! script run (scripts run one at a time). Every other one, `i`, was granted
+//! by that run or an earlier one, and `s_i >= u_i > a - window >= r_j - window`
+//! (as `r_j <= u_j <= a`): it is still in the log when `j`'s run counts. That
+//! run granted its `k` only if what it counted plus `k` was at most the limit,
+//! and those are all of the window's admissions: at most the limit. An
+//! admission never used changes nothing but the count (over-counting), and
+//! only those are ever given back (below). This
+//! assumes, as the exact limiter does, that Redis's clock does not step back,
+//! and that it runs at the rate of the processes' monotonic clocks: a process
+//! stops spending `d / 256` (0.4 %) before `t + d`, and Redis adds 1 ms for its
+//! whole-millisecond clock.
+//!
+//! **How long a lease lives.** `d` = [`LeaseOptions::with_max_duration`]
+//! (default 1 s) or a tenth of the window, whichever is shorter, in whole ms;
+//! windows under 20 ms are not leased. A leased admission counts until
+//! `d + window` after it was reserved, so an unused one (or one used early)
+//! over-counts by at most `d` — a tenth of a window.
+//!
+//! **How big a lease is.** `k = floor(remaining * share / P)`, at most
+//! what the process wants and [`LeaseOptions::with_max_size`] (default 64),
+//! and 1 if that is under 2 — `remaining` being the limit less the log's
+//! count, `share` [`LeaseOptions::with_share`] (default ¼), `P` the processes
+//! that asked for a lease in this bucket during the last window (a second
+//! sorted set, `<prefix>p:<bucket>`). What a process wants follows its
+//! demand: 1 at first, twice the last lease when that was spent within its
+//! life, what it used when a lease lived out, 1 again after a pause. So:
+//! - a lease never takes more than `share / P` of what remains: the rest stays
+//!   for whoever asks, and what idle leases can hold back is bounded;
+//! - when little remains (`remaining * share / P < 2`) every request is one
+//!   exact round trip, as without leases — and a limit under 8 (with the
+//!   default share) is never leased at all: low limits degrade to today's
+//!   exact behaviour, and no process is refused while Redis has budget;
+//! - a bucket that gets fewer than about two requests per lease life in a
+//!   process is not leased either (and costs one round trip per request).
+//!
+//! **Unused admissions.** When a lease lives out, or is replaced, its unused
+//! admissions are given back (`ZREM`, by name) at the start of the process's
+//! next call for that bucket; [`RedisRateLimiter::release_leases`] and
+//! dropping the limiter give back every one. If the process dies instead,
+//! they stay counted until `d + window` after their reservation, as if used
+//! at the last moment: over-counted, never under-counted. A lease is spent
+//! only for requests under the limit it was reserved under; a request under
+//! another limit (keys with different overrides sharing a user's bucket) asks
+//! Redis, which first takes the lease's unused admissions back.
+//!
+//! **Refusals.** When Redis refuses a bucket, the process repeats the refusal
+//! until the retry time Redis gave (counted from before the call), so a flood
+//! of refused requests costs no round trips either.
+//!
+//! **When Redis is down**, the [`Fallback`] applies as without leases. What is
+//! left of a lease reserved before the outage is spent (it is counted in
+//! Redis); the first call that fails starts the outage, and from then on
+//! leases taken before it are never spent (a restarted Redis may have lost
+//! them) and the fallback decides every request until Redis answers again.
+//!
+//! **Waiting.** [`RateLimiter::may_block`] stays `true` (some requests need
+//! Redis); [`RateLimiter::try_acquire`] answers, request by request, from a
+//! lease, a refusal, or the fallback during an outage, and says `None` when
+//! the request needs Redis.
+//!
+//! **Cost.** `cargo bench -p apikeys-redis` measures, in one run, the
+//! in-process limiter, one exact decision through Redis, and the leasing
+//! limiter (docs/ratelimits.md has figures). A lease of `k` costs the server
+//! work on `k` members, so even a hot key pays about a microsecond per
+//! admission on the server, amortised; the local spend costs about what the
+//! in-process limiter does.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+mod lease;
+
+pub use lease::LeaseOptions;
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -75,7 +181,10 @@ redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
 local n = redis.call('ZCARD', key)
 if n < limit then
   redis.call('ZADD', key, now, ARGV[3])
-  redis.call('PEXPIRE', key, window)
+  -- The key lives until its newest entry leaves the window (a leasing
+  -- limiter's entries may lie in the future: never shorten their life).
+  local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  redis.call('PEXPIRE', key, tonumber(last[2]) + window - now)
   return {1, limit - n - 1, window}
 end
 -- Entries beyond the limit (it was lowered) still count until they leave the
@@ -96,6 +205,7 @@ pub struct RedisRateLimiterBuilder {
     retry_interval: Duration,
     fallback: Fallback,
     on_degraded: Option<DegradedHook>,
+    lease: Option<LeaseOptions>,
 }
 
 impl fmt::Debug for RedisRateLimiterBuilder {
@@ -105,6 +215,7 @@ impl fmt::Debug for RedisRateLimiterBuilder {
             .field("timeout", &self.timeout)
             .field("retry_interval", &self.retry_interval)
             .field("fallback", &self.fallback)
+            .field("lease", &self.lease)
             .finish_non_exhaustive()
     }
 }
@@ -135,6 +246,14 @@ impl RedisRateLimiterBuilder {
         self.on_degraded = Some(Arc::new(hook));
         self
     }
+    /// Reserve leases of each bucket's budget in Redis and spend them in this
+    /// process, instead of asking Redis for every request (see the crate docs,
+    /// "Leases"). Without this call (the default) every request is one Redis
+    /// round trip.
+    pub fn lease(mut self, options: LeaseOptions) -> Self {
+        self.lease = Some(options);
+        self
+    }
     /// The limiter. Checks the URL, but does not connect yet.
     pub fn build(self) -> Result<RedisRateLimiter, StoreError> {
         let client = redis::Client::open(self.url.as_str())
@@ -160,6 +279,9 @@ impl RedisRateLimiterBuilder {
             last_error: Mutex::new(None),
             member_prefix: u64::from_le_bytes(seed),
             counter: AtomicU64::new(0),
+            redis_calls: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+            leases: self.lease.map(lease::Leases::new),
         })
     }
 }
@@ -183,6 +305,11 @@ pub struct RedisRateLimiter {
     last_error: Mutex<Option<String>>,
     member_prefix: u64,
     counter: AtomicU64,
+    redis_calls: AtomicU64,
+    /// Bumped each time Redis becomes unreachable: leases of an earlier
+    /// generation are never spent again.
+    generation: AtomicU64,
+    leases: Option<lease::Leases>,
 }
 
 impl fmt::Debug for RedisRateLimiter {
@@ -192,6 +319,7 @@ impl fmt::Debug for RedisRateLimiter {
             .field("fallback", &self.fallback)
             .field("degraded", &self.is_degraded())
             .field("fallbacks", &self.fallback_count())
+            .field("lease", &self.lease_options())
             .finish_non_exhaustive()
     }
 }
@@ -206,6 +334,7 @@ impl RedisRateLimiter {
             retry_interval: Duration::from_secs(1),
             fallback: Fallback::Local,
             on_degraded: None,
+            lease: None,
         }
     }
 
@@ -228,6 +357,29 @@ impl RedisRateLimiter {
     /// How many requests were decided by the fallback instead of Redis.
     pub fn fallback_count(&self) -> u64 {
         self.fallbacks.load(Ordering::SeqCst)
+    }
+
+    /// How many calls this limiter made to Redis (successful or not). Without
+    /// leases that is one per request decided by Redis; with them, fewer.
+    pub fn redis_calls(&self) -> u64 {
+        self.redis_calls.load(Ordering::Relaxed)
+    }
+
+    /// The lease options, if this limiter leases (see
+    /// [`RedisRateLimiterBuilder::lease`]).
+    pub fn lease_options(&self) -> Option<LeaseOptions> {
+        self.leases.as_ref().map(|l| l.options())
+    }
+
+    /// Give every unused leased admission back to Redis now, so that other
+    /// processes can use it at once (best effort: when Redis cannot be reached
+    /// they are simply counted until they expire). Dropping the limiter does
+    /// this too; call it before a process exits without dropping it. Does
+    /// nothing without leases.
+    pub fn release_leases(&self) {
+        if let Some(l) = &self.leases {
+            l.release_all(self);
+        }
     }
 
     /// The last Redis error seen, if any.
@@ -264,14 +416,24 @@ impl RedisRateLimiter {
         }
     }
 
-    fn try_acquire(&self, bucket: RateBucket<'_>, limit: Limit) -> Result<Decision, StoreError> {
-        let mut con = self.connection()?;
-        let key = format!("{}{}", self.prefix, bucket.name());
-        let member = format!(
+    fn member(&self) -> String {
+        format!(
             "{:x}-{:x}",
             self.member_prefix,
             self.counter.fetch_add(1, Ordering::Relaxed)
-        );
+        )
+    }
+
+    fn key(&self, bucket: RateBucket<'_>) -> String {
+        format!("{}{}", self.prefix, bucket.name())
+    }
+
+    /// One exact decision: one script call.
+    fn exact(&self, bucket: RateBucket<'_>, limit: Limit) -> Result<Decision, StoreError> {
+        self.redis_calls.fetch_add(1, Ordering::Relaxed);
+        let mut con = self.connection()?;
+        let key = self.key(bucket);
+        let member = self.member();
         let window_ms = limit.window().as_millis().clamp(1, i64::MAX as u128) as i64;
         let out: Vec<i64> = self
             .script
@@ -319,50 +481,112 @@ impl RedisRateLimiter {
     }
 }
 
+impl RedisRateLimiter {
+    /// Whether Redis is known to be unreachable and not due for another try.
+    #[inline]
+    fn in_outage(&self) -> bool {
+        self.degraded.load(Ordering::Relaxed)
+            && self.now_ns() < self.retry_at_ns.load(Ordering::SeqCst)
+    }
+
+    /// Redis answered: end an outage, if one was going on.
+    fn redis_answered(&self) {
+        if self.degraded.load(Ordering::Relaxed) && self.degraded.swap(false, Ordering::SeqCst) {
+            *self
+                .last_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = None;
+        }
+    }
+
+    /// Redis failed: start (or prolong) an outage, and report a new one.
+    fn redis_failed(&self, e: StoreError) {
+        let msg = e.to_string();
+        let retry = self
+            .now_ns()
+            .saturating_add(self.retry_interval.as_nanos().min(u64::MAX as u128) as u64);
+        self.retry_at_ns.store(retry, Ordering::SeqCst);
+        // A broken pool is thrown away; connections are made again on recovery.
+        self.pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        let newly = !self.degraded.swap(true, Ordering::SeqCst);
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(msg.clone());
+        if newly {
+            // Leases taken before the outage are not spent after it (Redis
+            // may have restarted empty): the fallback decides, as without them.
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            if let Some(hook) = &self.on_degraded {
+                hook(&msg);
+            }
+        }
+    }
+
+    /// Ask Redis, and follow the fallback if it cannot answer.
+    fn ask_redis(&self, bucket: RateBucket<'_>, limit: Limit, now: Timestamp) -> Decision {
+        let answer = match &self.leases {
+            Some(l) => l.reserve(self, bucket, limit),
+            None => self.exact(bucket, limit),
+        };
+        match answer {
+            Ok(d) => {
+                self.redis_answered();
+                d
+            }
+            Err(e) => {
+                self.redis_failed(e);
+                self.fall_back(bucket, limit, now)
+            }
+        }
+    }
+}
+
 impl RateLimiter for RedisRateLimiter {
-    /// Always `true`: a request is counted by a round trip to Redis.
+    /// Always `true`: some requests are counted by a round trip to Redis
+    /// (every request without leases; with them, the one that finds its
+    /// bucket's lease spent or expired). [`RateLimiter::try_acquire`] says
+    /// which, request by request.
     fn may_block(&self) -> bool {
         true
     }
 
-    /// Counts in Redis; `now` is used only by the fallback (Redis has its own clock).
+    /// Counts in Redis, or spends a lease reserved there; `now` is used only
+    /// by the fallback (Redis has its own clock, leases a monotonic one).
     fn acquire(&self, bucket: RateBucket<'_>, limit: Limit, now: Timestamp) -> Decision {
-        if self.is_degraded() && self.now_ns() < self.retry_at_ns.load(Ordering::SeqCst) {
+        if self.in_outage() {
             return self.fall_back(bucket, limit, now);
         }
-        match self.try_acquire(bucket, limit) {
-            Ok(d) => {
-                if self.degraded.swap(false, Ordering::SeqCst) {
-                    *self
-                        .last_error
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner) = None;
-                }
-                d
-            }
-            Err(e) => {
-                let msg = e.to_string();
-                let retry = self
-                    .now_ns()
-                    .saturating_add(self.retry_interval.as_nanos().min(u64::MAX as u128) as u64);
-                self.retry_at_ns.store(retry, Ordering::SeqCst);
-                // A broken pool is thrown away; connections are made again on recovery.
-                self.pool
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .clear();
-                let newly = !self.degraded.swap(true, Ordering::SeqCst);
-                *self
-                    .last_error
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(msg.clone());
-                if newly {
-                    if let Some(hook) = &self.on_degraded {
-                        hook(&msg);
-                    }
-                }
-                self.fall_back(bucket, limit, now)
+        if let Some(l) = &self.leases {
+            if let Some(d) = l.spend(self, bucket, limit) {
+                return d;
             }
         }
+        self.ask_redis(bucket, limit, now)
+    }
+
+    /// Decides without Redis when it can: during an outage (the
+    /// [`Fallback`] decides), and with leases when the bucket's lease has an
+    /// admission left, or Redis refused the bucket a moment ago and the
+    /// refusal still holds. `None` otherwise: that request needs Redis.
+    fn try_acquire(
+        &self,
+        bucket: RateBucket<'_>,
+        limit: Limit,
+        now: Timestamp,
+    ) -> Option<Decision> {
+        if self.in_outage() {
+            return Some(self.fall_back(bucket, limit, now));
+        }
+        self.leases.as_ref()?.spend(self, bucket, limit)
+    }
+}
+
+impl Drop for RedisRateLimiter {
+    fn drop(&mut self) {
+        self.release_leases();
     }
 }

@@ -377,6 +377,28 @@ pub trait RateLimiter: Send + Sync {
     fn may_block(&self) -> bool {
         false
     }
+
+    /// Decide this one request without waiting on I/O, if this limiter can:
+    /// `Some(decision)`, counted exactly as [`RateLimiter::acquire`] would
+    /// have counted it, or `None` when only a call that may wait (a network
+    /// round trip) could decide — and then nothing was counted. A limiter that
+    /// [may block](RateLimiter::may_block) only sometimes (one that spends a
+    /// lease reserved earlier, say) answers most requests here.
+    ///
+    /// The default asks [`RateLimiter::acquire`] when
+    /// [`RateLimiter::may_block`] is false, and answers `None` otherwise.
+    fn try_acquire(
+        &self,
+        bucket: RateBucket<'_>,
+        limit: Limit,
+        now: Timestamp,
+    ) -> Option<Decision> {
+        if self.may_block() {
+            None
+        } else {
+            Some(self.acquire(bucket, limit, now))
+        }
+    }
 }
 
 /// The name of a user or account bucket, as the limiter keeps it.
