@@ -676,3 +676,76 @@ fn lease_options_are_clamped_and_sized_per_limit() {
         "windows under 20 ms are never leased"
     );
 }
+
+/// `Keyring::try_authenticate` answers from a lease: the first request of a
+/// hot key takes a lease through `authenticate` (a round trip), the next ones
+/// are answered on the spot, without waiting, exactly as `authenticate` would
+/// (same budget, same refusals), and once the budget is spent the refusal is
+/// answered on the spot too. With the exact limiter every known key needs a
+/// round trip: `None`.
+#[test]
+fn try_authenticate_answers_from_a_lease_and_never_from_the_exact_limiter() {
+    use std::sync::Arc;
+
+    use apikeys::{AccessLevel, Actor, Keyring, LimitClass, RateLimits, Request, Role};
+
+    let limits = RateLimits::none().with_limit(
+        LimitClass::GeneralKey,
+        Some(Limit::new(40, Duration::from_secs(10)).unwrap()),
+    );
+    let admin = Actor::new("acme", "PADMIN1", Role::Admin);
+    let get = Request::rest("GET");
+
+    let leased = Keyring::builder()
+        .rate_limits(limits.clone())
+        .rate_limiter(Arc::new(leasing(&fresh_prefix(), LeaseOptions::default())))
+        .build()
+        .unwrap();
+    let key = leased
+        .create_general_key(&admin, "hot", AccessLevel::FullAccess)
+        .unwrap();
+    let token = key.secret().expose();
+    assert!(leased.may_block());
+    leased.authenticate(token, &get).unwrap();
+    let mut answered = 1;
+    let mut tried = 0;
+    while answered < 40 {
+        match leased.try_authenticate(token, &get) {
+            Some(Ok(p)) => {
+                tried += 1;
+                assert_eq!(p.rate_limit().unwrap().limit(), 40);
+            }
+            Some(Err(e)) => panic!("refused within the limit: {e}"),
+            None => {
+                leased.authenticate(token, &get).unwrap();
+            }
+        }
+        answered += 1;
+    }
+    assert!(tried > 0, "no request was answered from the lease");
+    // The 41st, whichever way it is asked, is refused.
+    match leased.try_authenticate(token, &get) {
+        Some(r) => assert_eq!(r.unwrap_err().http_status(), 429),
+        None => assert_eq!(leased.authenticate(token, &get).unwrap_err().http_status(), 429),
+    }
+
+    let exact_kr = Keyring::builder()
+        .rate_limits(limits)
+        .rate_limiter(Arc::new(exact(&fresh_prefix())))
+        .build()
+        .unwrap();
+    let key = exact_kr
+        .create_general_key(&admin, "hot", AccessLevel::FullAccess)
+        .unwrap();
+    exact_kr.authenticate(key.secret().expose(), &get).unwrap();
+    assert!(exact_kr.try_authenticate(key.secret().expose(), &get).is_none());
+    // A malformed key needs no limiter at all.
+    assert_eq!(
+        exact_kr
+            .try_authenticate("not a key", &get)
+            .unwrap()
+            .unwrap_err()
+            .http_status(),
+        401
+    );
+}

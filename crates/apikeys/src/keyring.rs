@@ -372,6 +372,14 @@ fn validate_description(s: &str) -> Result<&str> {
     Err(Error::invalid("description", why))
 }
 
+/// A request that passed every check but the rate limit.
+struct Vetted {
+    record: Arc<KeyRecord>,
+    role: Option<Role>,
+    last_used_at: Option<Timestamp>,
+    now: Timestamp,
+}
+
 fn removed_actor() -> Error {
     Error::NotPermitted {
         reason: "this user was removed from the account; set their role again to restore them"
@@ -926,7 +934,18 @@ impl Keyring {
     pub fn authenticate(&self, token: &str, request: &Request) -> Result<Principal> {
         let (kind, digest) = self.parse_for(token, request)?;
         let found = self.store.find_by_digest(&digest)?;
-        self.admit(kind, &digest, found, request)
+        let vetted = self.vet(kind, &digest, found, request)?;
+        // Only a request that would otherwise succeed spends budget.
+        let rate_limit = match &self.limits {
+            None => None,
+            Some(enforcer) => match enforcer.admit(&vetted.record, vetted.now) {
+                Ok(status) => status,
+                Err((limit, retry_after)) => {
+                    return Err(self.rate_limited(&vetted.record, limit, retry_after));
+                }
+            },
+        };
+        Ok(self.finish(vetted, rate_limit))
     }
 
     /// [`Keyring::authenticate`] if it can be answered without waiting on
@@ -941,19 +960,33 @@ impl Keyring {
     /// answered when the store knows the key from memory
     /// ([`KeyStore::find_cached`]: always for a [`MemoryStore`], on a cache
     /// hit for the durable stores) and the rate limiter, if limits are set,
-    /// counts in memory ([`RateLimiter::may_block`] false, e.g. not Redis).
+    /// can count this request without waiting ([`RateLimiter::try_acquire`]:
+    /// always for the in-process limiter; for a leasing Redis limiter while
+    /// its lease lasts; never for the exact Redis limiter).
     pub fn try_authenticate(&self, token: &str, request: &Request) -> Option<Result<Principal>> {
         let (kind, digest) = match self.parse_for(token, request) {
             Ok(parsed) => parsed,
             Err(e) => return Some(Err(e)),
         };
-        if self.limits.as_ref().is_some_and(Enforcer::may_block) {
-            return None;
-        }
-        match self.store.find_cached(&digest) {
-            CachedLookup::Known(found) => Some(self.admit(kind, &digest, found, request)),
-            CachedLookup::WouldBlock => None,
-        }
+        let found = match self.store.find_cached(&digest) {
+            CachedLookup::Known(found) => found,
+            CachedLookup::WouldBlock => return None,
+        };
+        let vetted = match self.vet(kind, &digest, found, request) {
+            Ok(v) => v,
+            Err(e) => return Some(Err(e)),
+        };
+        let rate_limit = match &self.limits {
+            None => None,
+            // `None`: only a call that may wait can count it; nothing was spent.
+            Some(enforcer) => match enforcer.try_admit(&vetted.record, vetted.now)? {
+                Ok(status) => status,
+                Err((limit, retry_after)) => {
+                    return Some(Err(self.rate_limited(&vetted.record, limit, retry_after)));
+                }
+            },
+        };
+        Some(Ok(self.finish(vetted, rate_limit)))
     }
 
     /// The checks before the store: the token parses and belongs to the
@@ -971,15 +1004,16 @@ impl Keyring {
         Ok((kind, self.hasher.digest(token.as_bytes())))
     }
 
-    /// The checks after the store, on what it `found` for `digest`.
+    /// The checks after the store, on what it `found` for `digest`, up to
+    /// (not including) the rate limit.
     #[inline(always)]
-    fn admit(
+    fn vet(
         &self,
         kind: KeyKind,
         digest: &Digest,
         found: Option<KeyLookup>,
         request: &Request,
-    ) -> Result<Principal> {
+    ) -> Result<Vetted> {
         let Some(found) = found else {
             return Err(Error::Unauthorized(AuthFailure::Unknown));
         };
@@ -1021,32 +1055,33 @@ impl Keyring {
             }
         }
         self.authorize(&record, standing, request)?;
-        // Only a request that would otherwise succeed spends budget.
-        let rate_limit = match &self.limits {
-            None => None,
-            Some(enforcer) => match enforcer.admit(&record, now) {
-                Ok(status) => status,
-                Err((limit, retry_after)) => {
-                    return Err(self.rate_limited(&record, limit, retry_after));
-                }
-            },
-        };
-        if found
-            .last_used_at
-            .is_none_or(|t| now.saturating_since(t) >= LAST_USED_GRANULARITY)
-        {
-            // Best effort: failing to note the use must not refuse a valid request.
-            let _ = self.store.record_use(record.id, now);
-        }
-        Ok(Principal {
+        Ok(Vetted {
             role: if kind == KeyKind::UserToken {
                 standing
             } else {
                 None
             },
+            last_used_at: found.last_used_at,
             record,
-            rate_limit,
+            now,
         })
+    }
+
+    /// An admitted request: note the key's use, make its principal.
+    #[inline(always)]
+    fn finish(&self, v: Vetted, rate_limit: Option<RateLimitStatus>) -> Principal {
+        if v
+            .last_used_at
+            .is_none_or(|t| v.now.saturating_since(t) >= LAST_USED_GRANULARITY)
+        {
+            // Best effort: failing to note the use must not refuse a valid request.
+            let _ = self.store.record_use(v.record.id, v.now);
+        }
+        Principal {
+            record: v.record,
+            role: v.role,
+            rate_limit,
+        }
     }
 
     #[cold]

@@ -889,6 +889,26 @@ impl Enforcer {
         verdict.result().map(Some)
     }
 
+    /// [`Enforcer::admit`] if it can be decided without waiting on I/O
+    /// ([`RateLimiter::try_acquire`]); `None` when it cannot, and then nothing
+    /// was counted.
+    pub(crate) fn try_admit(
+        &self,
+        record: &KeyRecord,
+        now: Timestamp,
+    ) -> Option<std::result::Result<Option<RateLimitStatus>, (u32, Duration)>> {
+        match &self.limiter {
+            Limiter::Local(_) => Some(self.admit(record, now)),
+            Limiter::Other(l) => {
+                let Some((bucket, limit)) = self.limits.applicable(record) else {
+                    return Some(Ok(None));
+                };
+                let verdict = Verdict::of(l.try_acquire(bucket, limit, now)?);
+                Some(verdict.result().map(Some))
+            }
+        }
+    }
+
     /// [`Enforcer::admit`]'s work, answering in registers; `nanos == 0`: no
     /// limit applies.
     #[inline(always)]
