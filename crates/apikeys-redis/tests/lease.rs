@@ -713,7 +713,7 @@ fn try_authenticate_answers_from_a_lease_and_never_from_the_exact_limiter() {
         match leased.try_authenticate(token, &get) {
             Some(Ok(p)) => {
                 tried += 1;
-                assert_eq!(p.rate_limit().unwrap().limit(), 40);
+                assert_eq!(p.rate_limit().unwrap().limit, 40);
             }
             Some(Err(e)) => panic!("refused within the limit: {e}"),
             None => {
