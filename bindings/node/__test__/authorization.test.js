@@ -1,8 +1,8 @@
 'use strict'
-// The Express middleware parses `Authorization` in JavaScript (a crossing
-// into the addon per request costs more than the parse); it must read every
-// value exactly as the Rust adapter does (apikeys_http::token_from_authorization,
-// exposed to the tests as Keyring._tokenFromAuthorization).
+// The Express middleware takes `Token token=<key>` exactly with one regular
+// expression and hands every other spelling to the Rust adapter's parse
+// (apikeys_http::token_from_authorization, Keyring._tokenFromAuthorization):
+// every value must be read exactly as the Rust adapter reads it.
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const { tokenFromAuthorization, MAX_AUTHORIZATION_BYTES } = require('../express')

@@ -45,9 +45,9 @@ pub fn event_routing_key(body: &[u8]) -> Either<String, EventBodyRejection> {
 
 /// The key in an `Authorization` header value, by the Rust adapter's parse
 /// (`apikeys_http::token_from_authorization`), or `None`. The Express
-/// middleware parses the header in JavaScript (one crossing into the addon
-/// less per request); the tests check through `Keyring._tokenFromAuthorization`
-/// that both agree.
+/// middleware takes `Token token=<key>` exactly with one regular expression
+/// (faster than a crossing into the addon) and hands every other spelling to
+/// this, so the general grammar is the Rust adapter's only.
 pub(crate) fn token_from_authorization(value: &str) -> Option<String> {
     apikeys_http::token_from_authorization(value.as_bytes()).map(str::to_owned)
 }

@@ -876,7 +876,8 @@ impl Keyring {
     }
 
     /// The key in an `Authorization` value as the Rust adapter reads it (see
-    /// [`crate::http::token_from_authorization`]); for the tests.
+    /// [`crate::http::token_from_authorization`]); used by the Express
+    /// middleware for every spelling but `Token token=<key>` exactly.
     #[napi(catch_unwind, js_name = "_tokenFromAuthorization", skip_typescript)]
     pub fn token_from_authorization(value: String) -> Option<String> {
         crate::http::token_from_authorization(&value)
