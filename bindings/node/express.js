@@ -25,12 +25,12 @@
 //                      it, and the handler gets that same object (whose
 //                      routing_key is the key checked). JSON.parse reads some
 //                      bodies differently from the core (a duplicate
-//                      routing_key: the last wins; 1e999: Infinity), so mount
-//                      auth.events() before express.json() for PagerDuty's
-//                      exact answers;
+//                      routing_key: the last wins), so mount auth.events()
+//                      before express.json() for PagerDuty's exact answers;
 //     a form parser (express.urlencoded()) or any object from a request whose
-//                      Content-Type is not JSON — 400, "the body must be a JSON
-//                      object", as for the same body read here.
+//                      Content-Type is not JSON, or a number, boolean or null
+//                      (a non-strict JSON parser) — 400, "the body must be a
+//                      JSON object", as for the same body read here.
 //   A body read by something that left no usable req.body is refused at once
 //   (500, and a process warning saying why): the middleware never waits for a
 //   stream that has ended.
@@ -231,7 +231,9 @@ function takenBody(req, limit) {
     if (bytes.length > limit) throw tooLarge(limit)
     return [bytes, body]
   }
-  throw unreadable()
+  if (body === undefined) throw unreadable()
+  // A number, boolean or null from a non-strict JSON parser.
+  throw invalidBody('the body must be a JSON object')
 }
 
 // Whether something before this middleware read (or is reading) the body.
@@ -381,9 +383,10 @@ function apikeys(keyring, options = {}) {
 
   function events() {
     return function apikeysEvents(req, res, next) {
+      const taken = bodyTaken(req)
       let body
       try {
-        body = bodyTaken(req) ? Promise.resolve(takenBody(req, maxEventBytes)) : readBody(req, maxEventBytes).then((b) => [b, undefined])
+        body = taken ? Promise.resolve(takenBody(req, maxEventBytes)) : readBody(req, maxEventBytes).then((b) => [b, undefined])
       } catch (e) {
         body = Promise.reject(e)
       }
@@ -400,7 +403,8 @@ function apikeys(keyring, options = {}) {
         })
         .catch((e) => {
           const r = e instanceof Rejection ? e : fromError(e)
-          refuse(res, r, r.kind === 'body_too_large' && !bodyTaken(req))
+          // The rest of a body cut off at the limit is not read: close after answering.
+          refuse(res, r, r.kind === 'body_too_large' && !taken)
         })
     }
   }

@@ -256,6 +256,14 @@ describe('auth.events() behind a body parser answers at once', { skip }, () => {
     }
   })
 
+  test('behind a non-strict express.json(), a bare number, true or null is 400', async () => {
+    const { keys, port } = await serve(express.json({ strict: false }))
+    for (const body of ['42', 'true', 'null', '"text"', `["${keys.events}"]`]) {
+      pagerDuty400(await post(port, body), NOT_OBJECT, body)
+    }
+    assert.equal((await post(port, event(keys.events))).status, 202)
+  })
+
   test('behind express.raw(), a body over maxEventBytes is refused', async () => {
     const keys = makeKeys()
     const app = express()
