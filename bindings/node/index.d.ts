@@ -328,7 +328,10 @@ export interface KeyRecord {
   hint: string
 }
 
-/** How to build a [`Keyring`]. */
+/**
+ * How to build a [`Keyring`]. An option name not listed here, at any depth,
+ * is refused (`ERR_INVALID_INPUT` naming it), never ignored.
+ */
 export interface KeyringOptions {
   /**
    * Digest keys with HMAC-SHA-256 under this secret (at least 16 bytes;
@@ -449,7 +452,10 @@ export interface RateLimitStatus {
   reset: number
 }
 
-/** What an authenticated call wants to do. */
+/**
+ * What an authenticated call wants to do. Any other field is refused
+ * (`ERR_INVALID_INPUT`).
+ */
 export interface Request {
   /** The API called. Default: `'rest'`. */
   api?: Api

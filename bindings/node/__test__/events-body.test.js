@@ -256,6 +256,22 @@ describe('auth.events() behind a body parser answers at once', { skip }, () => {
     }
   })
 
+  test('a string body with a lone surrogate (left by some middleware) is 400, never U+FFFD', async () => {
+    const keys = makeKeys()
+    const app = express()
+    app.use((req, res, next) => {
+      req.resume()
+      req.on('end', () => {
+        req.body = `{"routing_key":"${keys.events}","x":"\ud800"}`
+        next()
+      })
+    })
+    app.post('/v2/enqueue', apikeys(keys.keyring).events(), (req, res) => res.sendStatus(202))
+    const server = await listen(app)
+    servers.push(server)
+    pagerDuty400(await post(server.address().port, '{}'), NOT_JSON, 'lone surrogate')
+  })
+
   test('behind a non-strict express.json(), a bare number, true or null is 400', async () => {
     const { keys, port } = await serve(express.json({ strict: false }))
     for (const body of ['42', 'true', 'null', '"text"', `["${keys.events}"]`]) {

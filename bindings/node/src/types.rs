@@ -170,7 +170,8 @@ pub struct KeyOptions {
     pub expires_at: Option<f64>,
 }
 
-/// What an authenticated call wants to do.
+/// What an authenticated call wants to do. Any other field is refused
+/// (`ERR_INVALID_INPUT`).
 #[napi(object)]
 pub struct Request {
     /// The API called. Default: `'rest'`.
@@ -257,7 +258,8 @@ pub struct RateLimitOptions {
     pub events_key: Option<Limit>,
 }
 
-/// How to build a [`Keyring`].
+/// How to build a [`Keyring`]. An option name not listed here, at any depth,
+/// is refused (`ERR_INVALID_INPUT` naming it), never ignored.
 #[napi(object)]
 pub struct KeyringOptions {
     /// Digest keys with HMAC-SHA-256 under this secret (at least 16 bytes;
