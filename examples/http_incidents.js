@@ -1,12 +1,15 @@
 'use strict'
 // The incidents API of examples/http_incidents.rs, in Express with require('apikeys/express').
-//   npm install express   (next to the apikeys package)
-//   node examples/http_incidents.js [PORT]
-// GET /incidents needs incidents.read; POST /incidents and PUT /incidents/:id
-// need incidents.write; POST /v2/enqueue takes an Events API v2 body (202).
+// From a fresh clone, at its root:
+//   (cd bindings/node && npm ci && npm run build)   # the addon, and express (a dev dependency there)
+//   node examples/http_incidents.js [PORT]          # default 3000; 0 picks a free port
+// express is taken from bindings/node's node_modules (or from wherever Node
+// finds it from here, e.g. NODE_PATH). GET /incidents needs incidents.read;
+// POST /incidents and PUT /incidents/:id need incidents.write; POST /v2/enqueue
+// takes an Events API v2 body (202).
 const path = require('node:path')
-const express = require('express')
 const pkg = path.join(__dirname, '..', 'bindings', 'node') // require('apikeys') once installed
+const express = require(require.resolve('express', { paths: [pkg, __dirname] }))
 const { Keyring } = require(pkg)
 const { apikeys } = require(path.join(pkg, 'express.js')) // require('apikeys/express')
 
@@ -44,9 +47,10 @@ app.post('/v2/enqueue', auth.events(), (req, res) => {
 })
 
 const port = Number(process.argv[2] ?? 3000)
-const base = `http://127.0.0.1:${port}`
-console.log(`incidents API on ${base}\n  full: ${full}\n  read-only: ${readOnly}\n  scoped: ${scoped}\n  events: ${events}`)
-console.log(`  curl -i -H 'Authorization: Token token=${readOnly}' ${base}/incidents`)
-console.log(`  curl -i -H 'Authorization: Token token=${readOnly}' -H 'Content-Type: application/json' -d '{"incident":{"title":"db down"}}' ${base}/incidents   # 403`)
-console.log(`  curl -i -H 'Content-Type: application/json' -d '{"routing_key":"${events}","event_action":"trigger","payload":{"summary":"disk full","source":"db1","severity":"critical"}}' ${base}/v2/enqueue   # 202`)
-app.listen(port, '127.0.0.1')
+const server = app.listen(port, '127.0.0.1', () => {
+  const base = `http://127.0.0.1:${server.address().port}`
+  console.log(`incidents API on ${base}\n  full: ${full}\n  read-only: ${readOnly}\n  scoped: ${scoped}\n  events: ${events}`)
+  console.log(`  curl -i -H 'Authorization: Token token=${readOnly}' ${base}/incidents`)
+  console.log(`  curl -i -H 'Authorization: Token token=${readOnly}' -H 'Content-Type: application/json' -d '{"incident":{"title":"db down"}}' ${base}/incidents   # 403`)
+  console.log(`  curl -i -H 'Content-Type: application/json' -d '{"routing_key":"${events}","event_action":"trigger","payload":{"summary":"disk full","source":"db1","severity":"critical"}}' ${base}/v2/enqueue   # 202`)
+})

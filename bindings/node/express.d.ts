@@ -19,9 +19,9 @@ export declare class Rejection extends Error {
   retryAfterMs?: number
 }
 
-/** Options of {@link apikeys}. */
+/** Options of {@link apikeys}. Any other name is refused (`ERR_INVALID_INPUT`). */
 export interface ApiKeysOptions {
-  /** The Events body limit in bytes (default 512 KiB, PagerDuty's). */
+  /** The Events body limit in bytes (default 512 KiB, PagerDuty's); a positive integer. */
   maxEventBytes?: number
   /**
    * Authenticate with `authenticateAsync`, on libuv's thread pool, so that a
@@ -36,13 +36,20 @@ export interface ApiKeysOptions {
 export interface ApiKeys {
   /** REST: the key from `Authorization`, the method from the request, `scope` from the route. Throws at once on an invalid scope. */
   rest(scope?: string): Middleware
-  /** Events API v2: the key is the `routing_key` of the JSON body; `req.body` becomes the event. */
+  /**
+   * Events API v2: the key is the `routing_key` of the JSON body, judged by
+   * the Rust adapter's parser (`eventRoutingKey`); `req.body` becomes the
+   * event. Behind `express.raw()` the Buffer is judged, behind `express.text()`
+   * the string's UTF-8, behind `express.json()` the parsed object as
+   * `JSON.stringify` writes it; a form body is a 400. Never waits for a body
+   * another middleware has read.
+   */
   events(): Middleware
 }
 
 /** Bind the middleware to a keyring. */
 export declare function apikeys(keyring: Keyring, options?: ApiKeysOptions): ApiKeys
-/** The key in an `Authorization` value, or null if it has no accepted form. */
+/** The key in an `Authorization` value, or null if it has no accepted form (the Rust adapter's grammar). */
 export declare function tokenFromAuthorization(value: string): string | null
 /** 512 KiB. */
 export declare const DEFAULT_MAX_EVENT_BYTES: number

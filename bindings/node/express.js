@@ -14,8 +14,26 @@
 //   in double quotes) or `Bearer <key>`, exactly one such header; the method
 //   from the request; the scope given to the route (none: the broadest scope).
 // - Events (`auth.events()`): the `routing_key` of the JSON body, read up to
-//   `maxEventBytes` (512 KiB by default); `req.body` is the parsed event. A body
-//   already parsed by `express.json()` is used as it is.
+//   `maxEventBytes` (512 KiB by default) and judged by the Rust adapter's own
+//   parser (`eventRoutingKey`, apikeys_http::routing_key), so Express, axum
+//   and the Python middleware give one verdict for one body; `req.body` is
+//   the parsed event. When a body parser in front has read the body already:
+//     express.raw()  — req.body is the Buffer: judged byte for byte;
+//     express.text() — req.body is the decoded string: judged as its UTF-8;
+//     express.json() — req.body is the object JSON.parse made: the bytes are
+//                      gone, so the object is judged as JSON.stringify writes
+//                      it, and the handler gets that same object (whose
+//                      routing_key is the key checked). JSON.parse reads some
+//                      bodies differently from the core (a duplicate
+//                      routing_key: the last wins), so mount auth.events()
+//                      before express.json() for PagerDuty's exact answers;
+//     a form parser (express.urlencoded()) or any object from a request whose
+//                      Content-Type is not JSON, or a number, boolean or null
+//                      (a non-strict JSON parser) — 400, "the body must be a
+//                      JSON object", as for the same body read here.
+//   A body read by something that left no usable req.body is refused at once
+//   (500, and a process warning saying why): the middleware never waits for a
+//   stream that has ended.
 // - The Principal goes to `req.apikey`.
 // - Refusals answer `{"error":{"message":…,"code":…}}` with the status of the
 //   error table; 401 adds `WWW-Authenticate: Token`, 429 `retry-after` and the
@@ -31,6 +49,8 @@
 //
 // The middleware uses only node:http's request and response API, so it works
 // without Express too (call it as `(req, res, next)`).
+
+const { eventRoutingKey, Keyring: Native } = require('./index.js')
 
 const MAX_AUTHORIZATION_BYTES = 1024
 const DEFAULT_MAX_EVENT_BYTES = 512 * 1024
@@ -78,37 +98,40 @@ function fromError(e) {
   })
 }
 
-const isSpace = (c) => c === ' ' || c === '\t'
-const trim = (s) => s.replace(/^[ \t]+|[ \t]+$/g, '')
+const OPTIONS = ['maxEventBytes', 'offThread']
 
-/** The key in an Authorization header value, or null if it has no accepted form. */
+// Errors for bad middleware options, shaped as the Keyring's (never echoing a value).
+function argTypeError(name, expected, value) {
+  const got = value === null ? 'null' : Array.isArray(value) ? 'an array' : `type ${typeof value}`
+  const err = new TypeError(`The "${name}" argument must be ${expected}. Received ${got}`)
+  Object.assign(err, { code: 'ERR_INVALID_ARG_TYPE', status: 400, pdCode: 2001, field: name })
+  return err
+}
+
+function invalidInput(message, field) {
+  const err = new Error(message)
+  Object.assign(err, { code: 'ERR_INVALID_INPUT', status: 400, pdCode: 2001, field })
+  return err
+}
+
+const optionName = (k) => `'${JSON.stringify(k.length > 40 ? `${k.slice(0, 40)}…` : k).slice(1, -1)}'`
+
+// PagerDuty's spelling, the key as the Rust adapter's is_key_shaped sees it
+// (visible ASCII but '"'). One regular expression is the fastest test here.
+const PAGERDUTY_FORM = /^Token token=[\x21\x23-\x7e]+$/
+const parseAuthorization = Native._tokenFromAuthorization
+
+/**
+ * The key in an Authorization header value, or null if it has no accepted
+ * form. PagerDuty's own spelling with nothing around the key (what nearly
+ * every client sends) is taken here, as the Rust adapter's fast path does;
+ * every other spelling goes to the Rust adapter's parse
+ * (apikeys_http::token_from_authorization), the one grammar of all adapters.
+ */
 function tokenFromAuthorization(value) {
   if (typeof value !== 'string' || value.length > MAX_AUTHORIZATION_BYTES) return null
-  value = trim(value)
-  let split = -1
-  for (let i = 0; i < value.length; i++) {
-    if (isSpace(value[i])) {
-      split = i
-      break
-    }
-  }
-  if (split < 0) return null
-  const scheme = value.slice(0, split).toLowerCase()
-  let rest = trim(value.slice(split))
-  let key
-  if (scheme === 'token') {
-    if (rest.slice(0, 5).toLowerCase() !== 'token') return null
-    rest = trim(rest.slice(5))
-    if (rest[0] !== '=') return null
-    key = trim(rest.slice(1))
-    if (key.length >= 2 && key[0] === '"' && key[key.length - 1] === '"') key = key.slice(1, -1)
-  } else if (scheme === 'bearer') {
-    key = rest
-  } else {
-    return null
-  }
-  if (key.length === 0 || !/^[\x21\x23-\x7e]+$/.test(key)) return null
-  return key
+  if (PAGERDUTY_FORM.test(value)) return value.slice(12)
+  return parseAuthorization(value)
 }
 
 /** The REST key of a request: exactly one Authorization header (counted in rawHeaders). */
@@ -134,25 +157,87 @@ function restToken(req) {
   return key
 }
 
-function routingKeyOf(event) {
-  if (event === null || typeof event !== 'object' || Array.isArray(event)) {
-    throw invalidBody('the body must be a JSON object')
-  }
-  const key = event.routing_key
-  if (key === undefined || key === null) throw missingRoutingKey()
-  if (typeof key !== 'string') throw invalidBody("'routing_key' must be one string")
-  return key
+// The core's verdict on an Events body: its routing_key, or a Rejection.
+function routingKeyOf(bytes) {
+  const verdict = eventRoutingKey(bytes)
+  if (typeof verdict === 'string') return verdict
+  throw new Rejection(verdict.status, verdict.code, verdict.kind, verdict.message)
 }
 
-function parseEvent(buf) {
-  const text = buf.toString('utf8')
-  if (!/^\s*\{/.test(text)) throw invalidBody('the body must be a JSON object')
+// The event the handler gets in req.body, from bytes the core accepted (so
+// they are one JSON object whose routing_key is `key`).
+function parseEvent(bytes, key) {
+  let event
   try {
-    return JSON.parse(text)
+    event = JSON.parse(Buffer.isBuffer(bytes) ? bytes.toString('utf8') : Buffer.from(bytes).toString('utf8'))
   } catch {
     throw invalidBody('the body is not valid JSON')
   }
+  if (event === null || typeof event !== 'object' || event.routing_key !== key) {
+    throw invalidBody("'routing_key' must be one string")
+  }
+  return event
 }
+
+function isJsonType(req) {
+  const type = req.headers?.['content-type']
+  if (typeof type !== 'string') return false
+  const media = type.split(';', 1)[0].trim().toLowerCase()
+  return media === 'application/json' || (media.startsWith('application/') && media.endsWith('+json'))
+}
+
+let warnedUnreadable = false
+
+const unreadable = () => {
+  const r = new Rejection(500, 2000, 'internal', 'an internal error occurred', {
+    reason: 'the request body was read before auth.events() and left no req.body it can judge',
+  })
+  if (!warnedUnreadable) {
+    warnedUnreadable = true
+    process.emitWarning(
+      'apikeys/express: auth.events() found the request body read already by an earlier middleware, ' +
+        'with no Buffer, string or object in req.body; mount auth.events() before it (requests are answered 500)',
+      { code: 'APIKEYS_EVENTS_BODY_READ' },
+    )
+  }
+  return r
+}
+
+// What auth.events() judges, at once when a body parser in front has read
+// the stream: [bytes, the object the handler gets, or undefined to parse the bytes].
+function takenBody(req, limit) {
+  const body = req.body
+  if (body instanceof Uint8Array) {
+    if (body.length > limit) throw tooLarge(limit)
+    return [body, undefined]
+  }
+  if (typeof body === 'string') {
+    if (!body.isWellFormed()) throw invalidBody('the body is not valid JSON')
+    const bytes = Buffer.from(body, 'utf8')
+    if (bytes.length > limit) throw tooLarge(limit)
+    return [bytes, undefined]
+  }
+  if (body !== null && typeof body === 'object') {
+    // A form parser's object (or any object from a body that was not JSON).
+    if (!isJsonType(req)) throw invalidBody('the body must be a JSON object')
+    let json
+    try {
+      json = JSON.stringify(body)
+    } catch {
+      throw invalidBody('the body is not valid JSON')
+    }
+    if (typeof json !== 'string') throw invalidBody('the body must be a JSON object')
+    const bytes = Buffer.from(json, 'utf8')
+    if (bytes.length > limit) throw tooLarge(limit)
+    return [bytes, body]
+  }
+  if (body === undefined) throw unreadable()
+  // A number, boolean or null from a non-strict JSON parser.
+  throw invalidBody('the body must be a JSON object')
+}
+
+// Whether something before this middleware read (or is reading) the body.
+const bodyTaken = (req) => req.readableEnded === true || req.readableDidRead === true
 
 function readBody(req, limit) {
   return new Promise((resolve, reject) => {
@@ -224,16 +309,23 @@ function apikeys(keyring, options = {}) {
   if (!keyring || typeof keyring.authenticate !== 'function') {
     throw new TypeError('The "keyring" argument must be a Keyring')
   }
-  const maxEventBytes = options.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES
-  if (options.offThread !== undefined && typeof options.offThread !== 'boolean') {
-    throw new TypeError('The "options.offThread" argument must be of type boolean')
+  if (options === undefined || options === null) options = {}
+  if (typeof options !== 'object' || Array.isArray(options)) throw argTypeError('options', 'an object', options)
+  for (const k in options) {
+    if (!OPTIONS.includes(k)) {
+      throw invalidInput(`invalid options: unknown option ${optionName(k)}; the options are ${OPTIONS.join(', ')}`, 'options')
+    }
   }
+  const { maxEventBytes: max = DEFAULT_MAX_EVENT_BYTES, offThread: off } = options
+  if (!Number.isSafeInteger(max) || max < 1) throw argTypeError('options.maxEventBytes', 'a positive integer', max)
+  if (off !== undefined && typeof off !== 'boolean') throw argTypeError('options.offThread', 'of type boolean', off)
+  const maxEventBytes = max
   // offThread: a check that would wait (a cold PostgreSQL or SQLite lookup, a
   // Redis limiter) runs with authenticateAsync, on libuv's thread pool, so it
   // never stalls the event loop; one answered from memory (tryAuthenticate:
   // a warm key) runs inline, without the thread hop. A stand-in keyring
   // without tryAuthenticate always goes to the pool.
-  const offThread = options.offThread === true
+  const offThread = off === true
   const tries = offThread && typeof keyring.tryAuthenticate === 'function'
   const check = offThread
     ? (token, request) => {
@@ -291,19 +383,28 @@ function apikeys(keyring, options = {}) {
 
   function events() {
     return function apikeysEvents(req, res, next) {
-      const parsed = req.body !== undefined && req.body !== null && typeof req.body === 'object' && !Buffer.isBuffer(req.body)
-      const body = parsed ? Promise.resolve(req.body) : readBody(req, maxEventBytes).then(parseEvent)
+      const taken = bodyTaken(req)
+      let body
+      try {
+        body = taken ? Promise.resolve(takenBody(req, maxEventBytes)) : readBody(req, maxEventBytes).then((b) => [b, undefined])
+      } catch (e) {
+        body = Promise.reject(e)
+      }
       body
-        .then((event) => Promise.all([event, check(routingKeyOf(event), { api: 'events' })]))
-        .then(([event, principal]) => {
-          req.body = event
+        .then(([bytes, parsed]) => {
+          const key = routingKeyOf(bytes)
+          return Promise.all([bytes, parsed, key, check(key, { api: 'events' })])
+        })
+        .then(([bytes, parsed, key, principal]) => {
+          req.body = parsed === undefined ? parseEvent(bytes, key) : parsed
           req.apikey = principal
           setRateLimitHeaders(res, principal.rateLimit)
           next()
         })
         .catch((e) => {
           const r = e instanceof Rejection ? e : fromError(e)
-          refuse(res, r, r.kind === 'body_too_large')
+          // The rest of a body cut off at the limit is not read: close after answering.
+          refuse(res, r, r.kind === 'body_too_large' && !taken)
         })
     }
   }

@@ -246,6 +246,31 @@ export interface Disabled {
  */
 export type ErrorCode = 'ERR_UNAUTHORIZED' | 'ERR_WRONG_API' | 'ERR_FORBIDDEN' | 'ERR_PLAN_RESTRICTED' | 'ERR_NOT_PERMITTED' | 'ERR_NOT_FOUND' | 'ERR_RATE_LIMITED' | 'ERR_INVALID_INPUT' | 'ERR_STORE' | 'ERR_INTERNAL'
 
+/**
+ * Why an Events API body was refused: PagerDuty's 400 body is
+ * `{"error":{"message":message,"code":code}}` with this `status`.
+ */
+export interface EventBodyRejection {
+  /** The HTTP status (400). */
+  status: number
+  /** PagerDuty's error code (2001). */
+  code: number
+  /** A stable name: `invalid_body` or `missing_routing_key`. */
+  kind: 'invalid_body' | 'missing_routing_key'
+  /** What the client is told. */
+  message: string
+}
+
+/**
+ * The `routing_key` of an Events API v2 body (the bytes as received), read
+ * by the same parser as the Rust adapter (`apikeys_http::routing_key`): the
+ * key, or why the body is refused. The whole body must be one JSON object
+ * (UTF-8, nested at most 128 deep, numbers in range, no duplicate
+ * `routing_key`) whose `routing_key` is a string. The key itself is not
+ * checked here: `authenticate` it with `{ api: 'events' }`.
+ */
+export declare function eventRoutingKey(body: Uint8Array): string | EventBodyRejection
+
 /** Options of [`Keyring.createGeneralKey`]. */
 export interface GeneralKeyOptions {
   /** A read-only key (`GET`/`HEAD` only). Default: full access. */
@@ -303,7 +328,10 @@ export interface KeyRecord {
   hint: string
 }
 
-/** How to build a [`Keyring`]. */
+/**
+ * How to build a [`Keyring`]. An option name not listed here, at any depth,
+ * is refused (`ERR_INVALID_INPUT` naming it), never ignored.
+ */
 export interface KeyringOptions {
   /**
    * Digest keys with HMAC-SHA-256 under this secret (at least 16 bytes;
@@ -424,7 +452,10 @@ export interface RateLimitStatus {
   reset: number
 }
 
-/** What an authenticated call wants to do. */
+/**
+ * What an authenticated call wants to do. Any other field is refused
+ * (`ERR_INVALID_INPUT`).
+ */
 export interface Request {
   /** The API called. Default: `'rest'`. */
   api?: Api

@@ -4,6 +4,13 @@
 // from the Rust doc comments. This layer holds no policy: it
 //   - checks argument types, so a wrong type is a TypeError naming the argument
 //     (code 'ERR_INVALID_ARG_TYPE') instead of a conversion error,
+//   - refuses, as ERR_INVALID_INPUT naming the argument, every string that is
+//     not well-formed UTF-16 (a lone surrogate would reach Rust as U+FFFD, so
+//     two different strings would become one) and every unknown option name:
+//     every string passes through `text`, every options object through `known`,
+//   - reads each argument and each option field exactly once, into a fresh
+//     object or array of plain values, so getters and Proxies cannot hand the
+//     addon something other than what was checked,
 //   - reads the request object in JavaScript and hands the addon plain strings,
 //   - keeps one frozen principal object per (key, role) handle the addon
 //     answers, so authenticate builds no object per call (with rate limits,
@@ -40,177 +47,235 @@ function isPlainObject(v) {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
-function checkString(value, name) {
-  if (typeof value !== 'string') throw argTypeError(name, 'of type string', value)
-}
-
-function checkActor(actor, name = 'actor') {
-  if (!isPlainObject(actor)) throw argTypeError(name, 'an object { account, user, role }', actor)
-  checkString(actor.account, `${name}.account`)
-  checkString(actor.user, `${name}.user`)
-  checkString(actor.role, `${name}.role`)
-  // A fresh object: the addon reads exactly these three fields, once.
-  return { account: actor.account, user: actor.user, role: actor.role }
-}
-
-function checkDate(value, name) {
-  if (!(value instanceof Date)) throw argTypeError(name, 'a Date', value)
-  if (Number.isNaN(value.getTime())) throw argTypeError(name, 'a valid Date', value)
-}
-
-function checkKeyOptions(options, name, general) {
-  if (options === undefined || options === null) return undefined
-  if (!isPlainObject(options)) throw argTypeError(name, 'an object', options)
-  const out = {}
-  if (general && options.readOnly !== undefined) {
-    if (typeof options.readOnly !== 'boolean') throw argTypeError(`${name}.readOnly`, 'of type boolean', options.readOnly)
-    out.readOnly = options.readOnly
-  }
-  if (options.expiresAt !== undefined && options.expiresAt !== null) {
-    checkDate(options.expiresAt, `${name}.expiresAt`)
-    out.expiresAt = options.expiresAt
-  }
-  return out
-}
-
-function checkScopes(scopes, name = 'scopes') {
-  if (!Array.isArray(scopes)) throw argTypeError(name, 'an array of strings', scopes)
-  for (let i = 0; i < scopes.length; i++) checkString(scopes[i], `${name}[${i}]`)
-  return scopes.slice()
-}
-
-function checkSettings(settings, name = 'settings') {
-  if (!isPlainObject(settings)) throw argTypeError(name, 'an object { restApi, advancedPermissions }', settings)
-  if (typeof settings.restApi !== 'boolean') throw argTypeError(`${name}.restApi`, 'of type boolean', settings.restApi)
-  if (typeof settings.advancedPermissions !== 'boolean') {
-    throw argTypeError(`${name}.advancedPermissions`, 'of type boolean', settings.advancedPermissions)
-  }
-  return { restApi: settings.restApi, advancedPermissions: settings.advancedPermissions }
-}
-
-const STORE_KINDS = ['memory', 'sqlite', 'postgres']
-
 function invalidInput(message, field) {
   const err = new Error(message)
   Object.assign(err, { code: 'ERR_INVALID_INPUT', status: 400, pdCode: 2001, field })
   return err
 }
 
+// An option name for a message: user input, so shortened and escaped (never a value).
+function optionName(k) {
+  const s = k.length > 40 ? `${k.slice(0, 40)}…` : k
+  return `'${JSON.stringify(s).slice(1, -1)}'`
+}
+
+// Every string argument and option field passes through here: of type string,
+// and well-formed UTF-16. napi converts a lone surrogate to U+FFFD, so
+// 'tenant\ud800' and 'tenant\udfff' would both reach Rust as 'tenant\ufffd'.
+function text(value, name) {
+  if (typeof value !== 'string') throw argTypeError(name, 'of type string', value)
+  if (!value.isWellFormed()) throw invalidInput(`invalid ${name}: must be valid Unicode (no lone surrogates)`, name)
+  return value
+}
+
+// Every options object passes through here: a name it does not know is an
+// error (a misspelt option would otherwise be ignored, silently). Names on the
+// prototype chain count, as reading the options reads them too.
+function known(object, names, name) {
+  for (const k in object) {
+    if (!names.includes(k)) {
+      throw invalidInput(
+        `invalid ${name}: unknown option ${optionName(k)}; the options are ${names.join(', ')}`,
+        name,
+      )
+    }
+  }
+}
+
+function checkActor(actor, name = 'actor') {
+  if (!isPlainObject(actor)) throw argTypeError(name, 'an object { account, user, role }', actor)
+  // Each field read once; a fresh object: the addon reads exactly these three.
+  const { account, user, role } = actor
+  return { account: text(account, `${name}.account`), user: text(user, `${name}.user`), role: text(role, `${name}.role`) }
+}
+
+const getTime = Date.prototype.getTime
+
+// A Date's time value, read from its internal slot (a Date of another realm
+// works; a Proxy or an object posing as a Date does not). The addon takes the
+// number and checks its range (NaN, before 1970, beyond what it can give back
+// are ERR_INVALID_INPUT from Rust).
+function checkDate(value, name) {
+  try {
+    return getTime.call(value)
+  } catch {
+    throw argTypeError(name, 'a Date', value)
+  }
+}
+
+const GENERAL_KEY_OPTIONS = ['readOnly', 'expiresAt']
+const KEY_OPTIONS = ['expiresAt']
+
+function checkKeyOptions(options, name, general) {
+  if (options === undefined || options === null) return undefined
+  if (!isPlainObject(options)) throw argTypeError(name, 'an object', options)
+  known(options, general ? GENERAL_KEY_OPTIONS : KEY_OPTIONS, name)
+  const out = {}
+  if (general) {
+    const readOnly = options.readOnly
+    if (readOnly !== undefined) {
+      if (typeof readOnly !== 'boolean') throw argTypeError(`${name}.readOnly`, 'of type boolean', readOnly)
+      out.readOnly = readOnly
+    }
+  }
+  const expiresAt = options.expiresAt
+  if (expiresAt !== undefined && expiresAt !== null) out.expiresAt = checkDate(expiresAt, `${name}.expiresAt`)
+  return out
+}
+
+// Far more than the core takes (it refuses more than 64 with its own message):
+// only a bound on what is read from an array-like whose length lies.
+const MAX_SCOPES_READ = 4096
+
+function checkScopes(scopes, name = 'scopes') {
+  if (!Array.isArray(scopes)) throw argTypeError(name, 'an array of strings', scopes)
+  // The length and each element read once, into a fresh array: a Proxy or a
+  // getter that changes the array while it is read cannot reach the addon.
+  const n = scopes.length
+  if (!Number.isSafeInteger(n) || n < 0) throw argTypeError(name, 'an array of strings', scopes)
+  if (n > MAX_SCOPES_READ) throw invalidInput(`invalid ${name}: too many scopes`, name)
+  const out = new Array(n)
+  for (let i = 0; i < n; i++) out[i] = text(scopes[i], `${name}[${i}]`)
+  return out
+}
+
+const SETTINGS = ['restApi', 'advancedPermissions']
+
+function checkSettings(settings, name = 'settings') {
+  if (!isPlainObject(settings)) throw argTypeError(name, 'an object { restApi, advancedPermissions }', settings)
+  known(settings, SETTINGS, name)
+  const { restApi, advancedPermissions } = settings
+  if (typeof restApi !== 'boolean') throw argTypeError(`${name}.restApi`, 'of type boolean', restApi)
+  if (typeof advancedPermissions !== 'boolean') {
+    throw argTypeError(`${name}.advancedPermissions`, 'of type boolean', advancedPermissions)
+  }
+  return { restApi, advancedPermissions }
+}
+
+const STORE_KINDS = ['memory', 'sqlite', 'postgres']
+const STORE_OPTIONS = [...STORE_KINDS, 'schema']
+
 function checkStore(store) {
   const name = 'options.store'
   if (!isPlainObject(store)) throw argTypeError(name, "an object such as { memory: true }, { sqlite: path } or { postgres: url }", store)
-  const keys = Object.keys(store).filter((k) => store[k] !== undefined)
-  const kinds = keys.filter((k) => STORE_KINDS.includes(k))
-  const unknown = keys.filter((k) => !STORE_KINDS.includes(k) && k !== 'schema')
-  if (unknown.length > 0 || kinds.length !== 1) {
-    throw invalidInput(
-      `invalid ${name}: name exactly one store, ${STORE_KINDS.map((k) => `{ ${k}: … }`).join(', ')}` +
-        (unknown.length > 0 ? ` (not ${unknown.map((k) => `'${k}'`).join(', ')})` : ''),
-      name,
-    )
+  // Each field read once.
+  const given = {}
+  for (const k in store) {
+    if (!STORE_OPTIONS.includes(k)) {
+      throw invalidInput(
+        `invalid ${name}: unknown option ${optionName(k)}; name exactly one store, ${STORE_KINDS.map((s) => `{ ${s}: … }`).join(', ')}`,
+        name,
+      )
+    }
+    given[k] = store[k]
+  }
+  const kinds = STORE_KINDS.filter((k) => given[k] !== undefined)
+  if (kinds.length !== 1) {
+    throw invalidInput(`invalid ${name}: name exactly one store, ${STORE_KINDS.map((k) => `{ ${k}: … }`).join(', ')}`, name)
   }
   const kind = kinds[0]
-  if (store.schema !== undefined && kind !== 'postgres') {
+  if (given.schema !== undefined && kind !== 'postgres') {
     throw invalidInput(`invalid ${name}: 'schema' goes only with { postgres: url }`, `${name}.schema`)
   }
   if (kind === 'memory') {
-    if (typeof store.memory !== 'boolean') throw argTypeError(`${name}.memory`, 'of type boolean', store.memory)
-    return { memory: store.memory }
+    if (typeof given.memory !== 'boolean') throw argTypeError(`${name}.memory`, 'of type boolean', given.memory)
+    return { memory: given.memory }
   }
   if (kind === 'sqlite') {
-    let path = store.sqlite
+    let path = given.sqlite
     if (path instanceof URL) path = require('node:url').fileURLToPath(path)
     if (typeof path !== 'string') throw argTypeError(`${name}.sqlite`, 'a path (string or file: URL)', path)
+    text(path, `${name}.sqlite`)
     if (path.length === 0) throw invalidInput(`invalid ${name}.sqlite: must not be empty`, `${name}.sqlite`)
     if (path.includes('\0')) throw invalidInput(`invalid ${name}.sqlite: contains a NUL character`, `${name}.sqlite`)
     if (Buffer.byteLength(path) > 4096) throw invalidInput(`invalid ${name}.sqlite: must be at most 4096 bytes`, `${name}.sqlite`)
     return { sqlite: path }
   }
   // Never echo the URL: it may hold a password.
-  const url = store.postgres
+  const url = given.postgres
   if (typeof url !== 'string') throw argTypeError(`${name}.postgres`, "a URL string ('postgres://user@host:port/db')", url)
+  text(url, `${name}.postgres`)
   if (url.length === 0) throw invalidInput(`invalid ${name}.postgres: must not be empty`, `${name}.postgres`)
   const out = { postgres: url }
-  if (store.schema !== undefined) {
-    if (typeof store.schema !== 'string') throw argTypeError(`${name}.schema`, 'of type string', store.schema)
-    out.schema = store.schema
-  }
+  if (given.schema !== undefined) out.schema = text(given.schema, `${name}.schema`)
   return out
 }
 
 const FALLBACKS = ['local', 'deny', 'allow']
+const LIMITER_OPTIONS = ['redis', 'fallback', 'prefix', 'timeoutMs']
 
 function checkRateLimiter(limiter) {
   const name = 'options.rateLimiter'
   if (!isPlainObject(limiter)) throw argTypeError(name, 'an object { redis: url }', limiter)
-  const unknown = Object.keys(limiter).filter((k) => !['redis', 'fallback', 'prefix', 'timeoutMs'].includes(k))
-  if (unknown.length > 0) {
-    throw invalidInput(`invalid ${name}: unknown option ${unknown.map((k) => `'${k}'`).join(', ')}; the limiter is { redis: url, fallback?, prefix?, timeoutMs? }`, name)
+  known(limiter, LIMITER_OPTIONS, name)
+  const { redis, fallback, prefix, timeoutMs } = limiter
+  if (typeof redis !== 'string') throw argTypeError(`${name}.redis`, "a URL string ('redis://host:port/')", redis)
+  const out = { redis: text(redis, `${name}.redis`) }
+  if (fallback !== undefined) {
+    if (typeof fallback === 'string') text(fallback, `${name}.fallback`)
+    if (!FALLBACKS.includes(fallback)) throw argTypeError(`${name}.fallback`, "'local', 'deny' or 'allow'", fallback)
+    out.fallback = fallback
   }
-  if (typeof limiter.redis !== 'string') throw argTypeError(`${name}.redis`, "a URL string ('redis://host:port/')", limiter.redis)
-  const out = { redis: limiter.redis }
-  if (limiter.fallback !== undefined) {
-    if (!FALLBACKS.includes(limiter.fallback)) throw argTypeError(`${name}.fallback`, "'local', 'deny' or 'allow'", limiter.fallback)
-    out.fallback = limiter.fallback
-  }
-  if (limiter.prefix !== undefined) {
-    if (typeof limiter.prefix !== 'string') throw argTypeError(`${name}.prefix`, 'of type string', limiter.prefix)
-    out.prefix = limiter.prefix
-  }
-  if (limiter.timeoutMs !== undefined) {
-    const t = limiter.timeoutMs
-    if (!Number.isInteger(t) || t < 1 || t > 0xffffffff) throw argTypeError(`${name}.timeoutMs`, 'a positive integer', t)
-    out.timeoutMs = t
+  if (prefix !== undefined) out.prefix = text(prefix, `${name}.prefix`)
+  if (timeoutMs !== undefined) {
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 0xffffffff) {
+      throw argTypeError(`${name}.timeoutMs`, 'a positive integer', timeoutMs)
+    }
+    out.timeoutMs = timeoutMs
   }
   return out
 }
 
+const KEYRING_OPTIONS = ['pepper', 'store', 'rateLimits', 'rateLimiter', 'auditCapacity']
+
 function checkKeyringOptions(options) {
   if (options === undefined || options === null) return undefined
   if (!isPlainObject(options)) throw argTypeError('options', 'an object', options)
+  known(options, KEYRING_OPTIONS, 'options')
+  const { pepper, store, rateLimits, rateLimiter, auditCapacity } = options
   const out = {}
-  if (options.pepper !== undefined) {
-    if (typeof options.pepper !== 'string' && !(options.pepper instanceof Uint8Array)) {
-      throw argTypeError('options.pepper', 'a string or a Uint8Array', options.pepper)
-    }
-    out.pepper = options.pepper
+  if (pepper !== undefined) {
+    if (typeof pepper === 'string') out.pepper = text(pepper, 'options.pepper')
+    else if (pepper instanceof Uint8Array) out.pepper = new Uint8Array(pepper)
+    else throw argTypeError('options.pepper', 'a string or a Uint8Array', pepper)
   }
-  if (options.store !== undefined) out.store = checkStore(options.store)
-  if (options.rateLimiter !== undefined) out.rateLimiter = checkRateLimiter(options.rateLimiter)
-  if (options.rateLimits !== undefined) out.rateLimits = checkRateLimits(options.rateLimits)
-  if (options.auditCapacity !== undefined) {
-    const c = options.auditCapacity
-    if (!Number.isInteger(c) || c < 1 || c > 0xffffffff) {
-      throw argTypeError('options.auditCapacity', 'a positive integer', c)
+  if (store !== undefined) out.store = checkStore(store)
+  if (rateLimiter !== undefined) out.rateLimiter = checkRateLimiter(rateLimiter)
+  if (rateLimits !== undefined) out.rateLimits = checkRateLimits(rateLimits)
+  if (auditCapacity !== undefined) {
+    if (!Number.isInteger(auditCapacity) || auditCapacity < 1 || auditCapacity > 0xffffffff) {
+      throw argTypeError('options.auditCapacity', 'a positive integer', auditCapacity)
     }
-    out.auditCapacity = c
+    out.auditCapacity = auditCapacity
   }
   return out
 }
 
 const LIMIT_CLASSES = ['generalKey', 'user', 'scopedAccount', 'eventsKey']
+const LIMIT_FIELDS = ['requests', 'windowMs']
 
 function checkRateLimits(limits) {
   const name = 'options.rateLimits'
-  if (typeof limits === 'string') return limits
+  if (typeof limits === 'string') return text(limits, name)
   if (!isPlainObject(limits)) throw argTypeError(name, "'pagerduty' or an object { generalKey, user, scopedAccount, eventsKey }", limits)
-  const unknown = Object.keys(limits).filter((k) => !LIMIT_CLASSES.includes(k))
-  if (unknown.length > 0) {
-    const err = new Error(`invalid ${name}: unknown class ${unknown.map((k) => `'${k}'`).join(', ')}; the classes are ${LIMIT_CLASSES.join(', ')}`)
-    Object.assign(err, { code: 'ERR_INVALID_INPUT', status: 400, pdCode: 2001, field: name })
-    throw err
+  for (const k in limits) {
+    if (!LIMIT_CLASSES.includes(k)) {
+      throw invalidInput(`invalid ${name}: unknown class ${optionName(k)}; the classes are ${LIMIT_CLASSES.join(', ')}`, name)
+    }
   }
   const out = {}
   for (const cls of LIMIT_CLASSES) {
     const l = limits[cls]
     if (l === undefined || l === null) continue
     if (!isPlainObject(l)) throw argTypeError(`${name}.${cls}`, 'an object { requests, windowMs }', l)
-    for (const f of ['requests', 'windowMs']) {
-      if (!Number.isInteger(l[f]) || l[f] < 1 || l[f] > 0xffffffff) {
-        throw argTypeError(`${name}.${cls}.${f}`, 'a positive integer', l[f])
-      }
+    known(l, LIMIT_FIELDS, `${name}.${cls}`)
+    const limit = {}
+    for (const f of LIMIT_FIELDS) {
+      const v = l[f]
+      if (!Number.isInteger(v) || v < 1 || v > 0xffffffff) throw argTypeError(`${name}.${cls}.${f}`, 'a positive integer', v)
+      limit[f] = v
     }
-    out[cls] = { requests: l.requests, windowMs: l.windowMs }
+    out[cls] = limit
   }
   return out
 }
@@ -242,16 +307,29 @@ function requestCode(api, method) {
   }
 }
 
+const REQUEST_FIELDS = ['api', 'method', 'scope']
+
+// A name other than api, method and scope in a request object.
+function unknownRequestField(request) {
+  for (const k in request) {
+    if (k !== 'api' && k !== 'method' && k !== 'scope') {
+      return invalidInput(`invalid request: unknown option ${optionName(k)}; the options are ${REQUEST_FIELDS.join(', ')}`, 'request')
+    }
+  }
+  return null
+}
+
+// The request's fields, checked: [api, method, scope or undefined]. Each read once.
 function requestParts(request) {
   if (request === undefined || request === null) return ['rest', 'GET', undefined]
   if (!isPlainObject(request)) throw argTypeError('request', 'an object { api, method, scope }', request)
+  const unknown = unknownRequestField(request)
+  if (unknown !== null) throw unknown
   const { api = 'rest', method = 'GET', scope } = request
   if (typeof api !== 'string') throw argTypeError('request.api', "'rest' or 'events'", api)
-  if (typeof method !== 'string') throw argTypeError('request.method', 'of type string', method)
-  if (scope !== undefined && scope !== null && typeof scope !== 'string') {
-    throw argTypeError('request.scope', 'of type string', scope)
-  }
-  return [api, method, scope ?? undefined]
+  text(api, 'request.api')
+  text(method, 'request.method')
+  return [api, method, scope === undefined || scope === null ? undefined : text(scope, 'request.scope')]
 }
 
 // Answers of the addon's _authenticate with this bit set name an error template.
@@ -260,7 +338,7 @@ const ERROR_BIT = 0x80000000
 const WOULD_BLOCK = 0xffffffff
 
 const ACTOR = (v) => checkActor(v)
-const str = (name) => (v) => (checkString(v, name), v)
+const str = (name) => (v) => text(v, name)
 
 // Argument checks of every management call; the Promise twin `<name>Async`
 // takes the same arguments.
@@ -318,7 +396,7 @@ class Keyring extends Native {
   }
 
   authenticate(token, request) {
-    if (typeof token !== 'string') throw argTypeError('token', 'of type string', token)
+    text(token, 'token')
     const status = this.#status
     let handle
     if (request === undefined || request === null) {
@@ -326,12 +404,14 @@ class Keyring extends Native {
     } else {
       // requestParts, inlined: no array per call.
       if (!isPlainObject(request)) throw argTypeError('request', 'an object { api, method, scope }', request)
+      for (const k in request) {
+        if (k !== 'api' && k !== 'method' && k !== 'scope') throw unknownRequestField(request)
+      }
       const { api = 'rest', method = 'GET', scope } = request
       if (typeof api !== 'string') throw argTypeError('request.api', "'rest' or 'events'", api)
-      if (typeof method !== 'string') throw argTypeError('request.method', 'of type string', method)
-      if (scope !== undefined && scope !== null && typeof scope !== 'string') {
-        throw argTypeError('request.scope', 'of type string', scope)
-      }
+      text(api, 'request.api')
+      text(method, 'request.method')
+      if (scope !== undefined && scope !== null) text(scope, 'request.scope')
       const code = requestCode(api, method)
       if (code < 0) handle = this._authenticateNamed(token, api, method, scope ?? undefined, status ?? undefined)
       else if (status === null) handle = this._authenticate(token, code, scope ?? undefined)
@@ -348,7 +428,7 @@ class Keyring extends Native {
   // null when only authenticateAsync can answer (the store must read, or a
   // Redis limiter); otherwise exactly what authenticate answers or throws.
   tryAuthenticate(token, request) {
-    if (typeof token !== 'string') throw argTypeError('token', 'of type string', token)
+    text(token, 'token')
     const [api, method, scope] = requestParts(request)
     const status = this.#status
     const handle = this._tryAuthenticate(token, api, method, scope, status ?? undefined)
@@ -363,7 +443,7 @@ class Keyring extends Native {
 
   authenticateAsync(token, request) {
     try {
-      if (typeof token !== 'string') throw argTypeError('token', 'of type string', token)
+      text(token, 'token')
       const [api, method, scope] = requestParts(request)
       return this._authenticateAsync(token, api, method, scope).then((answer) => {
         const handle = answer[0]

@@ -5,6 +5,8 @@ import {
   Keyring,
   IssuedKey,
   isApiKeyError,
+  eventRoutingKey,
+  type EventBodyRejection,
   type AccessLevel,
   type AccountSettings,
   type Actor,
@@ -141,5 +143,15 @@ export function middleware(keyring: Keyring): Middleware[] {
   const auth = apikeys(keyring, options)
   // @ts-expect-error: offThread is a boolean
   apikeys(keyring, { offThread: 'yes' })
+  // @ts-expect-error: unknown options are refused (ERR_INVALID_INPUT at run time too)
+  apikeys(keyring, { offthread: true })
   return [auth.rest('incidents.read'), auth.rest(), auth.events()]
+}
+
+// The Events body verdict shared with the Rust adapter.
+export function routingKeyOf(body: Uint8Array): string | null {
+  const verdict: string | EventBodyRejection = eventRoutingKey(body)
+  if (typeof verdict === 'string') return verdict
+  const kind: 'invalid_body' | 'missing_routing_key' = verdict.kind
+  return kind === 'missing_routing_key' ? null : `${verdict.status} ${verdict.code} ${verdict.message}`
 }

@@ -10,7 +10,7 @@ use crate::error::to_js;
 use crate::open::{Durable, OpenTask, OpenedKeyring, Plan, invalid};
 use crate::types::{
     AccountSettings, Actor, AuditEvent, GeneralKeyOptions, KeyOptions, KeyRecord, KeyringOptions,
-    Principal, RateLimitStatus, Request, Role, timestamp,
+    Principal, RateLimitStatus, Request, Role, expiry,
 };
 
 type CoreResult<T> = apikeys::Result<T>;
@@ -36,11 +36,11 @@ fn core_request(api: &str, method: &str, scope: Option<&str>) -> CoreResult<apik
     }
 }
 
-fn expiring(spec: NewKey, expires_at: Option<&chrono::DateTime<chrono::Utc>>) -> NewKey {
-    match expires_at {
-        Some(t) => spec.expires_at(timestamp(t)),
+fn expiring(spec: NewKey, expires_at: Option<f64>) -> CoreResult<NewKey> {
+    Ok(match expires_at {
+        Some(ms) => spec.expires_at(expiry(ms)?),
         None => spec,
-    }
+    })
 }
 
 /// A principal is the same for every request made with one key by one role,
@@ -488,15 +488,16 @@ impl Keyring {
     fn create_job(
         &self,
         actor: Actor,
-        spec: impl FnOnce() -> NewKey + Send + 'static,
+        spec: impl FnOnce() -> CoreResult<NewKey> + Send + 'static,
     ) -> AsyncTask<Job<IssuedKey>> {
         Job::new(&self.inner, move |k| {
-            Ok(k.create(&core_actor(&actor)?, spec())?.into())
+            let actor = core_actor(&actor)?;
+            Ok(k.create(&actor, spec()?)?.into())
         })
     }
 
-    fn create_now(&self, env: &Env, actor: &Actor, spec: NewKey) -> Result<IssuedKey> {
-        let r = core_actor(actor).and_then(|a| self.inner.create(&a, spec));
+    fn create_now(&self, env: &Env, actor: &Actor, spec: CoreResult<NewKey>) -> Result<IssuedKey> {
+        let r = core_actor(actor).and_then(|a| self.inner.create(&a, spec?));
         self.sync(env, r).map(IssuedKey::from)
     }
 }
@@ -589,7 +590,7 @@ impl Keyring {
         options: Option<GeneralKeyOptions>,
     ) -> Result<IssuedKey> {
         let (access, expires) = general_options(options.as_ref());
-        let spec = expiring(NewKey::general(&description, access), expires.as_ref());
+        let spec = expiring(NewKey::general(&description, access), expires);
         self.create_now(&env, &actor, spec)
     }
 
@@ -605,7 +606,7 @@ impl Keyring {
     ) -> Result<IssuedKey> {
         let spec = expiring(
             NewKey::user_token(&description),
-            options.and_then(|o| o.expires_at).as_ref(),
+            options.and_then(|o| o.expires_at),
         );
         self.create_now(&env, &actor, spec)
     }
@@ -622,7 +623,7 @@ impl Keyring {
     ) -> Result<IssuedKey> {
         let spec = expiring(
             NewKey::integration(&service_id, &description),
-            options.and_then(|o| o.expires_at).as_ref(),
+            options.and_then(|o| o.expires_at),
         );
         self.create_now(&env, &actor, spec)
     }
@@ -639,7 +640,7 @@ impl Keyring {
     ) -> Result<IssuedKey> {
         let spec = expiring(
             NewKey::routing(&orchestration_id, &description),
-            options.and_then(|o| o.expires_at).as_ref(),
+            options.and_then(|o| o.expires_at),
         );
         self.create_now(&env, &actor, spec)
     }
@@ -657,7 +658,7 @@ impl Keyring {
     ) -> Result<IssuedKey> {
         let spec = expiring(
             NewKey::scoped(&description, &scopes),
-            options.and_then(|o| o.expires_at).as_ref(),
+            options.and_then(|o| o.expires_at),
         );
         self.create_now(&env, &actor, spec)
     }
@@ -874,6 +875,14 @@ impl Keyring {
         self.answer(&env, r)
     }
 
+    /// The key in an `Authorization` value as the Rust adapter reads it (see
+    /// [`crate::http::token_from_authorization`]); used by the Express
+    /// middleware for every spelling but `Token token=<key>` exactly.
+    #[napi(catch_unwind, js_name = "_tokenFromAuthorization", skip_typescript)]
+    pub fn token_from_authorization(value: String) -> Option<String> {
+        crate::http::token_from_authorization(&value)
+    }
+
     /// The error template numbered `id` by `_authenticate`.
     #[napi(catch_unwind, js_name = "_errorTemplate", skip_typescript)]
     pub fn error_template(&self, env: Env, id: u32) -> Result<ErrorTemplate> {
@@ -949,7 +958,7 @@ impl Keyring {
     ) -> AsyncTask<Job<IssuedKey>> {
         let (access, expires) = general_options(options.as_ref());
         self.create_job(actor, move || {
-            expiring(NewKey::general(&description, access), expires.as_ref())
+            expiring(NewKey::general(&description, access), expires)
         })
     }
 
@@ -963,7 +972,7 @@ impl Keyring {
     ) -> AsyncTask<Job<IssuedKey>> {
         let expires = options.and_then(|o| o.expires_at);
         self.create_job(actor, move || {
-            expiring(NewKey::user_token(&description), expires.as_ref())
+            expiring(NewKey::user_token(&description), expires)
         })
     }
 
@@ -978,10 +987,7 @@ impl Keyring {
     ) -> AsyncTask<Job<IssuedKey>> {
         let expires = options.and_then(|o| o.expires_at);
         self.create_job(actor, move || {
-            expiring(
-                NewKey::integration(&service_id, &description),
-                expires.as_ref(),
-            )
+            expiring(NewKey::integration(&service_id, &description), expires)
         })
     }
 
@@ -996,10 +1002,7 @@ impl Keyring {
     ) -> AsyncTask<Job<IssuedKey>> {
         let expires = options.and_then(|o| o.expires_at);
         self.create_job(actor, move || {
-            expiring(
-                NewKey::routing(&orchestration_id, &description),
-                expires.as_ref(),
-            )
+            expiring(NewKey::routing(&orchestration_id, &description), expires)
         })
     }
 
@@ -1014,7 +1017,7 @@ impl Keyring {
     ) -> AsyncTask<Job<IssuedKey>> {
         let expires = options.and_then(|o| o.expires_at);
         self.create_job(actor, move || {
-            expiring(NewKey::scoped(&description, &scopes), expires.as_ref())
+            expiring(NewKey::scoped(&description, &scopes), expires)
         })
     }
 
@@ -1142,9 +1145,7 @@ pub(crate) fn rate_limits(
     }
 }
 
-fn general_options(
-    o: Option<&GeneralKeyOptions>,
-) -> (CoreAccess, Option<chrono::DateTime<chrono::Utc>>) {
+fn general_options(o: Option<&GeneralKeyOptions>) -> (CoreAccess, Option<f64>) {
     let read_only = o.and_then(|o| o.read_only).unwrap_or(false);
     let access = if read_only {
         CoreAccess::ReadOnly

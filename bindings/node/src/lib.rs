@@ -12,6 +12,8 @@
 //!   every call (run on libuv's thread pool, for stores that block).
 //! - [`types`]: the plain objects and string unions of the TypeScript API.
 //! - [`error`]: core errors as `Error`s with `code`, `status` and `pdCode`.
+//! - [`http`]: the Events body parse shared with the Rust adapter, for the
+//!   Express middleware.
 //!
 //! ## Decisions
 //! - Each keyring object keeps, per key it has authenticated, one slot (the
@@ -41,6 +43,7 @@
 #![deny(unsafe_code)]
 
 pub mod error;
+pub mod http;
 pub mod keyring;
 pub mod open;
 pub mod types;

@@ -158,17 +158,20 @@ pub struct GeneralKeyOptions {
     /// A read-only key (`GET`/`HEAD` only). Default: full access.
     pub read_only: Option<bool>,
     /// When the key stops working (must be in the future). Default: never.
-    pub expires_at: Option<DateTime<Utc>>,
+    #[napi(ts_type = "Date")]
+    pub expires_at: Option<f64>,
 }
 
 /// Options of every other `create…` call.
 #[napi(object)]
 pub struct KeyOptions {
     /// When the key stops working (must be in the future). Default: never.
-    pub expires_at: Option<DateTime<Utc>>,
+    #[napi(ts_type = "Date")]
+    pub expires_at: Option<f64>,
 }
 
-/// What an authenticated call wants to do.
+/// What an authenticated call wants to do. Any other field is refused
+/// (`ERR_INVALID_INPUT`).
 #[napi(object)]
 pub struct Request {
     /// The API called. Default: `'rest'`.
@@ -255,7 +258,8 @@ pub struct RateLimitOptions {
     pub events_key: Option<Limit>,
 }
 
-/// How to build a [`Keyring`].
+/// How to build a [`Keyring`]. An option name not listed here, at any depth,
+/// is refused (`ERR_INVALID_INPUT` naming it), never ignored.
 #[napi(object)]
 pub struct KeyringOptions {
     /// Digest keys with HMAC-SHA-256 under this secret (at least 16 bytes;
@@ -330,8 +334,29 @@ pub(crate) fn date(t: apikeys::Timestamp) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-pub(crate) fn timestamp(d: &DateTime<Utc>) -> apikeys::Timestamp {
-    apikeys::Timestamp::from_unix_millis(u64::try_from(d.timestamp_millis()).unwrap_or(0))
+/// An expiry date as the JavaScript layer passes it: a `Date`'s time value in
+/// milliseconds (the layer reads it out of the `Date`, so that no conversion
+/// error of napi's can reach the caller). NaN, a time before 1970 (in the past
+/// in any case) and a time this binding could not give back as a `Date` in
+/// a record are `ERR_INVALID_INPUT` naming `expiresAt`; the core then refuses
+/// one that is not in the future.
+pub(crate) fn expiry(ms: f64) -> apikeys::Result<apikeys::Timestamp> {
+    let invalid = |reason: &str| apikeys::Error::InvalidInput {
+        field: "expires_at",
+        reason: reason.to_owned(),
+    };
+    if !ms.is_finite() {
+        return Err(invalid("must be a valid Date"));
+    }
+    let ms = ms.floor();
+    if ms < 0.0 {
+        return Err(invalid("must be in the future"));
+    }
+    // Below 2^53, so exact as an integer; and a date chrono can give back.
+    if ms > 9_007_199_254_740_991.0 || DateTime::<Utc>::from_timestamp_millis(ms as i64).is_none() {
+        return Err(invalid("is too far in the future"));
+    }
+    Ok(apikeys::Timestamp::from_unix_millis(ms as u64))
 }
 
 impl From<&apikeys::KeyRecord> for KeyRecord {
@@ -466,5 +491,39 @@ impl From<&apikeys::AuditEvent> for AuditEvent {
             error,
             reason,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(ms: f64) -> String {
+        match expiry(ms) {
+            Err(apikeys::Error::InvalidInput { field, reason }) => {
+                assert_eq!(field, "expires_at");
+                reason
+            }
+            other => panic!("expected InvalidInput for {ms}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_expiry_is_a_finite_time_from_1970_that_a_record_can_give_back() {
+        // The core keeps times from 1 ms after the epoch: 1970 itself is in the past.
+        assert_eq!(expiry(0.0).unwrap().unix_millis(), 1);
+        assert_eq!(
+            expiry(1_700_000_000_123.0).unwrap().unix_millis(),
+            1_700_000_000_123
+        );
+        let far = 253_402_214_400_000.0; // 9999-12-31
+        assert_eq!(date(expiry(far).unwrap()).timestamp_millis() as f64, far);
+        assert_eq!(reason(f64::NAN), "must be a valid Date");
+        assert_eq!(reason(f64::INFINITY), "must be a valid Date");
+        assert_eq!(reason(-1.0), "must be in the future");
+        assert_eq!(reason(-8.64e15), "must be in the future");
+        // The last Date JavaScript has is past what chrono (so a record) can hold.
+        assert_eq!(reason(8.64e15), "is too far in the future");
+        assert_eq!(reason(1e300), "is too far in the future");
     }
 }
