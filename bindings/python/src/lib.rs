@@ -405,17 +405,7 @@ impl AuditEvent {
     /// `"delete"`, `"set_account"`, `"set_user_role"` or `"remove_user"`.
     #[getter]
     fn action(&self) -> &'static str {
-        match self.0.action {
-            AuditAction::Create => "create",
-            AuditAction::List => "list",
-            AuditAction::Get => "get",
-            AuditAction::Disable => "disable",
-            AuditAction::Enable => "enable",
-            AuditAction::Delete => "delete",
-            AuditAction::SetAccount => "set_account",
-            AuditAction::SetUserRole => "set_user_role",
-            AuditAction::RemoveUser => "remove_user",
-        }
+        self.0.action.as_str()
     }
     /// The kind of key, where one is concerned.
     #[getter]
@@ -599,15 +589,12 @@ impl Keyring {
         rate_limiter: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let mut b = apikeys::Keyring::builder();
-        let mut blocking_store = false;
         if let Some(s) = store.filter(|v| !v.is_none()) {
             let shared: Arc<dyn apikeys::KeyStore> = if let Ok(m) = s.cast::<MemoryStore>() {
                 m.get().0.clone()
             } else if let Ok(q) = s.cast::<stores::SqliteStore>() {
-                blocking_store = true;
                 q.get().0.clone()
             } else if let Ok(q) = s.cast::<stores::PostgresStore>() {
-                blocking_store = true;
                 q.get().0.clone()
             } else {
                 return Err(convert::wrong_type(
@@ -642,13 +629,14 @@ impl Keyring {
         }
         if let Some(l) = rate_limiter.filter(|v| !v.is_none()) {
             let redis = convert::instance::<limits::RedisRateLimiter>(l, "rate_limiter")?;
-            // A Redis round trip can block: release the GIL in `authenticate`.
-            blocking_store = true;
             b = b.rate_limiter(redis.get().0.clone());
         }
+        let inner = b.build().map_err(|e| errors::to_py(py, e))?;
+        // The core says whether a check may wait on I/O (then the GIL is
+        // released around it); asked once, it never changes.
         Ok(Keyring {
-            inner: b.build().map_err(|e| errors::to_py(py, e))?,
-            blocking_store,
+            blocking_store: inner.may_block(),
+            inner,
         })
     }
 
@@ -920,9 +908,9 @@ impl Keyring {
         }
     }
 
-    /// Whether `authenticate` may wait on I/O: true with a `SqliteStore` or
-    /// `PostgresStore` (a cache miss reads the database) or a
-    /// `RedisRateLimiter` (one round trip per request), false with the
+    /// Whether `authenticate` may wait on I/O (the core's
+    /// `Keyring::may_block`): true with a `SqliteStore` or `PostgresStore` (a
+    /// cache miss reads the database) or a `RedisRateLimiter`, false with the
     /// in-memory store and the in-process limiter. `apikeys.asgi` runs
     /// `authenticate` in a worker thread when this is true, inline otherwise.
     #[getter]

@@ -24,26 +24,13 @@ use crate::convert::{self, text};
 use crate::errors;
 
 fn class(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<LimitClass> {
-    match text(v, "limit_class")? {
-        "general_key" => Ok(LimitClass::GeneralKey),
-        "user" => Ok(LimitClass::User),
-        "scoped_account" => Ok(LimitClass::ScopedAccount),
-        "events_key" => Ok(LimitClass::EventsKey),
-        _ => Err(errors::invalid(
-            py,
-            "limit_class",
-            "must be 'general_key', 'user', 'scoped_account' or 'events_key'",
-        )),
-    }
+    text(v, "limit_class")?
+        .parse::<LimitClass>()
+        .map_err(|e| errors::to_py(py, e))
 }
 
 fn class_name(c: LimitClass) -> &'static str {
-    match c {
-        LimitClass::GeneralKey => "general_key",
-        LimitClass::User => "user",
-        LimitClass::ScopedAccount => "scoped_account",
-        LimitClass::EventsKey => "events_key",
-    }
+    c.as_str()
 }
 
 /// Seconds as given (int, float or `timedelta`), type-checked only.

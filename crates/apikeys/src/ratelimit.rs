@@ -150,7 +150,7 @@ pub enum LimitClass {
     EventsKey,
 }
 
-crate::names::from_name!(LimitClass, "class");
+crate::names::from_name!(LimitClass, "limit_class");
 
 impl LimitClass {
     /// The snake_case name: `"general_key"`, `"user"`, `"scoped_account"`, `"events_key"`.
