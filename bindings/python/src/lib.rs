@@ -29,8 +29,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDelta, PyDeltaAccess, PyList, PyString};
 
 use apikeys::{
-    AccessLevel, AuditAction, AuditOutcome, IssuedKey as CoreIssued, KeyRecord as CoreRecord,
-    NewKey, Request, Secret,
+    AccessLevel, AuditOutcome, IssuedKey as CoreIssued, KeyRecord as CoreRecord, NewKey, Request,
+    Secret,
 };
 
 mod convert;

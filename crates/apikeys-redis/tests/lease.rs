@@ -726,7 +726,10 @@ fn try_authenticate_answers_from_a_lease_and_never_from_the_exact_limiter() {
     // The 41st, whichever way it is asked, is refused.
     match leased.try_authenticate(token, &get) {
         Some(r) => assert_eq!(r.unwrap_err().http_status(), 429),
-        None => assert_eq!(leased.authenticate(token, &get).unwrap_err().http_status(), 429),
+        None => assert_eq!(
+            leased.authenticate(token, &get).unwrap_err().http_status(),
+            429
+        ),
     }
 
     let exact_kr = Keyring::builder()
@@ -738,7 +741,11 @@ fn try_authenticate_answers_from_a_lease_and_never_from_the_exact_limiter() {
         .create_general_key(&admin, "hot", AccessLevel::FullAccess)
         .unwrap();
     exact_kr.authenticate(key.secret().expose(), &get).unwrap();
-    assert!(exact_kr.try_authenticate(key.secret().expose(), &get).is_none());
+    assert!(
+        exact_kr
+            .try_authenticate(key.secret().expose(), &get)
+            .is_none()
+    );
     // A malformed key needs no limiter at all.
     assert_eq!(
         exact_kr

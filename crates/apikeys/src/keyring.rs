@@ -1070,8 +1070,7 @@ impl Keyring {
     /// An admitted request: note the key's use, make its principal.
     #[inline(always)]
     fn finish(&self, v: Vetted, rate_limit: Option<RateLimitStatus>) -> Principal {
-        if v
-            .last_used_at
+        if v.last_used_at
             .is_none_or(|t| v.now.saturating_since(t) >= LAST_USED_GRANULARITY)
         {
             // Best effort: failing to note the use must not refuse a valid request.
