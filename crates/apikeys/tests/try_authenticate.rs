@@ -182,7 +182,7 @@ impl RateLimiter for Remote {
 }
 
 #[test]
-fn a_limiter_that_may_block_leaves_well_formed_keys_to_authenticate() {
+fn a_limiter_that_may_block_leaves_known_keys_to_authenticate() {
     let remote = Arc::new(Remote::default());
     let kr = Keyring::builder()
         .rate_limits(RateLimits::pagerduty())
@@ -193,10 +193,11 @@ fn a_limiter_that_may_block_leaves_well_formed_keys_to_authenticate() {
         .create_general_key(&admin(), "k", AccessLevel::FullAccess)
         .unwrap();
     assert!(kr.try_authenticate(k.secret().expose(), &get()).is_none());
-    assert!(
-        kr.try_authenticate("y_NbAkKc66ryYTWUXYEu", &get())
-            .is_none()
-    );
+    // A key the store knows is not there is refused before any limiter.
+    assert!(matches!(
+        kr.try_authenticate("y_NbAkKc66ryYTWUXYEu", &get()),
+        Some(Err(Error::Unauthorized(_)))
+    ));
     assert_eq!(remote.calls.load(Ordering::SeqCst), 0, "no budget spent");
     assert!(matches!(
         kr.try_authenticate("short", &get()),
