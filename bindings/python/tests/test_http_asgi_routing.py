@@ -22,6 +22,8 @@ from apikeys.asgi import ApiKeyMiddleware, ScopeDeclarationError, require_scope,
 from http_support import Answer, Uvicorn, call, make_keys, refused, send  # noqa: E402
 
 MANAGER = apikeys.Actor("acme", "PMANAGER1", "manager")
+# Admin-only resources (audit_records) are handed to a token only by an Owner or Admin.
+ADMIN = apikeys.Actor("acme", "PADMIN1", "admin")
 
 
 def host_app(keyring: apikeys.Keyring) -> Any:
@@ -53,7 +55,7 @@ def host_app(keyring: apikeys.Keyring) -> Any:
 def test_same_route_on_two_hosts_keeps_each_hosts_scope(first: str) -> None:
     keys = make_keys()
     reader = keys.keyring.create_scoped_token(MANAGER, "reader", ["incidents.read"]).secret
-    auditor = keys.keyring.create_scoped_token(MANAGER, "auditor", ["audit_records.read"]).secret
+    auditor = keys.keyring.create_scoped_token(ADMIN, "auditor", ["audit_records.read"]).secret
     keys.all += [reader, auditor]
     srv = Uvicorn(host_app(keys.keyring))
     try:
