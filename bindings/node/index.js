@@ -357,6 +357,7 @@ const CALLS = {
   account: [str('account')],
   setUserRole: [str('account'), str('user'), str('role')],
   removeUser: [str('account'), str('user')],
+  user: [str('account'), str('user')],
 }
 
 function checked(checks, args) {

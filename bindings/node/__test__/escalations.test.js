@@ -81,3 +81,28 @@ test('offboarding is never undone by a racing creation (SQLite)', async () => {
     fs.rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('user() reads the stored standing, which a stale actor never changes', async () => {
+  const kr = new Keyring()
+  assert.equal(kr.user('acme', 'PNOBODY'), null)
+  kr.createUserToken(actor('limited_user', 'PRESP'), 't')
+  assert.deepEqual(kr.user('acme', 'PRESP'), { role: 'limited_user', removed: false })
+  kr.setUserRole('acme', 'PRESP', 'observer')
+  kr.createUserToken(actor('owner', 'PRESP'), 't2')
+  assert.deepEqual(await kr.userAsync('acme', 'PRESP'), { role: 'observer', removed: false })
+  kr.removeUser('acme', 'PRESP')
+  assert.deepEqual(kr.user('acme', 'PRESP'), { role: 'observer', removed: true })
+  throwsCode(() => kr.user('acme', 'P\ud800'), 'ERR_INVALID_INPUT', 400)
+  throwsCode(() => kr.user('', 'PRESP'), 'ERR_INVALID_INPUT', 400)
+})
+
+test('rateLimitRejections counts refusals per key id; flush answers how many uses it wrote', () => {
+  const kr = new Keyring({ rateLimits: { generalKey: { requests: 1, windowMs: 60000 } } })
+  const k = kr.createGeneralKey(actor('admin'), 'ci')
+  assert.deepEqual(kr.rateLimitRejections(), {})
+  kr.authenticate(k.secret)
+  throwsCode(() => kr.authenticate(k.secret), 'ERR_RATE_LIMITED', 429)
+  throwsCode(() => kr.authenticate(k.secret), 'ERR_RATE_LIMITED', 429)
+  assert.deepEqual(kr.rateLimitRejections(), { [k.record.id]: 2 })
+  assert.equal(kr.flush(), 0)
+})

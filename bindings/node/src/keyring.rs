@@ -10,7 +10,7 @@ use crate::error::to_js;
 use crate::open::{Durable, OpenTask, OpenedKeyring, Plan, invalid};
 use crate::types::{
     AccountSettings, Actor, AuditEvent, GeneralKeyOptions, KeyOptions, KeyRecord, KeyringOptions,
-    Principal, RateLimitStatus, Request, Role, expiry,
+    Principal, RateLimitStatus, Request, Role, UserState, expiry,
 };
 
 type CoreResult<T> = apikeys::Result<T>;
@@ -550,15 +550,14 @@ impl Keyring {
     /// shutdown. Returns how many were written (always 0 in memory).
     #[napi(catch_unwind)]
     pub fn flush(&self, env: Env) -> Result<u32> {
-        let r = self.durable.flush().map(saturating_u32);
+        let r = self.inner.flush().map(saturating_u32);
         self.sync(&env, r)
     }
 
     /// `flush` off the JavaScript thread.
     #[napi(catch_unwind, ts_return_type = "Promise<number>")]
     pub fn flush_async(&self) -> AsyncTask<Job<u32>> {
-        let durable = self.durable.clone();
-        Job::new(&self.inner, move |_| durable.flush().map(saturating_u32))
+        Job::new(&self.inner, move |k| k.flush().map(saturating_u32))
     }
 
     /// The kind of store the keyring keeps its keys in.
@@ -741,6 +740,33 @@ impl Keyring {
     pub fn remove_user(&self, env: Env, account: String, user: String) -> Result<u32> {
         let r = self.inner.remove_user(&account, &user);
         self.sync(&env, r).map(saturating_u32)
+    }
+
+    /// What the keyring stores of a user: their current role and whether they
+    /// were removed; `null` for a user it does not know.
+    #[napi(catch_unwind)]
+    pub fn user(&self, env: Env, account: String, user: String) -> Result<Option<UserState>> {
+        let r = self.inner.user(&account, &user);
+        self.sync(&env, r).map(|s| s.map(UserState::from))
+    }
+
+    /// `user` off the JavaScript thread.
+    #[napi(catch_unwind, ts_return_type = "Promise<UserState | null>")]
+    pub fn user_async(&self, account: String, user: String) -> AsyncTask<Job<Option<UserState>>> {
+        Job::new(&self.inner, move |k| {
+            k.user(&account, &user).map(|s| s.map(UserState::from))
+        })
+    }
+
+    /// How many requests the rate limiter refused since the keyring was made,
+    /// per key id (for operators).
+    #[napi(catch_unwind, ts_return_type = "Record<string, number>")]
+    pub fn rate_limit_rejections(&self) -> std::collections::HashMap<String, f64> {
+        self.inner
+            .rate_limit_rejections()
+            .into_iter()
+            .map(|(id, n)| (id.to_string(), n as f64))
+            .collect()
     }
 
     /// The audit events the keyring still holds (the last 10,000 by default), oldest first.

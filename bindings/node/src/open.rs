@@ -53,15 +53,6 @@ pub(crate) enum Durable {
 }
 
 impl Durable {
-    /// Writes out the queued last-use times now; how many were written.
-    pub(crate) fn flush(&self) -> CoreResult<usize> {
-        Ok(match self {
-            Durable::Memory => 0,
-            Durable::Sqlite(s) => s.flush()?,
-            Durable::Postgres(s) => s.flush()?,
-        })
-    }
-
     /// The store's kind: `memory`, `sqlite` or `postgres`.
     pub(crate) fn name(&self) -> &'static str {
         match self {

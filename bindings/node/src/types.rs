@@ -152,6 +152,25 @@ pub struct AccountSettings {
     pub advanced_permissions: bool,
 }
 
+/// What the keyring stores of a user who owns tokens (or made scoped
+/// tokens): their role now, and whether they were removed from the account.
+#[napi(object)]
+pub struct UserState {
+    /// Their current role: what their user tokens act with.
+    pub role: Role,
+    /// Set when they were removed: their tokens stopped working.
+    pub removed: bool,
+}
+
+impl From<apikeys::UserState> for UserState {
+    fn from(s: apikeys::UserState) -> Self {
+        UserState {
+            role: s.role.into(),
+            removed: s.removed,
+        }
+    }
+}
+
 /// Options of [`Keyring.createGeneralKey`].
 #[napi(object)]
 pub struct GeneralKeyOptions {
