@@ -129,6 +129,18 @@ export declare class Keyring {
    * once and is disabled. Returns how many tokens were disabled.
    */
   removeUser(account: string, user: string): number
+  /**
+   * What the keyring stores of a user: their current role and whether they
+   * were removed; `null` for a user it does not know.
+   */
+  user(account: string, user: string): UserState | null
+  /** `user` off the JavaScript thread. */
+  userAsync(account: string, user: string): Promise<UserState | null>
+  /**
+   * How many requests the rate limiter refused since the keyring was made,
+   * per key id (for operators).
+   */
+  rateLimitRejections(): Record<string, number>
   /** The audit events the keyring still holds (the last 10,000 by default), oldest first. */
   auditTrail(): Array<AuditEvent>
   /**
@@ -505,4 +517,15 @@ export interface StoreOptions {
    * connection's.
    */
   schema?: string
+}
+
+/**
+ * What the keyring stores of a user who owns tokens (or made scoped
+ * tokens): their role now, and whether they were removed from the account.
+ */
+export interface UserState {
+  /** Their current role: what their user tokens act with. */
+  role: Role
+  /** Set when they were removed: their tokens stopped working. */
+  removed: boolean
 }

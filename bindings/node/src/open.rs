@@ -44,12 +44,12 @@ pub(crate) struct Plan {
     audit_capacity: Option<u32>,
 }
 
-/// The durable store a keyring holds, kept by its type for `flush`.
-#[derive(Clone)]
+/// Which store a keyring holds (for `storeKind`; `flush` goes through the core).
+#[derive(Clone, Copy)]
 pub(crate) enum Durable {
     Memory,
-    Sqlite(Arc<apikeys_sqlite::SqliteStore>),
-    Postgres(Arc<apikeys_postgres::PostgresStore>),
+    Sqlite,
+    Postgres,
 }
 
 impl Durable {
@@ -57,8 +57,8 @@ impl Durable {
     pub(crate) fn name(&self) -> &'static str {
         match self {
             Durable::Memory => "memory",
-            Durable::Sqlite(_) => "sqlite",
-            Durable::Postgres(_) => "postgres",
+            Durable::Sqlite => "sqlite",
+            Durable::Postgres => "postgres",
         }
     }
 }
@@ -195,18 +195,16 @@ impl Plan {
                 Durable::Memory
             }
             StorePlan::Sqlite(path) => {
-                let s = Arc::new(apikeys_sqlite::SqliteStore::open(&path)?);
-                builder = builder.shared_store(s.clone());
-                Durable::Sqlite(s)
+                builder = builder.store(apikeys_sqlite::SqliteStore::open(&path)?);
+                Durable::Sqlite
             }
             StorePlan::Postgres { url, schema } => {
                 let mut opts = apikeys_postgres::PostgresStore::options();
                 if let Some(schema) = &schema {
                     opts = opts.schema(schema);
                 }
-                let s = Arc::new(opts.connect(&url)?);
-                builder = builder.shared_store(s.clone());
-                Durable::Postgres(s)
+                builder = builder.store(opts.connect(&url)?);
+                Durable::Postgres
             }
         };
         if let Some(p) = &self.pepper {
