@@ -84,6 +84,12 @@ export declare class Keyring {
   flushAsync(): Promise<number>
   /** The kind of store the keyring keeps its keys in. */
   get storeKind(): 'memory' | 'sqlite' | 'postgres'
+  /**
+   * Whether `authenticate` may wait on I/O (a durable store's cold lookup,
+   * a Redis limiter): then prefer `tryAuthenticate`, and `authenticateAsync`
+   * when it answers `null` (as `apikeys/express`'s `offThread` does).
+   */
+  get mayBlock(): boolean
   /** Whether `authenticate` enforces rate limits (the `rateLimits` option). */
   get hasRateLimits(): boolean
   /**

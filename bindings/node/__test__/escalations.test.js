@@ -106,3 +106,14 @@ test('rateLimitRejections counts refusals per key id; flush answers how many use
   assert.deepEqual(kr.rateLimitRejections(), { [k.record.id]: 2 })
   assert.equal(kr.flush(), 0)
 })
+
+test('mayBlock says whether authenticate can wait on I/O', () => {
+  assert.equal(new Keyring().mayBlock, false)
+  assert.equal(new Keyring({ rateLimits: 'pagerduty' }).mayBlock, false)
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'apikeys-mb-'))
+  try {
+    assert.equal(new Keyring({ store: { sqlite: path.join(dir, 'k.db') } }).mayBlock, true)
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})

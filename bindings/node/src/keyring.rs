@@ -570,6 +570,14 @@ impl Keyring {
         self.durable.name()
     }
 
+    /// Whether `authenticate` may wait on I/O (a durable store's cold lookup,
+    /// a Redis limiter): then prefer `tryAuthenticate`, and `authenticateAsync`
+    /// when it answers `null` (as `apikeys/express`'s `offThread` does).
+    #[napi(getter, catch_unwind)]
+    pub fn may_block(&self) -> bool {
+        self.inner.may_block()
+    }
+
     /// Whether `authenticate` enforces rate limits (the `rateLimits` option).
     #[napi(getter, catch_unwind)]
     pub fn has_rate_limits(&self) -> bool {

@@ -430,6 +430,11 @@ impl AuditEvent {
     fn allowed(&self) -> bool {
         matches!(self.0.outcome, AuditOutcome::Allowed)
     }
+    /// `"allowed"` or `"refused"` (as in Rust and Node).
+    #[getter]
+    fn outcome(&self) -> &'static str {
+        self.0.outcome.as_str()
+    }
     /// For a refused call: the error's name (`"not_permitted"` …).
     #[getter]
     fn error(&self) -> Option<&str> {
@@ -536,6 +541,8 @@ pub struct Keyring {
     inner: apikeys::Keyring,
     /// Whether the store can block (then `authenticate` releases the GIL too).
     blocking_store: bool,
+    /// `"memory"`, `"sqlite"` or `"postgres"`.
+    store_kind: &'static str,
 }
 
 impl Keyring {
@@ -589,12 +596,15 @@ impl Keyring {
         rate_limiter: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let mut b = apikeys::Keyring::builder();
+        let mut store_kind = "memory";
         if let Some(s) = store.filter(|v| !v.is_none()) {
             let shared: Arc<dyn apikeys::KeyStore> = if let Ok(m) = s.cast::<MemoryStore>() {
                 m.get().0.clone()
             } else if let Ok(q) = s.cast::<stores::SqliteStore>() {
+                store_kind = "sqlite";
                 q.get().0.clone()
             } else if let Ok(q) = s.cast::<stores::PostgresStore>() {
+                store_kind = "postgres";
                 q.get().0.clone()
             } else {
                 return Err(convert::wrong_type(
@@ -636,6 +646,7 @@ impl Keyring {
         // released around it); asked once, it never changes.
         Ok(Keyring {
             blocking_store: inner.may_block(),
+            store_kind,
             inner,
         })
     }
@@ -916,6 +927,26 @@ impl Keyring {
     #[getter]
     fn may_block(&self) -> bool {
         self.blocking_store
+    }
+
+    /// The kind of store the keys are kept in: `"memory"`, `"sqlite"` or `"postgres"`.
+    #[getter]
+    fn store_kind(&self) -> &'static str {
+        self.store_kind
+    }
+
+    /// Whether `authenticate` enforces rate limits (the `rate_limits` argument).
+    #[getter]
+    fn has_rate_limits(&self) -> bool {
+        self.inner.rate_limits().is_some()
+    }
+
+    /// Write out what the store holds back (the last-use times a durable
+    /// store queues, written every second anyway) and answer how many were
+    /// written (0 in memory); call it at a clean shutdown.
+    fn flush(&self, py: Python<'_>) -> PyResult<usize> {
+        py.detach(|| self.inner.flush())
+            .map_err(|e| errors::to_py(py, e))
     }
 
     /// Requests refused by the rate limiter so far, per key id (for operators).
