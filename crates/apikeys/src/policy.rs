@@ -2,8 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::key::KeyKind;
-use crate::role::Role;
+use crate::error::{Error, Result};
+use crate::key::{Api, KeyKind};
+use crate::record::{AccessLevel, KeyRecord, Scope};
+use crate::request::Request;
+use crate::role::{AccountSettings, Role};
 
 /// A management action on keys.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -116,6 +119,94 @@ pub fn may_manage(
             kind.as_str().replace('_', " ")
         ))
     }
+}
+
+/// Whether an account's plan allows keys of `kind` (docs/design.md §3, step
+/// 5): REST keys need the REST API, user tokens Advanced Permissions. The one
+/// plan check, for making keys and for using them.
+#[inline(always)]
+pub(crate) fn plan_allows(settings: &AccountSettings, kind: KeyKind) -> Result<()> {
+    if kind.api() == Api::Rest && !settings.rest_api {
+        return Err(Error::PlanRestricted {
+            feature: "the REST API",
+        });
+    }
+    if kind == KeyKind::UserToken && !settings.advanced_permissions {
+        return Err(Error::PlanRestricted {
+            feature: "Advanced Permissions",
+        });
+    }
+    Ok(())
+}
+
+/// What a key may do, checked for one request (docs/design.md §3, step 6):
+/// a read-only general key only reads; a user token what its owner's role
+/// (`role`, now) grants; a scoped token its scopes, intersected with what its
+/// maker's role (`role`, now) may hand on ([`GrantsTable::may_delegate`]).
+/// `Forbidden` says which rule refused.
+pub(crate) fn may_request(
+    grants: &GrantsTable,
+    record: &KeyRecord,
+    role: Option<Role>,
+    request: &Request,
+) -> Result<()> {
+    let write = request.needs_write();
+    match record.kind {
+        KeyKind::General => {
+            if record.access == AccessLevel::ReadOnly && write {
+                return Err(Error::Forbidden {
+                    reason: "this key is read-only: only GET and HEAD requests, with read scopes"
+                        .to_owned(),
+                });
+            }
+        }
+        KeyKind::UserToken => {
+            let role = role.unwrap_or(Role::LimitedStakeholder);
+            let resource = request.scope().map(Scope::resource);
+            if !grants.allows(role, resource, write) {
+                let what = if write { "write" } else { "read" };
+                return Err(Error::Forbidden {
+                    reason: match resource {
+                        Some(r) => {
+                            format!("the token's owner, now '{role}', may not {what} '{r}'")
+                        }
+                        None => format!(
+                            "the token's owner, now '{role}', may not {what} every resource; name a scope"
+                        ),
+                    },
+                });
+            }
+        }
+        KeyKind::Scoped => {
+            let Some(scope) = request.scope() else {
+                return Err(Error::Forbidden {
+                    reason: "a scoped token can only be used for a request with a scope".to_owned(),
+                });
+            };
+            let ok = record
+                .scopes
+                .iter()
+                .any(|s| s.resource() == scope.resource() && (s.is_write() || !write));
+            let what = if write { "write" } else { "read" };
+            if !ok {
+                return Err(Error::Forbidden {
+                    reason: format!("this token lacks the scope {}.{what}", scope.resource()),
+                });
+            }
+            // Its scopes, intersected with what its maker may do now.
+            let maker = role.unwrap_or(Role::LimitedStakeholder);
+            if !grants.may_delegate(maker, scope.resource(), write) {
+                return Err(Error::Forbidden {
+                    reason: format!(
+                        "the token's maker, now '{maker}', may not {what} '{}'",
+                        scope.resource()
+                    ),
+                });
+            }
+        }
+        KeyKind::Integration | KeyKind::Routing => {}
+    }
+    Ok(())
 }
 
 /// A set of resources (`incidents`, `users:contact_methods`).

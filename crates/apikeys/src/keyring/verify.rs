@@ -1,0 +1,233 @@
+//! The hot path: [`Keyring::authenticate`] and [`Keyring::try_authenticate`],
+//! in the order of docs/design.md §3.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Keyring, LAST_USED_GRANULARITY};
+use crate::digest::Digest;
+use crate::error::{AuthFailure, Error, Result};
+use crate::key::KeyKind;
+use crate::policy::{may_request, plan_allows};
+use crate::ratelimit::RateLimitStatus;
+use crate::record::{AccessLevel, KeyId, KeyRecord, Scope, Timestamp};
+use crate::request::Request;
+use crate::role::{Role, UserState};
+use crate::store::{CachedLookup, KeyLookup};
+
+/// Who a request was authenticated as.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    record: Arc<KeyRecord>,
+    role: Option<Role>,
+    rate_limit: Option<RateLimitStatus>,
+}
+
+impl Principal {
+    /// The key's id.
+    pub fn key_id(&self) -> KeyId {
+        self.record.id
+    }
+    /// The key's kind.
+    pub fn kind(&self) -> KeyKind {
+        self.record.kind
+    }
+    /// The account.
+    pub fn account(&self) -> &str {
+        &self.record.account
+    }
+    /// The owner of a user token.
+    pub fn owner(&self) -> Option<&str> {
+        self.record.owner.as_deref()
+    }
+    /// For a user token: the role it acted with (its owner's role at this request).
+    pub fn role(&self) -> Option<Role> {
+        self.role
+    }
+    /// Full access or read-only.
+    pub fn access(&self) -> AccessLevel {
+        self.record.access
+    }
+    /// The scopes of a scoped token.
+    pub fn scopes(&self) -> &[Scope] {
+        &self.record.scopes
+    }
+    /// The service or orchestration of an Events key.
+    pub fn target(&self) -> Option<&str> {
+        self.record.target.as_deref()
+    }
+    /// The whole record as it was at this request.
+    pub fn record(&self) -> &KeyRecord {
+        &self.record
+    }
+    /// Where this request stands against its rate limit (`None` when the
+    /// keyring has no rate limits).
+    pub fn rate_limit(&self) -> Option<&RateLimitStatus> {
+        self.rate_limit.as_ref()
+    }
+}
+
+/// A request that passed every check but the rate limit.
+struct Vetted {
+    record: Arc<KeyRecord>,
+    role: Option<Role>,
+    last_used_at: Option<Timestamp>,
+    now: Timestamp,
+}
+
+impl Keyring {
+    /// Check a presented key against a request.
+    ///
+    /// In this order (cheap checks first): the token parses (`Unauthorized`, no
+    /// store access); its kind belongs to the request's API (`WrongApi`); a key
+    /// with its digest exists and the digests match in constant time
+    /// (`Unauthorized`); it is not disabled, not expired and its owner is not
+    /// removed (`Unauthorized`); the account's plan allows it (`PlanRestricted`);
+    /// what the key may do covers the request (`Forbidden`).
+    pub fn authenticate(&self, token: &str, request: &Request) -> Result<Principal> {
+        let (kind, digest) = self.parse_for(token, request)?;
+        let found = self.store.find_by_digest(&digest)?;
+        let vetted = self.vet(kind, &digest, found, request)?;
+        // Only a request that would otherwise succeed spends budget.
+        let rate_limit = match &self.limits {
+            None => None,
+            Some(enforcer) => match enforcer.admit(&vetted.record, vetted.now) {
+                Ok(status) => status,
+                Err((limit, retry_after)) => {
+                    return Err(self.rate_limited(&vetted.record, limit, retry_after));
+                }
+            },
+        };
+        Ok(self.finish(vetted, rate_limit))
+    }
+
+    /// [`Keyring::authenticate`] if it can be answered without waiting on
+    /// I/O, for a caller that must not wait (an event loop): `None` when it
+    /// cannot, and then the caller runs `authenticate` where waiting is fine
+    /// (a worker thread). `None` never means "refused".
+    ///
+    /// `Some(answer)` is exactly what `authenticate` would answer now, from
+    /// the same checks in the same order, with the same effects (a request
+    /// admitted spends rate-limit budget and notes the key's use). Malformed
+    /// keys and keys of the wrong API are always answered. The rest is
+    /// answered when the store knows the key from memory
+    /// ([`KeyStore::find_cached`]: always for a [`MemoryStore`], on a cache
+    /// hit for the durable stores) and the rate limiter, if limits are set,
+    /// can count this request without waiting ([`RateLimiter::try_acquire`]:
+    /// always for the in-process limiter; for a leasing Redis limiter while
+    /// its lease lasts; never for the exact Redis limiter).
+    pub fn try_authenticate(&self, token: &str, request: &Request) -> Option<Result<Principal>> {
+        let (kind, digest) = match self.parse_for(token, request) {
+            Ok(parsed) => parsed,
+            Err(e) => return Some(Err(e)),
+        };
+        let found = match self.store.find_cached(&digest) {
+            CachedLookup::Known(found) => found,
+            CachedLookup::WouldBlock => return None,
+        };
+        let vetted = match self.vet(kind, &digest, found, request) {
+            Ok(v) => v,
+            Err(e) => return Some(Err(e)),
+        };
+        let rate_limit = match &self.limits {
+            None => None,
+            // `None`: only a call that may wait can count it; nothing was spent.
+            Some(enforcer) => match enforcer.try_admit(&vetted.record, vetted.now)? {
+                Ok(status) => status,
+                Err((limit, retry_after)) => {
+                    return Some(Err(self.rate_limited(&vetted.record, limit, retry_after)));
+                }
+            },
+        };
+        Some(Ok(self.finish(vetted, rate_limit)))
+    }
+
+    /// The checks before the store: the token parses and belongs to the
+    /// request's API. Returns its kind and digest.
+    #[inline(always)]
+    fn parse_for(&self, token: &str, request: &Request) -> Result<(KeyKind, Digest)> {
+        let kind =
+            KeyKind::parse(token).map_err(|m| Error::Unauthorized(AuthFailure::Malformed(m)))?;
+        if kind.api() != request.api() {
+            return Err(Error::WrongApi {
+                key_api: kind.api(),
+                request_api: request.api(),
+            });
+        }
+        Ok((kind, self.hasher.digest(token.as_bytes())))
+    }
+
+    /// The checks after the store, on what it `found` for `digest`, up to
+    /// (not including) the rate limit.
+    #[inline(always)]
+    fn vet(
+        &self,
+        kind: KeyKind,
+        digest: &Digest,
+        found: Option<KeyLookup>,
+        request: &Request,
+    ) -> Result<Vetted> {
+        let Some(found) = found else {
+            return Err(Error::Unauthorized(AuthFailure::Unknown));
+        };
+        let record = found.record;
+        let matches: bool = subtle::ConstantTimeEq::ct_eq(&record.digest, digest).into();
+        if !matches || record.kind != kind {
+            return Err(Error::Unauthorized(AuthFailure::Unknown));
+        }
+        if record.disabled.is_some() {
+            return Err(Error::Unauthorized(AuthFailure::Disabled));
+        }
+        let now = self.clock.now();
+        if record.is_expired(now) {
+            return Err(Error::Unauthorized(AuthFailure::Expired));
+        }
+        // User and scoped tokens act through a user's standing (the owner's,
+        // the maker's): gone or unknown, the key does not work.
+        let standing = if matches!(kind, KeyKind::UserToken | KeyKind::Scoped) {
+            match found.owner {
+                Some(UserState {
+                    role,
+                    removed: false,
+                }) => Some(role),
+                _ => return Err(Error::Unauthorized(AuthFailure::OwnerRemoved)),
+            }
+        } else {
+            None
+        };
+        plan_allows(&found.account, kind)?;
+        may_request(&self.grants, &record, standing, request)?;
+        Ok(Vetted {
+            role: if kind == KeyKind::UserToken {
+                standing
+            } else {
+                None
+            },
+            last_used_at: found.last_used_at,
+            record,
+            now,
+        })
+    }
+
+    /// An admitted request: note the key's use, make its principal.
+    #[inline(always)]
+    fn finish(&self, v: Vetted, rate_limit: Option<RateLimitStatus>) -> Principal {
+        if v.last_used_at
+            .is_none_or(|t| v.now.saturating_since(t) >= LAST_USED_GRANULARITY)
+        {
+            // Best effort: failing to note the use must not refuse a valid request.
+            let _ = self.store.record_use(v.record.id, v.now);
+        }
+        Principal {
+            record: v.record,
+            role: v.role,
+            rate_limit,
+        }
+    }
+
+    #[cold]
+    fn rate_limited(&self, record: &KeyRecord, limit: u32, retry_after: Duration) -> Error {
+        self.rejections.count(record.id);
+        Error::RateLimited { retry_after, limit }
+    }
+}
