@@ -144,6 +144,7 @@ pub(crate) fn plan_allows(settings: &AccountSettings, kind: KeyKind) -> Result<(
 /// (`role`, now) grants; a scoped token its scopes, intersected with what its
 /// maker's role (`role`, now) may hand on ([`GrantsTable::may_delegate`]).
 /// `Forbidden` says which rule refused.
+#[inline]
 pub(crate) fn may_request(
     grants: &GrantsTable,
     record: &KeyRecord,
@@ -377,6 +378,7 @@ impl GrantsTable {
     /// on only by an Owner or Admin. A scoped token never carries more than
     /// its maker may do, at creation and at every request after
     /// (docs/design.md, "Invariants").
+    #[inline]
     pub fn may_delegate(&self, role: Role, resource: &str, write: bool) -> bool {
         self.allows(role, Some(resource), write)
             && (role.is_admin_or_owner() || !self.admin_only.iter().any(|r| r == resource))
