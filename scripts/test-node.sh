@@ -49,10 +49,11 @@ fi
 
 # The addon users install: on Linux x64 it is linked against glibc 2.17 with
 # napi-rs's own cross toolchain (`--use-napi-cross`, fetched from npm into
-# ~/.napi-rs), so it loads on any glibc distribution since CentOS 7;
+# ~/.napi-rs), so it loads on any glibc distribution since CentOS 7, and
+# stripped (`--strip`: the release profile keeps line tables, 30 MB of them);
 # scripts/test-packages.sh packs this very file and checks it with objdump -T.
 if [ "$(uname -s)-$(uname -m)" = Linux-x86_64 ]; then
-    npm run build -- --target x86_64-unknown-linux-gnu --use-napi-cross
+    npm run build -- --target x86_64-unknown-linux-gnu --use-napi-cross --strip
 else
     npm run build
 fi

@@ -77,11 +77,11 @@ t=$(date +%s)
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --all-features "${pflags[@]}" --quiet
 note "cargo doc (5 crates): $(seconds "$t") s"
 
-step "cargo package (${lib_crates[*]})"
+step "cargo publish --dry-run (${lib_crates[*]}): packages each crate into target/package"
 t=$(date +%s)
 # Packaged together, so each crate's dependency on the others resolves to the
 # packaged version; the build from the packaged sources is the scratch project below.
-cargo package --locked --no-verify --allow-dirty "${pflags[@]}" --quiet
+cargo publish --dry-run --locked --no-verify --allow-dirty "${pflags[@]}" --quiet
 version=$(cargo metadata --no-deps --format-version 1 --offline | "$venv/bin/python" -c 'import json,sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"] == "apikeys"))')
 crates=()
 for c in "${lib_crates[@]}"; do
@@ -147,7 +147,7 @@ done
 step "sdist: what a source build needs"
 listing=$(tar tzf "${sdists[0]}")
 base=$(basename "${sdists[0]}" .tar.gz)
-for want in pyproject.toml PKG-INFO README.md bindings/python/Cargo.toml bindings/python/python/apikeys/py.typed crates/apikeys/src/lib.rs crates/apikeys-sqlite/src/lib.rs; do
+for want in pyproject.toml PKG-INFO README.md Cargo.lock bindings/python/Cargo.toml python/apikeys/py.typed python/apikeys/__init__.pyi crates/apikeys/src/lib.rs crates/apikeys-sqlite/src/lib.rs; do
     grep -q "^$base/$want\$" <<<"$listing" || fail "${sdists[0]##*/} lacks $want"
 done
 note "sdist ${sdists[0]##*/}: $(size "${sdists[0]}") KiB"

@@ -32,6 +32,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calls", type=int, default=200_000)
     ap.add_argument("--repeats", type=int, default=9)
+    ap.add_argument("--tsv", action="store_true", help="print `name<TAB>ns` lines only (for scripts/bench-abi3.sh)")
     args = ap.parse_args()
 
     kr = apikeys.Keyring()
@@ -62,14 +63,16 @@ def main() -> int:
             admin.account
 
     build = "abi3" if apikeys._apikeys.__file__.endswith(".abi3.so") else "version-specific"
-    print(f"CPython {platform.python_version()}, {build} build")
+    if not args.tsv:
+        print(f"CPython {platform.python_version()}, {build} build")
     for name, fn, calls in (
         ("authenticate(token)", positional, args.calls),
         ('authenticate(token, method="GET")', keyword, args.calls),
         ("authenticate(disabled key) -> Unauthorized", refused, args.calls // 4),
         ("actor.account (getter)", getter, args.calls),
     ):
-        print(f"  {name:<45} {fastest_ns(fn, calls, args.repeats):8.0f} ns")
+        ns = fastest_ns(fn, calls, args.repeats)
+        print(f"{name}\t{ns:.0f}" if args.tsv else f"  {name:<45} {ns:8.0f} ns")
     return 0
 
 
