@@ -130,7 +130,14 @@ cp scripts/smoke/story.rs "$proj/src/main.rs"
 # Its own target directory, kept between runs (compiled dependencies are reused).
 (cd "$proj" && CARGO_TARGET_DIR=$root/target/smoke-crates cargo run --quiet -- "$scratch") ||
     fail "the Rust story failed against the packaged crates"
-grep -rq "$root/crates" "$proj/Cargo.lock" && fail "the scratch project resolved a crate from the workspace"
+# Each of the five came from its unpacked .crate, none from the workspace or a registry.
+(cd "$proj" && cargo metadata --format-version 1 --offline) | "$venv/bin/python" -c '
+import json, sys
+proj, names = sys.argv[1], sys.argv[2:]
+found = {p["name"]: p["manifest_path"] for p in json.load(sys.stdin)["packages"] if p["name"] in names}
+wrong = {n: found.get(n) for n in names if not str(found.get(n, "")).startswith(proj + "/crates/")}
+sys.exit(f"the scratch project did not take these from the .crate files: {wrong}" if wrong else 0)
+' "$proj" "${lib_crates[@]}"
 note "smoke, Rust (scratch project on the .crate files, build + run): $(seconds "$t") s"
 
 # -- Python ----------------------------------------------------------------------------------------
@@ -184,7 +191,7 @@ done
 # -- npm -------------------------------------------------------------------------------------------
 step "npm: pack the main package and linux-x64-gnu"
 t=$(date +%s)
-glibc=$(objdump -T "$addon" | grep -o 'GLIBC_[0-9.]*' | sort -t. -k1,1 -k2,2n -V | tail -1)
+glibc=$(objdump -T "$addon" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
 [[ -n $glibc ]] || fail "objdump -T found no GLIBC symbol versions in $addon"
 if [[ $(printf '%s\n' "$glibc" GLIBC_2.17 | sort -V | tail -1) != GLIBC_2.17 ]]; then
     fail "$addon needs $glibc; it must need no more than GLIBC_2.17 (build it with scripts/test-node.sh)"
