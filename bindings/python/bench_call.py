@@ -15,15 +15,18 @@ import argparse
 import platform
 import sys
 import time
+from collections.abc import Callable
+
+import importlib.util
 
 import apikeys
 
 
-def fastest_ns(fn: object, calls: int, repeats: int) -> float:
+def fastest_ns(fn: Callable[[int], None], calls: int, repeats: int) -> float:
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter_ns()
-        fn(calls)  # type: ignore[operator]
+        fn(calls)
         best = min(best, (time.perf_counter_ns() - start) / calls)
     return best
 
@@ -62,7 +65,8 @@ def main() -> int:
         for _ in range(n):
             admin.account
 
-    build = "abi3" if apikeys._apikeys.__file__.endswith(".abi3.so") else "version-specific"
+    spec = importlib.util.find_spec("apikeys._apikeys")
+    build = "abi3" if spec is not None and str(spec.origin).endswith(".abi3.so") else "version-specific"
     if not args.tsv:
         print(f"CPython {platform.python_version()}, {build} build")
     for name, fn, calls in (
