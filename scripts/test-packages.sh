@@ -131,13 +131,10 @@ cp scripts/smoke/story.rs "$proj/src/main.rs"
 (cd "$proj" && CARGO_TARGET_DIR=$root/target/smoke-crates cargo run --quiet -- "$scratch") ||
     fail "the Rust story failed against the packaged crates"
 # Each of the five came from its unpacked .crate, none from the workspace or a registry.
-(cd "$proj" && cargo metadata --format-version 1 --offline) | "$venv/bin/python" -c '
-import json, sys
-proj, names = sys.argv[1], sys.argv[2:]
-found = {p["name"]: p["manifest_path"] for p in json.load(sys.stdin)["packages"] if p["name"] in names}
-wrong = {n: found.get(n) for n in names if not str(found.get(n, "")).startswith(proj + "/crates/")}
-sys.exit(f"the scratch project did not take these from the .crate files: {wrong}" if wrong else 0)
-' "$proj" "${lib_crates[@]}"
+for c in "${lib_crates[@]}"; do
+    id=$(cd "$proj" && cargo pkgid --offline "$c")
+    [[ $id == "path+file://$proj/crates/$c-$version#"* ]] || fail "the scratch project took $c from $id, not from its .crate"
+done
 note "smoke, Rust (scratch project on the .crate files, build + run): $(seconds "$t") s"
 
 # -- Python ----------------------------------------------------------------------------------------

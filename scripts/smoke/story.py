@@ -56,7 +56,7 @@ with tempfile.TemporaryDirectory() as d:
 # What PyPI shows: the extras for the adapters, the typing marker.
 meta = importlib.metadata.metadata("apikeys")
 assert set(meta.get_all("Provides-Extra") or []) >= {"asgi", "fastapi", "wsgi"}, meta.get_all("Provides-Extra")
-assert meta["Description-Content-Type"].startswith("text/markdown") and "pip install apikeys" in meta["Description"]
+assert meta["Description-Content-Type"].startswith("text/markdown") and "pip install apikeys" in (meta["Description"] or meta.get_payload())
 assert meta["Requires-Python"] == ">=3.9" and meta.get_all("Project-URL"), meta.get_all("Project-URL")
 files = {str(f) for f in importlib.metadata.files("apikeys") or []}
 assert "apikeys/py.typed" in files and "apikeys/__init__.pyi" in files, sorted(files)

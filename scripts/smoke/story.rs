@@ -33,7 +33,9 @@ impl Service<http::Request<()>> for Hello {
         Poll::Ready(Ok(()))
     }
     fn call(&mut self, _: http::Request<()>) -> Self::Future {
-        std::future::ready(Ok(http::Response::new(Full::new(Bytes::from_static(b"hello")))))
+        std::future::ready(Ok(http::Response::new(Full::new(Bytes::from_static(
+            b"hello",
+        )))))
     }
 }
 
@@ -46,7 +48,15 @@ fn now<F: Future>(f: F) -> F::Output {
     }
 }
 
-fn get(service: &mut impl Service<http::Request<()>, Response = http::Response<Full<Bytes>>, Error = Infallible, Future = impl Future<Output = Result<http::Response<Full<Bytes>>, Infallible>>>, key: Option<&str>) -> u16 {
+fn get(
+    service: &mut impl Service<
+        http::Request<()>,
+        Response = http::Response<Full<Bytes>>,
+        Error = Infallible,
+        Future = impl Future<Output = Result<http::Response<Full<Bytes>>, Infallible>>,
+    >,
+    key: Option<&str>,
+) -> u16 {
     let mut req = http::Request::get("/incidents");
     if let Some(key) = key {
         req = req.header("authorization", format!("Token token={key}"));
@@ -73,27 +83,51 @@ fn main() -> Result<(), Error> {
 
         let id = issued.record().id.to_string();
         keyring.disable(&admin, &id)?;
-        assert_eq!(status(keyring.authenticate(&token, &Request::rest("GET"))), 401);
+        assert_eq!(
+            status(keyring.authenticate(&token, &Request::rest("GET"))),
+            401
+        );
         keyring.enable(&admin, &id)?;
-        assert_eq!(status(keyring.authenticate(&token, &Request::rest("GET"))), 200);
+        assert_eq!(
+            status(keyring.authenticate(&token, &Request::rest("GET"))),
+            200
+        );
 
         let events = keyring.create_integration_key(&manager, "PSERVICE1", "Datadog")?;
         let events_key = events.secret().expose();
         assert_eq!(events_key.len(), 32);
-        assert_eq!(status(keyring.authenticate(events_key, &Request::events())), 200);
-        assert!(matches!(keyring.authenticate(events_key, &Request::rest("GET")), Err(Error::WrongApi { .. })));
+        assert_eq!(
+            status(keyring.authenticate(events_key, &Request::events())),
+            200
+        );
+        assert!(matches!(
+            keyring.authenticate(events_key, &Request::rest("GET")),
+            Err(Error::WrongApi { .. })
+        ));
 
         let kept = keyring.create_general_key(&admin, "kept", AccessLevel::FullAccess)?;
         keyring.delete(&admin, &id)?;
-        assert_eq!(status(keyring.authenticate(&token, &Request::rest("GET"))), 401);
+        assert_eq!(
+            status(keyring.authenticate(&token, &Request::rest("GET"))),
+            401
+        );
         (token, kept.secret().expose().to_owned(), id)
     };
 
     // The file keeps the keys: a new keyring on it knows the kept key and not the deleted one.
     let keyring = Arc::new(Keyring::new(SqliteStore::open(&path)?));
-    assert_eq!(status(keyring.authenticate(&kept, &Request::rest("DELETE"))), 200);
-    assert_eq!(status(keyring.authenticate(&token, &Request::rest("GET"))), 401);
-    assert!(matches!(keyring.get(&admin, &id), Err(Error::NotFound { .. })));
+    assert_eq!(
+        status(keyring.authenticate(&kept, &Request::rest("DELETE"))),
+        200
+    );
+    assert_eq!(
+        status(keyring.authenticate(&token, &Request::rest("GET"))),
+        401
+    );
+    assert!(matches!(
+        keyring.get(&admin, &id),
+        Err(Error::NotFound { .. })
+    ));
 
     // apikeys-http: the tower layer in front of an app.
     let mut service = RestAuthLayer::new(keyring.clone()).layer(Hello);
@@ -102,8 +136,10 @@ fn main() -> Result<(), Error> {
     assert_eq!(get(&mut service, Some(&token)), 401);
 
     // apikeys-postgres and apikeys-redis need servers; here they only have to build and link.
-    let _connect_pg: fn(&str) -> Result<apikeys_postgres::PostgresStore, apikeys::StoreError> = apikeys_postgres::PostgresStore::connect;
-    let _connect_redis: fn(&str) -> Result<apikeys_redis::RedisRateLimiter, apikeys::StoreError> = apikeys_redis::RedisRateLimiter::connect;
+    let _connect_pg: fn(&str) -> Result<apikeys_postgres::PostgresStore, apikeys::StoreError> =
+        apikeys_postgres::PostgresStore::connect;
+    let _connect_redis: fn(&str) -> Result<apikeys_redis::RedisRateLimiter, apikeys::StoreError> =
+        apikeys_redis::RedisRateLimiter::connect;
 
     println!("rust story: ok");
     Ok(())
