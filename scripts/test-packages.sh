@@ -3,7 +3,7 @@
 # scripts/test-python.sh (which builds the manylinux2014 wheels and the sdist
 # into bindings/python/dist) and scripts/test-node.sh (which builds the
 # glibc-2.17 addon); builds nothing of those again. Checks:
-#   - crates: every library crate packages (`cargo package`, metadata complete),
+#   - crates: every library crate packages (`cargo publish --dry-run`, metadata complete),
 #     `cargo doc --no-deps` with warnings denied, and a scratch Cargo project
 #     that depends on the unpacked .crate files runs the story (scripts/smoke/story.rs);
 #   - wheels: `auditwheel show` says manylinux_2_17; for every CPython 3.9-3.13
@@ -100,7 +100,7 @@ for c in "${lib_crates[@]}"; do
     grep -q '^\[package.metadata.docs.rs\]' "$scratch/$c-$version/Cargo.toml" || fail "$c: no [package.metadata.docs.rs]"
     note "crate $c-$version.crate: $(size "$f") KiB"
 done
-note "cargo package: $(seconds "$t") s"
+note "cargo publish --dry-run (5 crates): $(seconds "$t") s"
 
 step "scratch Cargo project on the packaged crates"
 t=$(date +%s)
