@@ -77,11 +77,14 @@ t=$(date +%s)
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --all-features "${pflags[@]}" --quiet
 note "cargo doc (5 crates): $(seconds "$t") s"
 
-step "cargo publish --dry-run (${lib_crates[*]}): packages each crate into target/package"
+step "cargo publish --dry-run, cargo package (${lib_crates[*]})"
 t=$(date +%s)
-# Packaged together, so each crate's dependency on the others resolves to the
-# packaged version; the build from the packaged sources is the scratch project below.
+# Published together, so each crate's dependency on the others resolves to the
+# version being published; the build from the packaged sources is the scratch
+# project below (hence --no-verify). `cargo package` leaves the .crate files.
 cargo publish --dry-run --locked --no-verify --allow-dirty "${pflags[@]}" --quiet
+rm -f "$root"/target/package/*.crate
+cargo package --locked --no-verify --allow-dirty "${pflags[@]}" --quiet
 version=$(cargo metadata --no-deps --format-version 1 --offline | "$venv/bin/python" -c 'import json,sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"] == "apikeys"))')
 crates=()
 for c in "${lib_crates[@]}"; do
@@ -100,7 +103,7 @@ for c in "${lib_crates[@]}"; do
     grep -q '^\[package.metadata.docs.rs\]' "$scratch/$c-$version/Cargo.toml" || fail "$c: no [package.metadata.docs.rs]"
     note "crate $c-$version.crate: $(size "$f") KiB"
 done
-note "cargo publish --dry-run (5 crates): $(seconds "$t") s"
+note "cargo publish --dry-run + cargo package (5 crates): $(seconds "$t") s"
 
 step "scratch Cargo project on the packaged crates"
 t=$(date +%s)
