@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Node package (bindings/node): installs its npm dev dependencies (from the
 # committed package-lock.json), builds the addon with `napi build --platform
-# --release`, checks that the committed generated files (binding.js,
+# --release` (on Linux x64: for glibc 2.17, `--use-napi-cross`), checks that the committed generated files (binding.js,
 # index.d.ts) are what the build wrote, runs the tests with `node --test` and
 # the TypeScript check (`tsc --noEmit --strict`) of a typed example using every call.
 #
@@ -47,7 +47,27 @@ else
     npm install --no-audit --no-fund
 fi
 
-npm run build
+# The addon users install: on Linux x64 it is linked against glibc 2.17 with
+# napi-rs's own cross toolchain (`--use-napi-cross`, fetched from npm into
+# ~/.napi-rs), so it loads on any glibc distribution since CentOS 7, and
+# stripped (`--strip`: the release profile keeps line tables, 30 MB of them);
+# scripts/test-packages.sh packs this very file and checks it with objdump -T.
+if [ "$(uname -s)-$(uname -m)" = Linux-x86_64 ]; then
+    npm run build -- --target x86_64-unknown-linux-gnu --use-napi-cross --strip
+else
+    npm run build
+fi
+
+# The per-platform packages (npm/*) are what `napi create-npm-dirs` writes for
+# napi.targets in package.json; they are committed, so check they are current.
+npx napi create-npm-dirs >/dev/null
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    if [ -n "$(git status --porcelain -- npm)" ] || ! git diff --exit-code -- npm; then
+        git status --short -- npm >&2
+        echo "test-node.sh: npm/ differs from what 'napi create-npm-dirs' writes; run it in bindings/node and commit npm/" >&2
+        exit 1
+    fi
+fi
 
 # The generated loader and types are committed; a build must not change them.
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then

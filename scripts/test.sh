@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test in every language: Rust (fmt, clippy, tests), Python, Node.
+# Runs every test in every language: Rust (fmt, clippy, tests), Python, Node,
+# then the packaged artifacts (scripts/test-packages.sh).
 # Sets up everything it needs on a fresh machine (services, venv, npm packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,4 +15,7 @@ source scripts/redis.sh
 bash scripts/test-rust.sh
 bash scripts/test-python.sh
 bash scripts/test-node.sh
+# The shipped artifacts (crates, wheels, npm tarballs) installed the way users
+# install them, reusing what the two suites above built.
+bash scripts/test-packages.sh
 echo "all test suites passed"
