@@ -148,7 +148,7 @@ impl Keyring {
     ///
     /// A scoped token never carries more than its maker may do: each scope
     /// must be within the maker's grants, and admin-only resources only an
-    /// Owner or Admin may hand on ([`GrantsTable::may_delegate`];
+    /// Owner or Admin may hand on ([`GrantsTable::may_delegate`](crate::GrantsTable::may_delegate);
     /// `NotPermitted` names the first scope that is not). At every request
     /// its rights are its scopes intersected with its maker's *current*
     /// grants, and it stops working when its maker is removed.

@@ -111,9 +111,9 @@ impl Keyring {
     /// admitted spends rate-limit budget and notes the key's use). Malformed
     /// keys and keys of the wrong API are always answered. The rest is
     /// answered when the store knows the key from memory
-    /// ([`KeyStore::find_cached`]: always for a [`MemoryStore`], on a cache
+    /// ([`KeyStore::find_cached`](crate::KeyStore::find_cached): always for a [`MemoryStore`](crate::MemoryStore), on a cache
     /// hit for the durable stores) and the rate limiter, if limits are set,
-    /// can count this request without waiting ([`RateLimiter::try_acquire`]:
+    /// can count this request without waiting ([`RateLimiter::try_acquire`](crate::RateLimiter::try_acquire):
     /// always for the in-process limiter; for a leasing Redis limiter while
     /// its lease lasts; never for the exact Redis limiter).
     pub fn try_authenticate(&self, token: &str, request: &Request) -> Option<Result<Principal>> {
