@@ -172,28 +172,44 @@ fn hot_path(c: &mut Criterion) {
 
     // Two threads verifying against one store, beside one thread doing the same.
     // Each reports elements (verifications) per second; the ratio is the scaling.
+    // Three workloads: the 1,024 active keys (`verify_valid`), one key both
+    // threads share (`verify_hot`: the worst case for any shared write on the
+    // read path) and keys scattered over the whole store (`verify_scattered`:
+    // every lookup goes to memory).
     let mut g = c.benchmark_group("threads");
-    for threads in [1usize, 2] {
-        g.throughput(Throughput::Elements(threads as u64));
-        g.bench_function(format!("verify_valid_{threads}_threads"), |b| {
-            b.iter_custom(|iters| {
-                let start = Instant::now();
-                std::thread::scope(|s| {
-                    for t in 0..threads {
-                        let keys = &active;
-                        let hasher = &hasher;
-                        s.spawn(move || {
-                            let mut j = t * ACTIVE / 2;
-                            for _ in 0..iters {
-                                j = (j + 1) % ACTIVE;
-                                assert!(verify(store, hasher, black_box(&keys[j])));
-                            }
-                        });
-                    }
-                });
-                start.elapsed()
-            })
-        });
+    let hot = vec![one.clone()];
+    let workloads: [(&str, &[String]); 3] = [
+        ("verify_valid", &active),
+        ("verify_hot", &hot),
+        ("verify_scattered", &fx.keys),
+    ];
+    for (name, keys) in workloads {
+        for threads in [1usize, 2] {
+            g.throughput(Throughput::Elements(threads as u64));
+            g.bench_function(format!("{name}_{threads}_threads"), |b| {
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    std::thread::scope(|s| {
+                        for t in 0..threads {
+                            let hasher = &hasher;
+                            s.spawn(move || {
+                                let len = keys.len();
+                                let mut j = t * len / 2;
+                                for _ in 0..iters {
+                                    j = if len > ACTIVE {
+                                        next_index(j, len)
+                                    } else {
+                                        (j + 1) % len
+                                    };
+                                    assert!(verify(store, hasher, black_box(&keys[j])));
+                                }
+                            });
+                        }
+                    });
+                    start.elapsed()
+                })
+            });
+        }
     }
     g.finish();
 }

@@ -33,9 +33,22 @@ const SHARDS: usize = 16;
 ///
 /// Nothing survives the process: use a durable store for that.
 pub struct MemoryStore {
-    shards: Box<[RwLock<Shard>]>,
+    shards: Box<[Padded]>,
     insert_lock: Mutex<()>,
     accounts: RwLock<HashMap<Arc<str>, Arc<AccountCell>>>,
+}
+
+/// A shard's lock on cache lines of its own: a lookup takes the read lock
+/// (writing its reader count), and without the padding two threads reading
+/// neighbouring shards would pass one cache line back and forth.
+#[repr(align(128))]
+struct Padded(RwLock<Shard>);
+
+impl std::ops::Deref for Padded {
+    type Target = RwLock<Shard>;
+    fn deref(&self) -> &RwLock<Shard> {
+        &self.0
+    }
 }
 
 struct AccountCell {
@@ -218,7 +231,9 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> MemoryStore {
         MemoryStore {
-            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Padded(RwLock::new(Shard::default())))
+                .collect(),
             insert_lock: Mutex::new(()),
             accounts: RwLock::new(HashMap::new()),
         }
@@ -256,7 +271,10 @@ impl MemoryStore {
     /// The shard holding `id`, found by visiting each in turn under its read lock.
     /// Records never move between shards, so the answer stays right until a delete.
     fn shard_with_id(&self, id: KeyId) -> Option<&RwLock<Shard>> {
-        self.shards.iter().find(|s| read(s).find_id(id).is_some())
+        self.shards
+            .iter()
+            .find(|s| read(s).find_id(id).is_some())
+            .map(|s| &s.0)
     }
 
     fn account_cell(&self, account: &str) -> Arc<AccountCell> {
