@@ -6,12 +6,14 @@
 //! `scripts/test.sh` sources) and `redis-server` on the PATH for the outage
 //! test; without them these tests fail, they never skip.
 
-use std::net::TcpListener;
+mod common;
+
+use common::{Server, free_port};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use apikeys::{
     AccessLevel, Actor, Decision, Error, KeyId, Keyring, Limit, LimitClass, RateBucket,
@@ -276,51 +278,6 @@ fn a_keyring_with_redis_limits_leaves_tries_to_authenticate() {
         let p = kr.authenticate(t, &Request::rest("GET")).unwrap();
         assert_eq!(p.rate_limit().unwrap().remaining, 2 - i);
         assert!(kr.try_authenticate(t, &Request::rest("GET")).is_none());
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Server(Child);
-
-impl Server {
-    fn start(port: u16) -> Server {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (scripts/redis.sh installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            thread::sleep(Duration::from_millis(20));
-        }
-        Server(child)
-    }
-    fn stop(mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
     }
 }
 
