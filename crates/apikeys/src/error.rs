@@ -20,6 +20,8 @@ pub enum AuthFailure {
     /// The user the key acts through was removed from the account (or is
     /// unknown to the store): a user token's owner, a scoped token's maker.
     OwnerRemoved,
+    /// The key was replaced by a rotation and its overlap has ended.
+    Rotated,
 }
 
 impl AuthFailure {
@@ -34,6 +36,7 @@ impl AuthFailure {
             AuthFailure::Disabled => "disabled key",
             AuthFailure::Expired => "expired key",
             AuthFailure::OwnerRemoved => "the key's owner (or maker) was removed",
+            AuthFailure::Rotated => "the key was rotated and its overlap has ended",
         }
     }
 }
@@ -285,6 +288,7 @@ mod tests {
             AuthFailure::Disabled,
             AuthFailure::Expired,
             AuthFailure::OwnerRemoved,
+            AuthFailure::Rotated,
         ]
         .into_iter()
         .map(|f| Error::Unauthorized(f).to_string())

@@ -79,7 +79,10 @@ pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink, MemoryAuditLog};
+pub use audit::{
+    AuditAction, AuditEvent, AuditOutcome, AuditPage, AuditQuery, AuditSink, AuditWindow,
+    CallContext, FieldChange, MemoryAuditLog,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use digest::{Digest, KeyHasher};
 pub use error::{AuthFailure, Error, Result, StoreError};
@@ -90,7 +93,7 @@ pub use ratelimit::{
     Decision, Limit, LimitClass, LocalRateLimiter, RateBucket, RateLimitStatus, RateLimiter,
     RateLimits,
 };
-pub use record::{AccessLevel, ApiVersion, Disabled, KeyId, KeyRecord, Scope, Timestamp};
+pub use record::{AccessLevel, ApiVersion, Disabled, KeyId, KeyRecord, Rotation, Scope, Timestamp};
 pub use request::{Method, Request};
 pub use role::{AccountSettings, Actor, Role, UserState};
 pub use secret::Secret;

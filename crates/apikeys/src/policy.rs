@@ -24,19 +24,25 @@ pub enum Action {
     Enable,
     /// Delete a key for good.
     Delete,
+    /// Replace a key by a new one with the same settings, the old one
+    /// working on for an overlap: whoever may both create that kind of key
+    /// (for that owner) and take it out of service (disable a general key,
+    /// delete any other kind) may rotate it.
+    Rotate,
 }
 
 crate::names::from_name!(Action, "action");
 
 impl Action {
     /// Every action, in declaration order.
-    pub const ALL: [Action; 6] = [
+    pub const ALL: [Action; 7] = [
         Action::Create,
         Action::List,
         Action::Get,
         Action::Disable,
         Action::Enable,
         Action::Delete,
+        Action::Rotate,
     ];
 
     /// The snake_case name.
@@ -48,6 +54,7 @@ impl Action {
             Action::Disable => "disable",
             Action::Enable => "enable",
             Action::Delete => "delete",
+            Action::Rotate => "rotate",
         }
     }
 }
@@ -71,6 +78,17 @@ pub fn may_manage(
     kind: KeyKind,
     subject: Subject,
 ) -> Result<(), String> {
+    if action == Action::Rotate {
+        // Rotating makes a key and retires one: both rules must allow it.
+        let retire = if kind == KeyKind::General {
+            Action::Disable
+        } else {
+            Action::Delete
+        };
+        return may_manage(actor, Action::Create, kind, subject)
+            .and_then(|()| may_manage(actor, retire, kind, subject))
+            .map_err(|why| format!("{why} (rotating needs both)"));
+    }
     let ok = match (kind, action, subject) {
         (KeyKind::General, _, _) => actor.is_admin_or_owner(),
         (KeyKind::UserToken, Action::Create, Subject::OwnToken) => {

@@ -366,12 +366,95 @@ pub struct KeyRecord {
     pub hint: Hint,
     /// SHA-256 or HMAC-SHA-256 of the key.
     pub digest: Digest,
+    /// The key's place in a rotation, if it was ever rotated or made by one
+    /// (boxed: most keys never are, and a record stays small).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<Box<Rotation>>,
 }
 
 impl KeyRecord {
     /// Whether the key is expired at `now`.
     pub fn is_expired(&self, now: Timestamp) -> bool {
         self.expires_at.is_some_and(|e| now >= e)
+    }
+
+    /// The key this one replaced, if a rotation made it.
+    pub fn rotated_from(&self) -> Option<KeyId> {
+        self.rotation.as_ref().and_then(|r| r.rotated_from)
+    }
+
+    /// The key that replaces this one, if it was rotated.
+    pub fn rotated_to(&self) -> Option<KeyId> {
+        self.rotation.as_ref().and_then(|r| r.rotated_to)
+    }
+}
+
+/// A key's place in a rotation (docs/design.md, "Rotation").
+///
+/// On the key being replaced (`rotated_to` set) it says until when that key
+/// still works: until [`Rotation::overlap_until`] at the latest, and no
+/// longer once traffic has moved — the new key has been used
+/// ([`Rotation::successor_used_at`]) and this key has then gone unused for
+/// [`Rotation::quiet_ms`]. On the new key only `rotated_from` is set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Rotation {
+    /// The key this one replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_from: Option<KeyId>,
+    /// The key that replaces this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_to: Option<KeyId>,
+    /// When this key was rotated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_at: Option<Timestamp>,
+    /// The latest moment this (replaced) key works: the rotation's grace,
+    /// never later than the key's own expiry; moved to the moment of
+    /// [`Keyring::end_rotation`](crate::Keyring::end_rotation) when that ends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlap_until: Option<Timestamp>,
+    /// How long this key must go unused, after the new key's first use, for
+    /// the overlap to end early (milliseconds).
+    #[serde(default)]
+    pub quiet_ms: u64,
+    /// When the new key was first seen in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successor_used_at: Option<Timestamp>,
+}
+
+/// How far behind the real last use a stored `last_used_at` may be: uses are
+/// written at most once a minute per key, and durable stores queue them. The
+/// quiet period of a rotation counts from the stored last use plus this, so
+/// that an overlap never ends while the old key is still in use.
+pub(crate) const LAST_USE_SLACK: Duration = Duration::from_secs(120);
+
+impl Rotation {
+    /// Whether a key with this rotation still works at `now`, given its last
+    /// use as the store knows it. A key that is not being replaced (no
+    /// `rotated_to`) always does, as far as its rotation goes.
+    #[inline]
+    pub fn works_at(&self, now: Timestamp, last_used: Option<Timestamp>) -> bool {
+        if self.rotated_to.is_none() {
+            return true;
+        }
+        if self.overlap_until.is_some_and(|u| now >= u) {
+            return false;
+        }
+        match self.successor_used_at {
+            None => true,
+            Some(moved) => {
+                // Quiet since the later of: the new key's first use, and this
+                // key's last use (give or take how late a last use is written).
+                let last = last_used.map(|t| t.saturating_add(LAST_USE_SLACK));
+                let quiet_from = last.map_or(moved, |t| t.max(moved));
+                now < quiet_from.saturating_add(Duration::from_millis(self.quiet_ms))
+            }
+        }
+    }
+
+    /// Whether the overlap of this (replaced) key is still running at `now`:
+    /// it has a successor and still works. `false` for a key that is not being replaced.
+    pub fn overlapping(&self, now: Timestamp, last_used: Option<Timestamp>) -> bool {
+        self.rotated_to.is_some() && self.works_at(now, last_used)
     }
 }
 

@@ -146,6 +146,10 @@ pub struct Actor {
     pub user: String,
     /// The user's role in that account, as the application knows it now.
     pub role: Role,
+    /// How the call reached the application (request id, address, the
+    /// caller's key's last four characters), for the audit record.
+    #[serde(default)]
+    pub context: crate::audit::CallContext,
 }
 
 impl Actor {
@@ -155,7 +159,14 @@ impl Actor {
             account: account.into(),
             user: user.into(),
             role,
+            context: crate::audit::CallContext::default(),
         }
+    }
+
+    /// The same actor, calling with this context (kept in audit records).
+    pub fn with_context(mut self, context: crate::audit::CallContext) -> Actor {
+        self.context = context;
+        self
     }
 }
 

@@ -13,6 +13,7 @@
 
 use std::sync::Arc;
 
+use crate::audit::{AuditEvent, AuditPage, AuditWindow};
 use crate::digest::Digest;
 use crate::error::StoreError;
 use crate::key::KeyKind;
@@ -61,6 +62,18 @@ pub enum UserInsert {
     Refused(UserState),
 }
 
+/// What a change decided, having seen the record it would change
+/// ([`KeyStore::update_audited`], [`KeyStore::delete_audited`],
+/// [`KeyStore::rotate`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Edit {
+    /// Write the change, and with it, in the same transaction, this audit
+    /// record (stores that keep an audit trail: [`KeyStore::keeps_audit`]).
+    Write(Option<AuditEvent>),
+    /// Write nothing: the record stays as it was (the caller knows why).
+    Keep,
+}
+
 /// What a store can say about a digest from memory alone: the answer of
 /// [`KeyStore::find_cached`].
 #[derive(Clone, Debug)]
@@ -100,9 +113,19 @@ impl KeyFilter {
 /// whole or not at all, and make a write that has returned visible to every
 /// later call. [`KeyStore::find_by_digest`] is the hot path.
 pub trait KeyStore: Send + Sync {
-    /// Add a record. Refuses (with [`StoreError::Duplicate`]) a record whose id
-    /// or digest is already stored.
-    fn insert(&self, record: KeyRecord) -> Result<(), StoreError>;
+    /// Add a record and, in the same transaction, `audit` (when the store
+    /// keeps an audit trail). Refuses (with [`StoreError::Duplicate`]) a
+    /// record whose id or digest is already stored, writing nothing.
+    fn insert_audited(
+        &self,
+        record: KeyRecord,
+        audit: Option<&AuditEvent>,
+    ) -> Result<(), StoreError>;
+
+    /// [`KeyStore::insert_audited`] without an audit record.
+    fn insert(&self, record: KeyRecord) -> Result<(), StoreError> {
+        self.insert_audited(record, None)
+    }
 
     /// The hot path: the record with this digest, with its account's settings and
     /// (for user tokens) its owner's state, in one lookup.
@@ -143,19 +166,116 @@ pub trait KeyStore: Send + Sync {
     /// The records of `account` that pass `filter`, oldest first.
     fn list(&self, account: &str, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError>;
 
-    /// Change one record atomically: `change` sees the current record and edits
-    /// it; no other write to it happens in between. Returns the new record, or
-    /// `None` if there is no record with this id. The id, digest, account,
-    /// kind and owner cannot change: if `change` touched one, nothing is
-    /// written and the answer is [`StoreError::Immutable`] (see [`check_immutable`]).
+    /// Change one record atomically: `change` sees the current record, edits
+    /// it and decides ([`Edit`]); no other write to it happens in between, so
+    /// a permission check inside `change` is made on the very row it
+    /// changes. On [`Edit::Write`] the edited record is written with its
+    /// audit record in one transaction, and returned; on [`Edit::Keep`]
+    /// nothing is written and the record is returned as it is. `None` if
+    /// there is no record with this id. The id, digest, account, kind and
+    /// owner cannot change: if `change` touched one, nothing is written and
+    /// the answer is [`StoreError::Immutable`] (see [`check_immutable`]).
+    fn update_audited(
+        &self,
+        id: KeyId,
+        change: &mut dyn FnMut(&mut KeyRecord) -> Edit,
+    ) -> Result<Option<KeyRecord>, StoreError>;
+
+    /// [`KeyStore::update_audited`] with a change that always writes, without
+    /// an audit record.
     fn update(
         &self,
         id: KeyId,
         change: &mut dyn FnMut(&mut KeyRecord),
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        self.update_audited(id, &mut |r| {
+            change(r);
+            Edit::Write(None)
+        })
+    }
+
+    /// Remove a record for good, atomically with `check`'s decision on it
+    /// and on the current state of its owner (a user token's owner; `None`
+    /// for other kinds and for an owner the store does not know), both read
+    /// in the same atomic step as the delete (no [`KeyStore::set_user`] lands
+    /// in between): on [`Edit::Write`] it is deleted (with the audit record,
+    /// in one transaction) and returned; on [`Edit::Keep`] nothing is
+    /// written and the record is returned as it is. `None` if there was none.
+    fn delete_audited(
+        &self,
+        id: KeyId,
+        check: &mut dyn FnMut(&KeyRecord, Option<&UserState>) -> Edit,
     ) -> Result<Option<KeyRecord>, StoreError>;
 
     /// Remove a record for good. Returns it, or `None` if there was none.
-    fn delete(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError>;
+    fn delete(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        self.delete_audited(id, &mut |_, _| Edit::Write(None))
+    }
+
+    /// Rotate in **one atomic step**: read the record `old`, let `decide` see
+    /// it (and edit it: the keyring sets its [`Rotation`](crate::Rotation))
+    /// together with the standing of `new`'s [`standing_user`] (`None` for a
+    /// key without one; `if_unknown` when the store knows nothing of that
+    /// user), and on [`Edit::Write`] write the edited `old`, insert `new`
+    /// (and store `if_unknown` for a user it did not know), and the audit
+    /// record, in one transaction, like [`KeyStore::insert_for_user`]: no
+    /// [`KeyStore::remove_user`] lands between the read and the insert.
+    /// Returns `old` as it is now (edited, or as it was on [`Edit::Keep`]),
+    /// or `None` when there is no such record. Refuses a duplicate id or
+    /// digest of `new` like [`KeyStore::insert`].
+    fn rotate(
+        &self,
+        old: KeyId,
+        new: KeyRecord,
+        if_unknown: UserState,
+        decide: &mut dyn FnMut(&mut KeyRecord, Option<&UserState>) -> Edit,
+    ) -> Result<Option<KeyRecord>, StoreError>;
+
+    /// Note that the key that replaced `predecessor` in a rotation was used
+    /// at `at`: sets the predecessor's
+    /// [`Rotation::successor_used_at`](crate::Rotation::successor_used_at)
+    /// if it is not set yet. Called by the keyring on the new key's first use
+    /// (like [`KeyStore::record_use`], it must not wait on I/O when the store
+    /// answered from [`KeyStore::find_cached`]; durable stores queue it with
+    /// the last uses). The default writes at once through
+    /// [`KeyStore::update_audited`].
+    fn successor_used(&self, predecessor: KeyId, at: Timestamp) -> Result<(), StoreError> {
+        self.update_audited(predecessor, &mut |r| match r.rotation.as_mut() {
+            Some(rot) if rot.successor_used_at.is_none() => {
+                rot.successor_used_at = Some(at);
+                Edit::Write(None)
+            }
+            _ => Edit::Keep,
+        })
+        .map(|_| ())
+    }
+
+    /// Whether the store keeps the audit trail itself, durably, each record
+    /// in the transaction of its change (SQLite, PostgreSQL). When it does
+    /// not (the default; [`MemoryStore`]), the keyring's
+    /// [`AuditSink`](crate::AuditSink) is the trail.
+    fn keeps_audit(&self) -> bool {
+        false
+    }
+
+    /// Add an audit record that goes with no change (a refused call). The
+    /// default, for stores that keep no trail, drops it.
+    fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        let _ = event;
+        Ok(())
+    }
+
+    /// A page of the audit trail, newest first (stores that keep one).
+    fn audit_records(&self, window: &AuditWindow) -> Result<AuditPage, StoreError> {
+        let _ = window;
+        Ok(AuditPage::default())
+    }
+
+    /// Delete the audit records written before `before`; say how many.
+    fn prune_audit(&self, before: Timestamp) -> Result<usize, StoreError> {
+        let _ = before;
+        Ok(0)
+    }
 
     /// Note that the key was used at `at` (never moves `last_used_at` back).
     /// The keyring calls this at most about once a minute per key.
@@ -164,18 +284,39 @@ pub trait KeyStore: Send + Sync {
     /// The account's settings (the default for an account never configured).
     fn account_settings(&self, account: &str) -> Result<AccountSettings, StoreError>;
 
+    /// Set the account's settings, with `audit` in the same transaction.
+    fn set_account_settings_audited(
+        &self,
+        account: &str,
+        settings: AccountSettings,
+        audit: Option<&AuditEvent>,
+    ) -> Result<(), StoreError>;
+
     /// Set the account's settings.
     fn set_account_settings(
         &self,
         account: &str,
         settings: AccountSettings,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        self.set_account_settings_audited(account, settings, None)
+    }
 
     /// What is known of a user, if anything.
     fn user(&self, account: &str, user: &str) -> Result<Option<UserState>, StoreError>;
 
+    /// Set what is known of a user, with `audit` in the same transaction.
+    fn set_user_audited(
+        &self,
+        account: &str,
+        user: &str,
+        state: UserState,
+        audit: Option<&AuditEvent>,
+    ) -> Result<(), StoreError>;
+
     /// Set what is known of a user.
-    fn set_user(&self, account: &str, user: &str, state: UserState) -> Result<(), StoreError>;
+    fn set_user(&self, account: &str, user: &str, state: UserState) -> Result<(), StoreError> {
+        self.set_user_audited(account, user, state, None)
+    }
 
     /// Add `record`, a key that acts through `user`'s standing (a user token
     /// of `user`, or a scoped token `user` made), in **one atomic step** with
@@ -190,13 +331,15 @@ pub trait KeyStore: Send + Sync {
     /// [`KeyStore::remove_user`] may land between the read and the insert:
     /// an offboarding that returned is never undone by a racing insert, and a
     /// token inserted before it is disabled by it. Refuses a duplicate id or
-    /// digest like [`KeyStore::insert`].
+    /// digest like [`KeyStore::insert`]. `audit` is written with the record,
+    /// in the same transaction.
     fn insert_for_user(
         &self,
         record: KeyRecord,
         user: &str,
         if_unknown: UserState,
         admit: &mut dyn FnMut(&UserState) -> bool,
+        audit: Option<&AuditEvent>,
     ) -> Result<UserInsert, StoreError>;
 
     /// Offboard `user` of `account` in **one atomic step**: mark them removed
@@ -204,7 +347,8 @@ pub trait KeyStore: Send + Sync {
     /// removed [`Role::LimitedStakeholder`]) and disable, recording
     /// `disabled`, every key whose [`standing_user`] they are (their user
     /// tokens and the scoped tokens they made) that is not disabled yet.
-    /// Returns the records it disabled, as they are now.
+    /// Returns the records it disabled, as they are now. `audit` is written
+    /// in the same transaction.
     ///
     /// [`Role::LimitedStakeholder`]: crate::Role::LimitedStakeholder
     fn remove_user(
@@ -212,6 +356,7 @@ pub trait KeyStore: Send + Sync {
         account: &str,
         user: &str,
         disabled: &Disabled,
+        audit: Option<&AuditEvent>,
     ) -> Result<Vec<KeyRecord>, StoreError>;
 
     /// Write out whatever the store holds back (queued last-use times), and
@@ -288,12 +433,17 @@ pub(crate) fn record_for_tests(
         expires_at: None,
         hint: crate::key::Hint::of("abcd"),
         digest,
+        rotation: None,
     }
 }
 
 impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
-    fn insert(&self, record: KeyRecord) -> Result<(), StoreError> {
-        (**self).insert(record)
+    fn insert_audited(
+        &self,
+        record: KeyRecord,
+        audit: Option<&AuditEvent>,
+    ) -> Result<(), StoreError> {
+        (**self).insert_audited(record, audit)
     }
     fn find_by_digest(&self, digest: &Digest) -> Result<Option<KeyLookup>, StoreError> {
         (**self).find_by_digest(digest)
@@ -310,15 +460,43 @@ impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
     fn list(&self, account: &str, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
         (**self).list(account, filter)
     }
-    fn update(
+    fn update_audited(
         &self,
         id: KeyId,
-        change: &mut dyn FnMut(&mut KeyRecord),
+        change: &mut dyn FnMut(&mut KeyRecord) -> Edit,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        (**self).update(id, change)
+        (**self).update_audited(id, change)
     }
-    fn delete(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        (**self).delete(id)
+    fn delete_audited(
+        &self,
+        id: KeyId,
+        check: &mut dyn FnMut(&KeyRecord, Option<&UserState>) -> Edit,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        (**self).delete_audited(id, check)
+    }
+    fn rotate(
+        &self,
+        old: KeyId,
+        new: KeyRecord,
+        if_unknown: UserState,
+        decide: &mut dyn FnMut(&mut KeyRecord, Option<&UserState>) -> Edit,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        (**self).rotate(old, new, if_unknown, decide)
+    }
+    fn successor_used(&self, predecessor: KeyId, at: Timestamp) -> Result<(), StoreError> {
+        (**self).successor_used(predecessor, at)
+    }
+    fn keeps_audit(&self) -> bool {
+        (**self).keeps_audit()
+    }
+    fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        (**self).append_audit(event)
+    }
+    fn audit_records(&self, window: &AuditWindow) -> Result<AuditPage, StoreError> {
+        (**self).audit_records(window)
+    }
+    fn prune_audit(&self, before: Timestamp) -> Result<usize, StoreError> {
+        (**self).prune_audit(before)
     }
     fn record_use(&self, id: KeyId, at: Timestamp) -> Result<(), StoreError> {
         (**self).record_use(id, at)
@@ -326,18 +504,25 @@ impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
     fn account_settings(&self, account: &str) -> Result<AccountSettings, StoreError> {
         (**self).account_settings(account)
     }
-    fn set_account_settings(
+    fn set_account_settings_audited(
         &self,
         account: &str,
         settings: AccountSettings,
+        audit: Option<&AuditEvent>,
     ) -> Result<(), StoreError> {
-        (**self).set_account_settings(account, settings)
+        (**self).set_account_settings_audited(account, settings, audit)
     }
     fn user(&self, account: &str, user: &str) -> Result<Option<UserState>, StoreError> {
         (**self).user(account, user)
     }
-    fn set_user(&self, account: &str, user: &str, state: UserState) -> Result<(), StoreError> {
-        (**self).set_user(account, user, state)
+    fn set_user_audited(
+        &self,
+        account: &str,
+        user: &str,
+        state: UserState,
+        audit: Option<&AuditEvent>,
+    ) -> Result<(), StoreError> {
+        (**self).set_user_audited(account, user, state, audit)
     }
     fn flush_writes(&self) -> Result<usize, StoreError> {
         (**self).flush_writes()
@@ -348,16 +533,18 @@ impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
         user: &str,
         if_unknown: UserState,
         admit: &mut dyn FnMut(&UserState) -> bool,
+        audit: Option<&AuditEvent>,
     ) -> Result<UserInsert, StoreError> {
-        (**self).insert_for_user(record, user, if_unknown, admit)
+        (**self).insert_for_user(record, user, if_unknown, admit, audit)
     }
     fn remove_user(
         &self,
         account: &str,
         user: &str,
         disabled: &Disabled,
+        audit: Option<&AuditEvent>,
     ) -> Result<Vec<KeyRecord>, StoreError> {
-        (**self).remove_user(account, user, disabled)
+        (**self).remove_user(account, user, disabled, audit)
     }
 }
 

@@ -812,10 +812,16 @@ pub fn insert_for_user_decides_on_the_standing(store: &dyn KeyStore) {
     let t = sample_record(&acct, KeyKind::UserToken);
     let mut seen = Vec::new();
     let out = ok(
-        store.insert_for_user(t.clone(), "PUSER1", active(Role::Responder), &mut |s| {
-            seen.push(*s);
-            true
-        }),
+        store.insert_for_user(
+            t.clone(),
+            "PUSER1",
+            active(Role::Responder),
+            &mut |s| {
+                seen.push(*s);
+                true
+            },
+            None,
+        ),
         "insert_for_user",
     );
     assert_eq!(out, UserInsert::Inserted(active(Role::Responder)));
@@ -834,9 +840,13 @@ pub fn insert_for_user_decides_on_the_standing(store: &dyn KeyStore) {
     );
     let t2 = sample_record(&acct, KeyKind::UserToken);
     let out = ok(
-        store.insert_for_user(t2.clone(), "PUSER1", active(Role::Owner), &mut |s| {
-            s.role == Role::Observer
-        }),
+        store.insert_for_user(
+            t2.clone(),
+            "PUSER1",
+            active(Role::Owner),
+            &mut |s| s.role == Role::Observer,
+            None,
+        ),
         "insert_for_user",
     );
     assert_eq!(out, UserInsert::Inserted(active(Role::Observer)));
@@ -848,7 +858,13 @@ pub fn insert_for_user_decides_on_the_standing(store: &dyn KeyStore) {
     // Refused: nothing written, neither the key nor an unknown user.
     let t3 = sample_record(&acct, KeyKind::UserToken);
     let out = ok(
-        store.insert_for_user(t3.clone(), "PUSER1", active(Role::Owner), &mut |_| false),
+        store.insert_for_user(
+            t3.clone(),
+            "PUSER1",
+            active(Role::Owner),
+            &mut |_| false,
+            None,
+        ),
         "insert_for_user",
     );
     assert_eq!(out, UserInsert::Refused(active(Role::Observer)));
@@ -857,7 +873,13 @@ pub fn insert_for_user_decides_on_the_standing(store: &dyn KeyStore) {
     let mut t4 = sample_record(&acct, KeyKind::UserToken);
     t4.owner = Some("PNOBODY".into());
     let out = ok(
-        store.insert_for_user(t4.clone(), "PNOBODY", active(Role::Admin), &mut |_| false),
+        store.insert_for_user(
+            t4.clone(),
+            "PNOBODY",
+            active(Role::Admin),
+            &mut |_| false,
+            None,
+        ),
         "insert_for_user",
     );
     assert_eq!(out, UserInsert::Refused(active(Role::Admin)));
@@ -868,14 +890,20 @@ pub fn insert_for_user_decides_on_the_standing(store: &dyn KeyStore) {
     let mut dup = sample_record(&acct, KeyKind::UserToken);
     dup.id = t.id;
     assert!(matches!(
-        store.insert_for_user(dup, "PUSER1", active(Role::Owner), &mut |_| true),
+        store.insert_for_user(dup, "PUSER1", active(Role::Owner), &mut |_| true, None),
         Err(StoreError::Duplicate { .. })
     ));
 
     // A scoped token's `owner` in the hot path is its maker's standing.
     let s = scoped_by(&acct, "PMAKER");
     let out = ok(
-        store.insert_for_user(s.clone(), "PMAKER", active(Role::Manager), &mut |_| true),
+        store.insert_for_user(
+            s.clone(),
+            "PMAKER",
+            active(Role::Manager),
+            &mut |_| true,
+            None,
+        ),
         "insert_for_user",
     );
     assert_eq!(out, UserInsert::Inserted(active(Role::Manager)));
@@ -915,7 +943,7 @@ pub fn remove_user_disables_what_acts_through_them(store: &dyn KeyStore) {
         (&elsewhere, "PUSER1"),
     ] {
         let out = ok(
-            store.insert_for_user(r.clone(), user, active(Role::Manager), &mut |_| true),
+            store.insert_for_user(r.clone(), user, active(Role::Manager), &mut |_| true, None),
             "insert_for_user",
         );
         assert!(matches!(out, UserInsert::Inserted(_)));
@@ -929,7 +957,7 @@ pub fn remove_user_disables_what_acts_through_them(store: &dyn KeyStore) {
         by: "system:offboarding".into(),
         at: Timestamp::from_unix_millis(1_700_000_100_000),
     };
-    let disabled = ok(store.remove_user(&acct, "PUSER1", &by), "remove_user");
+    let disabled = ok(store.remove_user(&acct, "PUSER1", &by, None), "remove_user");
     let mut ids: Vec<KeyId> = disabled.iter().map(|r| r.id).collect();
     ids.sort();
     let mut want = vec![mine.id, made.id];
@@ -962,9 +990,9 @@ pub fn remove_user_disables_what_acts_through_them(store: &dyn KeyStore) {
         Some(active(Role::Manager))
     );
     // Again: nothing left to disable.
-    assert!(ok(store.remove_user(&acct, "PUSER1", &by), "remove_user").is_empty());
+    assert!(ok(store.remove_user(&acct, "PUSER1", &by, None), "remove_user").is_empty());
     // A user never seen is stored as removed, so they cannot make keys later.
-    assert!(ok(store.remove_user(&acct, "PGHOST", &by), "remove_user").is_empty());
+    assert!(ok(store.remove_user(&acct, "PGHOST", &by, None), "remove_user").is_empty());
     assert_eq!(
         ok(store.user(&acct, "PGHOST"), "user"),
         Some(UserState {
@@ -975,7 +1003,13 @@ pub fn remove_user_disables_what_acts_through_them(store: &dyn KeyStore) {
     let mut late = sample_record(&acct, KeyKind::UserToken);
     late.owner = Some("PGHOST".into());
     let out = ok(
-        store.insert_for_user(late, "PGHOST", active(Role::Owner), &mut |s| !s.removed),
+        store.insert_for_user(
+            late,
+            "PGHOST",
+            active(Role::Owner),
+            &mut |s| !s.removed,
+            None,
+        ),
         "insert_for_user",
     );
     assert!(matches!(
@@ -1010,9 +1044,13 @@ pub fn remove_user_and_insert_for_user_never_interleave(store: &dyn KeyStore) {
                     };
                     r.created_by = user.as_str().into();
                     let out = ok(
-                        store.insert_for_user(r.clone(), &user, active(Role::Manager), &mut |s| {
-                            !s.removed
-                        }),
+                        store.insert_for_user(
+                            r.clone(),
+                            &user,
+                            active(Role::Manager),
+                            &mut |s| !s.removed,
+                            None,
+                        ),
                         "insert_for_user",
                     );
                     if matches!(out, UserInsert::Inserted(_)) {
@@ -1022,7 +1060,7 @@ pub fn remove_user_and_insert_for_user_never_interleave(store: &dyn KeyStore) {
                 mine
             });
             barrier.wait();
-            ok(store.remove_user(&acct, &user, &by), "remove_user");
+            ok(store.remove_user(&acct, &user, &by, None), "remove_user");
             maker.join().expect("maker thread")
         });
         for r in &inserted {

@@ -22,6 +22,10 @@ pub struct IssuedKey {
 }
 
 impl IssuedKey {
+    pub(super) fn new(secret: Secret, record: KeyRecord) -> IssuedKey {
+        IssuedKey { secret, record }
+    }
+
     /// The key. Hand it to its user once; it cannot be shown again.
     pub fn secret(&self) -> &Secret {
         &self.secret
@@ -181,7 +185,12 @@ impl Keyring {
 
     /// Whether a user with `standing` may make a key of `kind` carrying
     /// `scopes`: the role check and, for a scoped token, the delegation check.
-    fn may_create(&self, standing: &UserState, kind: KeyKind, scopes: &[Scope]) -> Result<()> {
+    pub(super) fn may_create(
+        &self,
+        standing: &UserState,
+        kind: KeyKind,
+        scopes: &[Scope],
+    ) -> Result<()> {
         if standing.removed {
             return Err(removed_actor());
         }
@@ -296,7 +305,10 @@ impl Keyring {
                 expires_at: spec.expires_at,
                 hint: Hint::of(secret.expose()),
                 digest: self.hasher.digest(secret.expose().as_bytes()),
+                rotation: None,
             };
+            draft.note(&record);
+            let event = draft.allowed(now);
             let inserted = if through_maker {
                 let mut refusal = None;
                 let mut admit = |s: &UserState| match self.may_create(s, kind, &scopes) {
@@ -315,6 +327,7 @@ impl Keyring {
                     &actor.user,
                     if_unknown,
                     &mut admit,
+                    Some(&event),
                 ) {
                     Ok(UserInsert::Inserted(_)) => Ok(()),
                     Ok(UserInsert::Refused(_)) => {
@@ -323,7 +336,7 @@ impl Keyring {
                     Err(e) => Err(e),
                 }
             } else {
-                self.store.insert(record.clone())
+                self.store.insert_audited(record.clone(), Some(&event))
             };
             match inserted {
                 Ok(()) => return Ok(IssuedKey { secret, record }),

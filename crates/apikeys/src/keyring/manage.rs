@@ -1,5 +1,11 @@
 //! Managing keys and the users they act for: get, list, disable, enable,
 //! delete; account settings, roles and offboarding.
+//!
+//! A call that changes a key decides inside the store's atomic step, on the
+//! row it changes (docs/design.md, "Invariants"): the store hands the current
+//! record (and, for a delete, its owner's current standing) to a closure
+//! that checks the permission and edits it, and the store writes the change
+//! with its audit record in one transaction.
 
 use std::sync::Arc;
 
@@ -10,57 +16,99 @@ use crate::key::KeyKind;
 use crate::policy::{Action, Subject, may_manage};
 use crate::record::{Disabled, KeyId, KeyRecord};
 use crate::role::{AccountSettings, Actor, Role, UserState};
-use crate::store::KeyFilter;
+use crate::store::{Edit, KeyFilter};
+
+/// Parse a key id given by a caller.
+pub(super) fn parse_key_id(key_id: &str) -> Result<KeyId> {
+    KeyId::parse(key_id).ok_or_else(|| {
+        Error::invalid(
+            "key_id",
+            "must be 'P' followed by 13 characters of Crockford base32".to_owned(),
+        )
+    })
+}
+
+/// Whose key `record` is, for the matrix, given its owner's standing.
+pub(super) fn subject(actor: &Actor, record: &KeyRecord, owner: Option<&UserState>) -> Subject {
+    match (&record.owner, record.kind) {
+        (Some(o), KeyKind::UserToken) if **o == *actor.user => Subject::OwnToken,
+        (Some(_), KeyKind::UserToken) => Subject::OthersToken(owner.map(|u| u.role)),
+        _ => Subject::Account,
+    }
+}
+
+/// May an actor of `role` do `action` on `record`? Checked on the row
+/// itself: a key of another account is "not found"; disable and enable are
+/// for general keys only; then the matrix.
+pub(super) fn may_act(
+    actor: &Actor,
+    role: Role,
+    action: Action,
+    key_id: &str,
+    record: &KeyRecord,
+    owner: Option<&UserState>,
+) -> Result<()> {
+    if *record.account != *actor.account {
+        // A key of another account behaves as if it did not exist.
+        return Err(not_found(key_id));
+    }
+    if matches!(action, Action::Disable | Action::Enable) && record.kind != KeyKind::General {
+        return Err(Error::invalid(
+            "key_id",
+            format!(
+                "only general access keys can be {}d; delete this {} instead",
+                action.as_str(),
+                record.kind
+            ),
+        ));
+    }
+    may_manage(role, action, record.kind, subject(actor, record, owner))
+        .map_err(|reason| Error::NotPermitted { reason })
+}
 
 impl Keyring {
-    /// Load a key of the actor's account and check the actor may do `action` on it.
-    fn load_for(
+    /// The actor's role for a call on a key: their ids checked, their stored
+    /// standing read (a removed user may do nothing).
+    pub(super) fn acting_role(&self, actor: &Actor, draft: &mut Draft) -> Result<Role> {
+        validate_actor(actor)?;
+        let role = self.standing_of(actor)?.role;
+        draft.actor_role = Some(role);
+        Ok(role)
+    }
+
+    /// Change a key the actor may `action`: `edit` runs inside the store's
+    /// atomic step, after the permission check on the same row.
+    fn change_key(
         &self,
         actor: &Actor,
         key_id: &str,
         action: Action,
         draft: &mut Draft,
+        edit: &mut dyn FnMut(&mut KeyRecord, &mut Draft) -> Result<()>,
     ) -> Result<KeyRecord> {
-        validate_actor(actor)?;
-        let id = KeyId::parse(key_id).ok_or_else(|| {
-            Error::invalid(
-                "key_id",
-                "must be 'P' followed by 13 characters of Crockford base32".to_owned(),
-            )
-        })?;
+        let role = self.acting_role(actor, draft)?;
+        let id = parse_key_id(key_id)?;
         draft.key_id = Some(id);
-        let record = match self.store.get(id)? {
-            Some(r) if *r.account == *actor.account => r,
-            // A key of another account behaves as if it did not exist.
-            _ => return Err(not_found(key_id)),
-        };
-        draft.note(&record);
-        if matches!(action, Action::Disable | Action::Enable) && record.kind != KeyKind::General {
-            return Err(Error::invalid(
-                "key_id",
-                format!(
-                    "only general access keys can be {}d; delete this {} instead",
-                    action.as_str(),
-                    record.kind
-                ),
-            ));
-        }
-        let role = self.standing_of(actor)?.role;
-        draft.actor_role = Some(role);
-        let subject = self.subject_of(actor, &record)?;
-        may_manage(role, action, record.kind, subject)
-            .map_err(|reason| Error::NotPermitted { reason })?;
-        Ok(record)
-    }
-
-    fn subject_of(&self, actor: &Actor, record: &KeyRecord) -> Result<Subject> {
-        Ok(match (&record.owner, record.kind) {
-            (Some(o), KeyKind::UserToken) if **o == *actor.user => Subject::OwnToken,
-            (Some(o), KeyKind::UserToken) => {
-                Subject::OthersToken(self.store.user(&actor.account, o)?.map(|u| u.role))
+        let now = self.clock.now();
+        let mut refusal: Option<Error> = None;
+        let out = self.store.update_audited(id, &mut |r| {
+            refusal = None;
+            draft.changes.clear();
+            if let Err(e) = may_act(actor, role, action, key_id, r, None) {
+                refusal = Some(e);
+                return Edit::Keep;
             }
-            _ => Subject::Account,
-        })
+            draft.note(r);
+            if let Err(e) = edit(r, draft) {
+                refusal = Some(e);
+                return Edit::Keep;
+            }
+            Edit::Write(Some(draft.allowed(now)))
+        })?;
+        if let Some(e) = refusal {
+            return Err(e);
+        }
+        out.ok_or_else(|| not_found(key_id))
     }
 
     /// Disable a general key (Owner or Admin). It stops working at once and can be
@@ -68,58 +116,101 @@ impl Keyring {
     /// disabled key changes nothing.
     pub fn disable(&self, actor: &Actor, key_id: &str) -> Result<KeyRecord> {
         self.audited(Draft::by(actor, AuditAction::Disable), |draft| {
-            let rec = self.load_for(actor, key_id, Action::Disable, draft)?;
             let now = self.clock.now();
             let by: Arc<str> = actor.user.as_str().into();
-            self.store
-                .update(rec.id, &mut |r| {
-                    if r.disabled.is_none() {
-                        r.disabled = Some(Box::new(Disabled {
-                            by: by.clone(),
-                            at: now,
-                        }));
-                    }
-                })?
-                .ok_or_else(|| not_found(key_id))
+            self.change_key(actor, key_id, Action::Disable, draft, &mut |r, d| {
+                if r.disabled.is_none() {
+                    r.disabled = Some(Box::new(Disabled {
+                        by: by.clone(),
+                        at: now,
+                    }));
+                    d.changed("disabled", Some("false".into()), Some("true".into()));
+                }
+                Ok(())
+            })
         })
     }
 
     /// Enable a disabled general key (Owner or Admin).
     pub fn enable(&self, actor: &Actor, key_id: &str) -> Result<KeyRecord> {
         self.audited(Draft::by(actor, AuditAction::Enable), |draft| {
-            let rec = self.load_for(actor, key_id, Action::Enable, draft)?;
-            self.store
-                .update(rec.id, &mut |r| r.disabled = None)?
-                .ok_or_else(|| not_found(key_id))
+            self.change_key(actor, key_id, Action::Enable, draft, &mut |r, d| {
+                if r.disabled.take().is_some() {
+                    d.changed("disabled", Some("true".into()), Some("false".into()));
+                }
+                Ok(())
+            })
         })
     }
 
     /// Delete a key for good. Returns the record it had.
+    ///
+    /// The permission is checked inside the store's atomic step, on the row
+    /// it deletes and on its owner's standing as it is at that moment: an
+    /// admin deleting another user's token while that user is promoted to
+    /// admin either deletes it before the promotion or is refused after it.
     pub fn delete(&self, actor: &Actor, key_id: &str) -> Result<KeyRecord> {
         self.audited(Draft::by(actor, AuditAction::Delete), |draft| {
-            let rec = self.load_for(actor, key_id, Action::Delete, draft)?;
-            self.store.delete(rec.id)?.ok_or_else(|| not_found(key_id))
+            let role = self.acting_role(actor, draft)?;
+            let id = parse_key_id(key_id)?;
+            draft.key_id = Some(id);
+            let now = self.clock.now();
+            let mut refusal: Option<Error> = None;
+            let out = self.store.delete_audited(id, &mut |r, owner| {
+                refusal = None;
+                if let Err(e) = may_act(actor, role, Action::Delete, key_id, r, owner) {
+                    refusal = Some(e);
+                    return Edit::Keep;
+                }
+                draft.note(r);
+                draft.changed("deleted", Some("false".into()), Some("true".into()));
+                Edit::Write(Some(draft.allowed(now)))
+            })?;
+            if let Some(e) = refusal {
+                return Err(e);
+            }
+            out.ok_or_else(|| not_found(key_id))
         })
     }
 
     /// One key's record, if the actor may see it.
     pub fn get(&self, actor: &Actor, key_id: &str) -> Result<KeyRecord> {
         self.audited(Draft::by(actor, AuditAction::Get), |draft| {
-            self.load_for(actor, key_id, Action::Get, draft)
+            let role = self.acting_role(actor, draft)?;
+            let id = parse_key_id(key_id)?;
+            draft.key_id = Some(id);
+            let record = self.store.get(id)?.ok_or_else(|| not_found(key_id))?;
+            let owner = self.owner_state(&record)?;
+            may_act(actor, role, Action::Get, key_id, &record, owner.as_ref())?;
+            draft.note(&record);
+            Ok(record)
         })
+    }
+
+    /// The stored state of a user token's owner.
+    fn owner_state(&self, record: &KeyRecord) -> Result<Option<UserState>> {
+        match (&record.owner, record.kind) {
+            (Some(o), KeyKind::UserToken) => Ok(self.store.user(&record.account, o)?),
+            _ => Ok(None),
+        }
     }
 
     /// Every key of the actor's account that the actor may see, oldest first.
     pub fn list(&self, actor: &Actor) -> Result<Vec<KeyRecord>> {
         self.audited(Draft::by(actor, AuditAction::List), |draft| {
-            validate_actor(actor)?;
-            let role = self.standing_of(actor)?.role;
-            draft.actor_role = Some(role);
+            let role = self.acting_role(actor, draft)?;
             let all = self.store.list(&actor.account, &KeyFilter::default())?;
             let mut out = Vec::with_capacity(all.len());
             for r in all {
-                let subject = self.subject_of(actor, &r)?;
-                if may_manage(role, Action::List, r.kind, subject).is_ok() {
+                let owner = self.owner_state(&r)?;
+                if may_manage(
+                    role,
+                    Action::List,
+                    r.kind,
+                    subject(actor, &r, owner.as_ref()),
+                )
+                .is_ok()
+                {
                     out.push(r);
                 }
             }
@@ -129,9 +220,27 @@ impl Keyring {
 
     /// Set what an account's plan includes. Takes effect on the next request.
     pub fn set_account(&self, account: &str, settings: AccountSettings) -> Result<()> {
-        self.audited(Draft::system(account, AuditAction::SetAccount), |_| {
+        self.audited(Draft::system(account, AuditAction::SetAccount), |draft| {
             validate_id("account", account)?;
-            Ok(self.store.set_account_settings(account, settings)?)
+            let before = self.store.account_settings(account)?;
+            if before.rest_api != settings.rest_api {
+                draft.changed(
+                    "rest_api",
+                    Some(before.rest_api.to_string()),
+                    Some(settings.rest_api.to_string()),
+                );
+            }
+            if before.advanced_permissions != settings.advanced_permissions {
+                draft.changed(
+                    "advanced_permissions",
+                    Some(before.advanced_permissions.to_string()),
+                    Some(settings.advanced_permissions.to_string()),
+                );
+            }
+            let event = draft.allowed(self.clock.now());
+            Ok(self
+                .store
+                .set_account_settings_audited(account, settings, Some(&event))?)
         })
     }
 
@@ -147,16 +256,27 @@ impl Keyring {
     pub fn set_user_role(&self, account: &str, user: &str, role: Role) -> Result<()> {
         let mut draft = Draft::system(account, AuditAction::SetUserRole);
         draft.subject_user = Some(audit_id(user));
-        self.audited(draft, |_| {
+        self.audited(draft, |draft| {
             validate_id("account", account)?;
             validate_id("user", user)?;
-            Ok(self.store.set_user(
+            let before = self.store.user(account, user)?;
+            draft.changed(
+                "role",
+                before.map(|s| s.role.as_str().to_owned()),
+                Some(role.as_str().to_owned()),
+            );
+            if before.is_some_and(|s| s.removed) {
+                draft.changed("removed", Some("true".into()), Some("false".into()));
+            }
+            let event = draft.allowed(self.clock.now());
+            Ok(self.store.set_user_audited(
                 account,
                 user,
                 UserState {
                     role,
                     removed: false,
                 },
+                Some(&event),
             )?)
         })
     }
@@ -170,14 +290,20 @@ impl Keyring {
     pub fn remove_user(&self, account: &str, user: &str) -> Result<usize> {
         let mut draft = Draft::system(account, AuditAction::RemoveUser);
         draft.subject_user = Some(audit_id(user));
-        self.audited(draft, |_| {
+        self.audited(draft, |draft| {
             validate_id("account", account)?;
             validate_id("user", user)?;
+            let now = self.clock.now();
             let disabled = Disabled {
                 by: OFFBOARDING.into(),
-                at: self.clock.now(),
+                at: now,
             };
-            Ok(self.store.remove_user(account, user, &disabled)?.len())
+            draft.changed("removed", Some("false".into()), Some("true".into()));
+            let event = draft.allowed(now);
+            Ok(self
+                .store
+                .remove_user(account, user, &disabled, Some(&event))?
+                .len())
         })
     }
 

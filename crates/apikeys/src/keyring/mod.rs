@@ -10,7 +10,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink, MemoryAuditLog};
+use crate::audit::{
+    AuditAction, AuditEvent, AuditOutcome, AuditPage, AuditQuery, AuditSink, CallContext,
+    FieldChange, MemoryAuditLog,
+};
 use crate::clock::{Clock, SystemClock};
 use crate::digest::KeyHasher;
 use crate::error::{Error, Result};
@@ -23,6 +26,7 @@ use crate::store::{KeyStore, MemoryStore};
 
 mod issue;
 mod manage;
+mod rotate;
 mod verify;
 
 pub use issue::{IssuedKey, NewKey};
@@ -38,6 +42,11 @@ pub const MAX_SCOPES: usize = 64;
 pub const LAST_USED_GRANULARITY: Duration = Duration::from_secs(60);
 /// Who [`Keyring::remove_user`] records as having disabled the user's tokens.
 pub const OFFBOARDING: &str = "system:offboarding";
+/// How long a rotated key must go unused, after its replacement's first use,
+/// for the overlap to end early: the default of [`KeyringBuilder::rotation_quiet`].
+pub const DEFAULT_ROTATION_QUIET: Duration = Duration::from_secs(15 * 60);
+/// The longest grace a rotation may give the old key.
+pub const MAX_ROTATION_GRACE: Duration = Duration::from_secs(365 * 86_400);
 
 /// Issues, manages and checks API keys. Cheap to share between threads (`&self` everywhere).
 ///
@@ -52,6 +61,7 @@ pub struct Keyring {
     grants: Arc<GrantsTable>,
     limits: Option<Enforcer>,
     rejections: Rejections,
+    rotation_quiet: Duration,
 }
 
 impl fmt::Debug for Keyring {
@@ -78,6 +88,7 @@ pub struct KeyringBuilder {
     grants: Option<GrantsTable>,
     limits: Option<RateLimits>,
     limiter: Option<Arc<dyn RateLimiter>>,
+    rotation_quiet: Option<Duration>,
 }
 
 impl fmt::Debug for KeyringBuilder {
@@ -131,6 +142,13 @@ impl KeyringBuilder {
         self.limiter = Some(limiter);
         self
     }
+    /// How long a rotated key must go unused, after its replacement was
+    /// first used, for the overlap to end before its grace (default:
+    /// [`DEFAULT_ROTATION_QUIET`], 15 minutes).
+    pub fn rotation_quiet(mut self, quiet: Duration) -> Self {
+        self.rotation_quiet = Some(quiet);
+        self
+    }
     /// The keyring. Fails only for a pepper shorter than 16 bytes.
     pub fn build(self) -> Result<Keyring> {
         let hasher = match &self.pepper {
@@ -147,6 +165,7 @@ impl KeyringBuilder {
             grants: Arc::new(self.grants.unwrap_or_default()),
             limits: self.limits.map(|l| Enforcer::new(l, self.limiter)),
             rejections: Rejections::default(),
+            rotation_quiet: self.rotation_quiet.unwrap_or(DEFAULT_ROTATION_QUIET),
         })
     }
 }
@@ -160,6 +179,10 @@ struct Draft {
     key_kind: Option<KeyKind>,
     key_id: Option<KeyId>,
     subject_user: Option<String>,
+    changes: Vec<FieldChange>,
+    context: CallContext,
+    /// When an allowed change was written (its record's time).
+    at: Option<crate::record::Timestamp>,
 }
 
 /// An id as the audit trail may show it: never something that could be a key.
@@ -185,6 +208,9 @@ impl Draft {
             key_kind: None,
             key_id: None,
             subject_user: None,
+            changes: Vec::new(),
+            context: actor.context.clone(),
+            at: None,
         }
     }
     fn system(account: &str, action: AuditAction) -> Draft {
@@ -196,8 +222,41 @@ impl Draft {
             key_kind: None,
             key_id: None,
             subject_user: None,
+            changes: Vec::new(),
+            context: CallContext::default(),
+            at: None,
         }
     }
+    /// The event as it stands, at `at`, with this outcome.
+    fn event(&self, at: crate::record::Timestamp, outcome: AuditOutcome) -> AuditEvent {
+        AuditEvent {
+            id: 0,
+            at,
+            account: self.account.clone(),
+            actor: self.actor.clone(),
+            actor_role: self.actor_role,
+            action: self.action,
+            key_kind: self.key_kind,
+            key_id: self.key_id,
+            subject_user: self.subject_user.clone(),
+            changes: self.changes.clone(),
+            context: self.context.clone(),
+            outcome,
+        }
+    }
+
+    /// The record a store writes with an allowed change.
+    fn allowed(&mut self, at: crate::record::Timestamp) -> AuditEvent {
+        self.at = Some(at);
+        self.event(at, AuditOutcome::Allowed)
+    }
+
+    /// Note one changed field.
+    fn changed(&mut self, field: &str, before: Option<String>, value: Option<String>) {
+        self.changes.retain(|c| c.field != field);
+        self.changes.push(FieldChange::new(field, before, value));
+    }
+
     fn note(&mut self, r: &KeyRecord) {
         self.key_id = Some(r.id);
         self.key_kind = Some(r.kind);
@@ -270,6 +329,7 @@ impl Keyring {
             grants: Arc::new(GrantsTable::pagerduty()),
             limits: None,
             rejections: Rejections::default(),
+            rotation_quiet: DEFAULT_ROTATION_QUIET,
         }
     }
 
@@ -324,6 +384,40 @@ impl Keyring {
         self.audit.events()
     }
 
+    /// A page of the audit trail, newest first: the store's own durable
+    /// trail when it keeps one ([`KeyStore::keeps_audit`]: SQLite,
+    /// PostgreSQL), else the audit sink's. `InvalidInput` for a query out of
+    /// bounds ([`AuditQuery::resolve`]). An application call: whoever may
+    /// read an account's audit records is the application's to decide (the
+    /// management API asks for the `audit_records.read` grant).
+    pub fn audit_records(&self, query: &AuditQuery) -> Result<AuditPage> {
+        let window = query.resolve(self.clock.now())?;
+        if self.store.keeps_audit() {
+            Ok(self.store.audit_records(&window)?)
+        } else {
+            Ok(self.audit.query(&window))
+        }
+    }
+
+    /// Forget the audit records older than `older_than` (retention); say how many.
+    pub fn prune_audit(&self, older_than: Duration) -> Result<usize> {
+        let now = self.clock.now();
+        let before = crate::record::Timestamp::from_unix_millis(
+            now.unix_millis()
+                .saturating_sub(older_than.as_millis().min(u128::from(u64::MAX)) as u64),
+        );
+        let mut n = self.audit.prune(before);
+        if self.store.keeps_audit() {
+            n = self.store.prune_audit(before)?;
+        }
+        Ok(n)
+    }
+
+    /// Run one management call and leave its audit record. `f` hands an
+    /// allowed change's record ([`Draft::allowed`]) to the store, which writes
+    /// it in the change's own transaction; a refusal is recorded here (in the
+    /// store's trail too, when it keeps one). Every call, allowed or not,
+    /// also goes to the audit sink.
     fn audited<T>(&self, mut draft: Draft, f: impl FnOnce(&mut Draft) -> Result<T>) -> Result<T> {
         let result = f(&mut draft);
         let outcome = match &result {
@@ -333,17 +427,20 @@ impl Keyring {
                 reason: e.to_string(),
             },
         };
-        self.audit.record(AuditEvent {
-            at: self.clock.now(),
-            account: draft.account,
-            actor: draft.actor,
-            actor_role: draft.actor_role,
-            action: draft.action,
-            key_kind: draft.key_kind,
-            key_id: draft.key_id,
-            subject_user: draft.subject_user,
-            outcome,
-        });
+        let refused = result.is_err();
+        if refused {
+            draft.changes.clear();
+        }
+        let at = match (refused, draft.at) {
+            (false, Some(at)) => at,
+            _ => self.clock.now(),
+        };
+        let event = draft.event(at, outcome);
+        if refused && self.store.keeps_audit() {
+            // Best effort: the call's answer is the refusal, whatever the trail says.
+            let _ = self.store.append_audit(&event);
+        }
+        self.audit.record(event);
         result
     }
 

@@ -182,6 +182,12 @@ impl Keyring {
         if record.is_expired(now) {
             return Err(Error::Unauthorized(AuthFailure::Expired));
         }
+        // Keys never rotated pay one test of a null pointer here.
+        if let Some(rotation) = &record.rotation {
+            if !rotation.works_at(now, found.last_used_at) {
+                return Err(Error::Unauthorized(AuthFailure::Rotated));
+            }
+        }
         // User and scoped tokens act through a user's standing (the owner's,
         // the maker's): gone or unknown, the key does not work.
         let standing = if matches!(kind, KeyKind::UserToken | KeyKind::Scoped) {
@@ -221,6 +227,13 @@ impl Keyring {
         {
             // Best effort: failing to note the use must not refuse a valid request.
             let _ = self.store.record_use(v.record.id, v.now);
+            // A rotation's new key, first seen in use: the old key's quiet
+            // period may start (docs/design.md, "Rotation").
+            if v.last_used_at.is_none() {
+                if let Some(old) = v.record.rotated_from() {
+                    let _ = self.store.successor_used(old, v.now);
+                }
+            }
         }
         Principal {
             record: v.record,

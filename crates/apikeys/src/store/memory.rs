@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use hashbrown::{HashMap, HashTable};
 
 use super::{
-    CachedLookup, KeyFilter, KeyLookup, KeyStore, UserInsert, check_immutable, removed_state,
+    CachedLookup, Edit, KeyFilter, KeyLookup, KeyStore, UserInsert, check_immutable, removed_state,
     standing_user,
 };
+use crate::audit::AuditEvent;
 use crate::digest::Digest;
 use crate::error::StoreError;
 use crate::record::{Disabled, KeyId, KeyRecord, Timestamp};
@@ -354,9 +355,76 @@ impl MemoryStore {
 }
 
 impl KeyStore for MemoryStore {
-    fn insert(&self, record: KeyRecord) -> Result<(), StoreError> {
+    /// The audit record is the keyring's sink's to keep: this store keeps no trail.
+    fn insert_audited(
+        &self,
+        record: KeyRecord,
+        _audit: Option<&AuditEvent>,
+    ) -> Result<(), StoreError> {
         let account = self.account_cell(&record.account);
         self.insert_into(account, record)
+    }
+
+    fn rotate(
+        &self,
+        old: KeyId,
+        new: KeyRecord,
+        if_unknown: UserState,
+        decide: &mut dyn FnMut(&mut KeyRecord, Option<&UserState>) -> Edit,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let Some(current) = self.get(old)? else {
+            return Ok(None);
+        };
+        let account = self.account_cell(&current.account);
+        // Rotations, removals and standing-dependent inserts of the account
+        // take turns: the standing `decide` sees holds until the new key is in.
+        let _standing = account
+            .standing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let standing_cell = standing_user(&new).map(|u| account.user_cell(u));
+        let known = standing_cell.as_ref().and_then(|c| c.state());
+        let standing = standing_cell.as_ref().map(|_| known.unwrap_or(if_unknown));
+        let Some(shard) = self.shard_with_id(old) else {
+            return Ok(None);
+        };
+        let (before, after) = {
+            let mut g = write(shard);
+            let Some(i) = g.find_id(old) else {
+                return Ok(None);
+            };
+            let Some(s) = g.slots[i as usize].as_mut() else {
+                return Ok(None);
+            };
+            let before = s.snapshot();
+            let mut after = before.clone();
+            if decide(&mut after, standing.as_ref()) == Edit::Keep {
+                return Ok(Some(before));
+            }
+            check_immutable(&before, &after)?;
+            // The old key says where it goes before the new key exists; it
+            // keeps working meanwhile, so nothing is refused in between.
+            let mut stored = after.clone();
+            stored.account = s.record.account.clone();
+            stored.owner = s.record.owner.clone();
+            stored.last_used_at = None;
+            s.record = Arc::new(stored);
+            (before, after)
+        };
+        if let Err(e) = self.insert_into(account.clone(), new) {
+            // Put the old key's rotation back as it was (the rest of the
+            // record may have changed meanwhile and stays).
+            let back = before.rotation.clone();
+            self.update_audited(old, &mut |r| {
+                r.rotation = back.clone();
+                Edit::Write(None)
+            })?;
+            return Err(e);
+        }
+        if let (Some(cell), None, Some(state)) = (&standing_cell, known, standing) {
+            cell.set(state);
+        }
+        Ok(Some(after))
     }
 
     fn insert_for_user(
@@ -365,6 +433,7 @@ impl KeyStore for MemoryStore {
         user: &str,
         if_unknown: UserState,
         admit: &mut dyn FnMut(&UserState) -> bool,
+        _audit: Option<&AuditEvent>,
     ) -> Result<UserInsert, StoreError> {
         let account = self.account_cell(&record.account);
         let _standing = account
@@ -389,6 +458,7 @@ impl KeyStore for MemoryStore {
         account: &str,
         user: &str,
         disabled: &Disabled,
+        _audit: Option<&AuditEvent>,
     ) -> Result<Vec<KeyRecord>, StoreError> {
         let cell = self.account_cell(account);
         let _standing = cell.standing.lock().unwrap_or_else(PoisonError::into_inner);
@@ -455,10 +525,10 @@ impl KeyStore for MemoryStore {
         Ok(out)
     }
 
-    fn update(
+    fn update_audited(
         &self,
         id: KeyId,
-        change: &mut dyn FnMut(&mut KeyRecord),
+        change: &mut dyn FnMut(&mut KeyRecord) -> Edit,
     ) -> Result<Option<KeyRecord>, StoreError> {
         let Some(shard) = self.shard_with_id(id) else {
             return Ok(None);
@@ -473,7 +543,9 @@ impl KeyStore for MemoryStore {
         };
         let before = s.snapshot();
         let mut after = before.clone();
-        change(&mut after);
+        if change(&mut after) == Edit::Keep {
+            return Ok(Some(before));
+        }
         check_immutable(&before, &after)?;
         if let Some(t) = after.last_used_at {
             s.last_used.fetch_max(t.unix_millis(), Ordering::Relaxed);
@@ -486,7 +558,24 @@ impl KeyStore for MemoryStore {
         Ok(Some(after))
     }
 
-    fn delete(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
+    fn delete_audited(
+        &self,
+        id: KeyId,
+        check: &mut dyn FnMut(&KeyRecord, Option<&UserState>) -> Edit,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let Some(found) = self.get(id)? else {
+            return Ok(None);
+        };
+        // The owner's standing holds still until the delete is done.
+        let account = self.account_cell(&found.account);
+        let _standing = account
+            .standing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let owner = match (&found.owner, found.kind) {
+            (Some(o), crate::key::KeyKind::UserToken) => account.user_cell(o).state(),
+            _ => None,
+        };
         let Some(shard) = self.shard_with_id(id) else {
             return Ok(None);
         };
@@ -494,6 +583,10 @@ impl KeyStore for MemoryStore {
         let Some(i) = g.find_id(id) else {
             return Ok(None);
         };
+        let current = slot(&g.slots, i).snapshot();
+        if check(&current, owner.as_ref()) == Edit::Keep {
+            return Ok(Some(current));
+        }
         Ok(g.remove(i).map(|s| s.snapshot()))
     }
 
@@ -517,10 +610,11 @@ impl KeyStore for MemoryStore {
             .unwrap_or_default())
     }
 
-    fn set_account_settings(
+    fn set_account_settings_audited(
         &self,
         account: &str,
         settings: AccountSettings,
+        _audit: Option<&AuditEvent>,
     ) -> Result<(), StoreError> {
         let bits = if settings.rest_api { REST_API } else { 0 }
             | if settings.advanced_permissions {
@@ -541,7 +635,13 @@ impl KeyStore for MemoryStore {
             .and_then(|u| u.state()))
     }
 
-    fn set_user(&self, account: &str, user: &str, state: UserState) -> Result<(), StoreError> {
+    fn set_user_audited(
+        &self,
+        account: &str,
+        user: &str,
+        state: UserState,
+        _audit: Option<&AuditEvent>,
+    ) -> Result<(), StoreError> {
         let cell = self.account_cell(account);
         let _standing = cell.standing.lock().unwrap_or_else(PoisonError::into_inner);
         cell.user_cell(user).set(state);

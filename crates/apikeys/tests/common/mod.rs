@@ -4,11 +4,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use apikeys::Disabled;
+use apikeys::store::Edit;
 use apikeys::{
     AccessLevel, AccountSettings, ApiVersion, Digest, KeyFilter, KeyHasher, KeyId, KeyKind,
     KeyLookup, KeyRecord, KeyStore, MemoryStore, StoreError, Timestamp, UserInsert, UserState,
 };
+use apikeys::{AuditEvent, Disabled};
 
 /// A record as a store would receive it, for a fresh key of `kind`.
 pub fn record(account: &str, kind: KeyKind) -> KeyRecord {
@@ -30,6 +31,7 @@ pub fn record(account: &str, kind: KeyKind) -> KeyRecord {
         expires_at: None,
         hint: apikeys::Hint::of(secret.expose()),
         digest: KeyHasher::sha256().digest(secret.expose().as_bytes()),
+        rotation: None,
     }
 }
 
@@ -51,9 +53,9 @@ impl CountingStore {
 }
 
 impl KeyStore for CountingStore {
-    fn insert(&self, r: KeyRecord) -> Result<(), StoreError> {
+    fn insert_audited(&self, r: KeyRecord, e: Option<&AuditEvent>) -> Result<(), StoreError> {
         self.tick();
-        self.inner.insert(r)
+        self.inner.insert_audited(r, e)
     }
     fn find_by_digest(&self, d: &Digest) -> Result<Option<KeyLookup>, StoreError> {
         self.tick();
@@ -68,17 +70,31 @@ impl KeyStore for CountingStore {
         self.tick();
         self.inner.list(a, f)
     }
-    fn update(
+    fn update_audited(
         &self,
         id: KeyId,
-        c: &mut dyn FnMut(&mut KeyRecord),
+        c: &mut dyn FnMut(&mut KeyRecord) -> Edit,
     ) -> Result<Option<KeyRecord>, StoreError> {
         self.tick();
-        self.inner.update(id, c)
+        self.inner.update_audited(id, c)
     }
-    fn delete(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
+    fn delete_audited(
+        &self,
+        id: KeyId,
+        c: &mut dyn FnMut(&KeyRecord, Option<&UserState>) -> Edit,
+    ) -> Result<Option<KeyRecord>, StoreError> {
         self.tick();
-        self.inner.delete(id)
+        self.inner.delete_audited(id, c)
+    }
+    fn rotate(
+        &self,
+        old: KeyId,
+        new: KeyRecord,
+        if_unknown: UserState,
+        decide: &mut dyn FnMut(&mut KeyRecord, Option<&UserState>) -> Edit,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        self.tick();
+        self.inner.rotate(old, new, if_unknown, decide)
     }
     fn record_use(&self, id: KeyId, at: Timestamp) -> Result<(), StoreError> {
         self.tick();
@@ -88,17 +104,28 @@ impl KeyStore for CountingStore {
         self.tick();
         self.inner.account_settings(a)
     }
-    fn set_account_settings(&self, a: &str, s: AccountSettings) -> Result<(), StoreError> {
+    fn set_account_settings_audited(
+        &self,
+        a: &str,
+        s: AccountSettings,
+        e: Option<&AuditEvent>,
+    ) -> Result<(), StoreError> {
         self.tick();
-        self.inner.set_account_settings(a, s)
+        self.inner.set_account_settings_audited(a, s, e)
     }
     fn user(&self, a: &str, u: &str) -> Result<Option<UserState>, StoreError> {
         self.tick();
         self.inner.user(a, u)
     }
-    fn set_user(&self, a: &str, u: &str, s: UserState) -> Result<(), StoreError> {
+    fn set_user_audited(
+        &self,
+        a: &str,
+        u: &str,
+        s: UserState,
+        e: Option<&AuditEvent>,
+    ) -> Result<(), StoreError> {
         self.tick();
-        self.inner.set_user(a, u, s)
+        self.inner.set_user_audited(a, u, s, e)
     }
     fn insert_for_user(
         &self,
@@ -106,13 +133,20 @@ impl KeyStore for CountingStore {
         u: &str,
         if_unknown: UserState,
         admit: &mut dyn FnMut(&UserState) -> bool,
+        e: Option<&AuditEvent>,
     ) -> Result<UserInsert, StoreError> {
         self.tick();
-        self.inner.insert_for_user(r, u, if_unknown, admit)
+        self.inner.insert_for_user(r, u, if_unknown, admit, e)
     }
-    fn remove_user(&self, a: &str, u: &str, d: &Disabled) -> Result<Vec<KeyRecord>, StoreError> {
+    fn remove_user(
+        &self,
+        a: &str,
+        u: &str,
+        d: &Disabled,
+        e: Option<&AuditEvent>,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
         self.tick();
-        self.inner.remove_user(a, u, d)
+        self.inner.remove_user(a, u, d, e)
     }
 }
 
@@ -120,7 +154,7 @@ impl KeyStore for CountingStore {
 pub struct BrokenStore;
 
 impl KeyStore for BrokenStore {
-    fn insert(&self, _: KeyRecord) -> Result<(), StoreError> {
+    fn insert_audited(&self, _: KeyRecord, _: Option<&AuditEvent>) -> Result<(), StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
     fn find_by_digest(&self, _: &Digest) -> Result<Option<KeyLookup>, StoreError> {
@@ -132,14 +166,27 @@ impl KeyStore for BrokenStore {
     fn list(&self, _: &str, _: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
-    fn update(
+    fn update_audited(
         &self,
         _: KeyId,
-        _: &mut dyn FnMut(&mut KeyRecord),
+        _: &mut dyn FnMut(&mut KeyRecord) -> Edit,
     ) -> Result<Option<KeyRecord>, StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
-    fn delete(&self, _: KeyId) -> Result<Option<KeyRecord>, StoreError> {
+    fn delete_audited(
+        &self,
+        _: KeyId,
+        _: &mut dyn FnMut(&KeyRecord, Option<&UserState>) -> Edit,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+    fn rotate(
+        &self,
+        _: KeyId,
+        _: KeyRecord,
+        _: UserState,
+        _: &mut dyn FnMut(&mut KeyRecord, Option<&UserState>) -> Edit,
+    ) -> Result<Option<KeyRecord>, StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
     fn record_use(&self, _: KeyId, _: Timestamp) -> Result<(), StoreError> {
@@ -148,13 +195,24 @@ impl KeyStore for BrokenStore {
     fn account_settings(&self, _: &str) -> Result<AccountSettings, StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
-    fn set_account_settings(&self, _: &str, _: AccountSettings) -> Result<(), StoreError> {
+    fn set_account_settings_audited(
+        &self,
+        _: &str,
+        _: AccountSettings,
+        _: Option<&AuditEvent>,
+    ) -> Result<(), StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
     fn user(&self, _: &str, _: &str) -> Result<Option<UserState>, StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
-    fn set_user(&self, _: &str, _: &str, _: UserState) -> Result<(), StoreError> {
+    fn set_user_audited(
+        &self,
+        _: &str,
+        _: &str,
+        _: UserState,
+        _: Option<&AuditEvent>,
+    ) -> Result<(), StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
     fn insert_for_user(
@@ -163,10 +221,17 @@ impl KeyStore for BrokenStore {
         _: &str,
         _: UserState,
         _: &mut dyn FnMut(&UserState) -> bool,
+        _: Option<&AuditEvent>,
     ) -> Result<UserInsert, StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
-    fn remove_user(&self, _: &str, _: &str, _: &Disabled) -> Result<Vec<KeyRecord>, StoreError> {
+    fn remove_user(
+        &self,
+        _: &str,
+        _: &str,
+        _: &Disabled,
+        _: Option<&AuditEvent>,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
 }
