@@ -366,7 +366,7 @@ pub struct AuditQuery {
     pub actions: Vec<AuditAction>,
     /// From this moment on, inclusive (default: 24 hours before `until`).
     pub since: Option<Timestamp>,
-    /// Before this moment, exclusive (default: now). At most 31 days after `since`.
+    /// Before this moment, exclusive (default: just after now). At most 31 days after `since`.
     pub until: Option<Timestamp>,
     /// Records per page, 1 to [`MAX_AUDIT_PAGE`] (0: 100).
     pub limit: usize,
@@ -416,7 +416,10 @@ impl AuditQuery {
                 format!("must be 1 to {} bytes", crate::keyring::MAX_ID_BYTES),
             ));
         }
-        let until = self.until.unwrap_or(now);
+        // Until now, this millisecond included.
+        let until = self
+            .until
+            .unwrap_or_else(|| now.saturating_add(std::time::Duration::from_millis(1)));
         let since = match self.since {
             Some(s) => s,
             None => Timestamp::from_unix_millis(
