@@ -24,12 +24,14 @@ use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::audit::{AuditAction, AuditEvent, AuditOutcome, AuditQuery};
 use crate::digest::KeyHasher;
 use crate::error::StoreError;
 use crate::key::{Hint, KeyKind};
+use crate::record::Rotation;
 use crate::record::{AccessLevel, Disabled, KeyId, KeyRecord, Scope, Timestamp};
 use crate::role::{AccountSettings, Role, UserState};
-use crate::store::{KeyFilter, KeyStore, UserInsert, record_for_tests};
+use crate::store::{Edit, KeyFilter, KeyStore, UserInsert, record_for_tests};
 
 pub mod durable;
 pub mod invariants;
@@ -81,6 +83,20 @@ pub const CHECKS: &[Check] = &[
         "remove_user_and_insert_for_user_never_interleave",
         remove_user_and_insert_for_user_never_interleave,
     ),
+    (
+        "an_edit_that_keeps_writes_nothing",
+        an_edit_that_keeps_writes_nothing,
+    ),
+    (
+        "writes_carry_their_audit_record",
+        writes_carry_their_audit_record,
+    ),
+    ("rotate_is_one_atomic_step", rotate_is_one_atomic_step),
+    (
+        "delete_decides_on_the_owner_standing_it_holds",
+        delete_decides_on_the_owner_standing_it_holds,
+    ),
+    ("successor_used_is_set_once", successor_used_is_set_once),
 ];
 
 /// Run every check in [`CHECKS`], each on a fresh store from `make_store`.
@@ -1072,4 +1088,412 @@ pub fn remove_user_and_insert_for_user_never_interleave(store: &dyn KeyStore) {
             );
         }
     }
+}
+
+/// An audit record of `action` on `key` in `account`, as a keyring makes one.
+pub fn sample_event(account: &str, action: AuditAction, key: Option<KeyId>) -> AuditEvent {
+    AuditEvent {
+        id: 0,
+        at: Timestamp::now(),
+        account: account.to_owned(),
+        actor: "PADMIN1".to_owned(),
+        actor_role: Some(Role::Admin),
+        action,
+        key_kind: None,
+        key_id: key,
+        subject_user: None,
+        changes: vec![crate::audit::FieldChange::new(
+            "disabled",
+            Some("false".into()),
+            Some("true".into()),
+        )],
+        context: crate::audit::CallContext::default(),
+        outcome: AuditOutcome::Allowed,
+    }
+}
+
+/// The audit records a store keeps for `account`, newest first (empty for
+/// stores that keep none).
+fn trail(store: &dyn KeyStore, account: &str) -> Vec<AuditEvent> {
+    let mut q = AuditQuery::account(account);
+    q.limit = 1000;
+    let w = q.resolve(Timestamp::now()).expect("a valid query");
+    ok(store.audit_records(&w), "audit_records").records
+}
+
+/// An edit that answers [`Edit::Keep`] writes nothing: not the record, not
+/// its audit record; a delete that keeps deletes nothing.
+pub fn an_edit_that_keeps_writes_nothing(store: &dyn KeyStore) {
+    let acct = unique_account("keep");
+    let r = sample_record(&acct, KeyKind::General);
+    ok(store.insert(r.clone()), "insert");
+    let _ = store.find_by_digest(&r.digest);
+    let ev = sample_event(&acct, AuditAction::Disable, Some(r.id));
+    let got = ok(
+        store.update_audited(r.id, &mut |x| {
+            x.description = "changed".into();
+            let _ = &ev;
+            Edit::Keep
+        }),
+        "update_audited",
+    )
+    .expect("the record exists");
+    assert_eq!(&*got.description, "conformance key");
+    let now = ok(store.get(r.id), "get").expect("still there");
+    assert_eq!(&*now.description, "conformance key", "a kept edit wrote");
+    let kept = ok(store.delete_audited(r.id, &mut |_, _| Edit::Keep), "delete");
+    assert!(kept.is_some());
+    assert!(
+        ok(store.get(r.id), "get").is_some(),
+        "a kept delete deleted"
+    );
+    assert!(
+        ok(store.find_by_digest(&r.digest), "find").is_some(),
+        "a kept delete removed the key from lookups"
+    );
+    assert!(trail(store, &acct).is_empty(), "a kept edit left a record");
+}
+
+/// For a store that keeps an audit trail, every write hands its record to
+/// the trail in the same step, newest first with increasing ids; a write
+/// that fails leaves none.
+pub fn writes_carry_their_audit_record(store: &dyn KeyStore) {
+    if !store.keeps_audit() {
+        return;
+    }
+    let acct = unique_account("trail");
+    let r = sample_record(&acct, KeyKind::General);
+    let ev = |a| sample_event(&acct, a, Some(r.id));
+    ok(
+        store.insert_audited(r.clone(), Some(&ev(AuditAction::Create))),
+        "insert",
+    );
+    // A duplicate insert fails and leaves no record.
+    assert!(
+        store
+            .insert_audited(r.clone(), Some(&ev(AuditAction::Create)))
+            .is_err()
+    );
+    ok(
+        store.update_audited(r.id, &mut |x| {
+            x.description = "renamed".into();
+            Edit::Write(Some(ev(AuditAction::Disable)))
+        }),
+        "update",
+    );
+    ok(
+        store.set_user_audited(
+            &acct,
+            "PUSER1",
+            active(Role::Manager),
+            Some(&sample_event(&acct, AuditAction::SetUserRole, None)),
+        ),
+        "set_user",
+    );
+    ok(
+        store.set_account_settings_audited(
+            &acct,
+            AccountSettings::default(),
+            Some(&sample_event(&acct, AuditAction::SetAccount, None)),
+        ),
+        "set_account_settings",
+    );
+    let t = sample_record(&acct, KeyKind::UserToken);
+    ok(
+        store.insert_for_user(
+            t.clone(),
+            "PUSER1",
+            active(Role::Manager),
+            &mut |_| true,
+            Some(&sample_event(&acct, AuditAction::Create, Some(t.id))),
+        ),
+        "insert_for_user",
+    );
+    // Refused: nothing written, no record.
+    let t2 = sample_record(&acct, KeyKind::UserToken);
+    ok(
+        store.insert_for_user(
+            t2,
+            "PUSER1",
+            active(Role::Manager),
+            &mut |_| false,
+            Some(&sample_event(&acct, AuditAction::Create, None)),
+        ),
+        "insert_for_user",
+    );
+    let by = Disabled {
+        by: "system:offboarding".into(),
+        at: Timestamp::now(),
+    };
+    ok(
+        store.remove_user(
+            &acct,
+            "PUSER1",
+            &by,
+            Some(&sample_event(&acct, AuditAction::RemoveUser, None)),
+        ),
+        "remove_user",
+    );
+    ok(
+        store.delete_audited(r.id, &mut |_, _| Edit::Write(Some(ev(AuditAction::Delete)))),
+        "delete",
+    );
+    ok(
+        store.append_audit(&sample_event(&acct, AuditAction::Get, None)),
+        "append",
+    );
+    let recs = trail(store, &acct);
+    let actions: Vec<AuditAction> = recs.iter().rev().map(|e| e.action).collect();
+    assert_eq!(
+        actions,
+        vec![
+            AuditAction::Create,
+            AuditAction::Disable,
+            AuditAction::SetUserRole,
+            AuditAction::SetAccount,
+            AuditAction::Create,
+            AuditAction::RemoveUser,
+            AuditAction::Delete,
+            AuditAction::Get,
+        ]
+    );
+    assert!(recs.windows(2).all(|w| w[0].id > w[1].id && w[1].id > 0));
+    let first = recs.last().expect("a record");
+    assert_eq!(first.key_id, Some(r.id));
+    assert_eq!(first.changes.len(), 1);
+    assert_eq!(first.changes[0].before_value.as_deref(), Some("false"));
+    // Paging by cursor, one at a time, sees each once.
+    let mut q = AuditQuery::account(&acct);
+    q.limit = 3;
+    let mut seen = Vec::new();
+    loop {
+        let w = q.resolve(Timestamp::now()).expect("query");
+        let page = ok(store.audit_records(&w), "page");
+        seen.extend(page.records.iter().map(|e| e.id));
+        match page.next_cursor {
+            Some(c) => q.cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(seen, recs.iter().map(|e| e.id).collect::<Vec<_>>());
+    // Retention.
+    let later = Timestamp::now().saturating_add(std::time::Duration::from_secs(1));
+    assert!(ok(store.prune_audit(later), "prune") >= recs.len());
+    assert!(trail(store, &acct).is_empty());
+}
+
+/// `rotate` edits the old record and inserts the new one together, or does
+/// neither: on [`Edit::Keep`], and when the new key clashes with a stored one.
+pub fn rotate_is_one_atomic_step(store: &dyn KeyStore) {
+    let acct = unique_account("rotate");
+    let old = sample_record(&acct, KeyKind::General);
+    ok(store.insert(old.clone()), "insert");
+    let _ = store.find_by_digest(&old.digest);
+    let mark = |x: &mut KeyRecord, to: KeyId| {
+        x.rotation = Some(Box::new(Rotation {
+            rotated_to: Some(to),
+            overlap_until: Some(Timestamp::now()),
+            quiet_ms: 1,
+            ..Rotation::default()
+        }));
+    };
+    // Keep: nothing.
+    let new = sample_record(&acct, KeyKind::General);
+    let got = ok(
+        store.rotate(
+            old.id,
+            new.clone(),
+            active(Role::Admin),
+            &mut |x, standing| {
+                assert!(standing.is_none(), "a general key has no standing user");
+                mark(x, new.id);
+                Edit::Keep
+            },
+        ),
+        "rotate",
+    )
+    .expect("old exists");
+    assert!(got.rotation.is_none());
+    assert!(
+        ok(store.get(new.id), "get").is_none(),
+        "Keep inserted the new key"
+    );
+    assert!(
+        ok(store.get(old.id), "get")
+            .expect("old")
+            .rotation
+            .is_none()
+    );
+    // A clash: the new key has the digest of a stored one; nothing changes.
+    let mut clash = sample_record(&acct, KeyKind::General);
+    clash.digest = old.digest;
+    assert!(matches!(
+        store.rotate(old.id, clash.clone(), active(Role::Admin), &mut |x, _| {
+            mark(x, clash.id);
+            Edit::Write(None)
+        }),
+        Err(StoreError::Duplicate { .. })
+    ));
+    assert!(ok(store.get(clash.id), "get").is_none());
+    assert!(
+        ok(store.get(old.id), "get")
+            .expect("old")
+            .rotation
+            .is_none(),
+        "a failed rotation left the old key marked"
+    );
+    // Write: both.
+    let got = ok(
+        store.rotate(old.id, new.clone(), active(Role::Admin), &mut |x, _| {
+            mark(x, new.id);
+            Edit::Write(None)
+        }),
+        "rotate",
+    )
+    .expect("old exists");
+    assert_eq!(got.rotated_to(), Some(new.id));
+    assert_eq!(
+        ok(store.get(old.id), "get").expect("old").rotated_to(),
+        Some(new.id)
+    );
+    let found = ok(store.find_by_digest(&old.digest), "find").expect("old still found");
+    assert_eq!(
+        found.record.rotated_to(),
+        Some(new.id),
+        "a cached lookup is stale"
+    );
+    assert!(ok(store.find_by_digest(&new.digest), "find").is_some());
+    // No such record.
+    let ghost = sample_record(&acct, KeyKind::General);
+    let other = sample_record(&acct, KeyKind::General);
+    assert!(
+        ok(
+            store.rotate(ghost.id, other.clone(), active(Role::Admin), &mut |_, _| {
+                Edit::Write(None)
+            }),
+            "rotate",
+        )
+        .is_none()
+    );
+    assert!(ok(store.get(other.id), "get").is_none());
+    // A user token: the owner's standing is read in the step, and an
+    // unknown owner is stored with the state given.
+    let tok = sample_record(&acct, KeyKind::UserToken);
+    ok(store.insert(tok.clone()), "insert");
+    let mut tok2 = sample_record(&acct, KeyKind::UserToken);
+    tok2.owner = tok.owner.clone();
+    let mut seen = None;
+    ok(
+        store.rotate(
+            tok.id,
+            tok2.clone(),
+            active(Role::Observer),
+            &mut |x, standing| {
+                seen = standing.copied();
+                mark(x, tok2.id);
+                Edit::Write(None)
+            },
+        ),
+        "rotate token",
+    );
+    assert_eq!(seen, Some(active(Role::Observer)));
+    assert_eq!(
+        ok(store.user(&acct, "PUSER1"), "user"),
+        Some(active(Role::Observer)),
+        "the unknown owner's state is stored"
+    );
+}
+
+/// `delete_audited` hands its check the owner's standing and holds it: a
+/// role change of the owner waits until the delete is decided.
+pub fn delete_decides_on_the_owner_standing_it_holds(store: &dyn KeyStore) {
+    let acct = unique_account("delete-standing");
+    ok(
+        store.set_user(&acct, "PUSER1", active(Role::Responder)),
+        "set_user",
+    );
+    let tok = sample_record(&acct, KeyKind::UserToken);
+    ok(store.insert(tok.clone()), "insert");
+    let _ = store.find_by_digest(&tok.digest);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let mut promoter = None;
+        let got = ok(
+            store.delete_audited(tok.id, &mut |_, owner| {
+                assert_eq!(owner.copied(), Some(active(Role::Responder)));
+                // A promotion now must wait for this delete to be decided.
+                promoter = Some(s.spawn(|| {
+                    store
+                        .set_user(&acct, "PUSER1", active(Role::Admin))
+                        .expect("set_user");
+                    done.store(true, Ordering::SeqCst);
+                }));
+                std::thread::sleep(std::time::Duration::from_millis(150));
+                assert!(
+                    !done.load(Ordering::SeqCst),
+                    "the owner's role changed while a delete was deciding on it"
+                );
+                Edit::Write(None)
+            }),
+            "delete",
+        );
+        assert!(got.is_some());
+        promoter.expect("spawned").join().expect("the promoter");
+    });
+    assert!(ok(store.get(tok.id), "get").is_none());
+    assert_eq!(
+        ok(store.user(&acct, "PUSER1"), "user"),
+        Some(active(Role::Admin))
+    );
+    // A general key has no owner: `None`.
+    let g = sample_record(&acct, KeyKind::General);
+    ok(store.insert(g.clone()), "insert");
+    ok(
+        store.delete_audited(g.id, &mut |_, owner| {
+            assert!(owner.is_none());
+            Edit::Write(None)
+        }),
+        "delete",
+    );
+}
+
+/// `successor_used` sets the old key's `successor_used_at` once; later uses
+/// do not move it; a key without a rotation is left alone.
+pub fn successor_used_is_set_once(store: &dyn KeyStore) {
+    let acct = unique_account("successor");
+    let mut old = sample_record(&acct, KeyKind::General);
+    old.rotation = Some(Box::new(Rotation {
+        rotated_to: Some(KeyId::from_u64(9)),
+        overlap_until: Some(Timestamp::from_unix_millis(9_000_000_000_000)),
+        quiet_ms: 60_000,
+        ..Rotation::default()
+    }));
+    ok(store.insert(old.clone()), "insert");
+    let plain = sample_record(&acct, KeyKind::General);
+    ok(store.insert(plain.clone()), "insert");
+    let _ = store.find_by_digest(&old.digest);
+    let t1 = Timestamp::from_unix_millis(1_800_000_000_000);
+    let t2 = Timestamp::from_unix_millis(1_800_000_100_000);
+    ok(store.successor_used(old.id, t1), "successor_used");
+    ok(store.successor_used(old.id, t2), "successor_used");
+    ok(store.successor_used(plain.id, t1), "successor_used");
+    ok(store.flush_writes(), "flush");
+    let got = ok(store.get(old.id), "get").expect("old");
+    assert_eq!(got.rotation.and_then(|r| r.successor_used_at), Some(t1));
+    let found = ok(store.find_by_digest(&old.digest), "find").expect("found");
+    assert_eq!(
+        found
+            .record
+            .rotation
+            .as_ref()
+            .and_then(|r| r.successor_used_at),
+        Some(t1),
+        "the lookup (a cache) did not see the successor's use"
+    );
+    assert!(
+        ok(store.get(plain.id), "get")
+            .expect("plain")
+            .rotation
+            .is_none()
+    );
 }

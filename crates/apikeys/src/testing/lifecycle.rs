@@ -48,7 +48,10 @@ const SLACK: Duration = Duration::from_secs(120);
 
 /// Every check of this module, by name.
 pub const CHECKS: &[(&str, fn(MakeKeyring<'_>))] = &[
-    ("both_keys_work_until_the_grace_ends", both_keys_work_until_the_grace_ends),
+    (
+        "both_keys_work_until_the_grace_ends",
+        both_keys_work_until_the_grace_ends,
+    ),
     (
         "the_overlap_ends_once_traffic_moved_and_not_before",
         the_overlap_ends_once_traffic_moved_and_not_before,
@@ -57,7 +60,10 @@ pub const CHECKS: &[(&str, fn(MakeKeyring<'_>))] = &[
     ("rotation_keeps_the_settings", rotation_keeps_the_settings),
     ("rotation_refusals", rotation_refusals),
     ("rotation_follows_the_matrix", rotation_follows_the_matrix),
-    ("audit_records_of_every_change", audit_records_of_every_change),
+    (
+        "audit_records_of_every_change",
+        audit_records_of_every_change,
+    ),
     ("audit_paging_and_filters", audit_paging_and_filters),
     ("audit_query_refusals", audit_query_refusals),
     ("no_key_in_any_audit_record", no_key_in_any_audit_record),
@@ -111,9 +117,7 @@ pub fn both_keys_work_until_the_grace_ends(make: MakeKeyring<'_>) {
     let old = kr
         .create_general_key(&admin(&acct), "ci", AccessLevel::FullAccess)
         .expect("create");
-    let new = kr
-        .rotate(&admin(&acct), &id(&old), HOUR)
-        .expect("rotate");
+    let new = kr.rotate(&admin(&acct), &id(&old), HOUR).expect("rotate");
     works(&kr, &old).expect("the old key works during the overlap");
     works(&kr, &new).expect("the new key works at once");
     // Some clients stay on the old key: traffic has not moved, and the
@@ -191,7 +195,10 @@ pub fn end_rotation_ends_it_at_once(make: MakeKeyring<'_>) {
     works(&kr, &old).expect("overlap");
     // Ending it through the new key's id is refused with a pointer to the old one.
     match kr.end_rotation(&admin(&acct), &id(&new)) {
-        Err(Error::InvalidInput { field, reason: message }) => {
+        Err(Error::InvalidInput {
+            field,
+            reason: message,
+        }) => {
             assert_eq!(field, "key_id");
             assert!(message.contains(&id(&old)), "{message}");
         }
@@ -236,8 +243,10 @@ pub fn rotation_keeps_the_settings(make: MakeKeyring<'_>) {
             crate::NewKey::general("read", AccessLevel::ReadOnly).expires_at(expires),
         )
         .expect("general"),
-        kr.create_integration_key(&manager, "PSVC1", "svc").expect("integration"),
-        kr.create_routing_key(&manager, "PORCH1", "orch").expect("routing"),
+        kr.create_integration_key(&manager, "PSVC1", "svc")
+            .expect("integration"),
+        kr.create_routing_key(&manager, "PORCH1", "orch")
+            .expect("routing"),
         kr.create_scoped_token(&manager, "scoped", &["incidents.read", "services.write"])
             .expect("scoped"),
         kr.create_user_token(&user, "mine").expect("user token"),
@@ -295,7 +304,10 @@ pub fn rotation_refusals(make: MakeKeyring<'_>) {
         .expect("create");
     clock.advance(MINUTE);
     match kr.rotate(&admin(&acct), &id(&expiring), HOUR) {
-        Err(Error::InvalidInput { field, reason: message }) => {
+        Err(Error::InvalidInput {
+            field,
+            reason: message,
+        }) => {
             assert_eq!(field, "key_id");
             assert!(message.contains("expired"), "{message}");
         }
@@ -324,7 +336,9 @@ pub fn rotation_refusals(make: MakeKeyring<'_>) {
     assert_eq!(count(&kr), before, "a refused rotation makes nothing");
     let next = kr.rotate(&admin(&acct), &id(&once), HOUR).expect("rotate");
     match kr.rotate(&admin(&acct), &id(&once), HOUR) {
-        Err(Error::InvalidInput { reason: message, .. }) => {
+        Err(Error::InvalidInput {
+            reason: message, ..
+        }) => {
             assert!(message.contains("already rotated"), "{message}");
         }
         other => panic!("a second rotation of the same key must be refused, got {other:?}"),
@@ -430,7 +444,8 @@ pub fn audit_records_of_every_change(make: MakeKeyring<'_>) {
     clock.advance(MINUTE);
     kr.end_rotation(&who, &id(&k)).expect("end");
     clock.advance(MINUTE);
-    kr.set_user_role(&acct, "PUSER", Role::Manager).expect("role");
+    kr.set_user_role(&acct, "PUSER", Role::Manager)
+        .expect("role");
     clock.advance(MINUTE);
     let observer = Actor::new(acct.as_str(), "POBS", Role::Observer);
     assert!(kr.delete(&observer, &id(&new)).is_err());
@@ -489,7 +504,11 @@ pub fn audit_records_of_every_change(make: MakeKeyring<'_>) {
         field(find(AuditAction::Rotate), "rotated_to").1,
         Some(id(&new))
     );
-    assert!(field(find(AuditAction::EndRotation), "overlap_until").1.is_some());
+    assert!(
+        field(find(AuditAction::EndRotation), "overlap_until")
+            .1
+            .is_some()
+    );
     assert_eq!(
         field(find(AuditAction::SetUserRole), "role").1.as_deref(),
         Some(Role::Manager.as_str())
@@ -498,7 +517,9 @@ pub fn audit_records_of_every_change(make: MakeKeyring<'_>) {
         .iter()
         .find(|e| e.action == AuditAction::Delete && e.outcome != AuditOutcome::Allowed)
         .expect("the refused delete");
-    assert!(matches!(&refused.outcome, AuditOutcome::Refused { error, .. } if error == "not_permitted"));
+    assert!(
+        matches!(&refused.outcome, AuditOutcome::Refused { error, .. } if error == "not_permitted")
+    );
     assert!(refused.changes.is_empty(), "a refusal changed nothing");
     // PagerDuty's shape.
     let pd = disable.to_pagerduty();
@@ -508,7 +529,11 @@ pub fn audit_records_of_every_change(make: MakeKeyring<'_>) {
     assert_eq!(pd["details"]["fields"][0]["name"], "disabled");
     assert_eq!(pd["details"]["fields"][0]["before_value"], "false");
     assert_eq!(pd["execution_context"]["request_id"], "req-1");
-    assert!(pd["execution_time"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert!(
+        pd["execution_time"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
 }
 
 /// Pages are newest first, never skip or repeat a record while records are
@@ -520,7 +545,11 @@ pub fn audit_paging_and_filters(make: MakeKeyring<'_>) {
     let other = Actor::new(acct.as_str(), "PADMIN2", Role::Admin);
     let mut ids = Vec::new();
     for i in 0..25 {
-        let who = if i % 5 == 0 { other.clone() } else { admin(&acct) };
+        let who = if i % 5 == 0 {
+            other.clone()
+        } else {
+            admin(&acct)
+        };
         let k = kr
             .create_general_key(&who, &format!("k{i}"), AccessLevel::FullAccess)
             .expect("create");
@@ -581,14 +610,24 @@ pub fn audit_paging_and_filters(make: MakeKeyring<'_>) {
     assert!(none.records.is_empty() && none.next_cursor.is_none());
     // The default window is the last 24 hours.
     clock.advance(Duration::from_secs(2 * 86_400));
-    let old = kr.audit_records(&AuditQuery::account(&acct)).expect("default");
-    assert!(old.records.is_empty(), "records older than a day are outside the default window");
+    let old = kr
+        .audit_records(&AuditQuery::account(&acct))
+        .expect("default");
+    assert!(
+        old.records.is_empty(),
+        "records older than a day are outside the default window"
+    );
     // Retention.
     let pruned = kr.prune_audit(Duration::from_secs(86_400)).expect("prune");
     assert!(pruned >= 25, "pruned {pruned}");
     let mut all = AuditQuery::account(&acct);
     all.since = Some(Timestamp::from_unix_millis(1_790_000_000_000));
-    assert!(kr.audit_records(&all).expect("after prune").records.is_empty());
+    assert!(
+        kr.audit_records(&all)
+            .expect("after prune")
+            .records
+            .is_empty()
+    );
 }
 
 /// Out-of-bounds queries are refused with the field that is wrong.
@@ -606,7 +645,9 @@ pub fn audit_query_refusals(make: MakeKeyring<'_>) {
     q.until = Some(Timestamp::from_unix_millis(now.unix_millis() - 1));
     refused(q, "until");
     let mut q = AuditQuery::account("acme");
-    q.since = Some(Timestamp::from_unix_millis(now.unix_millis() - 32 * 86_400_000));
+    q.since = Some(Timestamp::from_unix_millis(
+        now.unix_millis() - 32 * 86_400_000,
+    ));
     q.until = Some(now);
     refused(q, "until");
     let mut q = AuditQuery::account("acme");
@@ -619,7 +660,9 @@ pub fn audit_query_refusals(make: MakeKeyring<'_>) {
     }
     // Exactly 31 days is allowed.
     let mut q = AuditQuery::account("acme");
-    q.since = Some(Timestamp::from_unix_millis(now.unix_millis() - 31 * 86_400_000));
+    q.since = Some(Timestamp::from_unix_millis(
+        now.unix_millis() - 31 * 86_400_000,
+    ));
     q.until = Some(now);
     kr.audit_records(&q).expect("31 days");
 }
