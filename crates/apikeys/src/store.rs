@@ -7,7 +7,8 @@
 //!
 //! For writing a store of your own: [`check_immutable`] is the rule every
 //! [`KeyStore::update`] applies, [`cache`] holds the pieces the durable stores
-//! are built from (a hot-path cache, a queue of last uses), and the `testing`
+//! are built from (a hot-path cache, a queue of last uses), [`rows`] how they
+//! keep a record in a database row and read it back, and the `testing`
 //! feature's `apikeys::testing::conformance` checks that a store behaves like
 //! the others.
 
@@ -22,6 +23,7 @@ use crate::role::{AccountSettings, UserState};
 
 pub mod cache;
 mod memory;
+pub mod rows;
 
 pub use memory::MemoryStore;
 

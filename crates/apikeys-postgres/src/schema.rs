@@ -1,0 +1,95 @@
+//! The tables, the triggers that feed other processes' caches, their
+//! migrations, and the schema version check.
+
+use apikeys::StoreError;
+use postgres::Client;
+
+use crate::pg;
+
+/// The newest schema version this crate knows.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// Migrations, in order: `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE apikeys_keys (
+        id           bigint PRIMARY KEY,  -- the key id's 64 bits
+        digest       bytea NOT NULL,
+        account      text NOT NULL,
+        kind         text NOT NULL,
+        owner        text,
+        created_at   bigint NOT NULL,     -- unix milliseconds
+        last_used_at bigint,              -- unix milliseconds
+        record       text NOT NULL,       -- the KeyRecord as JSON, without last_used_at
+        CONSTRAINT apikeys_keys_digest_key UNIQUE (digest)
+    );
+    CREATE INDEX apikeys_keys_account ON apikeys_keys (account, created_at);
+    CREATE TABLE apikeys_accounts (
+        account              text PRIMARY KEY,
+        rest_api             boolean NOT NULL,
+        advanced_permissions boolean NOT NULL
+    );
+    CREATE TABLE apikeys_users (
+        account text NOT NULL,
+        user_id text NOT NULL,
+        role    text NOT NULL,
+        removed boolean NOT NULL,
+        PRIMARY KEY (account, user_id)
+    );
+    -- Change feed for the caches of every process: a changed or deleted key
+    -- sends its digest (hex); account, user or bulk changes send '*'.
+    CREATE FUNCTION apikeys_notify_key() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('apikeys_changes_' || TG_TABLE_SCHEMA, encode(OLD.digest, 'hex'));
+        RETURN NULL;
+    END $$;
+    CREATE FUNCTION apikeys_notify_all() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('apikeys_changes_' || TG_TABLE_SCHEMA, '*');
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER apikeys_keys_changed AFTER UPDATE OF record, digest, account, owner OR DELETE
+        ON apikeys_keys FOR EACH ROW EXECUTE FUNCTION apikeys_notify_key();
+    CREATE TRIGGER apikeys_keys_truncated AFTER TRUNCATE
+        ON apikeys_keys FOR EACH STATEMENT EXECUTE FUNCTION apikeys_notify_all();
+    CREATE TRIGGER apikeys_accounts_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+        ON apikeys_accounts FOR EACH STATEMENT EXECUTE FUNCTION apikeys_notify_all();
+    CREATE TRIGGER apikeys_users_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+        ON apikeys_users FOR EACH STATEMENT EXECUTE FUNCTION apikeys_notify_all();
+"];
+
+pub(crate) fn migrate(client: &mut Client, schema: Option<&str>) -> Result<(), StoreError> {
+    let mut tx = client.transaction().map_err(pg)?;
+    // One migrator at a time, whichever process gets here first.
+    tx.batch_execute("SELECT pg_advisory_xact_lock(7311529024145163)")
+        .map_err(pg)?;
+    if let Some(s) = schema {
+        tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {s}"))
+            .map_err(pg)?;
+    }
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS apikeys_schema_version (version integer NOT NULL)",
+    )
+    .map_err(pg)?;
+    let version: i32 = tx
+        .query_opt("SELECT max(version) FROM apikeys_schema_version", &[])
+        .map_err(pg)?
+        .and_then(|r| r.get::<_, Option<i32>>(0))
+        .unwrap_or(0);
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Unavailable(format!(
+            "PostgreSQL: the database has apikeys schema version {version}, written by a newer \
+             apikeys-postgres (this one knows up to {SCHEMA_VERSION}); upgrade it"
+        )));
+    }
+    for (v, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.batch_execute(sql).map_err(pg)?;
+        tx.execute("DELETE FROM apikeys_schema_version", &[])
+            .map_err(pg)?;
+        tx.execute(
+            "INSERT INTO apikeys_schema_version (version) VALUES ($1)",
+            &[&(v as i32 + 1)],
+        )
+        .map_err(pg)?;
+    }
+    tx.commit().map_err(pg)
+}

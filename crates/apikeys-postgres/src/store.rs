@@ -1,0 +1,420 @@
+//! The [`KeyStore`] implementation and its SQL.
+
+use std::collections::HashMap;
+
+use apikeys::store::rows::{self, LookupRow, id_value, millis};
+use apikeys::store::{CachedLookup, check_immutable, removed_state};
+use apikeys::{
+    AccountSettings, Digest, Disabled, KeyFilter, KeyId, KeyLookup, KeyRecord, KeyStore,
+    StoreError, Timestamp, UserInsert, UserState,
+};
+use postgres::error::SqlState;
+use postgres::{Row, Statement, Transaction};
+
+use crate::pool::prepared;
+use crate::{Inner, POSTGRES, PostgresStore, pg};
+
+const FIND_SQL: &str = "
+    SELECT k.record, k.last_used_at, a.rest_api, a.advanced_permissions, u.role, u.removed
+    FROM apikeys_keys k
+    LEFT JOIN apikeys_accounts a ON a.account = k.account
+    LEFT JOIN apikeys_users u ON u.account = k.account AND u.user_id =
+        CASE k.kind WHEN 'scoped' THEN k.record::json ->> 'created_by' ELSE k.owner END
+    WHERE k.digest = $1";
+/// The keys whose standing user ([`apikeys::store::standing_user`]) is `$2`:
+/// a user's tokens and the scoped tokens they made. Locked: no update of
+/// them lands between the read and the offboarding's write.
+const STANDING_KEYS_SQL: &str = "
+    SELECT record, last_used_at FROM apikeys_keys
+    WHERE account = $1
+      AND ((kind = 'user_token' AND owner = $2)
+        OR (kind = 'scoped' AND record::json ->> 'created_by' = $2))
+    FOR UPDATE";
+/// The user's standing, locked until the transaction ends.
+const USER_FOR_UPDATE_SQL: &str =
+    "SELECT role, removed FROM apikeys_users WHERE account = $1 AND user_id = $2 FOR UPDATE";
+const GET_SQL: &str = "SELECT record, last_used_at FROM apikeys_keys WHERE id = $1";
+const LIST_SQL: &str = "
+    SELECT record, last_used_at FROM apikeys_keys
+    WHERE account = $1
+      AND ($2::text IS NULL OR kind = $2)
+      AND ($3::text IS NULL OR owner = $3)";
+const ACCOUNT_SQL: &str =
+    "SELECT rest_api, advanced_permissions FROM apikeys_accounts WHERE account = $1";
+const USER_SQL: &str =
+    "SELECT role, removed FROM apikeys_users WHERE account = $1 AND user_id = $2";
+
+impl Inner {
+    pub(crate) fn flush(&self) -> Result<usize, StoreError> {
+        self.uses.flush(|uses| {
+            let ids: Vec<i64> = uses.iter().map(|&(id, _)| id_value(id)).collect();
+            let ats: Vec<i64> = uses.iter().map(|&(_, at)| millis(at)).collect();
+            self.write(|tx, _| {
+                tx.execute(
+                    "UPDATE apikeys_keys k
+                     SET last_used_at = GREATEST(COALESCE(k.last_used_at, 0), u.at)
+                     FROM unnest($1::bigint[], $2::bigint[]) AS u(id, at)
+                     WHERE k.id = u.id",
+                    &[&ids, &ats],
+                )
+                .map_err(pg)?;
+                Ok(())
+            })
+        })
+    }
+
+    pub(crate) fn fetch(&self, digest: &Digest) -> Result<Option<KeyLookup>, StoreError> {
+        let bytes: &[u8] = &digest.as_bytes()[..];
+        let rows = self.read(|c| c.query(FIND_SQL, &[&bytes]))?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        LookupRow {
+            record: row.get(0),
+            last_used_at: row.get(1),
+            rest_api: row.get(2),
+            advanced_permissions: row.get(3),
+            role: row.get(4),
+            removed: row.get(5),
+        }
+        .decode(POSTGRES, &self.uses)
+        .map(Some)
+    }
+
+    pub(crate) fn record_from(&self, row: &Row) -> Result<KeyRecord, StoreError> {
+        let mut r = rows::decode_record(POSTGRES, row.get(0), row.get(1))?;
+        self.uses.merge(&mut r);
+        Ok(r)
+    }
+}
+
+/// Insert `record` in `tx`, refusing a duplicate id or digest.
+fn insert_in(
+    tx: &mut Transaction<'_>,
+    st: &mut HashMap<&'static str, Statement>,
+    record: &KeyRecord,
+) -> Result<(), StoreError> {
+    let json = rows::encode_record(POSTGRES, record)?;
+    let digest: &[u8] = &record.digest.as_bytes()[..];
+    let last_used = record.last_used_at.map(millis);
+    let s = prepared(
+        tx,
+        st,
+        "INSERT INTO apikeys_keys
+             (id, digest, account, kind, owner, created_at, last_used_at, record)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )?;
+    let result = tx.execute(
+        &s,
+        &[
+            &id_value(record.id),
+            &digest,
+            &&*record.account,
+            &record.kind.as_str(),
+            &record.owner.as_deref(),
+            &millis(record.created_at),
+            &last_used,
+            &json,
+        ],
+    );
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+            let on_digest = e
+                .as_db_error()
+                .and_then(|d| d.constraint())
+                .is_some_and(|c| c.contains("digest"));
+            Err(StoreError::Duplicate {
+                field: if on_digest { "digest" } else { "id" },
+            })
+        }
+        Err(e) => Err(pg(e)),
+    }
+}
+
+fn user_from(row: &Row) -> Result<UserState, StoreError> {
+    rows::user_state(POSTGRES, row.get(0), row.get(1))
+}
+
+/// The user's standing, locked in `tx` until it ends (`None`: unknown).
+fn user_for_update(
+    tx: &mut Transaction<'_>,
+    st: &mut HashMap<&'static str, Statement>,
+    account: &str,
+    user: &str,
+) -> Result<Option<UserState>, StoreError> {
+    let s = prepared(tx, st, USER_FOR_UPDATE_SQL)?;
+    tx.query_opt(&s, &[&account, &user])
+        .map_err(pg)?
+        .as_ref()
+        .map(user_from)
+        .transpose()
+}
+
+impl KeyStore for PostgresStore {
+    fn insert(&self, record: KeyRecord) -> Result<(), StoreError> {
+        self.inner.write(|tx, st| insert_in(tx, st, &record))
+        // No cache entry to drop: misses are never cached.
+    }
+
+    fn insert_for_user(
+        &self,
+        record: KeyRecord,
+        user: &str,
+        if_unknown: UserState,
+        admit: &mut dyn FnMut(&UserState) -> bool,
+    ) -> Result<UserInsert, StoreError> {
+        let account: &str = &record.account;
+        let (outcome, new_user) = self.inner.write(|tx, st| {
+            // The user's row stays locked until commit, so an offboarding
+            // (which updates that row first) waits for this insert or sees it.
+            let mut known = user_for_update(tx, st, account, user)?;
+            let mut new_user = false;
+            if known.is_none() {
+                if !admit(&if_unknown) {
+                    return Ok((UserInsert::Refused(if_unknown), false));
+                }
+                let s = prepared(
+                    tx,
+                    st,
+                    "INSERT INTO apikeys_users (account, user_id, role, removed)
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (account, user_id) DO NOTHING",
+                )?;
+                let n = tx
+                    .execute(
+                        &s,
+                        &[
+                            &account,
+                            &user,
+                            &if_unknown.role.as_str(),
+                            &if_unknown.removed,
+                        ],
+                    )
+                    .map_err(pg)?;
+                if n == 1 {
+                    new_user = true;
+                } else {
+                    // Someone stored this user meanwhile: decide on their row.
+                    known = user_for_update(tx, st, account, user)?;
+                }
+            }
+            let state = known.unwrap_or(if_unknown);
+            if !new_user && !admit(&state) {
+                return Ok((UserInsert::Refused(state), false));
+            }
+            insert_in(tx, st, &record)?;
+            Ok((UserInsert::Inserted(state), new_user))
+        })?;
+        if new_user {
+            // A cached answer may have been given without this user's state.
+            self.inner.cache.clear();
+        }
+        Ok(outcome)
+    }
+
+    fn remove_user(
+        &self,
+        account: &str,
+        user: &str,
+        disabled: &Disabled,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let inner = &self.inner;
+        let unknown = removed_state(None);
+        let mut out = inner.write(|tx, st| {
+            // The user's row first: it waits for a token insert in flight,
+            // and every insert after this one sees the user removed.
+            let s = prepared(
+                tx,
+                st,
+                "INSERT INTO apikeys_users (account, user_id, role, removed)
+                 VALUES ($1, $2, $3, true)
+                 ON CONFLICT (account, user_id) DO UPDATE SET removed = true",
+            )?;
+            tx.execute(&s, &[&account, &user, &unknown.role.as_str()])
+                .map_err(pg)?;
+            let s = prepared(tx, st, STANDING_KEYS_SQL)?;
+            let rows = tx.query(&s, &[&account, &user]).map_err(pg)?;
+            let mut changed = Vec::new();
+            for row in &rows {
+                let r = inner.record_from(row)?;
+                if r.disabled.is_none() {
+                    changed.push(r);
+                }
+            }
+            let s = prepared(tx, st, "UPDATE apikeys_keys SET record = $2 WHERE id = $1")?;
+            for r in &mut changed {
+                r.disabled = Some(Box::new(disabled.clone()));
+                tx.execute(&s, &[&id_value(r.id), &rows::encode_record(POSTGRES, r)?])
+                    .map_err(pg)?;
+            }
+            Ok(changed)
+        })?;
+        inner.cache.clear();
+        out.sort_by_key(|r| (r.created_at, r.id));
+        Ok(out)
+    }
+
+    #[inline]
+    fn find_by_digest(&self, digest: &Digest) -> Result<Option<KeyLookup>, StoreError> {
+        self.inner
+            .cache
+            .get_or_fetch(digest, |d| self.inner.fetch(d))
+    }
+
+    /// From the cache only: [`CachedLookup::WouldBlock`] on a miss (misses
+    /// are never cached) or while the cache is off.
+    fn find_cached(&self, digest: &Digest) -> CachedLookup {
+        self.inner.cache.cached(digest)
+    }
+
+    fn get(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        let rows = self.inner.read(|c| c.query(GET_SQL, &[&id_value(id)]))?;
+        rows.first().map(|r| self.inner.record_from(r)).transpose()
+    }
+
+    fn list(&self, account: &str, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
+        let kind = filter.kind.map(|k| k.as_str());
+        let owner = filter.owner.as_deref();
+        let rows = self
+            .inner
+            .read(|c| c.query(LIST_SQL, &[&account, &kind, &owner]))?;
+        let mut out = rows
+            .iter()
+            .map(|r| self.inner.record_from(r))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.sort_by_key(|r| (r.created_at, r.id));
+        Ok(out)
+    }
+
+    fn update(
+        &self,
+        id: KeyId,
+        change: &mut dyn FnMut(&mut KeyRecord),
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let inner = &self.inner;
+        let updated = inner.write(|tx, st| {
+            let s = prepared(
+                tx,
+                st,
+                "SELECT record, last_used_at FROM apikeys_keys WHERE id = $1 FOR UPDATE",
+            )?;
+            let Some(row) = tx.query_opt(&s, &[&id_value(id)]).map_err(pg)? else {
+                return Ok(None);
+            };
+            let before = inner.record_from(&row)?;
+            let mut after = before.clone();
+            change(&mut after);
+            check_immutable(&before, &after)?;
+            let last_used = after.last_used_at.max(before.last_used_at).map(millis);
+            let s = prepared(
+                tx,
+                st,
+                "UPDATE apikeys_keys SET record = $2, last_used_at = $3 WHERE id = $1",
+            )?;
+            tx.execute(
+                &s,
+                &[
+                    &id_value(id),
+                    &rows::encode_record(POSTGRES, &after)?,
+                    &last_used,
+                ],
+            )
+            .map_err(pg)?;
+            Ok(Some(after))
+        })?;
+        if let Some(r) = &updated {
+            inner.cache.invalidate(&r.digest);
+        }
+        Ok(updated)
+    }
+
+    fn delete(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        let inner = &self.inner;
+        let deleted = inner.write(|tx, st| {
+            let s = prepared(
+                tx,
+                st,
+                "DELETE FROM apikeys_keys WHERE id = $1 RETURNING record, last_used_at",
+            )?;
+            let Some(row) = tx.query_opt(&s, &[&id_value(id)]).map_err(pg)? else {
+                return Ok(None);
+            };
+            inner.record_from(&row).map(Some)
+        })?;
+        if let Some(r) = &deleted {
+            inner.cache.invalidate(&r.digest);
+            inner.uses.forget(id);
+        }
+        Ok(deleted)
+    }
+
+    fn record_use(&self, id: KeyId, at: Timestamp) -> Result<(), StoreError> {
+        self.inner.uses.push(id, at);
+        self.inner.cache.note_use(id, at);
+        Ok(())
+    }
+
+    fn account_settings(&self, account: &str) -> Result<AccountSettings, StoreError> {
+        let rows = self.inner.read(|c| c.query(ACCOUNT_SQL, &[&account]))?;
+        Ok(rows
+            .first()
+            .map(|r| AccountSettings {
+                rest_api: r.get(0),
+                advanced_permissions: r.get(1),
+            })
+            .unwrap_or_default())
+    }
+
+    fn set_account_settings(
+        &self,
+        account: &str,
+        settings: AccountSettings,
+    ) -> Result<(), StoreError> {
+        self.inner.write(|tx, st| {
+            let s = prepared(
+                tx,
+                st,
+                "INSERT INTO apikeys_accounts (account, rest_api, advanced_permissions)
+                 VALUES ($1, $2, $3)
+                 ON CONFLICT (account) DO UPDATE
+                 SET rest_api = excluded.rest_api,
+                     advanced_permissions = excluded.advanced_permissions",
+            )?;
+            tx.execute(
+                &s,
+                &[&account, &settings.rest_api, &settings.advanced_permissions],
+            )
+            .map_err(pg)?;
+            Ok(())
+        })?;
+        self.inner.cache.clear();
+        Ok(())
+    }
+
+    fn user(&self, account: &str, user: &str) -> Result<Option<UserState>, StoreError> {
+        let rows = self.inner.read(|c| c.query(USER_SQL, &[&account, &user]))?;
+        rows.first().map(user_from).transpose()
+    }
+
+    fn flush_writes(&self) -> Result<usize, StoreError> {
+        PostgresStore::flush(self)
+    }
+
+    fn set_user(&self, account: &str, user: &str, state: UserState) -> Result<(), StoreError> {
+        self.inner.write(|tx, st| {
+            let s = prepared(
+                tx,
+                st,
+                "INSERT INTO apikeys_users (account, user_id, role, removed)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (account, user_id) DO UPDATE
+                 SET role = excluded.role, removed = excluded.removed",
+            )?;
+            tx.execute(&s, &[&account, &user, &state.role.as_str(), &state.removed])
+                .map_err(pg)?;
+            Ok(())
+        })?;
+        self.inner.cache.clear();
+        Ok(())
+    }
+}

@@ -1,0 +1,108 @@
+//! The tables, their migrations, and the schema version check.
+
+use apikeys::StoreError;
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::unavailable;
+
+/// The newest schema version this crate knows (SQLite's `user_version`).
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Migrations, in order: `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    "
+    CREATE TABLE apikeys_keys (
+        id           INTEGER PRIMARY KEY,  -- the key id's 64 bits
+        digest       BLOB NOT NULL,
+        account      TEXT NOT NULL,
+        kind         TEXT NOT NULL,
+        owner        TEXT,
+        created_at   INTEGER NOT NULL,     -- unix milliseconds
+        last_used_at INTEGER,              -- unix milliseconds
+        record       TEXT NOT NULL         -- the KeyRecord as JSON, without last_used_at
+    );
+    CREATE UNIQUE INDEX apikeys_keys_digest ON apikeys_keys (digest);
+    CREATE INDEX apikeys_keys_account ON apikeys_keys (account, created_at);
+    CREATE TABLE apikeys_accounts (
+        account              TEXT PRIMARY KEY,
+        rest_api             INTEGER NOT NULL,
+        advanced_permissions INTEGER NOT NULL
+    );
+    CREATE TABLE apikeys_users (
+        account TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        role    TEXT NOT NULL,
+        removed INTEGER NOT NULL,
+        PRIMARY KEY (account, user_id)
+    );
+",
+    "
+    -- The change log other processes read when the file's data_version moves:
+    -- a changed or deleted key logs its digest; an account or user change logs
+    -- NULL (anything may have changed). Written by triggers, so SQL by hand is
+    -- logged too; last-use writes (only last_used_at) and inserts are not,
+    -- as they cannot make a cached answer wrong. The newest 10,000 are kept.
+    CREATE TABLE apikeys_changes (
+        seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+        digest BLOB
+    );
+    CREATE TRIGGER apikeys_keys_updated AFTER UPDATE OF record, digest, account, owner
+    ON apikeys_keys BEGIN
+        INSERT INTO apikeys_changes (digest) VALUES (old.digest);
+    END;
+    CREATE TRIGGER apikeys_keys_deleted AFTER DELETE ON apikeys_keys BEGIN
+        INSERT INTO apikeys_changes (digest) VALUES (old.digest);
+    END;
+    CREATE TRIGGER apikeys_accounts_inserted AFTER INSERT ON apikeys_accounts BEGIN
+        INSERT INTO apikeys_changes (digest) VALUES (NULL);
+    END;
+    CREATE TRIGGER apikeys_accounts_updated AFTER UPDATE ON apikeys_accounts BEGIN
+        INSERT INTO apikeys_changes (digest) VALUES (NULL);
+    END;
+    CREATE TRIGGER apikeys_accounts_deleted AFTER DELETE ON apikeys_accounts BEGIN
+        INSERT INTO apikeys_changes (digest) VALUES (NULL);
+    END;
+    CREATE TRIGGER apikeys_users_inserted AFTER INSERT ON apikeys_users BEGIN
+        INSERT INTO apikeys_changes (digest) VALUES (NULL);
+    END;
+    CREATE TRIGGER apikeys_users_updated AFTER UPDATE ON apikeys_users BEGIN
+        INSERT INTO apikeys_changes (digest) VALUES (NULL);
+    END;
+    CREATE TRIGGER apikeys_users_deleted AFTER DELETE ON apikeys_users BEGIN
+        INSERT INTO apikeys_changes (digest) VALUES (NULL);
+    END;
+    CREATE TRIGGER apikeys_changes_pruned AFTER INSERT ON apikeys_changes BEGIN
+        DELETE FROM apikeys_changes WHERE seq <= new.seq - 10000;
+    END;
+",
+];
+
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    // WAL is a property of the file: set once, kept by every later open.
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(unavailable)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Unavailable(format!(
+            "SQLite: cannot switch the file to WAL mode (it is in {mode} mode)"
+        )));
+    }
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(unavailable)?;
+    let version: i64 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(unavailable)?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Unavailable(format!(
+            "SQLite: the file has schema version {version}, written by a newer apikeys-sqlite \
+             (this one knows up to {SCHEMA_VERSION}); upgrade it"
+        )));
+    }
+    for (v, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.execute_batch(sql).map_err(unavailable)?;
+        tx.pragma_update(None, "user_version", v as i64 + 1)
+            .map_err(unavailable)?;
+    }
+    tx.commit().map_err(unavailable)
+}

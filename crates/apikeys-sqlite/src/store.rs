@@ -1,0 +1,440 @@
+//! The [`KeyStore`] implementation and its SQL.
+
+use apikeys::store::rows::{self, LookupRow, id_value, millis};
+use apikeys::store::{CachedLookup, check_immutable, removed_state};
+use apikeys::{
+    AccountSettings, Digest, Disabled, KeyFilter, KeyId, KeyLookup, KeyRecord, KeyStore,
+    StoreError, Timestamp, UserInsert, UserState,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::{Inner, SQLITE, SqliteStore, unavailable};
+
+const FIND_SQL: &str = "
+    SELECT k.record, k.last_used_at, a.rest_api, a.advanced_permissions, u.role, u.removed
+    FROM apikeys_keys k
+    LEFT JOIN apikeys_accounts a ON a.account = k.account
+    LEFT JOIN apikeys_users u ON u.account = k.account AND u.user_id =
+        CASE k.kind WHEN 'scoped' THEN json_extract(k.record, '$.created_by') ELSE k.owner END
+    WHERE k.digest = ?1";
+
+/// The keys whose standing user ([`apikeys::store::standing_user`]) is `?2`:
+/// a user's tokens and the scoped tokens they made.
+const STANDING_KEYS_SQL: &str = "
+    SELECT record, last_used_at FROM apikeys_keys
+    WHERE account = ?1
+      AND ((kind = 'user_token' AND owner = ?2)
+        OR (kind = 'scoped' AND json_extract(record, '$.created_by') = ?2))";
+
+impl Inner {
+    pub(crate) fn flush(&self) -> Result<usize, StoreError> {
+        self.uses.flush(|uses| {
+            self.write(|tx| {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "UPDATE apikeys_keys SET last_used_at = max(coalesce(last_used_at, 0), ?2)
+                         WHERE id = ?1",
+                    )
+                    .map_err(unavailable)?;
+                for &(id, at) in uses {
+                    stmt.execute(params![id_value(id), millis(at)])
+                        .map_err(unavailable)?;
+                }
+                Ok(())
+            })
+        })
+    }
+
+    fn read_record(
+        &self,
+        sql: &str,
+        args: impl rusqlite::Params,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let conn = self.reader()?;
+        let row = conn
+            .prepare_cached(sql)
+            .map_err(unavailable)?
+            .query_row(args, |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?))
+            })
+            .optional()
+            .map_err(unavailable)?;
+        row.map(|(json, used)| {
+            let mut r = rows::decode_record(SQLITE, &json, used)?;
+            self.uses.merge(&mut r);
+            Ok(r)
+        })
+        .transpose()
+    }
+
+    pub(crate) fn fetch(&self, digest: &Digest) -> Result<Option<KeyLookup>, StoreError> {
+        let conn = self.reader()?;
+        type Row = (
+            String,
+            Option<i64>,
+            Option<bool>,
+            Option<bool>,
+            Option<String>,
+            Option<bool>,
+        );
+        let row: Option<Row> = conn
+            .prepare_cached(FIND_SQL)
+            .map_err(unavailable)?
+            .query_row(params![&digest.as_bytes()[..]], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .optional()
+            .map_err(unavailable)?;
+        let Some((json, used, rest_api, advanced, role, removed)) = row else {
+            return Ok(None);
+        };
+        let row = LookupRow {
+            record: &json,
+            last_used_at: used,
+            rest_api,
+            advanced_permissions: advanced,
+            role: role.as_deref(),
+            removed,
+        };
+        row.decode(SQLITE, &self.uses).map(Some)
+    }
+}
+
+/// Insert `record` in `tx`, refusing a duplicate id or digest.
+fn insert_in(tx: &rusqlite::Transaction<'_>, record: &KeyRecord) -> Result<(), StoreError> {
+    let json = rows::encode_record(SQLITE, record)?;
+    let id_taken: bool = tx
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM apikeys_keys WHERE id = ?1)",
+            [id_value(record.id)],
+            |r| r.get(0),
+        )
+        .map_err(unavailable)?;
+    if id_taken {
+        return Err(StoreError::Duplicate { field: "id" });
+    }
+    let digest_taken: bool = tx
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM apikeys_keys WHERE digest = ?1)",
+            [&record.digest.as_bytes()[..]],
+            |r| r.get(0),
+        )
+        .map_err(unavailable)?;
+    if digest_taken {
+        return Err(StoreError::Duplicate { field: "digest" });
+    }
+    tx.execute(
+        "INSERT INTO apikeys_keys
+                     (id, digest, account, kind, owner, created_at, last_used_at, record)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            id_value(record.id),
+            &record.digest.as_bytes()[..],
+            &*record.account,
+            record.kind.as_str(),
+            record.owner.as_deref(),
+            millis(record.created_at),
+            record.last_used_at.map(millis),
+            json,
+        ],
+    )
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+/// The state stored for `user` of `account`, read in `tx`.
+fn user_in(conn: &Connection, account: &str, user: &str) -> Result<Option<UserState>, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT role, removed FROM apikeys_users WHERE account = ?1 AND user_id = ?2",
+        )
+        .map_err(unavailable)?
+        .query_row([account, user], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?))
+        })
+        .optional()
+        .map_err(unavailable)?;
+    row.map(|(role, removed)| rows::user_state(SQLITE, &role, removed))
+        .transpose()
+}
+
+fn set_user_in(
+    tx: &rusqlite::Transaction<'_>,
+    account: &str,
+    user: &str,
+    state: UserState,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO apikeys_users (account, user_id, role, removed)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (account, user_id) DO UPDATE
+         SET role = excluded.role, removed = excluded.removed",
+        params![account, user, state.role.as_str(), state.removed],
+    )
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+impl KeyStore for SqliteStore {
+    fn insert(&self, record: KeyRecord) -> Result<(), StoreError> {
+        self.inner.write(|tx| insert_in(tx, &record))
+        // No cache entry to drop: misses are never cached.
+    }
+
+    fn insert_for_user(
+        &self,
+        record: KeyRecord,
+        user: &str,
+        if_unknown: UserState,
+        admit: &mut dyn FnMut(&UserState) -> bool,
+    ) -> Result<UserInsert, StoreError> {
+        // One BEGIN IMMEDIATE transaction: no other writer, in this process or
+        // another, runs between reading the standing and inserting.
+        let (outcome, new_user) = self.inner.write(|tx| {
+            let known = user_in(tx, &record.account, user)?;
+            let state = known.unwrap_or(if_unknown);
+            if !admit(&state) {
+                return Ok((UserInsert::Refused(state), false));
+            }
+            if known.is_none() {
+                set_user_in(tx, &record.account, user, state)?;
+            }
+            insert_in(tx, &record)?;
+            Ok((UserInsert::Inserted(state), known.is_none()))
+        })?;
+        if new_user {
+            // A cached answer may have been given without this user's state.
+            self.inner.cache.clear();
+        }
+        Ok(outcome)
+    }
+
+    fn remove_user(
+        &self,
+        account: &str,
+        user: &str,
+        disabled: &Disabled,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let inner = &self.inner;
+        let out = inner.write(|tx| {
+            let known = user_in(tx, account, user)?;
+            set_user_in(tx, account, user, removed_state(known))?;
+            let mut rows = Vec::new();
+            {
+                let mut stmt = tx.prepare_cached(STANDING_KEYS_SQL).map_err(unavailable)?;
+                let found = stmt
+                    .query_map(params![account, user], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?))
+                    })
+                    .map_err(unavailable)?;
+                for row in found {
+                    let (json, used) = row.map_err(unavailable)?;
+                    let mut r = rows::decode_record(SQLITE, &json, used)?;
+                    inner.uses.merge(&mut r);
+                    if r.disabled.is_none() {
+                        rows.push(r);
+                    }
+                }
+            }
+            for r in &mut rows {
+                r.disabled = Some(Box::new(disabled.clone()));
+                tx.execute(
+                    "UPDATE apikeys_keys SET record = ?2 WHERE id = ?1",
+                    params![id_value(r.id), rows::encode_record(SQLITE, r)?],
+                )
+                .map_err(unavailable)?;
+            }
+            Ok(rows)
+        })?;
+        inner.cache.clear();
+        let mut out = out;
+        out.sort_by_key(|r| (r.created_at, r.id));
+        Ok(out)
+    }
+
+    #[inline]
+    fn find_by_digest(&self, digest: &Digest) -> Result<Option<KeyLookup>, StoreError> {
+        self.inner
+            .cache
+            .get_or_fetch(digest, |d| self.inner.fetch(d))
+    }
+
+    /// From the cache only: [`CachedLookup::WouldBlock`] on a miss (misses
+    /// are never cached) or while the cache is off.
+    fn find_cached(&self, digest: &Digest) -> CachedLookup {
+        self.inner.cache.cached(digest)
+    }
+
+    fn get(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        self.inner.read_record(
+            "SELECT record, last_used_at FROM apikeys_keys WHERE id = ?1",
+            [id_value(id)],
+        )
+    }
+
+    fn list(&self, account: &str, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
+        let conn = self.inner.reader()?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT record, last_used_at FROM apikeys_keys
+                 WHERE account = ?1
+                   AND (?2 IS NULL OR kind = ?2)
+                   AND (?3 IS NULL OR owner = ?3)",
+            )
+            .map_err(unavailable)?;
+        let rows = stmt
+            .query_map(
+                params![
+                    account,
+                    filter.kind.map(|k| k.as_str()),
+                    filter.owner.as_deref()
+                ],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?)),
+            )
+            .map_err(unavailable)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (json, used) = row.map_err(unavailable)?;
+            let mut r = rows::decode_record(SQLITE, &json, used)?;
+            self.inner.uses.merge(&mut r);
+            out.push(r);
+        }
+        out.sort_by_key(|r| (r.created_at, r.id));
+        Ok(out)
+    }
+
+    fn update(
+        &self,
+        id: KeyId,
+        change: &mut dyn FnMut(&mut KeyRecord),
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let inner = &self.inner;
+        let updated = inner.write(|tx| {
+            let row = tx
+                .query_row(
+                    "SELECT record, last_used_at FROM apikeys_keys WHERE id = ?1",
+                    [id_value(id)],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?)),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            let Some((json, used)) = row else {
+                return Ok(None);
+            };
+            let mut before = rows::decode_record(SQLITE, &json, used)?;
+            inner.uses.merge(&mut before);
+            let mut after = before.clone();
+            change(&mut after);
+            check_immutable(&before, &after)?;
+            let last_used = after.last_used_at.max(before.last_used_at);
+            tx.execute(
+                "UPDATE apikeys_keys SET record = ?2, last_used_at = ?3 WHERE id = ?1",
+                params![
+                    id_value(id),
+                    rows::encode_record(SQLITE, &after)?,
+                    last_used.map(millis)
+                ],
+            )
+            .map_err(unavailable)?;
+            Ok(Some(after))
+        })?;
+        if let Some(r) = &updated {
+            inner.cache.invalidate(&r.digest);
+        }
+        Ok(updated)
+    }
+
+    fn delete(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        let inner = &self.inner;
+        let deleted = inner.write(|tx| {
+            let row = tx
+                .query_row(
+                    "SELECT record, last_used_at FROM apikeys_keys WHERE id = ?1",
+                    [id_value(id)],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?)),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            let Some((json, used)) = row else {
+                return Ok(None);
+            };
+            let mut r = rows::decode_record(SQLITE, &json, used)?;
+            inner.uses.merge(&mut r);
+            tx.execute("DELETE FROM apikeys_keys WHERE id = ?1", [id_value(id)])
+                .map_err(unavailable)?;
+            Ok(Some(r))
+        })?;
+        if let Some(r) = &deleted {
+            inner.cache.invalidate(&r.digest);
+            inner.uses.forget(id);
+        }
+        Ok(deleted)
+    }
+
+    fn record_use(&self, id: KeyId, at: Timestamp) -> Result<(), StoreError> {
+        self.inner.uses.push(id, at);
+        self.inner.cache.note_use(id, at);
+        Ok(())
+    }
+
+    fn account_settings(&self, account: &str) -> Result<AccountSettings, StoreError> {
+        let conn = self.inner.reader()?;
+        let row = conn
+            .prepare_cached(
+                "SELECT rest_api, advanced_permissions FROM apikeys_accounts WHERE account = ?1",
+            )
+            .map_err(unavailable)?
+            .query_row([account], |r| {
+                Ok(AccountSettings {
+                    rest_api: r.get(0)?,
+                    advanced_permissions: r.get(1)?,
+                })
+            })
+            .optional()
+            .map_err(unavailable)?;
+        Ok(row.unwrap_or_default())
+    }
+
+    fn set_account_settings(
+        &self,
+        account: &str,
+        settings: AccountSettings,
+    ) -> Result<(), StoreError> {
+        self.inner.write(|tx| {
+            tx.execute(
+                "INSERT INTO apikeys_accounts (account, rest_api, advanced_permissions)
+                 VALUES (?1, ?2, ?3)
+                 ON CONFLICT (account) DO UPDATE
+                 SET rest_api = excluded.rest_api,
+                     advanced_permissions = excluded.advanced_permissions",
+                params![account, settings.rest_api, settings.advanced_permissions],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })?;
+        self.inner.cache.clear();
+        Ok(())
+    }
+
+    fn user(&self, account: &str, user: &str) -> Result<Option<UserState>, StoreError> {
+        user_in(&*self.inner.reader()?, account, user)
+    }
+
+    fn flush_writes(&self) -> Result<usize, StoreError> {
+        SqliteStore::flush(self)
+    }
+
+    fn set_user(&self, account: &str, user: &str, state: UserState) -> Result<(), StoreError> {
+        self.inner
+            .write(|tx| set_user_in(tx, account, user, state))?;
+        self.inner.cache.clear();
+        Ok(())
+    }
+}
