@@ -58,6 +58,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod audit;
 mod feed;
 mod options;
 mod pool;
@@ -99,6 +100,9 @@ struct Inner {
     options: PostgresOptions,
     cache: LookupCache,
     uses: UseQueue,
+    /// Rotations' new keys seen in use, to note on their old keys at the
+    /// next flush (never written from the hot path).
+    successors: std::sync::Mutex<Vec<(apikeys::KeyId, apikeys::Timestamp)>>,
 }
 
 impl PostgresStore {
@@ -154,6 +158,7 @@ impl PostgresStore {
             cache: LookupCache::new(options.cache_capacity),
             options,
             uses: UseQueue::default(),
+            successors: std::sync::Mutex::new(Vec::new()),
         });
         let stop = Arc::new(Stopper::default());
         let mut workers = Vec::new();

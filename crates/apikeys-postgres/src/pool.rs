@@ -127,6 +127,7 @@ impl Inner {
         let mut attempt = 1;
         loop {
             let mut conn = self.conn()?;
+            self.cache.fence();
             let Conn { client, statements } = &mut *conn;
             let mut tx = match client.transaction() {
                 Ok(tx) => tx,
@@ -138,6 +139,40 @@ impl Inner {
             };
             let out = f(&mut tx, statements)?;
             tx.commit().map_err(pg)?;
+            return Ok(out);
+        }
+    }
+}
+
+impl Inner {
+    /// [`Inner::write`] whose `f` also says whether to commit (`true`) or
+    /// roll back what it did (`false`).
+    pub(crate) fn write_if<T>(
+        &self,
+        mut f: impl FnMut(
+            &mut Transaction<'_>,
+            &mut HashMap<&'static str, Statement>,
+        ) -> Result<(T, bool), StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut attempt = 1;
+        loop {
+            let mut conn = self.conn()?;
+            self.cache.fence();
+            let Conn { client, statements } = &mut *conn;
+            let mut tx = match client.transaction() {
+                Ok(tx) => tx,
+                Err(e) if connection_lost(&e) && attempt < self.attempts() => {
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => return Err(pg(e)),
+            };
+            let (out, commit) = f(&mut tx, statements)?;
+            if commit {
+                tx.commit().map_err(pg)?;
+            } else {
+                tx.rollback().map_err(pg)?;
+            }
             return Ok(out);
         }
     }

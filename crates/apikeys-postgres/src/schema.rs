@@ -7,10 +7,11 @@ use postgres::Client;
 use crate::pg;
 
 /// The newest schema version this crate knows.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Migrations, in order: `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE apikeys_keys (
         id           bigint PRIMARY KEY,  -- the key id's 64 bits
         digest       bytea NOT NULL,
@@ -55,7 +56,26 @@ const MIGRATIONS: &[&str] = &["
         ON apikeys_accounts FOR EACH STATEMENT EXECUTE FUNCTION apikeys_notify_all();
     CREATE TRIGGER apikeys_users_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
         ON apikeys_users FOR EACH STATEMENT EXECUTE FUNCTION apikeys_notify_all();
-"];
+",
+    "
+    -- The audit trail: one row per management call that changed something
+    -- (written in the change's own transaction) or was refused. Ids are
+    -- drawn under a transaction-scoped advisory lock, so they increase in
+    -- commit order and a page read by id never skips a record.
+    CREATE TABLE apikeys_audit (
+        id      bigserial PRIMARY KEY,
+        account text NOT NULL,
+        at      bigint NOT NULL,   -- unix milliseconds
+        actor   text NOT NULL,
+        action  text NOT NULL,
+        key_id  bigint,            -- the key id's 64 bits
+        event   text NOT NULL      -- the AuditEvent as JSON
+    );
+    CREATE INDEX apikeys_audit_account ON apikeys_audit (account, id);
+    CREATE INDEX apikeys_audit_key ON apikeys_audit (account, key_id, id);
+    CREATE INDEX apikeys_audit_at ON apikeys_audit (at);
+",
+];
 
 pub(crate) fn migrate(client: &mut Client, schema: Option<&str>) -> Result<(), StoreError> {
     let mut tx = client.transaction().map_err(pg)?;

@@ -3,14 +3,15 @@
 use std::collections::HashMap;
 
 use apikeys::store::rows::{self, LookupRow, id_value, millis};
-use apikeys::store::{CachedLookup, check_immutable, removed_state};
+use apikeys::store::{CachedLookup, Edit, check_immutable, removed_state, standing_user};
 use apikeys::{
-    AccountSettings, Digest, Disabled, KeyFilter, KeyId, KeyLookup, KeyRecord, KeyStore,
-    StoreError, Timestamp, UserInsert, UserState,
+    AccountSettings, AuditEvent, AuditPage, AuditWindow, Digest, Disabled, KeyFilter, KeyId,
+    KeyKind, KeyLookup, KeyRecord, KeyStore, StoreError, Timestamp, UserInsert, UserState,
 };
 use postgres::error::SqlState;
 use postgres::{Row, Statement, Transaction};
 
+use crate::audit::{self, write_some};
 use crate::pool::prepared;
 use crate::{Inner, POSTGRES, PostgresStore, pg};
 
@@ -46,6 +47,7 @@ const USER_SQL: &str =
 
 impl Inner {
     pub(crate) fn flush(&self) -> Result<usize, StoreError> {
+        self.flush_successors()?;
         self.uses.flush(|uses| {
             let ids: Vec<i64> = uses.iter().map(|&(id, _)| id_value(id)).collect();
             let ats: Vec<i64> = uses.iter().map(|&(_, at)| millis(at)).collect();
@@ -61,6 +63,53 @@ impl Inner {
                 Ok(())
             })
         })
+    }
+
+    /// Note the queued first uses of rotations' new keys on their old keys.
+    fn flush_successors(&self) -> Result<(), StoreError> {
+        let marks = std::mem::take(
+            &mut *self
+                .successors
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if marks.is_empty() {
+            return Ok(());
+        }
+        let written = self.write(|tx, st| {
+            let mut n = 0;
+            for &(old, at) in &marks {
+                let Some(mut r) = select_for_update(self, tx, st, old)? else {
+                    continue;
+                };
+                match r.rotation.as_mut() {
+                    Some(rot) if rot.successor_used_at.is_none() => {
+                        rot.successor_used_at = Some(at);
+                    }
+                    _ => continue,
+                }
+                let s = prepared(tx, st, "UPDATE apikeys_keys SET record = $2 WHERE id = $1")?;
+                tx.execute(&s, &[&id_value(old), &rows::encode_record(POSTGRES, &r)?])
+                    .map_err(pg)?;
+                n += 1;
+            }
+            Ok(n)
+        });
+        match written {
+            Ok(n) => {
+                if n > 0 {
+                    self.cache.clear();
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.successors
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .extend(marks);
+                Err(e)
+            }
+        }
     }
 
     pub(crate) fn fetch(&self, digest: &Digest) -> Result<Option<KeyLookup>, StoreError> {
@@ -132,6 +181,70 @@ fn insert_in(
     }
 }
 
+/// The record `id`, locked in `tx` until it ends.
+fn select_for_update(
+    inner: &Inner,
+    tx: &mut Transaction<'_>,
+    st: &mut HashMap<&'static str, Statement>,
+    id: KeyId,
+) -> Result<Option<KeyRecord>, StoreError> {
+    let s = prepared(
+        tx,
+        st,
+        "SELECT record, last_used_at FROM apikeys_keys WHERE id = $1 FOR UPDATE",
+    )?;
+    match tx.query_opt(&s, &[&id_value(id)]).map_err(pg)? {
+        Some(row) => inner.record_from(&row).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Write `after` over `before`'s row, keeping the later last use.
+fn rewrite(
+    tx: &mut Transaction<'_>,
+    st: &mut HashMap<&'static str, Statement>,
+    before: &KeyRecord,
+    after: &KeyRecord,
+) -> Result<(), StoreError> {
+    check_immutable(before, after)?;
+    let last_used = after.last_used_at.max(before.last_used_at).map(millis);
+    let s = prepared(
+        tx,
+        st,
+        "UPDATE apikeys_keys SET record = $2, last_used_at = $3 WHERE id = $1",
+    )?;
+    tx.execute(
+        &s,
+        &[
+            &id_value(before.id),
+            &rows::encode_record(POSTGRES, after)?,
+            &last_used,
+        ],
+    )
+    .map_err(pg)?;
+    Ok(())
+}
+
+/// Store `state` for a user not stored yet; `false` if someone stored them meanwhile.
+fn insert_user(
+    tx: &mut Transaction<'_>,
+    st: &mut HashMap<&'static str, Statement>,
+    account: &str,
+    user: &str,
+    state: UserState,
+) -> Result<bool, StoreError> {
+    let s = prepared(
+        tx,
+        st,
+        "INSERT INTO apikeys_users (account, user_id, role, removed)
+         VALUES ($1, $2, $3, $4) ON CONFLICT (account, user_id) DO NOTHING",
+    )?;
+    let n = tx
+        .execute(&s, &[&account, &user, &state.role.as_str(), &state.removed])
+        .map_err(pg)?;
+    Ok(n == 1)
+}
+
 fn user_from(row: &Row) -> Result<UserState, StoreError> {
     rows::user_state(POSTGRES, row.get(0), row.get(1))
 }
@@ -152,9 +265,88 @@ fn user_for_update(
 }
 
 impl KeyStore for PostgresStore {
-    fn insert(&self, record: KeyRecord) -> Result<(), StoreError> {
-        self.inner.write(|tx, st| insert_in(tx, st, &record))
+    fn insert_audited(
+        &self,
+        record: KeyRecord,
+        audit: Option<&AuditEvent>,
+    ) -> Result<(), StoreError> {
+        self.inner.write(|tx, st| {
+            insert_in(tx, st, &record)?;
+            write_some(tx, st, audit)
+        })
         // No cache entry to drop: misses are never cached.
+    }
+
+    fn rotate(
+        &self,
+        old: KeyId,
+        new: KeyRecord,
+        if_unknown: UserState,
+        decide: &mut dyn FnMut(&mut KeyRecord, Option<&UserState>) -> Edit,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let inner = &self.inner;
+        let user = standing_user(&new).map(str::to_owned);
+        let account: &str = &new.account;
+        let (out, new_user) = inner.write_if(|tx, st| {
+            // Locks in the order every writer takes them: the user's row,
+            // then the keys' rows. Anything but a rotation is rolled back.
+            let (known, new_user) = match &user {
+                None => (None, false),
+                Some(u) => match user_for_update(tx, st, account, u)? {
+                    Some(s) => (Some(s), false),
+                    None if insert_user(tx, st, account, u, if_unknown)? => {
+                        (Some(if_unknown), true)
+                    }
+                    None => (user_for_update(tx, st, account, u)?, false),
+                },
+            };
+            let standing = user.as_ref().map(|_| known.unwrap_or(if_unknown));
+            let Some(before) = select_for_update(inner, tx, st, old)? else {
+                return Ok(((None, false), false));
+            };
+            let mut after = before.clone();
+            let audit = match decide(&mut after, standing.as_ref()) {
+                Edit::Keep => return Ok(((Some(before), false), false)),
+                Edit::Write(audit) => audit,
+            };
+            rewrite(tx, st, &before, &after)?;
+            insert_in(tx, st, &new)?;
+            write_some(tx, st, audit.as_ref())?;
+            Ok(((Some(after), new_user), true))
+        })?;
+        if let Some(r) = &out {
+            inner.cache.invalidate(&r.digest);
+        }
+        if new_user {
+            inner.cache.clear();
+        }
+        Ok(out)
+    }
+
+    fn successor_used(&self, predecessor: KeyId, at: Timestamp) -> Result<(), StoreError> {
+        // Queued, like last uses: the hot path never writes.
+        self.inner
+            .successors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((predecessor, at));
+        Ok(())
+    }
+
+    fn keeps_audit(&self) -> bool {
+        true
+    }
+
+    fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.inner.write(|tx, st| audit::write_audit(tx, st, event))
+    }
+
+    fn audit_records(&self, window: &AuditWindow) -> Result<AuditPage, StoreError> {
+        self.inner.read(|c| audit::page(c, window))
+    }
+
+    fn prune_audit(&self, before: Timestamp) -> Result<usize, StoreError> {
+        self.inner.write(|tx, st| audit::prune(tx, st, before))
     }
 
     fn insert_for_user(
@@ -163,6 +355,7 @@ impl KeyStore for PostgresStore {
         user: &str,
         if_unknown: UserState,
         admit: &mut dyn FnMut(&UserState) -> bool,
+        audit: Option<&AuditEvent>,
     ) -> Result<UserInsert, StoreError> {
         let account: &str = &record.account;
         let (outcome, new_user) = self.inner.write(|tx, st| {
@@ -203,6 +396,7 @@ impl KeyStore for PostgresStore {
                 return Ok((UserInsert::Refused(state), false));
             }
             insert_in(tx, st, &record)?;
+            write_some(tx, st, audit)?;
             Ok((UserInsert::Inserted(state), new_user))
         })?;
         if new_user {
@@ -217,6 +411,7 @@ impl KeyStore for PostgresStore {
         account: &str,
         user: &str,
         disabled: &Disabled,
+        audit: Option<&AuditEvent>,
     ) -> Result<Vec<KeyRecord>, StoreError> {
         let inner = &self.inner;
         let unknown = removed_state(None);
@@ -247,6 +442,7 @@ impl KeyStore for PostgresStore {
                 tx.execute(&s, &[&id_value(r.id), &rows::encode_record(POSTGRES, r)?])
                     .map_err(pg)?;
             }
+            write_some(tx, st, audit)?;
             Ok(changed)
         })?;
         inner.cache.clear();
@@ -286,66 +482,64 @@ impl KeyStore for PostgresStore {
         Ok(out)
     }
 
-    fn update(
+    fn update_audited(
         &self,
         id: KeyId,
-        change: &mut dyn FnMut(&mut KeyRecord),
+        change: &mut dyn FnMut(&mut KeyRecord) -> Edit,
     ) -> Result<Option<KeyRecord>, StoreError> {
         let inner = &self.inner;
-        let updated = inner.write(|tx, st| {
-            let s = prepared(
-                tx,
-                st,
-                "SELECT record, last_used_at FROM apikeys_keys WHERE id = $1 FOR UPDATE",
-            )?;
-            let Some(row) = tx.query_opt(&s, &[&id_value(id)]).map_err(pg)? else {
-                return Ok(None);
+        let (updated, written) = inner.write(|tx, st| {
+            let Some(before) = select_for_update(inner, tx, st, id)? else {
+                return Ok((None, false));
             };
-            let before = inner.record_from(&row)?;
             let mut after = before.clone();
-            change(&mut after);
-            check_immutable(&before, &after)?;
-            let last_used = after.last_used_at.max(before.last_used_at).map(millis);
-            let s = prepared(
-                tx,
-                st,
-                "UPDATE apikeys_keys SET record = $2, last_used_at = $3 WHERE id = $1",
-            )?;
-            tx.execute(
-                &s,
-                &[
-                    &id_value(id),
-                    &rows::encode_record(POSTGRES, &after)?,
-                    &last_used,
-                ],
-            )
-            .map_err(pg)?;
-            Ok(Some(after))
+            let audit = match change(&mut after) {
+                Edit::Keep => return Ok((Some(before), false)),
+                Edit::Write(audit) => audit,
+            };
+            rewrite(tx, st, &before, &after)?;
+            write_some(tx, st, audit.as_ref())?;
+            Ok((Some(after), true))
         })?;
-        if let Some(r) = &updated {
+        if let (Some(r), true) = (&updated, written) {
             inner.cache.invalidate(&r.digest);
         }
         Ok(updated)
     }
 
-    fn delete(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
+    fn delete_audited(
+        &self,
+        id: KeyId,
+        check: &mut dyn FnMut(&KeyRecord, Option<&UserState>) -> Edit,
+    ) -> Result<Option<KeyRecord>, StoreError> {
         let inner = &self.inner;
-        let deleted = inner.write(|tx, st| {
-            let s = prepared(
-                tx,
-                st,
-                "DELETE FROM apikeys_keys WHERE id = $1 RETURNING record, last_used_at",
-            )?;
-            let Some(row) = tx.query_opt(&s, &[&id_value(id)]).map_err(pg)? else {
-                return Ok(None);
+        // Who owns it (owner never changes), to lock their row first, in the
+        // order every writer takes locks: the user's row, then the key's.
+        let Some(peek) = self.get(id)? else {
+            return Ok(None);
+        };
+        let (found, deleted) = inner.write(|tx, st| {
+            let owner = match (&peek.owner, peek.kind) {
+                (Some(o), KeyKind::UserToken) => user_for_update(tx, st, &peek.account, o)?,
+                _ => None,
             };
-            inner.record_from(&row).map(Some)
+            let Some(r) = select_for_update(inner, tx, st, id)? else {
+                return Ok((None, false));
+            };
+            let audit = match check(&r, owner.as_ref()) {
+                Edit::Keep => return Ok((Some(r), false)),
+                Edit::Write(audit) => audit,
+            };
+            let s = prepared(tx, st, "DELETE FROM apikeys_keys WHERE id = $1")?;
+            tx.execute(&s, &[&id_value(id)]).map_err(pg)?;
+            write_some(tx, st, audit.as_ref())?;
+            Ok((Some(r), true))
         })?;
-        if let Some(r) = &deleted {
+        if let (Some(r), true) = (&found, deleted) {
             inner.cache.invalidate(&r.digest);
             inner.uses.forget(id);
         }
-        Ok(deleted)
+        Ok(found)
     }
 
     fn record_use(&self, id: KeyId, at: Timestamp) -> Result<(), StoreError> {
@@ -365,10 +559,11 @@ impl KeyStore for PostgresStore {
             .unwrap_or_default())
     }
 
-    fn set_account_settings(
+    fn set_account_settings_audited(
         &self,
         account: &str,
         settings: AccountSettings,
+        audit: Option<&AuditEvent>,
     ) -> Result<(), StoreError> {
         self.inner.write(|tx, st| {
             let s = prepared(
@@ -385,7 +580,7 @@ impl KeyStore for PostgresStore {
                 &[&account, &settings.rest_api, &settings.advanced_permissions],
             )
             .map_err(pg)?;
-            Ok(())
+            write_some(tx, st, audit)
         })?;
         self.inner.cache.clear();
         Ok(())
@@ -400,7 +595,13 @@ impl KeyStore for PostgresStore {
         PostgresStore::flush(self)
     }
 
-    fn set_user(&self, account: &str, user: &str, state: UserState) -> Result<(), StoreError> {
+    fn set_user_audited(
+        &self,
+        account: &str,
+        user: &str,
+        state: UserState,
+        audit: Option<&AuditEvent>,
+    ) -> Result<(), StoreError> {
         self.inner.write(|tx, st| {
             let s = prepared(
                 tx,
@@ -412,7 +613,7 @@ impl KeyStore for PostgresStore {
             )?;
             tx.execute(&s, &[&account, &user, &state.role.as_str(), &state.removed])
                 .map_err(pg)?;
-            Ok(())
+            write_some(tx, st, audit)
         })?;
         self.inner.cache.clear();
         Ok(())

@@ -245,3 +245,96 @@ fn check_then_write_races_never_break_them() {
     let store = Arc::new(store_in(&fresh_schema(), PostgresStore::options()));
     apikeys::testing::invariants::races(store, 40);
 }
+
+#[test]
+fn rotation_and_the_audit_trail() {
+    let schema = fresh_schema();
+    apikeys::testing::lifecycle::run_all(&|clock, quiet| {
+        Keyring::builder()
+            .store(store_in(&schema, PostgresStore::options()))
+            .clock(clock)
+            .rotation_quiet(quiet)
+            .build()
+            .unwrap()
+    });
+}
+
+#[test]
+fn every_committed_change_keeps_exactly_one_audit_record_through_sigkill() {
+    let schema = fresh_schema();
+    drop(store_in(&schema, PostgresStore::options()));
+    durable::audit_survives_sigkill(3, 50..450, &schema, || {
+        Keyring::new(store_in(&schema, PostgresStore::options()))
+    });
+}
+
+#[test]
+fn a_rotation_and_its_end_are_seen_by_another_store() {
+    let schema = fresh_schema();
+    let a = Keyring::new(store_in(&schema, PostgresStore::options()));
+    let b = Keyring::new(store_in(&schema, PostgresStore::options()));
+    let old = a
+        .create_general_key(&admin(), "ci", AccessLevel::FullAccess)
+        .unwrap();
+    b.authenticate(old.secret().expose(), &Request::rest("GET"))
+        .unwrap();
+    let new = a
+        .rotate(
+            &admin(),
+            &old.record().id.to_string(),
+            Duration::from_secs(3600),
+        )
+        .unwrap();
+    durable::wait_until_accepted(&b, new.secret().expose());
+    assert_eq!(
+        b.get(&admin(), &old.record().id.to_string())
+            .unwrap()
+            .rotated_to(),
+        Some(new.record().id)
+    );
+    b.authenticate(old.secret().expose(), &Request::rest("GET"))
+        .expect("the overlap runs");
+    a.end_rotation(&admin(), &old.record().id.to_string())
+        .unwrap();
+    durable::wait_until_refused(&b, old.secret().expose());
+    b.authenticate(new.secret().expose(), &Request::rest("GET"))
+        .expect("the new key works on");
+}
+
+#[test]
+fn a_change_whose_audit_record_cannot_be_written_is_not_made() {
+    let schema = fresh_schema();
+    let kr = Keyring::new(store_in(&schema, PostgresStore::options()));
+    let k = kr
+        .create_general_key(&admin(), "ci", AccessLevel::FullAccess)
+        .unwrap();
+    let id = k.record().id.to_string();
+    raw()
+        .batch_execute(&format!(
+            "CREATE FUNCTION {schema}.fail_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN RAISE EXCEPTION 'the audit trail is down'; END $$;
+             CREATE TRIGGER fail_audit BEFORE INSERT ON {schema}.apikeys_audit
+             FOR EACH ROW EXECUTE FUNCTION {schema}.fail_audit();"
+        ))
+        .unwrap();
+    assert!(matches!(
+        kr.disable(&admin(), &id),
+        Err(apikeys::Error::Store(_))
+    ));
+    assert!(
+        kr.get(&admin(), &id).unwrap().disabled.is_none(),
+        "disabled without a record"
+    );
+    assert!(kr.rotate(&admin(), &id, Duration::from_secs(60)).is_err());
+    assert!(kr.get(&admin(), &id).unwrap().rotated_to().is_none());
+    assert_eq!(
+        kr.list(&admin()).unwrap().len(),
+        1,
+        "no new key without its record"
+    );
+    assert!(kr.delete(&admin(), &id).is_err());
+    assert!(kr.set_user_role("acme", "PUSER", Role::Observer).is_err());
+    assert_eq!(kr.user("acme", "PUSER").unwrap(), None);
+    kr.authenticate(k.secret().expose(), &Request::rest("GET"))
+        .expect("the key is untouched");
+}

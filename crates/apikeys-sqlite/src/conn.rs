@@ -91,6 +91,7 @@ impl Inner {
     ) -> Result<T, StoreError> {
         let mut conn = lock(&self.writer);
         self.wal_check()?;
+        self.cache.fence();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(unavailable)?;

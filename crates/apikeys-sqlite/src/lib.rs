@@ -61,6 +61,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod audit;
 mod conn;
 mod feed;
 mod options;
@@ -106,6 +107,9 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     cache: LookupCache,
     uses: UseQueue,
+    /// Rotations' new keys seen in use, to note on their old keys at the
+    /// next flush (never written from the hot path).
+    successors: Mutex<Vec<(apikeys::KeyId, apikeys::Timestamp)>>,
     /// The write-ahead log file this store's connections write to (device
     /// and inode), once seen; checked before every write (see [`Inner::wal_check`]).
     wal: Mutex<Option<(u64, u64)>>,
@@ -158,6 +162,7 @@ impl SqliteStore {
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             uses: UseQueue::default(),
+            successors: Mutex::new(Vec::new()),
             wal: Mutex::new(None),
         });
         *lock(&inner.wal) = wal_identity(path);

@@ -6,7 +6,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::unavailable;
 
 /// The newest schema version this crate knows (SQLite's `user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Migrations, in order: `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -74,6 +74,23 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER apikeys_changes_pruned AFTER INSERT ON apikeys_changes BEGIN
         DELETE FROM apikeys_changes WHERE seq <= new.seq - 10000;
     END;
+",
+    "
+    -- The audit trail: one row per management call that changed something
+    -- (written in the change's own transaction) or was refused. `id` orders
+    -- the trail and is the cursor of its pages; the event is its JSON.
+    CREATE TABLE apikeys_audit (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        account TEXT NOT NULL,
+        at      INTEGER NOT NULL,  -- unix milliseconds
+        actor   TEXT NOT NULL,
+        action  TEXT NOT NULL,
+        key_id  INTEGER,           -- the key id's 64 bits
+        event   TEXT NOT NULL      -- the AuditEvent as JSON
+    );
+    CREATE INDEX apikeys_audit_account ON apikeys_audit (account, id);
+    CREATE INDEX apikeys_audit_key ON apikeys_audit (account, key_id, id);
+    CREATE INDEX apikeys_audit_at ON apikeys_audit (at);
 ",
 ];
 

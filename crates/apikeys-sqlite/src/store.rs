@@ -1,14 +1,15 @@
 //! The [`KeyStore`] implementation and its SQL.
 
 use apikeys::store::rows::{self, LookupRow, id_value, millis};
-use apikeys::store::{CachedLookup, check_immutable, removed_state};
+use apikeys::store::{CachedLookup, Edit, check_immutable, removed_state, standing_user};
 use apikeys::{
-    AccountSettings, Digest, Disabled, KeyFilter, KeyId, KeyLookup, KeyRecord, KeyStore,
-    StoreError, Timestamp, UserInsert, UserState,
+    AccountSettings, AuditEvent, AuditPage, AuditWindow, Digest, Disabled, KeyFilter, KeyId,
+    KeyKind, KeyLookup, KeyRecord, KeyStore, StoreError, Timestamp, UserInsert, UserState,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::{Inner, SQLITE, SqliteStore, unavailable};
+use crate::audit::{self, write_some};
+use crate::{Inner, SQLITE, SqliteStore, lock, unavailable};
 
 const FIND_SQL: &str = "
     SELECT k.record, k.last_used_at, a.rest_api, a.advanced_permissions, u.role, u.removed
@@ -28,6 +29,7 @@ const STANDING_KEYS_SQL: &str = "
 
 impl Inner {
     pub(crate) fn flush(&self) -> Result<usize, StoreError> {
+        self.flush_successors()?;
         self.uses.flush(|uses| {
             self.write(|tx| {
                 let mut stmt = tx
@@ -43,6 +45,48 @@ impl Inner {
                 Ok(())
             })
         })
+    }
+
+    /// Note the queued first uses of rotations' new keys on their old keys.
+    fn flush_successors(&self) -> Result<(), StoreError> {
+        let marks = std::mem::take(&mut *lock(&self.successors));
+        if marks.is_empty() {
+            return Ok(());
+        }
+        let written = self.write(|tx| {
+            let mut n = 0;
+            for &(old, at) in &marks {
+                let Some(mut r) = select_record(tx, old)? else {
+                    continue;
+                };
+                match r.rotation.as_mut() {
+                    Some(rot) if rot.successor_used_at.is_none() => {
+                        rot.successor_used_at = Some(at);
+                    }
+                    _ => continue,
+                }
+                tx.execute(
+                    "UPDATE apikeys_keys SET record = ?2 WHERE id = ?1",
+                    params![id_value(old), rows::encode_record(SQLITE, &r)?],
+                )
+                .map_err(unavailable)?;
+                n += 1;
+            }
+            Ok(n)
+        });
+        match written {
+            Ok(n) => {
+                if n > 0 {
+                    self.cache.clear();
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // Keep them for the next flush.
+                lock(&self.successors).extend(marks);
+                Err(e)
+            }
+        }
     }
 
     fn read_record(
@@ -105,6 +149,40 @@ impl Inner {
         };
         row.decode(SQLITE, &self.uses).map(Some)
     }
+}
+
+/// The record with this id, read in `conn` (a transaction), without queued uses.
+fn select_record(conn: &Connection, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
+    let row = conn
+        .prepare_cached("SELECT record, last_used_at FROM apikeys_keys WHERE id = ?1")
+        .map_err(unavailable)?
+        .query_row([id_value(id)], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?))
+        })
+        .optional()
+        .map_err(unavailable)?;
+    row.map(|(json, used)| rows::decode_record(SQLITE, &json, used))
+        .transpose()
+}
+
+/// Write `after` over the record `id`, keeping the later last use.
+fn rewrite(
+    tx: &rusqlite::Transaction<'_>,
+    before: &KeyRecord,
+    after: &KeyRecord,
+) -> Result<(), StoreError> {
+    check_immutable(before, after)?;
+    let last_used = after.last_used_at.max(before.last_used_at);
+    tx.execute(
+        "UPDATE apikeys_keys SET record = ?2, last_used_at = ?3 WHERE id = ?1",
+        params![
+            id_value(before.id),
+            rows::encode_record(SQLITE, after)?,
+            last_used.map(millis)
+        ],
+    )
+    .map_err(unavailable)?;
+    Ok(())
 }
 
 /// Insert `record` in `tx`, refusing a duplicate id or digest.
@@ -183,9 +261,85 @@ fn set_user_in(
 }
 
 impl KeyStore for SqliteStore {
-    fn insert(&self, record: KeyRecord) -> Result<(), StoreError> {
-        self.inner.write(|tx| insert_in(tx, &record))
+    fn insert_audited(
+        &self,
+        record: KeyRecord,
+        audit: Option<&AuditEvent>,
+    ) -> Result<(), StoreError> {
+        self.inner.write(|tx| {
+            insert_in(tx, &record)?;
+            write_some(tx, audit)
+        })
         // No cache entry to drop: misses are never cached.
+    }
+
+    fn rotate(
+        &self,
+        old: KeyId,
+        new: KeyRecord,
+        if_unknown: UserState,
+        decide: &mut dyn FnMut(&mut KeyRecord, Option<&UserState>) -> Edit,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let inner = &self.inner;
+        // One BEGIN IMMEDIATE transaction: the old key's edit, the new key,
+        // the standing they were decided on and the audit record, together.
+        let (out, new_user) = inner.write(|tx| {
+            let Some(mut before) = select_record(tx, old)? else {
+                return Ok((None, false));
+            };
+            inner.uses.merge(&mut before);
+            let user = standing_user(&new).map(str::to_owned);
+            let known = match &user {
+                Some(u) => user_in(tx, &new.account, u)?,
+                None => None,
+            };
+            let standing = user.as_ref().map(|_| known.unwrap_or(if_unknown));
+            let mut after = before.clone();
+            let audit = match decide(&mut after, standing.as_ref()) {
+                Edit::Keep => return Ok((Some(before), false)),
+                Edit::Write(audit) => audit,
+            };
+            rewrite(tx, &before, &after)?;
+            insert_in(tx, &new)?;
+            let new_user = match (&user, known, standing) {
+                (Some(u), None, Some(state)) => {
+                    set_user_in(tx, &new.account, u, state)?;
+                    true
+                }
+                _ => false,
+            };
+            write_some(tx, audit.as_ref())?;
+            Ok((Some(after), new_user))
+        })?;
+        if let Some(r) = &out {
+            inner.cache.invalidate(&r.digest);
+        }
+        if new_user {
+            inner.cache.clear();
+        }
+        Ok(out)
+    }
+
+    fn successor_used(&self, predecessor: KeyId, at: Timestamp) -> Result<(), StoreError> {
+        // Queued, like last uses: the hot path never writes.
+        lock(&self.inner.successors).push((predecessor, at));
+        Ok(())
+    }
+
+    fn keeps_audit(&self) -> bool {
+        true
+    }
+
+    fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.inner.write(|tx| audit::write_audit(tx, event))
+    }
+
+    fn audit_records(&self, window: &AuditWindow) -> Result<AuditPage, StoreError> {
+        audit::page(&*self.inner.reader()?, window)
+    }
+
+    fn prune_audit(&self, before: Timestamp) -> Result<usize, StoreError> {
+        self.inner.write(|tx| audit::prune(tx, before))
     }
 
     fn insert_for_user(
@@ -194,6 +348,7 @@ impl KeyStore for SqliteStore {
         user: &str,
         if_unknown: UserState,
         admit: &mut dyn FnMut(&UserState) -> bool,
+        audit: Option<&AuditEvent>,
     ) -> Result<UserInsert, StoreError> {
         // One BEGIN IMMEDIATE transaction: no other writer, in this process or
         // another, runs between reading the standing and inserting.
@@ -207,6 +362,7 @@ impl KeyStore for SqliteStore {
                 set_user_in(tx, &record.account, user, state)?;
             }
             insert_in(tx, &record)?;
+            write_some(tx, audit)?;
             Ok((UserInsert::Inserted(state), known.is_none()))
         })?;
         if new_user {
@@ -221,6 +377,7 @@ impl KeyStore for SqliteStore {
         account: &str,
         user: &str,
         disabled: &Disabled,
+        audit: Option<&AuditEvent>,
     ) -> Result<Vec<KeyRecord>, StoreError> {
         let inner = &self.inner;
         let out = inner.write(|tx| {
@@ -251,6 +408,7 @@ impl KeyStore for SqliteStore {
                 )
                 .map_err(unavailable)?;
             }
+            write_some(tx, audit)?;
             Ok(rows)
         })?;
         inner.cache.clear();
@@ -310,72 +468,62 @@ impl KeyStore for SqliteStore {
         Ok(out)
     }
 
-    fn update(
+    fn update_audited(
         &self,
         id: KeyId,
-        change: &mut dyn FnMut(&mut KeyRecord),
+        change: &mut dyn FnMut(&mut KeyRecord) -> Edit,
     ) -> Result<Option<KeyRecord>, StoreError> {
         let inner = &self.inner;
-        let updated = inner.write(|tx| {
-            let row = tx
-                .query_row(
-                    "SELECT record, last_used_at FROM apikeys_keys WHERE id = ?1",
-                    [id_value(id)],
-                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?)),
-                )
-                .optional()
-                .map_err(unavailable)?;
-            let Some((json, used)) = row else {
-                return Ok(None);
+        let (updated, written) = inner.write(|tx| {
+            let Some(mut before) = select_record(tx, id)? else {
+                return Ok((None, false));
             };
-            let mut before = rows::decode_record(SQLITE, &json, used)?;
             inner.uses.merge(&mut before);
             let mut after = before.clone();
-            change(&mut after);
-            check_immutable(&before, &after)?;
-            let last_used = after.last_used_at.max(before.last_used_at);
-            tx.execute(
-                "UPDATE apikeys_keys SET record = ?2, last_used_at = ?3 WHERE id = ?1",
-                params![
-                    id_value(id),
-                    rows::encode_record(SQLITE, &after)?,
-                    last_used.map(millis)
-                ],
-            )
-            .map_err(unavailable)?;
-            Ok(Some(after))
+            let audit = match change(&mut after) {
+                Edit::Keep => return Ok((Some(before), false)),
+                Edit::Write(audit) => audit,
+            };
+            rewrite(tx, &before, &after)?;
+            write_some(tx, audit.as_ref())?;
+            Ok((Some(after), true))
         })?;
-        if let Some(r) = &updated {
+        if let (Some(r), true) = (&updated, written) {
             inner.cache.invalidate(&r.digest);
         }
         Ok(updated)
     }
 
-    fn delete(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
+    fn delete_audited(
+        &self,
+        id: KeyId,
+        check: &mut dyn FnMut(&KeyRecord, Option<&UserState>) -> Edit,
+    ) -> Result<Option<KeyRecord>, StoreError> {
         let inner = &self.inner;
-        let deleted = inner.write(|tx| {
-            let row = tx
-                .query_row(
-                    "SELECT record, last_used_at FROM apikeys_keys WHERE id = ?1",
-                    [id_value(id)],
-                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?)),
-                )
-                .optional()
-                .map_err(unavailable)?;
-            let Some((json, used)) = row else {
-                return Ok(None);
+        let (found, deleted) = inner.write(|tx| {
+            let Some(mut r) = select_record(tx, id)? else {
+                return Ok((None, false));
             };
-            let mut r = rows::decode_record(SQLITE, &json, used)?;
             inner.uses.merge(&mut r);
+            // The owner's standing, read under the same write lock.
+            let owner = match (&r.owner, r.kind) {
+                (Some(o), KeyKind::UserToken) => user_in(tx, &r.account, o)?,
+                _ => None,
+            };
+            let audit = match check(&r, owner.as_ref()) {
+                Edit::Keep => return Ok((Some(r), false)),
+                Edit::Write(audit) => audit,
+            };
             tx.execute("DELETE FROM apikeys_keys WHERE id = ?1", [id_value(id)])
                 .map_err(unavailable)?;
-            Ok(Some(r))
+            write_some(tx, audit.as_ref())?;
+            Ok((Some(r), true))
         })?;
-        if let Some(r) = &deleted {
+        if let (Some(r), true) = (&found, deleted) {
             inner.cache.invalidate(&r.digest);
             inner.uses.forget(id);
         }
-        Ok(deleted)
+        Ok(found)
     }
 
     fn record_use(&self, id: KeyId, at: Timestamp) -> Result<(), StoreError> {
@@ -402,10 +550,11 @@ impl KeyStore for SqliteStore {
         Ok(row.unwrap_or_default())
     }
 
-    fn set_account_settings(
+    fn set_account_settings_audited(
         &self,
         account: &str,
         settings: AccountSettings,
+        audit: Option<&AuditEvent>,
     ) -> Result<(), StoreError> {
         self.inner.write(|tx| {
             tx.execute(
@@ -417,7 +566,7 @@ impl KeyStore for SqliteStore {
                 params![account, settings.rest_api, settings.advanced_permissions],
             )
             .map_err(unavailable)?;
-            Ok(())
+            write_some(tx, audit)
         })?;
         self.inner.cache.clear();
         Ok(())
@@ -431,9 +580,17 @@ impl KeyStore for SqliteStore {
         SqliteStore::flush(self)
     }
 
-    fn set_user(&self, account: &str, user: &str, state: UserState) -> Result<(), StoreError> {
-        self.inner
-            .write(|tx| set_user_in(tx, account, user, state))?;
+    fn set_user_audited(
+        &self,
+        account: &str,
+        user: &str,
+        state: UserState,
+        audit: Option<&AuditEvent>,
+    ) -> Result<(), StoreError> {
+        self.inner.write(|tx| {
+            set_user_in(tx, account, user, state)?;
+            write_some(tx, audit)
+        })?;
         self.inner.cache.clear();
         Ok(())
     }

@@ -308,10 +308,10 @@ fn a_version_1_file_is_migrated_on_open_and_keeps_its_keys() {
         let store = SqliteStore::open(&path).unwrap();
         store.insert(r.clone()).unwrap();
     }
-    // Turn it back into what version 1 wrote: no change log.
+    // Turn it back into what version 1 wrote: no change log, no audit trail.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
-        "DROP TRIGGER apikeys_keys_updated; DROP TRIGGER apikeys_keys_deleted;
+        "DROP TABLE apikeys_audit; DROP TRIGGER apikeys_keys_updated; DROP TRIGGER apikeys_keys_deleted;
          DROP TRIGGER apikeys_accounts_inserted; DROP TRIGGER apikeys_accounts_updated;
          DROP TRIGGER apikeys_accounts_deleted; DROP TRIGGER apikeys_users_inserted;
          DROP TRIGGER apikeys_users_updated; DROP TRIGGER apikeys_users_deleted;
@@ -334,6 +334,14 @@ fn a_version_1_file_is_migrated_on_open_and_keeps_its_keys() {
         .unwrap();
     assert_eq!(version, apikeys_sqlite::SCHEMA_VERSION);
     assert_eq!(logged, 1, "the migrated file logs changes");
+    assert!(store.keeps_audit());
+    let q = apikeys::AuditQuery::account(&r.account)
+        .resolve(Timestamp::now())
+        .unwrap();
+    assert!(
+        store.audit_records(&q).unwrap().records.is_empty(),
+        "the migrated file has an (empty) audit trail"
+    );
 }
 
 /// `Keyring::flush` reaches the store: a queued last use is on disk afterwards,
@@ -454,4 +462,107 @@ fn a_write_ahead_log_deleted_under_the_store_is_a_clear_error_not_a_lost_write()
             .http_status(),
         401
     );
+}
+
+#[test]
+fn rotation_and_the_audit_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lifecycle.db");
+    apikeys::testing::lifecycle::run_all(&|clock, quiet| {
+        Keyring::builder()
+            .store(SqliteStore::open(&path).unwrap())
+            .clock(clock)
+            .rotation_quiet(quiet)
+            .build()
+            .unwrap()
+    });
+}
+
+#[test]
+fn a_rotation_and_its_end_are_seen_by_another_process_store() {
+    // Two stores on one file stand for two processes (each polls the file's
+    // changes); the cross-process check proper is a_disable_in_another_process_is_seen.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("two.db");
+    let a = Keyring::new(SqliteStore::open(&path).unwrap());
+    let b = Keyring::new(SqliteStore::open(&path).unwrap());
+    let old = a
+        .create_general_key(&admin(), "ci", AccessLevel::FullAccess)
+        .unwrap();
+    // b caches the old key.
+    b.authenticate(old.secret().expose(), &Request::rest("GET"))
+        .unwrap();
+    let new = a
+        .rotate(
+            &admin(),
+            &old.record().id.to_string(),
+            Duration::from_secs(3600),
+        )
+        .unwrap();
+    durable::wait_until_accepted(&b, new.secret().expose());
+    let seen = b.get(&admin(), &old.record().id.to_string()).unwrap();
+    assert_eq!(seen.rotated_to(), Some(new.record().id));
+    b.authenticate(old.secret().expose(), &Request::rest("GET"))
+        .expect("the overlap runs");
+    a.end_rotation(&admin(), &old.record().id.to_string())
+        .unwrap();
+    durable::wait_until_refused(&b, old.secret().expose());
+    b.authenticate(new.secret().expose(), &Request::rest("GET"))
+        .expect("the new key works on");
+}
+
+#[test]
+fn every_committed_change_keeps_exactly_one_audit_record_through_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit-crash.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let place = path.to_str().unwrap().to_owned();
+    durable::audit_survives_sigkill(5, 30..400, &place, || {
+        Keyring::new(SqliteStore::open(&path).unwrap())
+    });
+}
+
+#[test]
+fn a_change_whose_audit_record_cannot_be_written_is_not_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit-fails.db");
+    let kr = Keyring::new(SqliteStore::open(&path).unwrap());
+    let k = kr
+        .create_general_key(&admin(), "ci", AccessLevel::FullAccess)
+        .unwrap();
+    let id = k.record().id.to_string();
+    // From now on every audit insert fails, as a full disk would.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER fail_audit BEFORE INSERT ON apikeys_audit
+             BEGIN SELECT RAISE(ABORT, 'the audit trail is down'); END;",
+        )
+        .unwrap();
+    assert!(matches!(
+        kr.disable(&admin(), &id),
+        Err(apikeys::Error::Store(_))
+    ));
+    assert!(
+        kr.get(&admin(), &id).unwrap().disabled.is_none(),
+        "disabled without a record"
+    );
+    kr.authenticate(k.secret().expose(), &Request::rest("GET"))
+        .expect("still enabled");
+    assert!(kr.rotate(&admin(), &id, Duration::from_secs(60)).is_err());
+    assert!(kr.get(&admin(), &id).unwrap().rotated_to().is_none());
+    assert_eq!(
+        kr.list(&admin()).unwrap().len(),
+        1,
+        "no new key without its record"
+    );
+    assert!(kr.delete(&admin(), &id).is_err());
+    assert!(
+        kr.create_general_key(&admin(), "x", AccessLevel::FullAccess)
+            .is_err()
+    );
+    assert!(kr.set_user_role("acme", "PUSER", Role::Observer).is_err());
+    assert_eq!(kr.user("acme", "PUSER").unwrap(), None);
+    kr.authenticate(k.secret().expose(), &Request::rest("GET"))
+        .expect("the key is untouched");
 }

@@ -214,6 +214,10 @@ impl LookupCache {
             if !self.enabled.load(Ordering::Acquire)
                 || self.generation.load(Ordering::Acquire) != ticket
             {
+                // Something was written since this read began: what is
+                // cached for the digest may be older than what another
+                // reader has already answered. Drop it; the next lookup reads.
+                g.remove(&digest);
                 return;
             }
             if g.len() >= self.capacity_per_shard && !g.contains_key(&digest) {
@@ -240,6 +244,14 @@ impl LookupCache {
         let mut g = write(self.shard(d));
         self.generation.fetch_add(1, Ordering::AcqRel);
         g.remove(d);
+    }
+
+    /// Call before a write begins (and [`LookupCache::invalidate`] after it
+    /// commits): a read that began before the write and fills the cache after
+    /// it committed is refused, so no lookup sees a record older than one a
+    /// racing lookup already read from the database.
+    pub fn fence(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Drop everything (and make lookups already under way not fill the cache).

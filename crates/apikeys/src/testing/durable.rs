@@ -392,10 +392,13 @@ pub fn last_uses_wait_for_flush_or_drop<S: KeyStore>(
 const WATCH_HELPER: &str = "apikeys_child_watch_token";
 /// The helper test that runs [`child_create_keys_until_killed`].
 const CREATE_HELPER: &str = "apikeys_child_create_keys_until_killed";
+/// The helper test that runs [`child_manage_keys_until_killed`].
+const MANAGE_HELPER: &str = "apikeys_child_manage_keys_until_killed";
 
 /// Declares the helper tests that the cross-process checks run in child
-/// processes: `apikeys_child_watch_token` and
-/// `apikeys_child_create_keys_until_killed`, both `#[ignore]`d. Give it a
+/// processes: `apikeys_child_watch_token`,
+/// `apikeys_child_create_keys_until_killed` and
+/// `apikeys_child_manage_keys_until_killed`, all `#[ignore]`d. Give it a
 /// function (or closure without captures) from a place (`&str`: a file path,
 /// a schema name) to a [`Keyring`] on the store there, and
 /// use it once in a test file, outside any function.
@@ -413,6 +416,15 @@ macro_rules! __apikeys_durable_child_helpers {
             if let Some(place) = $crate::testing::durable::child_place() {
                 let open: fn(&str) -> $crate::Keyring = $open;
                 $crate::testing::durable::child_watch_token(&open(&place));
+            }
+        }
+
+        #[test]
+        #[ignore = "helper: run by another test in a child process"]
+        fn apikeys_child_manage_keys_until_killed() {
+            if let Some(place) = $crate::testing::durable::child_place() {
+                let open: fn(&str) -> $crate::Keyring = $open;
+                $crate::testing::durable::child_manage_keys_until_killed(&open(&place));
             }
         }
 
@@ -564,4 +576,194 @@ pub fn keys_survive_sigkill(
         !printed.is_empty(),
         "the child printed no key before being killed"
     );
+}
+
+/// The child side of [`audit_survives_sigkill`]: prints `ACCOUNT <name>`,
+/// then makes a stream of management calls in that account — create,
+/// disable, enable, rotate, end the rotation, delete, refused calls — until killed.
+pub fn child_manage_keys_until_killed(keyring: &Keyring) {
+    let acct = unique_account("audit-crash");
+    let admin = admin(&acct);
+    let observer = Actor::new(acct.as_str(), "POBS", Role::Observer);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ACCOUNT {acct}").expect("stdout");
+    out.flush().expect("stdout");
+    for i in 0..100_000 {
+        let k = keyring
+            .create_general_key(&admin, &format!("crash {i}"), AccessLevel::FullAccess)
+            .expect("create");
+        let id = k.record().id.to_string();
+        keyring.disable(&admin, &id).expect("disable");
+        let _ = keyring.enable(&observer, &id); // refused, and recorded
+        if i % 2 == 0 {
+            keyring.enable(&admin, &id).expect("enable");
+            let new = keyring
+                .rotate(&admin, &id, Duration::from_secs(3600))
+                .expect("rotate");
+            if i % 4 == 0 {
+                keyring.end_rotation(&admin, &id).expect("end");
+                keyring
+                    .delete(&admin, &new.record().id.to_string())
+                    .expect("delete");
+            }
+        }
+        keyring
+            .set_user_role(&acct, "PUSER", Role::Responder)
+            .expect("role");
+    }
+}
+
+/// `rounds` times: runs a child that streams management calls into the
+/// store at `place` (the helper of [`child_helpers!`]), kills it with
+/// SIGKILL at a random moment `kill_after_ms` in, reopens with `reopen`, and
+/// checks the trail against the keys: every key there has exactly one
+/// allowed record that made it (a create, or a rotation naming it); every
+/// key such a record made is there, unless exactly one delete record says
+/// it was deleted; each key's disabled state and rotation agree with its
+/// records; no record id repeats.
+pub fn audit_survives_sigkill(
+    rounds: u64,
+    kill_after_ms: Range<u64>,
+    place: impl AsRef<OsStr>,
+    mut reopen: impl FnMut() -> Keyring,
+) {
+    use crate::audit::{AuditAction, AuditEvent, AuditOutcome, AuditQuery};
+    use std::collections::{HashMap, HashSet};
+    assert!(!kill_after_ms.is_empty(), "an empty range of kill moments");
+    for round in 0..rounds {
+        let mut child = child(MANAGE_HELPER, place.as_ref())
+            .spawn()
+            .expect("spawn the manager");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+            let acct = lines
+                .by_ref()
+                .find_map(|l| Some(l[l.find("ACCOUNT ")? + 8..].trim().to_owned()));
+            let _ = tx.send(acct);
+            lines.for_each(drop);
+        });
+        // The kill lands at a random moment once the child is writing (its
+        // start-up, connection and migration are not what is being tested).
+        let acct = match rx.recv_timeout(PATIENCE) {
+            Ok(Some(acct)) => acct,
+            _ => {
+                let _ = child.kill();
+                panic!("the child never said its account");
+            }
+        };
+        let r = KeyId::generate()
+            .expect("the OS random source works")
+            .as_u64();
+        let spread = kill_after_ms.end - kill_after_ms.start;
+        std::thread::sleep(Duration::from_millis(kill_after_ms.start + r % spread));
+        child.kill().expect("SIGKILL the manager");
+        child.wait().expect("wait");
+        reader.join().expect("the reader thread");
+        let kr = reopen();
+        let mut records: Vec<AuditEvent> = Vec::new();
+        let mut q = AuditQuery::account(&acct);
+        q.limit = 1000;
+        loop {
+            let page = kr.audit_records(&q).expect("audit_records");
+            records.extend(page.records);
+            match page.next_cursor {
+                Some(c) => q.cursor = Some(c),
+                None => break,
+            }
+        }
+        let ids: HashSet<u64> = records.iter().map(|e| e.id).collect();
+        assert_eq!(ids.len(), records.len(), "a record id repeats");
+        let allowed = |a: AuditAction| {
+            records
+                .iter()
+                .filter(move |e| e.action == a && e.outcome == AuditOutcome::Allowed)
+        };
+        let value = |e: &AuditEvent, field: &str| {
+            e.changes
+                .iter()
+                .find(|c| c.field == field)
+                .and_then(|c| c.value.clone())
+        };
+        // Which records made which keys, and which deleted them.
+        let mut made: HashMap<String, usize> = HashMap::new();
+        for e in allowed(AuditAction::Create) {
+            let id = e.key_id.expect("a create names its key").to_string();
+            *made.entry(id).or_default() += 1;
+        }
+        for e in allowed(AuditAction::Rotate) {
+            let to = value(e, "rotated_to").expect("a rotation names its new key");
+            *made.entry(to).or_default() += 1;
+        }
+        let mut deleted: HashMap<String, usize> = HashMap::new();
+        for e in allowed(AuditAction::Delete) {
+            let id = e.key_id.expect("a delete names its key").to_string();
+            *deleted.entry(id).or_default() += 1;
+        }
+        let keys = kr.list(&admin(&acct)).expect("list");
+        let present: HashSet<String> = keys.iter().map(|k| k.id.to_string()).collect();
+        for k in &keys {
+            let id = k.id.to_string();
+            assert_eq!(
+                made.get(&id),
+                Some(&1),
+                "key {id}: the records that made it"
+            );
+            assert!(
+                !deleted.contains_key(&id),
+                "key {id} is there, but a record deleted it"
+            );
+            // Disabled iff its last disable-or-enable that changed it says so.
+            let last = records
+                .iter()
+                .filter(|e| {
+                    e.key_id == Some(k.id)
+                        && e.outcome == AuditOutcome::Allowed
+                        && matches!(e.action, AuditAction::Disable | AuditAction::Enable)
+                        && !e.changes.is_empty()
+                })
+                .max_by_key(|e| e.id);
+            let disabled = last.is_some_and(|e| e.action == AuditAction::Disable);
+            assert_eq!(k.disabled.is_some(), disabled, "key {id}'s disabled state");
+            let rotations = allowed(AuditAction::Rotate)
+                .filter(|e| e.key_id == Some(k.id))
+                .count();
+            assert_eq!(
+                usize::from(k.rotated_to().is_some()),
+                rotations,
+                "key {id}'s rotation"
+            );
+            let ends = allowed(AuditAction::EndRotation)
+                .filter(|e| e.key_id == Some(k.id))
+                .count();
+            assert!(ends <= 1, "key {id} has {ends} end_rotation records");
+        }
+        for (id, n) in &made {
+            if !present.contains(id) {
+                assert_eq!(
+                    deleted.get(id),
+                    Some(&1),
+                    "key {id} was made ({n} records) and is gone without exactly one delete record"
+                );
+            }
+        }
+        for id in deleted.keys() {
+            assert!(
+                !present.contains(id),
+                "key {id} has a delete record but is there"
+            );
+        }
+        eprintln!(
+            "round {round}: {} records, {} keys, {} made, {} deleted",
+            records.len(),
+            keys.len(),
+            made.len(),
+            deleted.len()
+        );
+        assert!(
+            !records.is_empty(),
+            "the child wrote no record before the kill"
+        );
+    }
 }
