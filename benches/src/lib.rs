@@ -41,6 +41,7 @@ pub fn record_for(key: &str, hasher: &KeyHasher) -> KeyRecord {
         expires_at: None,
         hint: apikeys::Hint::of(key),
         digest: hasher.digest(key.as_bytes()),
+        rotation: None,
     }
 }
 

@@ -473,18 +473,7 @@ pub struct AuditEvent {
 }
 
 fn action_name(a: apikeys::AuditAction) -> &'static str {
-    use apikeys::AuditAction as A;
-    match a {
-        A::Create => "create",
-        A::List => "list",
-        A::Get => "get",
-        A::Disable => "disable",
-        A::Enable => "enable",
-        A::Delete => "delete",
-        A::SetAccount => "set_account",
-        A::SetUserRole => "set_user_role",
-        A::RemoveUser => "remove_user",
-    }
+    a.as_str()
 }
 
 impl From<&apikeys::AuditEvent> for AuditEvent {

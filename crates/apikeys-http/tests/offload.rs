@@ -10,7 +10,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use apikeys::store::{CachedLookup, KeyFilter, KeyLookup, KeyStore, MemoryStore, UserInsert};
+use apikeys::AuditEvent;
+use apikeys::store::{CachedLookup, Edit, KeyFilter, KeyLookup, KeyStore, MemoryStore, UserInsert};
 use apikeys::{
     AccessLevel, AccountSettings, Actor, Digest, Disabled, KeyId, KeyRecord, Keyring, Role,
     StoreError, Timestamp, UserState,
@@ -41,8 +42,8 @@ impl SlowStore {
 }
 
 impl KeyStore for SlowStore {
-    fn insert(&self, r: KeyRecord) -> Result<(), StoreError> {
-        self.inner.insert(r)
+    fn insert_audited(&self, r: KeyRecord, e: Option<&AuditEvent>) -> Result<(), StoreError> {
+        self.inner.insert_audited(r, e)
     }
     fn find_by_digest(&self, d: &Digest) -> Result<Option<KeyLookup>, StoreError> {
         if self.is_stuck(d) {
@@ -76,15 +77,28 @@ impl KeyStore for SlowStore {
     fn list(&self, a: &str, f: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
         self.inner.list(a, f)
     }
-    fn update(
+    fn update_audited(
         &self,
         id: KeyId,
-        c: &mut dyn FnMut(&mut KeyRecord),
+        c: &mut dyn FnMut(&mut KeyRecord) -> Edit,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        self.inner.update(id, c)
+        self.inner.update_audited(id, c)
     }
-    fn delete(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        self.inner.delete(id)
+    fn delete_audited(
+        &self,
+        id: KeyId,
+        c: &mut dyn FnMut(&KeyRecord, Option<&UserState>) -> Edit,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        self.inner.delete_audited(id, c)
+    }
+    fn rotate(
+        &self,
+        old: KeyId,
+        new: KeyRecord,
+        if_unknown: UserState,
+        decide: &mut dyn FnMut(&mut KeyRecord, Option<&UserState>) -> Edit,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        self.inner.rotate(old, new, if_unknown, decide)
     }
     fn record_use(&self, id: KeyId, at: Timestamp) -> Result<(), StoreError> {
         self.inner.record_use(id, at)
@@ -92,14 +106,25 @@ impl KeyStore for SlowStore {
     fn account_settings(&self, a: &str) -> Result<AccountSettings, StoreError> {
         self.inner.account_settings(a)
     }
-    fn set_account_settings(&self, a: &str, s: AccountSettings) -> Result<(), StoreError> {
-        self.inner.set_account_settings(a, s)
+    fn set_account_settings_audited(
+        &self,
+        a: &str,
+        s: AccountSettings,
+        e: Option<&AuditEvent>,
+    ) -> Result<(), StoreError> {
+        self.inner.set_account_settings_audited(a, s, e)
     }
     fn user(&self, a: &str, u: &str) -> Result<Option<UserState>, StoreError> {
         self.inner.user(a, u)
     }
-    fn set_user(&self, a: &str, u: &str, s: UserState) -> Result<(), StoreError> {
-        self.inner.set_user(a, u, s)
+    fn set_user_audited(
+        &self,
+        a: &str,
+        u: &str,
+        s: UserState,
+        e: Option<&AuditEvent>,
+    ) -> Result<(), StoreError> {
+        self.inner.set_user_audited(a, u, s, e)
     }
     fn insert_for_user(
         &self,
@@ -107,11 +132,18 @@ impl KeyStore for SlowStore {
         u: &str,
         if_unknown: UserState,
         admit: &mut dyn FnMut(&UserState) -> bool,
+        e: Option<&AuditEvent>,
     ) -> Result<UserInsert, StoreError> {
-        self.inner.insert_for_user(r, u, if_unknown, admit)
+        self.inner.insert_for_user(r, u, if_unknown, admit, e)
     }
-    fn remove_user(&self, a: &str, u: &str, d: &Disabled) -> Result<Vec<KeyRecord>, StoreError> {
-        self.inner.remove_user(a, u, d)
+    fn remove_user(
+        &self,
+        a: &str,
+        u: &str,
+        d: &Disabled,
+        e: Option<&AuditEvent>,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        self.inner.remove_user(a, u, d, e)
     }
 }
 

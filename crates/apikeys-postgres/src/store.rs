@@ -311,7 +311,7 @@ impl KeyStore for PostgresStore {
             };
             rewrite(tx, st, &before, &after)?;
             insert_in(tx, st, &new)?;
-            write_some(tx, st, audit.as_ref())?;
+            write_some(tx, st, audit.as_deref())?;
             Ok(((Some(after), new_user), true))
         })?;
         if let Some(r) = &out {
@@ -498,7 +498,7 @@ impl KeyStore for PostgresStore {
                 Edit::Write(audit) => audit,
             };
             rewrite(tx, st, &before, &after)?;
-            write_some(tx, st, audit.as_ref())?;
+            write_some(tx, st, audit.as_deref())?;
             Ok((Some(after), true))
         })?;
         if let (Some(r), true) = (&updated, written) {
@@ -532,7 +532,7 @@ impl KeyStore for PostgresStore {
             };
             let s = prepared(tx, st, "DELETE FROM apikeys_keys WHERE id = $1")?;
             tx.execute(&s, &[&id_value(id)]).map_err(pg)?;
-            write_some(tx, st, audit.as_ref())?;
+            write_some(tx, st, audit.as_deref())?;
             Ok((Some(r), true))
         })?;
         if let (Some(r), true) = (&found, deleted) {

@@ -308,7 +308,7 @@ impl KeyStore for SqliteStore {
                 }
                 _ => false,
             };
-            write_some(tx, audit.as_ref())?;
+            write_some(tx, audit.as_deref())?;
             Ok((Some(after), new_user))
         })?;
         if let Some(r) = &out {
@@ -485,7 +485,7 @@ impl KeyStore for SqliteStore {
                 Edit::Write(audit) => audit,
             };
             rewrite(tx, &before, &after)?;
-            write_some(tx, audit.as_ref())?;
+            write_some(tx, audit.as_deref())?;
             Ok((Some(after), true))
         })?;
         if let (Some(r), true) = (&updated, written) {
@@ -516,7 +516,7 @@ impl KeyStore for SqliteStore {
             };
             tx.execute("DELETE FROM apikeys_keys WHERE id = ?1", [id_value(id)])
                 .map_err(unavailable)?;
-            write_some(tx, audit.as_ref())?;
+            write_some(tx, audit.as_deref())?;
             Ok((Some(r), true))
         })?;
         if let (Some(r), true) = (&found, deleted) {

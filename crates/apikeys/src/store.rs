@@ -71,7 +71,7 @@ pub enum UserInsert {
 pub enum Edit {
     /// Write the change, and with it, in the same transaction, this audit
     /// record (stores that keep an audit trail: [`KeyStore::keeps_audit`]).
-    Write(Option<AuditEvent>),
+    Write(Option<Box<AuditEvent>>),
     /// Write nothing: the record stays as it was (the caller knows why).
     Keep,
 }

@@ -1177,7 +1177,7 @@ pub fn writes_carry_their_audit_record(store: &dyn KeyStore) {
     ok(
         store.update_audited(r.id, &mut |x| {
             x.description = "renamed".into();
-            Edit::Write(Some(ev(AuditAction::Disable)))
+            Edit::Write(Some(Box::new(ev(AuditAction::Disable))))
         }),
         "update",
     );
@@ -1235,7 +1235,9 @@ pub fn writes_carry_their_audit_record(store: &dyn KeyStore) {
         "remove_user",
     );
     ok(
-        store.delete_audited(r.id, &mut |_, _| Edit::Write(Some(ev(AuditAction::Delete)))),
+        store.delete_audited(r.id, &mut |_, _| {
+            Edit::Write(Some(Box::new(ev(AuditAction::Delete))))
+        }),
         "delete",
     );
     ok(

@@ -103,7 +103,7 @@ impl Keyring {
                 refusal = Some(e);
                 return Edit::Keep;
             }
-            Edit::Write(Some(draft.allowed(now)))
+            Edit::Write(Some(Box::new(draft.allowed(now))))
         })?;
         if let Some(e) = refusal {
             return Err(e);
@@ -164,7 +164,7 @@ impl Keyring {
                 }
                 draft.note(r);
                 draft.changed("deleted", Some("false".into()), Some("true".into()));
-                Edit::Write(Some(draft.allowed(now)))
+                Edit::Write(Some(Box::new(draft.allowed(now))))
             })?;
             if let Some(e) = refusal {
                 return Err(e);

@@ -150,7 +150,7 @@ impl Keyring {
                     r.rotation = Some(Box::new(rotation));
                     draft.changed("rotated_to", None, Some(new_id.to_string()));
                     draft.changed("overlap_until", None, Some(ms(until)));
-                    Edit::Write(Some(draft.allowed(now)))
+                    Edit::Write(Some(Box::new(draft.allowed(now))))
                 });
             match result {
                 Ok(Some(_)) => {
@@ -191,7 +191,7 @@ impl Keyring {
                     Some(rot) if rot.overlapping(now, last_used) => {
                         draft.changed("overlap_until", rot.overlap_until.map(ms), Some(ms(now)));
                         rot.overlap_until = Some(now);
-                        Edit::Write(Some(draft.allowed(now)))
+                        Edit::Write(Some(Box::new(draft.allowed(now))))
                     }
                     _ => {
                         refusal = Some(Error::invalid(

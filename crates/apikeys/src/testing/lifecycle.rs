@@ -46,8 +46,11 @@ const QUIET: Duration = Duration::from_secs(15 * 60);
 /// How far behind a stored last use may be (the keyring's slack).
 const SLACK: Duration = Duration::from_secs(120);
 
+/// One check: its name and the function that runs it.
+pub type Check = (&'static str, fn(MakeKeyring<'_>));
+
 /// Every check of this module, by name.
-pub const CHECKS: &[(&str, fn(MakeKeyring<'_>))] = &[
+pub const CHECKS: &[Check] = &[
     (
         "both_keys_work_until_the_grace_ends",
         both_keys_work_until_the_grace_ends,
