@@ -82,7 +82,7 @@ pub mod testing;
 pub use audit::{AuditAction, AuditEvent, AuditOutcome, AuditSink, MemoryAuditLog};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use digest::{Digest, KeyHasher};
-pub use error::{AuthFailure, Error, Result, StoreError};
+pub use error::{AuthFailure, Error, Result, StoreError, StoreFailure};
 pub use key::{Api, Hint, KeyKind, Malformed};
 pub use keyring::{IssuedKey, Keyring, KeyringBuilder, NewKey, Principal};
 pub use policy::{Action, GrantsTable, ResourceSet, RoleGrants};
