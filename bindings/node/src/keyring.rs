@@ -170,7 +170,7 @@ impl Slots {
             _ => {
                 if self.records.len() >= MAX_SLOTS {
                     return Err(apikeys::Error::Store(apikeys::StoreError::Unavailable(
-                        "too many distinct keys authenticated by this keyring object".to_owned(),
+                        "too many distinct keys authenticated by this keyring object".into(),
                     )));
                 }
                 let s = self.records.len() as u32;

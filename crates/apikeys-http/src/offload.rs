@@ -45,7 +45,7 @@ pub(crate) fn joined(
 ) -> Result<Principal, Error> {
     result.unwrap_or_else(|_| {
         Err(Error::Store(StoreError::Unavailable(
-            "the key check on the blocking pool did not finish".to_owned(),
+            "the key check on the blocking pool did not finish".into(),
         )))
     })
 }

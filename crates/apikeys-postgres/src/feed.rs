@@ -9,15 +9,13 @@ use apikeys::{Digest, StoreError};
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, NoTls};
 
+use crate::pool::cannot_connect;
 use crate::{Inner, pg};
 
 impl Inner {
     /// A connection that LISTENs on this store's change channel.
     pub(crate) fn listen(&self) -> Result<Client, StoreError> {
-        let mut client = self
-            .config
-            .connect(NoTls)
-            .map_err(|e| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
+        let mut client = self.config.connect(NoTls).map_err(cannot_connect)?;
         client
             .batch_execute(&format!("LISTEN {}", self.channel))
             .map_err(pg)?;

@@ -32,6 +32,11 @@
 //!   broken is retried once on a fresh one; a write is retried only if it broke
 //!   before anything was sent (`BEGIN`), otherwise it fails with
 //!   [`StoreError::Unavailable`] (and, being one transaction, wrote nothing).
+//! - **Errors** keep the driver's error as their
+//!   [`source`](std::error::Error::source): a [`postgres::Error`] (or the
+//!   pool's `r2d2::Error`) to downcast to and look into. Their messages say
+//!   what the server said (severity, message, SQLSTATE code) but never its
+//!   DETAIL, which may quote a row's values; the source still has it.
 //! - **A cache in front of the hot path** ([`apikeys::store::cache`], shared
 //!   with the other durable store): [`KeyStore::find_by_digest`] answers
 //!   from memory once a key has been seen, so a warm `authenticate` costs about
@@ -79,7 +84,7 @@ use postgres::{Config, NoTls};
 pub use options::{BadSetting, PostgresOptions, check_schema, check_url};
 pub use schema::SCHEMA_VERSION;
 
-use pool::{Manager, pg};
+use pool::{Manager, cannot_connect, pg};
 use schema::migrate;
 
 /// The store's name in its error messages.
@@ -118,13 +123,13 @@ impl PostgresStore {
     }
 
     fn connect_with(url: &str, options: PostgresOptions) -> Result<PostgresStore, StoreError> {
-        let setting = |e: BadSetting| StoreError::Unavailable(format!("PostgreSQL {e}"));
+        let setting = |e: BadSetting| StoreError::unavailable(format!("PostgreSQL {e}"), e);
         check_url(url).map_err(setting)?;
         if let Some(s) = &options.schema {
             check_schema(s).map_err(setting)?;
         }
         let mut config = Config::from_str(url)
-            .map_err(|e| StoreError::Unavailable(format!("bad PostgreSQL URL: {e}")))?;
+            .map_err(|e| StoreError::unavailable(format!("bad PostgreSQL URL: {e}"), e))?;
         config.connect_timeout(options.connect_timeout);
         config.application_name(&format!(
             "apikeys/{}",
@@ -133,9 +138,7 @@ impl PostgresStore {
         if let Some(s) = &options.schema {
             config.options(&format!("-c search_path={s}"));
         }
-        let mut client = config
-            .connect(NoTls)
-            .map_err(|e| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
+        let mut client = config.connect(NoTls).map_err(cannot_connect)?;
         migrate(&mut client, options.schema.as_deref())?;
         let schema: String = client
             .query_one("SELECT current_schema()", &[])
@@ -150,7 +153,9 @@ impl PostgresStore {
             .build(Manager {
                 config: config.clone(),
             })
-            .map_err(|e| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))?;
+            .map_err(|e| {
+                StoreError::unavailable(format!("cannot connect to PostgreSQL: {e}"), e)
+            })?;
         let inner = Arc::new(Inner {
             pool,
             config,
@@ -166,7 +171,7 @@ impl PostgresStore {
             std::thread::Builder::new()
                 .name(name.into())
                 .spawn(f)
-                .map_err(|e| StoreError::Unavailable(format!("cannot start a thread: {e}")))
+                .map_err(|e| StoreError::unavailable(format!("cannot start a thread: {e}"), e))
         };
         {
             let (inner, stop) = (inner.clone(), stop.clone());

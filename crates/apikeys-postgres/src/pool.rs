@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 
 use apikeys::StoreError;
-use apikeys::store::rows;
 use postgres::types::ToSql;
 use postgres::{Client, Config, NoTls, Row, Statement, Transaction};
 
@@ -77,12 +76,43 @@ pub(crate) fn connection_lost(e: &postgres::Error) -> bool {
 }
 
 pub(crate) fn pg(e: postgres::Error) -> StoreError {
+    let said = describe(&e);
     if connection_lost(&e) {
-        StoreError::Unavailable(format!(
-            "PostgreSQL connection lost ({e}); nothing was written, and the next call reconnects"
-        ))
+        StoreError::unavailable(
+            format!(
+                "PostgreSQL connection lost ({said}); nothing was written, and the next call reconnects"
+            ),
+            e,
+        )
     } else {
-        rows::unavailable(POSTGRES, e)
+        StoreError::unavailable(format!("{POSTGRES}: {said}"), e)
+    }
+}
+
+/// A connection to the server that could not be made.
+pub(crate) fn cannot_connect(e: postgres::Error) -> StoreError {
+    let said = describe(&e);
+    StoreError::unavailable(format!("cannot connect to PostgreSQL: {said}"), e)
+}
+
+/// What `e` says, for a [`StoreError`]'s message. The driver's own text is
+/// only its kind ("db error", "error connecting to server"); this adds, for
+/// an error from the server, its severity, message and SQLSTATE code, and
+/// for any other error the text of its cause (the socket's error, say). It
+/// leaves out the DETAIL and HINT of a server error: a DETAIL may quote a
+/// row's or a parameter's values (`Key (account, user_id)=(…) already
+/// exists`, `Failing row contains (…)`), which no message repeats. The
+/// error's source, `e` itself, keeps everything for whoever looks.
+pub(crate) fn describe(e: &postgres::Error) -> String {
+    match (e.as_db_error(), std::error::Error::source(e)) {
+        (Some(db), _) => format!(
+            "db error: {}: {} (SQLSTATE {})",
+            db.severity(),
+            db.message(),
+            db.code().code()
+        ),
+        (None, Some(cause)) => format!("{e}: {cause}"),
+        (None, None) => e.to_string(),
     }
 }
 
@@ -90,7 +120,7 @@ impl Inner {
     pub(crate) fn conn(&self) -> Result<r2d2::PooledConnection<Manager>, StoreError> {
         self.pool
             .get()
-            .map_err(|e| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}")))
+            .map_err(|e| StoreError::unavailable(format!("cannot connect to PostgreSQL: {e}"), e))
     }
 
     /// How many connections to try before giving up: after a server restart

@@ -96,10 +96,13 @@ pub(crate) fn migrate(client: &mut Client, schema: Option<&str>) -> Result<(), S
         .and_then(|r| r.get::<_, Option<i32>>(0))
         .unwrap_or(0);
     if version > SCHEMA_VERSION {
-        return Err(StoreError::Unavailable(format!(
-            "PostgreSQL: the database has apikeys schema version {version}, written by a newer \
+        return Err(StoreError::Unavailable(
+            format!(
+                "PostgreSQL: the database has apikeys schema version {version}, written by a newer \
              apikeys-postgres (this one knows up to {SCHEMA_VERSION}); upgrade it"
-        )));
+            )
+            .into(),
+        ));
     }
     for (v, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         tx.batch_execute(sql).map_err(pg)?;

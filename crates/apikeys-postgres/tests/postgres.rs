@@ -338,3 +338,70 @@ fn a_change_whose_audit_record_cannot_be_written_is_not_made() {
     kr.authenticate(k.secret().expose(), &Request::rest("GET"))
         .expect("the key is untouched");
 }
+
+// ---- store errors keep the driver's error as their source ----
+
+#[test]
+fn a_refused_connection_keeps_the_drivers_error_as_its_source() {
+    let err = PostgresStore::options()
+        .connect_timeout(Duration::from_secs(2))
+        .connect("postgres://nobody@127.0.0.1:1/none")
+        .unwrap_err();
+    match &err {
+        StoreError::Unavailable(why) => {
+            assert!(why.contains("cannot connect"), "{why}");
+            assert!(why.contains("refused"), "it says why: {why}");
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    let source = std::error::Error::source(&err).expect("the driver's error");
+    let pg = source
+        .downcast_ref::<postgres::Error>()
+        .expect("a postgres::Error");
+    let io = std::error::Error::source(pg)
+        .and_then(|e| e.downcast_ref::<std::io::Error>())
+        .expect("the socket's error below it");
+    assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
+    // The keyring's error is transparent: the same source below it.
+    let err = apikeys::Error::from(err);
+    let source = std::error::Error::source(&err).expect("the driver's error");
+    assert!(source.is::<postgres::Error>(), "{source:?}");
+}
+
+#[test]
+fn a_server_error_keeps_its_source_and_never_prints_the_rows_values() {
+    let schema = fresh_schema();
+    let store = store_in(&schema, PostgresStore::options());
+    raw()
+        .batch_execute(&format!(
+            "ALTER TABLE {schema}.apikeys_accounts
+             ADD CONSTRAINT no_probes CHECK (account NOT LIKE 'probe-%')"
+        ))
+        .unwrap();
+    let err = apikeys::KeyStore::set_account_settings(
+        &store,
+        "probe-4c1d",
+        apikeys::AccountSettings::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    let source = std::error::Error::source(&err).expect("the driver's error");
+    let pg = source
+        .downcast_ref::<postgres::Error>()
+        .expect("a postgres::Error");
+    assert_eq!(
+        pg.code(),
+        Some(&postgres::error::SqlState::CHECK_VIOLATION),
+        "{pg:?}"
+    );
+    // The server's DETAIL quotes the row: the source keeps it, the text not.
+    let detail = pg.as_db_error().and_then(|db| db.detail()).unwrap_or("");
+    assert!(detail.contains("probe-4c1d"), "{pg:?}");
+    for text in [err.to_string(), format!("{err:?}")] {
+        assert!(
+            text.contains("no_probes") && text.contains("23514"),
+            "{text}"
+        );
+        assert!(!text.contains("probe-4c1d"), "{text}");
+    }
+}

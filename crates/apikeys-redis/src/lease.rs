@@ -459,7 +459,7 @@ impl Leases {
                 .arg(r.to);
         }
         let out: Vec<i64> = call.invoke(&mut con).map_err(|e| {
-            StoreError::Unavailable(format!("Redis rate-limit lease script failed: {e}"))
+            StoreError::unavailable(format!("Redis rate-limit lease script failed: {e}"), e)
         })?;
         rl.give_back(con);
         let requests = limit.requests();
@@ -504,9 +504,9 @@ impl Leases {
                     retry_after,
                 })
             }
-            other => Err(StoreError::Corrupt(format!(
-                "unexpected rate-limit lease script answer {other:?}"
-            ))),
+            other => Err(StoreError::Corrupt(
+                format!("unexpected rate-limit lease script answer {other:?}").into(),
+            )),
         }
     }
 

@@ -257,11 +257,11 @@ impl RedisRateLimiterBuilder {
     /// The limiter. Checks the URL, but does not connect yet.
     pub fn build(self) -> Result<RedisRateLimiter, StoreError> {
         let client = redis::Client::open(self.url.as_str())
-            .map_err(|e| StoreError::Unavailable(format!("bad Redis URL: {e}")))?;
+            .map_err(|e| StoreError::unavailable(format!("bad Redis URL: {e}"), e))?;
         let mut seed = [0u8; 8];
-        getrandom::SysRng
-            .try_fill_bytes(&mut seed)
-            .map_err(|e| StoreError::Unavailable(format!("no randomness for member ids: {e}")))?;
+        getrandom::SysRng.try_fill_bytes(&mut seed).map_err(|e| {
+            StoreError::unavailable(format!("no randomness for member ids: {e}"), e)
+        })?;
         Ok(RedisRateLimiter {
             client,
             pool: Mutex::new(Vec::new()),
@@ -344,7 +344,7 @@ impl RedisRateLimiter {
         let mut con = l.connection()?;
         redis::cmd("PING")
             .query::<String>(&mut con)
-            .map_err(|e| StoreError::Unavailable(format!("Redis did not answer PING: {e}")))?;
+            .map_err(|e| StoreError::unavailable(format!("Redis did not answer PING: {e}"), e))?;
         l.give_back(con);
         Ok(l)
     }
@@ -402,10 +402,10 @@ impl RedisRateLimiter {
         let con = self
             .client
             .get_connection_with_timeout(self.timeout)
-            .map_err(|e| StoreError::Unavailable(format!("cannot connect to Redis: {e}")))?;
+            .map_err(|e| StoreError::unavailable(format!("cannot connect to Redis: {e}"), e))?;
         con.set_read_timeout(Some(self.timeout))
             .and_then(|_| con.set_write_timeout(Some(self.timeout)))
-            .map_err(|e| StoreError::Unavailable(format!("cannot set Redis timeouts: {e}")))?;
+            .map_err(|e| StoreError::unavailable(format!("cannot set Redis timeouts: {e}"), e))?;
         Ok(con)
     }
 
@@ -442,7 +442,9 @@ impl RedisRateLimiter {
             .arg(window_ms)
             .arg(member)
             .invoke(&mut con)
-            .map_err(|e| StoreError::Unavailable(format!("Redis rate-limit script failed: {e}")))?;
+            .map_err(|e| {
+                StoreError::unavailable(format!("Redis rate-limit script failed: {e}"), e)
+            })?;
         self.give_back(con);
         match out.as_slice() {
             [1, remaining, reset] => Ok(Decision::Allowed(RateLimitStatus {
@@ -454,9 +456,9 @@ impl RedisRateLimiter {
                 limit: limit.requests(),
                 retry_after: Duration::from_millis((*retry).max(1) as u64),
             }),
-            other => Err(StoreError::Corrupt(format!(
-                "unexpected rate-limit script answer {other:?}"
-            ))),
+            other => Err(StoreError::Corrupt(
+                format!("unexpected rate-limit script answer {other:?}").into(),
+            )),
         }
     }
 

@@ -20,7 +20,10 @@ pub(crate) fn open_connection(
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|e| {
-        StoreError::Unavailable(format!("cannot open SQLite file {}: {e}", path.display()))
+        StoreError::unavailable(
+            format!("cannot open SQLite file {}: {e}", path.display()),
+            e,
+        )
     })?;
     conn.busy_timeout(options.busy_timeout)
         .map_err(unavailable)?;
@@ -122,12 +125,15 @@ impl Inner {
             return Ok(());
         }
         self.cache.set_enabled(false);
-        Err(StoreError::Unavailable(format!(
-            "SQLite: the write-ahead log of {} was deleted or replaced under this store \
+        Err(StoreError::Unavailable(
+            format!(
+                "SQLite: the write-ahead log of {} was deleted or replaced under this store \
              (most likely another SQLite library in this process, such as Python's sqlite3 \
              module, opened and closed the same file); nothing was written. Reopen the store, \
              and never open its file with another SQLite library in the same process",
-            self.path.display()
-        )))
+                self.path.display()
+            )
+            .into(),
+        ))
     }
 }

@@ -56,7 +56,9 @@
 //!   most the last interval's uses, never a key.
 //! - Errors are [`StoreError::Unavailable`] (the file cannot be opened or
 //!   written; nothing was half-written) or [`StoreError::Corrupt`] (a row cannot
-//!   be read back).
+//!   be read back). When SQLite (or the JSON of a row) failed, its error is the
+//!   [`source`](std::error::Error::source) of the [`StoreError`]: a
+//!   [`rusqlite::Error`] to downcast to and look into.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -137,11 +139,14 @@ impl SqliteStore {
     fn open_with(path: &Path, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
         let shown = path.to_string_lossy();
         if shown.trim().is_empty() || shown == ":memory:" || shown.starts_with("file::memory:") {
-            return Err(StoreError::Unavailable(format!(
-                "SQLite: {:?} is not a file: give the path of the file to keep keys in \
+            return Err(StoreError::Unavailable(
+                format!(
+                    "SQLite: {:?} is not a file: give the path of the file to keep keys in \
                  (an empty path or :memory: would be a database lost when the store closes)",
-                shown
-            )));
+                    shown
+                )
+                .into(),
+            ));
         }
         let mut writer = open_connection(path, &options)?;
         migrate(&mut writer)?;
@@ -176,7 +181,10 @@ impl SqliteStore {
                 .name("apikeys-sqlite".into())
                 .spawn(move || inner.background(&stop, seen))
                 .map_err(|e| {
-                    StoreError::Unavailable(format!("cannot start the SQLite watcher thread: {e}"))
+                    StoreError::unavailable(
+                        format!("cannot start the SQLite watcher thread: {e}"),
+                        e,
+                    )
                 })?
         };
         Ok(SqliteStore {
@@ -222,10 +230,9 @@ impl SqliteStore {
         if lines == ["ok"] {
             Ok(())
         } else {
-            Err(StoreError::Corrupt(format!(
-                "SQLite integrity_check: {}",
-                lines.join("; ")
-            )))
+            Err(StoreError::Corrupt(
+                format!("SQLite integrity_check: {}", lines.join("; ")).into(),
+            ))
         }
     }
 }

@@ -100,9 +100,9 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         .map_err(unavailable)?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Unavailable(format!(
-            "SQLite: cannot switch the file to WAL mode (it is in {mode} mode)"
-        )));
+        return Err(StoreError::Unavailable(
+            format!("SQLite: cannot switch the file to WAL mode (it is in {mode} mode)").into(),
+        ));
     }
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -111,10 +111,13 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(unavailable)?;
     if version > SCHEMA_VERSION {
-        return Err(StoreError::Unavailable(format!(
-            "SQLite: the file has schema version {version}, written by a newer apikeys-sqlite \
+        return Err(StoreError::Unavailable(
+            format!(
+                "SQLite: the file has schema version {version}, written by a newer apikeys-sqlite \
              (this one knows up to {SCHEMA_VERSION}); upgrade it"
-        )));
+            )
+            .into(),
+        ));
     }
     for (v, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         tx.execute_batch(sql).map_err(unavailable)?;

@@ -566,3 +566,63 @@ fn a_change_whose_audit_record_cannot_be_written_is_not_made() {
     kr.authenticate(k.secret().expose(), &Request::rest("GET"))
         .expect("the key is untouched");
 }
+
+// ---- store errors keep SQLite's error as their source ----
+
+/// The `rusqlite::Error` a store error was caused by, if any.
+fn rusqlite_source(e: &StoreError) -> Option<&rusqlite::Error> {
+    std::error::Error::source(e)?.downcast_ref()
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_unavailable_with_sqlites_error_as_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    std::fs::write(&path, [b'x'; 4096]).unwrap();
+    let err = SqliteStore::open(&path).unwrap_err();
+    let source = rusqlite_source(&err).expect("the rusqlite error");
+    assert_eq!(
+        source.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::NotADatabase),
+        "{source:?}"
+    );
+    match &err {
+        StoreError::Unavailable(why) => {
+            assert!(why.starts_with("SQLite: "), "{why}");
+            assert!(why.contains(&source.to_string()), "{why}");
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    // The keyring's error is transparent: the same source below it.
+    let err = apikeys::Error::from(err);
+    let source = std::error::Error::source(&err).expect("the rusqlite error");
+    assert!(source.is::<rusqlite::Error>(), "{source:?}");
+}
+
+#[test]
+fn a_failed_write_keeps_sqlites_error_and_never_prints_what_it_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let store = SqliteStore::open(&path).unwrap();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER refuse_accounts BEFORE INSERT ON apikeys_accounts
+             BEGIN SELECT RAISE(ABORT, 'no new accounts here'); END;",
+        )
+        .unwrap();
+    let err = store
+        .set_account_settings("acct-7f3e9", apikeys::AccountSettings::default())
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    let source = rusqlite_source(&err).expect("the rusqlite error");
+    assert_eq!(
+        source.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::ConstraintViolation),
+        "{source:?}"
+    );
+    for text in [err.to_string(), format!("{err:?}")] {
+        assert!(text.contains("no new accounts here"), "{text}");
+        assert!(!text.contains("acct-7f3e9"), "{text}");
+    }
+}

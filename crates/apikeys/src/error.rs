@@ -1,5 +1,6 @@
 //! The one error type, with its HTTP status and PagerDuty error code.
 
+use std::fmt;
 use std::time::Duration;
 
 use crate::key::{Api, Malformed};
@@ -42,27 +43,200 @@ impl AuthFailure {
 }
 
 /// What failed in a store. Messages never contain a key.
-#[derive(Debug, thiserror::Error)]
+///
+/// [`StoreError::Unavailable`] and [`StoreError::Corrupt`] carry a
+/// [`StoreFailure`]: a message and, when the failure came from a database
+/// driver or a client library, that library's own error, which
+/// [`source`](std::error::Error::source) returns (a `rusqlite::Error`, a
+/// `postgres::Error`, …) for a caller that wants to look into it. The message
+/// already says what happened, so `Display` and `Debug` print the message
+/// alone, as when it was a `String`; neither ever prints a query's parameter
+/// values.
+///
+/// ```
+/// use apikeys::{StoreError, StoreFailure};
+///
+/// let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+/// let e = StoreError::unavailable("cannot connect to the database: refused", io);
+/// assert_eq!(e.to_string(), "key store unavailable: cannot connect to the database: refused");
+/// let source = std::error::Error::source(&e).expect("the driver's error");
+/// assert!(source.downcast_ref::<std::io::Error>().is_some());
+///
+/// // Matching reads the message, as when it was a `String`.
+/// match e {
+///     StoreError::Unavailable(why) => assert!(why.contains("cannot connect")),
+///     _ => unreachable!(),
+/// }
+/// let plain = StoreError::Unavailable("down".into());
+/// assert!(std::error::Error::source(&plain).is_none());
+/// # let _: StoreFailure = "x".into();
+/// ```
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum StoreError {
     /// A record with this id or digest already exists; nothing was written.
-    #[error("a key with the same {field} is already stored")]
     Duplicate {
         /// `"id"` or `"digest"`.
         field: &'static str,
     },
     /// A change tried to alter a field that never changes (id, digest, account, kind).
-    #[error("the field {field} of a stored key cannot change")]
     Immutable {
         /// The field.
         field: &'static str,
     },
     /// The store could not be reached or failed; nothing was half-written.
-    #[error("key store unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(StoreFailure),
     /// Stored data could not be read back.
-    #[error("key store data is corrupt: {0}")]
-    Corrupt(String),
+    Corrupt(StoreFailure),
+}
+
+impl StoreError {
+    /// A [`StoreError::Unavailable`] saying `message`, caused by `source`
+    /// (which [`source`](std::error::Error::source) returns).
+    pub fn unavailable(
+        message: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> StoreError {
+        StoreError::Unavailable(StoreFailure::caused_by(message, source))
+    }
+
+    /// A [`StoreError::Corrupt`] saying `message`, caused by `source`
+    /// (which [`source`](std::error::Error::source) returns).
+    pub fn corrupt(
+        message: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> StoreError {
+        StoreError::Corrupt(StoreFailure::caused_by(message, source))
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Duplicate { field } => {
+                write!(f, "a key with the same {field} is already stored")
+            }
+            StoreError::Immutable { field } => {
+                write!(f, "the field {field} of a stored key cannot change")
+            }
+            StoreError::Unavailable(why) => write!(f, "key store unavailable: {why}"),
+            StoreError::Corrupt(why) => write!(f, "key store data is corrupt: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Unavailable(why) | StoreError::Corrupt(why) => why
+                .source()
+                .map(|e| e as &(dyn std::error::Error + 'static)),
+            StoreError::Duplicate { .. } | StoreError::Immutable { .. } => None,
+        }
+    }
+}
+
+/// What a [`StoreError::Unavailable`] or [`StoreError::Corrupt`] says: a
+/// message for people and, if the failure came from another library (a
+/// database driver), that library's error.
+///
+/// It stands where a `String` stood before: it dereferences to the message
+/// (`why.contains("…")`), compares equal to a string, prints as the message
+/// (`Debug` too, quoted like a string), and is made from a `String` or a
+/// `&str` with `.into()`. The message never contains a key or a query's
+/// parameter values; the source is the library's error as it is, for a
+/// caller that wants to look into it (its own `Display` and `Debug` are the
+/// library's: PostgreSQL's, for one, may quote a row in its `DETAIL`).
+pub struct StoreFailure {
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StoreFailure {
+    /// A failure with a message and no source.
+    pub fn new(message: impl Into<String>) -> StoreFailure {
+        StoreFailure {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A failure saying `message`, caused by `source`.
+    pub fn caused_by(
+        message: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> StoreFailure {
+        StoreFailure {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The error that caused the failure, if it came from another library.
+    pub fn source(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        self.source.as_deref()
+    }
+}
+
+impl std::ops::Deref for StoreFailure {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.message
+    }
+}
+
+impl AsRef<str> for StoreFailure {
+    fn as_ref(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for StoreFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The message, quoted (as the `String` it replaces printed); never the source.
+impl fmt::Debug for StoreFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.message, f)
+    }
+}
+
+impl From<String> for StoreFailure {
+    fn from(message: String) -> StoreFailure {
+        StoreFailure::new(message)
+    }
+}
+
+impl From<&str> for StoreFailure {
+    fn from(message: &str) -> StoreFailure {
+        StoreFailure::new(message)
+    }
+}
+
+impl PartialEq<str> for StoreFailure {
+    fn eq(&self, other: &str) -> bool {
+        self.message == other
+    }
+}
+
+impl PartialEq<&str> for StoreFailure {
+    fn eq(&self, other: &&str) -> bool {
+        self.message == *other
+    }
+}
+
+impl PartialEq<String> for StoreFailure {
+    fn eq(&self, other: &String) -> bool {
+        &self.message == other
+    }
 }
 
 /// Every error of `apikeys`.
@@ -279,6 +453,48 @@ mod tests {
         for (e, status, code) in cases {
             assert_eq!((e.http_status(), e.code()), (status, code), "{e:?}");
         }
+    }
+
+    #[test]
+    fn store_failures_read_like_the_strings_they_were_and_keep_their_source() {
+        let plain = StoreError::Unavailable("down".into());
+        assert_eq!(plain.to_string(), "key store unavailable: down");
+        assert_eq!(format!("{plain:?}"), r#"Unavailable("down")"#);
+        assert!(std::error::Error::source(&plain).is_none());
+
+        let cause = std::io::Error::other("disk on fire");
+        let e = StoreError::corrupt("Db: cannot read a row: disk on fire", cause);
+        assert_eq!(
+            e.to_string(),
+            "key store data is corrupt: Db: cannot read a row: disk on fire"
+        );
+        assert_eq!(
+            format!("{e:?}"),
+            r#"Corrupt("Db: cannot read a row: disk on fire")"#
+        );
+        let source = std::error::Error::source(&e).expect("kept");
+        assert!(source.is::<std::io::Error>());
+        match &e {
+            StoreError::Corrupt(why) => {
+                assert_eq!(*why, "Db: cannot read a row: disk on fire");
+                assert_eq!(why.message(), "Db: cannot read a row: disk on fire");
+                assert!(why.contains("fire") && why.source().is_some());
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+
+        // The crate's error is transparent: the same text, the same source.
+        let wrapped = Error::from(e);
+        assert_eq!(
+            wrapped.to_string(),
+            "key store data is corrupt: Db: cannot read a row: disk on fire"
+        );
+        let source = std::error::Error::source(&wrapped).expect("kept");
+        assert!(source.is::<std::io::Error>());
+        assert!(
+            std::error::Error::source(&StoreError::Duplicate { field: "id" }).is_none(),
+            "nothing below a duplicate"
+        );
     }
 
     #[test]

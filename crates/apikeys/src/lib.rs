@@ -85,7 +85,7 @@ pub use audit::{
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use digest::{Digest, KeyHasher};
-pub use error::{AuthFailure, Error, Result, StoreError};
+pub use error::{AuthFailure, Error, Result, StoreError, StoreFailure};
 pub use key::{Api, Hint, KeyKind, Malformed};
 pub use keyring::{IssuedKey, Keyring, KeyringBuilder, NewKey, Principal};
 pub use policy::{Action, GrantsTable, ResourceSet, RoleGrants};

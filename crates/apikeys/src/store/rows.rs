@@ -42,7 +42,7 @@
 //! [`UseQueue::merge`]: super::cache::UseQueue::merge
 //! [`standing_user`]: super::standing_user
 
-use std::fmt;
+use std::error::Error;
 use std::sync::Arc;
 
 use super::KeyLookup;
@@ -51,15 +51,23 @@ use crate::error::StoreError;
 use crate::record::{KeyId, KeyRecord, Timestamp};
 use crate::role::{AccountSettings, Role, UserState};
 
-/// A [`StoreError::Unavailable`] saying that `store` failed with `e`.
-pub fn unavailable(store: &str, e: impl fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("{store}: {e}"))
+/// A [`StoreError::Unavailable`] saying that `store` failed with `e`, which
+/// it keeps as its [`source`](std::error::Error::source).
+///
+/// `e`'s own text goes into the message: pass an error that never quotes a
+/// query's parameter values (SQLite's do not; PostgreSQL's server errors may,
+/// in their `DETAIL`, so `apikeys-postgres` writes its messages without it).
+pub fn unavailable(store: &str, e: impl Error + Send + Sync + 'static) -> StoreError {
+    let message = format!("{store}: {e}");
+    StoreError::unavailable(message, e)
 }
 
 /// A [`StoreError::Corrupt`] saying that `store` could not read or write
-/// `what` because of `e`.
-pub fn corrupt(store: &str, what: &str, e: impl fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("{store}: {what}: {e}"))
+/// `what` because of `e`, which it keeps as its
+/// [`source`](std::error::Error::source).
+pub fn corrupt(store: &str, what: &str, e: impl Error + Send + Sync + 'static) -> StoreError {
+    let message = format!("{store}: {what}: {e}");
+    StoreError::corrupt(message, e)
 }
 
 /// A key id as the signed 64-bit integer a database column holds (the same
@@ -228,9 +236,15 @@ mod tests {
             other => panic!("expected Corrupt, got {other:?}"),
         }
         match user_state("TheDb", "emperor", false) {
-            Err(StoreError::Corrupt(m)) => assert!(m.starts_with("TheDb: bad role: "), "{m}"),
+            Err(StoreError::Corrupt(m)) => {
+                assert!(m.starts_with("TheDb: bad role: "), "{m}");
+                assert!(m.source().is_some_and(|e| e.is::<crate::Error>()));
+            }
             other => panic!("expected Corrupt, got {other:?}"),
         }
+        let e = decode_record("TheDb", "[]", None).unwrap_err();
+        let source = Error::source(&e).expect("the JSON error");
+        assert!(source.is::<serde_json::Error>(), "{source:?}");
         assert_eq!(
             user_state("TheDb", "observer", true).unwrap(),
             UserState {
