@@ -59,7 +59,15 @@ impl fmt::Display for Api {
     }
 }
 
-/// The five kinds of key, each with its own format (see the module docs).
+/// The five kinds of key, each with its own format:
+///
+/// | kind | API | length | format |
+/// |---|---|---|---|
+/// | [`KeyKind::General`] | REST | 20 | 20 chars of `[A-Za-z0-9_-]` |
+/// | [`KeyKind::UserToken`] | REST | 20 | `u+` then 18 chars of `[A-Za-z0-9_-]` |
+/// | [`KeyKind::Scoped`] | REST | 20 | `s+` then 18 chars of `[A-Za-z0-9_-]` |
+/// | [`KeyKind::Integration`] | Events | 32 | 32 lowercase hex chars |
+/// | [`KeyKind::Routing`] | Events | 32 | `R0` then 30 chars of `[A-Z0-9]` |
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyKind {

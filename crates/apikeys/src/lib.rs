@@ -6,7 +6,7 @@
 //!   (integration keys, routing keys). A REST key on the Events API, or the
 //!   reverse, is an error.
 //! - **Who may do what**: every management call takes an [`Actor`] and follows
-//!   a role permission matrix ([`policy`]); user tokens act through a grants
+//!   a role permission matrix ([`may_manage`]); user tokens act through a grants
 //!   table ([`GrantsTable`]).
 //! - **Keys shown once, hashes at rest**: a new key comes back once, in a
 //!   [`Secret`]; stores keep only its [`Digest`] (SHA-256, or HMAC-SHA-256
@@ -62,39 +62,52 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod audit;
-pub mod clock;
-pub mod digest;
-pub mod error;
-pub mod key;
-pub mod keyring;
+// The public API is the list below; the modules are rooms inside. Public
+// modules are the ones other crates reach into by path: `store` (the
+// building blocks of a store), `ratelimit` (the limiter's contract and its
+// documentation) and, with the `testing` feature, `testing`.
+mod audit;
+mod clock;
+mod digest;
+mod error;
+mod key;
+mod keyring;
 mod names;
-pub mod policy;
+mod policy;
 pub mod ratelimit;
-pub mod record;
-pub mod request;
-pub mod role;
-pub mod secret;
+mod record;
+mod request;
+mod role;
+mod secret;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use audit::{
-    AuditAction, AuditEvent, AuditOutcome, AuditPage, AuditQuery, AuditSink, AuditWindow,
-    CallContext, FieldChange, MemoryAuditLog,
+pub use self::{
+    audit::{
+        AuditAction, AuditEvent, AuditOutcome, AuditPage, AuditQuery, AuditSink, AuditWindow,
+        CallContext, DEFAULT_AUDIT_WINDOW, FieldChange, MAX_AUDIT_PAGE, MAX_AUDIT_WINDOW,
+        MAX_CONTEXT_BYTES, MemoryAuditLog,
+    },
+    clock::{Clock, ManualClock, SystemClock},
+    digest::{Digest, KeyHasher, MIN_PEPPER_LEN},
+    error::{AuthFailure, Error, Result, StoreError, StoreFailure},
+    key::{Api, EVENTS_KEY_LEN, Hint, KeyKind, Malformed, REST_KEY_LEN},
+    keyring::{
+        DEFAULT_ROTATION_QUIET, IssuedKey, Keyring, KeyringBuilder, LAST_USED_GRANULARITY,
+        MAX_DESCRIPTION_CHARS, MAX_ID_BYTES, MAX_ROTATION_GRACE, MAX_SCOPES, NewKey, OFFBOARDING,
+        Principal,
+    },
+    policy::{
+        Action, GrantsTable, PAGERDUTY_ADMIN_ONLY, ResourceSet, RoleGrants, Subject, may_manage,
+    },
+    ratelimit::{
+        Decision, Limit, LimitClass, LocalRateLimiter, RateBucket, RateLimitStatus, RateLimiter,
+        RateLimits,
+    },
+    record::{AccessLevel, ApiVersion, Disabled, KeyId, KeyRecord, Rotation, Scope, Timestamp},
+    request::{Method, Request},
+    role::{AccountSettings, Actor, Role, UserState},
+    secret::Secret,
+    store::{CachedLookup, Edit, KeyFilter, KeyLookup, KeyStore, MemoryStore, UserInsert},
 };
-pub use clock::{Clock, ManualClock, SystemClock};
-pub use digest::{Digest, KeyHasher};
-pub use error::{AuthFailure, Error, Result, StoreError, StoreFailure};
-pub use key::{Api, Hint, KeyKind, Malformed};
-pub use keyring::{IssuedKey, Keyring, KeyringBuilder, NewKey, Principal};
-pub use policy::{Action, GrantsTable, ResourceSet, RoleGrants};
-pub use ratelimit::{
-    Decision, Limit, LimitClass, LocalRateLimiter, RateBucket, RateLimitStatus, RateLimiter,
-    RateLimits,
-};
-pub use record::{AccessLevel, ApiVersion, Disabled, KeyId, KeyRecord, Rotation, Scope, Timestamp};
-pub use request::{Method, Request};
-pub use role::{AccountSettings, Actor, Role, UserState};
-pub use secret::Secret;
-pub use store::{CachedLookup, KeyFilter, KeyLookup, KeyStore, MemoryStore, UserInsert};
