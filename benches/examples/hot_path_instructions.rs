@@ -1,0 +1,80 @@
+//! Instructions per call of the hot path, counted by callgrind: a figure that
+//! other work on the machine does not move, where criterion's times do.
+//!
+//! ```text
+//! RUSTFLAGS="--cfg rustix_use_libc" cargo build --release -p apikeys-benches \
+//!     --example hot_path_instructions --target-dir target/callgrind
+//! for mode in sha256_raw valid rotating; do for n in 10000 20000; do
+//!     valgrind --tool=callgrind --callgrind-out-file=/dev/null --toggle-collect='*run_*' \
+//!         target/callgrind/release/examples/hot_path_instructions $mode $n 2>&1 | grep Collected
+//! done; done
+//! ```
+//!
+//! Instructions per call = (count at 20,000 − count at 10,000) / 10,000:
+//! only the loops are counted (`--toggle-collect`), and the difference
+//! cancels what is counted once. Modes: `sha256_raw` (`Sha256::digest` of
+//! the key, the floor), `valid` (`Keyring::authenticate`, a general key,
+//! `GET`, as `hot_path/authenticate_valid`), `rotating` (the same for a key
+//! in a rotation's overlap, as `hot_path/authenticate_rotating`). The
+//! keyring has a `MemoryStore` of 1,024 keys.
+//!
+//! `rustix_use_libc` (and its own target directory, so the normal build is
+//! not rebuilt): valgrind 3.19 stops rustix's own vDSO lookup with SIGSEGV.
+//! Under valgrind SHA-256 runs without SHA-NI, so the floor counts the
+//! portable code; the difference between `valid` and `rotating`, and
+//! between two builds, is what the counts are for.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use apikeys::{AccessLevel, Actor, Keyring, MemoryStore, Request, Role};
+use sha2::{Digest as _, Sha256};
+
+#[inline(never)]
+fn run_sha256_raw(key: &str, n: usize) {
+    for _ in 0..n {
+        let out: [u8; 32] = Sha256::digest(black_box(key.as_bytes())).into();
+        black_box(out);
+    }
+}
+
+#[inline(never)]
+fn run_authenticate(kr: &Keyring, key: &str, get: &Request, n: usize) {
+    for _ in 0..n {
+        assert!(kr.authenticate(black_box(key), get).is_ok());
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mode = args.next().unwrap_or_else(|| "valid".into());
+    let n: usize = args.next().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let kr = Keyring::new(MemoryStore::new());
+    let admin = Actor::new("acme", "PADMIN1", Role::Admin);
+    let keys: Vec<String> = (0..1024)
+        .map(|i| {
+            kr.create_general_key(&admin, &format!("k{i}"), AccessLevel::FullAccess)
+                .expect("create")
+                .secret()
+                .expose()
+                .to_owned()
+        })
+        .collect();
+    let get = Request::rest("GET");
+    let key = if mode == "rotating" {
+        // In its overlap: rotated with a 30-day grace, the new key not used.
+        let id = kr.authenticate(&keys[1], &get).expect("valid").key_id();
+        kr.rotate(&admin, &id.to_string(), Duration::from_secs(30 * 86_400))
+            .expect("rotate");
+        &keys[1]
+    } else {
+        &keys[0]
+    };
+    // The first call notes the key's use; the loop's calls then do not write.
+    assert!(kr.authenticate(key, &get).is_ok());
+    match mode.as_str() {
+        "sha256_raw" => run_sha256_raw(key, n),
+        "valid" | "rotating" => run_authenticate(&kr, key, &get, n),
+        other => panic!("unknown mode {other:?} (sha256_raw, valid, rotating)"),
+    }
+}
