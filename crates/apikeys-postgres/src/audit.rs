@@ -58,34 +58,63 @@ pub(crate) fn write_some(
     }
 }
 
-const PAGE_SQL: &str = "
-    SELECT id, event FROM apikeys_audit
-    WHERE account = $1 AND at >= $2 AND at < $3
-      AND ($4::bigint IS NULL OR key_id = $4)
-      AND ($5::text IS NULL OR actor = $5)
-      AND ($6::bigint IS NULL OR id < $6)
-      AND ($7::text[] IS NULL OR action = ANY ($7))
-    ORDER BY id DESC
-    LIMIT $8";
+/// A page's ids, then its records. The ids come from an index read over
+/// the window only (`apikeys_audit_account`: account, at, then id, actor and
+/// action to filter and sort in the index; `apikeys_audit_key`: the same with
+/// the key id after the account, when a key is asked for), and only the
+/// page's own rows are fetched: a page costs the account's (or key's)
+/// records in the window, however long the trail is and however far back
+/// the window lies. `OFFSET 0` keeps the window's read planned on its own:
+/// without it the planner may walk the whole trail newest first by id,
+/// expecting the account's records to turn up soon, which they do not when
+/// the window lies in the past (0.4 s at 1,000,000 records). Two statements,
+/// with and without the key, so that a prepared statement's plan always
+/// fits its filters.
+macro_rules! page_sql {
+    ($key:literal) => {
+        concat!(
+            "SELECT id, event FROM apikeys_audit WHERE id IN (
+                SELECT id FROM (
+                    SELECT id FROM apikeys_audit
+                    WHERE account = $1 AND at >= $2 AND at < $3",
+            $key,
+            "
+                      AND ($4::text IS NULL OR actor = $4)
+                      AND ($5::bigint IS NULL OR id < $5)
+                      AND ($6::text[] IS NULL OR action = ANY ($6))
+                    OFFSET 0) AS w
+                ORDER BY id DESC
+                LIMIT $7)
+             ORDER BY id DESC"
+        )
+    };
+}
+
+/// A page of an account's records.
+const PAGE_SQL: &str = page_sql!("");
+/// A page of one key's records.
+const KEY_PAGE_SQL: &str = page_sql!(" AND key_id = $8");
 
 /// One page of the trail, newest first.
 pub(crate) fn page(conn: &mut Conn, w: &AuditWindow) -> Result<AuditPage, postgres::Error> {
     let actions: Option<Vec<&str>> =
         (!w.actions.is_empty()).then(|| w.actions.iter().map(|a| a.as_str()).collect());
     let before = w.before_id.map(|b| b.min(i64::MAX as u64) as i64);
-    let rows = conn.query(
-        PAGE_SQL,
-        &[
-            &w.account,
-            &millis(w.since),
-            &millis(w.until),
-            &w.key_id.map(id_value),
-            &w.actor,
-            &before,
-            &actions,
-            &((w.limit + 1) as i64),
-        ],
-    )?;
+    let limit = (w.limit + 1) as i64;
+    let since = millis(w.since);
+    let until = millis(w.until);
+    let mut args: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![
+        &w.account, &since, &until, &w.actor, &before, &actions, &limit,
+    ];
+    let key = w.key_id.map(id_value);
+    let sql = match &key {
+        Some(k) => {
+            args.push(k);
+            KEY_PAGE_SQL
+        }
+        None => PAGE_SQL,
+    };
+    let rows = conn.query(sql, &args)?;
     let mut out = Vec::with_capacity(rows.len());
     for row in &rows {
         let id: i64 = row.get(0);

@@ -71,8 +71,12 @@ const MIGRATIONS: &[&str] = &[
         key_id  bigint,            -- the key id's 64 bits
         event   text NOT NULL      -- the AuditEvent as JSON
     );
-    CREATE INDEX apikeys_audit_account ON apikeys_audit (account, id);
-    CREATE INDEX apikeys_audit_key ON apikeys_audit (account, key_id, id);
+    -- A page is read over its window (account or key, then time) from the
+    -- index: account and at bound the scan, id, actor and action are
+    -- filtered and sorted in it, and only the page's own rows are fetched.
+    -- `at` alone serves pruning.
+    CREATE INDEX apikeys_audit_account ON apikeys_audit (account, at, id, actor, action);
+    CREATE INDEX apikeys_audit_key ON apikeys_audit (account, key_id, at, id, actor, action);
     CREATE INDEX apikeys_audit_at ON apikeys_audit (at);
 ",
 ];

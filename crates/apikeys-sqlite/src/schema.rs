@@ -88,8 +88,12 @@ const MIGRATIONS: &[&str] = &[
         key_id  INTEGER,           -- the key id's 64 bits
         event   TEXT NOT NULL      -- the AuditEvent as JSON
     );
-    CREATE INDEX apikeys_audit_account ON apikeys_audit (account, id);
-    CREATE INDEX apikeys_audit_key ON apikeys_audit (account, key_id, id);
+    -- A page is read over its window (account or key, then time), from
+    -- the index alone but for the page's own rows: account and at bound
+    -- the scan, actor and action are filtered in the index, the rowid (id)
+    -- orders the page. `at` alone serves pruning.
+    CREATE INDEX apikeys_audit_account ON apikeys_audit (account, at, actor, action);
+    CREATE INDEX apikeys_audit_key ON apikeys_audit (account, key_id, at, actor, action);
     CREATE INDEX apikeys_audit_at ON apikeys_audit (at);
 ",
 ];
