@@ -105,7 +105,10 @@ pub use self::{
         Decision, Limit, LimitClass, LocalRateLimiter, RateBucket, RateLimitStatus, RateLimiter,
         RateLimits,
     },
-    record::{AccessLevel, ApiVersion, Disabled, KeyId, KeyRecord, Rotation, Scope, Timestamp},
+    record::{
+        AccessLevel, ApiVersion, Disabled, KeyId, KeyRecord, MAX_PLACE_ADDRESS_BYTES,
+        MAX_PLACE_PATH_BYTES, Rotation, Scope, Timestamp, UsePlace,
+    },
     request::{Method, Request},
     role::{AccountSettings, Actor, Role, UserState},
     secret::Secret,

@@ -283,6 +283,21 @@ pub trait KeyStore: Send + Sync {
     /// The keyring calls this at most about once a minute per key.
     fn record_use(&self, id: KeyId, at: Timestamp) -> Result<(), StoreError>;
 
+    /// [`KeyStore::record_use`] from `place`: the store keeps the place with
+    /// the time ([`KeyRecord::last_used_from`]), written as the last use is
+    /// (queued by the durable stores, never a write per request), and answers
+    /// it from [`KeyStore::get`] and [`KeyStore::list`]. The default keeps
+    /// the time only.
+    fn record_use_from(
+        &self,
+        id: KeyId,
+        at: Timestamp,
+        place: &crate::record::UsePlace,
+    ) -> Result<(), StoreError> {
+        let _ = place;
+        self.record_use(id, at)
+    }
+
     /// The account's settings (the default for an account never configured).
     fn account_settings(&self, account: &str) -> Result<AccountSettings, StoreError>;
 
@@ -436,6 +451,7 @@ pub(crate) fn record_for_tests(
         hint: crate::key::Hint::of("abcd"),
         digest,
         rotation: None,
+        last_used_from: None,
     }
 }
 
@@ -502,6 +518,14 @@ impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
     }
     fn record_use(&self, id: KeyId, at: Timestamp) -> Result<(), StoreError> {
         (**self).record_use(id, at)
+    }
+    fn record_use_from(
+        &self,
+        id: KeyId,
+        at: Timestamp,
+        place: &crate::record::UsePlace,
+    ) -> Result<(), StoreError> {
+        (**self).record_use_from(id, at, place)
     }
     fn account_settings(&self, account: &str) -> Result<AccountSettings, StoreError> {
         (**self).account_settings(account)

@@ -10,7 +10,7 @@ use crate::error::{AuthFailure, Error, Result};
 use crate::key::KeyKind;
 use crate::policy::{may_request, plan_allows};
 use crate::ratelimit::RateLimitStatus;
-use crate::record::{AccessLevel, KeyId, KeyRecord, Scope, Timestamp};
+use crate::record::{AccessLevel, KeyId, KeyRecord, Scope, Timestamp, UsePlace};
 use crate::request::Request;
 use crate::role::{Role, UserState};
 use crate::store::{CachedLookup, KeyLookup};
@@ -98,7 +98,7 @@ impl Keyring {
                 }
             },
         };
-        Ok(self.finish(vetted, rate_limit))
+        Ok(self.finish(vetted, rate_limit, request.place()))
     }
 
     /// [`Keyring::authenticate`] if it can be answered without waiting on
@@ -139,7 +139,7 @@ impl Keyring {
                 }
             },
         };
-        Some(Ok(self.finish(vetted, rate_limit)))
+        Some(Ok(self.finish(vetted, rate_limit, request.place())))
     }
 
     /// The checks before the store: the token parses and belongs to the
@@ -221,12 +221,20 @@ impl Keyring {
 
     /// An admitted request: note the key's use, make its principal.
     #[inline(always)]
-    fn finish(&self, v: Vetted, rate_limit: Option<RateLimitStatus>) -> Principal {
+    fn finish(
+        &self,
+        v: Vetted,
+        rate_limit: Option<RateLimitStatus>,
+        place: Option<&UsePlace>,
+    ) -> Principal {
         if v.last_used_at
             .is_none_or(|t| v.now.saturating_since(t) >= LAST_USED_GRANULARITY)
         {
             // Best effort: failing to note the use must not refuse a valid request.
-            let _ = self.store.record_use(v.record.id, v.now);
+            let _ = match place {
+                None => self.store.record_use(v.record.id, v.now),
+                Some(p) => self.store.record_use_from(v.record.id, v.now, p),
+            };
             // A rotation's new key, first seen in use: the old key's quiet
             // period may start (docs/design.md, "Rotation").
             if v.last_used_at.is_none() {
