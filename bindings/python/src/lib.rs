@@ -1020,6 +1020,13 @@ fn _apikeys(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_role_name, m)?)?;
     m.add_function(wrap_pyfunction!(http::events_routing_key, m)?)?;
     m.add_function(wrap_pyfunction!(http::token_from_authorization, m)?)?;
+    m.add_function(wrap_pyfunction!(http::_http_rest_token, m)?)?;
+    m.add_function(wrap_pyfunction!(http::_http_joined_rest_token, m)?)?;
+    m.add_function(wrap_pyfunction!(http::_http_declared_length, m)?)?;
+    m.add_function(wrap_pyfunction!(http::_http_routing_key, m)?)?;
+    m.add_function(wrap_pyfunction!(http::_http_refusal, m)?)?;
+    m.add_function(wrap_pyfunction!(http::_http_refusal_for, m)?)?;
+    m.add_function(wrap_pyfunction!(http::_http_rate_limit_headers, m)?)?;
     errors::add_to(m)?;
     Ok(())
 }
