@@ -147,31 +147,25 @@ pub(crate) fn _http_routing_key<'py>(py: Python<'py>, body: &Bound<'py, PyAny>) 
     answer(py, parsed)
 }
 
-/// The refusals the Python adapters meet on their own: `"body_too_large"`
-/// (`detail`: the limit in bytes), `"unreadable_body"`, `"misconfigured"`
-/// (`detail`: the reason, for the logs).
+/// `apikeys_http::Rejection::named`: the refusals the Python adapters meet
+/// on their own (`"body_too_large"` over `limit` bytes, `"unreadable_body"`,
+/// `"misconfigured"` for `reason` …).
 #[pyfunction]
-#[pyo3(signature = (name, detail = None))]
+#[pyo3(signature = (name, limit = 0, reason = ""))]
 pub(crate) fn _http_refusal<'py>(
     py: Python<'py>,
     name: &str,
-    detail: Option<&Bound<'py, PyAny>>,
+    limit: usize,
+    reason: &str,
 ) -> Answer<'py> {
-    let r = match (name, detail) {
-        ("body_too_large", Some(limit)) => Rejection::body_too_large(limit.extract()?),
-        ("unreadable_body", None) => Rejection::unreadable_body(),
-        ("misconfigured", Some(reason)) => {
-            Rejection::misconfigured(convert::text(reason, "detail")?.to_owned())
-        }
-        _ => {
-            return Err(crate::errors::invalid(
-                py,
-                "name",
-                "is not a refusal this function renders",
-            ));
-        }
-    };
-    refusal(py, &r)
+    match Rejection::named(name, limit, reason) {
+        Some(r) => refusal(py, &r),
+        None => Err(crate::errors::invalid(
+            py,
+            "name",
+            "is not a refusal apikeys-http renders by name",
+        )),
+    }
 }
 
 /// The core kind name of an exception of this package (a subclass it does

@@ -1020,6 +1020,10 @@ fn _apikeys(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_role_name, m)?)?;
     m.add_function(wrap_pyfunction!(http::events_routing_key, m)?)?;
     m.add_function(wrap_pyfunction!(http::token_from_authorization, m)?)?;
+    m.add(
+        "_HTTP_DEFAULT_MAX_EVENT_BYTES",
+        apikeys_http::DEFAULT_MAX_EVENT_BYTES,
+    )?;
     m.add_function(wrap_pyfunction!(http::_http_rest_token, m)?)?;
     m.add_function(wrap_pyfunction!(http::_http_joined_rest_token, m)?)?;
     m.add_function(wrap_pyfunction!(http::_http_declared_length, m)?)?;

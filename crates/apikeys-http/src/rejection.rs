@@ -156,6 +156,23 @@ impl Rejection {
         Rejection::misconfigured_as("misconfigured", reason.into())
     }
 
+    /// The refusals an adapter in another language meets on its own, by
+    /// name (what the Python and Node adapters pass across their bindings):
+    /// `body_too_large` (over `limit` bytes), `not_json`, `not_an_object`,
+    /// `routing_key_not_a_string`, `unreadable_body`, `misconfigured`
+    /// (`reason` says why). `None` for any other name.
+    pub fn named(name: &str, limit: usize, reason: &str) -> Option<Self> {
+        Some(match name {
+            "body_too_large" => Rejection::body_too_large(limit),
+            "not_json" => Rejection::not_json(),
+            "not_an_object" => Rejection::not_an_object(),
+            "routing_key_not_a_string" => Rejection::routing_key_not_a_string(),
+            "unreadable_body" => Rejection::unreadable_body(),
+            "misconfigured" => Rejection::misconfigured(reason.to_owned()),
+            _ => return None,
+        })
+    }
+
     fn misconfigured_as(kind: &'static str, reason: Cow<'static, str>) -> Self {
         let mut r = Rejection::new(StatusCode::INTERNAL_SERVER_ERROR, 2000, kind, INTERNAL);
         r.reason = reason;
@@ -680,6 +697,39 @@ mod tests {
                 .collect();
             assert_eq!(without_length, from_response, "{}", r.kind());
         }
+    }
+
+    #[test]
+    fn named_refusals_are_the_constructors() {
+        let same = |a: Option<Rejection>, b: Rejection| {
+            let a = a.expect("a known name");
+            assert_eq!(
+                (a.status(), a.kind(), a.message(), a.reason()),
+                (b.status(), b.kind(), b.message(), b.reason())
+            );
+        };
+        same(
+            Rejection::named("body_too_large", 9, ""),
+            Rejection::body_too_large(9),
+        );
+        same(Rejection::named("not_json", 0, ""), Rejection::not_json());
+        same(
+            Rejection::named("not_an_object", 0, ""),
+            Rejection::not_an_object(),
+        );
+        same(
+            Rejection::named("routing_key_not_a_string", 0, ""),
+            Rejection::routing_key_not_a_string(),
+        );
+        same(
+            Rejection::named("unreadable_body", 0, ""),
+            Rejection::unreadable_body(),
+        );
+        same(
+            Rejection::named("misconfigured", 0, "why"),
+            Rejection::misconfigured("why"),
+        );
+        assert!(Rejection::named("missing_key", 0, "").is_none());
     }
 
     #[test]

@@ -27,8 +27,9 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 from . import _apikeys as _native  # type: ignore[attr-defined]
 from . import ApiKeyError, Keyring, Principal
 
-#: The default Events body limit: 512 KiB, PagerDuty's limit for one event.
-DEFAULT_MAX_EVENT_BYTES = 512 * 1024
+#: The default Events body limit: 512 KiB, PagerDuty's limit for one event
+#: (``apikeys_http::DEFAULT_MAX_EVENT_BYTES``).
+DEFAULT_MAX_EVENT_BYTES: int = _native._HTTP_DEFAULT_MAX_EVENT_BYTES
 #: The attribute that :func:`requires_scope` sets on a view or dependency.
 SCOPE_ATTR = "__apikeys_scope__"
 
@@ -79,7 +80,7 @@ class Rejection(Exception):
 
 
 def body_too_large(limit: int) -> Rejection:
-    return Rejection(_refusal("body_too_large", limit))
+    return Rejection(_refusal("body_too_large", limit=limit))
 
 
 def unreadable_body() -> Rejection:
@@ -88,7 +89,7 @@ def unreadable_body() -> Rejection:
 
 def misconfigured(reason: str) -> Rejection:
     """A route whose scope declaration cannot be honoured (a server bug): 500."""
-    return Rejection(_refusal("misconfigured", reason))
+    return Rejection(_refusal("misconfigured", reason=reason))
 
 
 def from_error(e: ApiKeyError) -> Rejection:
