@@ -265,29 +265,14 @@ export interface Disabled {
 export type ErrorCode = 'ERR_UNAUTHORIZED' | 'ERR_WRONG_API' | 'ERR_FORBIDDEN' | 'ERR_PLAN_RESTRICTED' | 'ERR_NOT_PERMITTED' | 'ERR_NOT_FOUND' | 'ERR_RATE_LIMITED' | 'ERR_INVALID_INPUT' | 'ERR_STORE' | 'ERR_INTERNAL'
 
 /**
- * Why an Events API body was refused: PagerDuty's 400 body is
- * `{"error":{"message":message,"code":code}}` with this `status`.
- */
-export interface EventBodyRejection {
-  /** The HTTP status (400). */
-  status: number
-  /** PagerDuty's error code (2001). */
-  code: number
-  /** A stable name: `invalid_body` or `missing_routing_key`. */
-  kind: 'invalid_body' | 'missing_routing_key'
-  /** What the client is told. */
-  message: string
-}
-
-/**
  * The `routing_key` of an Events API v2 body (the bytes as received), read
  * by the same parser as the Rust adapter (`apikeys_http::routing_key`): the
- * key, or why the body is refused. The whole body must be one JSON object
- * (UTF-8, nested at most 128 deep, numbers in range, no duplicate
- * `routing_key`) whose `routing_key` is a string. The key itself is not
- * checked here: `authenticate` it with `{ api: 'events' }`.
+ * key, or why the body is refused and the answer for it. The whole body must
+ * be one JSON object (UTF-8, nested at most 128 deep, numbers in range, no
+ * duplicate `routing_key`) whose `routing_key` is a string. The key itself
+ * is not checked here: `authenticate` it with `{ api: 'events' }`.
  */
-export declare function eventRoutingKey(body: Uint8Array): string | EventBodyRejection
+export declare function eventRoutingKey(body: Uint8Array): string | HttpRefusal
 
 /** Options of [`Keyring.createGeneralKey`]. */
 export interface GeneralKeyOptions {
@@ -295,6 +280,36 @@ export interface GeneralKeyOptions {
   readOnly?: boolean
   /** When the key stops working (must be in the future). Default: never. */
   expiresAt?: Date
+}
+
+/**
+ * A refused request and the answer for it, as the Rust adapter renders it
+ * (`apikeys_http::Rejection::refusal`): write `status`, `headers` in order
+ * and `body`, and the client gets the bytes every adapter sends.
+ */
+export interface HttpRefusal {
+  /** The HTTP status (400, 401, 403, 429, 500 …). */
+  status: number
+  /** PagerDuty's error code (2001, 2006, 2010, 2020 …). */
+  pdCode: number
+  /**
+   * A stable name: the core error's kind (`unauthorized` …), or the
+   * adapter's (`missing_key`, `invalid_body`, `missing_routing_key` …).
+   */
+  kind: string
+  /** What the client is told (it is in `body`). */
+  message: string
+  /** For server logs only, never for the client: which check failed. Never a key. */
+  reason: string
+  /** For a 429: milliseconds until a retry may succeed. */
+  retryAfterMs?: number
+  /**
+   * Every response header, in order (`content-type`, `content-length`,
+   * then `www-authenticate` or `retry-after` and `ratelimit-*`).
+   */
+  headers: Array<[string, string]>
+  /** PagerDuty's JSON error body: `{"error":{"message":…,"code":…}}`. */
+  body: string
 }
 
 /** What `JSON.stringify(issued)` writes: the record, never the key. */

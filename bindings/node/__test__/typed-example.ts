@@ -6,7 +6,7 @@ import {
   IssuedKey,
   isApiKeyError,
   eventRoutingKey,
-  type EventBodyRejection,
+  type HttpRefusal,
   type AccessLevel,
   type AccountSettings,
   type Actor,
@@ -150,8 +150,9 @@ export function middleware(keyring: Keyring): Middleware[] {
 
 // The Events body verdict shared with the Rust adapter.
 export function routingKeyOf(body: Uint8Array): string | null {
-  const verdict: string | EventBodyRejection = eventRoutingKey(body)
+  const verdict: string | HttpRefusal = eventRoutingKey(body)
   if (typeof verdict === 'string') return verdict
-  const kind: 'invalid_body' | 'missing_routing_key' = verdict.kind
-  return kind === 'missing_routing_key' ? null : `${verdict.status} ${verdict.code} ${verdict.message}`
+  const headers: Array<[string, string]> = verdict.headers
+  const reason: string = verdict.reason
+  return verdict.kind === 'missing_routing_key' ? null : `${verdict.status} ${verdict.pdCode} ${verdict.body} ${headers.length} ${reason.length}`
 }

@@ -327,7 +327,7 @@ fn write_status(p: &apikeys::Principal, out: &mut [f64]) {
         Some(s) => {
             out[0] = f64::from(s.limit);
             out[1] = f64::from(s.remaining);
-            out[2] = s.reset.as_millis() as f64;
+            out[2] = crate::types::millis(s.reset);
             out[3] = 1.0;
         }
         None => out[3] = 0.0,
@@ -909,14 +909,6 @@ impl Keyring {
         self.answer(&env, r)
     }
 
-    /// The key in an `Authorization` value as the Rust adapter reads it (see
-    /// [`crate::http::token_from_authorization`]); used by the Express
-    /// middleware for every spelling but `Token token=<key>` exactly.
-    #[napi(catch_unwind, js_name = "_tokenFromAuthorization", skip_typescript)]
-    pub fn token_from_authorization(value: String) -> Option<String> {
-        crate::http::token_from_authorization(&value)
-    }
-
     /// The error template numbered `id` by `_authenticate`.
     #[napi(catch_unwind, js_name = "_errorTemplate", skip_typescript)]
     pub fn error_template(&self, env: Env, id: u32) -> Result<ErrorTemplate> {
@@ -958,7 +950,7 @@ impl Keyring {
                     f64::from(h),
                     f64::from(s.limit),
                     f64::from(s.remaining),
-                    s.reset.as_millis() as f64,
+                    crate::types::millis(s.reset),
                 ],
             })
         })

@@ -12,8 +12,9 @@
 //!   every call (run on libuv's thread pool, for stores that block).
 //! - [`types`]: the plain objects and string unions of the TypeScript API.
 //! - [`error`]: core errors as `Error`s with `code`, `status` and `pdCode`.
-//! - [`http`]: the Events body parse shared with the Rust adapter, for the
-//!   Express middleware.
+//! - [`http`]: what the Express middleware reads from a request and answers a
+//!   refused one, decided and rendered by `apikeys-http` (the same bytes as
+//!   axum and the Python middleware).
 //!
 //! ## Decisions
 //! - Each keyring object keeps, per key it has authenticated, one slot (the

@@ -348,6 +348,14 @@ pub struct KeyRecord {
     pub hint: String,
 }
 
+/// A duration in milliseconds, rounded up to a whole one (so that, in
+/// seconds rounded up, it reads as `apikeys-http` writes it in
+/// `retry-after` and `ratelimit-reset`).
+pub(crate) fn millis(d: std::time::Duration) -> f64 {
+    let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 > 0);
+    ms as f64
+}
+
 pub(crate) fn date(t: apikeys::Timestamp) -> DateTime<Utc> {
     let ms = i64::try_from(t.unix_millis()).unwrap_or(i64::MAX);
     DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MAX_UTC)
@@ -435,7 +443,7 @@ impl RateLimitStatus {
         RateLimitStatus {
             limit: s.limit,
             remaining: s.remaining,
-            reset: s.reset.as_millis() as f64,
+            reset: millis(s.reset),
         }
     }
 }
@@ -524,6 +532,26 @@ mod tests {
                 reason
             }
             other => panic!("expected InvalidInput for {ms}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn milliseconds_are_rounded_up_so_seconds_read_as_the_headers_say() {
+        use std::time::Duration;
+        for (d, ms) in [
+            (Duration::ZERO, 0.0),
+            (Duration::from_nanos(1), 1.0),
+            (Duration::from_micros(1_500), 2.0),
+            (Duration::from_millis(2_000), 2_000.0),
+            (Duration::from_nanos(2_000_000_001), 2_001.0),
+        ] {
+            assert_eq!(millis(d), ms, "{d:?}");
+            let headers = apikeys_http::rate_limit_headers(&apikeys::RateLimitStatus {
+                limit: 1,
+                remaining: 0,
+                reset: d,
+            });
+            assert_eq!(headers[2].1, (ms / 1000.0).ceil().to_string().as_str());
         }
     }
 
