@@ -430,6 +430,13 @@ export interface Principal {
    * left unlimited). A principal with a status is a new object per call.
    */
   rateLimit: RateLimitStatus | null
+  /**
+   * The key's whole record as of its latest authentication through this
+   * keyring (for the principal just answered: as of this authentication,
+   * as Python's `Principal.record` and Rust's `Principal::record`). A
+   * getter, not enumerable: each read builds a fresh object.
+   */
+  record: KeyRecord
 }
 
 /**

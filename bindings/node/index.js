@@ -12,17 +12,16 @@
 //     object or array of plain values, so getters and Proxies cannot hand the
 //     addon something other than what was checked,
 //   - reads the request object in JavaScript and hands the addon plain strings,
-//   - keeps one frozen principal object per (key, role) handle the addon
-//     answers, so authenticate builds no object per call (with rate limits,
-//     one small frozen copy per call carrying `rateLimit`). Every call still runs
-//     every check in Rust: a disabled, deleted or expired key, or a user whose
-//     role changed, never gets an old answer (a changed role is another handle),
+//   - answers principals from the principal cache (principals.js: one frozen
+//     object per (key, role) handle the addon answers, so authenticate builds
+//     no object per call),
 //   - throws authentication failures as Errors built here from the addon's
 //     error templates (a native throw costs twice as much),
 //   - hides the key of an IssuedKey from util.inspect and JSON.stringify.
 
 const { inspect } = require('node:util')
 const binding = require('./binding.js')
+const { Principals, withStatus } = require('./principals.js')
 
 const Native = binding.Keyring
 const ERROR_CODES = new Set(Object.values(binding.ErrorCode ?? {}))
@@ -370,8 +369,8 @@ function checked(checks, args) {
 const OPENED = Symbol('apikeys.opened')
 
 class Keyring extends Native {
-  // principals[slot][role]: one frozen principal per handle the addon answers.
-  #principals = []
+  // One frozen principal per handle the addon answers (principals.js).
+  #principals = new Principals(this)
   // errors[id]: the addon's error templates, fetched once each.
   #errors = []
   // With rate limits: the addon writes each call's status here
@@ -419,9 +418,7 @@ class Keyring extends Native {
       else handle = this._authenticateLimited(token, code, scope ?? undefined, status)
     }
     if (handle >= ERROR_BIT) throw this.#error(handle - ERROR_BIT)
-    const bySlot = this.#principals[handle >>> 4]
-    const cached = bySlot === undefined ? undefined : bySlot[handle & 15]
-    const p = cached === undefined ? this.#remember(handle) : cached
+    const p = this.#principals.get(handle)
     if (status === null || status[3] === 0) return p
     return withStatus(p, status[0], status[1], status[2])
   }
@@ -435,9 +432,7 @@ class Keyring extends Native {
     const handle = this._tryAuthenticate(token, api, method, scope, status ?? undefined)
     if (handle === WOULD_BLOCK) return null
     if (handle >= ERROR_BIT) throw this.#error(handle - ERROR_BIT)
-    const bySlot = this.#principals[handle >>> 4]
-    const cached = bySlot === undefined ? undefined : bySlot[handle & 15]
-    const p = cached === undefined ? this.#remember(handle) : cached
+    const p = this.#principals.get(handle)
     if (status === null || status[3] === 0) return p
     return withStatus(p, status[0], status[1], status[2])
   }
@@ -447,28 +442,12 @@ class Keyring extends Native {
       text(token, 'token')
       const [api, method, scope] = requestParts(request)
       return this._authenticateAsync(token, api, method, scope).then((answer) => {
-        const handle = answer[0]
-        const bySlot = this.#principals[handle >>> 4]
-        const cached = bySlot === undefined ? undefined : bySlot[handle & 15]
-        const p = cached === undefined ? this.#remember(handle) : cached
+        const p = this.#principals.get(answer[0])
         return answer.length < 4 ? p : withStatus(p, answer[1], answer[2], answer[3])
       })
     } catch (err) {
       return Promise.reject(err)
     }
-  }
-
-  #remember(handle) {
-    const p = this._principal(handle)
-    p.rateLimit = null
-    Object.freeze(p.scopes)
-    Object.freeze(p)
-    const slot = handle >>> 4
-    const cache = this.#principals
-    while (cache.length <= slot) cache.push(undefined)
-    if (cache[slot] === undefined) cache[slot] = []
-    cache[slot][handle & 15] = p
-    return p
   }
 
   // The same Error the addon throws for this failure: code, status, pdCode
@@ -519,21 +498,6 @@ for (const [name, checks] of Object.entries(CALLS)) {
       },
     }[`${name}Async`],
   })
-}
-
-// A principal with this call's rate limit status: a new frozen object with
-// the kept principal's fields, in the same order and with the same fields
-// absent (scopes is the same frozen array). Written as literals of fixed
-// shapes: twice as fast as `{ ...p, rateLimit }` (bench.js measures the cost).
-function withStatus(p, limit, remaining, reset) {
-  const rateLimit = Object.freeze({ limit, remaining, reset })
-  if (p.owner !== undefined) {
-    return Object.freeze({ keyId: p.keyId, kind: p.kind, account: p.account, owner: p.owner, role: p.role, access: p.access, scopes: p.scopes, rateLimit })
-  }
-  if (p.target !== undefined) {
-    return Object.freeze({ keyId: p.keyId, kind: p.kind, account: p.account, access: p.access, scopes: p.scopes, target: p.target, rateLimit })
-  }
-  return Object.freeze({ keyId: p.keyId, kind: p.kind, account: p.account, access: p.access, scopes: p.scopes, rateLimit })
 }
 
 // An issued key: `secret` is a getter on the prototype, so it is in no own

@@ -436,6 +436,12 @@ pub struct Principal {
     /// applies to the key (a keyring without `rateLimits`, or a class of key
     /// left unlimited). A principal with a status is a new object per call.
     pub rate_limit: napi::Either<RateLimitStatus, napi::bindgen_prelude::Null>,
+    /// The key's whole record as of its latest authentication through this
+    /// keyring (for the principal just answered: as of this authentication,
+    /// as Python's `Principal.record` and Rust's `Principal::record`). A
+    /// getter, not enumerable: each read builds a fresh object.
+    #[napi(ts_type = "KeyRecord")]
+    pub record: napi::bindgen_prelude::Undefined,
 }
 
 impl RateLimitStatus {
