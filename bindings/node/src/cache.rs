@@ -2,7 +2,7 @@
 //! (`authenticate`) answers a number instead of building objects.
 //!
 //! A principal is the same for every request made with one key by one role,
-//! as long as the key's identity fields stay the same. [`Slots`] gives each
+//! as long as the key's identity fields stay the same. `Slots` gives each
 //! such key a slot; `authenticate` answers the handle `slot * 16 + role`, and
 //! the JavaScript layer (`principals.js`) keeps one frozen principal object
 //! per handle. Every call still runs every check in the core, so the cache
@@ -11,7 +11,7 @@
 //! principal's `record` reads.
 //!
 //! Failed authentications are answered the same way: as the number of an
-//! error template ([`Errors`]), which the JavaScript layer turns into the
+//! error template (`Errors`), which the JavaScript layer turns into the
 //! `Error` it throws.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
