@@ -51,6 +51,7 @@
 // without Express too (call it as `(req, res, next)`).
 
 const { eventRoutingKey, Keyring: Native } = require('./index.js')
+const { argTypeError, invalidInput, optionName } = require('./args.js')
 
 // apikeys-http's own limits: the longest Authorization value looked at, and
 // the default Events body limit (512 KiB, PagerDuty's).
@@ -103,21 +104,6 @@ function fromError(e) {
 
 const OPTIONS = ['maxEventBytes', 'offThread']
 
-// Errors for bad middleware options, shaped as the Keyring's (never echoing a value).
-function argTypeError(name, expected, value) {
-  const got = value === null ? 'null' : Array.isArray(value) ? 'an array' : `type ${typeof value}`
-  const err = new TypeError(`The "${name}" argument must be ${expected}. Received ${got}`)
-  Object.assign(err, { code: 'ERR_INVALID_ARG_TYPE', status: 400, pdCode: 2001, field: name })
-  return err
-}
-
-function invalidInput(message, field) {
-  const err = new Error(message)
-  Object.assign(err, { code: 'ERR_INVALID_INPUT', status: 400, pdCode: 2001, field })
-  return err
-}
-
-const optionName = (k) => `'${JSON.stringify(k.length > 40 ? `${k.slice(0, 40)}…` : k).slice(1, -1)}'`
 
 /**
  * The key in an Authorization header value, or null if it has no accepted

@@ -11,9 +11,15 @@ export interface ApiKeyError extends Error {
   pdCode: number
   /** For server logs: which check failed (not enumerable; never contains a key). */
   readonly reason: string
-  /** `ERR_INVALID_INPUT`: the argument that was wrong (`description`, `keyId`, `scope` …). */
+  /**
+   * `ERR_INVALID_INPUT` (and `ERR_INVALID_ARG_TYPE`): the argument that was
+   * wrong, by its stable name, the same string in Rust and Python: snake_case
+   * (`description`, `key_id`, `expires_at`, `options.rate_limits.general_key`),
+   * without the values a path holds (an account id, an index). The message
+   * names it as JavaScript spells it (`keyId`).
+   */
   field?: string
-  /** `ERR_RATE_LIMITED`: milliseconds until a retry may succeed. */
+  /** `ERR_RATE_LIMITED`: milliseconds until a retry may succeed (whole, rounded up). */
   retryAfter?: number
   /** `ERR_RATE_LIMITED`: the requests allowed per window (the `ratelimit-limit` header). */
   limit?: number
@@ -199,6 +205,21 @@ export declare class Keyring {
 
 /** What a general access key may do (other kinds are always `full_access`). */
 export type AccessLevel = 'full_access' | 'read_only'
+
+/**
+ * One account's limits, per class of key (`null`: unlimited in that
+ * account; a class not named keeps the keyring's).
+ */
+export interface AccountLimitOptions {
+  /** The account's general access keys. */
+  generalKey?: Limit | null
+  /** The account's users. */
+  user?: Limit | null
+  /** The account's scoped tokens. */
+  scopedAccount?: Limit | null
+  /** The account's integration and routing keys. */
+  eventsKey?: Limit | null
+}
 
 /** What an account's plan includes. An account never configured has both. */
 export interface AccountSettings {
@@ -462,18 +483,36 @@ export interface RateLimiterOptions {
 }
 
 /**
- * Rate limits that `authenticate` enforces, per class of key. A class not
- * named is unlimited.
+ * Rate limits that `authenticate` enforces, per class of key, with
+ * overrides per account and per key (a key's wins over its account's,
+ * which wins over the class's). A class not named is unlimited, or has
+ * PagerDuty's limit with `pagerduty: true`; `null` makes it unlimited.
  */
 export interface RateLimitOptions {
+  /**
+   * Start from PagerDuty's limits (as `rateLimits: 'pagerduty'`); the
+   * classes named here replace them.
+   */
+  pagerduty?: boolean
   /** Each general access key (PagerDuty: 960 a minute). */
-  generalKey?: Limit
+  generalKey?: Limit | null
   /** Each user, across all of their user tokens (PagerDuty: 960 a minute). */
-  user?: Limit
+  user?: Limit | null
   /** Each account, across all of its scoped tokens (PagerDuty: 960 a minute). */
-  scopedAccount?: Limit
+  scopedAccount?: Limit | null
   /** Each integration or routing key (PagerDuty: 120 a rolling minute). */
-  eventsKey?: Limit
+  eventsKey?: Limit | null
+  /**
+   * Per account (by its id): that account's limit for a class, `null` to
+   * make the class unlimited there.
+   */
+  accounts?: Record<string, AccountLimitOptions>
+  /**
+   * Per key (by its id, `P` and 13 characters): that key's limit, `null`
+   * to make it unlimited. For a user or scoped token it sets the limit of
+   * the budget the key counts in whenever this key is the one used.
+   */
+  keys?: Record<string, Limit | null>
 }
 
 /**

@@ -22,40 +22,13 @@
 const { inspect } = require('node:util')
 const binding = require('./binding.js')
 const { Principals, withStatus } = require('./principals.js')
+const { argTypeError, invalidInput, optionName } = require('./args.js')
 
 const Native = binding.Keyring
 const ERROR_CODES = new Set(Object.values(binding.ErrorCode ?? {}))
 
-function describe(value) {
-  if (value === null) return 'null'
-  if (Array.isArray(value)) return 'an array'
-  return `type ${typeof value}`
-}
-
-// Never echoes the value itself: a misplaced argument may be a key.
-function argTypeError(name, expected, value) {
-  const err = new TypeError(`The "${name}" argument must be ${expected}. Received ${describe(value)}`)
-  err.code = 'ERR_INVALID_ARG_TYPE'
-  err.status = 400
-  err.pdCode = 2001
-  err.field = name
-  return err
-}
-
 function isPlainObject(v) {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
-}
-
-function invalidInput(message, field) {
-  const err = new Error(message)
-  Object.assign(err, { code: 'ERR_INVALID_INPUT', status: 400, pdCode: 2001, field })
-  return err
-}
-
-// An option name for a message: user input, so shortened and escaped (never a value).
-function optionName(k) {
-  const s = k.length > 40 ? `${k.slice(0, 40)}…` : k
-  return `'${JSON.stringify(s).slice(1, -1)}'`
 }
 
 // Every string argument and option field passes through here: of type string,
@@ -253,29 +226,66 @@ function checkKeyringOptions(options) {
 const LIMIT_CLASSES = ['generalKey', 'user', 'scopedAccount', 'eventsKey']
 const LIMIT_FIELDS = ['requests', 'windowMs']
 
+// A limit, or false for one made unlimited (`null`): napi reads null and an
+// absent field alike, so the addon takes `false` for it.
+function checkLimit(l, name) {
+  if (l === null) return false
+  if (!isPlainObject(l)) throw argTypeError(name, 'an object { requests, windowMs } or null', l)
+  known(l, LIMIT_FIELDS, name)
+  const limit = {}
+  for (const f of LIMIT_FIELDS) {
+    const v = l[f]
+    if (!Number.isInteger(v) || v < 1 || v > 0xffffffff) throw argTypeError(`${name}.${f}`, 'a positive integer', v)
+    limit[f] = v
+  }
+  return limit
+}
+
+// The classes named in `limits` (refusing any other name but `others`), checked, into `out`.
+function checkClassLimits(limits, name, others, out) {
+  for (const k in limits) {
+    if (!LIMIT_CLASSES.includes(k) && !others.includes(k)) {
+      const all = [...others, ...LIMIT_CLASSES]
+      throw invalidInput(`invalid ${name}: unknown option ${optionName(k)}; the options are ${all.join(', ')}`, name)
+    }
+  }
+  for (const cls of LIMIT_CLASSES) {
+    const l = limits[cls]
+    if (l !== undefined) out[cls] = checkLimit(l, `${name}.${cls}`)
+  }
+  return out
+}
+
+// An object of names to values (account ids, key ids), each read once into a fresh object.
+function checkRecord(record, name, each) {
+  if (!isPlainObject(record)) throw argTypeError(name, 'an object', record)
+  const out = {}
+  for (const k of Object.keys(record)) {
+    text(k, name)
+    out[k] = each(record[k], `${name}[${optionName(k)}]`)
+  }
+  return out
+}
+
 function checkRateLimits(limits) {
   const name = 'options.rateLimits'
   if (typeof limits === 'string') return text(limits, name)
-  if (!isPlainObject(limits)) throw argTypeError(name, "'pagerduty' or an object { generalKey, user, scopedAccount, eventsKey }", limits)
-  for (const k in limits) {
-    if (!LIMIT_CLASSES.includes(k)) {
-      throw invalidInput(`invalid ${name}: unknown class ${optionName(k)}; the classes are ${LIMIT_CLASSES.join(', ')}`, name)
-    }
+  if (!isPlainObject(limits)) {
+    throw argTypeError(name, "'pagerduty' or an object { pagerduty, generalKey, user, scopedAccount, eventsKey, accounts, keys }", limits)
   }
-  const out = {}
-  for (const cls of LIMIT_CLASSES) {
-    const l = limits[cls]
-    if (l === undefined || l === null) continue
-    if (!isPlainObject(l)) throw argTypeError(`${name}.${cls}`, 'an object { requests, windowMs }', l)
-    known(l, LIMIT_FIELDS, `${name}.${cls}`)
-    const limit = {}
-    for (const f of LIMIT_FIELDS) {
-      const v = l[f]
-      if (!Number.isInteger(v) || v < 1 || v > 0xffffffff) throw argTypeError(`${name}.${cls}.${f}`, 'a positive integer', v)
-      limit[f] = v
-    }
-    out[cls] = limit
+  const out = checkClassLimits(limits, name, ['pagerduty', 'accounts', 'keys'], {})
+  const { pagerduty, accounts, keys } = limits
+  if (pagerduty !== undefined) {
+    if (typeof pagerduty !== 'boolean') throw argTypeError(`${name}.pagerduty`, 'of type boolean', pagerduty)
+    out.pagerduty = pagerduty
   }
+  if (accounts !== undefined) {
+    out.accounts = checkRecord(accounts, `${name}.accounts`, (per, at) => {
+      if (!isPlainObject(per)) throw argTypeError(at, 'an object { generalKey, user, scopedAccount, eventsKey }', per)
+      return checkClassLimits(per, at, [], {})
+    })
+  }
+  if (keys !== undefined) out.keys = checkRecord(keys, `${name}.keys`, checkLimit)
   return out
 }
 

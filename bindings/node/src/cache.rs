@@ -239,7 +239,7 @@ impl Errors {
         }
         let id = self.templates.len() as u32;
         let field = match e {
-            apikeys::Error::InvalidInput { field, .. } => Some(crate::error::camel(field)),
+            apikeys::Error::InvalidInput { field, .. } => Some((*field).to_owned()),
             _ => None,
         };
         self.templates.push((

@@ -74,7 +74,9 @@ pub(crate) fn kind_for_code(code: &str) -> &'static str {
         .map_or("internal", |(kind, _)| kind)
 }
 
-/// `key_id` → `keyId`: core field names as the JavaScript arguments spell them.
+/// `key_id` → `keyId`: core field names as the JavaScript arguments spell
+/// them, for messages (an error's `field` keeps the core's name, the same
+/// string in Rust, Python and Node).
 pub(crate) fn camel(field: &str) -> String {
     let mut out = String::with_capacity(field.len());
     let mut upper = false;
@@ -114,7 +116,7 @@ fn build(env: &Env, e: &apikeys::Error) -> Result<Error> {
     obj.set_named_property("pdCode", e.code())?;
     match e {
         apikeys::Error::InvalidInput { field, .. } => {
-            obj.set_named_property("field", camel(field))?;
+            obj.set_named_property("field", *field)?;
         }
         apikeys::Error::RateLimited { retry_after, limit } => {
             obj.set_named_property("retryAfter", crate::types::millis(*retry_after))?;

@@ -933,29 +933,76 @@ fn request_parts(r: Option<&Request>) -> (&str, &str, Option<&str>) {
 pub(crate) fn rate_limits(
     o: &Either<String, crate::types::RateLimitOptions>,
 ) -> CoreResult<apikeys::RateLimits> {
-    use apikeys::ratelimit::{Limit, LimitClass, RateLimits};
-    // Zero requests or a window out of range is refused by `Limit::new`.
-    let limit = |l: &Option<crate::types::Limit>| {
-        l.as_ref()
-            .map(|l| {
-                Limit::new(
-                    l.requests,
-                    std::time::Duration::from_millis(u64::from(l.window_ms)),
-                )
-            })
-            .transpose()
+    use apikeys::ratelimit::RateLimits;
+    let o = match o {
+        Either::A(name) if name == "pagerduty" => return Ok(RateLimits::pagerduty()),
+        Either::A(_) => {
+            return Err(invalid(
+                "rate_limits",
+                "must be 'pagerduty' or { generalKey, user, scopedAccount, eventsKey, accounts, keys }",
+            ));
+        }
+        Either::B(o) => o,
     };
-    match o {
-        Either::A(name) if name == "pagerduty" => Ok(RateLimits::pagerduty()),
-        Either::A(_) => Err(invalid(
-            "rate_limits",
-            "must be 'pagerduty' or { generalKey, user, scopedAccount, eventsKey }",
-        )),
-        Either::B(o) => Ok(RateLimits::none()
-            .with_limit(LimitClass::GeneralKey, limit(&o.general_key)?)
-            .with_limit(LimitClass::User, limit(&o.user)?)
-            .with_limit(LimitClass::ScopedAccount, limit(&o.scoped_account)?)
-            .with_limit(LimitClass::EventsKey, limit(&o.events_key)?)),
+    let mut limits = if o.pagerduty == Some(true) {
+        RateLimits::pagerduty()
+    } else {
+        RateLimits::none()
+    };
+    // Without `pagerduty`, a class not named is unlimited as it is.
+    let named = [&o.general_key, &o.user, &o.scoped_account, &o.events_key];
+    for (class, l) in by_class(named) {
+        limits = limits.with_limit(class, core_limit(l)?);
+    }
+    for (account, per) in o.accounts.iter().flatten() {
+        let named = [
+            &per.general_key,
+            &per.user,
+            &per.scoped_account,
+            &per.events_key,
+        ];
+        for (class, l) in by_class(named) {
+            limits = limits.with_account_limit(account, class, core_limit(l)?);
+        }
+    }
+    for (id, l) in o.keys.iter().flatten() {
+        let id = apikeys::KeyId::parse(id).ok_or_else(|| {
+            invalid(
+                "rate_limits.keys",
+                "names a key by something that is not a key id ('P' and 13 characters)",
+            )
+        })?;
+        limits = limits.with_key_limit(id, core_limit(l)?);
+    }
+    Ok(limits)
+}
+
+/// The limits named, with their classes (the order of [`RateLimitOptions`]'s
+/// and [`AccountLimitOptions`]'s fields).
+///
+/// [`RateLimitOptions`]: crate::types::RateLimitOptions
+/// [`AccountLimitOptions`]: crate::types::AccountLimitOptions
+fn by_class(
+    named: [&Option<crate::types::LimitOrUnlimited>; 4],
+) -> impl Iterator<Item = (apikeys::LimitClass, &crate::types::LimitOrUnlimited)> {
+    use apikeys::LimitClass as C;
+    [C::GeneralKey, C::User, C::ScopedAccount, C::EventsKey]
+        .into_iter()
+        .zip(named)
+        .filter_map(|(class, l)| Some((class, l.as_ref()?)))
+}
+
+/// A limit, or `None` for one made unlimited (`false` from the JavaScript
+/// layer). Zero requests or a window out of range is refused by `Limit::new`.
+fn core_limit(l: &crate::types::LimitOrUnlimited) -> CoreResult<Option<apikeys::Limit>> {
+    match l {
+        Either::A(l) => apikeys::Limit::new(
+            l.requests,
+            std::time::Duration::from_millis(u64::from(l.window_ms)),
+        )
+        .map(Some),
+        Either::B(false) => Ok(None),
+        Either::B(true) => Err(invalid("rate_limits", "a limit is an object or null")),
     }
 }
 

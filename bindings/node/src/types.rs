@@ -263,18 +263,59 @@ pub struct Limit {
     pub window_ms: u32,
 }
 
-/// Rate limits that `authenticate` enforces, per class of key. A class not
-/// named is unlimited.
+/// A limit as the JavaScript layer passes it: a [`Limit`], or `false` for
+/// one made unlimited (the JavaScript layer turns the `null` a caller writes
+/// into `false`, as napi reads `null` and an absent field alike).
+pub type LimitOrUnlimited = napi::Either<Limit, bool>;
+
+/// Rate limits that `authenticate` enforces, per class of key, with
+/// overrides per account and per key (a key's wins over its account's,
+/// which wins over the class's). A class not named is unlimited, or has
+/// PagerDuty's limit with `pagerduty: true`; `null` makes it unlimited.
 #[napi(object)]
 pub struct RateLimitOptions {
+    /// Start from PagerDuty's limits (as `rateLimits: 'pagerduty'`); the
+    /// classes named here replace them.
+    pub pagerduty: Option<bool>,
     /// Each general access key (PagerDuty: 960 a minute).
-    pub general_key: Option<Limit>,
+    #[napi(ts_type = "Limit | null")]
+    pub general_key: Option<LimitOrUnlimited>,
     /// Each user, across all of their user tokens (PagerDuty: 960 a minute).
-    pub user: Option<Limit>,
+    #[napi(ts_type = "Limit | null")]
+    pub user: Option<LimitOrUnlimited>,
     /// Each account, across all of its scoped tokens (PagerDuty: 960 a minute).
-    pub scoped_account: Option<Limit>,
+    #[napi(ts_type = "Limit | null")]
+    pub scoped_account: Option<LimitOrUnlimited>,
     /// Each integration or routing key (PagerDuty: 120 a rolling minute).
-    pub events_key: Option<Limit>,
+    #[napi(ts_type = "Limit | null")]
+    pub events_key: Option<LimitOrUnlimited>,
+    /// Per account (by its id): that account's limit for a class, `null` to
+    /// make the class unlimited there.
+    #[napi(ts_type = "Record<string, AccountLimitOptions>")]
+    pub accounts: Option<std::collections::HashMap<String, AccountLimitOptions>>,
+    /// Per key (by its id, `P` and 13 characters): that key's limit, `null`
+    /// to make it unlimited. For a user or scoped token it sets the limit of
+    /// the budget the key counts in whenever this key is the one used.
+    #[napi(ts_type = "Record<string, Limit | null>")]
+    pub keys: Option<std::collections::HashMap<String, LimitOrUnlimited>>,
+}
+
+/// One account's limits, per class of key (`null`: unlimited in that
+/// account; a class not named keeps the keyring's).
+#[napi(object)]
+pub struct AccountLimitOptions {
+    /// The account's general access keys.
+    #[napi(ts_type = "Limit | null")]
+    pub general_key: Option<LimitOrUnlimited>,
+    /// The account's users.
+    #[napi(ts_type = "Limit | null")]
+    pub user: Option<LimitOrUnlimited>,
+    /// The account's scoped tokens.
+    #[napi(ts_type = "Limit | null")]
+    pub scoped_account: Option<LimitOrUnlimited>,
+    /// The account's integration and routing keys.
+    #[napi(ts_type = "Limit | null")]
+    pub events_key: Option<LimitOrUnlimited>,
 }
 
 /// How to build a [`Keyring`]. An option name not listed here, at any depth,
