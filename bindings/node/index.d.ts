@@ -265,8 +265,14 @@ export interface AuditEvent {
   subjectUser?: string
   /** `'allowed'` or `'refused'`. */
   outcome: 'allowed' | 'refused'
-  /** For a refusal: the error's code (`'ERR_NOT_PERMITTED'` …). */
-  error?: ErrorCode
+  /** Whether the call was allowed (`outcome === 'allowed'`). */
+  allowed: boolean
+  /**
+   * For a refusal: the error's kind, as the core names it and Python gives
+   * it (`'not_permitted'`, `'not_found'` …; the error thrown carried it as
+   * its `code`, `'ERR_NOT_PERMITTED'`).
+   */
+  error?: string
   /** For a refusal: the error's message. */
   reason?: string
 }
@@ -374,6 +380,8 @@ export interface KeyRecord {
   apiVersion: 'v2'
   /** Set while the key is disabled. */
   disabled?: Disabled
+  /** Whether this is a read-only general key (`access === 'read_only'`). */
+  readOnly: boolean
   /** The last successful authentication (kept to about a minute). */
   lastUsedAt?: Date
   /** After this time the key no longer works. */

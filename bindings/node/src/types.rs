@@ -381,6 +381,8 @@ pub struct KeyRecord {
     pub api_version: String,
     /// Set while the key is disabled.
     pub disabled: Option<Disabled>,
+    /// Whether this is a read-only general key (`access === 'read_only'`).
+    pub read_only: bool,
     /// The last successful authentication (kept to about a minute).
     pub last_used_at: Option<DateTime<Utc>>,
     /// After this time the key no longer works.
@@ -445,6 +447,7 @@ impl From<&apikeys::KeyRecord> for KeyRecord {
                 by: d.by.to_string(),
                 at: date(d.at),
             }),
+            read_only: r.access == CoreAccess::ReadOnly,
             last_used_at: r.last_used_at.map(date),
             expires_at: r.expires_at.map(date),
             hint: r.hint.as_str().to_owned(),
@@ -520,8 +523,11 @@ pub struct AuditEvent {
     /// `'allowed'` or `'refused'`.
     #[napi(ts_type = "'allowed' | 'refused'")]
     pub outcome: String,
-    /// For a refusal: the error's code (`'ERR_NOT_PERMITTED'` …).
-    #[napi(ts_type = "ErrorCode")]
+    /// Whether the call was allowed (`outcome === 'allowed'`).
+    pub allowed: bool,
+    /// For a refusal: the error's kind, as the core names it and Python gives
+    /// it (`'not_permitted'`, `'not_found'` …; the error thrown carried it as
+    /// its `code`, `'ERR_NOT_PERMITTED'`).
     pub error: Option<String>,
     /// For a refusal: the error's message.
     pub reason: Option<String>,
@@ -545,11 +551,9 @@ fn action_name(a: apikeys::AuditAction) -> &'static str {
 impl From<&apikeys::AuditEvent> for AuditEvent {
     fn from(e: &apikeys::AuditEvent) -> AuditEvent {
         let (outcome, error, reason) = match &e.outcome {
-            apikeys::AuditOutcome::Refused { error, reason } => (
-                "refused",
-                Some(crate::error::code_for_kind_name(error).to_owned()),
-                Some(reason.clone()),
-            ),
+            apikeys::AuditOutcome::Refused { error, reason } => {
+                ("refused", Some(error.to_string()), Some(reason.clone()))
+            }
             apikeys::AuditOutcome::Allowed => ("allowed", None, None),
         };
         AuditEvent {
@@ -562,6 +566,7 @@ impl From<&apikeys::AuditEvent> for AuditEvent {
             key_id: e.key_id.map(|k| k.to_string()),
             subject_user: e.subject_user.clone(),
             outcome: outcome.to_owned(),
+            allowed: matches!(e.outcome, apikeys::AuditOutcome::Allowed),
             error,
             reason,
         }

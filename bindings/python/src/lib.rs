@@ -221,20 +221,10 @@ impl KeyRecord {
     fn api_version(&self) -> &'static str {
         self.0.api_version.as_str()
     }
-    /// Whether the key is disabled.
+    /// Who disabled the key and when, while it is disabled; `None` otherwise.
     #[getter]
-    fn disabled(&self) -> bool {
-        self.0.disabled.is_some()
-    }
-    /// Who disabled it (`"system:offboarding"` when its owner was removed).
-    #[getter]
-    fn disabled_by(&self) -> Option<&str> {
-        self.0.disabled.as_ref().map(|d| &*d.by)
-    }
-    /// When it was disabled (UTC).
-    #[getter]
-    fn disabled_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_datetime(py, self.0.disabled.as_ref().map(|d| d.at))
+    fn disabled(&self) -> Option<Disabled> {
+        self.0.disabled.as_deref().cloned().map(Disabled)
     }
     /// The last successful authentication (to about a minute; UTC).
     #[getter]
@@ -266,6 +256,32 @@ impl KeyRecord {
             },
             convert::repr(py, self.0.hint.as_str()),
         )
+    }
+}
+
+/// Who disabled a key, and when.
+#[pyclass(frozen, eq, module = "apikeys")]
+#[derive(PartialEq, Eq)]
+pub struct Disabled(apikeys::Disabled);
+
+#[pymethods]
+impl Disabled {
+    /// The user who disabled it (`"system:offboarding"` when its owner was removed).
+    #[getter]
+    fn by(&self) -> &str {
+        &self.0.by
+    }
+    /// When (UTC).
+    #[getter]
+    fn at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        convert::datetime(py, self.0.at)
+    }
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "Disabled(by={}, at={})",
+            convert::repr(py, &self.0.by),
+            self.at(py)?.repr()?
+        ))
     }
 }
 
@@ -1008,6 +1024,7 @@ fn _apikeys(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<AccountSettings>()?;
     m.add_class::<UserState>()?;
     m.add_class::<KeyRecord>()?;
+    m.add_class::<Disabled>()?;
     m.add_class::<IssuedKey>()?;
     m.add_class::<Principal>()?;
     m.add_class::<AuditEvent>()?;
