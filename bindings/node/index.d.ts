@@ -99,6 +99,12 @@ export declare class Keyring {
   /** Whether `authenticate` enforces rate limits (the `rateLimits` option). */
   get hasRateLimits(): boolean
   /**
+   * The Redis rate limiter's state (the `rateLimiter` option), as
+   * Python's `RedisRateLimiter.is_degraded` and `fallback_count` give it;
+   * `null` without a Redis limiter.
+   */
+  get rateLimiterState(): RateLimiterState | null
+  /**
    * Make a general access key (Owner or Admin). `{ readOnly: true }` makes a
    * read-only key; `expiresAt` a key that stops working then.
    */
@@ -488,6 +494,14 @@ export interface RateLimiterOptions {
   prefix?: string
   /** Timeout of connecting and of each Redis call, in milliseconds (default 250). */
   timeoutMs?: number
+}
+
+/** How a Redis rate limiter is doing (`Keyring.rateLimiterState`). */
+export interface RateLimiterState {
+  /** Whether Redis is unreachable right now (the `fallback` is in force). */
+  degraded: boolean
+  /** How many requests the fallback decided so far. */
+  fallbackCount: number
 }
 
 /**

@@ -219,6 +219,7 @@ describe('Redis limiter (the real Redis of scripts/redis.sh)', () => {
         remaining.push(p.rateLimit.remaining)
       }
       assert.deepEqual(remaining, [4, 3, 2, 1, 0])
+      assert.deepEqual(one.rateLimiterState, { degraded: false, fallbackCount: 0 })
       for (const kr of [one, two]) {
         const e = throwsCode(() => kr.authenticate(k.secret), 'ERR_RATE_LIMITED', 429, 2020)
         assert.ok(e.retryAfter > 0 && e.retryAfter <= HOUR)
@@ -242,6 +243,10 @@ describe('Redis limiter (the real Redis of scripts/redis.sh)', () => {
     const k3 = local.createGeneralKey(owner, 'x')
     for (let i = 0; i < 5; i++) assert.equal(local.authenticate(k3.secret).rateLimit.remaining, 4 - i)
     throwsCode(() => local.authenticate(k3.secret), 'ERR_RATE_LIMITED', 429, 2020)
+    // As Python's RedisRateLimiter.is_degraded and fallback_count: the fallback decided them all.
+    assert.deepEqual(local.rateLimiterState, { degraded: true, fallbackCount: 6 })
+    assert.equal(allow.rateLimiterState.fallbackCount, 8)
+    assert.equal(new Keyring({ rateLimits: limits }).rateLimiterState, null)
 
     for (const bad of ['not a url', 'http://:hunter2secret@127.0.0.1/']) {
       const e = throwsCode(() => new Keyring({ rateLimits: limits, rateLimiter: { redis: bad } }), 'ERR_STORE', 500, 2000)

@@ -11,7 +11,7 @@ use crate::error::to_js;
 use crate::open::{Durable, OpenTask, OpenedKeyring, Plan, invalid};
 use crate::types::{
     AccountSettings, Actor, AuditEvent, GeneralKeyOptions, KeyOptions, KeyRecord, KeyringOptions,
-    Principal, RateLimitStatus, Request, UserState, expiry,
+    Principal, RateLimitStatus, RateLimiterState, Request, UserState, expiry,
 };
 
 type CoreResult<T> = apikeys::Result<T>;
@@ -228,6 +228,7 @@ pub struct Keyring {
     errors: Mutex<Errors>,
     durable: Durable,
     limited: bool,
+    limiter: Option<Arc<apikeys_redis::RedisRateLimiter>>,
 }
 
 impl Keyring {
@@ -307,6 +308,7 @@ impl Keyring {
             errors: Mutex::default(),
             durable: opened.durable,
             limited: opened.limited,
+            limiter: opened.limiter,
         })
     }
 
@@ -356,6 +358,17 @@ impl Keyring {
     #[napi(getter, catch_unwind)]
     pub fn has_rate_limits(&self) -> bool {
         self.limited
+    }
+
+    /// The Redis rate limiter's state (the `rateLimiter` option), as
+    /// Python's `RedisRateLimiter.is_degraded` and `fallback_count` give it;
+    /// `null` without a Redis limiter.
+    #[napi(getter, catch_unwind)]
+    pub fn rate_limiter_state(&self) -> Option<RateLimiterState> {
+        self.limiter.as_ref().map(|l| RateLimiterState {
+            degraded: l.is_degraded(),
+            fallback_count: l.fallback_count() as f64,
+        })
     }
 
     // ---- creating keys ----

@@ -68,6 +68,7 @@ pub struct Opened {
     pub(crate) keyring: apikeys::Keyring,
     pub(crate) durable: Durable,
     pub(crate) limited: bool,
+    pub(crate) limiter: Option<Arc<apikeys_redis::RedisRateLimiter>>,
 }
 
 fn checked_text(s: &str, field: &'static str, max: usize) -> CoreResult<()> {
@@ -214,8 +215,12 @@ impl Plan {
         if let Some(l) = self.limits {
             builder = builder.rate_limits(l);
         }
-        if let Some(b) = self.limiter {
-            builder = builder.rate_limiter(Arc::new(b.build()?));
+        let limiter = match self.limiter {
+            Some(b) => Some(Arc::new(b.build()?)),
+            None => None,
+        };
+        if let Some(l) = &limiter {
+            builder = builder.rate_limiter(Arc::clone(l) as Arc<dyn apikeys::RateLimiter>);
         }
         if let Some(cap) = self.audit_capacity {
             builder = builder.audit_sink(Arc::new(MemoryAuditLog::with_capacity(cap as usize)));
@@ -224,6 +229,7 @@ impl Plan {
             keyring: builder.build()?,
             durable,
             limited,
+            limiter,
         })
     }
 }

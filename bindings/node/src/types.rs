@@ -241,6 +241,15 @@ pub struct RateLimiterOptions {
     pub timeout_ms: Option<u32>,
 }
 
+/// How a Redis rate limiter is doing (`Keyring.rateLimiterState`).
+#[napi(object)]
+pub struct RateLimiterState {
+    /// Whether Redis is unreachable right now (the `fallback` is in force).
+    pub degraded: bool,
+    /// How many requests the fallback decided so far.
+    pub fallback_count: f64,
+}
+
 /// A successful request's standing against its rate limit: what the
 /// `ratelimit-limit`, `ratelimit-remaining` and `ratelimit-reset` headers say.
 #[napi(object)]
