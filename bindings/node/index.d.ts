@@ -209,6 +209,21 @@ export declare class Keyring {
   removeUserAsync(account: string, user: string): Promise<number>
 }
 
+/**
+ * A clock that moves only when told to, for tests of expiry and last use:
+ * give it as `clock` to a keyring, which then tells the time by it.
+ */
+export declare class ManualClock {
+  /** A clock standing at `start`. */
+  constructor(start: Date)
+  /** Move the clock forward by `ms` milliseconds (a non-negative number). */
+  advance(ms: number): void
+  /** Set the time. */
+  set(at: Date): void
+  /** The clock's time. */
+  now(): Date
+}
+
 /** What a general access key may do (other kinds are always `full_access`). */
 export type AccessLevel = 'full_access' | 'read_only'
 
@@ -414,6 +429,11 @@ export interface KeyringOptions {
   store?: StoreOptions
   /** How many audit events the in-memory audit trail keeps (default 10,000). */
   auditCapacity?: number
+  /**
+   * Tell the time by this clock instead of the system's (tests of expiry
+   * and last use). The JavaScript layer hands it to the addon on its own.
+   */
+  clock?: ManualClock
   /**
    * Rate limits for `authenticate`: `'pagerduty'` for PagerDuty's numbers,
    * or a limit per class of key. Over the limit, `authenticate` throws

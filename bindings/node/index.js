@@ -198,13 +198,15 @@ function checkRateLimiter(limiter) {
   return out
 }
 
-const KEYRING_OPTIONS = ['pepper', 'store', 'rateLimits', 'rateLimiter', 'auditCapacity']
+const KEYRING_OPTIONS = ['pepper', 'store', 'rateLimits', 'rateLimiter', 'auditCapacity', 'clock']
 
+// [the options for the addon, the clock it takes on its own].
 function checkKeyringOptions(options) {
-  if (options === undefined || options === null) return undefined
+  if (options === undefined || options === null) return [undefined, undefined]
   if (!isPlainObject(options)) throw argTypeError('options', 'an object', options)
   known(options, KEYRING_OPTIONS, 'options')
-  const { pepper, store, rateLimits, rateLimiter, auditCapacity } = options
+  const { pepper, store, rateLimits, rateLimiter, auditCapacity, clock } = options
+  if (clock !== undefined && !(clock instanceof binding.ManualClock)) throw argTypeError('options.clock', 'a ManualClock', clock)
   const out = {}
   if (pepper !== undefined) {
     if (typeof pepper === 'string') out.pepper = text(pepper, 'options.pepper')
@@ -220,7 +222,7 @@ function checkKeyringOptions(options) {
     }
     out.auditCapacity = auditCapacity
   }
-  return out
+  return [out, clock]
 }
 
 const LIMIT_CLASSES = ['generalKey', 'user', 'scopedAccount', 'eventsKey']
@@ -388,8 +390,12 @@ class Keyring extends Native {
   #status = null
 
   constructor(options, opened) {
-    if (options === OPENED) super(undefined, opened)
-    else super(checkKeyringOptions(options))
+    if (options === OPENED) {
+      super(undefined, opened)
+    } else {
+      const [checked, clock] = checkKeyringOptions(options)
+      super(checked, undefined, clock)
+    }
     if (this.hasRateLimits) this.#status = new Float64Array(4)
   }
 
@@ -399,7 +405,7 @@ class Keyring extends Native {
    */
   static open(options) {
     try {
-      return Native.open(checkKeyringOptions(options)).then((opened) => new this(OPENED, opened))
+      return Native.open(...checkKeyringOptions(options)).then((opened) => new this(OPENED, opened))
     } catch (err) {
       return Promise.reject(err)
     }
@@ -510,6 +516,22 @@ for (const [name, checks] of Object.entries(CALLS)) {
   })
 }
 
+// A clock for tests: its times are Dates read as checkDate reads them.
+class ManualClock extends binding.ManualClock {
+  constructor(start) {
+    super(checkDate(start, 'start'))
+  }
+
+  set(at) {
+    return super.set(checkDate(at, 'at'))
+  }
+
+  advance(ms) {
+    if (typeof ms !== 'number') throw argTypeError('ms', 'a number of milliseconds', ms)
+    return super.advance(ms)
+  }
+}
+
 // An issued key: `secret` is a getter on the prototype, so it is in no own
 // property that util.inspect or JSON.stringify could show (toJSON gives the
 // record only). The record is converted once and kept.
@@ -553,4 +575,4 @@ function isApiKeyError(e) {
   )
 }
 
-module.exports = { ...binding, Keyring, IssuedKey, isApiKeyError }
+module.exports = { ...binding, Keyring, IssuedKey, ManualClock, isApiKeyError }

@@ -108,6 +108,58 @@ fn write_status(p: &apikeys::Principal, out: &mut [f64]) {
     }
 }
 
+/// A clock that moves only when told to, for tests of expiry and last use:
+/// give it as `clock` to a keyring, which then tells the time by it.
+#[napi]
+pub struct ManualClock {
+    inner: apikeys::ManualClock,
+}
+
+#[napi]
+impl ManualClock {
+    /// A clock standing at `start`.
+    #[napi(constructor, catch_unwind, ts_args_type = "start: Date")]
+    pub fn new(env: Env, start: f64) -> Result<ManualClock> {
+        let start = crate::types::instant(start, "start").map_err(|e| to_js(&env, &e))?;
+        Ok(ManualClock {
+            inner: apikeys::ManualClock::new(start),
+        })
+    }
+
+    /// Move the clock forward by `ms` milliseconds (a non-negative number).
+    #[napi(catch_unwind)]
+    pub fn advance(&self, env: Env, ms: f64) -> Result<()> {
+        if !ms.is_finite() || ms < 0.0 {
+            return Err(to_js(
+                &env,
+                &invalid(
+                    "ms",
+                    "must be a finite, non-negative number of milliseconds",
+                ),
+            ));
+        }
+        let now = apikeys::Clock::now(&self.inner).unix_millis() as f64;
+        crate::types::instant(now + ms.floor(), "ms").map_err(|e| to_js(&env, &e))?;
+        self.inner
+            .advance(std::time::Duration::from_millis(ms.floor() as u64));
+        Ok(())
+    }
+
+    /// Set the time.
+    #[napi(catch_unwind, ts_args_type = "at: Date")]
+    pub fn set(&self, env: Env, at: f64) -> Result<()> {
+        let at = crate::types::instant(at, "at").map_err(|e| to_js(&env, &e))?;
+        self.inner.set(at);
+        Ok(())
+    }
+
+    /// The clock's time.
+    #[napi(catch_unwind)]
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        crate::types::date(apikeys::Clock::now(&self.inner))
+    }
+}
+
 /// A key just made. `secret` is the key itself: hand it to its user once. It
 /// never shows in `util.inspect`, `JSON.stringify` or a record.
 #[napi]
@@ -293,12 +345,13 @@ impl Keyring {
         env: Env,
         options: Option<KeyringOptions>,
         opened: Option<&OpenedKeyring>,
+        clock: Option<&ManualClock>,
     ) -> Result<Keyring> {
         let opened = match opened {
             Some(o) => o
                 .take()
                 .ok_or_else(|| to_js(&env, &invalid("opened", "this keyring was already taken")))?,
-            None => Plan::new(options)
+            None => Plan::new(options, clock.map(|c| c.inner.clone()))
                 .and_then(Plan::open)
                 .map_err(|e| to_js(&env, &e))?,
         };
@@ -315,9 +368,18 @@ impl Keyring {
     /// A keyring as `options` say, its store opened (and a PostgreSQL server
     /// connected to) off the JavaScript thread. Rejects with `ERR_STORE` when
     /// the store cannot be opened, `ERR_INVALID_INPUT` for bad options.
-    #[napi(catch_unwind, ts_return_type = "Promise<Keyring>")]
-    pub fn open(env: Env, options: Option<KeyringOptions>) -> Result<AsyncTask<OpenTask>> {
-        let plan = Plan::new(options).map_err(|e| to_js(&env, &e))?;
+    #[napi(
+        catch_unwind,
+        ts_args_type = "options?: KeyringOptions | undefined | null",
+        ts_return_type = "Promise<Keyring>"
+    )]
+    pub fn open(
+        env: Env,
+        options: Option<KeyringOptions>,
+        clock: Option<&ManualClock>,
+    ) -> Result<AsyncTask<OpenTask>> {
+        let clock = clock.map(|c| c.inner.clone());
+        let plan = Plan::new(options, clock).map_err(|e| to_js(&env, &e))?;
         Ok(AsyncTask::new(OpenTask::new(plan)))
     }
 

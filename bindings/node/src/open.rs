@@ -42,6 +42,7 @@ pub(crate) struct Plan {
     limits: Option<apikeys::RateLimits>,
     limiter: Option<apikeys_redis::RedisRateLimiterBuilder>,
     audit_capacity: Option<u32>,
+    clock: Option<apikeys::ManualClock>,
 }
 
 /// Which store a keyring holds (for `storeKind`; `flush` goes through the core).
@@ -152,13 +153,17 @@ fn limiter_plan(o: &RateLimiterOptions) -> CoreResult<apikeys_redis::RedisRateLi
 
 impl Plan {
     /// Checks the options; opens nothing.
-    pub(crate) fn new(o: Option<KeyringOptions>) -> CoreResult<Plan> {
+    pub(crate) fn new(
+        o: Option<KeyringOptions>,
+        clock: Option<apikeys::ManualClock>,
+    ) -> CoreResult<Plan> {
         let mut plan = Plan {
             pepper: None,
             store: StorePlan::Memory,
             limits: None,
             limiter: None,
             audit_capacity: None,
+            clock,
         };
         let Some(o) = o else { return Ok(plan) };
         if let Some(s) = &o.store {
@@ -221,6 +226,9 @@ impl Plan {
         };
         if let Some(l) = &limiter {
             builder = builder.rate_limiter(Arc::clone(l) as Arc<dyn apikeys::RateLimiter>);
+        }
+        if let Some(clock) = self.clock {
+            builder = builder.clock(clock);
         }
         if let Some(cap) = self.audit_capacity {
             builder = builder.audit_sink(Arc::new(MemoryAuditLog::with_capacity(cap as usize)));

@@ -341,6 +341,10 @@ pub struct KeyringOptions {
     pub store: Option<StoreOptions>,
     /// How many audit events the in-memory audit trail keeps (default 10,000).
     pub audit_capacity: Option<u32>,
+    /// Tell the time by this clock instead of the system's (tests of expiry
+    /// and last use). The JavaScript layer hands it to the addon on its own.
+    #[napi(ts_type = "ManualClock")]
+    pub clock: Option<napi::bindgen_prelude::Undefined>,
     /// Rate limits for `authenticate`: `'pagerduty'` for PagerDuty's numbers,
     /// or a limit per class of key. Over the limit, `authenticate` throws
     /// `ERR_RATE_LIMITED` (429) with `retryAfter` in milliseconds. Default: none.
@@ -408,6 +412,40 @@ pub(crate) fn millis(d: std::time::Duration) -> f64 {
     ms as f64
 }
 
+/// A time the JavaScript layer passes as a `Date`'s time value, for a
+/// clock: from 1 ms after 1970 (the core's first time) to the last a record
+/// can give back as a `Date`.
+pub(crate) fn instant(ms: f64, field: &'static str) -> apikeys::Result<apikeys::Timestamp> {
+    time_of(ms, field, 1.0, "must be after 1970-01-01T00:00:00.000Z")
+}
+
+/// A `Date`'s time value as a timestamp (whole milliseconds, rounded down),
+/// or `InvalidInput` naming `field`: NaN, before `earliest` (saying
+/// `too_early`), or later than a record can give back as a `Date`.
+fn time_of(
+    ms: f64,
+    field: &'static str,
+    earliest: f64,
+    too_early: &str,
+) -> apikeys::Result<apikeys::Timestamp> {
+    let invalid = |reason: &str| apikeys::Error::InvalidInput {
+        field,
+        reason: reason.to_owned(),
+    };
+    if !ms.is_finite() {
+        return Err(invalid("must be a valid Date"));
+    }
+    let ms = ms.floor();
+    if ms < earliest {
+        return Err(invalid(too_early));
+    }
+    // Below 2^53, so exact as an integer; and a date chrono can give back.
+    if ms > 9_007_199_254_740_991.0 || DateTime::<Utc>::from_timestamp_millis(ms as i64).is_none() {
+        return Err(invalid("is too far in the future"));
+    }
+    Ok(apikeys::Timestamp::from_unix_millis(ms as u64))
+}
+
 pub(crate) fn date(t: apikeys::Timestamp) -> DateTime<Utc> {
     let ms = i64::try_from(t.unix_millis()).unwrap_or(i64::MAX);
     DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MAX_UTC)
@@ -420,22 +458,7 @@ pub(crate) fn date(t: apikeys::Timestamp) -> DateTime<Utc> {
 /// a record are `ERR_INVALID_INPUT` naming `expiresAt`; the core then refuses
 /// one that is not in the future.
 pub(crate) fn expiry(ms: f64) -> apikeys::Result<apikeys::Timestamp> {
-    let invalid = |reason: &str| apikeys::Error::InvalidInput {
-        field: "expires_at",
-        reason: reason.to_owned(),
-    };
-    if !ms.is_finite() {
-        return Err(invalid("must be a valid Date"));
-    }
-    let ms = ms.floor();
-    if ms < 0.0 {
-        return Err(invalid("must be in the future"));
-    }
-    // Below 2^53, so exact as an integer; and a date chrono can give back.
-    if ms > 9_007_199_254_740_991.0 || DateTime::<Utc>::from_timestamp_millis(ms as i64).is_none() {
-        return Err(invalid("is too far in the future"));
-    }
-    Ok(apikeys::Timestamp::from_unix_millis(ms as u64))
+    time_of(ms, "expires_at", 0.0, "must be in the future")
 }
 
 impl From<&apikeys::KeyRecord> for KeyRecord {
