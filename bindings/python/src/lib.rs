@@ -602,7 +602,7 @@ fn record(_py: Python<'_>, r: CoreRecord) -> PyResult<KeyRecord> {
 #[pymethods]
 impl Keyring {
     #[new]
-    #[pyo3(signature = (store = None, *, pepper = None, clock = None, rate_limits = None, rate_limiter = None))]
+    #[pyo3(signature = (store = None, *, pepper = None, clock = None, rate_limits = None, rate_limiter = None, audit_capacity = None))]
     fn new(
         py: Python<'_>,
         store: Option<&Bound<'_, PyAny>>,
@@ -610,6 +610,7 @@ impl Keyring {
         clock: Option<&Bound<'_, PyAny>>,
         rate_limits: Option<&Bound<'_, PyAny>>,
         rate_limiter: Option<&Bound<'_, PyAny>>,
+        audit_capacity: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let mut b = apikeys::Keyring::builder();
         let mut store_kind = "memory";
@@ -656,6 +657,23 @@ impl Keyring {
         if let Some(l) = rate_limiter.filter(|v| !v.is_none()) {
             let redis = convert::instance::<limits::RedisRateLimiter>(l, "rate_limiter")?;
             b = b.rate_limiter(redis.get().0.clone());
+        }
+        if let Some(cap) = audit_capacity.filter(|v| !v.is_none()) {
+            // How many audit events the in-memory trail keeps (default 10,000).
+            if !cap.is_instance_of::<pyo3::types::PyInt>()
+                || cap.is_instance_of::<pyo3::types::PyBool>()
+            {
+                return Err(convert::wrong_type(cap, "audit_capacity", "int"));
+            }
+            let n = cap
+                .extract::<u64>()
+                .ok()
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| {
+                    errors::invalid(py, "audit_capacity", "must be between 1 and 4294967295")
+                })?;
+            b = b.audit_sink(Arc::new(apikeys::MemoryAuditLog::with_capacity(n as usize)));
         }
         let inner = b.build().map_err(|e| errors::to_py(py, e))?;
         // The core says whether a check may wait on I/O (then the GIL is
@@ -974,7 +992,7 @@ impl Keyring {
             .collect()
     }
 
-    /// Every audit event the keyring still holds (the last 10,000), oldest first.
+    /// Every audit event the keyring still holds (the last `audit_capacity`, 10,000 by default), oldest first.
     fn audit_trail<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let events = self.inner.audit_trail();
         PyList::new(py, events.into_iter().map(AuditEvent))

@@ -329,6 +329,7 @@ class Keyring:
         clock: ManualClock | None = None,
         rate_limits: RateLimits | None = None,
         rate_limiter: RedisRateLimiter | None = None,
+        audit_capacity: int | None = None,
     ) -> Keyring: ...
     def create_general_key(
         self, actor: Actor, description: str, *, read_only: bool = False, expires_at: datetime | None = None
