@@ -839,6 +839,7 @@ module.exports._OpenedKeyring = nativeBinding._OpenedKeyring
 module.exports.OpenedKeyring = nativeBinding.OpenedKeyring
 module.exports.IssuedKey = nativeBinding.IssuedKey
 module.exports.Keyring = nativeBinding.Keyring
+module.exports.ManualClock = nativeBinding.ManualClock
 module.exports.AccessLevel = nativeBinding.AccessLevel
 module.exports.Api = nativeBinding.Api
 module.exports.ErrorCode = nativeBinding.ErrorCode

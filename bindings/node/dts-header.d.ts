@@ -11,9 +11,15 @@ export interface ApiKeyError extends Error {
   pdCode: number
   /** For server logs: which check failed (not enumerable; never contains a key). */
   readonly reason: string
-  /** `ERR_INVALID_INPUT`: the argument that was wrong (`description`, `keyId`, `scope` …). */
+  /**
+   * `ERR_INVALID_INPUT` (and `ERR_INVALID_ARG_TYPE`): the argument that was
+   * wrong, by its stable name, the same string in Rust and Python: snake_case
+   * (`description`, `key_id`, `expires_at`, `options.rate_limits.general_key`),
+   * without the values a path holds (an account id, an index). The message
+   * names it as JavaScript spells it (`keyId`).
+   */
   field?: string
-  /** `ERR_RATE_LIMITED`: milliseconds until a retry may succeed. */
+  /** `ERR_RATE_LIMITED`: milliseconds until a retry may succeed (whole, rounded up). */
   retryAfter?: number
   /** `ERR_RATE_LIMITED`: the requests allowed per window (the `ratelimit-limit` header). */
   limit?: number

@@ -11,9 +11,15 @@ export interface ApiKeyError extends Error {
   pdCode: number
   /** For server logs: which check failed (not enumerable; never contains a key). */
   readonly reason: string
-  /** `ERR_INVALID_INPUT`: the argument that was wrong (`description`, `keyId`, `scope` …). */
+  /**
+   * `ERR_INVALID_INPUT` (and `ERR_INVALID_ARG_TYPE`): the argument that was
+   * wrong, by its stable name, the same string in Rust and Python: snake_case
+   * (`description`, `key_id`, `expires_at`, `options.rate_limits.general_key`),
+   * without the values a path holds (an account id, an index). The message
+   * names it as JavaScript spells it (`keyId`).
+   */
   field?: string
-  /** `ERR_RATE_LIMITED`: milliseconds until a retry may succeed. */
+  /** `ERR_RATE_LIMITED`: milliseconds until a retry may succeed (whole, rounded up). */
   retryAfter?: number
   /** `ERR_RATE_LIMITED`: the requests allowed per window (the `ratelimit-limit` header). */
   limit?: number
@@ -92,6 +98,12 @@ export declare class Keyring {
   get mayBlock(): boolean
   /** Whether `authenticate` enforces rate limits (the `rateLimits` option). */
   get hasRateLimits(): boolean
+  /**
+   * The Redis rate limiter's state (the `rateLimiter` option), as
+   * Python's `RedisRateLimiter.is_degraded` and `fallback_count` give it;
+   * `null` without a Redis limiter.
+   */
+  get rateLimiterState(): RateLimiterState | null
   /**
    * Make a general access key (Owner or Admin). `{ readOnly: true }` makes a
    * read-only key; `expiresAt` a key that stops working then.
@@ -197,8 +209,38 @@ export declare class Keyring {
   removeUserAsync(account: string, user: string): Promise<number>
 }
 
+/**
+ * A clock that moves only when told to, for tests of expiry and last use:
+ * give it as `clock` to a keyring, which then tells the time by it.
+ */
+export declare class ManualClock {
+  /** A clock standing at `start`. */
+  constructor(start: Date)
+  /** Move the clock forward by `ms` milliseconds (a non-negative number). */
+  advance(ms: number): void
+  /** Set the time. */
+  set(at: Date): void
+  /** The clock's time. */
+  now(): Date
+}
+
 /** What a general access key may do (other kinds are always `full_access`). */
 export type AccessLevel = 'full_access' | 'read_only'
+
+/**
+ * One account's limits, per class of key (`null`: unlimited in that
+ * account; a class not named keeps the keyring's).
+ */
+export interface AccountLimitOptions {
+  /** The account's general access keys. */
+  generalKey?: Limit | null
+  /** The account's users. */
+  user?: Limit | null
+  /** The account's scoped tokens. */
+  scopedAccount?: Limit | null
+  /** The account's integration and routing keys. */
+  eventsKey?: Limit | null
+}
 
 /** What an account's plan includes. An account never configured has both. */
 export interface AccountSettings {
@@ -244,8 +286,14 @@ export interface AuditEvent {
   subjectUser?: string
   /** `'allowed'` or `'refused'`. */
   outcome: 'allowed' | 'refused'
-  /** For a refusal: the error's code (`'ERR_NOT_PERMITTED'` …). */
-  error?: ErrorCode
+  /** Whether the call was allowed (`outcome === 'allowed'`). */
+  allowed: boolean
+  /**
+   * For a refusal: the error's kind, as the core names it and Python gives
+   * it (`'not_permitted'`, `'not_found'` …; the error thrown carried it as
+   * its `code`, `'ERR_NOT_PERMITTED'`).
+   */
+  error?: string
   /** For a refusal: the error's message. */
   reason?: string
 }
@@ -265,29 +313,14 @@ export interface Disabled {
 export type ErrorCode = 'ERR_UNAUTHORIZED' | 'ERR_WRONG_API' | 'ERR_FORBIDDEN' | 'ERR_PLAN_RESTRICTED' | 'ERR_NOT_PERMITTED' | 'ERR_NOT_FOUND' | 'ERR_RATE_LIMITED' | 'ERR_INVALID_INPUT' | 'ERR_STORE' | 'ERR_INTERNAL'
 
 /**
- * Why an Events API body was refused: PagerDuty's 400 body is
- * `{"error":{"message":message,"code":code}}` with this `status`.
- */
-export interface EventBodyRejection {
-  /** The HTTP status (400). */
-  status: number
-  /** PagerDuty's error code (2001). */
-  code: number
-  /** A stable name: `invalid_body` or `missing_routing_key`. */
-  kind: 'invalid_body' | 'missing_routing_key'
-  /** What the client is told. */
-  message: string
-}
-
-/**
  * The `routing_key` of an Events API v2 body (the bytes as received), read
  * by the same parser as the Rust adapter (`apikeys_http::routing_key`): the
- * key, or why the body is refused. The whole body must be one JSON object
- * (UTF-8, nested at most 128 deep, numbers in range, no duplicate
- * `routing_key`) whose `routing_key` is a string. The key itself is not
- * checked here: `authenticate` it with `{ api: 'events' }`.
+ * key, or why the body is refused and the answer for it. The whole body must
+ * be one JSON object (UTF-8, nested at most 128 deep, numbers in range, no
+ * duplicate `routing_key`) whose `routing_key` is a string. The key itself
+ * is not checked here: `authenticate` it with `{ api: 'events' }`.
  */
-export declare function eventRoutingKey(body: Uint8Array): string | EventBodyRejection
+export declare function eventRoutingKey(body: Uint8Array): string | HttpRefusal
 
 /** Options of [`Keyring.createGeneralKey`]. */
 export interface GeneralKeyOptions {
@@ -295,6 +328,36 @@ export interface GeneralKeyOptions {
   readOnly?: boolean
   /** When the key stops working (must be in the future). Default: never. */
   expiresAt?: Date
+}
+
+/**
+ * A refused request and the answer for it, as the Rust adapter renders it
+ * (`apikeys_http::Rejection::refusal`): write `status`, `headers` in order
+ * and `body`, and the client gets the bytes every adapter sends.
+ */
+export interface HttpRefusal {
+  /** The HTTP status (400, 401, 403, 429, 500 …). */
+  status: number
+  /** PagerDuty's error code (2001, 2006, 2010, 2020 …). */
+  pdCode: number
+  /**
+   * A stable name: the core error's kind (`unauthorized` …), or the
+   * adapter's (`missing_key`, `invalid_body`, `missing_routing_key` …).
+   */
+  kind: string
+  /** What the client is told (it is in `body`). */
+  message: string
+  /** For server logs only, never for the client: which check failed. Never a key. */
+  reason: string
+  /** For a 429: milliseconds until a retry may succeed. */
+  retryAfterMs?: number
+  /**
+   * Every response header, in order (`content-type`, `content-length`,
+   * then `www-authenticate` or `retry-after` and `ratelimit-*`).
+   */
+  headers: Array<[string, string]>
+  /** PagerDuty's JSON error body: `{"error":{"message":…,"code":…}}`. */
+  body: string
 }
 
 /** What `JSON.stringify(issued)` writes: the record, never the key. */
@@ -338,6 +401,8 @@ export interface KeyRecord {
   apiVersion: 'v2'
   /** Set while the key is disabled. */
   disabled?: Disabled
+  /** Whether this is a read-only general key (`access === 'read_only'`). */
+  readOnly: boolean
   /** The last successful authentication (kept to about a minute). */
   lastUsedAt?: Date
   /** After this time the key no longer works. */
@@ -364,6 +429,11 @@ export interface KeyringOptions {
   store?: StoreOptions
   /** How many audit events the in-memory audit trail keeps (default 10,000). */
   auditCapacity?: number
+  /**
+   * Tell the time by this clock instead of the system's (tests of expiry
+   * and last use). The JavaScript layer hands it to the addon on its own.
+   */
+  clock?: ManualClock
   /**
    * Rate limits for `authenticate`: `'pagerduty'` for PagerDuty's numbers,
    * or a limit per class of key. Over the limit, `authenticate` throws
@@ -415,6 +485,13 @@ export interface Principal {
    * left unlimited). A principal with a status is a new object per call.
    */
   rateLimit: RateLimitStatus | null
+  /**
+   * The key's whole record as of its latest authentication through this
+   * keyring (for the principal just answered: as of this authentication,
+   * as Python's `Principal.record` and Rust's `Principal::record`). A
+   * getter, not enumerable: each read builds a fresh object.
+   */
+  record: KeyRecord
 }
 
 /**
@@ -439,19 +516,45 @@ export interface RateLimiterOptions {
   timeoutMs?: number
 }
 
+/** How a Redis rate limiter is doing (`Keyring.rateLimiterState`). */
+export interface RateLimiterState {
+  /** Whether Redis is unreachable right now (the `fallback` is in force). */
+  degraded: boolean
+  /** How many requests the fallback decided so far. */
+  fallbackCount: number
+}
+
 /**
- * Rate limits that `authenticate` enforces, per class of key. A class not
- * named is unlimited.
+ * Rate limits that `authenticate` enforces, per class of key, with
+ * overrides per account and per key (a key's wins over its account's,
+ * which wins over the class's). A class not named is unlimited, or has
+ * PagerDuty's limit with `pagerduty: true`; `null` makes it unlimited.
  */
 export interface RateLimitOptions {
+  /**
+   * Start from PagerDuty's limits (as `rateLimits: 'pagerduty'`); the
+   * classes named here replace them.
+   */
+  pagerduty?: boolean
   /** Each general access key (PagerDuty: 960 a minute). */
-  generalKey?: Limit
+  generalKey?: Limit | null
   /** Each user, across all of their user tokens (PagerDuty: 960 a minute). */
-  user?: Limit
+  user?: Limit | null
   /** Each account, across all of its scoped tokens (PagerDuty: 960 a minute). */
-  scopedAccount?: Limit
+  scopedAccount?: Limit | null
   /** Each integration or routing key (PagerDuty: 120 a rolling minute). */
-  eventsKey?: Limit
+  eventsKey?: Limit | null
+  /**
+   * Per account (by its id): that account's limit for a class, `null` to
+   * make the class unlimited there.
+   */
+  accounts?: Record<string, AccountLimitOptions>
+  /**
+   * Per key (by its id, `P` and 13 characters): that key's limit, `null`
+   * to make it unlimited. For a user or scoped token it sets the limit of
+   * the budget the key counts in whenever this key is the one used.
+   */
+  keys?: Record<string, Limit | null>
 }
 
 /**

@@ -12,51 +12,23 @@
 //     object or array of plain values, so getters and Proxies cannot hand the
 //     addon something other than what was checked,
 //   - reads the request object in JavaScript and hands the addon plain strings,
-//   - keeps one frozen principal object per (key, role) handle the addon
-//     answers, so authenticate builds no object per call (with rate limits,
-//     one small frozen copy per call carrying `rateLimit`). Every call still runs
-//     every check in Rust: a disabled, deleted or expired key, or a user whose
-//     role changed, never gets an old answer (a changed role is another handle),
+//   - answers principals from the principal cache (principals.js: one frozen
+//     object per (key, role) handle the addon answers, so authenticate builds
+//     no object per call),
 //   - throws authentication failures as Errors built here from the addon's
 //     error templates (a native throw costs twice as much),
 //   - hides the key of an IssuedKey from util.inspect and JSON.stringify.
 
 const { inspect } = require('node:util')
 const binding = require('./binding.js')
+const { Principals, withStatus } = require('./principals.js')
+const { argTypeError, invalidInput, optionName } = require('./args.js')
 
 const Native = binding.Keyring
 const ERROR_CODES = new Set(Object.values(binding.ErrorCode ?? {}))
 
-function describe(value) {
-  if (value === null) return 'null'
-  if (Array.isArray(value)) return 'an array'
-  return `type ${typeof value}`
-}
-
-// Never echoes the value itself: a misplaced argument may be a key.
-function argTypeError(name, expected, value) {
-  const err = new TypeError(`The "${name}" argument must be ${expected}. Received ${describe(value)}`)
-  err.code = 'ERR_INVALID_ARG_TYPE'
-  err.status = 400
-  err.pdCode = 2001
-  err.field = name
-  return err
-}
-
 function isPlainObject(v) {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
-}
-
-function invalidInput(message, field) {
-  const err = new Error(message)
-  Object.assign(err, { code: 'ERR_INVALID_INPUT', status: 400, pdCode: 2001, field })
-  return err
-}
-
-// An option name for a message: user input, so shortened and escaped (never a value).
-function optionName(k) {
-  const s = k.length > 40 ? `${k.slice(0, 40)}…` : k
-  return `'${JSON.stringify(s).slice(1, -1)}'`
 }
 
 // Every string argument and option field passes through here: of type string,
@@ -226,13 +198,15 @@ function checkRateLimiter(limiter) {
   return out
 }
 
-const KEYRING_OPTIONS = ['pepper', 'store', 'rateLimits', 'rateLimiter', 'auditCapacity']
+const KEYRING_OPTIONS = ['pepper', 'store', 'rateLimits', 'rateLimiter', 'auditCapacity', 'clock']
 
+// [the options for the addon, the clock it takes on its own].
 function checkKeyringOptions(options) {
-  if (options === undefined || options === null) return undefined
+  if (options === undefined || options === null) return [undefined, undefined]
   if (!isPlainObject(options)) throw argTypeError('options', 'an object', options)
   known(options, KEYRING_OPTIONS, 'options')
-  const { pepper, store, rateLimits, rateLimiter, auditCapacity } = options
+  const { pepper, store, rateLimits, rateLimiter, auditCapacity, clock } = options
+  if (clock !== undefined && !(clock instanceof binding.ManualClock)) throw argTypeError('options.clock', 'a ManualClock', clock)
   const out = {}
   if (pepper !== undefined) {
     if (typeof pepper === 'string') out.pepper = text(pepper, 'options.pepper')
@@ -248,35 +222,72 @@ function checkKeyringOptions(options) {
     }
     out.auditCapacity = auditCapacity
   }
-  return out
+  return [out, clock]
 }
 
 const LIMIT_CLASSES = ['generalKey', 'user', 'scopedAccount', 'eventsKey']
 const LIMIT_FIELDS = ['requests', 'windowMs']
 
+// A limit, or false for one made unlimited (`null`): napi reads null and an
+// absent field alike, so the addon takes `false` for it.
+function checkLimit(l, name) {
+  if (l === null) return false
+  if (!isPlainObject(l)) throw argTypeError(name, 'an object { requests, windowMs } or null', l)
+  known(l, LIMIT_FIELDS, name)
+  const limit = {}
+  for (const f of LIMIT_FIELDS) {
+    const v = l[f]
+    if (!Number.isInteger(v) || v < 1 || v > 0xffffffff) throw argTypeError(`${name}.${f}`, 'a positive integer', v)
+    limit[f] = v
+  }
+  return limit
+}
+
+// The classes named in `limits` (refusing any other name but `others`), checked, into `out`.
+function checkClassLimits(limits, name, others, out) {
+  for (const k in limits) {
+    if (!LIMIT_CLASSES.includes(k) && !others.includes(k)) {
+      const all = [...others, ...LIMIT_CLASSES]
+      throw invalidInput(`invalid ${name}: unknown option ${optionName(k)}; the options are ${all.join(', ')}`, name)
+    }
+  }
+  for (const cls of LIMIT_CLASSES) {
+    const l = limits[cls]
+    if (l !== undefined) out[cls] = checkLimit(l, `${name}.${cls}`)
+  }
+  return out
+}
+
+// An object of names to values (account ids, key ids), each read once into a fresh object.
+function checkRecord(record, name, each) {
+  if (!isPlainObject(record)) throw argTypeError(name, 'an object', record)
+  const out = {}
+  for (const k of Object.keys(record)) {
+    text(k, name)
+    out[k] = each(record[k], `${name}[${optionName(k)}]`)
+  }
+  return out
+}
+
 function checkRateLimits(limits) {
   const name = 'options.rateLimits'
   if (typeof limits === 'string') return text(limits, name)
-  if (!isPlainObject(limits)) throw argTypeError(name, "'pagerduty' or an object { generalKey, user, scopedAccount, eventsKey }", limits)
-  for (const k in limits) {
-    if (!LIMIT_CLASSES.includes(k)) {
-      throw invalidInput(`invalid ${name}: unknown class ${optionName(k)}; the classes are ${LIMIT_CLASSES.join(', ')}`, name)
-    }
+  if (!isPlainObject(limits)) {
+    throw argTypeError(name, "'pagerduty' or an object { pagerduty, generalKey, user, scopedAccount, eventsKey, accounts, keys }", limits)
   }
-  const out = {}
-  for (const cls of LIMIT_CLASSES) {
-    const l = limits[cls]
-    if (l === undefined || l === null) continue
-    if (!isPlainObject(l)) throw argTypeError(`${name}.${cls}`, 'an object { requests, windowMs }', l)
-    known(l, LIMIT_FIELDS, `${name}.${cls}`)
-    const limit = {}
-    for (const f of LIMIT_FIELDS) {
-      const v = l[f]
-      if (!Number.isInteger(v) || v < 1 || v > 0xffffffff) throw argTypeError(`${name}.${cls}.${f}`, 'a positive integer', v)
-      limit[f] = v
-    }
-    out[cls] = limit
+  const out = checkClassLimits(limits, name, ['pagerduty', 'accounts', 'keys'], {})
+  const { pagerduty, accounts, keys } = limits
+  if (pagerduty !== undefined) {
+    if (typeof pagerduty !== 'boolean') throw argTypeError(`${name}.pagerduty`, 'of type boolean', pagerduty)
+    out.pagerduty = pagerduty
   }
+  if (accounts !== undefined) {
+    out.accounts = checkRecord(accounts, `${name}.accounts`, (per, at) => {
+      if (!isPlainObject(per)) throw argTypeError(at, 'an object { generalKey, user, scopedAccount, eventsKey }', per)
+      return checkClassLimits(per, at, [], {})
+    })
+  }
+  if (keys !== undefined) out.keys = checkRecord(keys, `${name}.keys`, checkLimit)
   return out
 }
 
@@ -370,8 +381,8 @@ function checked(checks, args) {
 const OPENED = Symbol('apikeys.opened')
 
 class Keyring extends Native {
-  // principals[slot][role]: one frozen principal per handle the addon answers.
-  #principals = []
+  // One frozen principal per handle the addon answers (principals.js).
+  #principals = new Principals(this)
   // errors[id]: the addon's error templates, fetched once each.
   #errors = []
   // With rate limits: the addon writes each call's status here
@@ -379,8 +390,12 @@ class Keyring extends Native {
   #status = null
 
   constructor(options, opened) {
-    if (options === OPENED) super(undefined, opened)
-    else super(checkKeyringOptions(options))
+    if (options === OPENED) {
+      super(undefined, opened)
+    } else {
+      const [checked, clock] = checkKeyringOptions(options)
+      super(checked, undefined, clock)
+    }
     if (this.hasRateLimits) this.#status = new Float64Array(4)
   }
 
@@ -390,7 +405,7 @@ class Keyring extends Native {
    */
   static open(options) {
     try {
-      return Native.open(checkKeyringOptions(options)).then((opened) => new this(OPENED, opened))
+      return Native.open(...checkKeyringOptions(options)).then((opened) => new this(OPENED, opened))
     } catch (err) {
       return Promise.reject(err)
     }
@@ -419,9 +434,7 @@ class Keyring extends Native {
       else handle = this._authenticateLimited(token, code, scope ?? undefined, status)
     }
     if (handle >= ERROR_BIT) throw this.#error(handle - ERROR_BIT)
-    const bySlot = this.#principals[handle >>> 4]
-    const cached = bySlot === undefined ? undefined : bySlot[handle & 15]
-    const p = cached === undefined ? this.#remember(handle) : cached
+    const p = this.#principals.get(handle)
     if (status === null || status[3] === 0) return p
     return withStatus(p, status[0], status[1], status[2])
   }
@@ -435,9 +448,7 @@ class Keyring extends Native {
     const handle = this._tryAuthenticate(token, api, method, scope, status ?? undefined)
     if (handle === WOULD_BLOCK) return null
     if (handle >= ERROR_BIT) throw this.#error(handle - ERROR_BIT)
-    const bySlot = this.#principals[handle >>> 4]
-    const cached = bySlot === undefined ? undefined : bySlot[handle & 15]
-    const p = cached === undefined ? this.#remember(handle) : cached
+    const p = this.#principals.get(handle)
     if (status === null || status[3] === 0) return p
     return withStatus(p, status[0], status[1], status[2])
   }
@@ -447,28 +458,12 @@ class Keyring extends Native {
       text(token, 'token')
       const [api, method, scope] = requestParts(request)
       return this._authenticateAsync(token, api, method, scope).then((answer) => {
-        const handle = answer[0]
-        const bySlot = this.#principals[handle >>> 4]
-        const cached = bySlot === undefined ? undefined : bySlot[handle & 15]
-        const p = cached === undefined ? this.#remember(handle) : cached
+        const p = this.#principals.get(answer[0])
         return answer.length < 4 ? p : withStatus(p, answer[1], answer[2], answer[3])
       })
     } catch (err) {
       return Promise.reject(err)
     }
-  }
-
-  #remember(handle) {
-    const p = this._principal(handle)
-    p.rateLimit = null
-    Object.freeze(p.scopes)
-    Object.freeze(p)
-    const slot = handle >>> 4
-    const cache = this.#principals
-    while (cache.length <= slot) cache.push(undefined)
-    if (cache[slot] === undefined) cache[slot] = []
-    cache[slot][handle & 15] = p
-    return p
   }
 
   // The same Error the addon throws for this failure: code, status, pdCode
@@ -521,19 +516,20 @@ for (const [name, checks] of Object.entries(CALLS)) {
   })
 }
 
-// A principal with this call's rate limit status: a new frozen object with
-// the kept principal's fields, in the same order and with the same fields
-// absent (scopes is the same frozen array). Written as literals of fixed
-// shapes: twice as fast as `{ ...p, rateLimit }` (bench.js measures the cost).
-function withStatus(p, limit, remaining, reset) {
-  const rateLimit = Object.freeze({ limit, remaining, reset })
-  if (p.owner !== undefined) {
-    return Object.freeze({ keyId: p.keyId, kind: p.kind, account: p.account, owner: p.owner, role: p.role, access: p.access, scopes: p.scopes, rateLimit })
+// A clock for tests: its times are Dates read as checkDate reads them.
+class ManualClock extends binding.ManualClock {
+  constructor(start) {
+    super(checkDate(start, 'start'))
   }
-  if (p.target !== undefined) {
-    return Object.freeze({ keyId: p.keyId, kind: p.kind, account: p.account, access: p.access, scopes: p.scopes, target: p.target, rateLimit })
+
+  set(at) {
+    return super.set(checkDate(at, 'at'))
   }
-  return Object.freeze({ keyId: p.keyId, kind: p.kind, account: p.account, access: p.access, scopes: p.scopes, rateLimit })
+
+  advance(ms) {
+    if (typeof ms !== 'number') throw argTypeError('ms', 'a number of milliseconds', ms)
+    return super.advance(ms)
+  }
 }
 
 // An issued key: `secret` is a getter on the prototype, so it is in no own
@@ -579,4 +575,4 @@ function isApiKeyError(e) {
   )
 }
 
-module.exports = { ...binding, Keyring, IssuedKey, isApiKeyError }
+module.exports = { ...binding, Keyring, IssuedKey, ManualClock, isApiKeyError }

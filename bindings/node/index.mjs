@@ -14,6 +14,7 @@ export const {
   IssuedKey,
   KeyKind,
   Keyring,
+  ManualClock,
   OpenedKeyring,
   Role,
   RoleAlias,

@@ -103,7 +103,7 @@ test('records and principals carry only the hint, never a digest', () => {
   const kr = new Keyring()
   const k = kr.createGeneralKey(actor('owner'), 'CI')
   const fields = Object.keys(k.record).sort()
-  assert.deepEqual(fields, ['access', 'account', 'apiVersion', 'createdAt', 'createdBy', 'description', 'hint', 'id', 'kind', 'scopes'])
+  assert.deepEqual(fields, ['access', 'account', 'apiVersion', 'createdAt', 'createdBy', 'description', 'hint', 'id', 'kind', 'readOnly', 'scopes'])
   assert.equal(k.record.hint.length, 4)
   const p = kr.authenticate(k.secret)
   assert.deepEqual(Object.keys(p).sort(), ['access', 'account', 'keyId', 'kind', 'rateLimit', 'scopes'])

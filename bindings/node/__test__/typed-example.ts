@@ -4,9 +4,10 @@
 import {
   Keyring,
   IssuedKey,
+  ManualClock,
   isApiKeyError,
   eventRoutingKey,
-  type EventBodyRejection,
+  type HttpRefusal,
   type AccessLevel,
   type AccountSettings,
   type Actor,
@@ -18,6 +19,7 @@ import {
   type KeyRecord,
   type Principal,
   type RateLimitStatus,
+  type RateLimiterState,
   type Request,
   type Role,
 } from '../index'
@@ -33,7 +35,22 @@ export async function everyCall(): Promise<string[]> {
   const written: number = sqlite.flush() + (await opened.flushAsync())
   const storeKind: 'memory' | 'sqlite' | 'postgres' = opened.storeKind
   const hasLimits: boolean = shared.hasRateLimits
-  void [limited, custom, written, storeKind, hasLimits]
+  const limiter: RateLimiterState | null = shared.rateLimiterState
+  const degraded: boolean | undefined = limiter?.degraded
+  const overridden = new Keyring({
+    rateLimits: {
+      pagerduty: true,
+      user: null,
+      accounts: { acme: { generalKey: { requests: 10, windowMs: 1000 }, eventsKey: null } },
+      keys: { P0000000000000: null },
+    },
+  })
+  const clock = new ManualClock(new Date('2030-01-01T00:00:00Z'))
+  clock.advance(60_000)
+  clock.set(new Date('2030-01-02T00:00:00Z'))
+  const clockNow: Date = clock.now()
+  const ticking = new Keyring({ clock })
+  void [limited, custom, written, storeKind, hasLimits, degraded, overridden, clockNow, ticking]
   // @ts-expect-error: not a preset
   new Keyring({ rateLimits: 'generous' })
   // @ts-expect-error: not a fallback
@@ -50,6 +67,9 @@ export async function everyCall(): Promise<string[]> {
   const expiring = keyring.createGeneralKey(admin, 'temp', { expiresAt: new Date(Date.now() + 60_000) })
   const token: string = general.secret
   const record: KeyRecord = general.record
+  const readOnly: boolean = record.readOnly
+  const disabledBy: string | undefined = record.disabled?.by
+  void [readOnly, disabledBy]
   const kind: KeyKind = record.kind
   const access: AccessLevel = record.access
   const created: Date = record.createdAt
@@ -63,6 +83,8 @@ export async function everyCall(): Promise<string[]> {
   const principal: Principal = keyring.authenticate(token, request)
   const events: Principal = keyring.authenticate(integration.secret, { api: 'events' })
   const defaulted: Principal = keyring.authenticate(token)
+  const itsRecord: KeyRecord = defaulted.record
+  void itsRecord
   const tried: Principal | null = keyring.tryAuthenticate(token, request)
   const role: Role | undefined = keyring.authenticate(userToken.secret, { method: 'POST', scope: 'incidents.write' }).role
   const viaPromise: Principal = await keyring.authenticateAsync(routing.secret, { api: 'events' })
@@ -93,6 +115,8 @@ export async function everyCall(): Promise<string[]> {
   keyring.setUserRole('acme', 'PUSER1', 'observer')
   const removed: number = keyring.removeUser('acme', 'PUSER1')
   const trail: AuditEvent[] = keyring.auditTrail()
+  const allowed: boolean = trail.every((e) => e.allowed || typeof e.error === 'string')
+  void allowed
   const action: AuditEvent['action'] = trail[0].action
 
   const a1: IssuedKey = await plain.createGeneralKeyAsync(admin, 'async', { readOnly: false })
@@ -150,8 +174,9 @@ export function middleware(keyring: Keyring): Middleware[] {
 
 // The Events body verdict shared with the Rust adapter.
 export function routingKeyOf(body: Uint8Array): string | null {
-  const verdict: string | EventBodyRejection = eventRoutingKey(body)
+  const verdict: string | HttpRefusal = eventRoutingKey(body)
   if (typeof verdict === 'string') return verdict
-  const kind: 'invalid_body' | 'missing_routing_key' = verdict.kind
-  return kind === 'missing_routing_key' ? null : `${verdict.status} ${verdict.code} ${verdict.message}`
+  const headers: Array<[string, string]> = verdict.headers
+  const reason: string = verdict.reason
+  return verdict.kind === 'missing_routing_key' ? null : `${verdict.status} ${verdict.pdCode} ${verdict.body} ${headers.length} ${reason.length}`
 }

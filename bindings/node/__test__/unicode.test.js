@@ -7,6 +7,7 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const { Keyring } = require('..')
+const { fieldOf } = require('../args.js')
 const { apikeys } = require('../express')
 const { actor } = require('./helpers')
 
@@ -23,7 +24,7 @@ function assertRefused(e, field, what, bad) {
   assert.equal(e.code, 'ERR_INVALID_INPUT', `${what}: ${e.code} ${e.message}`)
   assert.equal(e.status, 400, what)
   assert.equal(e.pdCode, 2001, what)
-  assert.equal(e.field, field, `${what}: field ${e.field}`)
+  assert.equal(e.field, fieldOf(field), `${what}: field ${e.field}`)
   assert.ok(e.message.includes(field), `${what}: "${e.message}" names ${field}`)
   assert.match(e.message, /lone surrogate/, what)
   assert.ok(!e.message.includes(bad) && !e.message.includes('\ufffd'), `${what}: the message echoes the value`)

@@ -241,6 +241,15 @@ pub struct RateLimiterOptions {
     pub timeout_ms: Option<u32>,
 }
 
+/// How a Redis rate limiter is doing (`Keyring.rateLimiterState`).
+#[napi(object)]
+pub struct RateLimiterState {
+    /// Whether Redis is unreachable right now (the `fallback` is in force).
+    pub degraded: bool,
+    /// How many requests the fallback decided so far.
+    pub fallback_count: f64,
+}
+
 /// A successful request's standing against its rate limit: what the
 /// `ratelimit-limit`, `ratelimit-remaining` and `ratelimit-reset` headers say.
 #[napi(object)]
@@ -263,18 +272,59 @@ pub struct Limit {
     pub window_ms: u32,
 }
 
-/// Rate limits that `authenticate` enforces, per class of key. A class not
-/// named is unlimited.
+/// A limit as the JavaScript layer passes it: a [`Limit`], or `false` for
+/// one made unlimited (the JavaScript layer turns the `null` a caller writes
+/// into `false`, as napi reads `null` and an absent field alike).
+pub type LimitOrUnlimited = napi::Either<Limit, bool>;
+
+/// Rate limits that `authenticate` enforces, per class of key, with
+/// overrides per account and per key (a key's wins over its account's,
+/// which wins over the class's). A class not named is unlimited, or has
+/// PagerDuty's limit with `pagerduty: true`; `null` makes it unlimited.
 #[napi(object)]
 pub struct RateLimitOptions {
+    /// Start from PagerDuty's limits (as `rateLimits: 'pagerduty'`); the
+    /// classes named here replace them.
+    pub pagerduty: Option<bool>,
     /// Each general access key (PagerDuty: 960 a minute).
-    pub general_key: Option<Limit>,
+    #[napi(ts_type = "Limit | null")]
+    pub general_key: Option<LimitOrUnlimited>,
     /// Each user, across all of their user tokens (PagerDuty: 960 a minute).
-    pub user: Option<Limit>,
+    #[napi(ts_type = "Limit | null")]
+    pub user: Option<LimitOrUnlimited>,
     /// Each account, across all of its scoped tokens (PagerDuty: 960 a minute).
-    pub scoped_account: Option<Limit>,
+    #[napi(ts_type = "Limit | null")]
+    pub scoped_account: Option<LimitOrUnlimited>,
     /// Each integration or routing key (PagerDuty: 120 a rolling minute).
-    pub events_key: Option<Limit>,
+    #[napi(ts_type = "Limit | null")]
+    pub events_key: Option<LimitOrUnlimited>,
+    /// Per account (by its id): that account's limit for a class, `null` to
+    /// make the class unlimited there.
+    #[napi(ts_type = "Record<string, AccountLimitOptions>")]
+    pub accounts: Option<std::collections::HashMap<String, AccountLimitOptions>>,
+    /// Per key (by its id, `P` and 13 characters): that key's limit, `null`
+    /// to make it unlimited. For a user or scoped token it sets the limit of
+    /// the budget the key counts in whenever this key is the one used.
+    #[napi(ts_type = "Record<string, Limit | null>")]
+    pub keys: Option<std::collections::HashMap<String, LimitOrUnlimited>>,
+}
+
+/// One account's limits, per class of key (`null`: unlimited in that
+/// account; a class not named keeps the keyring's).
+#[napi(object)]
+pub struct AccountLimitOptions {
+    /// The account's general access keys.
+    #[napi(ts_type = "Limit | null")]
+    pub general_key: Option<LimitOrUnlimited>,
+    /// The account's users.
+    #[napi(ts_type = "Limit | null")]
+    pub user: Option<LimitOrUnlimited>,
+    /// The account's scoped tokens.
+    #[napi(ts_type = "Limit | null")]
+    pub scoped_account: Option<LimitOrUnlimited>,
+    /// The account's integration and routing keys.
+    #[napi(ts_type = "Limit | null")]
+    pub events_key: Option<LimitOrUnlimited>,
 }
 
 /// How to build a [`Keyring`]. An option name not listed here, at any depth,
@@ -291,6 +341,10 @@ pub struct KeyringOptions {
     pub store: Option<StoreOptions>,
     /// How many audit events the in-memory audit trail keeps (default 10,000).
     pub audit_capacity: Option<u32>,
+    /// Tell the time by this clock instead of the system's (tests of expiry
+    /// and last use). The JavaScript layer hands it to the addon on its own.
+    #[napi(ts_type = "ManualClock")]
+    pub clock: Option<napi::bindgen_prelude::Undefined>,
     /// Rate limits for `authenticate`: `'pagerduty'` for PagerDuty's numbers,
     /// or a limit per class of key. Over the limit, `authenticate` throws
     /// `ERR_RATE_LIMITED` (429) with `retryAfter` in milliseconds. Default: none.
@@ -340,12 +394,56 @@ pub struct KeyRecord {
     pub api_version: String,
     /// Set while the key is disabled.
     pub disabled: Option<Disabled>,
+    /// Whether this is a read-only general key (`access === 'read_only'`).
+    pub read_only: bool,
     /// The last successful authentication (kept to about a minute).
     pub last_used_at: Option<DateTime<Utc>>,
     /// After this time the key no longer works.
     pub expires_at: Option<DateTime<Utc>>,
     /// The key's last four characters, for display.
     pub hint: String,
+}
+
+/// A duration in milliseconds, rounded up to a whole one (so that, in
+/// seconds rounded up, it reads as `apikeys-http` writes it in
+/// `retry-after` and `ratelimit-reset`).
+pub(crate) fn millis(d: std::time::Duration) -> f64 {
+    let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 > 0);
+    ms as f64
+}
+
+/// A time the JavaScript layer passes as a `Date`'s time value, for a
+/// clock: from 1 ms after 1970 (the core's first time) to the last a record
+/// can give back as a `Date`.
+pub(crate) fn instant(ms: f64, field: &'static str) -> apikeys::Result<apikeys::Timestamp> {
+    time_of(ms, field, 1.0, "must be after 1970-01-01T00:00:00.000Z")
+}
+
+/// A `Date`'s time value as a timestamp (whole milliseconds, rounded down),
+/// or `InvalidInput` naming `field`: NaN, before `earliest` (saying
+/// `too_early`), or later than a record can give back as a `Date`.
+fn time_of(
+    ms: f64,
+    field: &'static str,
+    earliest: f64,
+    too_early: &str,
+) -> apikeys::Result<apikeys::Timestamp> {
+    let invalid = |reason: &str| apikeys::Error::InvalidInput {
+        field,
+        reason: reason.to_owned(),
+    };
+    if !ms.is_finite() {
+        return Err(invalid("must be a valid Date"));
+    }
+    let ms = ms.floor();
+    if ms < earliest {
+        return Err(invalid(too_early));
+    }
+    // Below 2^53, so exact as an integer; and a date chrono can give back.
+    if ms > 9_007_199_254_740_991.0 || DateTime::<Utc>::from_timestamp_millis(ms as i64).is_none() {
+        return Err(invalid("is too far in the future"));
+    }
+    Ok(apikeys::Timestamp::from_unix_millis(ms as u64))
 }
 
 pub(crate) fn date(t: apikeys::Timestamp) -> DateTime<Utc> {
@@ -360,22 +458,7 @@ pub(crate) fn date(t: apikeys::Timestamp) -> DateTime<Utc> {
 /// a record are `ERR_INVALID_INPUT` naming `expiresAt`; the core then refuses
 /// one that is not in the future.
 pub(crate) fn expiry(ms: f64) -> apikeys::Result<apikeys::Timestamp> {
-    let invalid = |reason: &str| apikeys::Error::InvalidInput {
-        field: "expires_at",
-        reason: reason.to_owned(),
-    };
-    if !ms.is_finite() {
-        return Err(invalid("must be a valid Date"));
-    }
-    let ms = ms.floor();
-    if ms < 0.0 {
-        return Err(invalid("must be in the future"));
-    }
-    // Below 2^53, so exact as an integer; and a date chrono can give back.
-    if ms > 9_007_199_254_740_991.0 || DateTime::<Utc>::from_timestamp_millis(ms as i64).is_none() {
-        return Err(invalid("is too far in the future"));
-    }
-    Ok(apikeys::Timestamp::from_unix_millis(ms as u64))
+    time_of(ms, "expires_at", 0.0, "must be in the future")
 }
 
 impl From<&apikeys::KeyRecord> for KeyRecord {
@@ -396,6 +479,7 @@ impl From<&apikeys::KeyRecord> for KeyRecord {
                 by: d.by.to_string(),
                 at: date(d.at),
             }),
+            read_only: r.access == CoreAccess::ReadOnly,
             last_used_at: r.last_used_at.map(date),
             expires_at: r.expires_at.map(date),
             hint: r.hint.as_str().to_owned(),
@@ -428,6 +512,12 @@ pub struct Principal {
     /// applies to the key (a keyring without `rateLimits`, or a class of key
     /// left unlimited). A principal with a status is a new object per call.
     pub rate_limit: napi::Either<RateLimitStatus, napi::bindgen_prelude::Null>,
+    /// The key's whole record as of its latest authentication through this
+    /// keyring (for the principal just answered: as of this authentication,
+    /// as Python's `Principal.record` and Rust's `Principal::record`). A
+    /// getter, not enumerable: each read builds a fresh object.
+    #[napi(ts_type = "KeyRecord")]
+    pub record: napi::bindgen_prelude::Undefined,
 }
 
 impl RateLimitStatus {
@@ -435,7 +525,7 @@ impl RateLimitStatus {
         RateLimitStatus {
             limit: s.limit,
             remaining: s.remaining,
-            reset: s.reset.as_millis() as f64,
+            reset: millis(s.reset),
         }
     }
 }
@@ -465,8 +555,11 @@ pub struct AuditEvent {
     /// `'allowed'` or `'refused'`.
     #[napi(ts_type = "'allowed' | 'refused'")]
     pub outcome: String,
-    /// For a refusal: the error's code (`'ERR_NOT_PERMITTED'` …).
-    #[napi(ts_type = "ErrorCode")]
+    /// Whether the call was allowed (`outcome === 'allowed'`).
+    pub allowed: bool,
+    /// For a refusal: the error's kind, as the core names it and Python gives
+    /// it (`'not_permitted'`, `'not_found'` …; the error thrown carried it as
+    /// its `code`, `'ERR_NOT_PERMITTED'`).
     pub error: Option<String>,
     /// For a refusal: the error's message.
     pub reason: Option<String>,
@@ -479,11 +572,9 @@ fn action_name(a: apikeys::AuditAction) -> &'static str {
 impl From<&apikeys::AuditEvent> for AuditEvent {
     fn from(e: &apikeys::AuditEvent) -> AuditEvent {
         let (outcome, error, reason) = match &e.outcome {
-            apikeys::AuditOutcome::Refused { error, reason } => (
-                "refused",
-                Some(crate::error::code_for_kind_name(error).to_owned()),
-                Some(reason.clone()),
-            ),
+            apikeys::AuditOutcome::Refused { error, reason } => {
+                ("refused", Some(error.to_string()), Some(reason.clone()))
+            }
             apikeys::AuditOutcome::Allowed => ("allowed", None, None),
         };
         AuditEvent {
@@ -496,6 +587,7 @@ impl From<&apikeys::AuditEvent> for AuditEvent {
             key_id: e.key_id.map(|k| k.to_string()),
             subject_user: e.subject_user.clone(),
             outcome: outcome.to_owned(),
+            allowed: matches!(e.outcome, apikeys::AuditOutcome::Allowed),
             error,
             reason,
         }
@@ -513,6 +605,26 @@ mod tests {
                 reason
             }
             other => panic!("expected InvalidInput for {ms}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn milliseconds_are_rounded_up_so_seconds_read_as_the_headers_say() {
+        use std::time::Duration;
+        for (d, ms) in [
+            (Duration::ZERO, 0.0),
+            (Duration::from_nanos(1), 1.0),
+            (Duration::from_micros(1_500), 2.0),
+            (Duration::from_millis(2_000), 2_000.0),
+            (Duration::from_nanos(2_000_000_001), 2_001.0),
+        ] {
+            assert_eq!(millis(d), ms, "{d:?}");
+            let headers = apikeys_http::rate_limit_headers(&apikeys::RateLimitStatus {
+                limit: 1,
+                remaining: 0,
+                reset: d,
+            });
+            assert_eq!(headers[2].1, (ms / 1000.0).ceil().to_string().as_str());
         }
     }
 

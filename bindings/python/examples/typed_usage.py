@@ -48,9 +48,9 @@ def describe(record: KeyRecord) -> str:
         created.isoformat(),
         record.created_by,
         record.api_version,
-        str(record.disabled),
-        record.disabled_by or "-",
-        str(record.disabled_at),
+        str(record.disabled is not None),
+        record.disabled.by if record.disabled else "-",
+        str(record.disabled.at if record.disabled else None),
         str(record.last_used_at),
         str(record.expires_at),
         record.hint,
@@ -117,8 +117,8 @@ def main() -> None:
 
     key_id = general.record.id
     disabled: KeyRecord = kr.disable(admin, key_id)
-    check(disabled.disabled, "disable")
-    check(not kr.enable(admin, key_id).disabled, "enable")
+    check(disabled.disabled is not None, "disable")
+    check(kr.enable(admin, key_id).disabled is None, "enable")
     got: KeyRecord = kr.get(admin, key_id)
     records: list[KeyRecord] = kr.list(admin)
     for r in records:

@@ -221,20 +221,10 @@ impl KeyRecord {
     fn api_version(&self) -> &'static str {
         self.0.api_version.as_str()
     }
-    /// Whether the key is disabled.
+    /// Who disabled the key and when, while it is disabled; `None` otherwise.
     #[getter]
-    fn disabled(&self) -> bool {
-        self.0.disabled.is_some()
-    }
-    /// Who disabled it (`"system:offboarding"` when its owner was removed).
-    #[getter]
-    fn disabled_by(&self) -> Option<&str> {
-        self.0.disabled.as_ref().map(|d| &*d.by)
-    }
-    /// When it was disabled (UTC).
-    #[getter]
-    fn disabled_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_datetime(py, self.0.disabled.as_ref().map(|d| d.at))
+    fn disabled(&self) -> Option<Disabled> {
+        self.0.disabled.as_deref().cloned().map(Disabled)
     }
     /// The last successful authentication (to about a minute; UTC).
     #[getter]
@@ -266,6 +256,32 @@ impl KeyRecord {
             },
             convert::repr(py, self.0.hint.as_str()),
         )
+    }
+}
+
+/// Who disabled a key, and when.
+#[pyclass(frozen, eq, module = "apikeys")]
+#[derive(PartialEq, Eq)]
+pub struct Disabled(apikeys::Disabled);
+
+#[pymethods]
+impl Disabled {
+    /// The user who disabled it (`"system:offboarding"` when its owner was removed).
+    #[getter]
+    fn by(&self) -> &str {
+        &self.0.by
+    }
+    /// When (UTC).
+    #[getter]
+    fn at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        convert::datetime(py, self.0.at)
+    }
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "Disabled(by={}, at={})",
+            convert::repr(py, &self.0.by),
+            self.at(py)?.repr()?
+        ))
     }
 }
 
@@ -586,7 +602,7 @@ fn record(_py: Python<'_>, r: CoreRecord) -> PyResult<KeyRecord> {
 #[pymethods]
 impl Keyring {
     #[new]
-    #[pyo3(signature = (store = None, *, pepper = None, clock = None, rate_limits = None, rate_limiter = None))]
+    #[pyo3(signature = (store = None, *, pepper = None, clock = None, rate_limits = None, rate_limiter = None, audit_capacity = None))]
     fn new(
         py: Python<'_>,
         store: Option<&Bound<'_, PyAny>>,
@@ -594,6 +610,7 @@ impl Keyring {
         clock: Option<&Bound<'_, PyAny>>,
         rate_limits: Option<&Bound<'_, PyAny>>,
         rate_limiter: Option<&Bound<'_, PyAny>>,
+        audit_capacity: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let mut b = apikeys::Keyring::builder();
         let mut store_kind = "memory";
@@ -640,6 +657,23 @@ impl Keyring {
         if let Some(l) = rate_limiter.filter(|v| !v.is_none()) {
             let redis = convert::instance::<limits::RedisRateLimiter>(l, "rate_limiter")?;
             b = b.rate_limiter(redis.get().0.clone());
+        }
+        if let Some(cap) = audit_capacity.filter(|v| !v.is_none()) {
+            // How many audit events the in-memory trail keeps (default 10,000).
+            if !cap.is_instance_of::<pyo3::types::PyInt>()
+                || cap.is_instance_of::<pyo3::types::PyBool>()
+            {
+                return Err(convert::wrong_type(cap, "audit_capacity", "int"));
+            }
+            let n = cap
+                .extract::<u64>()
+                .ok()
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| {
+                    errors::invalid(py, "audit_capacity", "must be between 1 and 4294967295")
+                })?;
+            b = b.audit_sink(Arc::new(apikeys::MemoryAuditLog::with_capacity(n as usize)));
         }
         let inner = b.build().map_err(|e| errors::to_py(py, e))?;
         // The core says whether a check may wait on I/O (then the GIL is
@@ -958,7 +992,7 @@ impl Keyring {
             .collect()
     }
 
-    /// Every audit event the keyring still holds (the last 10,000), oldest first.
+    /// Every audit event the keyring still holds (the last `audit_capacity`, 10,000 by default), oldest first.
     fn audit_trail<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let events = self.inner.audit_trail();
         PyList::new(py, events.into_iter().map(AuditEvent))
@@ -1008,6 +1042,7 @@ fn _apikeys(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<AccountSettings>()?;
     m.add_class::<UserState>()?;
     m.add_class::<KeyRecord>()?;
+    m.add_class::<Disabled>()?;
     m.add_class::<IssuedKey>()?;
     m.add_class::<Principal>()?;
     m.add_class::<AuditEvent>()?;
@@ -1020,6 +1055,17 @@ fn _apikeys(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_role_name, m)?)?;
     m.add_function(wrap_pyfunction!(http::events_routing_key, m)?)?;
     m.add_function(wrap_pyfunction!(http::token_from_authorization, m)?)?;
+    m.add(
+        "_HTTP_DEFAULT_MAX_EVENT_BYTES",
+        apikeys_http::DEFAULT_MAX_EVENT_BYTES,
+    )?;
+    m.add_function(wrap_pyfunction!(http::_http_rest_token, m)?)?;
+    m.add_function(wrap_pyfunction!(http::_http_joined_rest_token, m)?)?;
+    m.add_function(wrap_pyfunction!(http::_http_declared_length, m)?)?;
+    m.add_function(wrap_pyfunction!(http::_http_routing_key, m)?)?;
+    m.add_function(wrap_pyfunction!(http::_http_refusal, m)?)?;
+    m.add_function(wrap_pyfunction!(http::_http_refusal_for, m)?)?;
+    m.add_function(wrap_pyfunction!(http::_http_rate_limit_headers, m)?)?;
     errors::add_to(m)?;
     Ok(())
 }

@@ -14,6 +14,7 @@ __all__ = [
     "Actor",
     "ApiKeyError",
     "AuditEvent",
+    "Disabled",
     "Forbidden",
     "InvalidInput",
     "IssuedKey",
@@ -146,17 +147,22 @@ class KeyRecord:
     @property
     def api_version(self) -> str: ...
     @property
-    def disabled(self) -> bool: ...
-    @property
-    def disabled_by(self) -> str | None: ...
-    @property
-    def disabled_at(self) -> datetime | None: ...
+    def disabled(self) -> Disabled | None: ...
     @property
     def last_used_at(self) -> datetime | None: ...
     @property
     def expires_at(self) -> datetime | None: ...
     @property
     def hint(self) -> str: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+
+@final
+class Disabled:
+    @property
+    def by(self) -> str: ...
+    @property
+    def at(self) -> datetime: ...
     def __eq__(self, other: object, /) -> bool: ...
     __hash__: ClassVar[None]  # type: ignore[assignment]
 
@@ -323,6 +329,7 @@ class Keyring:
         clock: ManualClock | None = None,
         rate_limits: RateLimits | None = None,
         rate_limiter: RedisRateLimiter | None = None,
+        audit_capacity: int | None = None,
     ) -> Keyring: ...
     def create_general_key(
         self, actor: Actor, description: str, *, read_only: bool = False, expires_at: datetime | None = None

@@ -56,13 +56,13 @@ from ._http import (
     Rejection,
     authenticate,
     body_too_large,
-    content_length,
-    invalid_body,
+    declared_length,
     misconfigured,
     rate_limit_headers,
     rest_token,
     routing_key,
     try_authenticate,
+    unreadable_body,
 )
 
 __all__ = [
@@ -402,14 +402,14 @@ class ApiKeyMiddleware:
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         limit = self.max_event_bytes
         for k, v in scope["headers"]:
-            if k.lower() == b"content-length" and content_length(v) > limit:
-                raise body_too_large(limit)
+            if k.lower() == b"content-length":
+                declared_length(v, limit)
         chunks = []
         size = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                raise invalid_body("the body could not be read")
+                raise unreadable_body()
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:

@@ -40,7 +40,7 @@ from ._http import (
     Rejection,
     authenticate,
     body_too_large,
-    content_length,
+    declared_length,
     joined_rest_token,
     misconfigured,
     rate_limit_headers,
@@ -145,9 +145,7 @@ class ApiKeyMiddleware:
         if length:
             # Digits only: a sign ("-1" would read the whole stream), an
             # exponent or a list of values is a 400.
-            n = content_length(length)
-            if n > limit:
-                raise body_too_large(limit)
+            n = declared_length(length, limit)
             if stream is None:
                 return b""
             body: bytes = stream.read(n)
