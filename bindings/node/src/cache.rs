@@ -320,28 +320,31 @@ mod tests {
         assert_eq!(t.len, ids.len());
     }
 
+    /// A general key of `access` made by the admin of [`setup`].
+    fn general(k: &apikeys::Keyring, access: CoreAccess) -> apikeys::IssuedKey {
+        let admin = apikeys::Actor::new("acme", "PADMIN1", apikeys::Role::Admin);
+        k.create_general_key(&admin, "a key", access)
+            .expect("an admin makes general keys")
+    }
+
+    /// The principal of a REST `GET` with `issued`.
+    fn principal(k: &apikeys::Keyring, issued: &apikeys::IssuedKey) -> apikeys::Principal {
+        k.authenticate(issued.secret().expose(), &apikeys::Request::rest("GET"))
+            .expect("the key is good")
+    }
+
     #[test]
     fn one_key_and_role_always_get_the_same_handle() {
-        let (k, admin) = setup();
-        let a = k
-            .create_general_key(&admin, "a", CoreAccess::FullAccess)
-            .unwrap();
-        let b = k
-            .create_general_key(&admin, "b", CoreAccess::ReadOnly)
-            .unwrap();
-        let get = apikeys::Request::rest("GET");
+        let (k, _) = setup();
+        let a = general(&k, CoreAccess::FullAccess);
+        let b = general(&k, CoreAccess::ReadOnly);
         let mut slots = Slots::default();
-        let ha = slots
-            .handle(&k.authenticate(a.secret().expose(), &get).unwrap())
-            .unwrap();
-        let hb = slots
-            .handle(&k.authenticate(b.secret().expose(), &get).unwrap())
-            .unwrap();
+        let ha = slots.handle(&principal(&k, &a)).unwrap();
+        let hb = slots.handle(&principal(&k, &b)).unwrap();
         assert_ne!(ha, hb);
         assert_eq!(ha & 15, NO_ROLE);
         for _ in 0..3 {
-            let p = k.authenticate(a.secret().expose(), &get).unwrap();
-            assert_eq!(slots.handle(&p).unwrap(), ha);
+            assert_eq!(slots.handle(&principal(&k, &a)).unwrap(), ha);
         }
         let p = slots.principal(hb).unwrap();
         assert_eq!(p.key_id, b.record().id.to_string());
@@ -351,13 +354,10 @@ mod tests {
 
     #[test]
     fn a_slot_keeps_the_record_of_the_latest_authentication() {
-        let (k, admin) = setup();
-        let a = k
-            .create_general_key(&admin, "a", CoreAccess::FullAccess)
-            .unwrap();
-        let get = apikeys::Request::rest("GET");
+        let (k, _) = setup();
+        let a = general(&k, CoreAccess::FullAccess);
         let mut slots = Slots::default();
-        let p = k.authenticate(a.secret().expose(), &get).unwrap();
+        let p = principal(&k, &a);
         let h = slots.handle(&p).unwrap();
         assert_eq!(*slots.record(h).unwrap(), *p.record());
         // A kept record that is older in a field that may change (as a

@@ -112,12 +112,14 @@ impl Keyring {
     pub fn rest_token(
         values: Either<Undefined, Either<String, Vec<String>>>,
     ) -> Either<String, HttpRefusal> {
-        let values: Vec<&[u8]> = match &values {
-            Either::A(()) => Vec::new(),
-            Either::B(Either::A(one)) => vec![one.as_bytes()],
-            Either::B(Either::B(many)) => many.iter().map(String::as_bytes).collect(),
+        let token = match &values {
+            Either::A(()) => apikeys_http::token_from_authorizations([]),
+            Either::B(Either::A(one)) => apikeys_http::token_from_authorizations([one.as_bytes()]),
+            Either::B(Either::B(many)) => {
+                apikeys_http::token_from_authorizations(many.iter().map(String::as_bytes))
+            }
         };
-        answer(apikeys_http::token_from_authorizations(values).map(str::to_owned))
+        answer(token.map(str::to_owned))
     }
 
     /// The body length a `Content-Length` value declares, within `limit`

@@ -102,16 +102,31 @@ pub(crate) fn _http_rest_token<'py>(py: Python<'py>, values: &Bound<'py, PyAny>)
     let values = values
         .cast::<PySequence>()
         .map_err(|_| convert::wrong_type(values, "values", "a list of str or bytes"))?;
-    // The rule looks at no more than two: none, one, or more than one.
+    // The rule looks at no more than two: none, one, or more than one (read
+    // without a collection: this is every REST request's path).
     let n = values.len()?;
-    let items = (0..n.min(2))
-        .map(|i| values.get_item(i))
-        .collect::<PyResult<Vec<_>>>()?;
-    let bytes = items
-        .iter()
+    let first = if n > 0 {
+        Some(values.get_item(0)?)
+    } else {
+        None
+    };
+    let second = if n > 1 {
+        Some(values.get_item(1)?)
+    } else {
+        None
+    };
+    let first = first
+        .as_ref()
         .map(|v| header_bytes(v, "values"))
-        .collect::<PyResult<Vec<_>>>()?;
-    answer(py, apikeys_http::token_from_authorizations(bytes))
+        .transpose()?;
+    let second = second
+        .as_ref()
+        .map(|v| header_bytes(v, "values"))
+        .transpose()?;
+    answer(
+        py,
+        apikeys_http::token_from_authorizations(first.into_iter().chain(second)),
+    )
 }
 
 /// `apikeys_http::token_from_joined_authorization`: WSGI's
