@@ -373,6 +373,22 @@ mod tests {
         assert_eq!(slots.handle(&p).unwrap(), h);
         assert_eq!(*slots.record(h).unwrap(), *p.record());
         assert!(!Arc::ptr_eq(&slots.record(h).unwrap(), &unchanged));
+        // So is one whose rotation or last place moved (a key rotated under
+        // the same identity keeps its slot and handle).
+        let mut unrotated = p.record().clone();
+        unrotated.rotation = Some(Box::default());
+        slots.records[(h >> 4) as usize] = Arc::new(unrotated);
+        assert_eq!(slots.handle(&p).unwrap(), h);
+        assert_eq!(*slots.record(h).unwrap(), *p.record());
+        let mut elsewhere = p.record().clone();
+        elsewhere.last_used_from = Some(Box::new(apikeys::UsePlace::new(
+            Some("192.0.2.1"),
+            Some("GET"),
+            Some("/x"),
+        )));
+        slots.records[(h >> 4) as usize] = Arc::new(elsewhere);
+        assert_eq!(slots.handle(&p).unwrap(), h);
+        assert_eq!(*slots.record(h).unwrap(), *p.record());
         // An unchanged one is kept as it is (no copy per call).
         let kept = slots.record(h).unwrap();
         slots.handle(&p).unwrap();

@@ -916,6 +916,111 @@ mod tests {
         }
     }
 
+    fn field_and_reason<T: std::fmt::Debug>(r: apikeys::Result<T>) -> (&'static str, String) {
+        match r {
+            Err(apikeys::Error::InvalidInput { field, reason }) => (field, reason),
+            other => panic!("expected InvalidInput, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn durations_are_finite_non_negative_milliseconds_and_huge_ones_saturate() {
+        use std::time::Duration;
+        assert_eq!(duration(0.0, "grace").unwrap(), Duration::ZERO);
+        assert_eq!(duration(1.9, "grace").unwrap(), Duration::from_millis(1));
+        assert_eq!(
+            duration(3_600_000.0, "grace").unwrap(),
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            duration(1e300, "grace").unwrap(),
+            Duration::from_millis(u64::MAX)
+        );
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -1.0, -0.5] {
+            let (field, reason) = field_and_reason(duration(bad, "older_than"));
+            assert_eq!(field, "older_than");
+            assert_eq!(
+                reason,
+                "must be a finite, non-negative number of milliseconds"
+            );
+        }
+    }
+
+    #[test]
+    fn a_page_size_is_a_whole_number_from_1_and_larger_ones_go_to_the_core() {
+        assert_eq!(page_size(1.0).unwrap(), 1);
+        assert_eq!(page_size(1000.0).unwrap(), 1000);
+        assert_eq!(page_size(1001.0).unwrap(), 1001);
+        for bad in [0.0, -1.0, 1.5, f64::NAN, f64::INFINITY] {
+            let (field, reason) = field_and_reason(page_size(bad));
+            assert_eq!(field, "limit");
+            assert!(reason.contains("1000"), "{reason}");
+        }
+        // And the core refuses what is over its bound, naming the same field.
+        let mut q = apikeys::AuditQuery::account("acme");
+        q.limit = page_size(1001.0).unwrap();
+        let (field, _) = field_and_reason(q.resolve(apikeys::Timestamp::now()));
+        assert_eq!(field, "limit");
+    }
+
+    #[test]
+    fn window_bounds_are_valid_dates_from_1970() {
+        assert_eq!(window_bound(0.0, "since").unwrap().unix_millis(), 1);
+        assert_eq!(
+            window_bound(1_790_000_000_000.5, "until")
+                .unwrap()
+                .unix_millis(),
+            1_790_000_000_000
+        );
+        assert_eq!(field_and_reason(window_bound(f64::NAN, "since")).0, "since");
+        assert_eq!(field_and_reason(window_bound(-1.0, "until")).0, "until");
+        assert_eq!(field_and_reason(window_bound(8.64e15, "until")).0, "until");
+    }
+
+    #[test]
+    fn a_record_shows_its_rotation_flat_and_its_place() {
+        let kr = apikeys::Keyring::new(apikeys::MemoryStore::new());
+        let admin = apikeys::Actor::new("acme", "PADMIN1", apikeys::Role::Admin);
+        let old = kr
+            .create_general_key(&admin, "ci", CoreAccess::FullAccess)
+            .unwrap();
+        let id = old.record().id.to_string();
+        let new = kr
+            .rotate(&admin, &id, std::time::Duration::from_secs(3600))
+            .unwrap();
+        let o = KeyRecord::from(&kr.get(&admin, &id).unwrap());
+        assert_eq!(o.rotated_to, Some(new.record().id.to_string()));
+        assert_eq!(o.rotated_from, None);
+        assert!(o.rotated_at.is_some() && o.overlap_until.is_some());
+        assert_eq!(o.rotation_quiet_ms, Some(900_000.0));
+        let n = KeyRecord::from(new.record());
+        assert_eq!(n.rotated_from, Some(id));
+        assert_eq!(
+            n.rotation_quiet_ms, None,
+            "only a rotated key has a quiet period"
+        );
+        kr.authenticate(
+            new.secret().expose(),
+            &apikeys::Request::rest("GET").with_place(Some("192.0.2.1"), Some("/x?y")),
+        )
+        .unwrap();
+        let placed = KeyRecord::from(&kr.get(&admin, &new.record().id.to_string()).unwrap());
+        let place = placed.last_used_from.expect("a place");
+        assert_eq!(place.remote_address.as_deref(), Some("192.0.2.1"));
+        assert_eq!(place.method.as_deref(), Some("GET"));
+        assert_eq!(place.path.as_deref(), Some("/x"));
+        // The audit event carries the core's PagerDuty JSON.
+        let trail = kr.audit_trail();
+        let rotate = trail
+            .iter()
+            .find(|e| e.action == apikeys::AuditAction::Rotate)
+            .unwrap();
+        let js = AuditEvent::from(rotate);
+        assert_eq!(js.to_pager_duty, rotate.to_pagerduty().to_string());
+        assert_eq!(js.changes.len(), rotate.changes.len());
+        assert_eq!(js.id, rotate.id as f64);
+    }
+
     #[test]
     fn an_expiry_is_a_finite_time_from_1970_that_a_record_can_give_back() {
         // The core keeps times from 1 ms after the epoch: 1970 itself is in the past.
