@@ -96,7 +96,7 @@ pub use self::{
     keyring::{
         DEFAULT_ROTATION_QUIET, IssuedKey, Keyring, KeyringBuilder, LAST_USED_GRANULARITY,
         MAX_DESCRIPTION_CHARS, MAX_ID_BYTES, MAX_ROTATION_GRACE, MAX_SCOPES, NewKey, OFFBOARDING,
-        Principal,
+        Origin, Principal,
     },
     policy::{
         Action, GrantsTable, PAGERDUTY_ADMIN_ONLY, ResourceSet, RoleGrants, Subject, may_manage,

@@ -30,7 +30,7 @@ mod rotate;
 mod verify;
 
 pub use issue::{IssuedKey, NewKey};
-pub use verify::Principal;
+pub use verify::{Origin, Principal};
 
 /// The longest description accepted, in characters.
 pub const MAX_DESCRIPTION_CHARS: usize = 200;
