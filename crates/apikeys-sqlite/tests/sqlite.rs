@@ -311,7 +311,8 @@ fn a_version_1_file_is_migrated_on_open_and_keeps_its_keys() {
     // Turn it back into what version 1 wrote: no change log, no audit trail.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
-        "DROP TABLE apikeys_audit; DROP TRIGGER apikeys_keys_updated; DROP TRIGGER apikeys_keys_deleted;
+        "DROP TABLE apikeys_audit; ALTER TABLE apikeys_keys DROP COLUMN last_used_from;
+         DROP TRIGGER apikeys_keys_updated; DROP TRIGGER apikeys_keys_deleted;
          DROP TRIGGER apikeys_accounts_inserted; DROP TRIGGER apikeys_accounts_updated;
          DROP TRIGGER apikeys_accounts_deleted; DROP TRIGGER apikeys_users_inserted;
          DROP TRIGGER apikeys_users_updated; DROP TRIGGER apikeys_users_deleted;
