@@ -2,9 +2,12 @@
 //! where) and, with a keyring, [`Keyring::check_leaked`](crate::Keyring::check_leaked)
 //! (which of those are keys of its store).
 //!
-//! A *candidate* is a whole word of the key alphabet — a maximal run of
-//! `[A-Za-z0-9_+-]`, never a piece of a longer one — that has the exact shape
-//! of one kind of key ([`KeyKind::parse`]):
+//! A *candidate* is a whole word — a maximal run of `[A-Za-z0-9_-]`, with
+//! the `u+` or `s+` prefix of a user or scoped token at its start, never a
+//! piece of a longer one — that has the exact shape of one kind of key
+//! ([`KeyKind::parse`]). A `+` belongs to a word only as such a prefix (its
+//! `u` or `s` not preceded by a letter, digit, `_` or `-`); anywhere else it
+//! separates words, as in a diff's `+u+…` line or `a+b`.
 //!
 //! - user tokens (`u+…`), scoped tokens (`s+…`) and routing keys (`R0…`)
 //!   carry a prefix that ordinary text rarely has, and are found anywhere;
@@ -19,7 +22,8 @@
 //! The scan reads each byte a bounded number of times (linear in the input,
 //! whatever it holds), never allocates per byte, and never panics: any bytes
 //! are accepted ([`find_candidates_in_bytes`] for input that need not be
-//! UTF-8). Keys in URL-encoded form (`u%2B…`) are not recognised.
+//! UTF-8; [`StreamScanner`] for a stream read a chunk at a time). Keys in
+//! URL-encoded form (`u%2B…`) are not recognised.
 
 use std::fmt;
 use std::ops::Range;
@@ -47,19 +51,52 @@ const CONTEXT_WORDS: [&[u8]; 7] = [
     b"eventskey",
 ];
 
-/// Whether a byte belongs to a key's alphabet: `[A-Za-z0-9_-]` and the `+`
-/// of the user and scoped token prefixes. Runs of these bytes are the words
-/// candidates are cut from.
+/// The bytes of a key's body: `[A-Za-z0-9_-]`.
 static KEY_BYTE: [bool; 256] = {
     let mut t = [false; 256];
     let mut b = 0;
     while b < 256 {
         let c = b as u8;
-        t[b] = c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'+';
+        t[b] = c.is_ascii_alphanumeric() || c == b'_' || c == b'-';
         b += 1;
     }
     t
 };
+
+/// Whether `bytes[p]` belongs to a word: a key byte, or the `+` of a `u+` or
+/// `s+` prefix, whose `u` or `s` is not preceded by a key byte. Decided from
+/// `bytes[p - 2..=p]` alone, so that a scan in chunks can tell where words
+/// are from a few bytes of the chunk before.
+#[inline]
+fn word_byte(bytes: &[u8], p: usize) -> bool {
+    let b = bytes[p];
+    if KEY_BYTE[b as usize] {
+        return true;
+    }
+    b == b'+'
+        && p >= 1
+        && matches!(bytes[p - 1], b'u' | b's')
+        && (p < 2 || !KEY_BYTE[bytes[p - 2] as usize])
+}
+
+/// The words of `bytes[from..]` and where they end: `(start, end)` pairs.
+fn words(bytes: &[u8], from: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let n = bytes.len();
+    let mut i = from;
+    std::iter::from_fn(move || {
+        while i < n && !word_byte(bytes, i) {
+            i += 1;
+        }
+        if i >= n {
+            return None;
+        }
+        let start = i;
+        while i < n && word_byte(bytes, i) {
+            i += 1;
+        }
+        Some((start, i))
+    })
+}
 
 /// A piece of text shaped like a key: where it is, and which kind it would be.
 ///
@@ -130,29 +167,12 @@ pub fn find_candidates(text: &str) -> Vec<Candidate<'_>> {
 /// chunk of a stream). A candidate is ASCII, so its text is a `&str` all the
 /// same; offsets are byte offsets into `bytes`.
 ///
-/// A caller scanning a stream in chunks sees the same candidates as one scan
-/// of the whole when every chunk after the first starts with enough of the
-/// one before: the [`CONTEXT_BYTES`] and the byte before any word that
-/// reaches the chunk's end, and a word reaching the end is decided with the
-/// next chunk.
+/// To scan a stream a chunk at a time with the same answer, use a
+/// [`StreamScanner`].
 pub fn find_candidates_in_bytes(bytes: &[u8]) -> Vec<Candidate<'_>> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    let n = bytes.len();
-    while i < n {
-        if !KEY_BYTE[bytes[i] as usize] {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < n && KEY_BYTE[bytes[i] as usize] {
-            i += 1;
-        }
-        if let Some(c) = candidate_at(bytes, start, i) {
-            out.push(c);
-        }
-    }
-    out
+    words(bytes, 0)
+        .filter_map(|(start, end)| candidate_at(bytes, start, end))
+        .collect()
 }
 
 /// The candidate made of the whole word `bytes[start..end]`, if it is one.
@@ -199,6 +219,210 @@ fn has_context(bytes: &[u8], start: usize) -> bool {
     CONTEXT_WORDS
         .iter()
         .any(|w| kept.windows(w.len()).any(|win| win == *w))
+}
+
+/// A candidate found by a [`StreamScanner`], placed in the whole stream.
+///
+/// Like [`Candidate`], its `Debug` shows the kind, place and last four
+/// characters only; [`StreamCandidate::expose`] gives the text.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct StreamCandidate<'a> {
+    /// The kind of key it would be.
+    pub kind: KeyKind,
+    /// Its first byte's offset from the start of the stream.
+    pub offset: u64,
+    /// Its line, from 1 (lines end with `\n`).
+    pub line: u64,
+    /// Its first byte's place in that line, in bytes, from 1.
+    pub column: u64,
+    text: &'a str,
+}
+
+impl<'a> StreamCandidate<'a> {
+    /// The text that looks like a key. Treat it as a key: never log it.
+    pub fn expose(&self) -> &'a str {
+        self.text
+    }
+
+    /// Its last four characters.
+    pub fn hint(&self) -> Hint {
+        Hint::of(self.text)
+    }
+}
+
+impl fmt::Debug for StreamCandidate<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamCandidate")
+            .field("kind", &self.kind)
+            .field("offset", &self.offset)
+            .field("line", &self.line)
+            .field("column", &self.column)
+            .field("hint", &self.hint())
+            .finish()
+    }
+}
+
+/// Newlines counted so far in a stream.
+#[derive(Clone, Debug)]
+struct Lines {
+    /// Every byte before this offset is counted.
+    counted_to: u64,
+    /// The line at `counted_to`, from 1.
+    line: u64,
+    /// The offset where that line starts.
+    line_start: u64,
+}
+
+impl Lines {
+    /// Count the newlines of `buf` (which starts at offset `buf_at`) up to offset `to`.
+    fn advance(&mut self, buf: &[u8], buf_at: u64, to: u64) {
+        if to <= self.counted_to {
+            return;
+        }
+        let from = (self.counted_to - buf_at) as usize;
+        let until = ((to - buf_at) as usize).min(buf.len());
+        for (i, &b) in buf[from..until].iter().enumerate() {
+            if b == b'\n' {
+                self.line += 1;
+                self.line_start = buf_at + (from + i) as u64 + 1;
+            }
+        }
+        self.counted_to = to;
+    }
+}
+
+/// [`find_candidates_in_bytes`] over a stream read a chunk at a time (a
+/// file of any size, standard input): the same candidates, in the same
+/// order, whatever the chunks, each with its offset, line and column in the
+/// whole stream. It keeps only the end of the chunk before that a word or a
+/// context may still need (a few dozen bytes), never the stream.
+///
+/// ```
+/// use apikeys::{KeyKind, StreamScanner};
+///
+/// let text = b"a: 1\nb: u+aB3dE6gH9jK2mN5pQ8\n";
+/// let mut scanner = StreamScanner::new();
+/// let mut found = Vec::new();
+/// for chunk in text.chunks(7) {
+///     for c in scanner.feed(chunk) {
+///         found.push((c.kind, c.offset, c.line, c.column));
+///     }
+/// }
+/// for c in scanner.finish() {
+///     found.push((c.kind, c.offset, c.line, c.column));
+/// }
+/// assert_eq!(found, [(KeyKind::UserToken, 8, 2, 4)]);
+/// ```
+#[derive(Clone, Debug)]
+pub struct StreamScanner {
+    /// What is kept of the chunks before, then the newest chunk.
+    buf: Vec<u8>,
+    /// The stream offset of `buf[0]`.
+    buf_at: u64,
+    /// How much of `buf` the next call drops (decided by the last one).
+    drop_next: usize,
+    /// Candidates starting before this offset were handed out already.
+    decided_to: u64,
+    lines: Lines,
+    fed: u64,
+}
+
+impl Default for StreamScanner {
+    fn default() -> Self {
+        StreamScanner::new()
+    }
+}
+
+impl StreamScanner {
+    /// A scanner at the start of a stream.
+    pub fn new() -> StreamScanner {
+        StreamScanner {
+            buf: Vec::new(),
+            buf_at: 0,
+            drop_next: 0,
+            decided_to: 0,
+            lines: Lines {
+                counted_to: 0,
+                line: 1,
+                line_start: 0,
+            },
+            fed: 0,
+        }
+    }
+
+    /// The stream's next bytes: the candidates that can be decided now
+    /// (a word reaching the chunk's end waits for the next chunk).
+    pub fn feed(&mut self, chunk: &[u8]) -> Vec<StreamCandidate<'_>> {
+        self.scan(chunk, false)
+    }
+
+    /// The stream has ended: the candidates still undecided.
+    pub fn finish(&mut self) -> Vec<StreamCandidate<'_>> {
+        self.scan(&[], true)
+    }
+
+    /// How many bytes were fed.
+    pub fn bytes_fed(&self) -> u64 {
+        self.fed
+    }
+
+    fn scan(&mut self, chunk: &[u8], last: bool) -> Vec<StreamCandidate<'_>> {
+        // Drop what the last call left behind, counting its lines first.
+        let keep_at = self.buf_at + self.drop_next as u64;
+        self.lines.advance(&self.buf, self.buf_at, keep_at);
+        self.buf.drain(..self.drop_next);
+        self.buf_at = keep_at;
+        self.buf.extend_from_slice(chunk);
+        self.fed += chunk.len() as u64;
+        let n = self.buf.len();
+
+        // The word reaching the end may go on in the next chunk.
+        let (undecided, keep_from, decided_to) = if last {
+            (n, n, n)
+        } else {
+            let mut w = n;
+            while w > 0 && word_byte(&self.buf, w - 1) {
+                w -= 1;
+            }
+            if n - w > EVENTS_KEY_LEN {
+                // Longer than any key however it goes on: no word starts in
+                // what is kept of it, which is enough for it to still look
+                // too long, and for the context of what follows.
+                (n, n - (EVENTS_KEY_LEN + 1).max(CONTEXT_BYTES), n)
+            } else {
+                // The word, with the bytes before it that tell where it
+                // starts and its context.
+                (w, w.saturating_sub(CONTEXT_BYTES + 2), w)
+            }
+        };
+
+        let first_new = self.decided_to;
+        self.decided_to = self.buf_at + decided_to as u64;
+        self.drop_next = keep_from;
+        let buf = &self.buf;
+        let mut out = Vec::new();
+        for (start, end) in words(buf, 0) {
+            if start >= undecided {
+                break;
+            }
+            let offset = self.buf_at + start as u64;
+            if offset < first_new {
+                continue;
+            }
+            let Some(c) = candidate_at(buf, start, end) else {
+                continue;
+            };
+            self.lines.advance(buf, self.buf_at, offset);
+            out.push(StreamCandidate {
+                kind: c.kind,
+                offset,
+                line: self.lines.line,
+                column: offset - self.lines.line_start + 1,
+                text: c.text,
+            });
+        }
+        out
+    }
 }
 
 /// What [`Keyring::check_leaked`](crate::Keyring::check_leaked) found a
@@ -382,10 +606,35 @@ mod tests {
             format!("-{ROUTING}"),
             format!("token=ab{g}"),
             format!("token={i}{i}"),
-            format!("a+{SCOPED}"),
+            format!("0{SCOPED}"),
+            format!("_{ROUTING}"),
         ];
         for text in &misses {
             assert_eq!(kinds(text), vec![], "{text:?}");
+        }
+    }
+
+    #[test]
+    fn plus_separates_words_except_in_a_token_prefix() {
+        // A diff's added line, a sum, a trailing plus: the token is a word of its own.
+        for text in [
+            format!("+{USER}"),
+            format!("+{SCOPED}\n"),
+            format!("a+{SCOPED}"),
+            format!("{USER}+x"),
+            format!("++{USER}++"),
+        ] {
+            assert_eq!(kinds(&text).len(), 1, "{text:?}");
+        }
+        assert_eq!(kinds(&format!("+{ROUTING}"))[0].0, KeyKind::Routing);
+        assert_eq!(kinds(&format!("+token={GENERAL}"))[0].0, KeyKind::General);
+        // Not a prefix: the u or s follows a key byte, so the + separates.
+        for text in [
+            format!("x{USER}"),
+            format!("-{SCOPED}"),
+            format!("u+{USER}"),
+        ] {
+            assert_eq!(kinds(&text), vec![], "{text:?}");
         }
     }
 

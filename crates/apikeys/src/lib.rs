@@ -103,7 +103,8 @@ pub use self::{
         Principal,
     },
     leaks::{
-        CONTEXT_BYTES, Candidate, LeakState, LeakedKey, find_candidates, find_candidates_in_bytes,
+        CONTEXT_BYTES, Candidate, LeakState, LeakedKey, StreamCandidate, StreamScanner,
+        find_candidates, find_candidates_in_bytes,
     },
     policy::{
         Action, GrantsTable, PAGERDUTY_ADMIN_ONLY, ResourceSet, RoleGrants, Subject, may_manage,

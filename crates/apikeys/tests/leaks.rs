@@ -5,9 +5,65 @@ use std::time::Duration;
 
 use apikeys::{
     AccessLevel, Actor, KeyKind, Keyring, LeakState, ManualClock, MemoryStore, NewKey, Request,
-    Role, Timestamp, find_candidates, find_candidates_in_bytes,
+    Role, StreamScanner, Timestamp, find_candidates, find_candidates_in_bytes,
 };
 use proptest::prelude::*;
+
+fn key_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+/// Whether a candidate at `start..end` of `b` is a whole word: no key byte
+/// on either side, and not after the `+` of a token prefix.
+fn whole_word(b: &[u8], start: usize, end: usize) -> bool {
+    let before_ok = start == 0
+        || (!key_byte(b[start - 1])
+            && !(b[start - 1] == b'+'
+                && start >= 2
+                && matches!(b[start - 2], b'u' | b's')
+                && (start < 3 || !key_byte(b[start - 3]))));
+    let after_ok = end == b.len() || !key_byte(b[end]);
+    before_ok && after_ok
+}
+
+/// Candidates of one scan of the whole: (offset, kind, text, line, column).
+fn whole(bytes: &[u8]) -> Vec<(u64, KeyKind, String, u64, u64)> {
+    find_candidates_in_bytes(bytes)
+        .iter()
+        .map(|c| {
+            let before = &bytes[..c.start];
+            let line = 1 + before.iter().filter(|&&b| b == b'\n').count() as u64;
+            let line_start = before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |p| p + 1);
+            let column = (c.start - line_start + 1) as u64;
+            (c.start as u64, c.kind, c.expose().to_owned(), line, column)
+        })
+        .collect()
+}
+
+/// The same, through a `StreamScanner` fed chunks of these sizes (in turn).
+fn streamed(bytes: &[u8], sizes: &[usize]) -> Vec<(u64, KeyKind, String, u64, u64)> {
+    let mut scanner = StreamScanner::new();
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    let mut i = 0;
+    while !rest.is_empty() {
+        let size = sizes[i % sizes.len()].min(rest.len());
+        i += 1;
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        for c in scanner.feed(chunk) {
+            out.push((c.offset, c.kind, c.expose().to_owned(), c.line, c.column));
+        }
+    }
+    for c in scanner.finish() {
+        out.push((c.offset, c.kind, c.expose().to_owned(), c.line, c.column));
+    }
+    assert_eq!(scanner.bytes_fed(), bytes.len() as u64);
+    out
+}
 
 fn admin() -> Actor {
     Actor::new("acme", "PADMIN1", Role::Admin)
@@ -18,6 +74,7 @@ fn piece() -> impl Strategy<Value = String> {
     prop_oneof![
         any::<String>(),
         "[A-Za-z0-9_+-]{0,40}",
+        "[us+]{1,6}",
         "[0-9a-f]{30,34}",
         "R0[A-Z0-9]{28,32}",
         "[us]\\+[A-Za-z0-9_-]{16,20}",
@@ -28,6 +85,23 @@ fn piece() -> impl Strategy<Value = String> {
         Just("\n".to_owned()),
         Just("é🔑".to_owned()),
         Just(" ".to_owned()),
+    ]
+}
+
+/// Pieces for streams: long runs, '+' chains, prefixes, context, newlines.
+fn piece_bytes() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..8),
+        "[A-Za-z0-9_+-]{0,70}".prop_map(String::into_bytes),
+        "[us+]{1,6}".prop_map(String::into_bytes),
+        "[0-9a-f]{31,33}".prop_map(String::into_bytes),
+        "R0[A-Z0-9]{30}".prop_map(String::into_bytes),
+        "[us]\\+[A-Za-z0-9_-]{18}".prop_map(String::into_bytes),
+        Just(b"token=".to_vec()),
+        Just(b"api_key: ".to_vec()),
+        Just(b"\n".to_vec()),
+        Just(b" ".to_vec()),
+        Just("é".as_bytes().to_vec()),
     ]
 }
 
@@ -46,13 +120,18 @@ proptest! {
             prop_assert_eq!(&text[c.range()], c.expose());
             prop_assert!(c.start >= last_end, "in order, without overlap");
             last_end = c.end;
-            // A whole word: no key byte on either side.
-            let b = text.as_bytes();
-            let key_byte = |x: u8| x.is_ascii_alphanumeric() || matches!(x, b'_' | b'-' | b'+');
-            prop_assert!(c.start == 0 || !key_byte(b[c.start - 1]));
-            prop_assert!(c.end == b.len() || !key_byte(b[c.end]));
+            prop_assert!(whole_word(text.as_bytes(), c.start, c.end));
         }
         prop_assert_eq!(find_candidates_in_bytes(text.as_bytes()), found);
+    }
+
+    #[test]
+    fn a_stream_in_chunks_of_any_size_gives_what_one_scan_gives(
+        parts in prop::collection::vec(piece_bytes(), 0..30),
+        sizes in prop::collection::vec(1usize..80, 1..6),
+    ) {
+        let bytes = parts.concat();
+        prop_assert_eq!(streamed(&bytes, &sizes), whole(&bytes));
     }
 
     #[test]
@@ -220,5 +299,38 @@ fn check_leaked_uses_the_keyring_s_pepper() {
             .check_leaked(&[k.secret().expose()])
             .unwrap()
             .is_empty()
+    );
+}
+
+#[test]
+fn a_key_split_across_chunks_is_found_once_with_its_line() {
+    let text = b"first line\nsecond: token=y_NbAkKc66ryYTWUXYEu and +u+aB3dE6gH9jK2mN5pQ8\n";
+    for size in 1..text.len() {
+        let got = streamed(text, &[size]);
+        assert_eq!(got, whole(text), "chunks of {size}");
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].3, got[0].4), (2, 15));
+    }
+    // A long run of key bytes never leaves a piece that looks like a key.
+    let long = [b"token=".as_slice(), &[b'a'; 5000], b" x"].concat();
+    for size in [1, 7, 20, 21, 32, 33, 34, 100] {
+        assert_eq!(streamed(&long, &[size]), vec![], "chunks of {size}");
+    }
+    // Nor does a long run of '+' and prefixes.
+    let plus = [b"token=".as_slice(), "u+s+".repeat(2000).as_bytes(), b"\n"].concat();
+    for size in [1, 2, 3, 33, 34, 35] {
+        assert_eq!(streamed(&plus, &[size]), whole(&plus), "chunks of {size}");
+    }
+}
+
+#[test]
+fn stream_candidates_hide_their_text_in_debug() {
+    let mut s = StreamScanner::new();
+    let found = s.feed(b"x u+aB3dE6gH9jK2mN5pQ8 y");
+    let shown = format!("{found:?}");
+    assert!(!shown.contains("aB3dE6gH9jK2mN5pQ8"), "{shown}");
+    assert!(
+        shown.contains("pQ8") && shown.contains("UserToken"),
+        "{shown}"
     );
 }
