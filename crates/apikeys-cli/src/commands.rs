@@ -168,17 +168,21 @@ fn audit_safe(s: &str) -> String {
 }
 
 /// The actor's role as the keyring decides on it: the stored one when it
-/// knows them (a removed user may do nothing), else the one they claim.
-fn standing(ctx: &Ctx, action: AuditAction, subject: Option<&str>) -> Result<Role, Failure> {
+/// knows them (a removed user may do nothing), else the one they claim. A
+/// refusal of a change (`action`) is recorded; a read's is not, as the
+/// library records no reads in the durable trail.
+fn standing(
+    ctx: &Ctx,
+    action: Option<AuditAction>,
+    subject: Option<&str>,
+) -> Result<Role, Failure> {
     let actor = ctx.actor()?;
+    let removed = "this user was removed from the account; set their role again to restore them";
     match ctx.keyring.user(&actor.account, &actor.user)? {
-        Some(s) if s.removed => Err(refuse(
-            ctx,
-            actor.role,
-            action,
-            subject,
-            "this user was removed from the account; set their role again to restore them",
-        )),
+        Some(s) if s.removed => Err(match action {
+            Some(action) => refuse(ctx, actor.role, action, subject, removed),
+            None => Failure::error(format!("not permitted: {removed}")),
+        }),
         Some(s) => Ok(s.role),
         None => Ok(actor.role),
     }
@@ -241,7 +245,7 @@ fn account(ctx: &Ctx, cmd: AccountCmd) -> Result<u8, Failure> {
     let actor = ctx.actor()?;
     match cmd {
         AccountCmd::Show => {
-            standing(ctx, AuditAction::SetAccount, None)?;
+            standing(ctx, None, None)?;
             let s = ctx.keyring.account(&actor.account)?;
             settings_out(ctx, &actor.account, s)
         }
@@ -249,7 +253,7 @@ fn account(ctx: &Ctx, cmd: AccountCmd) -> Result<u8, Failure> {
             rest_api,
             advanced_permissions,
         } => {
-            let role = standing(ctx, AuditAction::SetAccount, None)?;
+            let role = standing(ctx, Some(AuditAction::SetAccount), None)?;
             if !role.is_admin_or_owner() {
                 return Err(refuse(
                     ctx,
@@ -277,7 +281,7 @@ fn user(ctx: &Ctx, cmd: UserCmd) -> Result<u8, Failure> {
     match cmd {
         UserCmd::SetRole { user, role } => {
             let action = AuditAction::SetUserRole;
-            let mine = standing(ctx, action, Some(&user))?;
+            let mine = standing(ctx, Some(action), Some(&user))?;
             let theirs = ctx.keyring.user(&actor.account, &user)?;
             may_manage_user(ctx, mine, action, &user, theirs.map(|s| s.role), Some(role))?;
             ctx.keyring.set_user_role(&actor.account, &user, role)?;
@@ -290,7 +294,7 @@ fn user(ctx: &Ctx, cmd: UserCmd) -> Result<u8, Failure> {
         }
         UserCmd::Remove { user } => {
             let action = AuditAction::RemoveUser;
-            let mine = standing(ctx, action, Some(&user))?;
+            let mine = standing(ctx, Some(action), Some(&user))?;
             let theirs = ctx.keyring.user(&actor.account, &user)?;
             may_manage_user(ctx, mine, action, &user, theirs.map(|s| s.role), None)?;
             let n = ctx.keyring.remove_user(&actor.account, &user)?;
@@ -305,7 +309,7 @@ fn user(ctx: &Ctx, cmd: UserCmd) -> Result<u8, Failure> {
             Ok(0)
         }
         UserCmd::Show { user } => {
-            let mine = standing(ctx, AuditAction::SetUserRole, Some(&user))?;
+            let mine = standing(ctx, None, Some(&user))?;
             if user != actor.user && !mine.is_admin_or_owner() {
                 return Err(Failure::error(format!(
                     "not permitted: the role '{mine}' may see only its own user"
@@ -498,7 +502,7 @@ fn rotate(ctx: &Ctx, id: &str, grace: std::time::Duration) -> Result<u8, Failure
 
 fn audit(ctx: &Ctx, args: &AuditArgs) -> Result<u8, Failure> {
     let actor = ctx.actor()?;
-    let role = standing(ctx, AuditAction::Get, None)?;
+    let role = standing(ctx, None, None)?;
     if !ctx
         .keyring
         .grants()

@@ -1,29 +1,7 @@
 //! Finding keys in text: [`find_candidates`] (what looks like a key, and
-//! where) and, with a keyring, [`Keyring::check_leaked`](crate::Keyring::check_leaked)
+//! where; its documentation says what counts), [`StreamScanner`] (the same
+//! over a stream) and, with a keyring, [`Keyring::check_leaked`](crate::Keyring::check_leaked)
 //! (which of those are keys of its store).
-//!
-//! A *candidate* is a whole word — a maximal run of `[A-Za-z0-9_-]`, with
-//! the `u+` or `s+` prefix of a user or scoped token at its start, never a
-//! piece of a longer one — that has the exact shape of one kind of key
-//! ([`KeyKind::parse`]). A `+` belongs to a word only as such a prefix (its
-//! `u` or `s` not preceded by a letter, digit, `_` or `-`); anywhere else it
-//! separates words, as in a diff's `+u+…` line or `a+b`.
-//!
-//! - user tokens (`u+…`), scoped tokens (`s+…`) and routing keys (`R0…`)
-//!   carry a prefix that ordinary text rarely has, and are found anywhere;
-//! - general keys (20 URL-safe characters) and integration keys (32 lowercase
-//!   hex characters) look like many other things (identifiers, hashes), so
-//!   they are found only with a telling context on the same line, at most
-//!   [`CONTEXT_BYTES`] before them: a word such as `Authorization`,
-//!   `Token token=`, `token`, `api_key`, `routing_key`, `integration_key` or
-//!   `service_key`, in any case, with `_`, `-`, spaces or nothing between its
-//!   parts. A file of random hex gives none.
-//!
-//! The scan reads each byte a bounded number of times (linear in the input,
-//! whatever it holds), never allocates per byte, and never panics: any bytes
-//! are accepted ([`find_candidates_in_bytes`] for input that need not be
-//! UTF-8; [`StreamScanner`] for a stream read a chunk at a time). Keys in
-//! URL-encoded form (`u%2B…`) are not recognised.
 
 use std::fmt;
 use std::ops::Range;
@@ -143,9 +121,31 @@ impl fmt::Debug for Candidate<'_> {
     }
 }
 
-/// Every piece of `text` shaped like a key, in order (see the [module
-/// documentation](self) for what counts). Offsets are byte offsets into
-/// `text`, always on character boundaries.
+/// Every piece of `text` shaped like a key, in order. Offsets are byte
+/// offsets into `text`, always on character boundaries.
+///
+/// A *candidate* is a whole word — a maximal run of `[A-Za-z0-9_-]`, with
+/// the `u+` or `s+` prefix of a user or scoped token at its start, never a
+/// piece of a longer one — that has the exact shape of one kind of key
+/// ([`KeyKind::parse`]). A `+` belongs to a word only as such a prefix (its
+/// `u` or `s` not preceded by a letter, digit, `_` or `-`); anywhere else it
+/// separates words, as in a diff's `+u+…` line or `a+b`.
+///
+/// - user tokens (`u+…`), scoped tokens (`s+…`) and routing keys (`R0…`)
+///   carry a prefix that ordinary text rarely has, and are found anywhere;
+/// - general keys (20 URL-safe characters) and integration keys (32 lowercase
+///   hex characters) look like many other things (identifiers, hashes), so
+///   they are found only with a telling context on the same line, at most
+///   [`CONTEXT_BYTES`] before them: a word such as `Authorization`,
+///   `Token token=`, `token`, `api_key`, `routing_key`, `integration_key` or
+///   `service_key`, in any case, with `_`, `-`, spaces or nothing between its
+///   parts. A file of random hex gives none.
+///
+/// The scan reads each byte a bounded number of times (linear in the input,
+/// whatever it holds), never allocates per byte, and never panics: any bytes
+/// are accepted ([`find_candidates_in_bytes`] for input that need not be
+/// UTF-8; [`StreamScanner`] for a stream read a chunk at a time). Keys in
+/// URL-encoded form (`u%2B…`) are not recognised.
 ///
 /// ```
 /// use apikeys::{KeyKind, find_candidates};
