@@ -25,6 +25,7 @@ use crate::role::{Actor, Role, UserState};
 use crate::store::{KeyStore, MemoryStore};
 
 mod issue;
+mod leaks;
 mod manage;
 mod rotate;
 mod verify;
