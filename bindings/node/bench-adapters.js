@@ -12,7 +12,7 @@
 //   node bench-adapters.js --quick      # a smoke run (scripts/test-node.sh); or APIKEYS_BENCH_QUICK=1
 //   node bench-adapters.js --loop NAME [--calls N]   # one case only, for `node --cpu-prof`
 //
-// Options: --calls N requests per case per round (default 200), --rounds N (default 101),
+// Options: --calls N requests per case per round (default 500), --rounds N (default 41),
 // --only a,b (cases whose names contain one of these).
 //
 // Cases (the same handler in every case of a table):
@@ -46,10 +46,10 @@ function arg(name, dflt) {
   return i > 0 ? process.argv[i + 1] : dflt
 }
 const QUICK = process.argv.includes('--quick') || process.env.APIKEYS_BENCH_QUICK === '1'
-// Short rounds, many of them: the fastest of many short rounds is the one
-// least disturbed by other processes.
-const CALLS = Number(arg('calls', QUICK ? 100 : 200))
-const ROUNDS = Number(arg('rounds', QUICK ? 2 : 101))
+// process.cpuUsage counts V8's helper threads too (concurrent GC): rounds
+// much shorter than this measure those threads' timing more than the request.
+const CALLS = Number(arg('calls', QUICK ? 100 : 500))
+const ROUNDS = Number(arg('rounds', QUICK ? 2 : 41))
 const ONLY = arg('only', '')
 const LOOP = arg('loop', '')
 
