@@ -73,8 +73,22 @@ struct Case<'a> {
     times: Vec<f64>,
 }
 
+impl<'a> Case<'a> {
+    fn new(name: &'static str, router: &'a mut Router, events: bool) -> Self {
+        Case {
+            name,
+            router,
+            events,
+            times: Vec::new(),
+        }
+    }
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let looped = args.iter().position(|a| a == "--loop");
     let rounds: usize = if args.iter().any(|a| a == "--quick") {
         10
@@ -106,13 +120,13 @@ fn main() {
         .with_state(());
     let key = apps.key.clone();
     let mut cases = vec![
-        Case { name: "rest-bare", router: &mut apps.plain, events: false, times: Vec::new() },
-        Case { name: "rest-noop", router: &mut apps.pass_layer, events: false, times: Vec::new() },
-        Case { name: "rest-apikeys", router: &mut apps.route_layer, events: false, times: Vec::new() },
-        Case { name: "rest-apikeys-service", router: &mut apps.service, events: false, times: Vec::new() },
-        Case { name: "events-bare", router: &mut events_bare, events: true, times: Vec::new() },
-        Case { name: "events-noop", router: &mut events_noop, events: true, times: Vec::new() },
-        Case { name: "events-apikeys", router: &mut events_apikeys, events: true, times: Vec::new() },
+        Case::new("rest-bare", &mut apps.plain, false),
+        Case::new("rest-noop", &mut apps.pass_layer, false),
+        Case::new("rest-apikeys", &mut apps.route_layer, false),
+        Case::new("rest-apikeys-service", &mut apps.service, false),
+        Case::new("events-bare", &mut events_bare, true),
+        Case::new("events-noop", &mut events_noop, true),
+        Case::new("events-apikeys", &mut events_apikeys, true),
     ];
     let request = |events: bool| {
         if events {
@@ -124,11 +138,18 @@ fn main() {
     // Every case answers, and the protected ones refuse what they must.
     for case in &mut cases {
         let want = if case.events { 202 } else { 200 };
-        assert_eq!(app::serve(case.router, request(case.events)), want, "{}", case.name);
+        assert_eq!(
+            app::serve(case.router, request(case.events)),
+            want,
+            "{}",
+            case.name
+        );
     }
     let unknown = event_body(&"R".repeat(32), 1024);
     assert_eq!(app::serve(cases[6].router, events_request(&unknown)), 401);
-    let no_key = http::Request::get("/incidents").body(Body::empty()).expect("a request");
+    let no_key = http::Request::get("/incidents")
+        .body(Body::empty())
+        .expect("a request");
     assert_eq!(app::serve(cases[2].router, no_key), 401);
 
     let rest_request = apikeys::Request::rest("GET")
@@ -139,7 +160,10 @@ fn main() {
 
     if let Some(i) = looped {
         let name = args.get(i + 1).expect("--loop CASE N");
-        let n: usize = args.get(i + 2).and_then(|a| a.parse().ok()).unwrap_or(100_000);
+        let n: usize = args
+            .get(i + 2)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(100_000);
         if let Some(case) = cases.iter_mut().find(|c| c.name == name) {
             for _ in 0..n {
                 black_box(app::serve(case.router, request(case.events)));
@@ -148,7 +172,8 @@ fn main() {
             for _ in 0..n {
                 match name.as_str() {
                     "authenticate-rest" => {
-                        black_box(keyring.authenticate(black_box(&key), &rest_request)).expect("valid");
+                        black_box(keyring.authenticate(black_box(&key), &rest_request))
+                            .expect("valid");
                     }
                     "authenticate-events" => {
                         black_box(keyring.authenticate(black_box(&events_key), &events_check))
@@ -184,7 +209,8 @@ fn main() {
                 for req in reqs {
                     black_box(app::serve(case.router, req));
                 }
-                case.times.push(t.elapsed().as_nanos() as f64 / BATCH as f64);
+                case.times
+                    .push(t.elapsed().as_nanos() as f64 / BATCH as f64);
                 continue;
             }
             let (name, times) = &mut parts[k - cases.len()];
@@ -192,7 +218,8 @@ fn main() {
             for _ in 0..BATCH {
                 match *name {
                     "authenticate-rest" => {
-                        black_box(keyring.authenticate(black_box(&key), &rest_request)).expect("valid");
+                        black_box(keyring.authenticate(black_box(&key), &rest_request))
+                            .expect("valid");
                     }
                     "authenticate-events" => {
                         black_box(keyring.authenticate(black_box(&events_key), &events_check))
@@ -217,7 +244,10 @@ fn main() {
     println!(
         "{rounds} rounds of batches of {BATCH} requests per case, rotating order (ns per request: fastest batch, median batch; + over the no-op layer)"
     );
-    for (prefix, title) in [("rest-", "REST, GET /incidents (incidents.read)"), ("events-", "Events, 1 KiB JSON")] {
+    for (prefix, title) in [
+        ("rest-", "REST, GET /incidents (incidents.read)"),
+        ("events-", "Events, 1 KiB JSON"),
+    ] {
         println!("{title}");
         let floor = cases
             .iter_mut()
@@ -245,9 +275,27 @@ fn main() {
         "summary (ns): added over the no-op layer (fastest, median), over no layer (fastest), authenticate alone, target (authenticate + 300), gap over the no-op"
     );
     for (label, case, floor, bare, core) in [
-        ("RestAuthLayer, route_layer", "rest-apikeys", "rest-noop", "rest-bare", "authenticate-rest"),
-        ("RestAuthLayer, get_service", "rest-apikeys-service", "rest-noop", "rest-bare", "authenticate-rest"),
-        ("EventsAuthLayer, route_layer", "events-apikeys", "events-noop", "events-bare", "authenticate-events"),
+        (
+            "RestAuthLayer, route_layer",
+            "rest-apikeys",
+            "rest-noop",
+            "rest-bare",
+            "authenticate-rest",
+        ),
+        (
+            "RestAuthLayer, get_service",
+            "rest-apikeys-service",
+            "rest-noop",
+            "rest-bare",
+            "authenticate-rest",
+        ),
+        (
+            "EventsAuthLayer, route_layer",
+            "events-apikeys",
+            "events-noop",
+            "events-bare",
+            "authenticate-events",
+        ),
     ] {
         let (c, cm) = best[case];
         let (f, fm) = best[floor];
