@@ -23,7 +23,8 @@ principal through `request.state`, and `Depends(require_scope(...))` beside a
 no-op `Depends` (the same dependency machinery doing nothing). The rounds go
 through every case in turn, the order rotating each round, so a burst of load
 from elsewhere hits all cases alike; each case's figure is the fastest round
-(and the median round), in µs per request, and the adapter's cost is the
+by this thread's CPU time (and the median round; the fastest by the wall
+clock beside them), in µs per request, and the adapter's cost is the
 difference to the no-op middleware in the same table.
 """
 
