@@ -125,8 +125,9 @@ http.ServerResponse.prototype.end = function benchEnd(...args) {
 }
 const REST_ANSWER = { incidents: [], limit: 25, offset: 0, more: false }
 const ACK = { status: 'success', message: 'Event processed' }
+let seen // the principal the last REST handler took
 const restHandler = (req, res) => {
-  void req.apikey // what a handler does to take the principal
+  seen = req.apikey // what a handler does to take the principal
   res.json(REST_ANSWER)
 }
 const eventsHandler = (req, res) => {
@@ -178,6 +179,7 @@ function restCase(kind) {
     await once(a, 'GET', '/incidents', REST_RAW)
     if (lastStatus !== 200) throw new Error(`${kind} answered ${lastStatus}`)
     if (kind === 'rest-apikeys') {
+      if (seen?.account !== 'acme') throw new Error(`${kind}: the handler got no principal`)
       await once(a, 'GET', '/incidents', REST_RAW.slice(0, 4))
       if (lastStatus !== 401) throw new Error(`${kind} answered ${lastStatus} without a key`)
     }
