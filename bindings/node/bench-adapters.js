@@ -12,7 +12,7 @@
 //   node bench-adapters.js --quick      # a smoke run (scripts/test-node.sh); or APIKEYS_BENCH_QUICK=1
 //   node bench-adapters.js --loop NAME [--calls N]   # one case only, for `node --cpu-prof`
 //
-// Options: --calls N requests per case per round (default 500), --rounds N (default 41),
+// Options: --calls N requests per case per round (default 200), --rounds N (default 151),
 // --only a,b (cases whose names contain one of these).
 //
 // Cases (the same handler in every case of a table):
@@ -30,13 +30,16 @@
 //   The binding alone: keyring.authenticate (REST with the scope; Events),
 //   eventRoutingKey on the 1 KiB body, tokenFromAuthorization.
 //
-// Each round runs every case in turn, the order rotating each round; a case's
+// Each case runs in a worker thread of its own (one Express app per V8
+// isolate, as in a server); each round runs every case in turn, the order
+// rotating each round, the main thread saying when; a case's
 // figure is its fastest round and its median round, in µs of process CPU time
 // per request (process.cpuUsage: user + system, the load of other processes
 // does not count), and the fastest round by the wall clock.
 
 const http = require('node:http')
 const os = require('node:os')
+const { Worker, isMainThread, parentPort, workerData } = require('node:worker_threads')
 const express = require(require.resolve('express', { paths: [__dirname] }))
 const { Keyring, eventRoutingKey } = require('./index.js')
 const { apikeys, tokenFromAuthorization } = require('./express.js')
@@ -46,10 +49,9 @@ function arg(name, dflt) {
   return i > 0 ? process.argv[i + 1] : dflt
 }
 const QUICK = process.argv.includes('--quick') || process.env.APIKEYS_BENCH_QUICK === '1'
-// process.cpuUsage counts V8's helper threads too (concurrent GC): rounds
-// much shorter than this measure those threads' timing more than the request.
-const CALLS = Number(arg('calls', QUICK ? 100 : 500))
-const ROUNDS = Number(arg('rounds', QUICK ? 2 : 41))
+// Many short rounds: the fastest is the one least disturbed by other processes.
+const CALLS = Number(arg('calls', QUICK ? 100 : 200))
+const ROUNDS = Number(arg('rounds', QUICK ? 2 : 151))
 const ONLY = arg('only', '')
 const LOOP = arg('loop', '')
 
@@ -236,24 +238,29 @@ function coreCase(fn) {
 const restRequest = { api: 'rest', method: 'GET', scope: 'incidents.read' }
 const eventsRequest = { api: 'events' }
 const header = `Token token=${restKey}`
+// Factories: a case is built only where it runs.
 const all = {
-  'rest-bare': restCase('rest-bare'),
-  'rest-noop': restCase('rest-noop'),
-  'rest-apikeys': restCase('rest-apikeys'),
-  'events-bare': eventsCase('events-bare'),
-  'events-noop': eventsCase('events-noop'),
-  'events-apikeys': eventsCase('events-apikeys'),
-  'events-json-apikeys': eventsCase('events-json-apikeys'),
-  'mw-noop': middlewareCase('noop'),
-  'mw-apikeys': middlewareCase('apikeys'),
-  'authenticate-rest': coreCase(() => keyring.authenticate(restKey, restRequest)),
-  'authenticate-events': coreCase(() => keyring.authenticate(eventsKey, eventsRequest)),
-  'eventRoutingKey-1KiB': coreCase(() => eventRoutingKey(EVENT)),
-  tokenFromAuthorization: coreCase(() => tokenFromAuthorization(header)),
+  'rest-bare': () => restCase('rest-bare'),
+  'rest-noop': () => restCase('rest-noop'),
+  'rest-apikeys': () => restCase('rest-apikeys'),
+  'events-bare': () => eventsCase('events-bare'),
+  'events-noop': () => eventsCase('events-noop'),
+  'events-apikeys': () => eventsCase('events-apikeys'),
+  'events-json-apikeys': () => eventsCase('events-json-apikeys'),
+  'mw-noop': () => middlewareCase('noop'),
+  'mw-apikeys': () => middlewareCase('apikeys'),
+  'authenticate-rest': () => coreCase(() => keyring.authenticate(restKey, restRequest)),
+  'authenticate-events': () => coreCase(() => keyring.authenticate(eventsKey, eventsRequest)),
+  'eventRoutingKey-1KiB': () => coreCase(() => eventRoutingKey(EVENT)),
+  tokenFromAuthorization: () => coreCase(() => tokenFromAuthorization(header)),
 }
-const cases = Object.fromEntries(
-  Object.entries(all).filter(([name]) => !ONLY || ONLY.split(',').some((w) => name.includes(w))),
-)
+const TABLES = {
+  rest: 'Express, REST',
+  events: 'Express, Events 1 KiB',
+  mw: 'the REST middleware function alone',
+}
+const tableOf = (name) => TABLES[name.split('-')[0]] ?? 'the binding alone'
+const names = Object.keys(all).filter((name) => !ONLY || ONLY.split(',').some((w) => name.includes(w)))
 
 const load = () => `load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`
 const cpuNow = () => {
@@ -265,44 +272,74 @@ const median = (v) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
 }
 
+// Each case runs in a worker thread of its own: its own V8 isolate, so one
+// Express app per isolate, as in a server (seven apps in one isolate would
+// share Express's inline caches across seven request shapes, and each
+// case's speed would depend on the others). The main thread only says when.
+async function worker() {
+  const c = all[workerData]()
+  await c.check()
+  parentPort.on('message', async (n) => {
+    const c0 = cpuNow()
+    const t0 = process.hrtime.bigint()
+    await c.run(n)
+    parentPort.postMessage({ wall: Number(process.hrtime.bigint() - t0) / 1000 / n, cpu: (cpuNow() - c0) / n })
+  })
+  parentPort.postMessage('ready')
+}
+
+function start(name) {
+  const w = new Worker(__filename, { workerData: name, argv: process.argv.slice(2) })
+  let pending = null
+  w.on('message', (m) => {
+    const p = pending
+    pending = null
+    p.resolve(m)
+  })
+  w.on('error', (e) => {
+    if (pending) pending.reject(new Error(`${name}: ${e.message}`))
+    else throw e
+  })
+  const ask = (n) =>
+    new Promise((resolve, reject) => {
+      pending = { resolve, reject }
+      if (n !== undefined) w.postMessage(n)
+    })
+  return { ready: ask(), run: ask, stop: () => w.terminate() }
+}
+
 async function main() {
-  for (const [name, c] of Object.entries(cases)) {
-    try {
-      await c.check()
-    } catch (e) {
-      throw new Error(`${name}: ${e.message}`)
-    }
-  }
   if (LOOP) {
-    const c = all[LOOP]
+    const c = all[LOOP]?.()
     if (!c) throw new Error(`no case ${LOOP}`)
+    await c.check()
     await c.run(500)
     await c.run(Number(arg('calls', 200000)))
     return
   }
-  const names = Object.keys(cases)
+  const workers = Object.fromEntries(names.map((n) => [n, start(n)]))
+  for (const n of names) await workers[n].ready
   const cpu = Object.fromEntries(names.map((n) => [n, []]))
   const wall = Object.fromEntries(names.map((n) => [n, []]))
   console.log(
     `apikeys/express on Node ${process.version}, Express ${require(require.resolve('express/package.json', { paths: [__dirname] })).version}; ` +
-      `${CALLS} requests per case per round, ${ROUNDS} rounds in rotating order; ${load()} before`,
+      `${CALLS} requests per case per round, ${ROUNDS} rounds in rotating order, each case in a worker thread of its own; ${load()} before`,
   )
-  for (const n of names) await cases[n].run(Math.max(50, CALLS / 10)) // warm-up: JIT, caches
+  for (const n of names) await workers[n].run(Math.max(50, CALLS / 10)) // warm-up: JIT, caches
   for (let r = 0; r < ROUNDS; r++) {
     for (let i = 0; i < names.length; i++) {
       const name = names[(i + r) % names.length]
-      const c0 = cpuNow()
-      const t0 = process.hrtime.bigint()
-      await cases[name].run(CALLS)
-      wall[name].push(Number(process.hrtime.bigint() - t0) / 1000 / CALLS)
-      cpu[name].push((cpuNow() - c0) / CALLS)
+      const m = await workers[name].run(CALLS)
+      wall[name].push(m.wall)
+      cpu[name].push(m.cpu)
     }
   }
+  await Promise.all(names.map((n) => workers[n].stop()))
   const best = Object.fromEntries(names.map((n) => [n, Math.min(...cpu[n])]))
   const med = Object.fromEntries(names.map((n) => [n, median(cpu[n])]))
   const bestWall = Object.fromEntries(names.map((n) => [n, Math.min(...wall[n])]))
   const tables = {}
-  for (const n of names) (tables[cases[n].table] ??= []).push(n)
+  for (const n of names) (tables[tableOf(n)] ??= []).push(n)
   const f = (x) => x.toFixed(2).padStart(7)
   for (const [table, ns] of Object.entries(tables)) {
     console.log(`\n${table}  (µs per request, CPU: fastest round, median round; wall: fastest; + over the no-op, CPU fastest and median)`)
@@ -328,7 +365,7 @@ async function main() {
   console.log(`\n(${load()} after)`)
 }
 
-main().catch((e) => {
+;(isMainThread ? main() : worker()).catch((e) => {
   console.error(e)
   process.exit(1)
 })
