@@ -644,6 +644,14 @@ pub fn audit_query_refusals(make: MakeKeyring<'_>) {
     };
     let now = clock.now();
     refused(AuditQuery::account(""), "account");
+    refused(AuditQuery::account("ac\0me"), "account");
+    refused(AuditQuery::account("ac me"), "account");
+    let mut q = AuditQuery::account("acme");
+    q.actor = Some("PADMIN\u{0}".into());
+    refused(q, "actor");
+    let mut q = AuditQuery::account("acme");
+    q.actor = Some(String::new());
+    refused(q, "actor");
     let mut q = AuditQuery::account("acme");
     q.since = Some(now);
     q.until = Some(Timestamp::from_unix_millis(now.unix_millis() - 1));
