@@ -333,14 +333,15 @@ def test_rotate_and_end_rotation_check_their_arguments(tmp_path: pathlib.Path) -
             kr.rotate(actor, key.record.id, 60)
         with pytest.raises(TypeError, match="argument 'actor' must be apikeys.Actor"):
             kr.end_rotation(actor, key.record.id)
-    for key_id in (None, 42, b"P0000000000000"):
+    wrong: List[Any] = [None, 42, b"P0000000000000"]
+    for key_id in wrong:
         with pytest.raises(TypeError, match="argument 'key_id' must be str"):
-            kr.rotate(admin("acme"), key_id, 60)  # type: ignore[arg-type]
-        with pytest.raises(TypeError, match="argument 'key_id' must be str"):
-            kr.end_rotation(admin("acme"), key_id)  # type: ignore[arg-type]
-    for key_id in ("", "\ud800", "x" * 100_000, key.secret):
-        with pytest.raises(apikeys.ApiKeyError) as e:
             kr.rotate(admin("acme"), key_id, 60)
+        with pytest.raises(TypeError, match="argument 'key_id' must be str"):
+            kr.end_rotation(admin("acme"), key_id)
+    for malformed in ("", "\ud800", "x" * 100_000, key.secret):
+        with pytest.raises(apikeys.ApiKeyError) as e:
+            kr.rotate(admin("acme"), malformed, 60)
         assert isinstance(e.value, (apikeys.InvalidInput, apikeys.NotFound))
         assert key.secret not in str(e.value) and len(str(e.value)) < 300
     with pytest.raises(TypeError):

@@ -459,7 +459,7 @@ class Keyring:
         *,
         key_id: str | None = None,
         actor: str | None = None,
-        actions: Iterable[_AuditAction] | None = None,
+        actions: Iterable[str] | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int = 100,
