@@ -203,6 +203,11 @@ def test_audit_query_refusals(make: Make, clock: apikeys.ManualClock) -> None:
 
     refused("account", account="")
     refused("account", account="a" * 129)
+    # No id holds a control character (PostgreSQL would refuse a NUL).
+    refused("account", account="a\0b")
+    refused("account", account="a\nb")
+    refused("actor", actor="PADMIN\0")
+    refused("actor", actor="\x7f")
     refused("until", since=now, until=now - timedelta(milliseconds=1))
     refused("until", since=now - timedelta(days=32), until=now)
     refused("until", since=now - 32 * DAY)  # until defaults to now
