@@ -621,6 +621,37 @@ pub struct Keyring {
 }
 
 impl Keyring {
+    /// `authenticate`, from where the request came when the caller said (a
+    /// request that does not say leaves the key's last place as it was).
+    fn check(
+        &self,
+        token: &str,
+        request: &Request,
+        address: Option<&str>,
+        path: Option<&str>,
+    ) -> apikeys::Result<apikeys::Principal> {
+        if address.is_none() && path.is_none() {
+            return self.inner.authenticate(token, request);
+        }
+        self.inner
+            .authenticate_from(token, request, &origin(&address, path))
+    }
+
+    /// `try_authenticate`, as `check`.
+    fn try_check(
+        &self,
+        token: &str,
+        request: &Request,
+        address: Option<&str>,
+        path: Option<&str>,
+    ) -> Option<apikeys::Result<apikeys::Principal>> {
+        if address.is_none() && path.is_none() {
+            return self.inner.try_authenticate(token, request);
+        }
+        self.inner
+            .try_authenticate_from(token, request, &origin(&address, path))
+    }
+
     /// Run a management call without the GIL and convert its result.
     fn manage<'py, T, U>(
         &self,
@@ -1054,11 +1085,14 @@ impl Keyring {
         // A string that is not valid UTF-8 cannot be a key: pass it on with
         // replacement characters and let the core refuse it as malformed.
         let token = convert::py_str(token, "token")?.to_string_lossy();
-        let request = request_of(py, api, method, scope, remote_address, path)?;
+        let request = request_of(py, api, method, scope)?;
+        let address = convert::opt_note(remote_address, "remote_address")?;
+        let path = convert::opt_note(path, "path")?;
+        let (address, path) = (address.as_deref(), path.as_deref());
         let result = if self.blocking_store {
-            py.detach(|| self.inner.authenticate(&token, &request))
+            py.detach(|| self.check(&token, &request, address, path))
         } else {
-            self.inner.authenticate(&token, &request)
+            self.check(&token, &request, address, path)
         };
         result.map(Principal).map_err(|e| errors::to_py(py, e))
     }
@@ -1085,8 +1119,10 @@ impl Keyring {
         path: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Option<Principal>> {
         let token = convert::py_str(token, "token")?.to_string_lossy();
-        let request = request_of(py, api, method, scope, remote_address, path)?;
-        match self.inner.try_authenticate(&token, &request) {
+        let request = request_of(py, api, method, scope)?;
+        let address = convert::opt_note(remote_address, "remote_address")?;
+        let path = convert::opt_note(path, "path")?;
+        match self.try_check(&token, &request, address.as_deref(), path.as_deref()) {
             None => Ok(None),
             Some(result) => result
                 .map(|p| Some(Principal(p)))
@@ -1150,8 +1186,6 @@ fn request_of(
     api: Option<&Bound<'_, PyAny>>,
     method: Option<&Bound<'_, PyAny>>,
     scope: Option<&Bound<'_, PyAny>>,
-    remote_address: Option<&Bound<'_, PyAny>>,
-    path: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Request> {
     let api = api.map_or(Ok("rest"), |a| text(a, "api"))?;
     let mut request = match api {
@@ -1166,14 +1200,16 @@ fn request_of(
             .with_scope(text(scope, "scope")?)
             .map_err(|e| errors::to_py(py, e))?;
     }
-    // Where the request came from: only when said (a request that does not
-    // say costs nothing more, and leaves the key's last place as it was).
-    if remote_address.is_some_and(|v| !v.is_none()) || path.is_some_and(|v| !v.is_none()) {
-        let address = convert::opt_note(remote_address, "remote_address")?;
-        let path = convert::opt_note(path, "path")?;
-        request = request.with_place(address.as_deref(), path.as_deref());
-    }
     Ok(request)
+}
+
+/// Where a request came from, borrowed from the caller's strings: the core
+/// copies it only when it writes the key's last use (once a minute per key).
+fn origin<'a>(address: &'a Option<&'a str>, path: Option<&'a str>) -> apikeys::Origin<'a> {
+    apikeys::Origin {
+        remote_address: address.as_ref().map(|a| a as &dyn std::fmt::Display),
+        path,
+    }
 }
 
 /// `Role.from_string`: the canonical name of a role string or alias.
