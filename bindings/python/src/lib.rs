@@ -22,6 +22,15 @@
 //!   a note, and only on 3.11+), so arguments are taken as `PyAny` and
 //!   converted here. `None` for an optional argument means its default.
 //! - Secrets: only `IssuedKey.secret` returns a key; no `repr` shows one.
+//! - Durations (`grace`, `rotation_quiet`, `older_than`) are seconds (`int`,
+//!   `float`) or a `timedelta`, like `Limit`'s window (`convert::duration`);
+//!   their bounds are the core's.
+//! - A record's rotation is an object (`KeyRecord.rotation`, like
+//!   `KeyRecord.disabled`), with `rotated_to`/`rotated_from` on the record as
+//!   in Rust. The audit query is keyword arguments of `audit_records` (module
+//!   `audit`). The caller's context is a `CallContext` an `Actor` carries.
+//! - `authenticate(…, remote_address=, path=)` hands the core the strings
+//!   borrowed (`Keyring::authenticate_from`); only a written last use copies them.
 
 use std::sync::Arc;
 
