@@ -440,3 +440,12 @@ fn a_version_1_database_is_migrated_on_connect_and_keeps_its_keys() {
         .get(0);
     assert_eq!(version, apikeys_postgres::SCHEMA_VERSION);
 }
+
+#[test]
+fn a_rotation_end_in_another_process_is_seen() {
+    let schema = fresh_schema();
+    durable::a_rotation_end_in_another_process_is_seen(
+        &Keyring::new(store_in(&schema, PostgresStore::options())),
+        &schema,
+    );
+}

@@ -627,3 +627,13 @@ fn a_failed_write_keeps_sqlites_error_and_never_prints_what_it_wrote() {
         assert!(!text.contains("acct-7f3e9"), "{text}");
     }
 }
+
+#[test]
+fn a_rotation_end_in_another_process_is_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rotation-process.db");
+    durable::a_rotation_end_in_another_process_is_seen(
+        &Keyring::new(SqliteStore::open(&path).unwrap()),
+        &path,
+    );
+}
