@@ -842,6 +842,7 @@ module.exports.Keyring = nativeBinding.Keyring
 module.exports.ManualClock = nativeBinding.ManualClock
 module.exports.AccessLevel = nativeBinding.AccessLevel
 module.exports.Api = nativeBinding.Api
+module.exports.AuditAction = nativeBinding.AuditAction
 module.exports.ErrorCode = nativeBinding.ErrorCode
 module.exports.eventRoutingKey = nativeBinding.eventRoutingKey
 module.exports.KeyKind = nativeBinding.KeyKind

@@ -17,7 +17,9 @@
 //     no object per call),
 //   - throws authentication failures as Errors built here from the addon's
 //     error templates (a native throw costs twice as much),
-//   - hides the key of an IssuedKey from util.inspect and JSON.stringify.
+//   - hides the key of an IssuedKey from util.inspect and JSON.stringify,
+//   - gives each audit event its toPagerDuty() method, over the JSON the core
+//     wrote for it (the shape is the core's, never rebuilt here).
 
 const { inspect } = require('node:util')
 const binding = require('./binding.js')
@@ -54,11 +56,27 @@ function known(object, names, name) {
   }
 }
 
+const CONTEXT_OPTIONS = ['requestId', 'remoteAddress', 'callerKey']
+
+// An actor's call context: an options object of strings, each optional.
+function checkContext(context, name) {
+  if (!isPlainObject(context)) throw argTypeError(name, 'an object { requestId, remoteAddress, callerKey }', context)
+  known(context, CONTEXT_OPTIONS, name)
+  const out = {}
+  for (const k of CONTEXT_OPTIONS) {
+    const v = context[k]
+    if (v !== undefined && v !== null) out[k] = text(v, `${name}.${k}`)
+  }
+  return out
+}
+
 function checkActor(actor, name = 'actor') {
-  if (!isPlainObject(actor)) throw argTypeError(name, 'an object { account, user, role }', actor)
-  // Each field read once; a fresh object: the addon reads exactly these three.
-  const { account, user, role } = actor
-  return { account: text(account, `${name}.account`), user: text(user, `${name}.user`), role: text(role, `${name}.role`) }
+  if (!isPlainObject(actor)) throw argTypeError(name, 'an object { account, user, role, context? }', actor)
+  // Each field read once; a fresh object: the addon reads exactly these (other fields are ignored).
+  const { account, user, role, context } = actor
+  const out = { account: text(account, `${name}.account`), user: text(user, `${name}.user`), role: text(role, `${name}.role`) }
+  if (context !== undefined && context !== null) out.context = checkContext(context, `${name}.context`)
+  return out
 }
 
 const getTime = Date.prototype.getTime
@@ -108,6 +126,56 @@ function checkScopes(scopes, name = 'scopes') {
   if (n > MAX_SCOPES_READ) throw invalidInput(`invalid ${name}: too many scopes`, name)
   const out = new Array(n)
   for (let i = 0; i < n; i++) out[i] = text(scopes[i], `${name}[${i}]`)
+  return out
+}
+
+const ROTATE_OPTIONS = ['graceMs']
+
+function checkRotateOptions(options, name = 'options') {
+  if (!isPlainObject(options)) throw argTypeError(name, 'an object { graceMs }', options)
+  known(options, ROTATE_OPTIONS, name)
+  const graceMs = options.graceMs
+  // NaN, negative and huge numbers are the addon's to refuse (ERR_INVALID_INPUT, field 'grace').
+  if (typeof graceMs !== 'number') throw argTypeError(`${name}.graceMs`, 'a number of milliseconds', graceMs)
+  return { graceMs }
+}
+
+// A number of milliseconds; its range is the addon's to check.
+const millis = (name) => (v) => {
+  if (typeof v !== 'number') throw argTypeError(name, 'a number of milliseconds', v)
+  return v
+}
+
+// An array of strings, its length and each element read once into a fresh array.
+function checkStrings(values, name, max) {
+  if (!Array.isArray(values)) throw argTypeError(name, 'an array of strings', values)
+  const n = values.length
+  if (!Number.isSafeInteger(n) || n < 0) throw argTypeError(name, 'an array of strings', values)
+  if (n > max) throw invalidInput(`invalid ${name}: too many values`, name)
+  const out = new Array(n)
+  for (let i = 0; i < n; i++) out[i] = text(values[i], `${name}[${i}]`)
+  return out
+}
+
+const AUDIT_QUERY = ['account', 'keyId', 'actor', 'actions', 'since', 'until', 'limit', 'cursor']
+
+function checkAuditQuery(query, name = 'query') {
+  if (!isPlainObject(query)) throw argTypeError(name, 'an object { account, keyId, actor, actions, since, until, limit, cursor }', query)
+  known(query, AUDIT_QUERY, name)
+  const { account, keyId, actor, actions, since, until, limit, cursor } = query
+  const out = { account: text(account, `${name}.account`) }
+  if (keyId !== undefined && keyId !== null) out.keyId = text(keyId, `${name}.keyId`)
+  if (actor !== undefined && actor !== null) out.actor = text(actor, `${name}.actor`)
+  // Far more than there are actions: a bound on what is read from an array-like whose length lies.
+  if (actions !== undefined && actions !== null) out.actions = checkStrings(actions, `${name}.actions`, 64)
+  if (since !== undefined && since !== null) out.since = checkDate(since, `${name}.since`)
+  if (until !== undefined && until !== null) out.until = checkDate(until, `${name}.until`)
+  if (limit !== undefined && limit !== null) {
+    // Whole numbers from 1 to 1000 are the addon's to check (ERR_INVALID_INPUT, field 'limit').
+    if (typeof limit !== 'number') throw argTypeError(`${name}.limit`, 'a number', limit)
+    out.limit = limit
+  }
+  if (cursor !== undefined && cursor !== null) out.cursor = text(cursor, `${name}.cursor`)
   return out
 }
 
@@ -198,14 +266,14 @@ function checkRateLimiter(limiter) {
   return out
 }
 
-const KEYRING_OPTIONS = ['pepper', 'store', 'rateLimits', 'rateLimiter', 'auditCapacity', 'clock']
+const KEYRING_OPTIONS = ['pepper', 'store', 'rateLimits', 'rateLimiter', 'auditCapacity', 'rotationQuietMs', 'clock']
 
 // [the options for the addon, the clock it takes on its own].
 function checkKeyringOptions(options) {
   if (options === undefined || options === null) return [undefined, undefined]
   if (!isPlainObject(options)) throw argTypeError('options', 'an object', options)
   known(options, KEYRING_OPTIONS, 'options')
-  const { pepper, store, rateLimits, rateLimiter, auditCapacity, clock } = options
+  const { pepper, store, rateLimits, rateLimiter, auditCapacity, rotationQuietMs, clock } = options
   if (clock !== undefined && !(clock instanceof binding.ManualClock)) throw argTypeError('options.clock', 'a ManualClock', clock)
   const out = {}
   if (pepper !== undefined) {
@@ -221,6 +289,12 @@ function checkKeyringOptions(options) {
       throw argTypeError('options.auditCapacity', 'a positive integer', auditCapacity)
     }
     out.auditCapacity = auditCapacity
+  }
+  if (rotationQuietMs !== undefined) {
+    if (!Number.isSafeInteger(rotationQuietMs) || rotationQuietMs < 0) {
+      throw argTypeError('options.rotationQuietMs', 'a non-negative integer (milliseconds)', rotationQuietMs)
+    }
+    out.rotationQuietMs = rotationQuietMs
   }
   return [out, clock]
 }
@@ -318,29 +392,39 @@ function requestCode(api, method) {
   }
 }
 
-const REQUEST_FIELDS = ['api', 'method', 'scope']
+const REQUEST_FIELDS = ['api', 'method', 'scope', 'remoteAddress', 'path']
 
-// A name other than api, method and scope in a request object.
+// A name other than those of REQUEST_FIELDS in a request object.
 function unknownRequestField(request) {
   for (const k in request) {
-    if (k !== 'api' && k !== 'method' && k !== 'scope') {
+    if (k !== 'api' && k !== 'method' && k !== 'scope' && k !== 'remoteAddress' && k !== 'path') {
       return invalidInput(`invalid request: unknown option ${optionName(k)}; the options are ${REQUEST_FIELDS.join(', ')}`, 'request')
     }
   }
   return null
 }
 
-// The request's fields, checked: [api, method, scope or undefined]. Each read once.
+// An optional string field of a request: the string, or undefined.
+const optionalText = (v, name) => (v === undefined || v === null ? undefined : text(v, name))
+
+// The request's fields, checked: [api, method, scope, remoteAddress, path],
+// the last three undefined when not given. Each read once.
 function requestParts(request) {
-  if (request === undefined || request === null) return ['rest', 'GET', undefined]
-  if (!isPlainObject(request)) throw argTypeError('request', 'an object { api, method, scope }', request)
+  if (request === undefined || request === null) return ['rest', 'GET', undefined, undefined, undefined]
+  if (!isPlainObject(request)) throw argTypeError('request', 'an object { api, method, scope, remoteAddress, path }', request)
   const unknown = unknownRequestField(request)
   if (unknown !== null) throw unknown
-  const { api = 'rest', method = 'GET', scope } = request
+  const { api = 'rest', method = 'GET', scope, remoteAddress, path } = request
   if (typeof api !== 'string') throw argTypeError('request.api', "'rest' or 'events'", api)
   text(api, 'request.api')
   text(method, 'request.method')
-  return [api, method, scope === undefined || scope === null ? undefined : text(scope, 'request.scope')]
+  return [
+    api,
+    method,
+    optionalText(scope, 'request.scope'),
+    optionalText(remoteAddress, 'request.remoteAddress'),
+    optionalText(path, 'request.path'),
+  ]
 }
 
 // Answers of the addon's _authenticate with this bit set name an error template.
@@ -369,7 +453,37 @@ const CALLS = {
   setUserRole: [str('account'), str('user'), str('role')],
   removeUser: [str('account'), str('user')],
   user: [str('account'), str('user')],
+  rotate: [ACTOR, str('keyId'), (v) => checkRotateOptions(v)],
+  endRotation: [ACTOR, str('keyId')],
+  auditRecords: [(v) => checkAuditQuery(v)],
+  pruneAudit: [millis('olderThanMs')],
 }
+
+// The audit events' PagerDuty JSON, as the addon wrote it, by event object.
+const pagerDutyJson = new WeakMap()
+
+/** PagerDuty's `GET /audit/records` shape of this audit event: the core's JSON, parsed (a fresh object each call). */
+function toPagerDuty() {
+  const json = pagerDutyJson.get(this)
+  if (json === undefined) throw new TypeError('toPagerDuty() is a method of the audit events this package answers')
+  return JSON.parse(json)
+}
+
+// An audit event from the addon: its `toPagerDuty` field holds the core's
+// JSON; it becomes the (non-enumerable) method that parses it.
+function auditEvent(e) {
+  pagerDutyJson.set(e, e.toPagerDuty)
+  Object.defineProperty(e, 'toPagerDuty', { value: toPagerDuty, writable: true, configurable: true, enumerable: false })
+  return e
+}
+
+function auditPage(page) {
+  for (const e of page.records) auditEvent(e)
+  return page
+}
+
+// What a call's answer goes through before the caller gets it (sync and Promise twin alike).
+const RESULTS = { auditRecords: auditPage }
 
 function checked(checks, args) {
   const out = new Array(checks.length)
@@ -419,19 +533,26 @@ class Keyring extends Native {
       handle = status === null ? this._authenticate(token, 1, undefined) : this._authenticateLimited(token, 1, undefined, status)
     } else {
       // requestParts, inlined: no array per call.
-      if (!isPlainObject(request)) throw argTypeError('request', 'an object { api, method, scope }', request)
+      if (!isPlainObject(request)) throw argTypeError('request', 'an object { api, method, scope, remoteAddress, path }', request)
       for (const k in request) {
-        if (k !== 'api' && k !== 'method' && k !== 'scope') throw unknownRequestField(request)
+        if (k !== 'api' && k !== 'method' && k !== 'scope' && k !== 'remoteAddress' && k !== 'path') throw unknownRequestField(request)
       }
-      const { api = 'rest', method = 'GET', scope } = request
+      const { api = 'rest', method = 'GET', scope, remoteAddress, path } = request
       if (typeof api !== 'string') throw argTypeError('request.api', "'rest' or 'events'", api)
       text(api, 'request.api')
       text(method, 'request.method')
       if (scope !== undefined && scope !== null) text(scope, 'request.scope')
+      // Where the request came from: the addon keeps it with the key's last use (once a minute at most).
+      if (remoteAddress !== undefined && remoteAddress !== null) text(remoteAddress, 'request.remoteAddress')
+      if (path !== undefined && path !== null) text(path, 'request.path')
       const code = requestCode(api, method)
-      if (code < 0) handle = this._authenticateNamed(token, api, method, scope ?? undefined, status ?? undefined)
-      else if (status === null) handle = this._authenticate(token, code, scope ?? undefined)
-      else handle = this._authenticateLimited(token, code, scope ?? undefined, status)
+      if (code < 0) {
+        handle = this._authenticateNamed(token, api, method, scope ?? undefined, status ?? undefined, remoteAddress ?? undefined, path ?? undefined)
+      } else if (status === null) {
+        handle = this._authenticate(token, code, scope ?? undefined, remoteAddress ?? undefined, path ?? undefined)
+      } else {
+        handle = this._authenticateLimited(token, code, scope ?? undefined, status, remoteAddress ?? undefined, path ?? undefined)
+      }
     }
     if (handle >= ERROR_BIT) throw this.#error(handle - ERROR_BIT)
     const p = this.#principals.get(handle)
@@ -443,9 +564,9 @@ class Keyring extends Native {
   // Redis limiter); otherwise exactly what authenticate answers or throws.
   tryAuthenticate(token, request) {
     text(token, 'token')
-    const [api, method, scope] = requestParts(request)
+    const [api, method, scope, remoteAddress, path] = requestParts(request)
     const status = this.#status
-    const handle = this._tryAuthenticate(token, api, method, scope, status ?? undefined)
+    const handle = this._tryAuthenticate(token, api, method, scope, status ?? undefined, remoteAddress, path)
     if (handle === WOULD_BLOCK) return null
     if (handle >= ERROR_BIT) throw this.#error(handle - ERROR_BIT)
     const p = this.#principals.get(handle)
@@ -456,14 +577,20 @@ class Keyring extends Native {
   authenticateAsync(token, request) {
     try {
       text(token, 'token')
-      const [api, method, scope] = requestParts(request)
-      return this._authenticateAsync(token, api, method, scope).then((answer) => {
+      const [api, method, scope, remoteAddress, path] = requestParts(request)
+      return this._authenticateAsync(token, api, method, scope, remoteAddress, path).then((answer) => {
         const p = this.#principals.get(answer[0])
         return answer.length < 4 ? p : withStatus(p, answer[1], answer[2], answer[3])
       })
     } catch (err) {
       return Promise.reject(err)
     }
+  }
+
+  auditTrail() {
+    const events = super.auditTrail()
+    for (const e of events) auditEvent(e)
+    return events
   }
 
   // The same Error the addon throws for this failure: code, status, pdCode
@@ -492,12 +619,14 @@ for (const [name, checks] of Object.entries(CALLS)) {
   if (typeof sync !== 'function' || typeof promise !== 'function') {
     throw new Error(`apikeys: the native addon lacks ${name}; rebuild it with \`npm run build\``)
   }
+  const after = RESULTS[name]
   Object.defineProperty(Keyring.prototype, name, {
     configurable: true,
     writable: true,
     value: {
       [name](...args) {
-        return sync.apply(this, checked(checks, args))
+        const answer = sync.apply(this, checked(checks, args))
+        return after === undefined ? answer : after(answer)
       },
     }[name],
   })
@@ -507,7 +636,8 @@ for (const [name, checks] of Object.entries(CALLS)) {
     value: {
       [`${name}Async`](...args) {
         try {
-          return promise.apply(this, checked(checks, args))
+          const answer = promise.apply(this, checked(checks, args))
+          return after === undefined ? answer : answer.then(after)
         } catch (err) {
           return Promise.reject(err)
         }

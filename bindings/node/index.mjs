@@ -9,6 +9,7 @@ import cjs from './index.js'
 export const {
   AccessLevel,
   Api,
+  AuditAction,
   ErrorCode,
   eventRoutingKey,
   IssuedKey,

@@ -40,6 +40,10 @@ const CALLS = [
   ['setUserRole', ['acme', 'PUSER9', 'observer'], ['account', 'user', 'role'], 0],
   ['removeUser', ['acme', 'PUSER9'], ['account', 'user'], 0],
   ['authenticate', [key.secret, { api: 'rest', method: 'GET' }], ['token', 'request'], 1],
+  ['rotate', [owner, ID, { graceMs: 60_000 }], ['actor', 'keyId', 'options'], 0],
+  ['endRotation', [owner, ID], ['actor', 'keyId'], 0],
+  ['auditRecords', [{ account: 'acme' }], ['query'], 0],
+  ['pruneAudit', [60_000], ['olderThanMs'], 0],
 ]
 
 function assertNamesArgument(e, name, what) {
@@ -62,6 +66,7 @@ for (const [method, args, names, optional] of CALLS) {
         if (isOptional && (bad === undefined || bad === null)) continue
         if (isOptional && label === 'object') continue // an options object without known fields is fine
         if (label === 'array' && Array.isArray(args[i])) continue // an array where one belongs is no type error
+        if (label === 'number' && typeof args[i] === 'number') continue // a number where one belongs (milliseconds) neither
         const call = args.slice()
         call[i] = bad
         const what = `${method}(${names[i]} = ${label})`

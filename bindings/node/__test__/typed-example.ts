@@ -13,7 +13,16 @@ import {
   type Actor,
   type Api,
   type ApiKeyError,
+  type AuditAction,
+  type AuditContext,
   type AuditEvent,
+  type AuditPage,
+  type AuditQuery,
+  type CallContext,
+  type FieldChange,
+  type PagerDutyAuditRecord,
+  type RotateOptions,
+  type UsePlace,
   type ErrorCode,
   type KeyKind,
   type KeyRecord,
@@ -49,7 +58,7 @@ export async function everyCall(): Promise<string[]> {
   clock.advance(60_000)
   clock.set(new Date('2030-01-02T00:00:00Z'))
   const clockNow: Date = clock.now()
-  const ticking = new Keyring({ clock })
+  const ticking = new Keyring({ clock, rotationQuietMs: 5 * 60_000 })
   void [limited, custom, written, storeKind, hasLimits, degraded, overridden, clockNow, ticking]
   // @ts-expect-error: not a preset
   new Keyring({ rateLimits: 'generous' })
@@ -119,6 +128,51 @@ export async function everyCall(): Promise<string[]> {
   void allowed
   const action: AuditEvent['action'] = trail[0].action
 
+  // Rotation and the audit trail: the caller's context goes into each record.
+  const context: CallContext = { requestId: 'req-42', remoteAddress: '192.0.2.7', callerKey: token }
+  const withContext: Actor = { ...admin, context }
+  const rotateOptions: RotateOptions = { graceMs: 7 * 86_400_000 }
+  const rotated: IssuedKey = keyring.rotate(withContext, one.id, rotateOptions)
+  const rotatedFrom: string | undefined = rotated.record.rotatedFrom
+  const overlapUntil: Date | undefined = keyring.get(admin, one.id).overlapUntil
+  const successorUsedAt: Date | undefined = keyring.get(admin, one.id).successorUsedAt
+  const ended: KeyRecord = keyring.endRotation(withContext, one.id)
+  const rotatedTo: string | undefined = ended.rotatedTo
+  const quiet: number | undefined = ended.rotationQuietMs
+  const rotatedAsync: IssuedKey = await keyring.rotateAsync(admin, rotated.record.id, { graceMs: 60_000 })
+  const endedAsync: KeyRecord = await keyring.endRotationAsync(admin, rotated.record.id)
+  const placed: Principal = keyring.authenticate(rotatedAsync.secret, { method: 'GET', remoteAddress: '192.0.2.9', path: '/incidents' })
+  const lastUsedFrom: UsePlace | undefined = keyring.get(admin, placed.keyId).lastUsedFrom
+  const actions: AuditAction[] = ['rotate', 'end_rotation']
+  const query: AuditQuery = { account: 'acme', actions, since: new Date(Date.now() - 3_600_000), limit: 50 }
+  const records: AuditEvent[] = []
+  for (let cursor: string | undefined; ; ) {
+    const page: AuditPage = keyring.auditRecords({ ...query, cursor })
+    records.push(...page.records)
+    if (page.nextCursor === undefined) break
+    cursor = page.nextCursor
+  }
+  const asyncPage: AuditPage = await keyring.auditRecordsAsync({ account: 'acme', keyId: one.id, actor: 'PADMIN1', until: new Date() })
+  const first: AuditEvent | undefined = records[0]
+  const recordId: number | undefined = first?.id
+  const changes: FieldChange[] = first?.changes ?? []
+  const beforeValue: string | undefined = changes[0]?.beforeValue
+  const auditContext: AuditContext | undefined = first?.context
+  const truncatedToken: string | undefined = auditContext?.truncatedToken
+  const pd: PagerDutyAuditRecord | undefined = first?.toPagerDuty()
+  const executionTime: string | undefined = pd?.execution_time
+  const fields: Array<{ name: string; value: string | null; before_value: string | null }> | undefined = pd?.details.fields
+  const pruned: number = keyring.pruneAudit(365 * 86_400_000) + (await keyring.pruneAuditAsync(30 * 86_400_000))
+  void [rotatedFrom, overlapUntil, successorUsedAt, rotatedTo, quiet, endedAsync, lastUsedFrom, asyncPage, recordId, beforeValue, truncatedToken, executionTime, fields, pruned]
+  // @ts-expect-error: the grace is a number of milliseconds, in an options object
+  keyring.rotate(admin, one.id, 7 * 86_400_000)
+  // @ts-expect-error: not an action
+  keyring.auditRecords({ account: 'acme', actions: ['rotated'] })
+  // @ts-expect-error: windows are Dates
+  keyring.auditRecords({ account: 'acme', since: Date.now() })
+  // @ts-expect-error: the account is required
+  keyring.auditRecords({ limit: 10 })
+
   const a1: IssuedKey = await plain.createGeneralKeyAsync(admin, 'async', { readOnly: false })
   const a2: IssuedKey = await plain.createUserTokenAsync(admin, 'async')
   const a3: IssuedKey = await plain.createIntegrationKeyAsync(admin, 'PSERVICE2', 'async')
@@ -163,12 +217,14 @@ export type { ApiKeyError }
 import { apikeys, type ApiKeysOptions, type Middleware } from '../express'
 
 export function middleware(keyring: Keyring): Middleware[] {
-  const options: ApiKeysOptions = { maxEventBytes: 64 * 1024, offThread: true }
+  const options: ApiKeysOptions = { maxEventBytes: 64 * 1024, offThread: true, remoteAddress: (req) => req.socket.remoteAddress }
   const auth = apikeys(keyring, options)
   // @ts-expect-error: offThread is a boolean
   apikeys(keyring, { offThread: 'yes' })
   // @ts-expect-error: unknown options are refused (ERR_INVALID_INPUT at run time too)
   apikeys(keyring, { offthread: true })
+  // @ts-expect-error: the address is read by a function of the request
+  apikeys(keyring, { remoteAddress: 'ip' })
   return [auth.rest('incidents.read'), auth.rest(), auth.events()]
 }
 

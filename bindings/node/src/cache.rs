@@ -201,6 +201,8 @@ fn changed(kept: &apikeys::KeyRecord, now: &apikeys::KeyRecord) -> bool {
         || kept.expires_at != now.expires_at
         || kept.disabled != now.disabled
         || kept.description != now.description
+        || kept.rotation != now.rotation
+        || kept.last_used_from != now.last_used_from
 }
 
 /// What an authentication error looks like in JavaScript: `[code, message,

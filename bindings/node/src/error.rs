@@ -93,11 +93,22 @@ pub(crate) fn camel(field: &str) -> String {
     out
 }
 
-/// The message: the core's, with argument names in camelCase. Never holds a key.
+/// How the JavaScript API spells a core field: camelCase, and the durations
+/// it takes in milliseconds with `Ms` (`grace` → `graceMs`).
+pub(crate) fn js_name(field: &str) -> String {
+    match field {
+        "grace" => "graceMs".to_owned(),
+        "older_than" => "olderThanMs".to_owned(),
+        "rotation_quiet" => "rotationQuietMs".to_owned(),
+        other => camel(other),
+    }
+}
+
+/// The message: the core's, with argument names as JavaScript spells them. Never holds a key.
 pub(crate) fn message(e: &apikeys::Error) -> String {
     match e {
         apikeys::Error::InvalidInput { field, reason } => {
-            format!("invalid {}: {reason}", camel(field))
+            format!("invalid {}: {reason}", js_name(field))
         }
         other => other.to_string(),
     }
@@ -210,5 +221,11 @@ mod tests {
             reason: "must be in the future".into(),
         };
         assert_eq!(message(&e), "invalid expiresAt: must be in the future");
+        let e = E::InvalidInput {
+            field: "grace",
+            reason: "must be at most 365 days".into(),
+        };
+        assert_eq!(message(&e), "invalid graceMs: must be at most 365 days");
+        assert_eq!(js_name("older_than"), "olderThanMs");
     }
 }

@@ -10,30 +10,82 @@ use crate::cache::{ERROR_BIT, ErrorTemplate, Errors, Slots, WOULD_BLOCK, lock};
 use crate::error::to_js;
 use crate::open::{Durable, OpenTask, OpenedKeyring, Plan, invalid};
 use crate::types::{
-    AccountSettings, Actor, AuditEvent, GeneralKeyOptions, KeyOptions, KeyRecord, KeyringOptions,
-    Principal, RateLimitStatus, RateLimiterState, Request, UserState, expiry,
+    AccountSettings, Actor, AuditEvent, AuditPage, AuditQuery, GeneralKeyOptions, KeyOptions,
+    KeyRecord, KeyringOptions, Principal, RateLimitStatus, RateLimiterState, Request,
+    RotateOptions, UserState, duration, expiry, page_size, window_bound,
 };
 
 type CoreResult<T> = apikeys::Result<T>;
 
 fn core_actor(a: &Actor) -> CoreResult<apikeys::Actor> {
     let role = apikeys::Role::parse(&a.role)?;
-    Ok(apikeys::Actor::new(
-        a.account.as_str(),
-        a.user.as_str(),
-        role,
-    ))
+    let actor = apikeys::Actor::new(a.account.as_str(), a.user.as_str(), role);
+    Ok(match &a.context {
+        Some(c) => actor.with_context(c.to_core()),
+        None => actor,
+    })
 }
 
-fn core_request(api: &str, method: &str, scope: Option<&str>) -> CoreResult<apikeys::Request> {
+/// Where a request came from, as the JavaScript layer passes it (each part
+/// optional; both absent: the request says nothing, and the key's last
+/// place stays as it was).
+type Place = (Option<String>, Option<String>);
+
+fn placed(req: apikeys::Request, place: &Place) -> apikeys::Request {
+    match place {
+        (None, None) => req,
+        (address, path) => req.with_place(address.as_deref(), path.as_deref()),
+    }
+}
+
+fn core_request(
+    api: &str,
+    method: &str,
+    scope: Option<&str>,
+    place: &Place,
+) -> CoreResult<apikeys::Request> {
     let req = match api {
         "rest" => apikeys::Request::rest(method),
         "events" => apikeys::Request::events(),
         _ => return Err(invalid("api", "must be 'rest' or 'events'")),
     };
-    match scope {
-        Some(s) => req.with_scope(s),
-        None => Ok(req),
+    let req = match scope {
+        Some(s) => req.with_scope(s)?,
+        None => req,
+    };
+    Ok(placed(req, place))
+}
+
+/// The core's audit query for a JavaScript one.
+fn core_query(q: &AuditQuery) -> CoreResult<apikeys::AuditQuery> {
+    let mut out = apikeys::AuditQuery::account(&q.account);
+    if let Some(id) = &q.key_id {
+        out.key_id = Some(id.parse::<apikeys::KeyId>()?);
+    }
+    out.actor.clone_from(&q.actor);
+    if let Some(actions) = &q.actions {
+        out.actions = actions
+            .iter()
+            .map(|a| a.parse::<apikeys::AuditAction>())
+            .collect::<CoreResult<_>>()?;
+    }
+    if let Some(ms) = q.since {
+        out.since = Some(window_bound(ms, "since")?);
+    }
+    if let Some(ms) = q.until {
+        out.until = Some(window_bound(ms, "until")?);
+    }
+    if let Some(n) = q.limit {
+        out.limit = page_size(n)?;
+    }
+    out.cursor.clone_from(&q.cursor);
+    Ok(out)
+}
+
+fn js_page(p: &apikeys::AuditPage) -> AuditPage {
+    AuditPage {
+        records: p.records.iter().map(AuditEvent::from).collect(),
+        next_cursor: p.next_cursor.clone(),
     }
 }
 
@@ -44,13 +96,15 @@ fn expiring(spec: NewKey, expires_at: Option<f64>) -> CoreResult<NewKey> {
     })
 }
 
-/// The request a coded call stands for (see `coded_request`), with its scope.
-fn scoped_request(code: u32, scope: Option<String>) -> CoreResult<apikeys::Request> {
+/// The request a coded call stands for (see `coded_request`), with its
+/// scope and where it came from.
+fn scoped_request(code: u32, scope: Option<String>, place: &Place) -> CoreResult<apikeys::Request> {
     let req = coded_request(code).ok_or_else(|| invalid("api", "unknown request code"))?;
-    match scope {
-        Some(s) => req.with_scope(&s),
-        None => Ok(req),
-    }
+    let req = match scope {
+        Some(s) => req.with_scope(&s)?,
+        None => req,
+    };
+    Ok(placed(req, place))
 }
 
 /// A request from the number the JavaScript layer passes for the common
@@ -626,7 +680,9 @@ impl Keyring {
             .collect()
     }
 
-    /// The audit events the keyring still holds (the last 10,000 by default), oldest first.
+    /// The audit events the keyring's in-memory sink still holds (the last
+    /// 10,000 by default, `auditCapacity`), oldest first: every call, on
+    /// every store. `auditRecords` reads the store's own durable trail.
     #[napi(catch_unwind)]
     pub fn audit_trail(&self) -> Vec<AuditEvent> {
         self.inner
@@ -634,6 +690,103 @@ impl Keyring {
             .iter()
             .map(AuditEvent::from)
             .collect()
+    }
+
+    // ---- rotation and the audit trail ----
+
+    /// Replace a key by a new one with the same settings (kind, description,
+    /// access, owner, service or orchestration, scopes, expiry), returned
+    /// once, like a create. The old key keeps working until the first of:
+    /// `graceMs` from now (at most 365 days, never past its expiry); the
+    /// moment traffic has moved (the new key used, and the old one unused
+    /// since for the keyring's `rotationQuietMs`); `endRotation`. Whoever may
+    /// create that kind of key for its owner and take it out of service may
+    /// rotate it. `ERR_INVALID_INPUT` for an expired key, a key already
+    /// rotated (end that rotation, or rotate the new key) or too long a grace.
+    #[napi(catch_unwind)]
+    pub fn rotate(
+        &self,
+        env: Env,
+        actor: Actor,
+        key_id: String,
+        options: RotateOptions,
+    ) -> Result<IssuedKey> {
+        let r = core_actor(&actor).and_then(|a| {
+            let grace = duration(options.grace_ms, "grace")?;
+            self.inner.rotate(&a, &key_id, grace)
+        });
+        self.sync(&env, r).map(IssuedKey::from)
+    }
+
+    /// End a rotation's overlap now: the old key (`keyId`, the one that was
+    /// rotated) stops working at once; the new key is untouched. Returns the
+    /// old key's record. `ERR_INVALID_INPUT` when the key is not in an overlap.
+    #[napi(catch_unwind)]
+    pub fn end_rotation(&self, env: Env, actor: Actor, key_id: String) -> Result<KeyRecord> {
+        let r = core_actor(&actor).and_then(|a| self.inner.end_rotation(&a, &key_id));
+        self.sync(&env, r).map(|r| KeyRecord::from(&r))
+    }
+
+    /// A page of one account's audit records, newest first: the store's
+    /// durable trail (SQLite, PostgreSQL), or the in-memory sink's. Paging
+    /// while records are being added never skips or repeats one.
+    /// `ERR_INVALID_INPUT` naming the field for a query out of bounds (a
+    /// window over 31 days, `until` before `since`, a `limit` over 1000, a
+    /// cursor this package did not give). An application call: who may read
+    /// an account's trail is the application's to decide.
+    #[napi(catch_unwind)]
+    pub fn audit_records(&self, env: Env, query: AuditQuery) -> Result<AuditPage> {
+        let r = core_query(&query).and_then(|q| self.inner.audit_records(&q));
+        self.sync(&env, r).map(|p| js_page(&p))
+    }
+
+    /// Forget the audit records older than `olderThanMs` milliseconds
+    /// (retention); returns how many.
+    #[napi(catch_unwind)]
+    pub fn prune_audit(&self, env: Env, older_than_ms: f64) -> Result<f64> {
+        let r = duration(older_than_ms, "older_than").and_then(|d| self.inner.prune_audit(d));
+        self.sync(&env, r).map(|n| n as f64)
+    }
+
+    /// `rotate` off the JavaScript thread.
+    #[napi(catch_unwind, ts_return_type = "Promise<IssuedKey>")]
+    pub fn rotate_async(
+        &self,
+        actor: Actor,
+        key_id: String,
+        options: RotateOptions,
+    ) -> AsyncTask<Job<IssuedKey>> {
+        Job::new(&self.inner, move |k| {
+            let a = core_actor(&actor)?;
+            let grace = duration(options.grace_ms, "grace")?;
+            Ok(k.rotate(&a, &key_id, grace)?.into())
+        })
+    }
+
+    /// `endRotation` off the JavaScript thread.
+    #[napi(catch_unwind, ts_return_type = "Promise<KeyRecord>")]
+    pub fn end_rotation_async(&self, actor: Actor, key_id: String) -> AsyncTask<Job<KeyRecord>> {
+        Job::new(&self.inner, move |k| {
+            Ok(KeyRecord::from(
+                &k.end_rotation(&core_actor(&actor)?, &key_id)?,
+            ))
+        })
+    }
+
+    /// `auditRecords` off the JavaScript thread.
+    #[napi(catch_unwind, ts_return_type = "Promise<AuditPage>")]
+    pub fn audit_records_async(&self, query: AuditQuery) -> AsyncTask<Job<AuditPage>> {
+        Job::new(&self.inner, move |k| {
+            Ok(js_page(&k.audit_records(&core_query(&query)?)?))
+        })
+    }
+
+    /// `pruneAudit` off the JavaScript thread.
+    #[napi(catch_unwind, ts_return_type = "Promise<number>")]
+    pub fn prune_audit_async(&self, older_than_ms: f64) -> AsyncTask<Job<f64>> {
+        Job::new(&self.inner, move |k| {
+            Ok(k.prune_audit(duration(older_than_ms, "older_than")?)? as f64)
+        })
     }
 
     // ---- the hot path ----
@@ -650,8 +803,8 @@ impl Keyring {
         token: String,
         request: Option<Request>,
     ) -> Result<Principal> {
-        let (api, method, scope) = request_parts(request.as_ref());
-        let r = core_request(api, method, scope)
+        let (api, method, scope, place) = request_parts(request.as_ref());
+        let r = core_request(api, method, scope, &place)
             .and_then(|req| self.inner.authenticate(&token, &req))
             .and_then(|p| full_principal(&self.slots, &p));
         self.sync(&env, r)
@@ -659,8 +812,9 @@ impl Keyring {
 
     /// The hot path without objects: answers a handle for `_principal`, or,
     /// with bit 31 set, an error template for `_errorTemplate`. `request` is a
-    /// number (see `coded_request`); `scope` may be `undefined`. Used by the
-    /// JavaScript layer, which keeps one principal object per handle.
+    /// number (see `coded_request`); `scope`, `remote_address` and `path` may
+    /// be `undefined`. Used by the JavaScript layer, which keeps one principal
+    /// object per handle.
     #[napi(catch_unwind, js_name = "_authenticate", skip_typescript)]
     pub fn authenticate_raw(
         &self,
@@ -668,8 +822,10 @@ impl Keyring {
         token: String,
         request: u32,
         scope: Option<String>,
+        remote_address: Option<String>,
+        path: Option<String>,
     ) -> Result<u32> {
-        let r = scoped_request(request, scope)
+        let r = scoped_request(request, scope, &(remote_address, path))
             .and_then(|req| self.inner.authenticate(&token, &req))
             .and_then(|p| lock(&self.slots).handle(&p));
         self.answer(&env, r)
@@ -678,6 +834,8 @@ impl Keyring {
     /// `_authenticate` for a keyring with rate limits: also writes the call's
     /// rate limit status into `status` (see `write_status`).
     #[napi(catch_unwind, js_name = "_authenticateLimited", skip_typescript)]
+    // The JavaScript layer's positional call: one plain value per request part, no object to convert.
+    #[allow(clippy::too_many_arguments)]
     pub fn authenticate_limited(
         &self,
         env: Env,
@@ -685,8 +843,10 @@ impl Keyring {
         request: u32,
         scope: Option<String>,
         status: StatusOut<'_>,
+        remote_address: Option<String>,
+        path: Option<String>,
     ) -> Result<u32> {
-        let r = scoped_request(request, scope)
+        let r = scoped_request(request, scope, &(remote_address, path))
             .and_then(|req| self.inner.authenticate(&token, &req))
             .and_then(|p| self.handle_reporting(&p, Some(status)));
         self.answer(&env, r)
@@ -696,6 +856,8 @@ impl Keyring {
     /// layer uses it for the uncommon ones); writes the rate limit status into
     /// `status` when given.
     #[napi(catch_unwind, js_name = "_authenticateNamed", skip_typescript)]
+    // The JavaScript layer's positional call: one plain value per request part, no object to convert.
+    #[allow(clippy::too_many_arguments)]
     pub fn authenticate_named(
         &self,
         env: Env,
@@ -704,8 +866,10 @@ impl Keyring {
         method: String,
         scope: Option<String>,
         status: Option<StatusOut<'_>>,
+        remote_address: Option<String>,
+        path: Option<String>,
     ) -> Result<u32> {
-        let r = core_request(&api, &method, scope.as_deref())
+        let r = core_request(&api, &method, scope.as_deref(), &(remote_address, path))
             .and_then(|req| self.inner.authenticate(&token, &req))
             .and_then(|p| self.handle_reporting(&p, status));
         self.answer(&env, r)
@@ -723,8 +887,8 @@ impl Keyring {
         token: String,
         request: Option<Request>,
     ) -> Result<Option<Principal>> {
-        let (api, method, scope) = request_parts(request.as_ref());
-        let req = self.sync(&env, core_request(api, method, scope))?;
+        let (api, method, scope, place) = request_parts(request.as_ref());
+        let req = self.sync(&env, core_request(api, method, scope, &place))?;
         match self.inner.try_authenticate(&token, &req) {
             None => Ok(None),
             Some(r) => {
@@ -738,6 +902,8 @@ impl Keyring {
     /// [`WOULD_BLOCK`] when only `authenticate` can answer (see
     /// `apikeys::Keyring::try_authenticate`).
     #[napi(catch_unwind, js_name = "_tryAuthenticate", skip_typescript)]
+    // The JavaScript layer's positional call: one plain value per request part, no object to convert.
+    #[allow(clippy::too_many_arguments)]
     pub fn try_authenticate_raw(
         &self,
         env: Env,
@@ -746,8 +912,11 @@ impl Keyring {
         method: String,
         scope: Option<String>,
         status: Option<StatusOut<'_>>,
+        remote_address: Option<String>,
+        path: Option<String>,
     ) -> Result<u32> {
-        let req = match core_request(&api, &method, scope.as_deref()) {
+        let place = (remote_address, path);
+        let req = match core_request(&api, &method, scope.as_deref(), &place) {
             Ok(req) => req,
             Err(e) => return self.answer(&env, Err(e)),
         };
@@ -801,10 +970,13 @@ impl Keyring {
         api: String,
         method: String,
         scope: Option<String>,
+        remote_address: Option<String>,
+        path: Option<String>,
     ) -> AsyncTask<Job<Vec<f64>>> {
         let slots = Arc::clone(&self.slots);
         Job::new(&self.inner, move |k| {
-            let req = core_request(&api, &method, scope.as_deref())?;
+            let place = (remote_address, path);
+            let req = core_request(&api, &method, scope.as_deref(), &place)?;
             let p = k.authenticate(&token, &req)?;
             let h = lock(&slots).handle(&p)?;
             Ok(match p.rate_limit() {
@@ -830,8 +1002,8 @@ impl Keyring {
     ) -> AsyncTask<Job<Principal>> {
         let slots = Arc::clone(&self.slots);
         Job::new(&self.inner, move |k| {
-            let (api, method, scope) = request_parts(request.as_ref());
-            let req = core_request(api, method, scope)?;
+            let (api, method, scope, place) = request_parts(request.as_ref());
+            let req = core_request(api, method, scope, &place)?;
             let p = k.authenticate(&token, &req)?;
             full_principal(&slots, &p)
         })
@@ -994,14 +1166,15 @@ impl Keyring {
     }
 }
 
-fn request_parts(r: Option<&Request>) -> (&str, &str, Option<&str>) {
+fn request_parts(r: Option<&Request>) -> (&str, &str, Option<&str>, Place) {
     match r {
         Some(r) => (
             r.api.as_deref().unwrap_or("rest"),
             r.method.as_deref().unwrap_or("GET"),
             r.scope.as_deref(),
+            (r.remote_address.clone(), r.path.clone()),
         ),
-        None => ("rest", "GET", None),
+        None => ("rest", "GET", None, (None, None)),
     }
 }
 

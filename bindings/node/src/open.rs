@@ -42,6 +42,7 @@ pub(crate) struct Plan {
     limits: Option<apikeys::RateLimits>,
     limiter: Option<apikeys_redis::RedisRateLimiterBuilder>,
     audit_capacity: Option<u32>,
+    rotation_quiet: Option<Duration>,
     clock: Option<apikeys::ManualClock>,
 }
 
@@ -163,6 +164,7 @@ impl Plan {
             limits: None,
             limiter: None,
             audit_capacity: None,
+            rotation_quiet: None,
             clock,
         };
         let Some(o) = o else { return Ok(plan) };
@@ -189,6 +191,9 @@ impl Plan {
             plan.limiter = Some(limiter_plan(l)?);
         }
         plan.audit_capacity = o.audit_capacity;
+        if let Some(ms) = o.rotation_quiet_ms {
+            plan.rotation_quiet = Some(crate::types::duration(ms, "rotation_quiet")?);
+        }
         Ok(plan)
     }
 
@@ -229,6 +234,9 @@ impl Plan {
         }
         if let Some(clock) = self.clock {
             builder = builder.clock(clock);
+        }
+        if let Some(quiet) = self.rotation_quiet {
+            builder = builder.rotation_quiet(quiet);
         }
         if let Some(cap) = self.audit_capacity {
             builder = builder.audit_sink(Arc::new(MemoryAuditLog::with_capacity(cap as usize)));

@@ -140,6 +140,65 @@ pub struct Actor {
     /// The user's role in that account, as the application knows it now.
     #[napi(ts_type = "Role | RoleAlias")]
     pub role: String,
+    /// How the call reached the application (request id, remote address,
+    /// the caller's key), kept in the call's audit record. Optional.
+    pub context: Option<CallContext>,
+}
+
+/// How a management call reached the application, as the application tells
+/// it (every field optional): kept in the call's audit record
+/// (`AuditEvent.context`). Values with control characters are dropped, longer
+/// ones cut to 128 bytes, and a value shaped like a key is kept as
+/// `'(redacted)'`.
+#[napi(object)]
+pub struct CallContext {
+    /// The request's id (a tracing id, `X-Request-Id` …).
+    pub request_id: Option<String>,
+    /// The caller's network address.
+    pub remote_address: Option<String>,
+    /// The key the caller authenticated with: only its last four characters
+    /// are kept (`AuditEvent.context.truncatedToken`), never the key.
+    pub caller_key: Option<String>,
+}
+
+/// How a management call reached the application, as its audit record keeps
+/// it (`AuditEvent.context`): fields the application did not give are absent.
+#[napi(object)]
+pub struct AuditContext {
+    /// The request's id.
+    pub request_id: Option<String>,
+    /// The caller's network address.
+    pub remote_address: Option<String>,
+    /// The last four characters of the key the caller authenticated with.
+    pub truncated_token: Option<String>,
+}
+
+impl From<&apikeys::CallContext> for AuditContext {
+    fn from(c: &apikeys::CallContext) -> AuditContext {
+        AuditContext {
+            request_id: c.request_id.clone(),
+            remote_address: c.remote_address.clone(),
+            truncated_token: c.truncated_token.clone(),
+        }
+    }
+}
+
+impl CallContext {
+    /// The core's context: each value cleaned (and the key cut to its last
+    /// four characters) by `apikeys::CallContext`.
+    pub(crate) fn to_core(&self) -> apikeys::CallContext {
+        let mut c = apikeys::CallContext::new();
+        if let Some(r) = &self.request_id {
+            c = c.request_id(r);
+        }
+        if let Some(a) = &self.remote_address {
+            c = c.remote_address(a);
+        }
+        if let Some(k) = &self.caller_key {
+            c = c.caller_key(k);
+        }
+        c
+    }
 }
 
 /// What an account's plan includes. An account never configured has both.
@@ -201,6 +260,13 @@ pub struct Request {
     pub method: Option<String>,
     /// The scope the call needs (`'incidents.write'`, `'users:contact_methods.read'`).
     pub scope: Option<String>,
+    /// Where the request came from: the caller's address. Kept with the
+    /// key's last use (`KeyRecord.lastUsedFrom`), written at most once a
+    /// minute per key; no check depends on it.
+    pub remote_address: Option<String>,
+    /// The request's path (a query string is dropped), kept with the
+    /// remote address.
+    pub path: Option<String>,
 }
 
 /// Where keys are kept. Exactly one of `memory`, `sqlite` and `postgres` is named.
@@ -341,6 +407,10 @@ pub struct KeyringOptions {
     pub store: Option<StoreOptions>,
     /// How many audit events the in-memory audit trail keeps (default 10,000).
     pub audit_capacity: Option<u32>,
+    /// How long a rotated key must go unused, after its replacement was
+    /// first used, for the overlap to end before its grace, in milliseconds
+    /// (default 900,000: 15 minutes). A non-negative integer.
+    pub rotation_quiet_ms: Option<f64>,
     /// Tell the time by this clock instead of the system's (tests of expiry
     /// and last use). The JavaScript layer hands it to the addon on its own.
     #[napi(ts_type = "ManualClock")]
@@ -398,10 +468,97 @@ pub struct KeyRecord {
     pub read_only: bool,
     /// The last successful authentication (kept to about a minute).
     pub last_used_at: Option<DateTime<Utc>>,
+    /// Where the key was last used from, when the request said
+    /// (`Request.remoteAddress`, `Request.path`); written with `lastUsedAt`.
+    pub last_used_from: Option<UsePlace>,
     /// After this time the key no longer works.
     pub expires_at: Option<DateTime<Utc>>,
     /// The key's last four characters, for display.
     pub hint: String,
+    /// The key this one replaced, when a rotation made it.
+    pub rotated_from: Option<String>,
+    /// The key that replaces this one, when it was rotated.
+    pub rotated_to: Option<String>,
+    /// When this key was rotated.
+    pub rotated_at: Option<DateTime<Utc>>,
+    /// On a rotated key: the latest moment it works (the rotation's grace,
+    /// never after its own expiry; the moment of `endRotation` when that
+    /// ended it). It stops earlier once traffic has moved (`successorUsedAt`,
+    /// `rotationQuietMs`).
+    pub overlap_until: Option<DateTime<Utc>>,
+    /// On a rotated key: when its replacement was first seen in use.
+    pub successor_used_at: Option<DateTime<Utc>>,
+    /// On a rotated key: how long it must go unused after its replacement's
+    /// first use for its overlap to end early, in milliseconds.
+    pub rotation_quiet_ms: Option<f64>,
+}
+
+/// Where a key was last used from: what the request said of itself. Never
+/// holds a key (a value shaped like one is `'(redacted)'`) nor a query string.
+#[napi(object)]
+pub struct UsePlace {
+    /// The caller's network address.
+    pub remote_address: Option<String>,
+    /// The HTTP method (`'GET'` …; `'POST'` for the Events API).
+    pub method: Option<String>,
+    /// The request's path, without its query string.
+    pub path: Option<String>,
+}
+
+impl From<&apikeys::UsePlace> for UsePlace {
+    fn from(p: &apikeys::UsePlace) -> UsePlace {
+        UsePlace {
+            remote_address: p.remote_address.clone(),
+            method: p.method.clone(),
+            path: p.path.clone(),
+        }
+    }
+}
+
+/// Options of [`Keyring.rotate`].
+#[napi(object)]
+pub struct RotateOptions {
+    /// How long the old key keeps working beside the new one, in
+    /// milliseconds (at most 365 days; never past the old key's expiry). It
+    /// stops earlier once traffic has moved to the new key, or at `endRotation`.
+    pub grace_ms: f64,
+}
+
+/// Which audit records to read (`Keyring.auditRecords`): one account's,
+/// optionally of one key, one actor, some actions, in a time window, a page
+/// at a time. Any other field is refused (`ERR_INVALID_INPUT`).
+#[napi(object)]
+pub struct AuditQuery {
+    /// The account (required).
+    pub account: String,
+    /// Only records about this key.
+    pub key_id: Option<String>,
+    /// Only records of this acting user (`'system'` for the calls the
+    /// application makes itself).
+    pub actor: Option<String>,
+    /// Only these actions (default: all).
+    #[napi(ts_type = "Array<AuditAction>")]
+    pub actions: Option<Vec<String>>,
+    /// From this moment on, inclusive. Default: 24 hours before `until`.
+    #[napi(ts_type = "Date")]
+    pub since: Option<f64>,
+    /// Before this moment, exclusive. Default: now (this millisecond
+    /// included). At most 31 days after `since`.
+    #[napi(ts_type = "Date")]
+    pub until: Option<f64>,
+    /// Records per page: a whole number, at most 1000 (default 100).
+    pub limit: Option<f64>,
+    /// Where to go on: the `nextCursor` of the page before, as it was given.
+    pub cursor: Option<String>,
+}
+
+/// One page of audit records, newest first.
+#[napi(object)]
+pub struct AuditPage {
+    /// The records, newest first.
+    pub records: Vec<AuditEvent>,
+    /// Pass this as the query's `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// A duration in milliseconds, rounded up to a whole one (so that, in
@@ -446,6 +603,50 @@ fn time_of(
     Ok(apikeys::Timestamp::from_unix_millis(ms as u64))
 }
 
+/// A bound of an audit query's window (`since`, `until`), as the JavaScript
+/// layer passes a `Date`: NaN, a time before 1970 or one past what a record
+/// can give back are `InvalidInput` naming `field`.
+pub(crate) fn window_bound(ms: f64, field: &'static str) -> apikeys::Result<apikeys::Timestamp> {
+    time_of(
+        ms,
+        field,
+        0.0,
+        "must not be before 1970-01-01T00:00:00.000Z",
+    )
+}
+
+/// A duration the JavaScript layer passes as a number of milliseconds
+/// (fractions dropped): NaN, an infinity or a negative number is
+/// `InvalidInput` naming `field`. A huge one saturates, and the core refuses
+/// it where it has a bound (a rotation's grace).
+pub(crate) fn duration(ms: f64, field: &'static str) -> apikeys::Result<std::time::Duration> {
+    if !ms.is_finite() || ms < 0.0 {
+        return Err(apikeys::Error::InvalidInput {
+            field,
+            reason: "must be a finite, non-negative number of milliseconds".to_owned(),
+        });
+    }
+    // `as` saturates: anything past u64::MAX milliseconds is u64::MAX.
+    Ok(std::time::Duration::from_millis(ms.floor() as u64))
+}
+
+/// An audit page size as the JavaScript layer passes it: a whole number from
+/// 1 to [`apikeys::MAX_AUDIT_PAGE`] (Rust's `limit: 0`, "the default", is an
+/// absent `limit` in JavaScript). A larger whole number goes to the core,
+/// which refuses it.
+pub(crate) fn page_size(n: f64) -> apikeys::Result<usize> {
+    if !n.is_finite() || n < 1.0 || n.fract() != 0.0 {
+        return Err(apikeys::Error::InvalidInput {
+            field: "limit",
+            reason: format!(
+                "must be a whole number from 1 to {}",
+                apikeys::MAX_AUDIT_PAGE
+            ),
+        });
+    }
+    Ok(n as usize)
+}
+
 pub(crate) fn date(t: apikeys::Timestamp) -> DateTime<Utc> {
     let ms = i64::try_from(t.unix_millis()).unwrap_or(i64::MAX);
     DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MAX_UTC)
@@ -463,6 +664,7 @@ pub(crate) fn expiry(ms: f64) -> apikeys::Result<apikeys::Timestamp> {
 
 impl From<&apikeys::KeyRecord> for KeyRecord {
     fn from(r: &apikeys::KeyRecord) -> KeyRecord {
+        let rotation = r.rotation.as_deref();
         KeyRecord {
             id: r.id.to_string(),
             account: r.account.to_string(),
@@ -481,8 +683,17 @@ impl From<&apikeys::KeyRecord> for KeyRecord {
             }),
             read_only: r.access == CoreAccess::ReadOnly,
             last_used_at: r.last_used_at.map(date),
+            last_used_from: r.last_used_from.as_deref().map(UsePlace::from),
             expires_at: r.expires_at.map(date),
             hint: r.hint.as_str().to_owned(),
+            rotated_from: r.rotated_from().map(|id| id.to_string()),
+            rotated_to: r.rotated_to().map(|id| id.to_string()),
+            rotated_at: rotation.and_then(|x| x.rotated_at).map(date),
+            overlap_until: rotation.and_then(|x| x.overlap_until).map(date),
+            successor_used_at: rotation.and_then(|x| x.successor_used_at).map(date),
+            rotation_quiet_ms: rotation
+                .filter(|x| x.rotated_to.is_some())
+                .map(|x| x.quiet_ms as f64),
         }
     }
 }
@@ -530,9 +741,64 @@ impl RateLimitStatus {
     }
 }
 
+/// What a management call asked for, as an audit event names it.
+#[napi(string_enum)]
+pub enum AuditAction {
+    /// A key was asked for.
+    #[napi(value = "create")]
+    Create,
+    /// The keys were listed.
+    #[napi(value = "list")]
+    List,
+    /// One key's record was read.
+    #[napi(value = "get")]
+    Get,
+    /// A key was disabled.
+    #[napi(value = "disable")]
+    Disable,
+    /// A key was enabled.
+    #[napi(value = "enable")]
+    Enable,
+    /// A key was deleted.
+    #[napi(value = "delete")]
+    Delete,
+    /// An account's settings were set.
+    #[napi(value = "set_account")]
+    SetAccount,
+    /// A user's role was set.
+    #[napi(value = "set_user_role")]
+    SetUserRole,
+    /// A user was removed (their tokens disabled).
+    #[napi(value = "remove_user")]
+    RemoveUser,
+    /// A key was rotated: a new key made, the old one on an overlap.
+    #[napi(value = "rotate")]
+    Rotate,
+    /// A rotation's overlap was ended by hand.
+    #[napi(value = "end_rotation")]
+    EndRotation,
+}
+
+/// One field a management call changed, as text: `'disabled'` (`'true'`,
+/// `'false'`), `'role'` (a role's name), `'rotated_to'` (a key id),
+/// `'overlap_until'` (milliseconds since the epoch) … Never a key.
+#[napi(object)]
+pub struct FieldChange {
+    /// The field's name (`'disabled'`, `'role'`, `'removed'`, `'rotated_to'`,
+    /// `'overlap_until'`, `'rest_api'`, `'advanced_permissions'`, `'deleted'`).
+    pub field: String,
+    /// The value it has now; absent for none.
+    pub value: Option<String>,
+    /// The value it had; absent for none.
+    pub before_value: Option<String>,
+}
+
 /// One management call, allowed or refused. Never holds a key.
 #[napi(object)]
 pub struct AuditEvent {
+    /// The record's number in its trail: increasing in the order records
+    /// were written (what paging goes by).
+    pub id: f64,
     /// When.
     pub at: DateTime<Utc>,
     /// The account acted in.
@@ -542,9 +808,7 @@ pub struct AuditEvent {
     /// The actor's role, when there is an actor.
     pub actor_role: Option<Role>,
     /// What was asked for.
-    #[napi(
-        ts_type = "'create' | 'list' | 'get' | 'disable' | 'enable' | 'delete' | 'set_account' | 'set_user_role' | 'remove_user'"
-    )]
+    #[napi(ts_type = "AuditAction")]
     pub action: String,
     /// The kind of key, where one is concerned.
     pub key_kind: Option<KeyKind>,
@@ -563,6 +827,18 @@ pub struct AuditEvent {
     pub error: Option<String>,
     /// For a refusal: the error's message.
     pub reason: Option<String>,
+    /// What changed (empty for reads and refusals).
+    pub changes: Vec<FieldChange>,
+    /// How the call reached the application, as the actor's `context` said
+    /// (an empty object when it said nothing).
+    pub context: AuditContext,
+    /// The record in the shape of PagerDuty's `GET /audit/records`, as the
+    /// core writes it (`AuditEvent::to_pagerduty`): a fresh object on each
+    /// call. A method, not enumerable.
+    // The addon hands the core's JSON text here; index.js keeps it and puts
+    // the method in its place before any caller sees the object.
+    #[napi(js_name = "toPagerDuty", ts_type = "() => PagerDutyAuditRecord")]
+    pub to_pager_duty: String,
 }
 
 fn action_name(a: apikeys::AuditAction) -> &'static str {
@@ -578,6 +854,7 @@ impl From<&apikeys::AuditEvent> for AuditEvent {
             apikeys::AuditOutcome::Allowed => ("allowed", None, None),
         };
         AuditEvent {
+            id: e.id as f64,
             at: date(e.at),
             account: e.account.clone(),
             actor: e.actor.clone(),
@@ -590,6 +867,17 @@ impl From<&apikeys::AuditEvent> for AuditEvent {
             allowed: matches!(e.outcome, apikeys::AuditOutcome::Allowed),
             error,
             reason,
+            changes: e
+                .changes
+                .iter()
+                .map(|c| FieldChange {
+                    field: c.field.clone(),
+                    value: c.value.clone(),
+                    before_value: c.before_value.clone(),
+                })
+                .collect(),
+            context: AuditContext::from(&e.context),
+            to_pager_duty: e.to_pagerduty().to_string(),
         }
     }
 }
