@@ -193,8 +193,17 @@ pub const MAX_EVENT_DEPTH: usize = 128;
 /// Whether arrays and objects nest deeper than `max` outside strings.
 fn nested_deeper_than(body: &[u8], max: usize) -> bool {
     // Few bodies hold that many brackets at all: a count that vectorizes
-    // spares them the byte-by-byte walk.
-    if body.iter().filter(|&&b| b == b'{' || b == b'[').count() <= max {
+    // spares them the byte-by-byte walk. Counting into a byte per chunk of
+    // 255 (it cannot overflow) lets the compiler add 16 or 32 bytes at a
+    // time; a `usize` count does not vectorize (about 10x slower per KiB).
+    let brackets: usize = body
+        .chunks(255)
+        .map(|c| {
+            c.iter()
+                .fold(0u8, |n, &b| n + u8::from(b == b'{' || b == b'[')) as usize
+        })
+        .sum();
+    if brackets <= max {
         return false;
     }
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
@@ -492,6 +501,29 @@ mod tests {
                 r.message(),
                 "the Content-Length header is not a number",
                 "{v:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn many_brackets_are_not_deep_nesting() {
+        // More brackets than the limit, across several 255-byte chunks, but
+        // shallow or inside strings: the walk decides, and says no.
+        let siblings = format!("[{}]", vec!["{}"; 1000].join(","));
+        assert!(!nested_deeper_than(siblings.as_bytes(), MAX_EVENT_DEPTH));
+        let quoted = format!("{{\"a\":\"{}\"}}", "[".repeat(5000));
+        assert!(!nested_deeper_than(quoted.as_bytes(), MAX_EVENT_DEPTH));
+        // Exactly the limit passes, one more is refused, wherever the chunks fall.
+        for pad in [0, 1, 200, 254, 255, 256] {
+            let ok = format!("{}{}{}", " ".repeat(pad), "[".repeat(128), "]".repeat(128));
+            assert!(
+                !nested_deeper_than(ok.as_bytes(), MAX_EVENT_DEPTH),
+                "pad {pad}"
+            );
+            let deep = format!("{}{}{}", " ".repeat(pad), "[".repeat(129), "]".repeat(129));
+            assert!(
+                nested_deeper_than(deep.as_bytes(), MAX_EVENT_DEPTH),
+                "pad {pad}"
             );
         }
     }

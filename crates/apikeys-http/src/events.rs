@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use apikeys::{Keyring, Request};
+use apikeys::{Keyring, Origin, Request};
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 use http_body::Body;
@@ -116,7 +116,16 @@ where
                 Err(_) => return refuse(Rejection::unreadable_body()),
             };
             let checked = match routing_key(&bytes) {
-                Ok(key) => offload::check(&keyring, &key, &Request::events()),
+                Ok(key) => {
+                    let origin = Origin {
+                        remote_address: parts
+                            .extensions
+                            .get::<std::net::SocketAddr>()
+                            .map(|a| a as &dyn std::fmt::Display),
+                        path: Some(parts.uri.path()),
+                    };
+                    offload::check(&keyring, &key, &Request::events(), &origin)
+                }
                 Err(r) => return refuse(r),
             };
             let answer = match checked {

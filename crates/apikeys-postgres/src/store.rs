@@ -84,11 +84,12 @@ impl Inner {
                 let Some(mut r) = select_for_update(self, tx, st, old)? else {
                     continue;
                 };
-                match r.rotation.as_mut() {
-                    Some(rot) if rot.successor_used_at.is_none() => {
-                        rot.successor_used_at = Some(at);
-                    }
-                    _ => continue,
+                if !r
+                    .rotation
+                    .as_mut()
+                    .is_some_and(|rot| rot.note_successor_use(at))
+                {
+                    continue;
                 }
                 let s = prepared(tx, st, "UPDATE apikeys_keys SET record = $2 WHERE id = $1")?;
                 tx.execute(&s, &[&id_value(old), &rows::encode_record(POSTGRES, &r)?])

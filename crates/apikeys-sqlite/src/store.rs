@@ -61,11 +61,12 @@ impl Inner {
                 let Some(mut r) = select_record(tx, old)? else {
                     continue;
                 };
-                match r.rotation.as_mut() {
-                    Some(rot) if rot.successor_used_at.is_none() => {
-                        rot.successor_used_at = Some(at);
-                    }
-                    _ => continue,
+                if !r
+                    .rotation
+                    .as_mut()
+                    .is_some_and(|rot| rot.note_successor_use(at))
+                {
+                    continue;
                 }
                 tx.execute(
                     "UPDATE apikeys_keys SET record = ?2 WHERE id = ?1",

@@ -513,6 +513,16 @@ impl Rotation {
         }
     }
 
+    /// Note the new key's first use at `at`, unless one is noted already;
+    /// says whether it changed anything (what `successor_used` writes).
+    pub fn note_successor_use(&mut self, at: Timestamp) -> bool {
+        if self.successor_used_at.is_some() {
+            return false;
+        }
+        self.successor_used_at = Some(at);
+        true
+    }
+
     /// Whether the overlap of this (replaced) key is still running at `now`:
     /// it has a successor and still works. `false` for a key that is not being replaced.
     pub fn overlapping(&self, now: Timestamp, last_used: Option<Timestamp>) -> bool {

@@ -242,12 +242,15 @@ pub trait KeyStore: Send + Sync {
     /// the last uses). The default writes at once through
     /// [`KeyStore::update_audited`].
     fn successor_used(&self, predecessor: KeyId, at: Timestamp) -> Result<(), StoreError> {
-        self.update_audited(predecessor, &mut |r| match r.rotation.as_mut() {
-            Some(rot) if rot.successor_used_at.is_none() => {
-                rot.successor_used_at = Some(at);
+        self.update_audited(predecessor, &mut |r| {
+            if r.rotation
+                .as_mut()
+                .is_some_and(|rot| rot.note_successor_use(at))
+            {
                 Edit::Write(None)
+            } else {
+                Edit::Keep
             }
-            _ => Edit::Keep,
         })
         .map(|_| ())
     }

@@ -5,7 +5,7 @@ import enum
 import os
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import ClassVar, Literal, final
+from typing import Any, ClassVar, Literal, final
 
 __version__: str
 __all__ = [
@@ -14,7 +14,10 @@ __all__ = [
     "Actor",
     "ApiKeyError",
     "AuditEvent",
+    "AuditPage",
+    "CallContext",
     "Disabled",
+    "FieldChange",
     "Forbidden",
     "InvalidInput",
     "IssuedKey",
@@ -34,9 +37,11 @@ __all__ = [
     "RateLimits",
     "RedisRateLimiter",
     "Role",
+    "Rotation",
     "SqliteStore",
     "StoreError",
     "Unauthorized",
+    "UsePlace",
     "UserState",
     "WrongApi",
     "__version__",
@@ -90,14 +95,40 @@ class InvalidInput(ApiKeyError):
 class StoreError(ApiKeyError): ...
 
 @final
+class CallContext:
+    """How a management call reached the application, kept in its audit record.
+
+    ``caller_key`` is the key the caller authenticated with: only its last
+    four characters are kept (``truncated_token``). Values are cut to 128
+    bytes; control characters are dropped and key-shaped values kept as
+    ``"(redacted)"``.
+    """
+
+    def __new__(
+        cls, *, request_id: str | None = None, remote_address: str | None = None, caller_key: str | None = None
+    ) -> CallContext: ...
+    @property
+    def request_id(self) -> str | None: ...
+    @property
+    def remote_address(self) -> str | None: ...
+    @property
+    def truncated_token(self) -> str | None: ...
+    def __bool__(self) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
 class Actor:
-    def __new__(cls, account: str, user: str, role: Role | str) -> Actor: ...
+    def __new__(cls, account: str, user: str, role: Role | str, *, context: CallContext | None = None) -> Actor: ...
+    def with_context(self, context: CallContext) -> Actor: ...
     @property
     def account(self) -> str: ...
     @property
     def user(self) -> str: ...
     @property
     def role(self) -> Role: ...
+    @property
+    def context(self) -> CallContext: ...
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
@@ -154,8 +185,44 @@ class KeyRecord:
     def expires_at(self) -> datetime | None: ...
     @property
     def hint(self) -> str: ...
+    @property
+    def last_used_from(self) -> UsePlace | None: ...
+    @property
+    def rotation(self) -> Rotation | None: ...
+    @property
+    def rotated_to(self) -> str | None: ...
+    @property
+    def rotated_from(self) -> str | None: ...
     def __eq__(self, other: object, /) -> bool: ...
     __hash__: ClassVar[None]  # type: ignore[assignment]
+
+@final
+class Rotation:
+    @property
+    def rotated_from(self) -> str | None: ...
+    @property
+    def rotated_to(self) -> str | None: ...
+    @property
+    def rotated_at(self) -> datetime | None: ...
+    @property
+    def overlap_until(self) -> datetime | None: ...
+    @property
+    def quiet(self) -> float: ...
+    @property
+    def successor_used_at(self) -> datetime | None: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+
+@final
+class UsePlace:
+    @property
+    def remote_address(self) -> str | None: ...
+    @property
+    def method(self) -> str | None: ...
+    @property
+    def path(self) -> str | None: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
 
 @final
 class Disabled:
@@ -196,8 +263,35 @@ class Principal:
     @property
     def record(self) -> KeyRecord: ...
 
+_AuditAction = Literal[
+    "create",
+    "list",
+    "get",
+    "disable",
+    "enable",
+    "delete",
+    "set_account",
+    "set_user_role",
+    "remove_user",
+    "rotate",
+    "end_rotation",
+]
+
+@final
+class FieldChange:
+    @property
+    def field(self) -> str: ...
+    @property
+    def value(self) -> str | None: ...
+    @property
+    def before_value(self) -> str | None: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+
 @final
 class AuditEvent:
+    @property
+    def id(self) -> int: ...
     @property
     def at(self) -> datetime: ...
     @property
@@ -207,11 +301,7 @@ class AuditEvent:
     @property
     def actor_role(self) -> Role | None: ...
     @property
-    def action(
-        self,
-    ) -> Literal[
-        "create", "list", "get", "disable", "enable", "delete", "set_account", "set_user_role", "remove_user"
-    ]: ...
+    def action(self) -> _AuditAction: ...
     @property
     def key_kind(self) -> KeyKind | None: ...
     @property
@@ -226,6 +316,19 @@ class AuditEvent:
     def error(self) -> str | None: ...
     @property
     def reason(self) -> str | None: ...
+    @property
+    def changes(self) -> list[FieldChange]: ...
+    @property
+    def context(self) -> CallContext: ...
+    def to_pagerduty(self) -> dict[str, Any]: ...
+
+@final
+class AuditPage:
+    @property
+    def records(self) -> list[AuditEvent]: ...
+    @property
+    def next_cursor(self) -> str | None: ...
+    def __len__(self) -> int: ...
 
 @final
 class MemoryStore:
@@ -330,6 +433,7 @@ class Keyring:
         rate_limits: RateLimits | None = None,
         rate_limiter: RedisRateLimiter | None = None,
         audit_capacity: int | None = None,
+        rotation_quiet: float | timedelta | None = None,
     ) -> Keyring: ...
     def create_general_key(
         self, actor: Actor, description: str, *, read_only: bool = False, expires_at: datetime | None = None
@@ -347,6 +451,21 @@ class Keyring:
     def disable(self, actor: Actor, key_id: str) -> KeyRecord: ...
     def enable(self, actor: Actor, key_id: str) -> KeyRecord: ...
     def delete(self, actor: Actor, key_id: str) -> KeyRecord: ...
+    def rotate(self, actor: Actor, key_id: str, grace: float | timedelta) -> IssuedKey: ...
+    def end_rotation(self, actor: Actor, key_id: str) -> KeyRecord: ...
+    def audit_records(
+        self,
+        account: str,
+        *,
+        key_id: str | None = None,
+        actor: str | None = None,
+        actions: Iterable[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> AuditPage: ...
+    def prune_audit(self, older_than: float | timedelta) -> int: ...
     def get(self, actor: Actor, key_id: str) -> KeyRecord: ...
     def list(self, actor: Actor) -> builtins.list[KeyRecord]: ...
     def set_account(self, account: str, settings: AccountSettings) -> None: ...
@@ -362,6 +481,9 @@ class Keyring:
         api: Literal["rest", "events"] = "rest",
         method: str = "GET",
         scope: str | None = None,
+        *,
+        remote_address: str | None = None,
+        path: str | None = None,
     ) -> Principal: ...
     def try_authenticate(
         self,
@@ -369,6 +491,9 @@ class Keyring:
         api: Literal["rest", "events"] = "rest",
         method: str = "GET",
         scope: str | None = None,
+        *,
+        remote_address: str | None = None,
+        path: str | None = None,
     ) -> Principal | None: ...
     @property
     def store_kind(self) -> Literal["memory", "sqlite", "postgres"]: ...

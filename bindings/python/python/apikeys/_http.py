@@ -135,23 +135,46 @@ def routing_key(body: bytes) -> str:
     raise Rejection(key)
 
 
-def authenticate(keyring: Keyring, token: str, api: str, method: str, scope: Optional[str]) -> Principal:
-    """:meth:`apikeys.Keyring.authenticate`, with errors turned into a :class:`Rejection`."""
+def authenticate(
+    keyring: Keyring,
+    token: str,
+    api: str,
+    method: str,
+    scope: Optional[str],
+    remote_address: Optional[str] = None,
+    path: Optional[str] = None,
+) -> Principal:
+    """:meth:`apikeys.Keyring.authenticate`, with errors turned into a :class:`Rejection`.
+
+    ``remote_address`` and ``path`` are where the request came from, as the
+    server gave them (the key remembers the place of its last use)."""
     try:
         if api == "events":
-            return keyring.authenticate(token, api="events")
-        return keyring.authenticate(token, api="rest", method=method, scope=scope)
+            return keyring.authenticate(token, api="events", remote_address=remote_address, path=path)
+        return keyring.authenticate(
+            token, api="rest", method=method, scope=scope, remote_address=remote_address, path=path
+        )
     except ApiKeyError as e:
         raise from_error(e) from None
 
 
-def try_authenticate(keyring: Keyring, token: str, api: str, method: str, scope: Optional[str]) -> Optional[Principal]:
+def try_authenticate(
+    keyring: Keyring,
+    token: str,
+    api: str,
+    method: str,
+    scope: Optional[str],
+    remote_address: Optional[str] = None,
+    path: Optional[str] = None,
+) -> Optional[Principal]:
     """:meth:`apikeys.Keyring.try_authenticate`: :func:`authenticate` when it
     needs no I/O, ``None`` when it would (then call :func:`authenticate`)."""
     try:
         if api == "events":
-            return keyring.try_authenticate(token, api="events")
-        return keyring.try_authenticate(token, api="rest", method=method, scope=scope)
+            return keyring.try_authenticate(token, api="events", remote_address=remote_address, path=path)
+        return keyring.try_authenticate(
+            token, api="rest", method=method, scope=scope, remote_address=remote_address, path=path
+        )
     except ApiKeyError as e:
         raise from_error(e) from None
 

@@ -644,6 +644,14 @@ pub fn audit_query_refusals(make: MakeKeyring<'_>) {
     };
     let now = clock.now();
     refused(AuditQuery::account(""), "account");
+    refused(AuditQuery::account("ac\0me"), "account");
+    refused(AuditQuery::account("ac me"), "account");
+    let mut q = AuditQuery::account("acme");
+    q.actor = Some("PADMIN\u{0}".into());
+    refused(q, "actor");
+    let mut q = AuditQuery::account("acme");
+    q.actor = Some(String::new());
+    refused(q, "actor");
     let mut q = AuditQuery::account("acme");
     q.since = Some(now);
     q.until = Some(Timestamp::from_unix_millis(now.unix_millis() - 1));
@@ -772,4 +780,18 @@ pub fn last_use_remembers_its_place(make: MakeKeyring<'_>) {
     kr.authenticate(k.secret().expose(), &get()).expect("valid");
     kr.flush().expect("flush");
     assert_eq!(seen(&kr), Some(second));
+    // An adapter's borrowed origin, copied only when the use is written.
+    clock.advance(MINUTE);
+    let addr = "203.0.113.5";
+    let origin = crate::Origin {
+        remote_address: Some(&addr),
+        path: Some("/services/PX?x=1"),
+    };
+    kr.authenticate_from(k.secret().expose(), &Request::rest("POST"), &origin)
+        .expect("valid");
+    kr.flush().expect("flush");
+    let third = seen(&kr).expect("a place");
+    assert_eq!(third.remote_address.as_deref(), Some("203.0.113.5"));
+    assert_eq!(third.method.as_deref(), Some("POST"));
+    assert_eq!(third.path.as_deref(), Some("/services/PX"));
 }
