@@ -5,9 +5,12 @@
 //!
 //! The store holds 1,000,000 general keys (`APIKEYS_BENCH_KEYS` changes that).
 //! Three access patterns:
-//! - `verify_valid`, `authenticate_valid`, `authenticate_limited*`: one key,
-//!   again and again — its data is in cache, as the floor's input is, so the
-//!   difference is the work apikeys adds. `authenticate_limited` is a general
+//! - `verify_valid`, `authenticate_valid`, `authenticate_rotating`,
+//!   `authenticate_limited*`: one key, again and again — its data is in cache, as the floor's input is, so the
+//!   difference is the work apikeys adds. `authenticate_rotating` is a general
+//!   key in a rotation's overlap (rotated with a 30-day grace, its successor
+//!   never used): beside `authenticate_valid`, it reads off what the rotation
+//!   check adds. `authenticate_limited` is a general
 //!   key under PagerDuty's limits with the in-process limiter (its own budget);
 //!   `…_user_token` counts in its owner's budget and `…_scoped` in its
 //!   account's (those buckets are found by hashing their names);
@@ -21,10 +24,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use apikeys::{
-    Actor, Clock, KeyHasher, KeyKind, KeyStore, Keyring, RateLimits, Request, Role, SystemClock,
-    Timestamp,
+    AccessLevel, Actor, Clock, KeyHasher, KeyKind, KeyStore, Keyring, RateLimits, Request, Role,
+    SystemClock, Timestamp,
 };
-use apikeys_benches::{ACCOUNT, fixture, next_index};
+use apikeys_benches::{ACCOUNT, admin, fixture, next_index};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
@@ -102,6 +105,28 @@ fn hot_path(c: &mut Criterion) {
         .create_scoped_token(&manager, "bench", &["incidents.read"])
         .unwrap();
     let read_incidents = Request::rest("GET").with_scope("incidents.read").unwrap();
+    // A key in its overlap: rotated with a long grace, its successor not used.
+    let rotating = fx
+        .keyring
+        .create_general_key(&admin(), "bench rotating", AccessLevel::FullAccess)
+        .unwrap();
+    let _successor = fx
+        .keyring
+        .rotate(
+            &admin(),
+            &rotating.record().id.to_string(),
+            Duration::from_secs(30 * 86_400),
+        )
+        .unwrap();
+    let rotating = rotating.secret().expose();
+    assert!(
+        fx.keyring
+            .authenticate(rotating, &get)
+            .unwrap()
+            .record()
+            .rotated_to()
+            .is_some()
+    );
 
     let mut g = c.benchmark_group("hot_path");
     g.throughput(Throughput::Elements(1));
@@ -119,6 +144,9 @@ fn hot_path(c: &mut Criterion) {
     });
     g.bench_function("authenticate_valid", |b| {
         b.iter(|| assert!(fx.keyring.authenticate(black_box(one), &get).is_ok()))
+    });
+    g.bench_function("authenticate_rotating", |b| {
+        b.iter(|| assert!(fx.keyring.authenticate(black_box(rotating), &get).is_ok()))
     });
     g.bench_function("authenticate_limited", |b| {
         b.iter(|| limited_remaining(&limited, black_box(one), &get))
