@@ -391,6 +391,19 @@ describe('the audit trail: bad input is a clear error, never a crash', () => {
     // An uncommon method and an Events request carry it too (the named path of the addon).
     kr.authenticate(k.secret, { method: 'PROPFIND', remoteAddress: '10.0.0.2', path: '/dav' })
   })
+
+  test('the raw addon, given something other than strings for the place, answers without crashing', () => {
+    const native = require('../binding.js')
+    const raw = new native.Keyring()
+    const a = admin('place-raw')
+    const k = raw.createGeneralKey(a, 'x')
+    for (const [address, path] of [[5, {}], [Symbol('x'), 7n], [{ toString: () => '1.2.3.4' }, ['/x']], [true, null]]) {
+      assert.equal(typeof raw._authenticate(k.secret, 1, undefined, address, path), 'number')
+    }
+    // What could not be read as text is not kept.
+    const place = raw.get(a, k.record.id).lastUsedFrom
+    assert.deepEqual(place, { method: 'GET' })
+  })
 })
 
 describe('the Express middleware passes where a request came from', { skip: skipExpress }, () => {

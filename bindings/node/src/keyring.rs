@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use apikeys::{AccessLevel as CoreAccess, NewKey};
+use napi::JsString;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -26,34 +27,101 @@ fn core_actor(a: &Actor) -> CoreResult<apikeys::Actor> {
     })
 }
 
-/// Where a request came from, as the JavaScript layer passes it (each part
-/// optional; both absent: the request says nothing, and the key's last
-/// place stays as it was).
-type Place = (Option<String>, Option<String>);
-
-fn placed(req: apikeys::Request, place: &Place) -> apikeys::Request {
-    match place {
-        (None, None) => req,
-        (address, path) => req.with_place(address.as_deref(), path.as_deref()),
-    }
-}
-
-fn core_request(
-    api: &str,
-    method: &str,
-    scope: Option<&str>,
-    place: &Place,
-) -> CoreResult<apikeys::Request> {
+fn core_request(api: &str, method: &str, scope: Option<&str>) -> CoreResult<apikeys::Request> {
     let req = match api {
         "rest" => apikeys::Request::rest(method),
         "events" => apikeys::Request::events(),
         _ => return Err(invalid("api", "must be 'rest' or 'events'")),
     };
-    let req = match scope {
-        Some(s) => req.with_scope(s)?,
-        None => req,
-    };
-    Ok(placed(req, place))
+    match scope {
+        Some(s) => req.with_scope(s),
+        None => Ok(req),
+    }
+}
+
+/// Where a request came from (`remoteAddress`, `path`), owned: what the
+/// Promise twins and the object forms of `authenticate` take.
+type Place = (Option<String>, Option<String>);
+
+/// The core's origin of a request, borrowed (the core copies it only when it
+/// writes the key's last use); `None` when the request said nothing, which
+/// leaves the key's last place as it was.
+fn origin<'a>(
+    address: Option<&'a dyn std::fmt::Display>,
+    path: Option<&'a str>,
+) -> Option<apikeys::Origin<'a>> {
+    (address.is_some() || path.is_some()).then_some(apikeys::Origin {
+        remote_address: address,
+        path,
+    })
+}
+
+fn owned_origin(place: &Place) -> Option<apikeys::Origin<'_>> {
+    origin(
+        place.0.as_ref().map(|a| a as &dyn std::fmt::Display),
+        place.1.as_deref(),
+    )
+}
+
+fn authenticate_from(
+    k: &apikeys::Keyring,
+    token: &str,
+    req: &apikeys::Request,
+    origin: Option<&apikeys::Origin<'_>>,
+) -> CoreResult<apikeys::Principal> {
+    match origin {
+        None => k.authenticate(token, req),
+        Some(o) => k.authenticate_from(token, req, o),
+    }
+}
+
+fn try_authenticate_from(
+    k: &apikeys::Keyring,
+    token: &str,
+    req: &apikeys::Request,
+    origin: Option<&apikeys::Origin<'_>>,
+) -> Option<CoreResult<apikeys::Principal>> {
+    match origin {
+        None => k.try_authenticate(token, req),
+        Some(o) => k.try_authenticate_from(token, req, o),
+    }
+}
+
+/// The caller's address as the JavaScript layer handed it on the synchronous
+/// hot path: left a JavaScript string, and read only if the core writes it
+/// as the place of the key's last use (at most once a minute per key), so a
+/// request pays nothing for it otherwise. The path cannot wait so: the core
+/// borrows it as text.
+struct LazyAddress<'a>(JsString<'a>);
+
+impl std::fmt::Display for LazyAddress<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A string the JavaScript layer checked; should napi fail to read it,
+        // no address is kept (the core keeps nothing for an empty one).
+        match self.0.into_utf8() {
+            Ok(text) => f.write_str(text.as_str().unwrap_or_default()),
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+/// Runs `f` with the origin of a request whose address and path are
+/// JavaScript strings (see [`LazyAddress`]); `None` when both are absent.
+fn with_js_origin<T>(
+    address: Option<JsString<'_>>,
+    path: Option<JsString<'_>>,
+    f: impl FnOnce(Option<&apikeys::Origin<'_>>) -> T,
+) -> T {
+    if address.is_none() && path.is_none() {
+        return f(None);
+    }
+    let address = address.map(LazyAddress);
+    let path = path.and_then(|p| p.into_utf8().ok());
+    let o = origin(
+        address.as_ref().map(|a| a as &dyn std::fmt::Display),
+        path.as_ref().and_then(|p| p.as_str().ok()),
+    );
+    f(o.as_ref())
 }
 
 /// The core's audit query for a JavaScript one.
@@ -96,15 +164,13 @@ fn expiring(spec: NewKey, expires_at: Option<f64>) -> CoreResult<NewKey> {
     })
 }
 
-/// The request a coded call stands for (see `coded_request`), with its
-/// scope and where it came from.
-fn scoped_request(code: u32, scope: Option<String>, place: &Place) -> CoreResult<apikeys::Request> {
+/// The request a coded call stands for (see `coded_request`), with its scope.
+fn scoped_request(code: u32, scope: Option<String>) -> CoreResult<apikeys::Request> {
     let req = coded_request(code).ok_or_else(|| invalid("api", "unknown request code"))?;
-    let req = match scope {
-        Some(s) => req.with_scope(&s)?,
-        None => req,
-    };
-    Ok(placed(req, place))
+    match scope {
+        Some(s) => req.with_scope(&s),
+        None => Ok(req),
+    }
 }
 
 /// A request from the number the JavaScript layer passes for the common
@@ -804,8 +870,10 @@ impl Keyring {
         request: Option<Request>,
     ) -> Result<Principal> {
         let (api, method, scope, place) = request_parts(request.as_ref());
-        let r = core_request(api, method, scope, &place)
-            .and_then(|req| self.inner.authenticate(&token, &req))
+        let r = core_request(api, method, scope)
+            .and_then(|req| {
+                authenticate_from(&self.inner, &token, &req, owned_origin(&place).as_ref())
+            })
             .and_then(|p| full_principal(&self.slots, &p));
         self.sync(&env, r)
     }
@@ -822,11 +890,15 @@ impl Keyring {
         token: String,
         request: u32,
         scope: Option<String>,
-        remote_address: Option<String>,
-        path: Option<String>,
+        remote_address: Option<JsString<'_>>,
+        path: Option<JsString<'_>>,
     ) -> Result<u32> {
-        let r = scoped_request(request, scope, &(remote_address, path))
-            .and_then(|req| self.inner.authenticate(&token, &req))
+        let r = scoped_request(request, scope)
+            .and_then(|req| {
+                with_js_origin(remote_address, path, |o| {
+                    authenticate_from(&self.inner, &token, &req, o)
+                })
+            })
             .and_then(|p| lock(&self.slots).handle(&p));
         self.answer(&env, r)
     }
@@ -843,11 +915,15 @@ impl Keyring {
         request: u32,
         scope: Option<String>,
         status: StatusOut<'_>,
-        remote_address: Option<String>,
-        path: Option<String>,
+        remote_address: Option<JsString<'_>>,
+        path: Option<JsString<'_>>,
     ) -> Result<u32> {
-        let r = scoped_request(request, scope, &(remote_address, path))
-            .and_then(|req| self.inner.authenticate(&token, &req))
+        let r = scoped_request(request, scope)
+            .and_then(|req| {
+                with_js_origin(remote_address, path, |o| {
+                    authenticate_from(&self.inner, &token, &req, o)
+                })
+            })
             .and_then(|p| self.handle_reporting(&p, Some(status)));
         self.answer(&env, r)
     }
@@ -866,11 +942,15 @@ impl Keyring {
         method: String,
         scope: Option<String>,
         status: Option<StatusOut<'_>>,
-        remote_address: Option<String>,
-        path: Option<String>,
+        remote_address: Option<JsString<'_>>,
+        path: Option<JsString<'_>>,
     ) -> Result<u32> {
-        let r = core_request(&api, &method, scope.as_deref(), &(remote_address, path))
-            .and_then(|req| self.inner.authenticate(&token, &req))
+        let r = core_request(&api, &method, scope.as_deref())
+            .and_then(|req| {
+                with_js_origin(remote_address, path, |o| {
+                    authenticate_from(&self.inner, &token, &req, o)
+                })
+            })
             .and_then(|p| self.handle_reporting(&p, status));
         self.answer(&env, r)
     }
@@ -888,8 +968,8 @@ impl Keyring {
         request: Option<Request>,
     ) -> Result<Option<Principal>> {
         let (api, method, scope, place) = request_parts(request.as_ref());
-        let req = self.sync(&env, core_request(api, method, scope, &place))?;
-        match self.inner.try_authenticate(&token, &req) {
+        let req = self.sync(&env, core_request(api, method, scope))?;
+        match try_authenticate_from(&self.inner, &token, &req, owned_origin(&place).as_ref()) {
             None => Ok(None),
             Some(r) => {
                 let r = r.and_then(|p| full_principal(&self.slots, &p));
@@ -912,15 +992,17 @@ impl Keyring {
         method: String,
         scope: Option<String>,
         status: Option<StatusOut<'_>>,
-        remote_address: Option<String>,
-        path: Option<String>,
+        remote_address: Option<JsString<'_>>,
+        path: Option<JsString<'_>>,
     ) -> Result<u32> {
-        let place = (remote_address, path);
-        let req = match core_request(&api, &method, scope.as_deref(), &place) {
+        let req = match core_request(&api, &method, scope.as_deref()) {
             Ok(req) => req,
             Err(e) => return self.answer(&env, Err(e)),
         };
-        let Some(r) = self.inner.try_authenticate(&token, &req) else {
+        let tried = with_js_origin(remote_address, path, |o| {
+            try_authenticate_from(&self.inner, &token, &req, o)
+        });
+        let Some(r) = tried else {
             return Ok(WOULD_BLOCK);
         };
         let r = r.and_then(|p| self.handle_reporting(&p, status));
@@ -976,8 +1058,8 @@ impl Keyring {
         let slots = Arc::clone(&self.slots);
         Job::new(&self.inner, move |k| {
             let place = (remote_address, path);
-            let req = core_request(&api, &method, scope.as_deref(), &place)?;
-            let p = k.authenticate(&token, &req)?;
+            let req = core_request(&api, &method, scope.as_deref())?;
+            let p = authenticate_from(k, &token, &req, owned_origin(&place).as_ref())?;
             let h = lock(&slots).handle(&p)?;
             Ok(match p.rate_limit() {
                 None => vec![f64::from(h)],
@@ -1003,8 +1085,8 @@ impl Keyring {
         let slots = Arc::clone(&self.slots);
         Job::new(&self.inner, move |k| {
             let (api, method, scope, place) = request_parts(request.as_ref());
-            let req = core_request(api, method, scope, &place)?;
-            let p = k.authenticate(&token, &req)?;
+            let req = core_request(api, method, scope)?;
+            let p = authenticate_from(k, &token, &req, owned_origin(&place).as_ref())?;
             full_principal(&slots, &p)
         })
     }
