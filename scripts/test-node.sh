@@ -80,4 +80,6 @@ fi
 
 npm test
 npm run typecheck
+# A smoke run of the Express adapter's benchmark (docs/performance.md, "Adapters").
+node bench-adapters.js --quick
 echo "node: tests and type check passed"

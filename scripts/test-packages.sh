@@ -77,14 +77,19 @@ t=$(date +%s)
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --all-features "${pflags[@]}" --quiet
 note "cargo doc (5 crates): $(seconds "$t") s"
 
-step "cargo publish --dry-run, cargo package (${lib_crates[*]})"
+# The command line (a binary crate, published with the libraries it uses).
+bin_crates=(apikeys-cli)
+all_pflags=("${pflags[@]}")
+for c in "${bin_crates[@]}"; do all_pflags+=(-p "$c"); done
+
+step "cargo publish --dry-run, cargo package (${lib_crates[*]} ${bin_crates[*]})"
 t=$(date +%s)
 # Published together, so each crate's dependency on the others resolves to the
 # version being published; the build from the packaged sources is the scratch
 # project below (hence --no-verify). `cargo package` leaves the .crate files.
-cargo publish --dry-run --locked --no-verify --allow-dirty "${pflags[@]}" --quiet
+cargo publish --dry-run --locked --no-verify --allow-dirty "${all_pflags[@]}" --quiet
 rm -f "$root"/target/package/*.crate
-cargo package --locked --no-verify --allow-dirty "${pflags[@]}" --quiet
+cargo package --locked --no-verify --allow-dirty "${all_pflags[@]}" --quiet
 version=$(cargo metadata --no-deps --format-version 1 --offline | "$venv/bin/python" -c 'import json,sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"] == "apikeys"))')
 crates=()
 for c in "${lib_crates[@]}"; do
@@ -103,7 +108,20 @@ for c in "${lib_crates[@]}"; do
     grep -q '^\[package.metadata.docs.rs\]' "$scratch/$c-$version/Cargo.toml" || fail "$c: no [package.metadata.docs.rs]"
     note "crate $c-$version.crate: $(size "$f") KiB"
 done
-note "cargo publish --dry-run + cargo package (5 crates): $(seconds "$t") s"
+for c in "${bin_crates[@]}"; do
+    f=$root/target/package/$c-$version.crate
+    [[ -f $f ]] || fail "cargo package did not write $f"
+    listing=$(tar tzf "$f")
+    for want in Cargo.toml README.md src/main.rs; do
+        grep -qx "$c-$version/$want" <<<"$listing" || fail "$c-$version.crate lacks $want"
+    done
+    tar xzf "$f" -C "$scratch" "$c-$version/Cargo.toml"
+    for field in description license repository readme keywords categories; do
+        grep -q "^$field = " "$scratch/$c-$version/Cargo.toml" || fail "$c: Cargo.toml has no $field"
+    done
+    note "crate $c-$version.crate: $(size "$f") KiB"
+done
+note "cargo publish --dry-run + cargo package (6 crates): $(seconds "$t") s"
 
 step "scratch Cargo project on the packaged crates"
 t=$(date +%s)

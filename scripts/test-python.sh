@@ -92,5 +92,7 @@ step "typed example"
 step "benchmark smoke run (the figures in docs/python.md come from bench.py without --quick)"
 "$vpy" "$pkg/bench.py" --quick
 "$vpy" "$pkg/bench_stores.py" --quick
+# The HTTP adapters against their frameworks (docs/performance.md, "Adapters").
+"$vpy" "$pkg/bench_adapters.py" --quick
 
 echo "python: all checks passed"

@@ -42,6 +42,7 @@ pub fn record_for(key: &str, hasher: &KeyHasher) -> KeyRecord {
         hint: apikeys::Hint::of(key),
         digest: hasher.digest(key.as_bytes()),
         rotation: None,
+        last_used_from: None,
     }
 }
 

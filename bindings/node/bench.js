@@ -20,6 +20,9 @@
 // Then rate limits: the accepted workload on a keyring with rate limits (every
 // call answers a new principal carrying `rateLimit`) against the same on the
 // keyring without (the kept principal), alternating rounds again.
+// Then a request's place: the accepted workload with `remoteAddress` and
+// `path` in each request (what apikeys/express passes) against the same
+// without, on one keyring, alternating rounds.
 // Run: `npm run bench` (after `npm run build`). `--check` exits non-zero if the
 // package is not at least 3× faster than the baseline on accepted requests.
 //
@@ -206,6 +209,32 @@ const limitedRaw = (token) => limitedKeyring._authenticateLimited(token, 1, unde
   console.log(`  with limits (principal + rateLimit)    ${b.toFixed(0).padStart(6)} ns/call  ${(1e3 / b).toFixed(2)} M calls/s`)
   console.log(`  limits cost ${median(extra).toFixed(0)} ns/call (median of the rounds' differences), ${((b / a - 1) * 100).toFixed(0)} %;`)
   console.log(`  of which the per-call principal object (JavaScript) ${median(raw).toFixed(0)} ns, the rest the limiter (Rust)`)
+}
+
+// ---- a request's place: remoteAddress and path, kept with the key's last use ----
+{
+  const w = workloads.accepted
+  const PLACED = { api: 'rest', method: 'GET', remoteAddress: '192.0.2.7', path: '/incidents?statuses[]=triggered' }
+  const placed = { ...w, request: () => PLACED }
+  run(pkg, w, Math.min(CALLS, 200_000))
+  run(pkg, placed, Math.min(CALLS, 200_000))
+  const without = []
+  const withPlace = []
+  const extra = []
+  for (let r = 0; r < ROUNDS; r++) {
+    const a = run(pkg, w, CALLS)
+    const b = run(pkg, placed, CALLS)
+    if (b.refused !== 0) throw new Error('a request with a place was refused')
+    without.push(a.nsPerCall)
+    withPlace.push(b.nsPerCall)
+    extra.push(b.nsPerCall - a.nsPerCall)
+  }
+  const a = median(without)
+  const b = median(withPlace)
+  console.log("a request's place: accepted workload, { api, method } against { api, method, remoteAddress, path }")
+  console.log(`  without a place   ${a.toFixed(0).padStart(6)} ns/call  ${(1e3 / a).toFixed(2)} M calls/s`)
+  console.log(`  with a place      ${b.toFixed(0).padStart(6)} ns/call  ${(1e3 / b).toFixed(2)} M calls/s`)
+  console.log(`  the place costs ${median(extra).toFixed(0)} ns/call (median of the rounds' differences)`)
 }
 
 if (CHECK && ratios.accepted < 3) {

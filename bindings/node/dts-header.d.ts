@@ -11,9 +11,15 @@ export interface ApiKeyError extends Error {
   pdCode: number
   /** For server logs: which check failed (not enumerable; never contains a key). */
   readonly reason: string
-  /** `ERR_INVALID_INPUT`: the argument that was wrong (`description`, `keyId`, `scope` …). */
+  /**
+   * `ERR_INVALID_INPUT` (and `ERR_INVALID_ARG_TYPE`): the argument that was
+   * wrong, by its stable name, the same string in Rust and Python: snake_case
+   * (`description`, `key_id`, `expires_at`, `options.rate_limits.general_key`),
+   * without the values a path holds (an account id, an index). The message
+   * names it as JavaScript spells it (`keyId`).
+   */
   field?: string
-  /** `ERR_RATE_LIMITED`: milliseconds until a retry may succeed. */
+  /** `ERR_RATE_LIMITED`: milliseconds until a retry may succeed (whole, rounded up). */
   retryAfter?: number
   /** `ERR_RATE_LIMITED`: the requests allowed per window (the `ratelimit-limit` header). */
   limit?: number
@@ -22,3 +28,33 @@ export interface ApiKeyError extends Error {
 /** Whether `e` is an error of this package (any `code` above, or a TypeError for an argument). */
 export declare function isApiKeyError(e: unknown): e is ApiKeyError
 
+
+/**
+ * An audit record in the shape of PagerDuty's `GET /audit/records`
+ * (`AuditEvent.toPagerDuty()`): the core's JSON (`AuditEvent::to_pagerduty`),
+ * parsed. Field names are PagerDuty's (snake_case). Never holds a key.
+ */
+export type PagerDutyAuditRecord = {
+  /** `R` and the record's number, 13 digits. */
+  id: string
+  /** RFC 3339, UTC, with milliseconds (`2026-12-02T01:02:03.456Z`). */
+  execution_time: string
+  /** What the actor's `context` said: `request_id`, `remote_address`. */
+  execution_context: { request_id?: string; remote_address?: string }
+  /** The acting user (`user_reference`), or the application (`app_reference`, id `system`). */
+  actors: Array<{ id: string; type: 'user_reference' | 'app_reference'; summary: string }>
+  /** How the actor authenticated: `api_token` (with its last four characters) when the context gave the caller's key. */
+  method: { type: 'api_token' | 'internal' | 'other'; truncated_token?: string }
+  /** The key acted on (`api_key_reference`), else the user, else the account. */
+  root_resource: { id: string; type: 'api_key_reference' | 'user_reference' | 'account_reference'; summary: string }
+  /** The action (`AuditAction`). */
+  action: string
+  /** What changed: `name`, `value`, `before_value` (`null` for none). */
+  details: { fields: Array<{ name: string; value: string | null; before_value: string | null }> }
+  /** `allowed` or `refused`. */
+  outcome: 'allowed' | 'refused'
+  /** For a refusal: the error's kind (`not_permitted` …). */
+  error?: string
+  /** For a refusal: its message. */
+  reason?: string
+}

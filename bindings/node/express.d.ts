@@ -5,18 +5,31 @@ import type { Keyring, Principal } from './index'
 /** A node:http / Express middleware function. */
 export type Middleware = (req: IncomingMessage & { apikey?: Principal; body?: unknown }, res: ServerResponse, next: (err?: unknown) => void) => void
 
-/** Why a request was refused before the route's handler ran. */
+/**
+ * Why a request was refused before the route's handler ran, and the answer
+ * for it as the Rust adapter renders it (the bytes axum and the Python
+ * middleware send): the middleware writes `status`, `headers` and `body`.
+ */
 export declare class Rejection extends Error {
   /** The HTTP status. */
   status: number
   /** PagerDuty's error code (2006, 2010, 2001 …). */
   pdCode: number
-  /** A stable name: the core error's code, or `missing_key`, `malformed_authorization`, `duplicate_authorization`, `body_too_large`, `invalid_body`, `missing_routing_key`. */
+  /**
+   * A stable name: the core error's kind (`unauthorized`, `forbidden`,
+   * `rate_limited` …; `internal` for anything else thrown), or the adapter's:
+   * `missing_key`, `malformed_authorization`, `duplicate_authorization`,
+   * `body_too_large`, `invalid_body`, `missing_routing_key`, `misconfigured`.
+   */
   kind: string
   /** For server logs: which check failed (never a key). */
   readonly reason: string
   /** For a 429: milliseconds until a retry may succeed. */
   retryAfterMs?: number
+  /** Every response header, in order (`content-type`, `content-length`, then the challenge or retry headers). */
+  readonly headers: Array<[string, string]>
+  /** PagerDuty's JSON error body. */
+  readonly body: string
 }
 
 /** Options of {@link apikeys}. Any other name is refused (`ERR_INVALID_INPUT`). */
@@ -30,6 +43,16 @@ export interface ApiKeysOptions {
    * synchronous call, cheaper for the in-memory store and warm caches.
    */
   offThread?: boolean
+  /**
+   * Where a request comes from, kept with its key's last use
+   * (`KeyRecord.lastUsedFrom`, written at most once a minute per key).
+   * Default: `req.socket.remoteAddress`, a field read. Behind a proxy,
+   * `(req) => req.ip` gives Express's reading of `X-Forwarded-For` under its
+   * `trust proxy` setting (computed on every request: 0.3 µs to several µs).
+   * `() => undefined` keeps no address. The path kept is `req.originalUrl`
+   * (`req.url` without Express), without its query string.
+   */
+  remoteAddress?: (req: IncomingMessage) => string | undefined | null
 }
 
 /** Middleware factories bound to a Keyring. */

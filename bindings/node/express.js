@@ -35,6 +35,13 @@
 //   (500, and a process warning saying why): the middleware never waits for a
 //   stream that has ended.
 // - The Principal goes to `req.apikey`.
+// - Where the request came from goes with it: `req.socket.remoteAddress` and
+//   `req.originalUrl` (`req.url` without Express), two fields read per
+//   request and handed over as they are. The core keeps them with the key's
+//   last use (`KeyRecord.lastUsedFrom`, written at most once a minute per
+//   key; the query string dropped); no check depends on them. Behind a
+//   proxy, `remoteAddress: (req) => req.ip` takes Express's address instead
+//   (its `trust proxy` reading costs from 0.3 to several µs per request).
 // - Refusals answer `{"error":{"message":…,"code":…}}` with the status of the
 //   error table; 401 adds `WWW-Authenticate: Token`, 429 `retry-after` and the
 //   `ratelimit-*` headers. Never a key, never a stack; 5xx say only "an
@@ -51,117 +58,95 @@
 // without Express too (call it as `(req, res, next)`).
 
 const { eventRoutingKey, Keyring: Native } = require('./index.js')
+const { argTypeError, invalidInput, optionName } = require('./args.js')
 
-const MAX_AUTHORIZATION_BYTES = 1024
-const DEFAULT_MAX_EVENT_BYTES = 512 * 1024
+// apikeys-http's own limits: the longest Authorization value looked at, and
+// the default Events body limit (512 KiB, PagerDuty's).
+const [MAX_AUTHORIZATION_BYTES, DEFAULT_MAX_EVENT_BYTES] = Native._httpLimits()
 
+/**
+ * Why a request was refused, and the answer for it as the Rust adapter
+ * renders it (apikeys_http::Rejection::refusal): `refuse` writes its status,
+ * headers and body as they are, so Express sends the bytes axum and the
+ * Python middleware send.
+ */
 class Rejection extends Error {
-  constructor(status, pdCode, kind, message, extra = {}) {
-    super(message)
+  constructor(refusal) {
+    super(refusal.message)
     this.name = 'Rejection'
-    this.status = status
-    this.pdCode = pdCode
-    this.kind = kind
+    this.status = refusal.status
+    this.pdCode = refusal.pdCode
+    this.kind = refusal.kind
     // Not enumerable, like the core errors' reason: for logs only.
-    Object.defineProperty(this, 'reason', { value: extra.reason ?? message, enumerable: false })
-    this.retryAfterMs = extra.retryAfterMs
-    this.limit = extra.limit
+    Object.defineProperty(this, 'reason', { value: refusal.reason, enumerable: false })
+    this.retryAfterMs = refusal.retryAfterMs ?? undefined
+    Object.defineProperty(this, 'headers', { value: refusal.headers, enumerable: false })
+    Object.defineProperty(this, 'body', { value: refusal.body, enumerable: false })
   }
 }
 
-const missingKey = () =>
-  new Rejection(401, 2006, 'missing_key', "no API key: send the header 'Authorization: Token token=<key>'")
-const malformed = () =>
-  new Rejection(
-    401,
-    2006,
-    'malformed_authorization',
-    "the Authorization header must read 'Token token=<key>' or 'Bearer <key>'",
-  )
-const duplicate = () => new Rejection(400, 2001, 'duplicate_authorization', 'send exactly one Authorization header')
-const tooLarge = (limit) =>
-  new Rejection(400, 2001, 'body_too_large', `the request body is larger than the limit of ${limit} bytes`)
-const invalidBody = (message) => new Rejection(400, 2001, 'invalid_body', message)
-const missingRoutingKey = () =>
-  new Rejection(400, 2001, 'missing_routing_key', "the event has no 'routing_key' (the integration or routing key)")
+// The refusals the middleware meets on its own (apikeys_http::Rejection::named).
+const refusal = (name, limit, reason) => new Rejection(Native._refusal(name, limit, reason))
+const tooLarge = (limit) => refusal('body_too_large', limit)
+const notJson = () => refusal('not_json')
+const notAnObject = () => refusal('not_an_object')
 
+// The refusal for an error of the keyring, from what the error carries
+// (apikeys_http::Rejection::from_error_parts); anything else thrown is an
+// internal error.
 function fromError(e) {
-  const status = typeof e?.status === 'number' ? e.status : 500
-  const pdCode = typeof e?.pdCode === 'number' ? e.pdCode : 2000
-  if (status >= 500) {
-    return new Rejection(status, pdCode, 'internal', 'an internal error occurred', { reason: String(e?.reason ?? e) })
-  }
-  return new Rejection(status, pdCode, String(e.code ?? 'error'), String(e.message), {
-    reason: e.reason,
-    retryAfterMs: status === 429 ? Number(e.retryAfter ?? 1000) : undefined,
-    limit: e.limit,
-  })
+  const number = (v) => (typeof v === 'number' ? v : undefined)
+  return new Rejection(
+    Native._refusalForError(
+      number(e?.status) ?? 500,
+      number(e?.pdCode) ?? 2000,
+      typeof e?.code === 'string' ? e.code : '',
+      String(e?.message ?? e),
+      String(e?.reason ?? e?.message ?? e),
+      number(e?.retryAfter),
+      number(e?.limit),
+    ),
+  )
 }
 
-const OPTIONS = ['maxEventBytes', 'offThread']
+const OPTIONS = ['maxEventBytes', 'offThread', 'remoteAddress']
 
-// Errors for bad middleware options, shaped as the Keyring's (never echoing a value).
-function argTypeError(name, expected, value) {
-  const got = value === null ? 'null' : Array.isArray(value) ? 'an array' : `type ${typeof value}`
-  const err = new TypeError(`The "${name}" argument must be ${expected}. Received ${got}`)
-  Object.assign(err, { code: 'ERR_INVALID_ARG_TYPE', status: 400, pdCode: 2001, field: name })
-  return err
-}
-
-function invalidInput(message, field) {
-  const err = new Error(message)
-  Object.assign(err, { code: 'ERR_INVALID_INPUT', status: 400, pdCode: 2001, field })
-  return err
-}
-
-const optionName = (k) => `'${JSON.stringify(k.length > 40 ? `${k.slice(0, 40)}…` : k).slice(1, -1)}'`
-
-// PagerDuty's spelling, the key as the Rust adapter's is_key_shaped sees it
-// (visible ASCII but '"'). One regular expression is the fastest test here.
-const PAGERDUTY_FORM = /^Token token=[\x21\x23-\x7e]+$/
-const parseAuthorization = Native._tokenFromAuthorization
 
 /**
  * The key in an Authorization header value, or null if it has no accepted
- * form. PagerDuty's own spelling with nothing around the key (what nearly
- * every client sends) is taken here, as the Rust adapter's fast path does;
- * every other spelling goes to the Rust adapter's parse
- * (apikeys_http::token_from_authorization), the one grammar of all adapters.
+ * form: the Rust adapter's parse (apikeys_http::token_from_authorization).
  */
 function tokenFromAuthorization(value) {
-  if (typeof value !== 'string' || value.length > MAX_AUTHORIZATION_BYTES) return null
-  if (PAGERDUTY_FORM.test(value)) return value.slice(12)
-  return parseAuthorization(value)
+  return typeof value === 'string' ? Native._tokenFromAuthorization(value) : null
 }
 
-/** The REST key of a request: exactly one Authorization header (counted in rawHeaders). */
-function restToken(req) {
+/** The request's Authorization values as node:http received them: undefined, one string, or an array of them. */
+function authorizations(req) {
   const raw = req.rawHeaders
-  let value = null
-  let count = 0
-  if (Array.isArray(raw)) {
-    for (let i = 0; i < raw.length; i += 2) {
-      if (raw[i].length === 13 && raw[i].toLowerCase() === 'authorization') {
-        count++
-        value = raw[i + 1]
-      }
+  if (!Array.isArray(raw)) return req.headers.authorization
+  let value
+  let values
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].length === 13 && raw[i].toLowerCase() === 'authorization') {
+      if (value === undefined) value = raw[i + 1]
+      else (values ??= [value]).push(raw[i + 1])
     }
-  } else if (req.headers.authorization !== undefined) {
-    count = 1
-    value = req.headers.authorization
   }
-  if (count === 0) throw missingKey()
-  if (count > 1) throw duplicate()
-  const key = tokenFromAuthorization(value)
-  if (key === null) throw malformed()
-  return key
+  return values ?? value
+}
+
+/** The REST key of a request: exactly one Authorization header (apikeys_http::token_from_authorizations). */
+function restToken(req) {
+  const key = Native._restToken(authorizations(req))
+  if (typeof key === 'string') return key
+  throw new Rejection(key)
 }
 
 // The core's verdict on an Events body: its routing_key, or a Rejection.
 function routingKeyOf(bytes) {
   const verdict = eventRoutingKey(bytes)
   if (typeof verdict === 'string') return verdict
-  throw new Rejection(verdict.status, verdict.code, verdict.kind, verdict.message)
+  throw new Rejection(verdict)
 }
 
 // The event the handler gets in req.body, from bytes the core accepted (so
@@ -171,10 +156,10 @@ function parseEvent(bytes, key) {
   try {
     event = JSON.parse(Buffer.isBuffer(bytes) ? bytes.toString('utf8') : Buffer.from(bytes).toString('utf8'))
   } catch {
-    throw invalidBody('the body is not valid JSON')
+    throw notJson()
   }
   if (event === null || typeof event !== 'object' || event.routing_key !== key) {
-    throw invalidBody("'routing_key' must be one string")
+    throw refusal('routing_key_not_a_string')
   }
   return event
 }
@@ -189,9 +174,7 @@ function isJsonType(req) {
 let warnedUnreadable = false
 
 const unreadable = () => {
-  const r = new Rejection(500, 2000, 'internal', 'an internal error occurred', {
-    reason: 'the request body was read before auth.events() and left no req.body it can judge',
-  })
+  const r = refusal('misconfigured', 0, 'the request body was read before auth.events() and left no req.body it can judge')
   if (!warnedUnreadable) {
     warnedUnreadable = true
     process.emitWarning(
@@ -212,28 +195,28 @@ function takenBody(req, limit) {
     return [body, undefined]
   }
   if (typeof body === 'string') {
-    if (!body.isWellFormed()) throw invalidBody('the body is not valid JSON')
+    if (!body.isWellFormed()) throw notJson()
     const bytes = Buffer.from(body, 'utf8')
     if (bytes.length > limit) throw tooLarge(limit)
     return [bytes, undefined]
   }
   if (body !== null && typeof body === 'object') {
     // A form parser's object (or any object from a body that was not JSON).
-    if (!isJsonType(req)) throw invalidBody('the body must be a JSON object')
+    if (!isJsonType(req)) throw notAnObject()
     let json
     try {
       json = JSON.stringify(body)
     } catch {
-      throw invalidBody('the body is not valid JSON')
+      throw notJson()
     }
-    if (typeof json !== 'string') throw invalidBody('the body must be a JSON object')
+    if (typeof json !== 'string') throw notAnObject()
     const bytes = Buffer.from(json, 'utf8')
     if (bytes.length > limit) throw tooLarge(limit)
     return [bytes, body]
   }
   if (body === undefined) throw unreadable()
   // A number, boolean or null from a non-strict JSON parser.
-  throw invalidBody('the body must be a JSON object')
+  throw notAnObject()
 }
 
 // Whether something before this middleware read (or is reading) the body.
@@ -241,8 +224,11 @@ const bodyTaken = (req) => req.readableEnded === true || req.readableDidRead ===
 
 function readBody(req, limit) {
   return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length'])
-    if (Number.isFinite(declared) && declared > limit) return reject(tooLarge(limit))
+    const declared = req.headers['content-length']
+    if (declared !== undefined) {
+      const length = Native._declaredLength(declared, limit)
+      if (typeof length !== 'number') return reject(new Rejection(length))
+    }
     const chunks = []
     let size = 0
     let done = false
@@ -265,7 +251,7 @@ function readBody(req, limit) {
       chunks.push(c)
     }
     const onEnd = () => finish(null, Buffer.concat(chunks, size))
-    const onError = () => finish(invalidBody('the body could not be read'))
+    const onError = () => finish(refusal('unreadable_body'))
     req.on('data', onData)
     req.on('end', onEnd)
     req.on('error', onError)
@@ -281,29 +267,24 @@ function setRateLimitHeaders(res, rl) {
   res.setHeader('ratelimit-reset', String(Math.max(0, Math.ceil((Number(rl.reset) || 0) / 1000))))
 }
 
+// Writes a Rejection as apikeys-http rendered it.
 function refuse(res, r, closeConnection = false) {
-  const body = JSON.stringify({ error: { message: r.message, code: r.pdCode } })
   res.statusCode = r.status
-  res.setHeader('content-type', 'application/json; charset=utf-8')
-  res.setHeader('content-length', Buffer.byteLength(body))
-  if (r.status === 401) res.setHeader('www-authenticate', 'Token')
-  if (r.retryAfterMs !== undefined) {
-    const secs = String(Math.max(1, Math.ceil(r.retryAfterMs / 1000)))
-    res.setHeader('retry-after', secs)
-    if (r.limit !== undefined) res.setHeader('ratelimit-limit', String(r.limit))
-    res.setHeader('ratelimit-remaining', '0')
-    res.setHeader('ratelimit-reset', secs)
-  }
+  for (const [name, value] of r.headers) res.setHeader(name, value)
   // The rest of an unread body is not read: close the connection after answering.
   if (closeConnection) res.setHeader('connection', 'close')
   res.locals && (res.locals.apikeysRejection = r)
-  res.end(body)
+  res.end(r.body)
 }
+
+// The request's path as received: Express's originalUrl (req.url is cut
+// below a mount point), node:http's url. The core drops the query string.
+const pathOf = (req) => req.originalUrl ?? req.url
 
 /**
  * Middleware factories bound to a Keyring.
  * @param {import('./index').Keyring} keyring
- * @param {{ maxEventBytes?: number, offThread?: boolean }} [options]
+ * @param {{ maxEventBytes?: number, offThread?: boolean, remoteAddress?: (req: import('node:http').IncomingMessage) => string | undefined | null }} [options]
  */
 function apikeys(keyring, options = {}) {
   if (!keyring || typeof keyring.authenticate !== 'function') {
@@ -316,9 +297,14 @@ function apikeys(keyring, options = {}) {
       throw invalidInput(`invalid options: unknown option ${optionName(k)}; the options are ${OPTIONS.join(', ')}`, 'options')
     }
   }
-  const { maxEventBytes: max = DEFAULT_MAX_EVENT_BYTES, offThread: off } = options
+  const { maxEventBytes: max = DEFAULT_MAX_EVENT_BYTES, offThread: off, remoteAddress: addressOf } = options
   if (!Number.isSafeInteger(max) || max < 1) throw argTypeError('options.maxEventBytes', 'a positive integer', max)
   if (off !== undefined && typeof off !== 'boolean') throw argTypeError('options.offThread', 'of type boolean', off)
+  if (addressOf !== undefined && typeof addressOf !== 'function') {
+    throw argTypeError('options.remoteAddress', 'a function (req) => string', addressOf)
+  }
+  // The caller's address: the socket's (a field node:http caches), or what the application's function says.
+  const remoteAddress = addressOf === undefined ? (req) => req.socket?.remoteAddress : addressOf
   const maxEventBytes = max
   // offThread: a check that would wait (a cold PostgreSQL or SQLite lookup, a
   // Redis limiter) runs with authenticateAsync, on libuv's thread pool, so it
@@ -355,8 +341,9 @@ function apikeys(keyring, options = {}) {
       return function apikeysRest(req, res, next) {
         let token
         let principal = null
-        const request = { api: 'rest', method: req.method, scope }
+        let request
         try {
+          request = { api: 'rest', method: req.method, scope, remoteAddress: remoteAddress(req), path: pathOf(req) }
           token = restToken(req)
           if (tries) principal = keyring.tryAuthenticate(token, request)
         } catch (e) {
@@ -373,7 +360,7 @@ function apikeys(keyring, options = {}) {
       let principal
       try {
         const token = restToken(req)
-        principal = keyring.authenticate(token, { api: 'rest', method: req.method, scope })
+        principal = keyring.authenticate(token, { api: 'rest', method: req.method, scope, remoteAddress: remoteAddress(req), path: pathOf(req) })
       } catch (e) {
         return refuse(res, e instanceof Rejection ? e : fromError(e))
       }
@@ -393,7 +380,8 @@ function apikeys(keyring, options = {}) {
       body
         .then(([bytes, parsed]) => {
           const key = routingKeyOf(bytes)
-          return Promise.all([bytes, parsed, key, check(key, { api: 'events' })])
+          const request = { api: 'events', remoteAddress: remoteAddress(req), path: pathOf(req) }
+          return Promise.all([bytes, parsed, key, check(key, request)])
         })
         .then(([bytes, parsed, key, principal]) => {
           req.body = parsed === undefined ? parseEvent(bytes, key) : parsed

@@ -11,9 +11,15 @@ export interface ApiKeyError extends Error {
   pdCode: number
   /** For server logs: which check failed (not enumerable; never contains a key). */
   readonly reason: string
-  /** `ERR_INVALID_INPUT`: the argument that was wrong (`description`, `keyId`, `scope` …). */
+  /**
+   * `ERR_INVALID_INPUT` (and `ERR_INVALID_ARG_TYPE`): the argument that was
+   * wrong, by its stable name, the same string in Rust and Python: snake_case
+   * (`description`, `key_id`, `expires_at`, `options.rate_limits.general_key`),
+   * without the values a path holds (an account id, an index). The message
+   * names it as JavaScript spells it (`keyId`).
+   */
   field?: string
-  /** `ERR_RATE_LIMITED`: milliseconds until a retry may succeed. */
+  /** `ERR_RATE_LIMITED`: milliseconds until a retry may succeed (whole, rounded up). */
   retryAfter?: number
   /** `ERR_RATE_LIMITED`: the requests allowed per window (the `ratelimit-limit` header). */
   limit?: number
@@ -22,6 +28,36 @@ export interface ApiKeyError extends Error {
 /** Whether `e` is an error of this package (any `code` above, or a TypeError for an argument). */
 export declare function isApiKeyError(e: unknown): e is ApiKeyError
 
+
+/**
+ * An audit record in the shape of PagerDuty's `GET /audit/records`
+ * (`AuditEvent.toPagerDuty()`): the core's JSON (`AuditEvent::to_pagerduty`),
+ * parsed. Field names are PagerDuty's (snake_case). Never holds a key.
+ */
+export type PagerDutyAuditRecord = {
+  /** `R` and the record's number, 13 digits. */
+  id: string
+  /** RFC 3339, UTC, with milliseconds (`2026-12-02T01:02:03.456Z`). */
+  execution_time: string
+  /** What the actor's `context` said: `request_id`, `remote_address`. */
+  execution_context: { request_id?: string; remote_address?: string }
+  /** The acting user (`user_reference`), or the application (`app_reference`, id `system`). */
+  actors: Array<{ id: string; type: 'user_reference' | 'app_reference'; summary: string }>
+  /** How the actor authenticated: `api_token` (with its last four characters) when the context gave the caller's key. */
+  method: { type: 'api_token' | 'internal' | 'other'; truncated_token?: string }
+  /** The key acted on (`api_key_reference`), else the user, else the account. */
+  root_resource: { id: string; type: 'api_key_reference' | 'user_reference' | 'account_reference'; summary: string }
+  /** The action (`AuditAction`). */
+  action: string
+  /** What changed: `name`, `value`, `before_value` (`null` for none). */
+  details: { fields: Array<{ name: string; value: string | null; before_value: string | null }> }
+  /** `allowed` or `refused`. */
+  outcome: 'allowed' | 'refused'
+  /** For a refusal: the error's kind (`not_permitted` …). */
+  error?: string
+  /** For a refusal: its message. */
+  reason?: string
+}
 
 /**
  * Which binding artifact the generated loader actually loaded: `'native'` for
@@ -93,6 +129,12 @@ export declare class Keyring {
   /** Whether `authenticate` enforces rate limits (the `rateLimits` option). */
   get hasRateLimits(): boolean
   /**
+   * The Redis rate limiter's state (the `rateLimiter` option), as
+   * Python's `RedisRateLimiter.is_degraded` and `fallback_count` give it;
+   * `null` without a Redis limiter.
+   */
+  get rateLimiterState(): RateLimiterState | null
+  /**
    * Make a general access key (Owner or Admin). `{ readOnly: true }` makes a
    * read-only key; `expiresAt` a key that stops working then.
    */
@@ -147,8 +189,53 @@ export declare class Keyring {
    * per key id (for operators).
    */
   rateLimitRejections(): Record<string, number>
-  /** The audit events the keyring still holds (the last 10,000 by default), oldest first. */
+  /**
+   * The audit events the keyring's in-memory sink still holds (the last
+   * 10,000 by default, `auditCapacity`), oldest first: every call, on
+   * every store. `auditRecords` reads the store's own durable trail.
+   */
   auditTrail(): Array<AuditEvent>
+  /**
+   * Replace a key by a new one with the same settings (kind, description,
+   * access, owner, service or orchestration, scopes, expiry), returned
+   * once, like a create. The old key keeps working until the first of:
+   * `graceMs` from now (at most 365 days, never past its expiry); the
+   * moment traffic has moved (the new key used, and the old one unused
+   * since for the keyring's `rotationQuietMs`); `endRotation`. Whoever may
+   * create that kind of key for its owner and take it out of service may
+   * rotate it. `ERR_INVALID_INPUT` for an expired key, a key already
+   * rotated (end that rotation, or rotate the new key) or too long a grace.
+   */
+  rotate(actor: Actor, keyId: string, options: RotateOptions): IssuedKey
+  /**
+   * End a rotation's overlap now: the old key (`keyId`, the one that was
+   * rotated) stops working at once; the new key is untouched. Returns the
+   * old key's record. `ERR_INVALID_INPUT` when the key is not in an overlap.
+   */
+  endRotation(actor: Actor, keyId: string): KeyRecord
+  /**
+   * A page of one account's audit records, newest first: the store's
+   * durable trail (SQLite, PostgreSQL), or the in-memory sink's. Paging
+   * while records are being added never skips or repeats one.
+   * `ERR_INVALID_INPUT` naming the field for a query out of bounds (a
+   * window over 31 days, `until` before `since`, a `limit` over 1000, a
+   * cursor this package did not give). An application call: who may read
+   * an account's trail is the application's to decide.
+   */
+  auditRecords(query: AuditQuery): AuditPage
+  /**
+   * Forget the audit records older than `olderThanMs` milliseconds
+   * (retention); returns how many.
+   */
+  pruneAudit(olderThanMs: number): number
+  /** `rotate` off the JavaScript thread. */
+  rotateAsync(actor: Actor, keyId: string, options: RotateOptions): Promise<IssuedKey>
+  /** `endRotation` off the JavaScript thread. */
+  endRotationAsync(actor: Actor, keyId: string): Promise<KeyRecord>
+  /** `auditRecords` off the JavaScript thread. */
+  auditRecordsAsync(query: AuditQuery): Promise<AuditPage>
+  /** `pruneAudit` off the JavaScript thread. */
+  pruneAuditAsync(olderThanMs: number): Promise<number>
   /**
    * Check a presented key against a request (default `{ api: 'rest', method: 'GET' }`).
    * Answers who it is, or throws `ERR_UNAUTHORIZED`, `ERR_WRONG_API`,
@@ -197,8 +284,38 @@ export declare class Keyring {
   removeUserAsync(account: string, user: string): Promise<number>
 }
 
+/**
+ * A clock that moves only when told to, for tests of expiry and last use:
+ * give it as `clock` to a keyring, which then tells the time by it.
+ */
+export declare class ManualClock {
+  /** A clock standing at `start`. */
+  constructor(start: Date)
+  /** Move the clock forward by `ms` milliseconds (a non-negative number). */
+  advance(ms: number): void
+  /** Set the time. */
+  set(at: Date): void
+  /** The clock's time. */
+  now(): Date
+}
+
 /** What a general access key may do (other kinds are always `full_access`). */
 export type AccessLevel = 'full_access' | 'read_only'
+
+/**
+ * One account's limits, per class of key (`null`: unlimited in that
+ * account; a class not named keeps the keyring's).
+ */
+export interface AccountLimitOptions {
+  /** The account's general access keys. */
+  generalKey?: Limit | null
+  /** The account's users. */
+  user?: Limit | null
+  /** The account's scoped tokens. */
+  scopedAccount?: Limit | null
+  /** The account's integration and routing keys. */
+  eventsKey?: Limit | null
+}
 
 /** What an account's plan includes. An account never configured has both. */
 export interface AccountSettings {
@@ -219,13 +336,39 @@ export interface Actor {
   user: string
   /** The user's role in that account, as the application knows it now. */
   role: Role | RoleAlias
+  /**
+   * How the call reached the application (request id, remote address,
+   * the caller's key), kept in the call's audit record. Optional.
+   */
+  context?: CallContext
 }
 
 /** Which API a key or a request belongs to. */
 export type Api = 'rest' | 'events'
 
+/** What a management call asked for, as an audit event names it. */
+export type AuditAction = 'create' | 'list' | 'get' | 'disable' | 'enable' | 'delete' | 'set_account' | 'set_user_role' | 'remove_user' | 'rotate' | 'end_rotation'
+
+/**
+ * How a management call reached the application, as its audit record keeps
+ * it (`AuditEvent.context`): fields the application did not give are absent.
+ */
+export interface AuditContext {
+  /** The request's id. */
+  requestId?: string
+  /** The caller's network address. */
+  remoteAddress?: string
+  /** The last four characters of the key the caller authenticated with. */
+  truncatedToken?: string
+}
+
 /** One management call, allowed or refused. Never holds a key. */
 export interface AuditEvent {
+  /**
+   * The record's number in its trail: increasing in the order records
+   * were written (what paging goes by).
+   */
+  id: number
   /** When. */
   at: Date
   /** The account acted in. */
@@ -235,7 +378,7 @@ export interface AuditEvent {
   /** The actor's role, when there is an actor. */
   actorRole?: Role
   /** What was asked for. */
-  action: 'create' | 'list' | 'get' | 'disable' | 'enable' | 'delete' | 'set_account' | 'set_user_role' | 'remove_user'
+  action: AuditAction
   /** The kind of key, where one is concerned. */
   keyKind?: KeyKind
   /** The key, where one is concerned and known. */
@@ -244,10 +387,86 @@ export interface AuditEvent {
   subjectUser?: string
   /** `'allowed'` or `'refused'`. */
   outcome: 'allowed' | 'refused'
-  /** For a refusal: the error's code (`'ERR_NOT_PERMITTED'` …). */
-  error?: ErrorCode
+  /** Whether the call was allowed (`outcome === 'allowed'`). */
+  allowed: boolean
+  /**
+   * For a refusal: the error's kind, as the core names it and Python gives
+   * it (`'not_permitted'`, `'not_found'` …; the error thrown carried it as
+   * its `code`, `'ERR_NOT_PERMITTED'`).
+   */
+  error?: string
   /** For a refusal: the error's message. */
   reason?: string
+  /** What changed (empty for reads and refusals). */
+  changes: Array<FieldChange>
+  /**
+   * How the call reached the application, as the actor's `context` said
+   * (an empty object when it said nothing).
+   */
+  context: AuditContext
+  /**
+   * The record in the shape of PagerDuty's `GET /audit/records`, as the
+   * core writes it (`AuditEvent::to_pagerduty`): a fresh object on each
+   * call. A method, not enumerable.
+   */
+  toPagerDuty: () => PagerDutyAuditRecord
+}
+
+/** One page of audit records, newest first. */
+export interface AuditPage {
+  /** The records, newest first. */
+  records: Array<AuditEvent>
+  /** Pass this as the query's `cursor` for the next page; absent on the last page. */
+  nextCursor?: string
+}
+
+/**
+ * Which audit records to read (`Keyring.auditRecords`): one account's,
+ * optionally of one key, one actor, some actions, in a time window, a page
+ * at a time. Any other field is refused (`ERR_INVALID_INPUT`).
+ */
+export interface AuditQuery {
+  /** The account (required). */
+  account: string
+  /** Only records about this key. */
+  keyId?: string
+  /**
+   * Only records of this acting user (`'system'` for the calls the
+   * application makes itself).
+   */
+  actor?: string
+  /** Only these actions (default: all). */
+  actions?: Array<AuditAction>
+  /** From this moment on, inclusive. Default: 24 hours before `until`. */
+  since?: Date
+  /**
+   * Before this moment, exclusive. Default: now (this millisecond
+   * included). At most 31 days after `since`.
+   */
+  until?: Date
+  /** Records per page: a whole number, at most 1000 (default 100). */
+  limit?: number
+  /** Where to go on: the `nextCursor` of the page before, as it was given. */
+  cursor?: string
+}
+
+/**
+ * How a management call reached the application, as the application tells
+ * it (every field optional): kept in the call's audit record
+ * (`AuditEvent.context`). Values with control characters are dropped, longer
+ * ones cut to 128 bytes, and a value shaped like a key is kept as
+ * `'(redacted)'`.
+ */
+export interface CallContext {
+  /** The request's id (a tracing id, `X-Request-Id` …). */
+  requestId?: string
+  /** The caller's network address. */
+  remoteAddress?: string
+  /**
+   * The key the caller authenticated with: only its last four characters
+   * are kept (`AuditEvent.context.truncatedToken`), never the key.
+   */
+  callerKey?: string
 }
 
 /** Who disabled a key, and when. */
@@ -265,29 +484,31 @@ export interface Disabled {
 export type ErrorCode = 'ERR_UNAUTHORIZED' | 'ERR_WRONG_API' | 'ERR_FORBIDDEN' | 'ERR_PLAN_RESTRICTED' | 'ERR_NOT_PERMITTED' | 'ERR_NOT_FOUND' | 'ERR_RATE_LIMITED' | 'ERR_INVALID_INPUT' | 'ERR_STORE' | 'ERR_INTERNAL'
 
 /**
- * Why an Events API body was refused: PagerDuty's 400 body is
- * `{"error":{"message":message,"code":code}}` with this `status`.
- */
-export interface EventBodyRejection {
-  /** The HTTP status (400). */
-  status: number
-  /** PagerDuty's error code (2001). */
-  code: number
-  /** A stable name: `invalid_body` or `missing_routing_key`. */
-  kind: 'invalid_body' | 'missing_routing_key'
-  /** What the client is told. */
-  message: string
-}
-
-/**
  * The `routing_key` of an Events API v2 body (the bytes as received), read
  * by the same parser as the Rust adapter (`apikeys_http::routing_key`): the
- * key, or why the body is refused. The whole body must be one JSON object
- * (UTF-8, nested at most 128 deep, numbers in range, no duplicate
- * `routing_key`) whose `routing_key` is a string. The key itself is not
- * checked here: `authenticate` it with `{ api: 'events' }`.
+ * key, or why the body is refused and the answer for it. The whole body must
+ * be one JSON object (UTF-8, nested at most 128 deep, numbers in range, no
+ * duplicate `routing_key`) whose `routing_key` is a string. The key itself
+ * is not checked here: `authenticate` it with `{ api: 'events' }`.
  */
-export declare function eventRoutingKey(body: Uint8Array): string | EventBodyRejection
+export declare function eventRoutingKey(body: Uint8Array): string | HttpRefusal
+
+/**
+ * One field a management call changed, as text: `'disabled'` (`'true'`,
+ * `'false'`), `'role'` (a role's name), `'rotated_to'` (a key id),
+ * `'overlap_until'` (milliseconds since the epoch) … Never a key.
+ */
+export interface FieldChange {
+  /**
+   * The field's name (`'disabled'`, `'role'`, `'removed'`, `'rotated_to'`,
+   * `'overlap_until'`, `'rest_api'`, `'advanced_permissions'`, `'deleted'`).
+   */
+  field: string
+  /** The value it has now; absent for none. */
+  value?: string
+  /** The value it had; absent for none. */
+  beforeValue?: string
+}
 
 /** Options of [`Keyring.createGeneralKey`]. */
 export interface GeneralKeyOptions {
@@ -295,6 +516,36 @@ export interface GeneralKeyOptions {
   readOnly?: boolean
   /** When the key stops working (must be in the future). Default: never. */
   expiresAt?: Date
+}
+
+/**
+ * A refused request and the answer for it, as the Rust adapter renders it
+ * (`apikeys_http::Rejection::refusal`): write `status`, `headers` in order
+ * and `body`, and the client gets the bytes every adapter sends.
+ */
+export interface HttpRefusal {
+  /** The HTTP status (400, 401, 403, 429, 500 …). */
+  status: number
+  /** PagerDuty's error code (2001, 2006, 2010, 2020 …). */
+  pdCode: number
+  /**
+   * A stable name: the core error's kind (`unauthorized` …), or the
+   * adapter's (`missing_key`, `invalid_body`, `missing_routing_key` …).
+   */
+  kind: string
+  /** What the client is told (it is in `body`). */
+  message: string
+  /** For server logs only, never for the client: which check failed. Never a key. */
+  reason: string
+  /** For a 429: milliseconds until a retry may succeed. */
+  retryAfterMs?: number
+  /**
+   * Every response header, in order (`content-type`, `content-length`,
+   * then `www-authenticate` or `retry-after` and `ratelimit-*`).
+   */
+  headers: Array<[string, string]>
+  /** PagerDuty's JSON error body: `{"error":{"message":…,"code":…}}`. */
+  body: string
 }
 
 /** What `JSON.stringify(issued)` writes: the record, never the key. */
@@ -338,12 +589,39 @@ export interface KeyRecord {
   apiVersion: 'v2'
   /** Set while the key is disabled. */
   disabled?: Disabled
+  /** Whether this is a read-only general key (`access === 'read_only'`). */
+  readOnly: boolean
   /** The last successful authentication (kept to about a minute). */
   lastUsedAt?: Date
+  /**
+   * Where the key was last used from, when the request said
+   * (`Request.remoteAddress`, `Request.path`); written with `lastUsedAt`.
+   */
+  lastUsedFrom?: UsePlace
   /** After this time the key no longer works. */
   expiresAt?: Date
   /** The key's last four characters, for display. */
   hint: string
+  /** The key this one replaced, when a rotation made it. */
+  rotatedFrom?: string
+  /** The key that replaces this one, when it was rotated. */
+  rotatedTo?: string
+  /** When this key was rotated. */
+  rotatedAt?: Date
+  /**
+   * On a rotated key: the latest moment it works (the rotation's grace,
+   * never after its own expiry; the moment of `endRotation` when that
+   * ended it). It stops earlier once traffic has moved (`successorUsedAt`,
+   * `rotationQuietMs`).
+   */
+  overlapUntil?: Date
+  /** On a rotated key: when its replacement was first seen in use. */
+  successorUsedAt?: Date
+  /**
+   * On a rotated key: how long it must go unused after its replacement's
+   * first use for its overlap to end early, in milliseconds.
+   */
+  rotationQuietMs?: number
 }
 
 /**
@@ -364,6 +642,17 @@ export interface KeyringOptions {
   store?: StoreOptions
   /** How many audit events the in-memory audit trail keeps (default 10,000). */
   auditCapacity?: number
+  /**
+   * How long a rotated key must go unused, after its replacement was
+   * first used, for the overlap to end before its grace, in milliseconds
+   * (default 900,000: 15 minutes). A non-negative integer.
+   */
+  rotationQuietMs?: number
+  /**
+   * Tell the time by this clock instead of the system's (tests of expiry
+   * and last use). The JavaScript layer hands it to the addon on its own.
+   */
+  clock?: ManualClock
   /**
    * Rate limits for `authenticate`: `'pagerduty'` for PagerDuty's numbers,
    * or a limit per class of key. Over the limit, `authenticate` throws
@@ -415,6 +704,13 @@ export interface Principal {
    * left unlimited). A principal with a status is a new object per call.
    */
   rateLimit: RateLimitStatus | null
+  /**
+   * The key's whole record as of its latest authentication through this
+   * keyring (for the principal just answered: as of this authentication,
+   * as Python's `Principal.record` and Rust's `Principal::record`). A
+   * getter, not enumerable: each read builds a fresh object.
+   */
+  record: KeyRecord
 }
 
 /**
@@ -439,19 +735,45 @@ export interface RateLimiterOptions {
   timeoutMs?: number
 }
 
+/** How a Redis rate limiter is doing (`Keyring.rateLimiterState`). */
+export interface RateLimiterState {
+  /** Whether Redis is unreachable right now (the `fallback` is in force). */
+  degraded: boolean
+  /** How many requests the fallback decided so far. */
+  fallbackCount: number
+}
+
 /**
- * Rate limits that `authenticate` enforces, per class of key. A class not
- * named is unlimited.
+ * Rate limits that `authenticate` enforces, per class of key, with
+ * overrides per account and per key (a key's wins over its account's,
+ * which wins over the class's). A class not named is unlimited, or has
+ * PagerDuty's limit with `pagerduty: true`; `null` makes it unlimited.
  */
 export interface RateLimitOptions {
+  /**
+   * Start from PagerDuty's limits (as `rateLimits: 'pagerduty'`); the
+   * classes named here replace them.
+   */
+  pagerduty?: boolean
   /** Each general access key (PagerDuty: 960 a minute). */
-  generalKey?: Limit
+  generalKey?: Limit | null
   /** Each user, across all of their user tokens (PagerDuty: 960 a minute). */
-  user?: Limit
+  user?: Limit | null
   /** Each account, across all of its scoped tokens (PagerDuty: 960 a minute). */
-  scopedAccount?: Limit
+  scopedAccount?: Limit | null
   /** Each integration or routing key (PagerDuty: 120 a rolling minute). */
-  eventsKey?: Limit
+  eventsKey?: Limit | null
+  /**
+   * Per account (by its id): that account's limit for a class, `null` to
+   * make the class unlimited there.
+   */
+  accounts?: Record<string, AccountLimitOptions>
+  /**
+   * Per key (by its id, `P` and 13 characters): that key's limit, `null`
+   * to make it unlimited. For a user or scoped token it sets the limit of
+   * the budget the key counts in whenever this key is the one used.
+   */
+  keys?: Record<string, Limit | null>
 }
 
 /**
@@ -484,6 +806,17 @@ export interface Request {
   method?: string
   /** The scope the call needs (`'incidents.write'`, `'users:contact_methods.read'`). */
   scope?: string
+  /**
+   * Where the request came from: the caller's address. Kept with the
+   * key's last use (`KeyRecord.lastUsedFrom`), written at most once a
+   * minute per key; no check depends on it.
+   */
+  remoteAddress?: string
+  /**
+   * The request's path (a query string is dropped), kept with the
+   * remote address.
+   */
+  path?: string
 }
 
 /**
@@ -499,6 +832,16 @@ export type Role = 'owner' | 'admin' | 'user' | 'limited_user' | 'observer' | 'r
  * by their [`Role`] name.
  */
 export type RoleAlias = 'global_admin' | 'manager' | 'responder'
+
+/** Options of [`Keyring.rotate`]. */
+export interface RotateOptions {
+  /**
+   * How long the old key keeps working beside the new one, in
+   * milliseconds (at most 365 days; never past the old key's expiry). It
+   * stops earlier once traffic has moved to the new key, or at `endRotation`.
+   */
+  graceMs: number
+}
 
 /** Where keys are kept. Exactly one of `memory`, `sqlite` and `postgres` is named. */
 export interface StoreOptions {
@@ -523,6 +866,19 @@ export interface StoreOptions {
    * connection's.
    */
   schema?: string
+}
+
+/**
+ * Where a key was last used from: what the request said of itself. Never
+ * holds a key (a value shaped like one is `'(redacted)'`) nor a query string.
+ */
+export interface UsePlace {
+  /** The caller's network address. */
+  remoteAddress?: string
+  /** The HTTP method (`'GET'` …; `'POST'` for the Events API). */
+  method?: string
+  /** The request's path, without its query string. */
+  path?: string
 }
 
 /**

@@ -12,51 +12,25 @@
 //     object or array of plain values, so getters and Proxies cannot hand the
 //     addon something other than what was checked,
 //   - reads the request object in JavaScript and hands the addon plain strings,
-//   - keeps one frozen principal object per (key, role) handle the addon
-//     answers, so authenticate builds no object per call (with rate limits,
-//     one small frozen copy per call carrying `rateLimit`). Every call still runs
-//     every check in Rust: a disabled, deleted or expired key, or a user whose
-//     role changed, never gets an old answer (a changed role is another handle),
+//   - answers principals from the principal cache (principals.js: one frozen
+//     object per (key, role) handle the addon answers, so authenticate builds
+//     no object per call),
 //   - throws authentication failures as Errors built here from the addon's
 //     error templates (a native throw costs twice as much),
-//   - hides the key of an IssuedKey from util.inspect and JSON.stringify.
+//   - hides the key of an IssuedKey from util.inspect and JSON.stringify,
+//   - gives each audit event its toPagerDuty() method, over the JSON the core
+//     wrote for it (the shape is the core's, never rebuilt here).
 
 const { inspect } = require('node:util')
 const binding = require('./binding.js')
+const { Principals, withStatus } = require('./principals.js')
+const { argTypeError, invalidInput, optionName } = require('./args.js')
 
 const Native = binding.Keyring
 const ERROR_CODES = new Set(Object.values(binding.ErrorCode ?? {}))
 
-function describe(value) {
-  if (value === null) return 'null'
-  if (Array.isArray(value)) return 'an array'
-  return `type ${typeof value}`
-}
-
-// Never echoes the value itself: a misplaced argument may be a key.
-function argTypeError(name, expected, value) {
-  const err = new TypeError(`The "${name}" argument must be ${expected}. Received ${describe(value)}`)
-  err.code = 'ERR_INVALID_ARG_TYPE'
-  err.status = 400
-  err.pdCode = 2001
-  err.field = name
-  return err
-}
-
 function isPlainObject(v) {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
-}
-
-function invalidInput(message, field) {
-  const err = new Error(message)
-  Object.assign(err, { code: 'ERR_INVALID_INPUT', status: 400, pdCode: 2001, field })
-  return err
-}
-
-// An option name for a message: user input, so shortened and escaped (never a value).
-function optionName(k) {
-  const s = k.length > 40 ? `${k.slice(0, 40)}…` : k
-  return `'${JSON.stringify(s).slice(1, -1)}'`
 }
 
 // Every string argument and option field passes through here: of type string,
@@ -82,11 +56,27 @@ function known(object, names, name) {
   }
 }
 
+const CONTEXT_OPTIONS = ['requestId', 'remoteAddress', 'callerKey']
+
+// An actor's call context: an options object of strings, each optional.
+function checkContext(context, name) {
+  if (!isPlainObject(context)) throw argTypeError(name, 'an object { requestId, remoteAddress, callerKey }', context)
+  known(context, CONTEXT_OPTIONS, name)
+  const out = {}
+  for (const k of CONTEXT_OPTIONS) {
+    const v = context[k]
+    if (v !== undefined && v !== null) out[k] = text(v, `${name}.${k}`)
+  }
+  return out
+}
+
 function checkActor(actor, name = 'actor') {
-  if (!isPlainObject(actor)) throw argTypeError(name, 'an object { account, user, role }', actor)
-  // Each field read once; a fresh object: the addon reads exactly these three.
-  const { account, user, role } = actor
-  return { account: text(account, `${name}.account`), user: text(user, `${name}.user`), role: text(role, `${name}.role`) }
+  if (!isPlainObject(actor)) throw argTypeError(name, 'an object { account, user, role, context? }', actor)
+  // Each field read once; a fresh object: the addon reads exactly these (other fields are ignored).
+  const { account, user, role, context } = actor
+  const out = { account: text(account, `${name}.account`), user: text(user, `${name}.user`), role: text(role, `${name}.role`) }
+  if (context !== undefined && context !== null) out.context = checkContext(context, `${name}.context`)
+  return out
 }
 
 const getTime = Date.prototype.getTime
@@ -136,6 +126,56 @@ function checkScopes(scopes, name = 'scopes') {
   if (n > MAX_SCOPES_READ) throw invalidInput(`invalid ${name}: too many scopes`, name)
   const out = new Array(n)
   for (let i = 0; i < n; i++) out[i] = text(scopes[i], `${name}[${i}]`)
+  return out
+}
+
+const ROTATE_OPTIONS = ['graceMs']
+
+function checkRotateOptions(options, name = 'options') {
+  if (!isPlainObject(options)) throw argTypeError(name, 'an object { graceMs }', options)
+  known(options, ROTATE_OPTIONS, name)
+  const graceMs = options.graceMs
+  // NaN, negative and huge numbers are the addon's to refuse (ERR_INVALID_INPUT, field 'grace').
+  if (typeof graceMs !== 'number') throw argTypeError(`${name}.graceMs`, 'a number of milliseconds', graceMs)
+  return { graceMs }
+}
+
+// A number of milliseconds; its range is the addon's to check.
+const millis = (name) => (v) => {
+  if (typeof v !== 'number') throw argTypeError(name, 'a number of milliseconds', v)
+  return v
+}
+
+// An array of strings, its length and each element read once into a fresh array.
+function checkStrings(values, name, max) {
+  if (!Array.isArray(values)) throw argTypeError(name, 'an array of strings', values)
+  const n = values.length
+  if (!Number.isSafeInteger(n) || n < 0) throw argTypeError(name, 'an array of strings', values)
+  if (n > max) throw invalidInput(`invalid ${name}: too many values`, name)
+  const out = new Array(n)
+  for (let i = 0; i < n; i++) out[i] = text(values[i], `${name}[${i}]`)
+  return out
+}
+
+const AUDIT_QUERY = ['account', 'keyId', 'actor', 'actions', 'since', 'until', 'limit', 'cursor']
+
+function checkAuditQuery(query, name = 'query') {
+  if (!isPlainObject(query)) throw argTypeError(name, 'an object { account, keyId, actor, actions, since, until, limit, cursor }', query)
+  known(query, AUDIT_QUERY, name)
+  const { account, keyId, actor, actions, since, until, limit, cursor } = query
+  const out = { account: text(account, `${name}.account`) }
+  if (keyId !== undefined && keyId !== null) out.keyId = text(keyId, `${name}.keyId`)
+  if (actor !== undefined && actor !== null) out.actor = text(actor, `${name}.actor`)
+  // Far more than there are actions: a bound on what is read from an array-like whose length lies.
+  if (actions !== undefined && actions !== null) out.actions = checkStrings(actions, `${name}.actions`, 64)
+  if (since !== undefined && since !== null) out.since = checkDate(since, `${name}.since`)
+  if (until !== undefined && until !== null) out.until = checkDate(until, `${name}.until`)
+  if (limit !== undefined && limit !== null) {
+    // Whole numbers from 1 to 1000 are the addon's to check (ERR_INVALID_INPUT, field 'limit').
+    if (typeof limit !== 'number') throw argTypeError(`${name}.limit`, 'a number', limit)
+    out.limit = limit
+  }
+  if (cursor !== undefined && cursor !== null) out.cursor = text(cursor, `${name}.cursor`)
   return out
 }
 
@@ -226,13 +266,15 @@ function checkRateLimiter(limiter) {
   return out
 }
 
-const KEYRING_OPTIONS = ['pepper', 'store', 'rateLimits', 'rateLimiter', 'auditCapacity']
+const KEYRING_OPTIONS = ['pepper', 'store', 'rateLimits', 'rateLimiter', 'auditCapacity', 'rotationQuietMs', 'clock']
 
+// [the options for the addon, the clock it takes on its own].
 function checkKeyringOptions(options) {
-  if (options === undefined || options === null) return undefined
+  if (options === undefined || options === null) return [undefined, undefined]
   if (!isPlainObject(options)) throw argTypeError('options', 'an object', options)
   known(options, KEYRING_OPTIONS, 'options')
-  const { pepper, store, rateLimits, rateLimiter, auditCapacity } = options
+  const { pepper, store, rateLimits, rateLimiter, auditCapacity, rotationQuietMs, clock } = options
+  if (clock !== undefined && !(clock instanceof binding.ManualClock)) throw argTypeError('options.clock', 'a ManualClock', clock)
   const out = {}
   if (pepper !== undefined) {
     if (typeof pepper === 'string') out.pepper = text(pepper, 'options.pepper')
@@ -248,35 +290,78 @@ function checkKeyringOptions(options) {
     }
     out.auditCapacity = auditCapacity
   }
-  return out
+  if (rotationQuietMs !== undefined) {
+    if (!Number.isSafeInteger(rotationQuietMs) || rotationQuietMs < 0) {
+      throw argTypeError('options.rotationQuietMs', 'a non-negative integer (milliseconds)', rotationQuietMs)
+    }
+    out.rotationQuietMs = rotationQuietMs
+  }
+  return [out, clock]
 }
 
 const LIMIT_CLASSES = ['generalKey', 'user', 'scopedAccount', 'eventsKey']
 const LIMIT_FIELDS = ['requests', 'windowMs']
 
+// A limit, or false for one made unlimited (`null`): napi reads null and an
+// absent field alike, so the addon takes `false` for it.
+function checkLimit(l, name) {
+  if (l === null) return false
+  if (!isPlainObject(l)) throw argTypeError(name, 'an object { requests, windowMs } or null', l)
+  known(l, LIMIT_FIELDS, name)
+  const limit = {}
+  for (const f of LIMIT_FIELDS) {
+    const v = l[f]
+    if (!Number.isInteger(v) || v < 1 || v > 0xffffffff) throw argTypeError(`${name}.${f}`, 'a positive integer', v)
+    limit[f] = v
+  }
+  return limit
+}
+
+// The classes named in `limits` (refusing any other name but `others`), checked, into `out`.
+function checkClassLimits(limits, name, others, out) {
+  for (const k in limits) {
+    if (!LIMIT_CLASSES.includes(k) && !others.includes(k)) {
+      const all = [...others, ...LIMIT_CLASSES]
+      throw invalidInput(`invalid ${name}: unknown option ${optionName(k)}; the options are ${all.join(', ')}`, name)
+    }
+  }
+  for (const cls of LIMIT_CLASSES) {
+    const l = limits[cls]
+    if (l !== undefined) out[cls] = checkLimit(l, `${name}.${cls}`)
+  }
+  return out
+}
+
+// An object of names to values (account ids, key ids), each read once into a fresh object.
+function checkRecord(record, name, each) {
+  if (!isPlainObject(record)) throw argTypeError(name, 'an object', record)
+  const out = {}
+  for (const k of Object.keys(record)) {
+    text(k, name)
+    out[k] = each(record[k], `${name}[${optionName(k)}]`)
+  }
+  return out
+}
+
 function checkRateLimits(limits) {
   const name = 'options.rateLimits'
   if (typeof limits === 'string') return text(limits, name)
-  if (!isPlainObject(limits)) throw argTypeError(name, "'pagerduty' or an object { generalKey, user, scopedAccount, eventsKey }", limits)
-  for (const k in limits) {
-    if (!LIMIT_CLASSES.includes(k)) {
-      throw invalidInput(`invalid ${name}: unknown class ${optionName(k)}; the classes are ${LIMIT_CLASSES.join(', ')}`, name)
-    }
+  if (!isPlainObject(limits)) {
+    throw argTypeError(name, "'pagerduty' or an object { pagerduty, generalKey, user, scopedAccount, eventsKey, accounts, keys }", limits)
   }
-  const out = {}
-  for (const cls of LIMIT_CLASSES) {
-    const l = limits[cls]
-    if (l === undefined || l === null) continue
-    if (!isPlainObject(l)) throw argTypeError(`${name}.${cls}`, 'an object { requests, windowMs }', l)
-    known(l, LIMIT_FIELDS, `${name}.${cls}`)
-    const limit = {}
-    for (const f of LIMIT_FIELDS) {
-      const v = l[f]
-      if (!Number.isInteger(v) || v < 1 || v > 0xffffffff) throw argTypeError(`${name}.${cls}.${f}`, 'a positive integer', v)
-      limit[f] = v
-    }
-    out[cls] = limit
+  const out = checkClassLimits(limits, name, ['pagerduty', 'accounts', 'keys'], {})
+  const { pagerduty, accounts, keys } = limits
+  if (pagerduty !== undefined) {
+    if (typeof pagerduty !== 'boolean') throw argTypeError(`${name}.pagerduty`, 'of type boolean', pagerduty)
+    out.pagerduty = pagerduty
   }
+  if (accounts !== undefined) {
+    out.accounts = checkRecord(accounts, `${name}.accounts`, (per, at) => {
+      if (!isPlainObject(per)) throw argTypeError(at, 'an object { generalKey, user, scopedAccount, eventsKey }', per)
+      return checkClassLimits(per, at, [], {})
+    })
+  }
+  if (keys !== undefined) out.keys = checkRecord(keys, `${name}.keys`, checkLimit)
   return out
 }
 
@@ -307,29 +392,39 @@ function requestCode(api, method) {
   }
 }
 
-const REQUEST_FIELDS = ['api', 'method', 'scope']
+const REQUEST_FIELDS = ['api', 'method', 'scope', 'remoteAddress', 'path']
 
-// A name other than api, method and scope in a request object.
+// A name other than those of REQUEST_FIELDS in a request object.
 function unknownRequestField(request) {
   for (const k in request) {
-    if (k !== 'api' && k !== 'method' && k !== 'scope') {
+    if (k !== 'api' && k !== 'method' && k !== 'scope' && k !== 'remoteAddress' && k !== 'path') {
       return invalidInput(`invalid request: unknown option ${optionName(k)}; the options are ${REQUEST_FIELDS.join(', ')}`, 'request')
     }
   }
   return null
 }
 
-// The request's fields, checked: [api, method, scope or undefined]. Each read once.
+// An optional string field of a request: the string, or undefined.
+const optionalText = (v, name) => (v === undefined || v === null ? undefined : text(v, name))
+
+// The request's fields, checked: [api, method, scope, remoteAddress, path],
+// the last three undefined when not given. Each read once.
 function requestParts(request) {
-  if (request === undefined || request === null) return ['rest', 'GET', undefined]
-  if (!isPlainObject(request)) throw argTypeError('request', 'an object { api, method, scope }', request)
+  if (request === undefined || request === null) return ['rest', 'GET', undefined, undefined, undefined]
+  if (!isPlainObject(request)) throw argTypeError('request', 'an object { api, method, scope, remoteAddress, path }', request)
   const unknown = unknownRequestField(request)
   if (unknown !== null) throw unknown
-  const { api = 'rest', method = 'GET', scope } = request
+  const { api = 'rest', method = 'GET', scope, remoteAddress, path } = request
   if (typeof api !== 'string') throw argTypeError('request.api', "'rest' or 'events'", api)
   text(api, 'request.api')
   text(method, 'request.method')
-  return [api, method, scope === undefined || scope === null ? undefined : text(scope, 'request.scope')]
+  return [
+    api,
+    method,
+    optionalText(scope, 'request.scope'),
+    optionalText(remoteAddress, 'request.remoteAddress'),
+    optionalText(path, 'request.path'),
+  ]
 }
 
 // Answers of the addon's _authenticate with this bit set name an error template.
@@ -358,7 +453,37 @@ const CALLS = {
   setUserRole: [str('account'), str('user'), str('role')],
   removeUser: [str('account'), str('user')],
   user: [str('account'), str('user')],
+  rotate: [ACTOR, str('keyId'), (v) => checkRotateOptions(v)],
+  endRotation: [ACTOR, str('keyId')],
+  auditRecords: [(v) => checkAuditQuery(v)],
+  pruneAudit: [millis('olderThanMs')],
 }
+
+// The audit events' PagerDuty JSON, as the addon wrote it, by event object.
+const pagerDutyJson = new WeakMap()
+
+/** PagerDuty's `GET /audit/records` shape of this audit event: the core's JSON, parsed (a fresh object each call). */
+function toPagerDuty() {
+  const json = pagerDutyJson.get(this)
+  if (json === undefined) throw new TypeError('toPagerDuty() is a method of the audit events this package answers')
+  return JSON.parse(json)
+}
+
+// An audit event from the addon: its `toPagerDuty` field holds the core's
+// JSON; it becomes the (non-enumerable) method that parses it.
+function auditEvent(e) {
+  pagerDutyJson.set(e, e.toPagerDuty)
+  Object.defineProperty(e, 'toPagerDuty', { value: toPagerDuty, writable: true, configurable: true, enumerable: false })
+  return e
+}
+
+function auditPage(page) {
+  for (const e of page.records) auditEvent(e)
+  return page
+}
+
+// What a call's answer goes through before the caller gets it (sync and Promise twin alike).
+const RESULTS = { auditRecords: auditPage }
 
 function checked(checks, args) {
   const out = new Array(checks.length)
@@ -370,8 +495,8 @@ function checked(checks, args) {
 const OPENED = Symbol('apikeys.opened')
 
 class Keyring extends Native {
-  // principals[slot][role]: one frozen principal per handle the addon answers.
-  #principals = []
+  // One frozen principal per handle the addon answers (principals.js).
+  #principals = new Principals(this)
   // errors[id]: the addon's error templates, fetched once each.
   #errors = []
   // With rate limits: the addon writes each call's status here
@@ -379,8 +504,12 @@ class Keyring extends Native {
   #status = null
 
   constructor(options, opened) {
-    if (options === OPENED) super(undefined, opened)
-    else super(checkKeyringOptions(options))
+    if (options === OPENED) {
+      super(undefined, opened)
+    } else {
+      const [checked, clock] = checkKeyringOptions(options)
+      super(checked, undefined, clock)
+    }
     if (this.hasRateLimits) this.#status = new Float64Array(4)
   }
 
@@ -390,7 +519,7 @@ class Keyring extends Native {
    */
   static open(options) {
     try {
-      return Native.open(checkKeyringOptions(options)).then((opened) => new this(OPENED, opened))
+      return Native.open(...checkKeyringOptions(options)).then((opened) => new this(OPENED, opened))
     } catch (err) {
       return Promise.reject(err)
     }
@@ -404,24 +533,29 @@ class Keyring extends Native {
       handle = status === null ? this._authenticate(token, 1, undefined) : this._authenticateLimited(token, 1, undefined, status)
     } else {
       // requestParts, inlined: no array per call.
-      if (!isPlainObject(request)) throw argTypeError('request', 'an object { api, method, scope }', request)
+      if (!isPlainObject(request)) throw argTypeError('request', 'an object { api, method, scope, remoteAddress, path }', request)
       for (const k in request) {
-        if (k !== 'api' && k !== 'method' && k !== 'scope') throw unknownRequestField(request)
+        if (k !== 'api' && k !== 'method' && k !== 'scope' && k !== 'remoteAddress' && k !== 'path') throw unknownRequestField(request)
       }
-      const { api = 'rest', method = 'GET', scope } = request
+      const { api = 'rest', method = 'GET', scope, remoteAddress, path } = request
       if (typeof api !== 'string') throw argTypeError('request.api', "'rest' or 'events'", api)
       text(api, 'request.api')
       text(method, 'request.method')
       if (scope !== undefined && scope !== null) text(scope, 'request.scope')
+      // Where the request came from: the addon keeps it with the key's last use (once a minute at most).
+      if (remoteAddress !== undefined && remoteAddress !== null) text(remoteAddress, 'request.remoteAddress')
+      if (path !== undefined && path !== null) text(path, 'request.path')
       const code = requestCode(api, method)
-      if (code < 0) handle = this._authenticateNamed(token, api, method, scope ?? undefined, status ?? undefined)
-      else if (status === null) handle = this._authenticate(token, code, scope ?? undefined)
-      else handle = this._authenticateLimited(token, code, scope ?? undefined, status)
+      if (code < 0) {
+        handle = this._authenticateNamed(token, api, method, scope ?? undefined, status ?? undefined, remoteAddress ?? undefined, path ?? undefined)
+      } else if (status === null) {
+        handle = this._authenticate(token, code, scope ?? undefined, remoteAddress ?? undefined, path ?? undefined)
+      } else {
+        handle = this._authenticateLimited(token, code, scope ?? undefined, status, remoteAddress ?? undefined, path ?? undefined)
+      }
     }
     if (handle >= ERROR_BIT) throw this.#error(handle - ERROR_BIT)
-    const bySlot = this.#principals[handle >>> 4]
-    const cached = bySlot === undefined ? undefined : bySlot[handle & 15]
-    const p = cached === undefined ? this.#remember(handle) : cached
+    const p = this.#principals.get(handle)
     if (status === null || status[3] === 0) return p
     return withStatus(p, status[0], status[1], status[2])
   }
@@ -430,14 +564,12 @@ class Keyring extends Native {
   // Redis limiter); otherwise exactly what authenticate answers or throws.
   tryAuthenticate(token, request) {
     text(token, 'token')
-    const [api, method, scope] = requestParts(request)
+    const [api, method, scope, remoteAddress, path] = requestParts(request)
     const status = this.#status
-    const handle = this._tryAuthenticate(token, api, method, scope, status ?? undefined)
+    const handle = this._tryAuthenticate(token, api, method, scope, status ?? undefined, remoteAddress, path)
     if (handle === WOULD_BLOCK) return null
     if (handle >= ERROR_BIT) throw this.#error(handle - ERROR_BIT)
-    const bySlot = this.#principals[handle >>> 4]
-    const cached = bySlot === undefined ? undefined : bySlot[handle & 15]
-    const p = cached === undefined ? this.#remember(handle) : cached
+    const p = this.#principals.get(handle)
     if (status === null || status[3] === 0) return p
     return withStatus(p, status[0], status[1], status[2])
   }
@@ -445,12 +577,9 @@ class Keyring extends Native {
   authenticateAsync(token, request) {
     try {
       text(token, 'token')
-      const [api, method, scope] = requestParts(request)
-      return this._authenticateAsync(token, api, method, scope).then((answer) => {
-        const handle = answer[0]
-        const bySlot = this.#principals[handle >>> 4]
-        const cached = bySlot === undefined ? undefined : bySlot[handle & 15]
-        const p = cached === undefined ? this.#remember(handle) : cached
+      const [api, method, scope, remoteAddress, path] = requestParts(request)
+      return this._authenticateAsync(token, api, method, scope, remoteAddress, path).then((answer) => {
+        const p = this.#principals.get(answer[0])
         return answer.length < 4 ? p : withStatus(p, answer[1], answer[2], answer[3])
       })
     } catch (err) {
@@ -458,17 +587,10 @@ class Keyring extends Native {
     }
   }
 
-  #remember(handle) {
-    const p = this._principal(handle)
-    p.rateLimit = null
-    Object.freeze(p.scopes)
-    Object.freeze(p)
-    const slot = handle >>> 4
-    const cache = this.#principals
-    while (cache.length <= slot) cache.push(undefined)
-    if (cache[slot] === undefined) cache[slot] = []
-    cache[slot][handle & 15] = p
-    return p
+  auditTrail() {
+    const events = super.auditTrail()
+    for (const e of events) auditEvent(e)
+    return events
   }
 
   // The same Error the addon throws for this failure: code, status, pdCode
@@ -497,12 +619,14 @@ for (const [name, checks] of Object.entries(CALLS)) {
   if (typeof sync !== 'function' || typeof promise !== 'function') {
     throw new Error(`apikeys: the native addon lacks ${name}; rebuild it with \`npm run build\``)
   }
+  const after = RESULTS[name]
   Object.defineProperty(Keyring.prototype, name, {
     configurable: true,
     writable: true,
     value: {
       [name](...args) {
-        return sync.apply(this, checked(checks, args))
+        const answer = sync.apply(this, checked(checks, args))
+        return after === undefined ? answer : after(answer)
       },
     }[name],
   })
@@ -512,7 +636,8 @@ for (const [name, checks] of Object.entries(CALLS)) {
     value: {
       [`${name}Async`](...args) {
         try {
-          return promise.apply(this, checked(checks, args))
+          const answer = promise.apply(this, checked(checks, args))
+          return after === undefined ? answer : answer.then(after)
         } catch (err) {
           return Promise.reject(err)
         }
@@ -521,19 +646,20 @@ for (const [name, checks] of Object.entries(CALLS)) {
   })
 }
 
-// A principal with this call's rate limit status: a new frozen object with
-// the kept principal's fields, in the same order and with the same fields
-// absent (scopes is the same frozen array). Written as literals of fixed
-// shapes: twice as fast as `{ ...p, rateLimit }` (bench.js measures the cost).
-function withStatus(p, limit, remaining, reset) {
-  const rateLimit = Object.freeze({ limit, remaining, reset })
-  if (p.owner !== undefined) {
-    return Object.freeze({ keyId: p.keyId, kind: p.kind, account: p.account, owner: p.owner, role: p.role, access: p.access, scopes: p.scopes, rateLimit })
+// A clock for tests: its times are Dates read as checkDate reads them.
+class ManualClock extends binding.ManualClock {
+  constructor(start) {
+    super(checkDate(start, 'start'))
   }
-  if (p.target !== undefined) {
-    return Object.freeze({ keyId: p.keyId, kind: p.kind, account: p.account, access: p.access, scopes: p.scopes, target: p.target, rateLimit })
+
+  set(at) {
+    return super.set(checkDate(at, 'at'))
   }
-  return Object.freeze({ keyId: p.keyId, kind: p.kind, account: p.account, access: p.access, scopes: p.scopes, rateLimit })
+
+  advance(ms) {
+    if (typeof ms !== 'number') throw argTypeError('ms', 'a number of milliseconds', ms)
+    return super.advance(ms)
+  }
 }
 
 // An issued key: `secret` is a getter on the prototype, so it is in no own
@@ -579,4 +705,4 @@ function isApiKeyError(e) {
   )
 }
 
-module.exports = { ...binding, Keyring, IssuedKey, isApiKeyError }
+module.exports = { ...binding, Keyring, IssuedKey, ManualClock, isApiKeyError }

@@ -9,11 +9,13 @@ import cjs from './index.js'
 export const {
   AccessLevel,
   Api,
+  AuditAction,
   ErrorCode,
   eventRoutingKey,
   IssuedKey,
   KeyKind,
   Keyring,
+  ManualClock,
   OpenedKeyring,
   Role,
   RoleAlias,

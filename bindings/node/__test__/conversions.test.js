@@ -7,6 +7,7 @@ const test = require('node:test')
 const assert = require('node:assert/strict')
 const vm = require('node:vm')
 const { Keyring } = require('..')
+const { fieldOf } = require('../args.js')
 const { actor } = require('./helpers')
 
 const owner = actor('owner')
@@ -37,7 +38,7 @@ function ours(e, code, field, what) {
   assert.equal(e.code, code, `${what}: ${e.code} ${e.message}`)
   assert.equal(e.status, 400, what)
   assert.equal(e.pdCode, 2001, what)
-  if (code === 'ERR_INVALID_INPUT') assert.equal(e.field, field, `${what}: field ${e.field} (${e.message})`)
+  if (code === 'ERR_INVALID_INPUT') assert.equal(e.field, fieldOf(field), `${what}: field ${e.field} (${e.message})`)
   else assert.ok(e.message.includes(`"${field}"`), `${what}: ${e.message} names ${field}`)
 }
 

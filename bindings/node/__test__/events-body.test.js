@@ -155,11 +155,17 @@ test('eventRoutingKey gives the Rust adapter verdict: the key, or PagerDuty 400'
   for (const [label, body, message] of badBodies(key)) {
     const v = eventRoutingKey(bytesOf(body))
     assert.equal(typeof v, 'object', label)
-    assert.deepEqual({ ...v }, { status: 400, code: 2001, kind: message === MISSING ? 'missing_routing_key' : 'invalid_body', message }, label)
+    const { headers, body: answer, ...facts } = v
+    const kind = message === MISSING ? 'missing_routing_key' : 'invalid_body'
+    assert.deepEqual(facts, { status: 400, pdCode: 2001, kind, message, reason: message }, label)
+    // The answer to send, as PagerDuty writes it (the message first, no blanks).
+    assert.equal(answer, JSON.stringify({ error: { message, code: 2001 } }), label)
+    const json = ['content-type', 'application/json; charset=utf-8']
+    assert.deepEqual(headers, [json, ['content-length', String(Buffer.byteLength(answer))]], label)
   }
   for (const [label, body] of edgeBodies(key)) {
     const v = eventRoutingKey(bytesOf(body))
-    assert.ok(v === key || (v.status === 400 && v.code === 2001), label)
+    assert.ok(v === key || (v.status === 400 && v.pdCode === 2001), label)
   }
   assert.throws(() => eventRoutingKey('{"routing_key":"x"}'))
   assert.throws(() => eventRoutingKey(new Uint16Array(4)))

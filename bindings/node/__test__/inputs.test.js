@@ -4,6 +4,7 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const { Keyring } = require('..')
+const { fieldOf } = require('../args.js')
 const { actor, throwsCode } = require('./helpers')
 
 const BAD_VALUES = {
@@ -39,6 +40,10 @@ const CALLS = [
   ['setUserRole', ['acme', 'PUSER9', 'observer'], ['account', 'user', 'role'], 0],
   ['removeUser', ['acme', 'PUSER9'], ['account', 'user'], 0],
   ['authenticate', [key.secret, { api: 'rest', method: 'GET' }], ['token', 'request'], 1],
+  ['rotate', [owner, ID, { graceMs: 60_000 }], ['actor', 'keyId', 'options'], 0],
+  ['endRotation', [owner, ID], ['actor', 'keyId'], 0],
+  ['auditRecords', [{ account: 'acme' }], ['query'], 0],
+  ['pruneAudit', [60_000], ['olderThanMs'], 0],
 ]
 
 function assertNamesArgument(e, name, what) {
@@ -61,6 +66,7 @@ for (const [method, args, names, optional] of CALLS) {
         if (isOptional && (bad === undefined || bad === null)) continue
         if (isOptional && label === 'object') continue // an options object without known fields is fine
         if (label === 'array' && Array.isArray(args[i])) continue // an array where one belongs is no type error
+        if (label === 'number' && typeof args[i] === 'number') continue // a number where one belongs (milliseconds) neither
         const call = args.slice()
         call[i] = bad
         const what = `${method}(${names[i]} = ${label})`
@@ -142,7 +148,7 @@ test('bad values of the right type are ERR_INVALID_INPUT naming the field', () =
   ]
   for (const [fn, field] of cases) {
     const e = throwsCode(fn, 'ERR_INVALID_INPUT', 400, 2001)
-    assert.equal(e.field, field, e.message)
+    assert.equal(e.field, fieldOf(field), e.message)
     assert.ok(e.message.includes(field), e.message)
   }
 })
@@ -153,7 +159,7 @@ test('a 10 MB string anywhere is refused quickly, without a crash', () => {
   throwsCode(() => kr.authenticate(huge), 'ERR_UNAUTHORIZED', 401, 2006)
   assert.equal(throwsCode(() => kr.createGeneralKey(owner, huge), 'ERR_INVALID_INPUT').field, 'description')
   assert.equal(throwsCode(() => kr.list({ account: huge, user: 'P1', role: 'admin' }), 'ERR_INVALID_INPUT').field, 'account')
-  assert.equal(throwsCode(() => kr.get(owner, huge), 'ERR_INVALID_INPUT').field, 'keyId')
+  assert.equal(throwsCode(() => kr.get(owner, huge), 'ERR_INVALID_INPUT').field, 'key_id')
   assert.equal(throwsCode(() => kr.setUserRole('acme', 'P1', huge), 'ERR_INVALID_INPUT').field, 'role')
   assert.equal(throwsCode(() => kr.createScopedToken(owner, 'x', [huge + '.read']), 'ERR_INVALID_INPUT').field, 'scope')
   assert.equal(
@@ -172,9 +178,9 @@ test('NUL bytes are refused where text is expected, and never truncate a value',
     [() => kr.createGeneralKey({ account: 'ac\0me', user: 'P1', role: 'admin' }, 'x'), 'account'],
     [() => kr.createGeneralKey({ account: 'acme', user: 'P1\0', role: 'admin' }, 'x'), 'user'],
     [() => kr.createGeneralKey({ account: 'acme', user: 'P1', role: 'admin\0' }, 'x'), 'role'],
-    [() => kr.get(owner, ID + '\0'), 'keyId'],
-    [() => kr.get(owner, ID.slice(0, 13) + '\0'), 'keyId'],
-    [() => kr.createIntegrationKey(owner, 'PSVC\0', 'x'), 'serviceId'],
+    [() => kr.get(owner, ID + '\0'), 'key_id'],
+    [() => kr.get(owner, ID.slice(0, 13) + '\0'), 'key_id'],
+    [() => kr.createIntegrationKey(owner, 'PSVC\0', 'x'), 'service_id'],
     [() => kr.createScopedToken(owner, 'x', ['incidents.read\0']), 'scope'],
     [() => kr.authenticate(key.secret, { scope: 'incidents.read\0' }), 'scope'],
   ]

@@ -86,7 +86,16 @@ test('issued keys, records, principals, lists, audit events and errors never sho
       assert.ok(!String(e.stack).includes(s))
     }
   }
+  // A rotation by an actor whose context holds keys, and the trail it leaves.
+  const rotated = kr.rotate({ ...owner, context: { callerKey: secrets[0], requestId: secrets[1], remoteAddress: secrets[2] } }, issued[5].record.id, { graceMs: 60_000 })
+  secrets.push(rotated.secret)
+  outputs.rotated = rotated
+  outputs.rotatedRecord = kr.get(owner, issued[5].record.id)
+  kr.authenticate(rotated.secret, { remoteAddress: secrets[3], path: `/keys/${secrets[4]}?token=${secrets[1]}` })
+  outputs.placed = kr.get(owner, rotated.record.id)
   outputs.audit = kr.auditTrail()
+  outputs.auditRecords = kr.auditRecords({ account: 'acme', limit: 1000 })
+  outputs.pagerDuty = outputs.auditRecords.records.map((e) => e.toPagerDuty())
   for (const [what, value] of Object.entries(outputs)) assertHides(value, secrets, what)
 
   // ... and the key is there to read, exactly once per issued key object.
@@ -103,7 +112,7 @@ test('records and principals carry only the hint, never a digest', () => {
   const kr = new Keyring()
   const k = kr.createGeneralKey(actor('owner'), 'CI')
   const fields = Object.keys(k.record).sort()
-  assert.deepEqual(fields, ['access', 'account', 'apiVersion', 'createdAt', 'createdBy', 'description', 'hint', 'id', 'kind', 'scopes'])
+  assert.deepEqual(fields, ['access', 'account', 'apiVersion', 'createdAt', 'createdBy', 'description', 'hint', 'id', 'kind', 'readOnly', 'scopes'])
   assert.equal(k.record.hint.length, 4)
   const p = kr.authenticate(k.secret)
   assert.deepEqual(Object.keys(p).sort(), ['access', 'account', 'keyId', 'kind', 'rateLimit', 'scopes'])

@@ -110,5 +110,5 @@ test('only general keys are disabled; the others are deleted', () => {
   const kr = new Keyring()
   const t = kr.createScopedToken(actor('owner'), 'x', ['incidents.read'])
   const e = throwsCode(() => kr.disable(actor('owner'), t.record.id), 'ERR_INVALID_INPUT', 400, 2001)
-  assert.equal(e.field, 'keyId')
+  assert.equal(e.field, 'key_id')
 })

@@ -6,6 +6,7 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const { Keyring } = require('..')
+const { fieldOf } = require('../args.js')
 const { apikeys } = require('../express')
 const { actor } = require('./helpers')
 
@@ -18,7 +19,7 @@ function refused(e, field, option, what) {
   assert.equal(e.code, 'ERR_INVALID_INPUT', `${what}: ${e.code} ${e.message}`)
   assert.equal(e.status, 400, what)
   assert.equal(e.pdCode, 2001, what)
-  assert.equal(e.field, field, `${what}: field ${e.field}`)
+  assert.equal(e.field, fieldOf(field), `${what}: field ${e.field}`)
   assert.ok(e.message.includes(`'${option}'`), `${what}: "${e.message}" names ${option}`)
   assert.ok(!e.message.includes(SECRET), `${what}: the message echoes the value`)
 }
@@ -72,6 +73,25 @@ test('unknown keyring, store, rate limit and limiter options are refused by new 
   assert.equal(new Keyring({ store: { memory: true }, auditCapacity: 5 }).storeKind, 'memory')
   const inherited = Object.create({ peper: 'x' })
   refused(thrown(() => new Keyring(inherited)), 'options', 'peper', 'inherited')
+})
+
+test('an error\'s field is the stable snake_case name, without the values a path holds', () => {
+  for (const [name, field] of [
+    ['keyId', 'key_id'],
+    ['description', 'description'],
+    ['options.rateLimits.generalKey.windowMs', 'options.rate_limits.general_key.window_ms'],
+    ["options.rateLimits.accounts['acmeCorp'].user", 'options.rate_limits.accounts.user'],
+    ["options.rateLimits.keys['P0000000000000']", 'options.rate_limits.keys'],
+    ['scopes[3]', 'scopes'],
+    ['options.store.sqlite', 'options.store.sqlite'],
+  ]) {
+    assert.equal(fieldOf(name), field, name)
+  }
+  // As the core and Python name them: a core error keeps its field, the message the JavaScript name.
+  const e = thrown(() => new Keyring().get(owner, 'not-an-id'))
+  assert.deepEqual([e.field, e.message.startsWith('invalid keyId:')], ['key_id', true])
+  const t = thrown(() => new Keyring().get(owner, 42))
+  assert.deepEqual([t.code, t.field, t.message.includes('"keyId"')], ['ERR_INVALID_ARG_TYPE', 'key_id', true])
 })
 
 test('a long or odd option name is shortened in the message', () => {

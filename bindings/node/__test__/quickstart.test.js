@@ -119,11 +119,11 @@ test('the audit trail has one event per management call, with Dates and codes', 
   const trail = kr.auditTrail()
   assert.equal(trail.length, 3)
   assert.deepEqual(
-    trail.map((e) => [e.action, e.actor, e.outcome, e.error]),
+    trail.map((e) => [e.action, e.actor, e.outcome, e.allowed, e.error]),
     [
-      ['create', 'PADMIN1', 'allowed', undefined],
-      ['create', 'POBS1', 'refused', 'ERR_NOT_PERMITTED'],
-      ['disable', 'PADMIN1', 'allowed', undefined],
+      ['create', 'PADMIN1', 'allowed', true, undefined],
+      ['create', 'POBS1', 'refused', false, 'not_permitted'],
+      ['disable', 'PADMIN1', 'allowed', true, undefined],
     ],
   )
   assert.ok(trail[0].at instanceof Date)

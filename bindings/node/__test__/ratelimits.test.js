@@ -125,6 +125,74 @@ test('PagerDuty preset: 960 per general key, then 429', () => {
   throwsCode(() => kr.authenticate(k.secret), 'ERR_RATE_LIMITED', 429, 2020)
 })
 
+test('per-account overrides win over the class limit; null makes a class unlimited there', () => {
+  const kr = new Keyring({
+    rateLimits: {
+      generalKey: { requests: 1, windowMs: HOUR },
+      accounts: { big: { generalKey: { requests: 3, windowMs: HOUR } }, free: { generalKey: null } },
+    },
+  })
+  const remaining = (account) => {
+    const k = kr.createGeneralKey(actor('owner', 'POWNER1', account), 'CI')
+    const p = kr.authenticate(k.secret)
+    return p.rateLimit === null ? null : [p.rateLimit.limit, p.rateLimit.remaining]
+  }
+  assert.deepEqual(remaining('acme'), [1, 0])
+  assert.deepEqual(remaining('big'), [3, 2])
+  assert.equal(remaining('free'), null)
+})
+
+test('pagerduty: true starts from PagerDuty\'s limits; a class named replaces its own', () => {
+  const kr = new Keyring({ rateLimits: { pagerduty: true, generalKey: { requests: 2, windowMs: HOUR }, user: null } })
+  const general = kr.createGeneralKey(owner, 'CI')
+  const events = kr.createIntegrationKey(owner, 'PSVC', 'x')
+  const token = kr.createUserToken(owner, 'laptop')
+  assert.equal(kr.authenticate(general.secret).rateLimit.limit, 2)
+  assert.equal(kr.authenticate(events.secret, { api: 'events' }).rateLimit.limit, 120)
+  assert.equal(kr.authenticate(token.secret).rateLimit, null)
+})
+
+test('per-key overrides win over the account\'s and the class\'s (keys in a shared SQLite file)', (t) => {
+  const fs = require('node:fs')
+  const os = require('node:os')
+  const path = require('node:path')
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'apikeys-keylimits-'))
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const file = path.join(dir, 'keys.db')
+  const maker = new Keyring({ store: { sqlite: file } })
+  const hot = maker.createGeneralKey(owner, 'hot')
+  const open = maker.createGeneralKey(owner, 'open')
+  const plain = maker.createGeneralKey(owner, 'plain')
+  maker.flush()
+  const kr = new Keyring({
+    store: { sqlite: file },
+    rateLimits: {
+      generalKey: { requests: 5, windowMs: HOUR },
+      accounts: { acme: { generalKey: { requests: 4, windowMs: HOUR } } },
+      keys: { [hot.record.id]: { requests: 1, windowMs: HOUR }, [open.record.id]: null },
+    },
+  })
+  assert.equal(kr.authenticate(hot.secret).rateLimit.limit, 1)
+  throwsCode(() => kr.authenticate(hot.secret), 'ERR_RATE_LIMITED', 429, 2020)
+  assert.equal(kr.authenticate(open.secret).rateLimit, null)
+  assert.equal(kr.authenticate(plain.secret).rateLimit.limit, 4)
+})
+
+test('bad overrides are refused, naming where', () => {
+  const limit = { requests: 1, windowMs: 1000 }
+  const field = (rateLimits) => throwsCode(() => new Keyring({ rateLimits }), 'ERR_INVALID_INPUT', 400, 2001).field
+  assert.equal(field({ keys: { 'not-an-id': limit } }), 'rate_limits.keys')
+  assert.equal(field({ accounts: { acme: { generalkey: limit } } }), 'options.rate_limits.accounts')
+  assert.equal(field({ accounts: { acme: { generalKey: limit, pagerduty: true } } }), 'options.rate_limits.accounts')
+  const typeField = (rateLimits) => throwsCode(() => new Keyring({ rateLimits }), 'ERR_INVALID_ARG_TYPE', 400, 2001).field
+  assert.equal(typeField({ keys: { P0000000000000: 5 } }), 'options.rate_limits.keys')
+  assert.equal(typeField({ accounts: { acme: 5 } }), 'options.rate_limits.accounts')
+  assert.equal(typeField({ pagerduty: 'yes' }), 'options.rate_limits.pagerduty')
+  const nested = throwsCode(() => new Keyring({ rateLimits: { accounts: { acme: { user: { requests: 0, windowMs: 1 } } } } }), 'ERR_INVALID_ARG_TYPE', 400, 2001)
+  assert.equal(nested.field, 'options.rate_limits.accounts.user.requests')
+  assert.match(nested.message, /options\.rateLimits\.accounts\['acme'\]\.user\.requests/)
+})
+
 function redisUrl() {
   const url = process.env.APIKEYS_TEST_REDIS_URL
   if (!url) assert.fail('APIKEYS_TEST_REDIS_URL is not set: run scripts/test.sh, or `source scripts/redis.sh` first')
@@ -151,6 +219,7 @@ describe('Redis limiter (the real Redis of scripts/redis.sh)', () => {
         remaining.push(p.rateLimit.remaining)
       }
       assert.deepEqual(remaining, [4, 3, 2, 1, 0])
+      assert.deepEqual(one.rateLimiterState, { degraded: false, fallbackCount: 0 })
       for (const kr of [one, two]) {
         const e = throwsCode(() => kr.authenticate(k.secret), 'ERR_RATE_LIMITED', 429, 2020)
         assert.ok(e.retryAfter > 0 && e.retryAfter <= HOUR)
@@ -174,6 +243,10 @@ describe('Redis limiter (the real Redis of scripts/redis.sh)', () => {
     const k3 = local.createGeneralKey(owner, 'x')
     for (let i = 0; i < 5; i++) assert.equal(local.authenticate(k3.secret).rateLimit.remaining, 4 - i)
     throwsCode(() => local.authenticate(k3.secret), 'ERR_RATE_LIMITED', 429, 2020)
+    // As Python's RedisRateLimiter.is_degraded and fallback_count: the fallback decided them all.
+    assert.deepEqual(local.rateLimiterState, { degraded: true, fallbackCount: 6 })
+    assert.equal(allow.rateLimiterState.fallbackCount, 8)
+    assert.equal(new Keyring({ rateLimits: limits }).rateLimiterState, null)
 
     for (const bad of ['not a url', 'http://:hunter2secret@127.0.0.1/']) {
       const e = throwsCode(() => new Keyring({ rateLimits: limits, rateLimiter: { redis: bad } }), 'ERR_STORE', 500, 2000)

@@ -4,20 +4,31 @@
 import {
   Keyring,
   IssuedKey,
+  ManualClock,
   isApiKeyError,
   eventRoutingKey,
-  type EventBodyRejection,
+  type HttpRefusal,
   type AccessLevel,
   type AccountSettings,
   type Actor,
   type Api,
   type ApiKeyError,
+  type AuditAction,
+  type AuditContext,
   type AuditEvent,
+  type AuditPage,
+  type AuditQuery,
+  type CallContext,
+  type FieldChange,
+  type PagerDutyAuditRecord,
+  type RotateOptions,
+  type UsePlace,
   type ErrorCode,
   type KeyKind,
   type KeyRecord,
   type Principal,
   type RateLimitStatus,
+  type RateLimiterState,
   type Request,
   type Role,
 } from '../index'
@@ -33,7 +44,22 @@ export async function everyCall(): Promise<string[]> {
   const written: number = sqlite.flush() + (await opened.flushAsync())
   const storeKind: 'memory' | 'sqlite' | 'postgres' = opened.storeKind
   const hasLimits: boolean = shared.hasRateLimits
-  void [limited, custom, written, storeKind, hasLimits]
+  const limiter: RateLimiterState | null = shared.rateLimiterState
+  const degraded: boolean | undefined = limiter?.degraded
+  const overridden = new Keyring({
+    rateLimits: {
+      pagerduty: true,
+      user: null,
+      accounts: { acme: { generalKey: { requests: 10, windowMs: 1000 }, eventsKey: null } },
+      keys: { P0000000000000: null },
+    },
+  })
+  const clock = new ManualClock(new Date('2030-01-01T00:00:00Z'))
+  clock.advance(60_000)
+  clock.set(new Date('2030-01-02T00:00:00Z'))
+  const clockNow: Date = clock.now()
+  const ticking = new Keyring({ clock, rotationQuietMs: 5 * 60_000 })
+  void [limited, custom, written, storeKind, hasLimits, degraded, overridden, clockNow, ticking]
   // @ts-expect-error: not a preset
   new Keyring({ rateLimits: 'generous' })
   // @ts-expect-error: not a fallback
@@ -50,6 +76,9 @@ export async function everyCall(): Promise<string[]> {
   const expiring = keyring.createGeneralKey(admin, 'temp', { expiresAt: new Date(Date.now() + 60_000) })
   const token: string = general.secret
   const record: KeyRecord = general.record
+  const readOnly: boolean = record.readOnly
+  const disabledBy: string | undefined = record.disabled?.by
+  void [readOnly, disabledBy]
   const kind: KeyKind = record.kind
   const access: AccessLevel = record.access
   const created: Date = record.createdAt
@@ -63,6 +92,8 @@ export async function everyCall(): Promise<string[]> {
   const principal: Principal = keyring.authenticate(token, request)
   const events: Principal = keyring.authenticate(integration.secret, { api: 'events' })
   const defaulted: Principal = keyring.authenticate(token)
+  const itsRecord: KeyRecord = defaulted.record
+  void itsRecord
   const tried: Principal | null = keyring.tryAuthenticate(token, request)
   const role: Role | undefined = keyring.authenticate(userToken.secret, { method: 'POST', scope: 'incidents.write' }).role
   const viaPromise: Principal = await keyring.authenticateAsync(routing.secret, { api: 'events' })
@@ -93,7 +124,54 @@ export async function everyCall(): Promise<string[]> {
   keyring.setUserRole('acme', 'PUSER1', 'observer')
   const removed: number = keyring.removeUser('acme', 'PUSER1')
   const trail: AuditEvent[] = keyring.auditTrail()
+  const allowed: boolean = trail.every((e) => e.allowed || typeof e.error === 'string')
+  void allowed
   const action: AuditEvent['action'] = trail[0].action
+
+  // Rotation and the audit trail: the caller's context goes into each record.
+  const context: CallContext = { requestId: 'req-42', remoteAddress: '192.0.2.7', callerKey: token }
+  const withContext: Actor = { ...admin, context }
+  const rotateOptions: RotateOptions = { graceMs: 7 * 86_400_000 }
+  const rotated: IssuedKey = keyring.rotate(withContext, one.id, rotateOptions)
+  const rotatedFrom: string | undefined = rotated.record.rotatedFrom
+  const overlapUntil: Date | undefined = keyring.get(admin, one.id).overlapUntil
+  const successorUsedAt: Date | undefined = keyring.get(admin, one.id).successorUsedAt
+  const ended: KeyRecord = keyring.endRotation(withContext, one.id)
+  const rotatedTo: string | undefined = ended.rotatedTo
+  const quiet: number | undefined = ended.rotationQuietMs
+  const rotatedAsync: IssuedKey = await keyring.rotateAsync(admin, rotated.record.id, { graceMs: 60_000 })
+  const endedAsync: KeyRecord = await keyring.endRotationAsync(admin, rotated.record.id)
+  const placed: Principal = keyring.authenticate(rotatedAsync.secret, { method: 'GET', remoteAddress: '192.0.2.9', path: '/incidents' })
+  const lastUsedFrom: UsePlace | undefined = keyring.get(admin, placed.keyId).lastUsedFrom
+  const actions: AuditAction[] = ['rotate', 'end_rotation']
+  const query: AuditQuery = { account: 'acme', actions, since: new Date(Date.now() - 3_600_000), limit: 50 }
+  const records: AuditEvent[] = []
+  for (let cursor: string | undefined; ; ) {
+    const page: AuditPage = keyring.auditRecords({ ...query, cursor })
+    records.push(...page.records)
+    if (page.nextCursor === undefined) break
+    cursor = page.nextCursor
+  }
+  const asyncPage: AuditPage = await keyring.auditRecordsAsync({ account: 'acme', keyId: one.id, actor: 'PADMIN1', until: new Date() })
+  const first: AuditEvent | undefined = records[0]
+  const recordId: number | undefined = first?.id
+  const changes: FieldChange[] = first?.changes ?? []
+  const beforeValue: string | undefined = changes[0]?.beforeValue
+  const auditContext: AuditContext | undefined = first?.context
+  const truncatedToken: string | undefined = auditContext?.truncatedToken
+  const pd: PagerDutyAuditRecord | undefined = first?.toPagerDuty()
+  const executionTime: string | undefined = pd?.execution_time
+  const fields: Array<{ name: string; value: string | null; before_value: string | null }> | undefined = pd?.details.fields
+  const pruned: number = keyring.pruneAudit(365 * 86_400_000) + (await keyring.pruneAuditAsync(30 * 86_400_000))
+  void [rotatedFrom, overlapUntil, successorUsedAt, rotatedTo, quiet, endedAsync, lastUsedFrom, asyncPage, recordId, beforeValue, truncatedToken, executionTime, fields, pruned]
+  // @ts-expect-error: the grace is a number of milliseconds, in an options object
+  keyring.rotate(admin, one.id, 7 * 86_400_000)
+  // @ts-expect-error: not an action
+  keyring.auditRecords({ account: 'acme', actions: ['rotated'] })
+  // @ts-expect-error: windows are Dates
+  keyring.auditRecords({ account: 'acme', since: Date.now() })
+  // @ts-expect-error: the account is required
+  keyring.auditRecords({ limit: 10 })
 
   const a1: IssuedKey = await plain.createGeneralKeyAsync(admin, 'async', { readOnly: false })
   const a2: IssuedKey = await plain.createUserTokenAsync(admin, 'async')
@@ -139,19 +217,22 @@ export type { ApiKeyError }
 import { apikeys, type ApiKeysOptions, type Middleware } from '../express'
 
 export function middleware(keyring: Keyring): Middleware[] {
-  const options: ApiKeysOptions = { maxEventBytes: 64 * 1024, offThread: true }
+  const options: ApiKeysOptions = { maxEventBytes: 64 * 1024, offThread: true, remoteAddress: (req) => req.socket.remoteAddress }
   const auth = apikeys(keyring, options)
   // @ts-expect-error: offThread is a boolean
   apikeys(keyring, { offThread: 'yes' })
   // @ts-expect-error: unknown options are refused (ERR_INVALID_INPUT at run time too)
   apikeys(keyring, { offthread: true })
+  // @ts-expect-error: the address is read by a function of the request
+  apikeys(keyring, { remoteAddress: 'ip' })
   return [auth.rest('incidents.read'), auth.rest(), auth.events()]
 }
 
 // The Events body verdict shared with the Rust adapter.
 export function routingKeyOf(body: Uint8Array): string | null {
-  const verdict: string | EventBodyRejection = eventRoutingKey(body)
+  const verdict: string | HttpRefusal = eventRoutingKey(body)
   if (typeof verdict === 'string') return verdict
-  const kind: 'invalid_body' | 'missing_routing_key' = verdict.kind
-  return kind === 'missing_routing_key' ? null : `${verdict.status} ${verdict.code} ${verdict.message}`
+  const headers: Array<[string, string]> = verdict.headers
+  const reason: string = verdict.reason
+  return verdict.kind === 'missing_routing_key' ? null : `${verdict.status} ${verdict.pdCode} ${verdict.body} ${headers.length} ${reason.length}`
 }

@@ -7,6 +7,7 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const { Keyring } = require('..')
+const { fieldOf } = require('../args.js')
 const { apikeys } = require('../express')
 const { actor } = require('./helpers')
 
@@ -23,7 +24,7 @@ function assertRefused(e, field, what, bad) {
   assert.equal(e.code, 'ERR_INVALID_INPUT', `${what}: ${e.code} ${e.message}`)
   assert.equal(e.status, 400, what)
   assert.equal(e.pdCode, 2001, what)
-  assert.equal(e.field, field, `${what}: field ${e.field}`)
+  assert.equal(e.field, fieldOf(field), `${what}: field ${e.field}`)
   assert.ok(e.message.includes(field), `${what}: "${e.message}" names ${field}`)
   assert.match(e.message, /lone surrogate/, what)
   assert.ok(!e.message.includes(bad) && !e.message.includes('\ufffd'), `${what}: the message echoes the value`)
@@ -62,6 +63,18 @@ const CALLS = [
   ['authenticate request.api', 'request.api', (s, m) => kr[m](general.secret, { api: s })],
   ['authenticate request.method', 'request.method', (s, m) => kr[m](general.secret, { method: s })],
   ['authenticate request.scope', 'request.scope', (s, m) => kr[m](general.secret, { scope: s })],
+  ['authenticate request.remoteAddress', 'request.remoteAddress', (s, m) => kr[m](general.secret, { remoteAddress: s })],
+  ['authenticate request.path', 'request.path', (s, m) => kr[m](general.secret, { path: s })],
+  ['rotate keyId', 'keyId', (s, m) => kr[m](owner, s, { graceMs: 60_000 })],
+  ['rotate actor.context.requestId', 'actor.context.requestId', (s, m) => kr[m](a({ context: { requestId: s } }), ID, { graceMs: 60_000 })],
+  ['rotate actor.context.remoteAddress', 'actor.context.remoteAddress', (s, m) => kr[m](a({ context: { remoteAddress: s } }), ID, { graceMs: 60_000 })],
+  ['rotate actor.context.callerKey', 'actor.context.callerKey', (s, m) => kr[m](a({ context: { callerKey: s } }), ID, { graceMs: 60_000 })],
+  ['endRotation keyId', 'keyId', (s, m) => kr[m](owner, s)],
+  ['auditRecords query.account', 'query.account', (s, m) => kr[m]({ account: s })],
+  ['auditRecords query.keyId', 'query.keyId', (s, m) => kr[m]({ account: 'acme', keyId: s })],
+  ['auditRecords query.actor', 'query.actor', (s, m) => kr[m]({ account: 'acme', actor: s })],
+  ['auditRecords query.actions[1]', 'query.actions[1]', (s, m) => kr[m]({ account: 'acme', actions: ['create', s] })],
+  ['auditRecords query.cursor', 'query.cursor', (s, m) => kr[m]({ account: 'acme', cursor: s })],
 ]
 
 const syncName = (label) => label.split(' ')[0]
@@ -97,7 +110,7 @@ test('tryAuthenticate refuses a lone surrogate in the token and in every request
   for (const lone of Object.values(LONE)) {
     const bad = `x${lone}`
     assertRefused(catchIt(() => kr.tryAuthenticate(bad)), 'token', 'tryAuthenticate token', bad)
-    for (const f of ['api', 'method', 'scope']) {
+    for (const f of ['api', 'method', 'scope', 'remoteAddress', 'path']) {
       assertRefused(catchIt(() => kr.tryAuthenticate(general.secret, { [f]: bad })), `request.${f}`, `tryAuthenticate ${f}`, bad)
     }
   }

@@ -41,23 +41,42 @@ pub enum ErrorCode {
     Internal,
 }
 
+/// Each core [`apikeys::Error::kind_name`] with its [`ErrorCode`].
+const CODES: [(&str, &str); 9] = [
+    ("unauthorized", "ERR_UNAUTHORIZED"),
+    ("wrong_api", "ERR_WRONG_API"),
+    ("forbidden", "ERR_FORBIDDEN"),
+    ("plan_restricted", "ERR_PLAN_RESTRICTED"),
+    ("not_permitted", "ERR_NOT_PERMITTED"),
+    ("not_found", "ERR_NOT_FOUND"),
+    ("rate_limited", "ERR_RATE_LIMITED"),
+    ("invalid_input", "ERR_INVALID_INPUT"),
+    ("store", "ERR_STORE"),
+];
+
 /// The code for a core error's [`apikeys::Error::kind_name`].
 pub(crate) fn code_for_kind_name(name: &str) -> &'static str {
-    match name {
-        "unauthorized" => "ERR_UNAUTHORIZED",
-        "wrong_api" => "ERR_WRONG_API",
-        "forbidden" => "ERR_FORBIDDEN",
-        "plan_restricted" => "ERR_PLAN_RESTRICTED",
-        "not_permitted" => "ERR_NOT_PERMITTED",
-        "not_found" => "ERR_NOT_FOUND",
-        "rate_limited" => "ERR_RATE_LIMITED",
-        "invalid_input" => "ERR_INVALID_INPUT",
-        "store" => "ERR_STORE",
-        _ => "ERR_INTERNAL",
-    }
+    CODES
+        .iter()
+        .find(|(kind, _)| *kind == name)
+        .map_or("ERR_INTERNAL", |(_, code)| code)
 }
 
-/// `key_id` → `keyId`: core field names as the JavaScript arguments spell them.
+/// The core kind name of an error's `code` (the TypeError of a wrong
+/// argument type is invalid input; an unknown code, an internal error).
+pub(crate) fn kind_for_code(code: &str) -> &'static str {
+    if code == "ERR_INVALID_ARG_TYPE" {
+        return "invalid_input";
+    }
+    CODES
+        .iter()
+        .find(|(_, c)| *c == code)
+        .map_or("internal", |(kind, _)| kind)
+}
+
+/// `key_id` → `keyId`: core field names as the JavaScript arguments spell
+/// them, for messages (an error's `field` keeps the core's name, the same
+/// string in Rust, Python and Node).
 pub(crate) fn camel(field: &str) -> String {
     let mut out = String::with_capacity(field.len());
     let mut upper = false;
@@ -74,11 +93,22 @@ pub(crate) fn camel(field: &str) -> String {
     out
 }
 
-/// The message: the core's, with argument names in camelCase. Never holds a key.
+/// How the JavaScript API spells a core field: camelCase, and the durations
+/// it takes in milliseconds with `Ms` (`grace` → `graceMs`).
+pub(crate) fn js_name(field: &str) -> String {
+    match field {
+        "grace" => "graceMs".to_owned(),
+        "older_than" => "olderThanMs".to_owned(),
+        "rotation_quiet" => "rotationQuietMs".to_owned(),
+        other => camel(other),
+    }
+}
+
+/// The message: the core's, with argument names as JavaScript spells them. Never holds a key.
 pub(crate) fn message(e: &apikeys::Error) -> String {
     match e {
         apikeys::Error::InvalidInput { field, reason } => {
-            format!("invalid {}: {reason}", camel(field))
+            format!("invalid {}: {reason}", js_name(field))
         }
         other => other.to_string(),
     }
@@ -97,10 +127,10 @@ fn build(env: &Env, e: &apikeys::Error) -> Result<Error> {
     obj.set_named_property("pdCode", e.code())?;
     match e {
         apikeys::Error::InvalidInput { field, .. } => {
-            obj.set_named_property("field", camel(field))?;
+            obj.set_named_property("field", *field)?;
         }
         apikeys::Error::RateLimited { retry_after, limit } => {
-            obj.set_named_property("retryAfter", retry_after.as_millis() as f64)?;
+            obj.set_named_property("retryAfter", crate::types::millis(*retry_after))?;
             obj.set_named_property("limit", *limit)?;
         }
         _ => {}
@@ -172,6 +202,13 @@ mod tests {
         // RateLimited's fields are still growing in the core; its name is stable.
         assert_eq!(code_for_kind_name("rate_limited"), "ERR_RATE_LIMITED");
         assert_eq!(code_for_kind_name("something_new"), "ERR_INTERNAL");
+        for (kind, code) in CODES {
+            assert_eq!(kind_for_code(code_for_kind_name(kind)), kind);
+            assert_eq!(kind_for_code(code), kind);
+        }
+        assert_eq!(kind_for_code("ERR_INTERNAL"), "internal");
+        assert_eq!(kind_for_code("ERR_INVALID_ARG_TYPE"), "invalid_input");
+        assert_eq!(kind_for_code(""), "internal");
     }
 
     #[test]
@@ -184,5 +221,11 @@ mod tests {
             reason: "must be in the future".into(),
         };
         assert_eq!(message(&e), "invalid expiresAt: must be in the future");
+        let e = E::InvalidInput {
+            field: "grace",
+            reason: "must be at most 365 days".into(),
+        };
+        assert_eq!(message(&e), "invalid graceMs: must be at most 365 days");
+        assert_eq!(js_name("older_than"), "olderThanMs");
     }
 }

@@ -1,27 +1,30 @@
 //! The `Keyring` class: every core call, synchronous and as a Promise.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use apikeys::{AccessLevel as CoreAccess, NewKey};
+use napi::JsString;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use crate::cache::{ERROR_BIT, ErrorTemplate, Errors, Slots, WOULD_BLOCK, lock};
 use crate::error::to_js;
 use crate::open::{Durable, OpenTask, OpenedKeyring, Plan, invalid};
 use crate::types::{
-    AccountSettings, Actor, AuditEvent, GeneralKeyOptions, KeyOptions, KeyRecord, KeyringOptions,
-    Principal, RateLimitStatus, Request, Role, UserState, expiry,
+    AccountSettings, Actor, AuditEvent, AuditPage, AuditQuery, GeneralKeyOptions, KeyOptions,
+    KeyRecord, KeyringOptions, Principal, RateLimitStatus, RateLimiterState, Request,
+    RotateOptions, UserState, duration, expiry, page_size, window_bound,
 };
 
 type CoreResult<T> = apikeys::Result<T>;
 
 fn core_actor(a: &Actor) -> CoreResult<apikeys::Actor> {
     let role = apikeys::Role::parse(&a.role)?;
-    Ok(apikeys::Actor::new(
-        a.account.as_str(),
-        a.user.as_str(),
-        role,
-    ))
+    let actor = apikeys::Actor::new(a.account.as_str(), a.user.as_str(), role);
+    Ok(match &a.context {
+        Some(c) => actor.with_context(c.to_core()),
+        None => actor,
+    })
 }
 
 fn core_request(api: &str, method: &str, scope: Option<&str>) -> CoreResult<apikeys::Request> {
@@ -36,224 +39,129 @@ fn core_request(api: &str, method: &str, scope: Option<&str>) -> CoreResult<apik
     }
 }
 
+/// Where a request came from (`remoteAddress`, `path`), owned: what the
+/// Promise twins and the object forms of `authenticate` take.
+type Place = (Option<String>, Option<String>);
+
+/// The core's origin of a request, borrowed (the core copies it only when it
+/// writes the key's last use); `None` when the request said nothing, which
+/// leaves the key's last place as it was.
+fn origin<'a>(
+    address: Option<&'a dyn std::fmt::Display>,
+    path: Option<&'a str>,
+) -> Option<apikeys::Origin<'a>> {
+    (address.is_some() || path.is_some()).then_some(apikeys::Origin {
+        remote_address: address,
+        path,
+    })
+}
+
+fn owned_origin(place: &Place) -> Option<apikeys::Origin<'_>> {
+    origin(
+        place.0.as_ref().map(|a| a as &dyn std::fmt::Display),
+        place.1.as_deref(),
+    )
+}
+
+fn authenticate_from(
+    k: &apikeys::Keyring,
+    token: &str,
+    req: &apikeys::Request,
+    origin: Option<&apikeys::Origin<'_>>,
+) -> CoreResult<apikeys::Principal> {
+    match origin {
+        None => k.authenticate(token, req),
+        Some(o) => k.authenticate_from(token, req, o),
+    }
+}
+
+fn try_authenticate_from(
+    k: &apikeys::Keyring,
+    token: &str,
+    req: &apikeys::Request,
+    origin: Option<&apikeys::Origin<'_>>,
+) -> Option<CoreResult<apikeys::Principal>> {
+    match origin {
+        None => k.try_authenticate(token, req),
+        Some(o) => k.try_authenticate_from(token, req, o),
+    }
+}
+
+/// The caller's address as the JavaScript layer handed it on the synchronous
+/// hot path: left a JavaScript string, and read only if the core writes it
+/// as the place of the key's last use (at most once a minute per key), so a
+/// request pays nothing for it otherwise. The path cannot wait so: the core
+/// borrows it as text.
+struct LazyAddress<'a>(JsString<'a>);
+
+impl std::fmt::Display for LazyAddress<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A string the JavaScript layer checked; should napi fail to read it,
+        // no address is kept (the core keeps nothing for an empty one).
+        match self.0.into_utf8() {
+            Ok(text) => f.write_str(text.as_str().unwrap_or_default()),
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+/// Runs `f` with the origin of a request whose address and path are
+/// JavaScript strings (see [`LazyAddress`]); `None` when both are absent.
+fn with_js_origin<T>(
+    address: Option<JsString<'_>>,
+    path: Option<JsString<'_>>,
+    f: impl FnOnce(Option<&apikeys::Origin<'_>>) -> T,
+) -> T {
+    if address.is_none() && path.is_none() {
+        return f(None);
+    }
+    let address = address.map(LazyAddress);
+    let path = path.and_then(|p| p.into_utf8().ok());
+    let o = origin(
+        address.as_ref().map(|a| a as &dyn std::fmt::Display),
+        path.as_ref().and_then(|p| p.as_str().ok()),
+    );
+    f(o.as_ref())
+}
+
+/// The core's audit query for a JavaScript one.
+fn core_query(q: &AuditQuery) -> CoreResult<apikeys::AuditQuery> {
+    let mut out = apikeys::AuditQuery::account(&q.account);
+    if let Some(id) = &q.key_id {
+        out.key_id = Some(id.parse::<apikeys::KeyId>()?);
+    }
+    out.actor.clone_from(&q.actor);
+    if let Some(actions) = &q.actions {
+        out.actions = actions
+            .iter()
+            .map(|a| a.parse::<apikeys::AuditAction>())
+            .collect::<CoreResult<_>>()?;
+    }
+    if let Some(ms) = q.since {
+        out.since = Some(window_bound(ms, "since")?);
+    }
+    if let Some(ms) = q.until {
+        out.until = Some(window_bound(ms, "until")?);
+    }
+    if let Some(n) = q.limit {
+        out.limit = page_size(n)?;
+    }
+    out.cursor.clone_from(&q.cursor);
+    Ok(out)
+}
+
+fn js_page(p: &apikeys::AuditPage) -> AuditPage {
+    AuditPage {
+        records: p.records.iter().map(AuditEvent::from).collect(),
+        next_cursor: p.next_cursor.clone(),
+    }
+}
+
 fn expiring(spec: NewKey, expires_at: Option<f64>) -> CoreResult<NewKey> {
     Ok(match expires_at {
         Some(ms) => spec.expires_at(expiry(ms)?),
         None => spec,
     })
-}
-
-/// A principal is the same for every request made with one key by one role,
-/// as long as the key's identity fields stay the same. The table gives each
-/// such key a slot; `authenticate` answers `slot * 16 + role`, and the
-/// JavaScript layer keeps one frozen principal object per answer. Every call
-/// still runs every check in the core, so the cache only saves building an
-/// object; it never decides anything.
-#[derive(Default)]
-struct Slots {
-    by_id: IdTable,
-    records: Vec<Arc<apikeys::KeyRecord>>,
-}
-
-/// Handles are `slot * 16 + role`; `NO_ROLE` is the role part for keys that are not user tokens.
-const NO_ROLE: u32 = 15;
-/// Answers with this bit set are error templates, not handles (see [`Errors`]).
-const ERROR_BIT: u32 = 1 << 31;
-const MAX_SLOTS: usize = (ERROR_BIT >> 4) as usize;
-/// What `_tryAuthenticate` answers when only `authenticate` can: neither a
-/// handle (below [`ERROR_BIT`]) nor an error template (below `ERROR_BIT |
-/// MAX_TEMPLATES`).
-const WOULD_BLOCK: u32 = u32::MAX;
-
-/// Key id → (slot, fingerprint of the identity fields the slot was made for):
-/// an open-addressing table with the entries inline, so that a lookup costs
-/// one memory access (a `HashMap` costs two: control bytes, then the entry).
-/// Key ids are 64 random bits, so their low bits index the table directly.
-#[derive(Default)]
-struct IdTable {
-    entries: Vec<Entry>,
-    len: usize,
-}
-
-#[derive(Clone, Copy, Default)]
-struct Entry {
-    id: u64,
-    print: u64,
-    /// The slot plus one; 0 marks an empty entry.
-    slot: u32,
-}
-
-impl IdTable {
-    fn get(&self, id: u64) -> Option<(u32, u64)> {
-        if self.entries.is_empty() {
-            return None;
-        }
-        let mask = self.entries.len() - 1;
-        let mut i = id as usize & mask;
-        loop {
-            let e = self.entries[i];
-            if e.slot == 0 {
-                return None;
-            }
-            if e.id == id {
-                return Some((e.slot - 1, e.print));
-            }
-            i = (i + 1) & mask;
-        }
-    }
-
-    fn insert(&mut self, id: u64, slot: u32, print: u64) {
-        if (self.len + 1) * 2 > self.entries.len() {
-            let old = std::mem::take(&mut self.entries);
-            self.entries = vec![Entry::default(); (old.len() * 2).max(64)];
-            self.len = 0;
-            for e in old.into_iter().filter(|e| e.slot != 0) {
-                self.put(e);
-            }
-        }
-        self.put(Entry {
-            id,
-            print,
-            slot: slot + 1,
-        });
-    }
-
-    fn put(&mut self, entry: Entry) {
-        let mask = self.entries.len() - 1;
-        let mut i = entry.id as usize & mask;
-        loop {
-            let e = &mut self.entries[i];
-            if e.slot == 0 {
-                *e = entry;
-                self.len += 1;
-                return;
-            }
-            if e.id == entry.id {
-                *e = entry;
-                return;
-            }
-            i = (i + 1) & mask;
-        }
-    }
-}
-
-/// A digest (FNV-1a) of what a principal shows but the role, to notice a
-/// record whose identity changed under the same id.
-fn fingerprint(r: &apikeys::KeyRecord) -> u64 {
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for &b in bytes {
-            h = (h ^ u64::from(b)).wrapping_mul(PRIME);
-        }
-        // A separator, so that ("ab", "c") and ("a", "bc") differ.
-        h = (h ^ 0xff).wrapping_mul(PRIME);
-    };
-    eat(r.kind.as_str().as_bytes());
-    eat(r.access.as_str().as_bytes());
-    eat(r.account.as_bytes());
-    eat(r.owner.as_deref().unwrap_or("\u{0}none").as_bytes());
-    eat(r.target.as_deref().unwrap_or("\u{0}none").as_bytes());
-    for scope in r.scopes.iter() {
-        eat(scope.resource().as_bytes());
-        eat(if scope.is_write() { b"w" } else { b"r" });
-    }
-    h
-}
-
-impl Slots {
-    fn handle(&mut self, p: &apikeys::Principal) -> CoreResult<u32> {
-        let rec = p.record();
-        let print = fingerprint(rec);
-        let slot = match self.by_id.get(rec.id.as_u64()) {
-            Some((s, f)) if f == print => s,
-            _ => {
-                if self.records.len() >= MAX_SLOTS {
-                    return Err(apikeys::Error::Store(apikeys::StoreError::Unavailable(
-                        "too many distinct keys authenticated by this keyring object".into(),
-                    )));
-                }
-                let s = self.records.len() as u32;
-                self.records.push(Arc::new(rec.clone()));
-                self.by_id.insert(rec.id.as_u64(), s, print);
-                s
-            }
-        };
-        let role = p.role().map_or(NO_ROLE, |r| r as u32);
-        Ok(slot << 4 | role)
-    }
-
-    fn principal(&self, handle: u32) -> Option<Principal> {
-        if handle & ERROR_BIT != 0 {
-            return None;
-        }
-        let rec = self.records.get((handle >> 4) as usize)?;
-        let role = match handle & 15 {
-            NO_ROLE => None,
-            r => Some(
-                apikeys::Role::ALL
-                    .into_iter()
-                    .find(|x| *x as u32 == r)
-                    .map(Role::from)?,
-            ),
-        };
-        Some(principal_of(rec, role))
-    }
-}
-
-/// What an authentication error looks like in JavaScript: `[code, message,
-/// status, pdCode, reason, field]`. Failed authentications are answered as a
-/// template number rather than thrown from Rust: the JavaScript layer builds
-/// and throws the `Error` itself, which costs about half as much as a native
-/// throw. Templates are kept per distinct error (at most [`MAX_TEMPLATES`];
-/// past that, and for rate limits, whose `retryAfter` changes with every call,
-/// the error is thrown from Rust as before).
-type ErrorTemplate = (String, String, u32, u32, String, Option<String>);
-
-const MAX_TEMPLATES: usize = 4096;
-
-#[derive(Default)]
-struct Errors {
-    ids: std::collections::HashMap<(String, String, String), u32>,
-    templates: Vec<ErrorTemplate>,
-}
-
-impl Errors {
-    /// The template number of `e`, if it can have one.
-    fn intern(&mut self, e: &apikeys::Error) -> Option<u32> {
-        if matches!(e, apikeys::Error::RateLimited { .. }) {
-            return None;
-        }
-        let code = crate::error::code_for_kind_name(e.kind_name());
-        let message = crate::error::message(e);
-        let reason = e.reason();
-        let key = (format!("{code}/{}", e.http_status()), message, reason);
-        if let Some(&id) = self.ids.get(&key) {
-            return Some(id);
-        }
-        if self.templates.len() >= MAX_TEMPLATES {
-            return None;
-        }
-        let id = self.templates.len() as u32;
-        let field = match e {
-            apikeys::Error::InvalidInput { field, .. } => Some(crate::error::camel(field)),
-            _ => None,
-        };
-        self.templates.push((
-            code.to_owned(),
-            key.1.clone(),
-            u32::from(e.http_status()),
-            e.code(),
-            key.2.clone(),
-            field,
-        ));
-        self.ids.insert(key, id);
-        Some(id)
-    }
-
-    fn template(&self, id: u32) -> Option<ErrorTemplate> {
-        self.templates.get(id as usize).cloned()
-    }
 }
 
 /// The request a coded call stands for (see `coded_request`), with its scope.
@@ -282,20 +190,6 @@ fn coded_request(code: u32) -> Option<apikeys::Request> {
         _ => return None,
     };
     Some(apikeys::Request::rest_method(method))
-}
-
-fn principal_of(rec: &apikeys::KeyRecord, role: Option<Role>) -> Principal {
-    Principal {
-        key_id: rec.id.to_string(),
-        kind: rec.kind.into(),
-        account: rec.account.to_string(),
-        owner: rec.owner.as_deref().map(str::to_owned),
-        role,
-        access: rec.access.into(),
-        scopes: rec.scopes.iter().map(ToString::to_string).collect(),
-        target: rec.target.as_deref().map(str::to_owned),
-        rate_limit: Either::B(Null),
-    }
 }
 
 /// A principal object with this call's rate limit status.
@@ -327,10 +221,62 @@ fn write_status(p: &apikeys::Principal, out: &mut [f64]) {
         Some(s) => {
             out[0] = f64::from(s.limit);
             out[1] = f64::from(s.remaining);
-            out[2] = s.reset.as_millis() as f64;
+            out[2] = crate::types::millis(s.reset);
             out[3] = 1.0;
         }
         None => out[3] = 0.0,
+    }
+}
+
+/// A clock that moves only when told to, for tests of expiry and last use:
+/// give it as `clock` to a keyring, which then tells the time by it.
+#[napi]
+pub struct ManualClock {
+    inner: apikeys::ManualClock,
+}
+
+#[napi]
+impl ManualClock {
+    /// A clock standing at `start`.
+    #[napi(constructor, catch_unwind, ts_args_type = "start: Date")]
+    pub fn new(env: Env, start: f64) -> Result<ManualClock> {
+        let start = crate::types::instant(start, "start").map_err(|e| to_js(&env, &e))?;
+        Ok(ManualClock {
+            inner: apikeys::ManualClock::new(start),
+        })
+    }
+
+    /// Move the clock forward by `ms` milliseconds (a non-negative number).
+    #[napi(catch_unwind)]
+    pub fn advance(&self, env: Env, ms: f64) -> Result<()> {
+        if !ms.is_finite() || ms < 0.0 {
+            return Err(to_js(
+                &env,
+                &invalid(
+                    "ms",
+                    "must be a finite, non-negative number of milliseconds",
+                ),
+            ));
+        }
+        let now = apikeys::Clock::now(&self.inner).unix_millis() as f64;
+        crate::types::instant(now + ms.floor(), "ms").map_err(|e| to_js(&env, &e))?;
+        self.inner
+            .advance(std::time::Duration::from_millis(ms.floor() as u64));
+        Ok(())
+    }
+
+    /// Set the time.
+    #[napi(catch_unwind, ts_args_type = "at: Date")]
+    pub fn set(&self, env: Env, at: f64) -> Result<()> {
+        let at = crate::types::instant(at, "at").map_err(|e| to_js(&env, &e))?;
+        self.inner.set(at);
+        Ok(())
+    }
+
+    /// The clock's time.
+    #[napi(catch_unwind)]
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        crate::types::date(apikeys::Clock::now(&self.inner))
     }
 }
 
@@ -454,6 +400,7 @@ pub struct Keyring {
     errors: Mutex<Errors>,
     durable: Durable,
     limited: bool,
+    limiter: Option<Arc<apikeys_redis::RedisRateLimiter>>,
 }
 
 impl Keyring {
@@ -478,7 +425,7 @@ impl Keyring {
     fn answer(&self, env: &Env, r: CoreResult<u32>) -> Result<u32> {
         match r {
             Ok(h) => Ok(h),
-            Err(e) => match lock_errors(&self.errors).intern(&e) {
+            Err(e) => match lock(&self.errors).intern(&e) {
                 Some(id) => Ok(ERROR_BIT | id),
                 None => Err(to_js(env, &e)),
             },
@@ -518,12 +465,13 @@ impl Keyring {
         env: Env,
         options: Option<KeyringOptions>,
         opened: Option<&OpenedKeyring>,
+        clock: Option<&ManualClock>,
     ) -> Result<Keyring> {
         let opened = match opened {
             Some(o) => o
                 .take()
                 .ok_or_else(|| to_js(&env, &invalid("opened", "this keyring was already taken")))?,
-            None => Plan::new(options)
+            None => Plan::new(options, clock.map(|c| c.inner.clone()))
                 .and_then(Plan::open)
                 .map_err(|e| to_js(&env, &e))?,
         };
@@ -533,15 +481,25 @@ impl Keyring {
             errors: Mutex::default(),
             durable: opened.durable,
             limited: opened.limited,
+            limiter: opened.limiter,
         })
     }
 
     /// A keyring as `options` say, its store opened (and a PostgreSQL server
     /// connected to) off the JavaScript thread. Rejects with `ERR_STORE` when
     /// the store cannot be opened, `ERR_INVALID_INPUT` for bad options.
-    #[napi(catch_unwind, ts_return_type = "Promise<Keyring>")]
-    pub fn open(env: Env, options: Option<KeyringOptions>) -> Result<AsyncTask<OpenTask>> {
-        let plan = Plan::new(options).map_err(|e| to_js(&env, &e))?;
+    #[napi(
+        catch_unwind,
+        ts_args_type = "options?: KeyringOptions | undefined | null",
+        ts_return_type = "Promise<Keyring>"
+    )]
+    pub fn open(
+        env: Env,
+        options: Option<KeyringOptions>,
+        clock: Option<&ManualClock>,
+    ) -> Result<AsyncTask<OpenTask>> {
+        let clock = clock.map(|c| c.inner.clone());
+        let plan = Plan::new(options, clock).map_err(|e| to_js(&env, &e))?;
         Ok(AsyncTask::new(OpenTask::new(plan)))
     }
 
@@ -582,6 +540,17 @@ impl Keyring {
     #[napi(getter, catch_unwind)]
     pub fn has_rate_limits(&self) -> bool {
         self.limited
+    }
+
+    /// The Redis rate limiter's state (the `rateLimiter` option), as
+    /// Python's `RedisRateLimiter.is_degraded` and `fallback_count` give it;
+    /// `null` without a Redis limiter.
+    #[napi(getter, catch_unwind)]
+    pub fn rate_limiter_state(&self) -> Option<RateLimiterState> {
+        self.limiter.as_ref().map(|l| RateLimiterState {
+            degraded: l.is_degraded(),
+            fallback_count: l.fallback_count() as f64,
+        })
     }
 
     // ---- creating keys ----
@@ -777,7 +746,9 @@ impl Keyring {
             .collect()
     }
 
-    /// The audit events the keyring still holds (the last 10,000 by default), oldest first.
+    /// The audit events the keyring's in-memory sink still holds (the last
+    /// 10,000 by default, `auditCapacity`), oldest first: every call, on
+    /// every store. `auditRecords` reads the store's own durable trail.
     #[napi(catch_unwind)]
     pub fn audit_trail(&self) -> Vec<AuditEvent> {
         self.inner
@@ -785,6 +756,103 @@ impl Keyring {
             .iter()
             .map(AuditEvent::from)
             .collect()
+    }
+
+    // ---- rotation and the audit trail ----
+
+    /// Replace a key by a new one with the same settings (kind, description,
+    /// access, owner, service or orchestration, scopes, expiry), returned
+    /// once, like a create. The old key keeps working until the first of:
+    /// `graceMs` from now (at most 365 days, never past its expiry); the
+    /// moment traffic has moved (the new key used, and the old one unused
+    /// since for the keyring's `rotationQuietMs`); `endRotation`. Whoever may
+    /// create that kind of key for its owner and take it out of service may
+    /// rotate it. `ERR_INVALID_INPUT` for an expired key, a key already
+    /// rotated (end that rotation, or rotate the new key) or too long a grace.
+    #[napi(catch_unwind)]
+    pub fn rotate(
+        &self,
+        env: Env,
+        actor: Actor,
+        key_id: String,
+        options: RotateOptions,
+    ) -> Result<IssuedKey> {
+        let r = core_actor(&actor).and_then(|a| {
+            let grace = duration(options.grace_ms, "grace")?;
+            self.inner.rotate(&a, &key_id, grace)
+        });
+        self.sync(&env, r).map(IssuedKey::from)
+    }
+
+    /// End a rotation's overlap now: the old key (`keyId`, the one that was
+    /// rotated) stops working at once; the new key is untouched. Returns the
+    /// old key's record. `ERR_INVALID_INPUT` when the key is not in an overlap.
+    #[napi(catch_unwind)]
+    pub fn end_rotation(&self, env: Env, actor: Actor, key_id: String) -> Result<KeyRecord> {
+        let r = core_actor(&actor).and_then(|a| self.inner.end_rotation(&a, &key_id));
+        self.sync(&env, r).map(|r| KeyRecord::from(&r))
+    }
+
+    /// A page of one account's audit records, newest first: the store's
+    /// durable trail (SQLite, PostgreSQL), or the in-memory sink's. Paging
+    /// while records are being added never skips or repeats one.
+    /// `ERR_INVALID_INPUT` naming the field for a query out of bounds (a
+    /// window over 31 days, `until` before `since`, a `limit` over 1000, a
+    /// cursor this package did not give). An application call: who may read
+    /// an account's trail is the application's to decide.
+    #[napi(catch_unwind)]
+    pub fn audit_records(&self, env: Env, query: AuditQuery) -> Result<AuditPage> {
+        let r = core_query(&query).and_then(|q| self.inner.audit_records(&q));
+        self.sync(&env, r).map(|p| js_page(&p))
+    }
+
+    /// Forget the audit records older than `olderThanMs` milliseconds
+    /// (retention); returns how many.
+    #[napi(catch_unwind)]
+    pub fn prune_audit(&self, env: Env, older_than_ms: f64) -> Result<f64> {
+        let r = duration(older_than_ms, "older_than").and_then(|d| self.inner.prune_audit(d));
+        self.sync(&env, r).map(|n| n as f64)
+    }
+
+    /// `rotate` off the JavaScript thread.
+    #[napi(catch_unwind, ts_return_type = "Promise<IssuedKey>")]
+    pub fn rotate_async(
+        &self,
+        actor: Actor,
+        key_id: String,
+        options: RotateOptions,
+    ) -> AsyncTask<Job<IssuedKey>> {
+        Job::new(&self.inner, move |k| {
+            let a = core_actor(&actor)?;
+            let grace = duration(options.grace_ms, "grace")?;
+            Ok(k.rotate(&a, &key_id, grace)?.into())
+        })
+    }
+
+    /// `endRotation` off the JavaScript thread.
+    #[napi(catch_unwind, ts_return_type = "Promise<KeyRecord>")]
+    pub fn end_rotation_async(&self, actor: Actor, key_id: String) -> AsyncTask<Job<KeyRecord>> {
+        Job::new(&self.inner, move |k| {
+            Ok(KeyRecord::from(
+                &k.end_rotation(&core_actor(&actor)?, &key_id)?,
+            ))
+        })
+    }
+
+    /// `auditRecords` off the JavaScript thread.
+    #[napi(catch_unwind, ts_return_type = "Promise<AuditPage>")]
+    pub fn audit_records_async(&self, query: AuditQuery) -> AsyncTask<Job<AuditPage>> {
+        Job::new(&self.inner, move |k| {
+            Ok(js_page(&k.audit_records(&core_query(&query)?)?))
+        })
+    }
+
+    /// `pruneAudit` off the JavaScript thread.
+    #[napi(catch_unwind, ts_return_type = "Promise<number>")]
+    pub fn prune_audit_async(&self, older_than_ms: f64) -> AsyncTask<Job<f64>> {
+        Job::new(&self.inner, move |k| {
+            Ok(k.prune_audit(duration(older_than_ms, "older_than")?)? as f64)
+        })
     }
 
     // ---- the hot path ----
@@ -801,17 +869,20 @@ impl Keyring {
         token: String,
         request: Option<Request>,
     ) -> Result<Principal> {
-        let (api, method, scope) = request_parts(request.as_ref());
+        let (api, method, scope, place) = request_parts(request.as_ref());
         let r = core_request(api, method, scope)
-            .and_then(|req| self.inner.authenticate(&token, &req))
+            .and_then(|req| {
+                authenticate_from(&self.inner, &token, &req, owned_origin(&place).as_ref())
+            })
             .and_then(|p| full_principal(&self.slots, &p));
         self.sync(&env, r)
     }
 
     /// The hot path without objects: answers a handle for `_principal`, or,
     /// with bit 31 set, an error template for `_errorTemplate`. `request` is a
-    /// number (see `coded_request`); `scope` may be `undefined`. Used by the
-    /// JavaScript layer, which keeps one principal object per handle.
+    /// number (see `coded_request`); `scope`, `remote_address` and `path` may
+    /// be `undefined`. Used by the JavaScript layer, which keeps one principal
+    /// object per handle.
     #[napi(catch_unwind, js_name = "_authenticate", skip_typescript)]
     pub fn authenticate_raw(
         &self,
@@ -819,9 +890,15 @@ impl Keyring {
         token: String,
         request: u32,
         scope: Option<String>,
+        remote_address: Option<JsString<'_>>,
+        path: Option<JsString<'_>>,
     ) -> Result<u32> {
         let r = scoped_request(request, scope)
-            .and_then(|req| self.inner.authenticate(&token, &req))
+            .and_then(|req| {
+                with_js_origin(remote_address, path, |o| {
+                    authenticate_from(&self.inner, &token, &req, o)
+                })
+            })
             .and_then(|p| lock(&self.slots).handle(&p));
         self.answer(&env, r)
     }
@@ -829,6 +906,8 @@ impl Keyring {
     /// `_authenticate` for a keyring with rate limits: also writes the call's
     /// rate limit status into `status` (see `write_status`).
     #[napi(catch_unwind, js_name = "_authenticateLimited", skip_typescript)]
+    // The JavaScript layer's positional call: one plain value per request part, no object to convert.
+    #[allow(clippy::too_many_arguments)]
     pub fn authenticate_limited(
         &self,
         env: Env,
@@ -836,9 +915,15 @@ impl Keyring {
         request: u32,
         scope: Option<String>,
         status: StatusOut<'_>,
+        remote_address: Option<JsString<'_>>,
+        path: Option<JsString<'_>>,
     ) -> Result<u32> {
         let r = scoped_request(request, scope)
-            .and_then(|req| self.inner.authenticate(&token, &req))
+            .and_then(|req| {
+                with_js_origin(remote_address, path, |o| {
+                    authenticate_from(&self.inner, &token, &req, o)
+                })
+            })
             .and_then(|p| self.handle_reporting(&p, Some(status)));
         self.answer(&env, r)
     }
@@ -847,6 +932,8 @@ impl Keyring {
     /// layer uses it for the uncommon ones); writes the rate limit status into
     /// `status` when given.
     #[napi(catch_unwind, js_name = "_authenticateNamed", skip_typescript)]
+    // The JavaScript layer's positional call: one plain value per request part, no object to convert.
+    #[allow(clippy::too_many_arguments)]
     pub fn authenticate_named(
         &self,
         env: Env,
@@ -855,9 +942,15 @@ impl Keyring {
         method: String,
         scope: Option<String>,
         status: Option<StatusOut<'_>>,
+        remote_address: Option<JsString<'_>>,
+        path: Option<JsString<'_>>,
     ) -> Result<u32> {
         let r = core_request(&api, &method, scope.as_deref())
-            .and_then(|req| self.inner.authenticate(&token, &req))
+            .and_then(|req| {
+                with_js_origin(remote_address, path, |o| {
+                    authenticate_from(&self.inner, &token, &req, o)
+                })
+            })
             .and_then(|p| self.handle_reporting(&p, status));
         self.answer(&env, r)
     }
@@ -874,9 +967,9 @@ impl Keyring {
         token: String,
         request: Option<Request>,
     ) -> Result<Option<Principal>> {
-        let (api, method, scope) = request_parts(request.as_ref());
+        let (api, method, scope, place) = request_parts(request.as_ref());
         let req = self.sync(&env, core_request(api, method, scope))?;
-        match self.inner.try_authenticate(&token, &req) {
+        match try_authenticate_from(&self.inner, &token, &req, owned_origin(&place).as_ref()) {
             None => Ok(None),
             Some(r) => {
                 let r = r.and_then(|p| full_principal(&self.slots, &p));
@@ -889,6 +982,8 @@ impl Keyring {
     /// [`WOULD_BLOCK`] when only `authenticate` can answer (see
     /// `apikeys::Keyring::try_authenticate`).
     #[napi(catch_unwind, js_name = "_tryAuthenticate", skip_typescript)]
+    // The JavaScript layer's positional call: one plain value per request part, no object to convert.
+    #[allow(clippy::too_many_arguments)]
     pub fn try_authenticate_raw(
         &self,
         env: Env,
@@ -897,31 +992,42 @@ impl Keyring {
         method: String,
         scope: Option<String>,
         status: Option<StatusOut<'_>>,
+        remote_address: Option<JsString<'_>>,
+        path: Option<JsString<'_>>,
     ) -> Result<u32> {
         let req = match core_request(&api, &method, scope.as_deref()) {
             Ok(req) => req,
             Err(e) => return self.answer(&env, Err(e)),
         };
-        let Some(r) = self.inner.try_authenticate(&token, &req) else {
+        let tried = with_js_origin(remote_address, path, |o| {
+            try_authenticate_from(&self.inner, &token, &req, o)
+        });
+        let Some(r) = tried else {
             return Ok(WOULD_BLOCK);
         };
         let r = r.and_then(|p| self.handle_reporting(&p, status));
         self.answer(&env, r)
     }
 
-    /// The key in an `Authorization` value as the Rust adapter reads it (see
-    /// [`crate::http::token_from_authorization`]); used by the Express
-    /// middleware for every spelling but `Token token=<key>` exactly.
-    #[napi(catch_unwind, js_name = "_tokenFromAuthorization", skip_typescript)]
-    pub fn token_from_authorization(value: String) -> Option<String> {
-        crate::http::token_from_authorization(&value)
-    }
-
     /// The error template numbered `id` by `_authenticate`.
     #[napi(catch_unwind, js_name = "_errorTemplate", skip_typescript)]
     pub fn error_template(&self, env: Env, id: u32) -> Result<ErrorTemplate> {
-        let t = lock_errors(&self.errors).template(id);
+        let t = lock(&self.errors).template(id);
         t.ok_or_else(|| to_js(&env, &invalid("id", "not an error this keyring answered")))
+    }
+
+    /// The key's record as of its latest authentication through this keyring
+    /// object, for a handle answered by `_authenticate` (what a principal's
+    /// `record` getter reads).
+    #[napi(catch_unwind, js_name = "_record", skip_typescript)]
+    pub fn record_at(&self, env: Env, handle: u32) -> Result<KeyRecord> {
+        let r = lock(&self.slots).record(handle);
+        r.map(|r| KeyRecord::from(&*r)).ok_or_else(|| {
+            to_js(
+                &env,
+                &invalid("handle", "not a handle this keyring answered"),
+            )
+        })
     }
 
     /// The principal for a handle answered by `_authenticate`.
@@ -946,11 +1052,14 @@ impl Keyring {
         api: String,
         method: String,
         scope: Option<String>,
+        remote_address: Option<String>,
+        path: Option<String>,
     ) -> AsyncTask<Job<Vec<f64>>> {
         let slots = Arc::clone(&self.slots);
         Job::new(&self.inner, move |k| {
+            let place = (remote_address, path);
             let req = core_request(&api, &method, scope.as_deref())?;
-            let p = k.authenticate(&token, &req)?;
+            let p = authenticate_from(k, &token, &req, owned_origin(&place).as_ref())?;
             let h = lock(&slots).handle(&p)?;
             Ok(match p.rate_limit() {
                 None => vec![f64::from(h)],
@@ -958,7 +1067,7 @@ impl Keyring {
                     f64::from(h),
                     f64::from(s.limit),
                     f64::from(s.remaining),
-                    s.reset.as_millis() as f64,
+                    crate::types::millis(s.reset),
                 ],
             })
         })
@@ -975,9 +1084,9 @@ impl Keyring {
     ) -> AsyncTask<Job<Principal>> {
         let slots = Arc::clone(&self.slots);
         Job::new(&self.inner, move |k| {
-            let (api, method, scope) = request_parts(request.as_ref());
+            let (api, method, scope, place) = request_parts(request.as_ref());
             let req = core_request(api, method, scope)?;
-            let p = k.authenticate(&token, &req)?;
+            let p = authenticate_from(k, &token, &req, owned_origin(&place).as_ref())?;
             full_principal(&slots, &p)
         })
     }
@@ -1139,43 +1248,91 @@ impl Keyring {
     }
 }
 
-fn request_parts(r: Option<&Request>) -> (&str, &str, Option<&str>) {
+fn request_parts(r: Option<&Request>) -> (&str, &str, Option<&str>, Place) {
     match r {
         Some(r) => (
             r.api.as_deref().unwrap_or("rest"),
             r.method.as_deref().unwrap_or("GET"),
             r.scope.as_deref(),
+            (r.remote_address.clone(), r.path.clone()),
         ),
-        None => ("rest", "GET", None),
+        None => ("rest", "GET", None, (None, None)),
     }
 }
 
 pub(crate) fn rate_limits(
     o: &Either<String, crate::types::RateLimitOptions>,
 ) -> CoreResult<apikeys::RateLimits> {
-    use apikeys::ratelimit::{Limit, LimitClass, RateLimits};
-    // Zero requests or a window out of range is refused by `Limit::new`.
-    let limit = |l: &Option<crate::types::Limit>| {
-        l.as_ref()
-            .map(|l| {
-                Limit::new(
-                    l.requests,
-                    std::time::Duration::from_millis(u64::from(l.window_ms)),
-                )
-            })
-            .transpose()
+    use apikeys::ratelimit::RateLimits;
+    let o = match o {
+        Either::A(name) if name == "pagerduty" => return Ok(RateLimits::pagerduty()),
+        Either::A(_) => {
+            return Err(invalid(
+                "rate_limits",
+                "must be 'pagerduty' or { generalKey, user, scopedAccount, eventsKey, accounts, keys }",
+            ));
+        }
+        Either::B(o) => o,
     };
-    match o {
-        Either::A(name) if name == "pagerduty" => Ok(RateLimits::pagerduty()),
-        Either::A(_) => Err(invalid(
-            "rate_limits",
-            "must be 'pagerduty' or { generalKey, user, scopedAccount, eventsKey }",
-        )),
-        Either::B(o) => Ok(RateLimits::none()
-            .with_limit(LimitClass::GeneralKey, limit(&o.general_key)?)
-            .with_limit(LimitClass::User, limit(&o.user)?)
-            .with_limit(LimitClass::ScopedAccount, limit(&o.scoped_account)?)
-            .with_limit(LimitClass::EventsKey, limit(&o.events_key)?)),
+    let mut limits = if o.pagerduty == Some(true) {
+        RateLimits::pagerduty()
+    } else {
+        RateLimits::none()
+    };
+    // Without `pagerduty`, a class not named is unlimited as it is.
+    let named = [&o.general_key, &o.user, &o.scoped_account, &o.events_key];
+    for (class, l) in by_class(named) {
+        limits = limits.with_limit(class, core_limit(l)?);
+    }
+    for (account, per) in o.accounts.iter().flatten() {
+        let named = [
+            &per.general_key,
+            &per.user,
+            &per.scoped_account,
+            &per.events_key,
+        ];
+        for (class, l) in by_class(named) {
+            limits = limits.with_account_limit(account, class, core_limit(l)?);
+        }
+    }
+    for (id, l) in o.keys.iter().flatten() {
+        let id = apikeys::KeyId::parse(id).ok_or_else(|| {
+            invalid(
+                "rate_limits.keys",
+                "names a key by something that is not a key id ('P' and 13 characters)",
+            )
+        })?;
+        limits = limits.with_key_limit(id, core_limit(l)?);
+    }
+    Ok(limits)
+}
+
+/// The limits named, with their classes (the order of [`RateLimitOptions`]'s
+/// and [`AccountLimitOptions`]'s fields).
+///
+/// [`RateLimitOptions`]: crate::types::RateLimitOptions
+/// [`AccountLimitOptions`]: crate::types::AccountLimitOptions
+fn by_class(
+    named: [&Option<crate::types::LimitOrUnlimited>; 4],
+) -> impl Iterator<Item = (apikeys::LimitClass, &crate::types::LimitOrUnlimited)> {
+    use apikeys::LimitClass as C;
+    [C::GeneralKey, C::User, C::ScopedAccount, C::EventsKey]
+        .into_iter()
+        .zip(named)
+        .filter_map(|(class, l)| Some((class, l.as_ref()?)))
+}
+
+/// A limit, or `None` for one made unlimited (`false` from the JavaScript
+/// layer). Zero requests or a window out of range is refused by `Limit::new`.
+fn core_limit(l: &crate::types::LimitOrUnlimited) -> CoreResult<Option<apikeys::Limit>> {
+    match l {
+        Either::A(l) => apikeys::Limit::new(
+            l.requests,
+            std::time::Duration::from_millis(u64::from(l.window_ms)),
+        )
+        .map(Some),
+        Either::B(false) => Ok(None),
+        Either::B(true) => Err(invalid("rate_limits", "a limit is an object or null")),
     }
 }
 
@@ -1205,119 +1362,4 @@ fn js_settings(s: apikeys::AccountSettings) -> AccountSettings {
 
 fn saturating_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
-}
-
-fn lock(m: &Mutex<Slots>) -> std::sync::MutexGuard<'_, Slots> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn lock_errors(m: &Mutex<Errors>) -> std::sync::MutexGuard<'_, Errors> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn setup() -> (apikeys::Keyring, apikeys::Actor) {
-        let k = apikeys::Keyring::new(apikeys::MemoryStore::new());
-        (
-            k,
-            apikeys::Actor::new("acme", "PADMIN1", apikeys::Role::Admin),
-        )
-    }
-
-    #[test]
-    fn the_id_table_finds_every_id_through_growth_and_collisions() {
-        let mut t = IdTable::default();
-        assert_eq!(t.get(7), None);
-        // Ids sharing their low bits probe past each other.
-        let ids: Vec<u64> = (0..5000u64)
-            .map(|i| {
-                if i % 2 == 0 {
-                    i << 40
-                } else {
-                    i.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                }
-            })
-            .collect();
-        for (n, &id) in ids.iter().enumerate() {
-            t.insert(id, n as u32, id ^ 1);
-        }
-        for (n, &id) in ids.iter().enumerate() {
-            assert_eq!(t.get(id), Some((n as u32, id ^ 1)));
-        }
-        assert_eq!(t.get(12345), None);
-        t.insert(ids[3], 99, 5);
-        assert_eq!(t.get(ids[3]), Some((99, 5)));
-        assert_eq!(t.len, ids.len());
-    }
-
-    #[test]
-    fn one_key_and_role_always_get_the_same_handle() {
-        let (k, admin) = setup();
-        let a = k
-            .create_general_key(&admin, "a", CoreAccess::FullAccess)
-            .unwrap();
-        let b = k
-            .create_general_key(&admin, "b", CoreAccess::ReadOnly)
-            .unwrap();
-        let get = apikeys::Request::rest("GET");
-        let mut slots = Slots::default();
-        let ha = slots
-            .handle(&k.authenticate(a.secret().expose(), &get).unwrap())
-            .unwrap();
-        let hb = slots
-            .handle(&k.authenticate(b.secret().expose(), &get).unwrap())
-            .unwrap();
-        assert_ne!(ha, hb);
-        assert_eq!(ha & 15, NO_ROLE);
-        for _ in 0..3 {
-            let p = k.authenticate(a.secret().expose(), &get).unwrap();
-            assert_eq!(slots.handle(&p).unwrap(), ha);
-        }
-        let p = slots.principal(hb).unwrap();
-        assert_eq!(p.key_id, b.record().id.to_string());
-        assert!(matches!(p.access, crate::types::AccessLevel::ReadOnly));
-        assert!(slots.principal(hb + 16).is_none());
-    }
-
-    #[test]
-    fn a_new_role_is_a_new_handle_and_a_changed_record_a_new_slot() {
-        let (k, admin) = setup();
-        let t = k.create_user_token(&admin, "t").unwrap();
-        let get = apikeys::Request::rest("GET");
-        let mut slots = Slots::default();
-        let as_admin = slots
-            .handle(&k.authenticate(t.secret().expose(), &get).unwrap())
-            .unwrap();
-        k.set_user_role("acme", "PADMIN1", apikeys::Role::Observer)
-            .unwrap();
-        let as_observer = slots
-            .handle(&k.authenticate(t.secret().expose(), &get).unwrap())
-            .unwrap();
-        assert_eq!(as_admin >> 4, as_observer >> 4);
-        assert_ne!(as_admin, as_observer);
-        assert!(matches!(
-            slots.principal(as_observer).unwrap().role,
-            Some(Role::Observer)
-        ));
-        assert!(matches!(
-            slots.principal(as_admin).unwrap().role,
-            Some(Role::Admin)
-        ));
-
-        // A record whose identity fields differ (as a store shared with other
-        // code might hand back) gets a slot of its own.
-        let p = k.authenticate(t.secret().expose(), &get).unwrap();
-        let mut changed = p.record().clone();
-        changed.scopes = vec![apikeys::Scope::parse("incidents.read").unwrap()].into();
-        let id = p.record().id;
-        slots
-            .by_id
-            .insert(id.as_u64(), as_admin >> 4, fingerprint(&changed));
-        let again = slots.handle(&p).unwrap();
-        assert_ne!(again >> 4, as_admin >> 4);
-        assert!(slots.principal(again).unwrap().scopes.is_empty());
-    }
 }

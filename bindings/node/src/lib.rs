@@ -10,17 +10,22 @@
 //!
 //! - [`keyring::Keyring`]: the class, with a Promise-returning `…Async` twin of
 //!   every call (run on libuv's thread pool, for stores that block).
+//! - [`cache`]: the principal cache (key slots and handles, error templates);
+//!   its JavaScript half is `principals.js`.
 //! - [`types`]: the plain objects and string unions of the TypeScript API.
 //! - [`error`]: core errors as `Error`s with `code`, `status` and `pdCode`.
-//! - [`http`]: the Events body parse shared with the Rust adapter, for the
-//!   Express middleware.
+//! - [`http`]: what the Express middleware reads from a request and answers a
+//!   refused one, decided and rendered by `apikeys-http` (the same bytes as
+//!   axum and the Python middleware).
 //!
 //! ## Decisions
 //! - Each keyring object keeps, per key it has authenticated, one slot (the
 //!   key's id, a fingerprint of what a principal shows, and the record it was
 //!   made from) and, on the JavaScript side, one frozen principal per role seen:
 //!   memory grows with the number of distinct keys authenticated, not with calls.
-//!   A record whose identity fields changed under the same id gets a new slot.
+//!   A record whose identity fields changed under the same id gets a new slot;
+//!   one whose other fields changed (its last use …) replaces the slot's
+//!   record, which `principal.record` reads.
 //! - Failed authentications are answered as numbered error templates and
 //!   thrown by the JavaScript layer (half the cost of a native throw); rate
 //!   limit errors, whose `retryAfter` changes each time, are thrown from Rust.
@@ -42,6 +47,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod cache;
 pub mod error;
 pub mod http;
 pub mod keyring;

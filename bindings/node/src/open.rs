@@ -42,6 +42,8 @@ pub(crate) struct Plan {
     limits: Option<apikeys::RateLimits>,
     limiter: Option<apikeys_redis::RedisRateLimiterBuilder>,
     audit_capacity: Option<u32>,
+    rotation_quiet: Option<Duration>,
+    clock: Option<apikeys::ManualClock>,
 }
 
 /// Which store a keyring holds (for `storeKind`; `flush` goes through the core).
@@ -68,6 +70,7 @@ pub struct Opened {
     pub(crate) keyring: apikeys::Keyring,
     pub(crate) durable: Durable,
     pub(crate) limited: bool,
+    pub(crate) limiter: Option<Arc<apikeys_redis::RedisRateLimiter>>,
 }
 
 fn checked_text(s: &str, field: &'static str, max: usize) -> CoreResult<()> {
@@ -151,13 +154,18 @@ fn limiter_plan(o: &RateLimiterOptions) -> CoreResult<apikeys_redis::RedisRateLi
 
 impl Plan {
     /// Checks the options; opens nothing.
-    pub(crate) fn new(o: Option<KeyringOptions>) -> CoreResult<Plan> {
+    pub(crate) fn new(
+        o: Option<KeyringOptions>,
+        clock: Option<apikeys::ManualClock>,
+    ) -> CoreResult<Plan> {
         let mut plan = Plan {
             pepper: None,
             store: StorePlan::Memory,
             limits: None,
             limiter: None,
             audit_capacity: None,
+            rotation_quiet: None,
+            clock,
         };
         let Some(o) = o else { return Ok(plan) };
         if let Some(s) = &o.store {
@@ -183,6 +191,9 @@ impl Plan {
             plan.limiter = Some(limiter_plan(l)?);
         }
         plan.audit_capacity = o.audit_capacity;
+        if let Some(ms) = o.rotation_quiet_ms {
+            plan.rotation_quiet = Some(crate::types::duration(ms, "rotation_quiet")?);
+        }
         Ok(plan)
     }
 
@@ -214,8 +225,18 @@ impl Plan {
         if let Some(l) = self.limits {
             builder = builder.rate_limits(l);
         }
-        if let Some(b) = self.limiter {
-            builder = builder.rate_limiter(Arc::new(b.build()?));
+        let limiter = match self.limiter {
+            Some(b) => Some(Arc::new(b.build()?)),
+            None => None,
+        };
+        if let Some(l) = &limiter {
+            builder = builder.rate_limiter(Arc::clone(l) as Arc<dyn apikeys::RateLimiter>);
+        }
+        if let Some(clock) = self.clock {
+            builder = builder.clock(clock);
+        }
+        if let Some(quiet) = self.rotation_quiet {
+            builder = builder.rotation_quiet(quiet);
         }
         if let Some(cap) = self.audit_capacity {
             builder = builder.audit_sink(Arc::new(MemoryAuditLog::with_capacity(cap as usize)));
@@ -224,6 +245,7 @@ impl Plan {
             keyring: builder.build()?,
             durable,
             limited,
+            limiter,
         })
     }
 }

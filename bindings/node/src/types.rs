@@ -140,6 +140,65 @@ pub struct Actor {
     /// The user's role in that account, as the application knows it now.
     #[napi(ts_type = "Role | RoleAlias")]
     pub role: String,
+    /// How the call reached the application (request id, remote address,
+    /// the caller's key), kept in the call's audit record. Optional.
+    pub context: Option<CallContext>,
+}
+
+/// How a management call reached the application, as the application tells
+/// it (every field optional): kept in the call's audit record
+/// (`AuditEvent.context`). Values with control characters are dropped, longer
+/// ones cut to 128 bytes, and a value shaped like a key is kept as
+/// `'(redacted)'`.
+#[napi(object)]
+pub struct CallContext {
+    /// The request's id (a tracing id, `X-Request-Id` …).
+    pub request_id: Option<String>,
+    /// The caller's network address.
+    pub remote_address: Option<String>,
+    /// The key the caller authenticated with: only its last four characters
+    /// are kept (`AuditEvent.context.truncatedToken`), never the key.
+    pub caller_key: Option<String>,
+}
+
+/// How a management call reached the application, as its audit record keeps
+/// it (`AuditEvent.context`): fields the application did not give are absent.
+#[napi(object)]
+pub struct AuditContext {
+    /// The request's id.
+    pub request_id: Option<String>,
+    /// The caller's network address.
+    pub remote_address: Option<String>,
+    /// The last four characters of the key the caller authenticated with.
+    pub truncated_token: Option<String>,
+}
+
+impl From<&apikeys::CallContext> for AuditContext {
+    fn from(c: &apikeys::CallContext) -> AuditContext {
+        AuditContext {
+            request_id: c.request_id.clone(),
+            remote_address: c.remote_address.clone(),
+            truncated_token: c.truncated_token.clone(),
+        }
+    }
+}
+
+impl CallContext {
+    /// The core's context: each value cleaned (and the key cut to its last
+    /// four characters) by `apikeys::CallContext`.
+    pub(crate) fn to_core(&self) -> apikeys::CallContext {
+        let mut c = apikeys::CallContext::new();
+        if let Some(r) = &self.request_id {
+            c = c.request_id(r);
+        }
+        if let Some(a) = &self.remote_address {
+            c = c.remote_address(a);
+        }
+        if let Some(k) = &self.caller_key {
+            c = c.caller_key(k);
+        }
+        c
+    }
 }
 
 /// What an account's plan includes. An account never configured has both.
@@ -201,6 +260,13 @@ pub struct Request {
     pub method: Option<String>,
     /// The scope the call needs (`'incidents.write'`, `'users:contact_methods.read'`).
     pub scope: Option<String>,
+    /// Where the request came from: the caller's address. Kept with the
+    /// key's last use (`KeyRecord.lastUsedFrom`), written at most once a
+    /// minute per key; no check depends on it.
+    pub remote_address: Option<String>,
+    /// The request's path (a query string is dropped), kept with the
+    /// remote address.
+    pub path: Option<String>,
 }
 
 /// Where keys are kept. Exactly one of `memory`, `sqlite` and `postgres` is named.
@@ -241,6 +307,15 @@ pub struct RateLimiterOptions {
     pub timeout_ms: Option<u32>,
 }
 
+/// How a Redis rate limiter is doing (`Keyring.rateLimiterState`).
+#[napi(object)]
+pub struct RateLimiterState {
+    /// Whether Redis is unreachable right now (the `fallback` is in force).
+    pub degraded: bool,
+    /// How many requests the fallback decided so far.
+    pub fallback_count: f64,
+}
+
 /// A successful request's standing against its rate limit: what the
 /// `ratelimit-limit`, `ratelimit-remaining` and `ratelimit-reset` headers say.
 #[napi(object)]
@@ -263,18 +338,59 @@ pub struct Limit {
     pub window_ms: u32,
 }
 
-/// Rate limits that `authenticate` enforces, per class of key. A class not
-/// named is unlimited.
+/// A limit as the JavaScript layer passes it: a [`Limit`], or `false` for
+/// one made unlimited (the JavaScript layer turns the `null` a caller writes
+/// into `false`, as napi reads `null` and an absent field alike).
+pub type LimitOrUnlimited = napi::Either<Limit, bool>;
+
+/// Rate limits that `authenticate` enforces, per class of key, with
+/// overrides per account and per key (a key's wins over its account's,
+/// which wins over the class's). A class not named is unlimited, or has
+/// PagerDuty's limit with `pagerduty: true`; `null` makes it unlimited.
 #[napi(object)]
 pub struct RateLimitOptions {
+    /// Start from PagerDuty's limits (as `rateLimits: 'pagerduty'`); the
+    /// classes named here replace them.
+    pub pagerduty: Option<bool>,
     /// Each general access key (PagerDuty: 960 a minute).
-    pub general_key: Option<Limit>,
+    #[napi(ts_type = "Limit | null")]
+    pub general_key: Option<LimitOrUnlimited>,
     /// Each user, across all of their user tokens (PagerDuty: 960 a minute).
-    pub user: Option<Limit>,
+    #[napi(ts_type = "Limit | null")]
+    pub user: Option<LimitOrUnlimited>,
     /// Each account, across all of its scoped tokens (PagerDuty: 960 a minute).
-    pub scoped_account: Option<Limit>,
+    #[napi(ts_type = "Limit | null")]
+    pub scoped_account: Option<LimitOrUnlimited>,
     /// Each integration or routing key (PagerDuty: 120 a rolling minute).
-    pub events_key: Option<Limit>,
+    #[napi(ts_type = "Limit | null")]
+    pub events_key: Option<LimitOrUnlimited>,
+    /// Per account (by its id): that account's limit for a class, `null` to
+    /// make the class unlimited there.
+    #[napi(ts_type = "Record<string, AccountLimitOptions>")]
+    pub accounts: Option<std::collections::HashMap<String, AccountLimitOptions>>,
+    /// Per key (by its id, `P` and 13 characters): that key's limit, `null`
+    /// to make it unlimited. For a user or scoped token it sets the limit of
+    /// the budget the key counts in whenever this key is the one used.
+    #[napi(ts_type = "Record<string, Limit | null>")]
+    pub keys: Option<std::collections::HashMap<String, LimitOrUnlimited>>,
+}
+
+/// One account's limits, per class of key (`null`: unlimited in that
+/// account; a class not named keeps the keyring's).
+#[napi(object)]
+pub struct AccountLimitOptions {
+    /// The account's general access keys.
+    #[napi(ts_type = "Limit | null")]
+    pub general_key: Option<LimitOrUnlimited>,
+    /// The account's users.
+    #[napi(ts_type = "Limit | null")]
+    pub user: Option<LimitOrUnlimited>,
+    /// The account's scoped tokens.
+    #[napi(ts_type = "Limit | null")]
+    pub scoped_account: Option<LimitOrUnlimited>,
+    /// The account's integration and routing keys.
+    #[napi(ts_type = "Limit | null")]
+    pub events_key: Option<LimitOrUnlimited>,
 }
 
 /// How to build a [`Keyring`]. An option name not listed here, at any depth,
@@ -291,6 +407,14 @@ pub struct KeyringOptions {
     pub store: Option<StoreOptions>,
     /// How many audit events the in-memory audit trail keeps (default 10,000).
     pub audit_capacity: Option<u32>,
+    /// How long a rotated key must go unused, after its replacement was
+    /// first used, for the overlap to end before its grace, in milliseconds
+    /// (default 900,000: 15 minutes). A non-negative integer.
+    pub rotation_quiet_ms: Option<f64>,
+    /// Tell the time by this clock instead of the system's (tests of expiry
+    /// and last use). The JavaScript layer hands it to the addon on its own.
+    #[napi(ts_type = "ManualClock")]
+    pub clock: Option<napi::bindgen_prelude::Undefined>,
     /// Rate limits for `authenticate`: `'pagerduty'` for PagerDuty's numbers,
     /// or a limit per class of key. Over the limit, `authenticate` throws
     /// `ERR_RATE_LIMITED` (429) with `retryAfter` in milliseconds. Default: none.
@@ -340,12 +464,187 @@ pub struct KeyRecord {
     pub api_version: String,
     /// Set while the key is disabled.
     pub disabled: Option<Disabled>,
+    /// Whether this is a read-only general key (`access === 'read_only'`).
+    pub read_only: bool,
     /// The last successful authentication (kept to about a minute).
     pub last_used_at: Option<DateTime<Utc>>,
+    /// Where the key was last used from, when the request said
+    /// (`Request.remoteAddress`, `Request.path`); written with `lastUsedAt`.
+    pub last_used_from: Option<UsePlace>,
     /// After this time the key no longer works.
     pub expires_at: Option<DateTime<Utc>>,
     /// The key's last four characters, for display.
     pub hint: String,
+    /// The key this one replaced, when a rotation made it.
+    pub rotated_from: Option<String>,
+    /// The key that replaces this one, when it was rotated.
+    pub rotated_to: Option<String>,
+    /// When this key was rotated.
+    pub rotated_at: Option<DateTime<Utc>>,
+    /// On a rotated key: the latest moment it works (the rotation's grace,
+    /// never after its own expiry; the moment of `endRotation` when that
+    /// ended it). It stops earlier once traffic has moved (`successorUsedAt`,
+    /// `rotationQuietMs`).
+    pub overlap_until: Option<DateTime<Utc>>,
+    /// On a rotated key: when its replacement was first seen in use.
+    pub successor_used_at: Option<DateTime<Utc>>,
+    /// On a rotated key: how long it must go unused after its replacement's
+    /// first use for its overlap to end early, in milliseconds.
+    pub rotation_quiet_ms: Option<f64>,
+}
+
+/// Where a key was last used from: what the request said of itself. Never
+/// holds a key (a value shaped like one is `'(redacted)'`) nor a query string.
+#[napi(object)]
+pub struct UsePlace {
+    /// The caller's network address.
+    pub remote_address: Option<String>,
+    /// The HTTP method (`'GET'` …; `'POST'` for the Events API).
+    pub method: Option<String>,
+    /// The request's path, without its query string.
+    pub path: Option<String>,
+}
+
+impl From<&apikeys::UsePlace> for UsePlace {
+    fn from(p: &apikeys::UsePlace) -> UsePlace {
+        UsePlace {
+            remote_address: p.remote_address.clone(),
+            method: p.method.clone(),
+            path: p.path.clone(),
+        }
+    }
+}
+
+/// Options of [`Keyring.rotate`].
+#[napi(object)]
+pub struct RotateOptions {
+    /// How long the old key keeps working beside the new one, in
+    /// milliseconds (at most 365 days; never past the old key's expiry). It
+    /// stops earlier once traffic has moved to the new key, or at `endRotation`.
+    pub grace_ms: f64,
+}
+
+/// Which audit records to read (`Keyring.auditRecords`): one account's,
+/// optionally of one key, one actor, some actions, in a time window, a page
+/// at a time. Any other field is refused (`ERR_INVALID_INPUT`).
+#[napi(object)]
+pub struct AuditQuery {
+    /// The account (required).
+    pub account: String,
+    /// Only records about this key.
+    pub key_id: Option<String>,
+    /// Only records of this acting user (`'system'` for the calls the
+    /// application makes itself).
+    pub actor: Option<String>,
+    /// Only these actions (default: all).
+    #[napi(ts_type = "Array<AuditAction>")]
+    pub actions: Option<Vec<String>>,
+    /// From this moment on, inclusive. Default: 24 hours before `until`.
+    #[napi(ts_type = "Date")]
+    pub since: Option<f64>,
+    /// Before this moment, exclusive. Default: now (this millisecond
+    /// included). At most 31 days after `since`.
+    #[napi(ts_type = "Date")]
+    pub until: Option<f64>,
+    /// Records per page: a whole number, at most 1000 (default 100).
+    pub limit: Option<f64>,
+    /// Where to go on: the `nextCursor` of the page before, as it was given.
+    pub cursor: Option<String>,
+}
+
+/// One page of audit records, newest first.
+#[napi(object)]
+pub struct AuditPage {
+    /// The records, newest first.
+    pub records: Vec<AuditEvent>,
+    /// Pass this as the query's `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A duration in milliseconds, rounded up to a whole one (so that, in
+/// seconds rounded up, it reads as `apikeys-http` writes it in
+/// `retry-after` and `ratelimit-reset`).
+pub(crate) fn millis(d: std::time::Duration) -> f64 {
+    let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 > 0);
+    ms as f64
+}
+
+/// A time the JavaScript layer passes as a `Date`'s time value, for a
+/// clock: from 1 ms after 1970 (the core's first time) to the last a record
+/// can give back as a `Date`.
+pub(crate) fn instant(ms: f64, field: &'static str) -> apikeys::Result<apikeys::Timestamp> {
+    time_of(ms, field, 1.0, "must be after 1970-01-01T00:00:00.000Z")
+}
+
+/// A `Date`'s time value as a timestamp (whole milliseconds, rounded down),
+/// or `InvalidInput` naming `field`: NaN, before `earliest` (saying
+/// `too_early`), or later than a record can give back as a `Date`.
+fn time_of(
+    ms: f64,
+    field: &'static str,
+    earliest: f64,
+    too_early: &str,
+) -> apikeys::Result<apikeys::Timestamp> {
+    let invalid = |reason: &str| apikeys::Error::InvalidInput {
+        field,
+        reason: reason.to_owned(),
+    };
+    if !ms.is_finite() {
+        return Err(invalid("must be a valid Date"));
+    }
+    let ms = ms.floor();
+    if ms < earliest {
+        return Err(invalid(too_early));
+    }
+    // Below 2^53, so exact as an integer; and a date chrono can give back.
+    if ms > 9_007_199_254_740_991.0 || DateTime::<Utc>::from_timestamp_millis(ms as i64).is_none() {
+        return Err(invalid("is too far in the future"));
+    }
+    Ok(apikeys::Timestamp::from_unix_millis(ms as u64))
+}
+
+/// A bound of an audit query's window (`since`, `until`), as the JavaScript
+/// layer passes a `Date`: NaN, a time before 1970 or one past what a record
+/// can give back are `InvalidInput` naming `field`.
+pub(crate) fn window_bound(ms: f64, field: &'static str) -> apikeys::Result<apikeys::Timestamp> {
+    time_of(
+        ms,
+        field,
+        0.0,
+        "must not be before 1970-01-01T00:00:00.000Z",
+    )
+}
+
+/// A duration the JavaScript layer passes as a number of milliseconds
+/// (fractions dropped): NaN, an infinity or a negative number is
+/// `InvalidInput` naming `field`. A huge one saturates, and the core refuses
+/// it where it has a bound (a rotation's grace).
+pub(crate) fn duration(ms: f64, field: &'static str) -> apikeys::Result<std::time::Duration> {
+    if !ms.is_finite() || ms < 0.0 {
+        return Err(apikeys::Error::InvalidInput {
+            field,
+            reason: "must be a finite, non-negative number of milliseconds".to_owned(),
+        });
+    }
+    // `as` saturates: anything past u64::MAX milliseconds is u64::MAX.
+    Ok(std::time::Duration::from_millis(ms.floor() as u64))
+}
+
+/// An audit page size as the JavaScript layer passes it: a whole number from
+/// 1 to [`apikeys::MAX_AUDIT_PAGE`] (Rust's `limit: 0`, "the default", is an
+/// absent `limit` in JavaScript). A larger whole number goes to the core,
+/// which refuses it.
+pub(crate) fn page_size(n: f64) -> apikeys::Result<usize> {
+    if !n.is_finite() || n < 1.0 || n.fract() != 0.0 {
+        return Err(apikeys::Error::InvalidInput {
+            field: "limit",
+            reason: format!(
+                "must be a whole number from 1 to {}",
+                apikeys::MAX_AUDIT_PAGE
+            ),
+        });
+    }
+    Ok(n as usize)
 }
 
 pub(crate) fn date(t: apikeys::Timestamp) -> DateTime<Utc> {
@@ -360,26 +659,12 @@ pub(crate) fn date(t: apikeys::Timestamp) -> DateTime<Utc> {
 /// a record are `ERR_INVALID_INPUT` naming `expiresAt`; the core then refuses
 /// one that is not in the future.
 pub(crate) fn expiry(ms: f64) -> apikeys::Result<apikeys::Timestamp> {
-    let invalid = |reason: &str| apikeys::Error::InvalidInput {
-        field: "expires_at",
-        reason: reason.to_owned(),
-    };
-    if !ms.is_finite() {
-        return Err(invalid("must be a valid Date"));
-    }
-    let ms = ms.floor();
-    if ms < 0.0 {
-        return Err(invalid("must be in the future"));
-    }
-    // Below 2^53, so exact as an integer; and a date chrono can give back.
-    if ms > 9_007_199_254_740_991.0 || DateTime::<Utc>::from_timestamp_millis(ms as i64).is_none() {
-        return Err(invalid("is too far in the future"));
-    }
-    Ok(apikeys::Timestamp::from_unix_millis(ms as u64))
+    time_of(ms, "expires_at", 0.0, "must be in the future")
 }
 
 impl From<&apikeys::KeyRecord> for KeyRecord {
     fn from(r: &apikeys::KeyRecord) -> KeyRecord {
+        let rotation = r.rotation.as_deref();
         KeyRecord {
             id: r.id.to_string(),
             account: r.account.to_string(),
@@ -396,9 +681,19 @@ impl From<&apikeys::KeyRecord> for KeyRecord {
                 by: d.by.to_string(),
                 at: date(d.at),
             }),
+            read_only: r.access == CoreAccess::ReadOnly,
             last_used_at: r.last_used_at.map(date),
+            last_used_from: r.last_used_from.as_deref().map(UsePlace::from),
             expires_at: r.expires_at.map(date),
             hint: r.hint.as_str().to_owned(),
+            rotated_from: r.rotated_from().map(|id| id.to_string()),
+            rotated_to: r.rotated_to().map(|id| id.to_string()),
+            rotated_at: rotation.and_then(|x| x.rotated_at).map(date),
+            overlap_until: rotation.and_then(|x| x.overlap_until).map(date),
+            successor_used_at: rotation.and_then(|x| x.successor_used_at).map(date),
+            rotation_quiet_ms: rotation
+                .filter(|x| x.rotated_to.is_some())
+                .map(|x| x.quiet_ms as f64),
         }
     }
 }
@@ -428,6 +723,12 @@ pub struct Principal {
     /// applies to the key (a keyring without `rateLimits`, or a class of key
     /// left unlimited). A principal with a status is a new object per call.
     pub rate_limit: napi::Either<RateLimitStatus, napi::bindgen_prelude::Null>,
+    /// The key's whole record as of its latest authentication through this
+    /// keyring (for the principal just answered: as of this authentication,
+    /// as Python's `Principal.record` and Rust's `Principal::record`). A
+    /// getter, not enumerable: each read builds a fresh object.
+    #[napi(ts_type = "KeyRecord")]
+    pub record: napi::bindgen_prelude::Undefined,
 }
 
 impl RateLimitStatus {
@@ -435,14 +736,69 @@ impl RateLimitStatus {
         RateLimitStatus {
             limit: s.limit,
             remaining: s.remaining,
-            reset: s.reset.as_millis() as f64,
+            reset: millis(s.reset),
         }
     }
+}
+
+/// What a management call asked for, as an audit event names it.
+#[napi(string_enum)]
+pub enum AuditAction {
+    /// A key was asked for.
+    #[napi(value = "create")]
+    Create,
+    /// The keys were listed.
+    #[napi(value = "list")]
+    List,
+    /// One key's record was read.
+    #[napi(value = "get")]
+    Get,
+    /// A key was disabled.
+    #[napi(value = "disable")]
+    Disable,
+    /// A key was enabled.
+    #[napi(value = "enable")]
+    Enable,
+    /// A key was deleted.
+    #[napi(value = "delete")]
+    Delete,
+    /// An account's settings were set.
+    #[napi(value = "set_account")]
+    SetAccount,
+    /// A user's role was set.
+    #[napi(value = "set_user_role")]
+    SetUserRole,
+    /// A user was removed (their tokens disabled).
+    #[napi(value = "remove_user")]
+    RemoveUser,
+    /// A key was rotated: a new key made, the old one on an overlap.
+    #[napi(value = "rotate")]
+    Rotate,
+    /// A rotation's overlap was ended by hand.
+    #[napi(value = "end_rotation")]
+    EndRotation,
+}
+
+/// One field a management call changed, as text: `'disabled'` (`'true'`,
+/// `'false'`), `'role'` (a role's name), `'rotated_to'` (a key id),
+/// `'overlap_until'` (milliseconds since the epoch) … Never a key.
+#[napi(object)]
+pub struct FieldChange {
+    /// The field's name (`'disabled'`, `'role'`, `'removed'`, `'rotated_to'`,
+    /// `'overlap_until'`, `'rest_api'`, `'advanced_permissions'`, `'deleted'`).
+    pub field: String,
+    /// The value it has now; absent for none.
+    pub value: Option<String>,
+    /// The value it had; absent for none.
+    pub before_value: Option<String>,
 }
 
 /// One management call, allowed or refused. Never holds a key.
 #[napi(object)]
 pub struct AuditEvent {
+    /// The record's number in its trail: increasing in the order records
+    /// were written (what paging goes by).
+    pub id: f64,
     /// When.
     pub at: DateTime<Utc>,
     /// The account acted in.
@@ -452,9 +808,7 @@ pub struct AuditEvent {
     /// The actor's role, when there is an actor.
     pub actor_role: Option<Role>,
     /// What was asked for.
-    #[napi(
-        ts_type = "'create' | 'list' | 'get' | 'disable' | 'enable' | 'delete' | 'set_account' | 'set_user_role' | 'remove_user'"
-    )]
+    #[napi(ts_type = "AuditAction")]
     pub action: String,
     /// The kind of key, where one is concerned.
     pub key_kind: Option<KeyKind>,
@@ -465,11 +819,26 @@ pub struct AuditEvent {
     /// `'allowed'` or `'refused'`.
     #[napi(ts_type = "'allowed' | 'refused'")]
     pub outcome: String,
-    /// For a refusal: the error's code (`'ERR_NOT_PERMITTED'` …).
-    #[napi(ts_type = "ErrorCode")]
+    /// Whether the call was allowed (`outcome === 'allowed'`).
+    pub allowed: bool,
+    /// For a refusal: the error's kind, as the core names it and Python gives
+    /// it (`'not_permitted'`, `'not_found'` …; the error thrown carried it as
+    /// its `code`, `'ERR_NOT_PERMITTED'`).
     pub error: Option<String>,
     /// For a refusal: the error's message.
     pub reason: Option<String>,
+    /// What changed (empty for reads and refusals).
+    pub changes: Vec<FieldChange>,
+    /// How the call reached the application, as the actor's `context` said
+    /// (an empty object when it said nothing).
+    pub context: AuditContext,
+    /// The record in the shape of PagerDuty's `GET /audit/records`, as the
+    /// core writes it (`AuditEvent::to_pagerduty`): a fresh object on each
+    /// call. A method, not enumerable.
+    // The addon hands the core's JSON text here; index.js keeps it and puts
+    // the method in its place before any caller sees the object.
+    #[napi(js_name = "toPagerDuty", ts_type = "() => PagerDutyAuditRecord")]
+    pub to_pager_duty: String,
 }
 
 fn action_name(a: apikeys::AuditAction) -> &'static str {
@@ -479,14 +848,13 @@ fn action_name(a: apikeys::AuditAction) -> &'static str {
 impl From<&apikeys::AuditEvent> for AuditEvent {
     fn from(e: &apikeys::AuditEvent) -> AuditEvent {
         let (outcome, error, reason) = match &e.outcome {
-            apikeys::AuditOutcome::Refused { error, reason } => (
-                "refused",
-                Some(crate::error::code_for_kind_name(error).to_owned()),
-                Some(reason.clone()),
-            ),
+            apikeys::AuditOutcome::Refused { error, reason } => {
+                ("refused", Some(error.to_string()), Some(reason.clone()))
+            }
             apikeys::AuditOutcome::Allowed => ("allowed", None, None),
         };
         AuditEvent {
+            id: e.id as f64,
             at: date(e.at),
             account: e.account.clone(),
             actor: e.actor.clone(),
@@ -496,8 +864,20 @@ impl From<&apikeys::AuditEvent> for AuditEvent {
             key_id: e.key_id.map(|k| k.to_string()),
             subject_user: e.subject_user.clone(),
             outcome: outcome.to_owned(),
+            allowed: matches!(e.outcome, apikeys::AuditOutcome::Allowed),
             error,
             reason,
+            changes: e
+                .changes
+                .iter()
+                .map(|c| FieldChange {
+                    field: c.field.clone(),
+                    value: c.value.clone(),
+                    before_value: c.before_value.clone(),
+                })
+                .collect(),
+            context: AuditContext::from(&e.context),
+            to_pager_duty: e.to_pagerduty().to_string(),
         }
     }
 }
@@ -514,6 +894,131 @@ mod tests {
             }
             other => panic!("expected InvalidInput for {ms}, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn milliseconds_are_rounded_up_so_seconds_read_as_the_headers_say() {
+        use std::time::Duration;
+        for (d, ms) in [
+            (Duration::ZERO, 0.0),
+            (Duration::from_nanos(1), 1.0),
+            (Duration::from_micros(1_500), 2.0),
+            (Duration::from_millis(2_000), 2_000.0),
+            (Duration::from_nanos(2_000_000_001), 2_001.0),
+        ] {
+            assert_eq!(millis(d), ms, "{d:?}");
+            let headers = apikeys_http::rate_limit_headers(&apikeys::RateLimitStatus {
+                limit: 1,
+                remaining: 0,
+                reset: d,
+            });
+            assert_eq!(headers[2].1, (ms / 1000.0).ceil().to_string().as_str());
+        }
+    }
+
+    fn field_and_reason<T: std::fmt::Debug>(r: apikeys::Result<T>) -> (&'static str, String) {
+        match r {
+            Err(apikeys::Error::InvalidInput { field, reason }) => (field, reason),
+            other => panic!("expected InvalidInput, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn durations_are_finite_non_negative_milliseconds_and_huge_ones_saturate() {
+        use std::time::Duration;
+        assert_eq!(duration(0.0, "grace").unwrap(), Duration::ZERO);
+        assert_eq!(duration(1.9, "grace").unwrap(), Duration::from_millis(1));
+        assert_eq!(
+            duration(3_600_000.0, "grace").unwrap(),
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            duration(1e300, "grace").unwrap(),
+            Duration::from_millis(u64::MAX)
+        );
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -1.0, -0.5] {
+            let (field, reason) = field_and_reason(duration(bad, "older_than"));
+            assert_eq!(field, "older_than");
+            assert_eq!(
+                reason,
+                "must be a finite, non-negative number of milliseconds"
+            );
+        }
+    }
+
+    #[test]
+    fn a_page_size_is_a_whole_number_from_1_and_larger_ones_go_to_the_core() {
+        assert_eq!(page_size(1.0).unwrap(), 1);
+        assert_eq!(page_size(1000.0).unwrap(), 1000);
+        assert_eq!(page_size(1001.0).unwrap(), 1001);
+        for bad in [0.0, -1.0, 1.5, f64::NAN, f64::INFINITY] {
+            let (field, reason) = field_and_reason(page_size(bad));
+            assert_eq!(field, "limit");
+            assert!(reason.contains("1000"), "{reason}");
+        }
+        // And the core refuses what is over its bound, naming the same field.
+        let mut q = apikeys::AuditQuery::account("acme");
+        q.limit = page_size(1001.0).unwrap();
+        let (field, _) = field_and_reason(q.resolve(apikeys::Timestamp::now()));
+        assert_eq!(field, "limit");
+    }
+
+    #[test]
+    fn window_bounds_are_valid_dates_from_1970() {
+        assert_eq!(window_bound(0.0, "since").unwrap().unix_millis(), 1);
+        assert_eq!(
+            window_bound(1_790_000_000_000.5, "until")
+                .unwrap()
+                .unix_millis(),
+            1_790_000_000_000
+        );
+        assert_eq!(field_and_reason(window_bound(f64::NAN, "since")).0, "since");
+        assert_eq!(field_and_reason(window_bound(-1.0, "until")).0, "until");
+        assert_eq!(field_and_reason(window_bound(8.64e15, "until")).0, "until");
+    }
+
+    #[test]
+    fn a_record_shows_its_rotation_flat_and_its_place() {
+        let kr = apikeys::Keyring::new(apikeys::MemoryStore::new());
+        let admin = apikeys::Actor::new("acme", "PADMIN1", apikeys::Role::Admin);
+        let old = kr
+            .create_general_key(&admin, "ci", CoreAccess::FullAccess)
+            .unwrap();
+        let id = old.record().id.to_string();
+        let new = kr
+            .rotate(&admin, &id, std::time::Duration::from_secs(3600))
+            .unwrap();
+        let o = KeyRecord::from(&kr.get(&admin, &id).unwrap());
+        assert_eq!(o.rotated_to, Some(new.record().id.to_string()));
+        assert_eq!(o.rotated_from, None);
+        assert!(o.rotated_at.is_some() && o.overlap_until.is_some());
+        assert_eq!(o.rotation_quiet_ms, Some(900_000.0));
+        let n = KeyRecord::from(new.record());
+        assert_eq!(n.rotated_from, Some(id));
+        assert_eq!(
+            n.rotation_quiet_ms, None,
+            "only a rotated key has a quiet period"
+        );
+        kr.authenticate(
+            new.secret().expose(),
+            &apikeys::Request::rest("GET").with_place(Some("192.0.2.1"), Some("/x?y")),
+        )
+        .unwrap();
+        let placed = KeyRecord::from(&kr.get(&admin, &new.record().id.to_string()).unwrap());
+        let place = placed.last_used_from.expect("a place");
+        assert_eq!(place.remote_address.as_deref(), Some("192.0.2.1"));
+        assert_eq!(place.method.as_deref(), Some("GET"));
+        assert_eq!(place.path.as_deref(), Some("/x"));
+        // The audit event carries the core's PagerDuty JSON.
+        let trail = kr.audit_trail();
+        let rotate = trail
+            .iter()
+            .find(|e| e.action == apikeys::AuditAction::Rotate)
+            .unwrap();
+        let js = AuditEvent::from(rotate);
+        assert_eq!(js.to_pager_duty, rotate.to_pagerduty().to_string());
+        assert_eq!(js.changes.len(), rotate.changes.len());
+        assert_eq!(js.id, rotate.id as f64);
     }
 
     #[test]

@@ -14,6 +14,9 @@ from apikeys import (
     AccountSettings,
     Actor,
     AuditEvent,
+    AuditPage,
+    CallContext,
+    FieldChange,
     IssuedKey,
     KeyKind,
     Keyring,
@@ -22,6 +25,8 @@ from apikeys import (
     MemoryStore,
     Principal,
     Role,
+    Rotation,
+    UsePlace,
     UserState,
 )
 
@@ -48,9 +53,9 @@ def describe(record: KeyRecord) -> str:
         created.isoformat(),
         record.created_by,
         record.api_version,
-        str(record.disabled),
-        record.disabled_by or "-",
-        str(record.disabled_at),
+        str(record.disabled is not None),
+        record.disabled.by if record.disabled else "-",
+        str(record.disabled.at if record.disabled else None),
         str(record.last_used_at),
         str(record.expires_at),
         record.hint,
@@ -117,8 +122,8 @@ def main() -> None:
 
     key_id = general.record.id
     disabled: KeyRecord = kr.disable(admin, key_id)
-    check(disabled.disabled, "disable")
-    check(not kr.enable(admin, key_id).disabled, "enable")
+    check(disabled.disabled is not None, "disable")
+    check(kr.enable(admin, key_id).disabled is None, "enable")
     got: KeyRecord = kr.get(admin, key_id)
     records: list[KeyRecord] = kr.list(admin)
     for r in records:
@@ -172,6 +177,59 @@ def main() -> None:
     field: str = apikeys.InvalidInput.field
     print(apikeys.__version__, retry, repr(field), [r.value for r in Role], list(KeyKind), list(AccessLevel))
     rate_limits_and_stores()
+    rotation_and_audit()
+
+
+def rotation_and_audit() -> None:
+    """Rotation (the old key works during an overlap), the caller's context in
+    the audit records, an audit query with paging, retention, the place of a use."""
+    clock = ManualClock(datetime(2026, 3, 1, tzinfo=timezone.utc))
+    kr = Keyring(clock=clock, rotation_quiet=timedelta(minutes=15))
+    context: CallContext = CallContext(request_id="req-42", remote_address="192.0.2.7", caller_key="abcd1234abcd1234abcd")
+    admin = Actor("acme", "PADMIN1", "admin").with_context(context)
+    check(admin.context.truncated_token == "abcd" and Actor("acme", "PADMIN1", "admin", context=context) == admin, "context")
+    old = kr.create_general_key(admin, "CI bot")
+    new: IssuedKey = kr.rotate(admin, old.record.id, timedelta(days=7))
+    check(kr.authenticate(old.secret, remote_address="192.0.2.8", path="/incidents").key_id == old.record.id, "overlap")
+    check(kr.try_authenticate(new.secret, method="POST", remote_address=None, path="/incidents") is not None, "new key")
+    record: KeyRecord = kr.get(admin, old.record.id)
+    rotation: Rotation | None = record.rotation
+    place: UsePlace | None = record.last_used_from
+    if rotation is not None:
+        overlap: datetime | None = rotation.overlap_until
+        quiet: float = rotation.quiet
+        print(rotation.rotated_from, rotation.rotated_to, rotation.rotated_at, overlap, quiet, rotation.successor_used_at)
+    if place is not None:
+        print(place.remote_address, place.method, place.path)
+    check(record.rotated_to == new.record.id and new.record.rotated_from == old.record.id, "links")
+    ended: KeyRecord = kr.end_rotation(admin, old.record.id)
+    check(ended.rotated_to == new.record.id, "end_rotation")
+    kr.rotate(admin, new.record.id, 3600.0)
+
+    cursor: str | None = None
+    while True:
+        page: AuditPage = kr.audit_records(
+            "acme",
+            actions=["create", "rotate", "end_rotation"],
+            actor="PADMIN1",
+            since=clock.now() - timedelta(hours=1),
+            until=None,
+            limit=2,
+            cursor=cursor,
+        )
+        for ev in page.records:
+            event_id: int = ev.id
+            changes: list[FieldChange] = ev.changes
+            pd: dict[str, object] = ev.to_pagerduty()
+            print(event_id, ev.action, [(c.field, c.before_value, c.value) for c in changes], ev.context.request_id, pd["action"])
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    one_key = kr.audit_records("acme", key_id=old.record.id)
+    print(len(one_key), one_key.records[0].context.remote_address)
+    clock.advance(timedelta(days=400))
+    pruned: int = kr.prune_audit(timedelta(days=365))
+    check(pruned > 0 and kr.prune_audit(0.0) == 0, "prune_audit")
 
 
 def rate_limits_and_stores() -> None:

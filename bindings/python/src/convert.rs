@@ -192,3 +192,75 @@ pub(crate) fn repr(py: Python<'_>, s: &str) -> String {
         .map(|r| r.to_string())
         .unwrap_or_else(|_| format!("{s:?}"))
 }
+
+/// A duration argument: seconds as an `int` or a `float`, or a
+/// `datetime.timedelta` (as every duration of the binding is given). A
+/// negative or non-finite one is an `InvalidInput` naming the argument; one
+/// longer than a `Duration` holds is the longest (the core refuses it where it
+/// has a bound, and saturates where it has none). Floats are taken to the
+/// microsecond (a `timedelta`'s precision), so `0.001` is one millisecond.
+pub(crate) fn duration(v: &Bound<'_, PyAny>, field: &'static str) -> PyResult<std::time::Duration> {
+    use std::time::Duration;
+    let py = v.py();
+    let negative = || errors::invalid(py, field, "must not be negative");
+    if let Ok(d) = v.cast::<PyDelta>() {
+        let micros = i128::from(d.get_days()) * 86_400_000_000
+            + i128::from(d.get_seconds()) * 1_000_000
+            + i128::from(d.get_microseconds());
+        if micros < 0 {
+            return Err(negative());
+        }
+        return Ok(u64::try_from(micros).map_or(Duration::MAX, Duration::from_micros));
+    }
+    if v.is_instance_of::<PyBool>() {
+        return Err(wrong_type(v, field, "float or datetime.timedelta"));
+    }
+    if v.is_instance_of::<pyo3::types::PyInt>() {
+        // Any size: past u64 it is simply the longest.
+        if let Ok(secs) = v.extract::<u64>() {
+            return Ok(Duration::from_secs(secs));
+        }
+        let below_zero = v.lt(0i32)?;
+        return if below_zero {
+            Err(negative())
+        } else {
+            Ok(Duration::MAX)
+        };
+    }
+    if v.is_instance_of::<pyo3::types::PyFloat>() {
+        let secs: f64 = v.extract()?;
+        if secs.is_nan() || secs.is_infinite() && secs > 0.0 {
+            return Err(errors::invalid(
+                py,
+                field,
+                "must be a finite number of seconds",
+            ));
+        }
+        if secs < 0.0 {
+            return Err(negative());
+        }
+        let micros = (secs * 1e6).round();
+        // `u64::MAX as f64` rounds up to 2^64: anything from there on is the longest.
+        return Ok(if micros >= u64::MAX as f64 {
+            Duration::MAX
+        } else {
+            Duration::from_micros(micros as u64)
+        });
+    }
+    Err(wrong_type(v, field, "float or datetime.timedelta"))
+}
+
+/// An optional string argument that only describes a request (its remote
+/// address or path): `None` for none; a string with lone surrogates is kept
+/// with replacement characters rather than refused, since refusing it would
+/// refuse the request over what is only a note about it.
+pub(crate) fn opt_note<'a>(
+    v: Option<&'a Bound<'_, PyAny>>,
+    field: &str,
+) -> PyResult<Option<std::borrow::Cow<'a, str>>> {
+    match v {
+        None => Ok(None),
+        Some(v) if v.is_none() => Ok(None),
+        Some(v) => Ok(Some(py_str(v, field)?.to_string_lossy())),
+    }
+}

@@ -1,13 +1,27 @@
-//! What `apikeys.asgi` and `apikeys.wsgi` read out of a request, parsed by the
-//! same code as the Rust adapters (`apikeys-http`), so that every adapter
-//! accepts and refuses exactly the same headers and Events bodies.
+//! What `apikeys.asgi` and `apikeys.wsgi` read out of a request and what they
+//! answer a refused one, decided and rendered by the Rust adapters' own code
+//! (`apikeys-http`), so that every adapter accepts and refuses exactly the
+//! same headers and Events bodies and sends the same bytes for a refusal.
+//!
+//! The `_http_…` functions are for those modules only: each answers its value
+//! or, for a refused request, the refusal as a tuple `(status, code, kind,
+//! message, reason, retry_after, headers, body)` (`apikeys._http.Rejection`
+//! holds it), so that a refusal costs no exception on this side.
 
+use std::time::Duration;
+
+use pyo3::IntoPyObjectExt;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString};
+use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyList, PySequence, PyString, PyTuple};
+
+use apikeys_http::{ErrorParts, Rejection};
 
 use crate::convert;
-use crate::errors::InvalidInput;
+use crate::errors::{
+    ApiKeyError, Forbidden, InvalidInput, NotFound, NotPermitted, PlanRestricted, RateLimited,
+    StoreError, Unauthorized, WrongApi,
+};
 
 /// Bodies at least this long are parsed with the GIL released. Releasing and
 /// taking it back costs about 150 ns; measured through the binding (release
@@ -15,6 +29,19 @@ use crate::errors::InvalidInput;
 /// 9 µs and 500 KB in 0.3 ms: below this size other threads would gain
 /// little, above it they would wait on the parse.
 const DETACH_FROM_BYTES: usize = 16 * 1024;
+
+fn routing_key_of(py: Python<'_>, body: &Bound<'_, PyAny>) -> PyResult<Result<String, Rejection>> {
+    let bytes = body
+        .cast::<PyBytes>()
+        .map_err(|_| convert::wrong_type(body, "body", "bytes"))?
+        .as_bytes();
+    let parse = || apikeys_http::routing_key(bytes).map(|k| k.into_owned());
+    Ok(if bytes.len() >= DETACH_FROM_BYTES {
+        py.detach(parse)
+    } else {
+        parse()
+    })
+}
 
 /// The `routing_key` of an Events API v2 body (the raw bytes of a JSON
 /// object), as the Rust adapters read it. A body they refuse raises
@@ -24,23 +51,27 @@ const DETACH_FROM_BYTES: usize = 16 * 1024;
 /// whose `.reason` names the check (`"invalid_body"`, `"missing_routing_key"`).
 #[pyfunction]
 pub(crate) fn events_routing_key(py: Python<'_>, body: &Bound<'_, PyAny>) -> PyResult<String> {
-    let bytes = body
-        .cast::<PyBytes>()
-        .map_err(|_| convert::wrong_type(body, "body", "bytes"))?
-        .as_bytes();
-    let parsed = if bytes.len() >= DETACH_FROM_BYTES {
-        py.detach(|| apikeys_http::credentials::routing_key(bytes).map(|k| k.into_owned()))
-    } else {
-        apikeys_http::credentials::routing_key(bytes).map(|k| k.into_owned())
-    };
-    parsed.map_err(|r| {
+    routing_key_of(py, body)?.map_err(|r| {
         let field = if r.kind() == "missing_routing_key" {
             "routing_key"
         } else {
             "body"
         };
-        refusal(py, field, r.message(), r.kind())
+        invalid_input(py, field, r.message(), r.kind())
     })
+}
+
+/// The bytes of a header value given as `str` or `bytes`. A `str` with lone
+/// surrogates is no accepted form of anything: it reads as a byte no form
+/// takes.
+fn header_bytes<'a>(value: &'a Bound<'_, PyAny>, field: &str) -> PyResult<&'a [u8]> {
+    if let Ok(s) = value.cast::<PyString>() {
+        Ok(s.to_str().map_or(&b"\xff"[..], str::as_bytes))
+    } else if let Ok(b) = value.cast::<PyBytes>() {
+        Ok(b.as_bytes())
+    } else {
+        Err(convert::wrong_type(value, field, "str or bytes"))
+    }
 }
 
 /// The key in one `Authorization` header value (`str` or `bytes`), or `None`
@@ -50,24 +81,242 @@ pub(crate) fn events_routing_key(py: Python<'_>, body: &Bound<'_, PyAny>) -> PyR
 /// does that.
 #[pyfunction]
 pub(crate) fn token_from_authorization(value: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
-    let bytes: &[u8] = if let Ok(s) = value.cast::<PyString>() {
-        match s.to_str() {
-            Ok(s) => s.as_bytes(),
-            // Lone surrogates: no accepted form has them.
-            Err(_) => return Ok(None),
-        }
-    } else if let Ok(b) = value.cast::<PyBytes>() {
-        b.as_bytes()
+    let bytes = header_bytes(value, "value")?;
+    Ok(apikeys_http::token_from_authorization(bytes).map(str::to_owned))
+}
+
+/// A value, or the refusal tuple.
+type Answer<'py> = PyResult<Bound<'py, PyAny>>;
+
+fn answer<'py, T: IntoPyObject<'py>>(py: Python<'py>, r: Result<T, Rejection>) -> Answer<'py> {
+    match r {
+        Ok(v) => v.into_bound_py_any(py),
+        Err(r) => refusal(py, &r),
+    }
+}
+
+/// `apikeys_http::token_from_authorizations`: the key among a request's
+/// `Authorization` values (a list of `bytes` or `str`), or the refusal.
+#[pyfunction]
+pub(crate) fn _http_rest_token<'py>(py: Python<'py>, values: &Bound<'py, PyAny>) -> Answer<'py> {
+    let values = values
+        .cast::<PySequence>()
+        .map_err(|_| convert::wrong_type(values, "values", "a list of str or bytes"))?;
+    // The rule looks at no more than two: none, one, or more than one (read
+    // without a collection: this is every REST request's path).
+    let n = values.len()?;
+    let first = if n > 0 {
+        Some(values.get_item(0)?)
     } else {
-        return Err(convert::wrong_type(value, "value", "str or bytes"));
+        None
     };
-    Ok(apikeys_http::credentials::token_from_authorization(bytes).map(str::to_owned))
+    let second = if n > 1 {
+        Some(values.get_item(1)?)
+    } else {
+        None
+    };
+    let first = first
+        .as_ref()
+        .map(|v| header_bytes(v, "values"))
+        .transpose()?;
+    let second = second
+        .as_ref()
+        .map(|v| header_bytes(v, "values"))
+        .transpose()?;
+    answer(
+        py,
+        apikeys_http::token_from_authorizations(first.into_iter().chain(second)),
+    )
+}
+
+/// `apikeys_http::token_from_joined_authorization`: WSGI's
+/// `HTTP_AUTHORIZATION` (`None` when absent), or the refusal.
+#[pyfunction]
+pub(crate) fn _http_joined_rest_token<'py>(
+    py: Python<'py>,
+    value: Option<&Bound<'py, PyAny>>,
+) -> Answer<'py> {
+    let bytes = value
+        .filter(|v| !v.is_none())
+        .map(|v| header_bytes(v, "value"))
+        .transpose()?;
+    answer(py, apikeys_http::token_from_joined_authorization(bytes))
+}
+
+/// `apikeys_http::declared_length`: a `Content-Length` value (`str` or
+/// `bytes`) within `limit`, or the refusal.
+#[pyfunction]
+pub(crate) fn _http_declared_length<'py>(
+    py: Python<'py>,
+    value: &Bound<'py, PyAny>,
+    limit: usize,
+) -> Answer<'py> {
+    let bytes = header_bytes(value, "value")?;
+    answer(py, apikeys_http::declared_length(bytes, limit))
+}
+
+/// `apikeys_http::routing_key`: the key of an Events body, or the refusal.
+#[pyfunction]
+pub(crate) fn _http_routing_key<'py>(py: Python<'py>, body: &Bound<'py, PyAny>) -> Answer<'py> {
+    let parsed = routing_key_of(py, body)?;
+    answer(py, parsed)
+}
+
+/// `apikeys_http::Rejection::named`: the refusals the Python adapters meet
+/// on their own (`"body_too_large"` over `limit` bytes, `"unreadable_body"`,
+/// `"misconfigured"` for `reason` …).
+#[pyfunction]
+#[pyo3(signature = (name, limit = 0, reason = ""))]
+pub(crate) fn _http_refusal<'py>(
+    py: Python<'py>,
+    name: &str,
+    limit: usize,
+    reason: &str,
+) -> Answer<'py> {
+    match Rejection::named(name, limit, reason) {
+        Some(r) => refusal(py, &r),
+        None => Err(crate::errors::invalid(
+            py,
+            "name",
+            "is not a refusal apikeys-http renders by name",
+        )),
+    }
+}
+
+/// The core kind name of an exception of this package (a subclass it does
+/// not know, or the base class, is an internal error).
+fn kind_of(e: &Bound<'_, PyAny>) -> &'static str {
+    let py = e.py();
+    let classes = [
+        (py.get_type::<Unauthorized>(), "unauthorized"),
+        (py.get_type::<WrongApi>(), "wrong_api"),
+        (py.get_type::<Forbidden>(), "forbidden"),
+        (py.get_type::<PlanRestricted>(), "plan_restricted"),
+        (py.get_type::<NotPermitted>(), "not_permitted"),
+        (py.get_type::<NotFound>(), "not_found"),
+        (py.get_type::<RateLimited>(), "rate_limited"),
+        (py.get_type::<InvalidInput>(), "invalid_input"),
+        (py.get_type::<StoreError>(), "store"),
+    ];
+    classes
+        .into_iter()
+        .find(|(class, _)| e.is_instance(class).unwrap_or(false))
+        .map_or("internal", |(_, kind)| kind)
+}
+
+/// A number attribute of an exception (`bool` is not one).
+fn number_attr(e: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> Option<f64> {
+    let v = e.getattr(name).ok()?;
+    if v.is_instance_of::<PyBool>()
+        || !(v.is_instance_of::<PyInt>() || v.is_instance_of::<PyFloat>())
+    {
+        return None;
+    }
+    v.extract::<f64>().ok()
+}
+
+/// The refusal for an `ApiKeyError` of `Keyring.authenticate` (or of a
+/// stand-in keyring): its `.status`, `.code`, message, `.reason` and, for a
+/// 429, `.retry_after` and `.limit`, rendered by
+/// `apikeys_http::Rejection::from_error_parts`.
+#[pyfunction]
+pub(crate) fn _http_refusal_for<'py>(py: Python<'py>, error: &Bound<'py, PyAny>) -> Answer<'py> {
+    if !error.is_instance(&py.get_type::<ApiKeyError>())? {
+        return Err(convert::wrong_type(error, "error", "apikeys.ApiKeyError"));
+    }
+    let whole = |name| {
+        number_attr(error, name)
+            .filter(|n| n.fract() == 0.0)
+            .map(|n| n as i64)
+    };
+    let status = whole(intern!(py, "status"))
+        .and_then(|s| u16::try_from(s).ok())
+        .unwrap_or(500);
+    let code = whole(intern!(py, "code"))
+        .and_then(|c| u32::try_from(c).ok())
+        .unwrap_or(2000);
+    let message = error.str()?.to_string_lossy().into_owned();
+    let reason = match error.getattr(intern!(py, "reason")) {
+        Ok(r) if r.is_truthy()? => r.str()?.to_string_lossy().into_owned(),
+        // A stand-in's exception without one: the message says what failed.
+        _ => message.clone(),
+    };
+    let retry = number_attr(error, intern!(py, "retry_after"))
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| Duration::from_secs_f64(s.min(1e9)));
+    let limit = whole(intern!(py, "limit"))
+        .and_then(|l| u32::try_from(l).ok())
+        .unwrap_or(0);
+    let r = Rejection::from_error_parts(ErrorParts {
+        status,
+        code,
+        kind: kind_of(error),
+        message: &message,
+        reason: &reason,
+        rate_limit: retry.map(|d| (limit, d)),
+    });
+    refusal(py, &r)
+}
+
+/// `apikeys_http::rate_limit_headers` of a principal's rate limit status, or
+/// `None` without one (or for an object that is not a `Principal`).
+#[pyfunction]
+pub(crate) fn _http_rate_limit_headers<'py>(
+    py: Python<'py>,
+    principal: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, PyList>>> {
+    let Ok(p) = principal.cast::<crate::Principal>() else {
+        return Ok(None);
+    };
+    let Some(status) = p.get().0.rate_limit() else {
+        return Ok(None);
+    };
+    let headers = apikeys_http::rate_limit_headers(status)
+        .iter()
+        .map(|(name, value)| header(py, name.as_str(), value.to_str().unwrap_or_default()))
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok(Some(PyList::new(py, headers)?))
+}
+
+/// One header as `(name, value)` strings (the names are interned: they are
+/// the same few on every answer).
+fn header<'py>(py: Python<'py>, name: &str, value: &str) -> PyResult<Bound<'py, PyTuple>> {
+    PyTuple::new(
+        py,
+        [
+            PyString::intern(py, name).into_any(),
+            PyString::new(py, value).into_any(),
+        ],
+    )
+}
+
+/// A refusal as `(status, code, kind, message, reason, retry_after, headers,
+/// body)`: what `apikeys_http::Rejection::refusal` renders, and the facts
+/// behind it.
+fn refusal<'py>(py: Python<'py>, r: &Rejection) -> Answer<'py> {
+    let plain = r.refusal();
+    let headers = plain
+        .headers
+        .iter()
+        .map(|(name, value)| header(py, name.as_str(), value.to_str().unwrap_or_default()))
+        .collect::<PyResult<Vec<_>>>()?;
+    (
+        plain.status.as_u16(),
+        r.code(),
+        r.kind(),
+        r.message(),
+        r.reason(),
+        r.retry_after().map(|d| d.as_secs_f64()),
+        PyList::new(py, headers)?,
+        PyBytes::new(py, &plain.body),
+    )
+        .into_bound_py_any(py)
 }
 
 /// An `InvalidInput` with the adapters' message (not the core's
-/// `invalid <field>: …` form), so that the Python adapters answer with the
-/// body the Rust ones send.
-fn refusal(py: Python<'_>, field: &'static str, message: &str, kind: &'static str) -> PyErr {
+/// `invalid <field>: …` form), so that `events_routing_key` says what the
+/// Rust adapters' error body says.
+fn invalid_input(py: Python<'_>, field: &'static str, message: &str, kind: &'static str) -> PyErr {
     let set = || -> PyResult<PyErr> {
         let value = py.get_type::<InvalidInput>().call1((message,))?;
         value.setattr(intern!(py, "field"), field)?;

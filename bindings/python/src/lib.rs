@@ -22,6 +22,15 @@
 //!   a note, and only on 3.11+), so arguments are taken as `PyAny` and
 //!   converted here. `None` for an optional argument means its default.
 //! - Secrets: only `IssuedKey.secret` returns a key; no `repr` shows one.
+//! - Durations (`grace`, `rotation_quiet`, `older_than`) are seconds (`int`,
+//!   `float`) or a `timedelta`, like `Limit`'s window (`convert::duration`);
+//!   their bounds are the core's.
+//! - A record's rotation is an object (`KeyRecord.rotation`, like
+//!   `KeyRecord.disabled`), with `rotated_to`/`rotated_from` on the record as
+//!   in Rust. The audit query is keyword arguments of `audit_records` (module
+//!   `audit`). The caller's context is a `CallContext` an `Actor` carries.
+//! - `authenticate(…, remote_address=, path=)` hands the core the strings
+//!   borrowed (`Keyring::authenticate_from`); only a written last use copies them.
 
 use std::sync::Arc;
 
@@ -29,16 +38,17 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDelta, PyDeltaAccess, PyList, PyString};
 
 use apikeys::{
-    AccessLevel, AuditOutcome, IssuedKey as CoreIssued, KeyRecord as CoreRecord, NewKey, Request,
-    Secret,
+    AccessLevel, IssuedKey as CoreIssued, KeyRecord as CoreRecord, NewKey, Request, Secret,
 };
 
+mod audit;
 mod convert;
 mod errors;
 mod http;
 mod limits;
 mod stores;
 
+use audit::{AuditEvent, AuditPage, CallContext, FieldChange};
 use convert::{opt_datetime, text};
 
 /// Who asks for a management action: a user of an account, with their role.
@@ -49,16 +59,33 @@ pub struct Actor(apikeys::Actor);
 #[pymethods]
 impl Actor {
     #[new]
+    #[pyo3(signature = (account, user, role, *, context = None))]
     fn new(
         account: &Bound<'_, PyAny>,
         user: &Bound<'_, PyAny>,
         role: &Bound<'_, PyAny>,
+        context: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        Ok(Actor(apikeys::Actor::new(
+        let actor = apikeys::Actor::new(
             text(account, "account")?,
             text(user, "user")?,
             convert::role(role)?,
-        )))
+        );
+        Ok(Actor(match context.filter(|v| !v.is_none()) {
+            Some(c) => actor.with_context(
+                convert::instance::<CallContext>(c, "context")?
+                    .get()
+                    .0
+                    .clone(),
+            ),
+            None => actor,
+        }))
+    }
+    /// The same actor, calling with this context (kept in the audit records
+    /// of its calls): `admin.with_context(CallContext(request_id=...))` per request.
+    fn with_context(&self, context: &Bound<'_, PyAny>) -> PyResult<Actor> {
+        let c = convert::instance::<CallContext>(context, "context")?.get();
+        Ok(Actor(self.0.clone().with_context(c.0.clone())))
     }
     /// The account the user acts in.
     #[getter]
@@ -75,9 +102,22 @@ impl Actor {
     fn role<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         convert::role_obj(py, self.0.role)
     }
+    /// How the actor's calls reached the application (empty unless given).
+    #[getter]
+    fn context(&self) -> CallContext {
+        CallContext(self.0.context.clone())
+    }
     fn __repr__(&self, py: Python<'_>) -> String {
+        let context = if self.0.context.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", context={}",
+                CallContext(self.0.context.clone()).__repr__(py)
+            )
+        };
         format!(
-            "Actor({}, {}, {})",
+            "Actor({}, {}, {}{context})",
             convert::repr(py, &self.0.account),
             convert::repr(py, &self.0.user),
             convert::repr(py, self.0.role.as_str())
@@ -221,20 +261,10 @@ impl KeyRecord {
     fn api_version(&self) -> &'static str {
         self.0.api_version.as_str()
     }
-    /// Whether the key is disabled.
+    /// Who disabled the key and when, while it is disabled; `None` otherwise.
     #[getter]
-    fn disabled(&self) -> bool {
-        self.0.disabled.is_some()
-    }
-    /// Who disabled it (`"system:offboarding"` when its owner was removed).
-    #[getter]
-    fn disabled_by(&self) -> Option<&str> {
-        self.0.disabled.as_ref().map(|d| &*d.by)
-    }
-    /// When it was disabled (UTC).
-    #[getter]
-    fn disabled_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_datetime(py, self.0.disabled.as_ref().map(|d| d.at))
+    fn disabled(&self) -> Option<Disabled> {
+        self.0.disabled.as_deref().cloned().map(Disabled)
     }
     /// The last successful authentication (to about a minute; UTC).
     #[getter]
@@ -251,6 +281,28 @@ impl KeyRecord {
     fn hint(&self) -> &str {
         self.0.hint.as_str()
     }
+    /// Where the key was last used from, when the request said (an
+    /// `apikeys.UsePlace`, written with `last_used_at`); `None` otherwise.
+    #[getter]
+    fn last_used_from(&self) -> Option<UsePlace> {
+        self.0.last_used_from.as_deref().cloned().map(UsePlace)
+    }
+    /// The key's place in a rotation (an `apikeys.Rotation`), if it was ever
+    /// rotated or made by one; `None` otherwise.
+    #[getter]
+    fn rotation(&self) -> Option<Rotation> {
+        self.0.rotation.as_deref().cloned().map(Rotation)
+    }
+    /// The id of the key that replaces this one, if it was rotated.
+    #[getter]
+    fn rotated_to(&self) -> Option<String> {
+        self.0.rotated_to().map(|k| k.to_string())
+    }
+    /// The id of the key this one replaced, if a rotation made it.
+    #[getter]
+    fn rotated_from(&self) -> Option<String> {
+        self.0.rotated_from().map(|k| k.to_string())
+    }
     fn __repr__(&self, py: Python<'_>) -> String {
         format!(
             "KeyRecord(id='{}', kind='{}', account={}, description={}, access='{}', disabled={}, hint={})",
@@ -265,6 +317,128 @@ impl KeyRecord {
                 "False"
             },
             convert::repr(py, self.0.hint.as_str()),
+        )
+    }
+}
+
+/// Who disabled a key, and when.
+#[pyclass(frozen, eq, module = "apikeys")]
+#[derive(PartialEq, Eq)]
+pub struct Disabled(apikeys::Disabled);
+
+#[pymethods]
+impl Disabled {
+    /// The user who disabled it (`"system:offboarding"` when its owner was removed).
+    #[getter]
+    fn by(&self) -> &str {
+        &self.0.by
+    }
+    /// When (UTC).
+    #[getter]
+    fn at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        convert::datetime(py, self.0.at)
+    }
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "Disabled(by={}, at={})",
+            convert::repr(py, &self.0.by),
+            self.at(py)?.repr()?
+        ))
+    }
+}
+
+/// A key's place in a rotation. On the key being replaced (`rotated_to`
+/// set) it says until when that key still works: until `overlap_until` at
+/// the latest, and no longer once traffic has moved (the new key used, this
+/// one then unused for `quiet` seconds). On the new key only `rotated_from` is set.
+#[pyclass(frozen, eq, module = "apikeys")]
+#[derive(PartialEq, Eq)]
+pub struct Rotation(apikeys::Rotation);
+
+#[pymethods]
+impl Rotation {
+    /// The id of the key this one replaced.
+    #[getter]
+    fn rotated_from(&self) -> Option<String> {
+        self.0.rotated_from.map(|k| k.to_string())
+    }
+    /// The id of the key that replaces this one.
+    #[getter]
+    fn rotated_to(&self) -> Option<String> {
+        self.0.rotated_to.map(|k| k.to_string())
+    }
+    /// When this key was rotated (UTC).
+    #[getter]
+    fn rotated_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        opt_datetime(py, self.0.rotated_at)
+    }
+    /// The latest moment this (replaced) key works (UTC): the rotation's
+    /// grace, never past the key's expiry; the moment of `end_rotation` if that ended it.
+    #[getter]
+    fn overlap_until<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        opt_datetime(py, self.0.overlap_until)
+    }
+    /// How long, in seconds, this key must go unused after the new key's
+    /// first use for the overlap to end early (the keyring's `rotation_quiet`
+    /// when it was rotated).
+    #[getter]
+    fn quiet(&self) -> f64 {
+        self.0.quiet_ms as f64 / 1000.0
+    }
+    /// When the new key was first seen in use (UTC).
+    #[getter]
+    fn successor_used_at<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        opt_datetime(py, self.0.successor_used_at)
+    }
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let id =
+            |k: Option<apikeys::KeyId>| k.map_or_else(|| "None".to_owned(), |k| format!("'{k}'"));
+        let until = match self.overlap_until(py)? {
+            Some(t) => t.repr()?.to_string(),
+            None => "None".to_owned(),
+        };
+        Ok(format!(
+            "Rotation(rotated_from={}, rotated_to={}, overlap_until={until})",
+            id(self.0.rotated_from),
+            id(self.0.rotated_to),
+        ))
+    }
+}
+
+/// Where a request came from: the caller's address, the method and the path
+/// (without its query string). Never holds a key: values shaped like one are
+/// kept as `"(redacted)"`.
+#[pyclass(frozen, eq, hash, module = "apikeys")]
+#[derive(PartialEq, Eq, Hash)]
+pub struct UsePlace(apikeys::UsePlace);
+
+#[pymethods]
+impl UsePlace {
+    /// The caller's network address.
+    #[getter]
+    fn remote_address(&self) -> Option<&str> {
+        self.0.remote_address.as_deref()
+    }
+    /// The HTTP method (`"GET"` …; `"POST"` for the Events API).
+    #[getter]
+    fn method(&self) -> Option<&str> {
+        self.0.method.as_deref()
+    }
+    /// The request's path, without its query string.
+    #[getter]
+    fn path(&self) -> Option<&str> {
+        self.0.path.as_deref()
+    }
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let opt = |v: &Option<String>| {
+            v.as_deref()
+                .map_or_else(|| "None".to_owned(), |s| convert::repr(py, s))
+        };
+        format!(
+            "UsePlace(remote_address={}, method={}, path={})",
+            opt(&self.0.remote_address),
+            opt(&self.0.method),
+            opt(&self.0.path)
         )
     }
 }
@@ -375,96 +549,6 @@ impl Principal {
     }
 }
 
-/// One management call, allowed or refused. Never holds a key.
-#[pyclass(frozen, module = "apikeys")]
-pub struct AuditEvent(apikeys::AuditEvent);
-
-#[pymethods]
-impl AuditEvent {
-    /// When (UTC).
-    #[getter]
-    fn at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        convert::datetime(py, self.0.at)
-    }
-    /// The account acted in.
-    #[getter]
-    fn account(&self) -> &str {
-        &self.0.account
-    }
-    /// The acting user (`"system"` for account settings, role changes and removals).
-    #[getter]
-    fn actor(&self) -> &str {
-        &self.0.actor
-    }
-    /// The actor's role, when there is an actor.
-    #[getter]
-    fn actor_role<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        convert::opt_role_obj(py, self.0.actor_role)
-    }
-    /// What was asked for: `"create"`, `"list"`, `"get"`, `"disable"`, `"enable"`,
-    /// `"delete"`, `"set_account"`, `"set_user_role"` or `"remove_user"`.
-    #[getter]
-    fn action(&self) -> &'static str {
-        self.0.action.as_str()
-    }
-    /// The kind of key, where one is concerned.
-    #[getter]
-    fn key_kind<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.0
-            .key_kind
-            .map(|k| convert::kind_obj(py, k))
-            .transpose()
-    }
-    /// The key's id, where one is concerned and known.
-    #[getter]
-    fn key_id(&self) -> Option<String> {
-        self.0.key_id.map(|k| k.to_string())
-    }
-    /// The user acted upon (role changes, removals, another user's token).
-    #[getter]
-    fn subject_user(&self) -> Option<&str> {
-        self.0.subject_user.as_deref()
-    }
-    /// Whether the call was allowed.
-    #[getter]
-    fn allowed(&self) -> bool {
-        matches!(self.0.outcome, AuditOutcome::Allowed)
-    }
-    /// `"allowed"` or `"refused"` (as in Rust and Node).
-    #[getter]
-    fn outcome(&self) -> &'static str {
-        self.0.outcome.as_str()
-    }
-    /// For a refused call: the error's name (`"not_permitted"` …).
-    #[getter]
-    fn error(&self) -> Option<&str> {
-        match &self.0.outcome {
-            AuditOutcome::Refused { error, .. } => Some(error),
-            AuditOutcome::Allowed => None,
-        }
-    }
-    /// For a refused call: the error's message.
-    #[getter]
-    fn reason(&self) -> Option<&str> {
-        match &self.0.outcome {
-            AuditOutcome::Refused { reason, .. } => Some(reason),
-            AuditOutcome::Allowed => None,
-        }
-    }
-    fn __repr__(&self, py: Python<'_>) -> String {
-        format!(
-            "AuditEvent(action='{}', account={}, actor={}, key_id={}, allowed={})",
-            self.action(),
-            convert::repr(py, &self.0.account),
-            convert::repr(py, &self.0.actor),
-            self.0
-                .key_id
-                .map_or_else(|| "None".to_owned(), |k| format!("'{k}'")),
-            if self.allowed() { "True" } else { "False" }
-        )
-    }
-}
-
 /// An in-memory key store; pass one to several `Keyring`s to share it.
 #[pyclass(frozen, module = "apikeys")]
 pub struct MemoryStore(Arc<apikeys::MemoryStore>);
@@ -546,6 +630,37 @@ pub struct Keyring {
 }
 
 impl Keyring {
+    /// `authenticate`, from where the request came when the caller said (a
+    /// request that does not say leaves the key's last place as it was).
+    fn check(
+        &self,
+        token: &str,
+        request: &Request,
+        address: Option<&str>,
+        path: Option<&str>,
+    ) -> apikeys::Result<apikeys::Principal> {
+        if address.is_none() && path.is_none() {
+            return self.inner.authenticate(token, request);
+        }
+        self.inner
+            .authenticate_from(token, request, &origin(&address, path))
+    }
+
+    /// `try_authenticate`, as `check`.
+    fn try_check(
+        &self,
+        token: &str,
+        request: &Request,
+        address: Option<&str>,
+        path: Option<&str>,
+    ) -> Option<apikeys::Result<apikeys::Principal>> {
+        if address.is_none() && path.is_none() {
+            return self.inner.try_authenticate(token, request);
+        }
+        self.inner
+            .try_authenticate_from(token, request, &origin(&address, path))
+    }
+
     /// Run a management call without the GIL and convert its result.
     fn manage<'py, T, U>(
         &self,
@@ -586,7 +701,8 @@ fn record(_py: Python<'_>, r: CoreRecord) -> PyResult<KeyRecord> {
 #[pymethods]
 impl Keyring {
     #[new]
-    #[pyo3(signature = (store = None, *, pepper = None, clock = None, rate_limits = None, rate_limiter = None))]
+    #[pyo3(signature = (store = None, *, pepper = None, clock = None, rate_limits = None, rate_limiter = None, audit_capacity = None, rotation_quiet = None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         store: Option<&Bound<'_, PyAny>>,
@@ -594,6 +710,8 @@ impl Keyring {
         clock: Option<&Bound<'_, PyAny>>,
         rate_limits: Option<&Bound<'_, PyAny>>,
         rate_limiter: Option<&Bound<'_, PyAny>>,
+        audit_capacity: Option<&Bound<'_, PyAny>>,
+        rotation_quiet: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let mut b = apikeys::Keyring::builder();
         let mut store_kind = "memory";
@@ -640,6 +758,28 @@ impl Keyring {
         if let Some(l) = rate_limiter.filter(|v| !v.is_none()) {
             let redis = convert::instance::<limits::RedisRateLimiter>(l, "rate_limiter")?;
             b = b.rate_limiter(redis.get().0.clone());
+        }
+        if let Some(cap) = audit_capacity.filter(|v| !v.is_none()) {
+            // How many audit events the in-memory trail keeps (default 10,000).
+            if !cap.is_instance_of::<pyo3::types::PyInt>()
+                || cap.is_instance_of::<pyo3::types::PyBool>()
+            {
+                return Err(convert::wrong_type(cap, "audit_capacity", "int"));
+            }
+            let n = cap
+                .extract::<u64>()
+                .ok()
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| {
+                    errors::invalid(py, "audit_capacity", "must be between 1 and 4294967295")
+                })?;
+            b = b.audit_sink(Arc::new(apikeys::MemoryAuditLog::with_capacity(n as usize)));
+        }
+        if let Some(q) = rotation_quiet.filter(|v| !v.is_none()) {
+            // How long a rotated key must go unused, once its successor is
+            // used, for the overlap to end early (default 15 minutes).
+            b = b.rotation_quiet(convert::duration(q, "rotation_quiet")?);
         }
         let inner = b.build().map_err(|e| errors::to_py(py, e))?;
         // The core says whether a check may wait on I/O (then the GIL is
@@ -784,6 +924,72 @@ impl Keyring {
         self.manage(py, |k| k.delete(actor, id), record)
     }
 
+    /// Replace a key by a new one with the same settings and return the new
+    /// key, once, like a create. The old key keeps working until the first
+    /// of: `grace` (seconds or a `timedelta`) from now, never past its own
+    /// expiry; the moment traffic has moved (the new key used, the old one
+    /// then unused for the keyring's `rotation_quiet`); `end_rotation`.
+    fn rotate(
+        &self,
+        py: Python<'_>,
+        actor: &Bound<'_, PyAny>,
+        key_id: &Bound<'_, PyAny>,
+        grace: &Bound<'_, PyAny>,
+    ) -> PyResult<IssuedKey> {
+        let actor = &convert::instance::<Actor>(actor, "actor")?.get().0;
+        let id = text(key_id, "key_id")?;
+        let grace = convert::duration(grace, "grace")?;
+        self.manage(py, |k| k.rotate(actor, id, grace), IssuedKey::wrap)
+    }
+
+    /// End a rotation's overlap now: the old key (`key_id`, the one that was
+    /// rotated) stops working at once; returns its record.
+    fn end_rotation(
+        &self,
+        py: Python<'_>,
+        actor: &Bound<'_, PyAny>,
+        key_id: &Bound<'_, PyAny>,
+    ) -> PyResult<KeyRecord> {
+        let actor = &convert::instance::<Actor>(actor, "actor")?.get().0;
+        let id = text(key_id, "key_id")?;
+        self.manage(py, |k| k.end_rotation(actor, id), record)
+    }
+
+    /// One page of an account's audit records, newest first: the durable
+    /// trail of a `SqliteStore` or `PostgresStore`, the in-memory trail
+    /// otherwise. `since` (inclusive, default 24 hours before `until`) and
+    /// `until` (exclusive, default now) are aware datetimes at most 31 days
+    /// apart; `limit` is 1 to 1,000; `cursor` is a page's `next_cursor`.
+    #[pyo3(
+        signature = (account, *, key_id = None, actor = None, actions = None, since = None, until = None, limit = None, cursor = None),
+        text_signature = "($self, account, *, key_id=None, actor=None, actions=None, since=None, until=None, limit=100, cursor=None)"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    fn audit_records(
+        &self,
+        py: Python<'_>,
+        account: &Bound<'_, PyAny>,
+        key_id: Option<&Bound<'_, PyAny>>,
+        actor: Option<&Bound<'_, PyAny>>,
+        actions: Option<&Bound<'_, PyAny>>,
+        since: Option<&Bound<'_, PyAny>>,
+        until: Option<&Bound<'_, PyAny>>,
+        limit: Option<&Bound<'_, PyAny>>,
+        cursor: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<AuditPage> {
+        let query = audit::query(
+            py, account, key_id, actor, actions, since, until, limit, cursor,
+        )?;
+        self.manage(py, |k| k.audit_records(&query), AuditPage::wrap)
+    }
+
+    /// Forget the audit records older than `older_than` (seconds or a
+    /// `timedelta`); returns how many were forgotten.
+    fn prune_audit(&self, py: Python<'_>, older_than: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let older_than = convert::duration(older_than, "older_than")?;
+        self.manage(py, |k| k.prune_audit(older_than), |_, n| Ok(n))
+    }
+
     /// One key's record, if the actor may see it.
     fn get(
         &self,
@@ -867,10 +1073,14 @@ impl Keyring {
     ///
     /// `api` is `"rest"` or `"events"`; `method` the HTTP method (REST only);
     /// `scope` what the request needs (`"incidents.write"`), if anything.
+    ///
+    /// `remote_address` and `path` say where the request came from: the key
+    /// remembers the place of its last use (`KeyRecord.last_used_from`).
     #[pyo3(
-        signature = (token, api = None, method = None, scope = None),
-        text_signature = "($self, token, api='rest', method='GET', scope=None)"
+        signature = (token, api = None, method = None, scope = None, *, remote_address = None, path = None),
+        text_signature = "($self, token, api='rest', method='GET', scope=None, *, remote_address=None, path=None)"
     )]
+    #[allow(clippy::too_many_arguments)]
     fn authenticate(
         &self,
         py: Python<'_>,
@@ -878,15 +1088,20 @@ impl Keyring {
         api: Option<&Bound<'_, PyAny>>,
         method: Option<&Bound<'_, PyAny>>,
         scope: Option<&Bound<'_, PyAny>>,
+        remote_address: Option<&Bound<'_, PyAny>>,
+        path: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Principal> {
         // A string that is not valid UTF-8 cannot be a key: pass it on with
         // replacement characters and let the core refuse it as malformed.
         let token = convert::py_str(token, "token")?.to_string_lossy();
         let request = request_of(py, api, method, scope)?;
+        let address = convert::opt_note(remote_address, "remote_address")?;
+        let path = convert::opt_note(path, "path")?;
+        let (address, path) = (address.as_deref(), path.as_deref());
         let result = if self.blocking_store {
-            py.detach(|| self.inner.authenticate(&token, &request))
+            py.detach(|| self.check(&token, &request, address, path))
         } else {
-            self.inner.authenticate(&token, &request)
+            self.check(&token, &request, address, path)
         };
         result.map(Principal).map_err(|e| errors::to_py(py, e))
     }
@@ -898,9 +1113,10 @@ impl Keyring {
     /// (in a worker thread, on an event loop). Never releases the GIL (it
     /// is over in about a microsecond); with the in-memory store it always answers.
     #[pyo3(
-        signature = (token, api = None, method = None, scope = None),
-        text_signature = "($self, token, api='rest', method='GET', scope=None)"
+        signature = (token, api = None, method = None, scope = None, *, remote_address = None, path = None),
+        text_signature = "($self, token, api='rest', method='GET', scope=None, *, remote_address=None, path=None)"
     )]
+    #[allow(clippy::too_many_arguments)]
     fn try_authenticate(
         &self,
         py: Python<'_>,
@@ -908,10 +1124,14 @@ impl Keyring {
         api: Option<&Bound<'_, PyAny>>,
         method: Option<&Bound<'_, PyAny>>,
         scope: Option<&Bound<'_, PyAny>>,
+        remote_address: Option<&Bound<'_, PyAny>>,
+        path: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Option<Principal>> {
         let token = convert::py_str(token, "token")?.to_string_lossy();
         let request = request_of(py, api, method, scope)?;
-        match self.inner.try_authenticate(&token, &request) {
+        let address = convert::opt_note(remote_address, "remote_address")?;
+        let path = convert::opt_note(path, "path")?;
+        match self.try_check(&token, &request, address.as_deref(), path.as_deref()) {
             None => Ok(None),
             Some(result) => result
                 .map(|p| Some(Principal(p)))
@@ -958,7 +1178,7 @@ impl Keyring {
             .collect()
     }
 
-    /// Every audit event the keyring still holds (the last 10,000), oldest first.
+    /// Every audit event the keyring still holds (the last `audit_capacity`, 10,000 by default), oldest first.
     fn audit_trail<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let events = self.inner.audit_trail();
         PyList::new(py, events.into_iter().map(AuditEvent))
@@ -992,6 +1212,15 @@ fn request_of(
     Ok(request)
 }
 
+/// Where a request came from, borrowed from the caller's strings: the core
+/// copies it only when it writes the key's last use (once a minute per key).
+fn origin<'a>(address: &'a Option<&'a str>, path: Option<&'a str>) -> apikeys::Origin<'a> {
+    apikeys::Origin {
+        remote_address: address.as_ref().map(|a| a as &dyn std::fmt::Display),
+        path,
+    }
+}
+
 /// `Role.from_string`: the canonical name of a role string or alias.
 #[pyfunction]
 fn _role_name(role: &Bound<'_, PyAny>) -> PyResult<&'static str> {
@@ -1008,9 +1237,15 @@ fn _apikeys(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<AccountSettings>()?;
     m.add_class::<UserState>()?;
     m.add_class::<KeyRecord>()?;
+    m.add_class::<Disabled>()?;
     m.add_class::<IssuedKey>()?;
     m.add_class::<Principal>()?;
     m.add_class::<AuditEvent>()?;
+    m.add_class::<AuditPage>()?;
+    m.add_class::<CallContext>()?;
+    m.add_class::<FieldChange>()?;
+    m.add_class::<Rotation>()?;
+    m.add_class::<UsePlace>()?;
     m.add_class::<limits::Limit>()?;
     m.add_class::<limits::RateLimits>()?;
     m.add_class::<limits::RateLimitStatus>()?;
@@ -1020,6 +1255,17 @@ fn _apikeys(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_role_name, m)?)?;
     m.add_function(wrap_pyfunction!(http::events_routing_key, m)?)?;
     m.add_function(wrap_pyfunction!(http::token_from_authorization, m)?)?;
+    m.add(
+        "_HTTP_DEFAULT_MAX_EVENT_BYTES",
+        apikeys_http::DEFAULT_MAX_EVENT_BYTES,
+    )?;
+    m.add_function(wrap_pyfunction!(http::_http_rest_token, m)?)?;
+    m.add_function(wrap_pyfunction!(http::_http_joined_rest_token, m)?)?;
+    m.add_function(wrap_pyfunction!(http::_http_declared_length, m)?)?;
+    m.add_function(wrap_pyfunction!(http::_http_routing_key, m)?)?;
+    m.add_function(wrap_pyfunction!(http::_http_refusal, m)?)?;
+    m.add_function(wrap_pyfunction!(http::_http_refusal_for, m)?)?;
+    m.add_function(wrap_pyfunction!(http::_http_rate_limit_headers, m)?)?;
     errors::add_to(m)?;
     Ok(())
 }

@@ -255,8 +255,19 @@ class Limited:
     def may_block(self) -> bool:
         return self.inner.may_block
 
-    def authenticate(self, token: str, api: Any = "rest", method: str = "GET", scope: Optional[str] = None) -> apikeys.Principal:
-        who = self.inner.authenticate(token, api=api, method=method, scope=scope)
+    def authenticate(
+        self,
+        token: str,
+        api: Any = "rest",
+        method: str = "GET",
+        scope: Optional[str] = None,
+        *,
+        remote_address: Optional[str] = None,
+        path: Optional[str] = None,
+    ) -> apikeys.Principal:
+        who = self.inner.authenticate(
+            token, api=api, method=method, scope=scope, remote_address=remote_address, path=path
+        )
         with self.lock:
             n = self.seen[token] = self.seen.get(token, 0) + 1
         if n <= self.refusals:

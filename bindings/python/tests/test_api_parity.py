@@ -1,9 +1,11 @@
 """The names Python gained so the three APIs match (docs/api.md): store_kind,
-has_rate_limits, Keyring.flush and AuditEvent.outcome."""
+has_rate_limits, Keyring.flush, AuditEvent.outcome and audit_capacity."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import pytest
 
 import apikeys
 
@@ -38,3 +40,19 @@ def test_audit_outcome_is_allowed_or_refused() -> None:
     allowed, refused = kr.audit_trail()[-2:]
     assert (allowed.outcome, allowed.allowed, allowed.error) == ("allowed", True, None)
     assert (refused.outcome, refused.allowed, refused.error) == ("refused", False, "not_permitted")
+
+
+def test_audit_capacity_bounds_the_trail_as_nodes_option_does() -> None:
+    kr = apikeys.Keyring(audit_capacity=2)
+    admin = apikeys.Actor("acme", "PADMIN1", "admin")
+    for name in ("a", "b", "c"):
+        kr.create_general_key(admin, name)
+    assert len(kr.audit_trail()) == 2
+    for bad in (0, -1, 2**32):
+        with pytest.raises(apikeys.InvalidInput) as caught:
+            apikeys.Keyring(audit_capacity=bad)
+        assert caught.value.field == "audit_capacity"
+    wrong: object
+    for wrong in ("2", 2.0, True):
+        with pytest.raises(TypeError, match="audit_capacity"):
+            apikeys.Keyring(audit_capacity=wrong)  # type: ignore[arg-type]

@@ -78,8 +78,9 @@ def test_removed_owners_tokens_stop_working(kr: apikeys.Keyring) -> None:
     err = refused(kr, apikeys.Unauthorized, token.secret)
     assert err.status == 401
     record = kr.get(actor("owner"), token.record.id)
-    assert record.disabled_by == "system:offboarding"
-    assert record.disabled_at is not None
+    assert record.disabled is not None
+    assert record.disabled.by == "system:offboarding"
+    assert record.disabled.at.tzinfo is not None
 
 
 def test_keys_on_the_wrong_api(kr: apikeys.Keyring, admin: apikeys.Actor) -> None:

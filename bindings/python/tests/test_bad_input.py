@@ -32,7 +32,9 @@ def world() -> dict[str, Any]:
     kr = apikeys.Keyring()
     owner = actor("owner")
     ro = kr.create_general_key(owner, "ro", read_only=True)
-    return {"kr": kr, "owner": owner, "ro": ro}
+    # Rotated (then its rotation ended) by the one valid call of each.
+    rotating = kr.create_general_key(owner, "rotating")
+    return {"kr": kr, "owner": owner, "ro": ro, "rotating": rotating}
 
 
 def calls(w: dict[str, Any]) -> dict[str, tuple[Callable[..., Any], dict[str, Any]]]:
@@ -40,6 +42,7 @@ def calls(w: dict[str, Any]) -> dict[str, tuple[Callable[..., Any], dict[str, An
     kr: apikeys.Keyring = w["kr"]
     owner = w["owner"]
     key_id = w["ro"].record.id
+    rotating = w["rotating"].record.id
 
     def with_actor(account: str, user: str, role: str) -> Any:
         return kr.create_general_key(apikeys.Actor(account, user, role), "via actor")
@@ -74,6 +77,12 @@ def calls(w: dict[str, Any]) -> dict[str, tuple[Callable[..., Any], dict[str, An
             kr.authenticate,
             {"token": w["ro"].secret, "api": "rest", "method": "GET", "scope": "incidents.read"},
         ),
+        "rotate": (kr.rotate, {"actor": owner, "key_id": rotating, "grace": 3600}),
+        "end_rotation": (kr.end_rotation, {"actor": owner, "key_id": rotating}),
+        "audit_records": (
+            kr.audit_records,
+            {"account": "acme", "key_id": key_id, "actor": "POWNER1", "cursor": "c1000"},
+        ),
     }
 
 
@@ -97,6 +106,9 @@ CASES = [
         "remove_user": ["account", "user"],
         "user": ["account", "user"],
         "authenticate": ["token", "api", "method", "scope"],
+        "rotate": ["actor", "key_id"],
+        "end_rotation": ["actor", "key_id"],
+        "audit_records": ["account", "key_id", "cursor"],
     }.items()
     for arg in args
 ]
@@ -113,7 +125,7 @@ def test_wrong_types_are_type_errors_naming_the_argument(
     world: dict[str, Any], name: str, arg: str, bad: Any
 ) -> None:
     call, kwargs = calls(world)[name]
-    if bad is None and arg in ("api", "method", "scope"):
+    if bad is None and (arg in ("api", "method", "scope") or name == "audit_records" and arg != "account"):
         call(**{**kwargs, arg: None})  # None means the default
         return
     if isinstance(bad, list) and arg == "scopes":
@@ -129,7 +141,7 @@ def test_bad_strings_are_clear_errors(world: dict[str, Any], name: str, arg: str
     call, kwargs = calls(world)[name]
     bad = BAD_STRINGS[which]
     value: Any = [bad] if arg == "scopes" else bad
-    if which == "unknown_role" and arg not in ("role", "key_id", "scopes", "scope", "api", "token", "method"):
+    if which == "unknown_role" and arg not in ("role", "key_id", "scopes", "scope", "api", "token", "method", "cursor"):
         call(**{**kwargs, arg: value})  # "superuser" is a fine description or id
         return
     with pytest.raises(apikeys.ApiKeyError) as e:

@@ -310,7 +310,7 @@ def test_a_bad_scope_for_is_a_500_naming_the_route(given: Any, caplog: pytest.Lo
     with caplog.at_level(logging.ERROR, logger="apikeys.asgi"):
         status, body = asyncio.run(_run(mw, _request(None, keys.full, "/incidents/P1")))
     assert status == 500
-    assert body == b'{"error": {"message": "an internal error occurred", "code": 2000}}'
+    assert body == b'{"error":{"message":"an internal error occurred","code":2000}}'
     logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "apikeys.asgi")
     assert "GET" in logged and "/incidents/P1" in logged, logged
     assert keys.full not in caplog.text

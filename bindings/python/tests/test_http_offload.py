@@ -39,7 +39,9 @@ class Watched:
         self.holding = threading.Event()
         self.release = threading.Event()
 
-    def authenticate(self, token: str, api: str = "rest", method: str = "GET", scope: Optional[str] = None) -> Any:
+    def authenticate(
+        self, token: str, api: str = "rest", method: str = "GET", scope: Optional[str] = None, **place: Any
+    ) -> Any:
         self.threads.append(threading.current_thread())
         if token in self.hold:
             self.holding.set()
@@ -47,19 +49,19 @@ class Watched:
             if not self.release.wait(timeout=10):
                 raise AssertionError("never released: the event loop was blocked")
         if api == "events":
-            return self.real.authenticate(token, api="events")
-        return self.real.authenticate(token, api="rest", method=method, scope=scope)
+            return self.real.authenticate(token, api="events", **place)
+        return self.real.authenticate(token, api="rest", method=method, scope=scope, **place)
 
     def try_authenticate(
-        self, token: str, api: str = "rest", method: str = "GET", scope: Optional[str] = None
+        self, token: str, api: str = "rest", method: str = "GET", scope: Optional[str] = None, **place: Any
     ) -> Any:
         """Notes its thread in ``tries``; a held key is one the store must read (``None``)."""
         self.tries.append(threading.current_thread())
         if token in self.hold:
             return None
         if api == "events":
-            return self.real.try_authenticate(token, api="events")
-        return self.real.try_authenticate(token, api="rest", method=method, scope=scope)
+            return self.real.try_authenticate(token, api="events", **place)
+        return self.real.try_authenticate(token, api="rest", method=method, scope=scope, **place)
 
 
 async def app(scope: Any, receive: Any, send: Any) -> None:

@@ -26,7 +26,7 @@ def test_the_quickstart_story() -> None:
 
     key_id = issued.record.id
     disabled = kr.disable(admin, key_id)
-    assert disabled.disabled and disabled.disabled_by == "PADMIN1"
+    assert disabled.disabled is not None and disabled.disabled.by == "PADMIN1"
     with pytest.raises(apikeys.Unauthorized) as err2:
         kr.authenticate(token)
     assert err2.value.status == 401 and err2.value.reason == "disabled key"

@@ -26,7 +26,11 @@ def test_times_are_aware_utc_datetimes_exact_to_the_millisecond(
     assert rec.expires_at == datetime(2026, 6, 1, 12, 30, 15, 123_000, tzinfo=timezone.utc)
     assert clock.now() == START
     clock.set(datetime(2026, 3, 1, tzinfo=timezone.utc))
-    assert kr.disable(admin, rec.id).disabled_at == datetime(2026, 3, 1, tzinfo=timezone.utc)
+    disabled = kr.disable(admin, rec.id).disabled
+    assert disabled is not None and disabled.at == datetime(2026, 3, 1, tzinfo=timezone.utc)
+    assert disabled.by == "PADMIN1" and disabled == kr.get(admin, rec.id).disabled
+    assert repr(disabled) == "Disabled(by='PADMIN1', at=datetime.datetime(2026, 3, 1, 0, 0, tzinfo=datetime.timezone.utc))"
+    assert kr.enable(admin, rec.id).disabled is None
 
 
 def test_the_system_clock_is_used_by_default() -> None:

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use apikeys::{Keyring, Request};
+use apikeys::{Keyring, Origin, Request};
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 use http_body::Body;
@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::credentials::routing_key;
+use crate::credentials::{declared_length, routing_key};
 use crate::offload::{self, Checked};
 use crate::rejection::{Rejection, RejectionBody, insert_rate_limit};
 
@@ -103,23 +103,29 @@ where
         Box::pin(async move {
             let (parts, body) = req.into_parts();
             let refuse = |r: Rejection| Ok(r.to_response_in());
-            let declared = parts
-                .headers
-                .get(CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
-            if declared.is_some_and(|n| n > max as u64) {
-                return refuse(Rejection::body_too_large(max));
+            if let Some(declared) = parts.headers.get(CONTENT_LENGTH) {
+                if let Err(r) = declared_length(declared.as_bytes(), max) {
+                    return refuse(r);
+                }
             }
             let bytes = match Limited::new(body, max).collect().await {
                 Ok(c) => c.to_bytes(),
                 Err(e) if e.is::<LengthLimitError>() => {
                     return refuse(Rejection::body_too_large(max));
                 }
-                Err(_) => return refuse(Rejection::invalid_body("the body could not be read")),
+                Err(_) => return refuse(Rejection::unreadable_body()),
             };
             let checked = match routing_key(&bytes) {
-                Ok(key) => offload::check(&keyring, &key, &Request::events()),
+                Ok(key) => {
+                    let origin = Origin {
+                        remote_address: parts
+                            .extensions
+                            .get::<std::net::SocketAddr>()
+                            .map(|a| a as &dyn std::fmt::Display),
+                        path: Some(parts.uri.path()),
+                    };
+                    offload::check(&keyring, &key, &Request::events(), &origin)
+                }
                 Err(r) => return refuse(r),
             };
             let answer = match checked {

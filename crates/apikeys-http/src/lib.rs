@@ -43,13 +43,21 @@
 //!   `Authorization` headers: 400, code 2001 (ambiguous, never guessed); an
 //!   Events body over the limit (512 KiB by default, PagerDuty's), not a JSON
 //!   object (UTF-8), nested deeper than [`credentials::MAX_EVENT_DEPTH`], or
-//!   without a string `routing_key`: 400, code 2001. The Python adapters call
-//!   [`routing_key`] and [`token_from_authorization`] through their binding,
-//!   so they answer these requests as this crate does.
+//!   without a string `routing_key`: 400, code 2001.
+//! - One rendering for every adapter: the Python (`apikeys.asgi`,
+//!   `apikeys.wsgi`) and Node (`apikeys/express`) adapters read requests with
+//!   this crate's plain functions ([`token_from_authorizations`],
+//!   [`token_from_joined_authorization`], [`declared_length`],
+//!   [`routing_key`]) and send what [`Rejection::refusal`] renders (for their
+//!   keyrings' errors, through [`Rejection::from_error_parts`]), all through
+//!   their bindings: the status, headers and body of a refusal are the same
+//!   bytes from every adapter (`tests/refusals.json` lists them, and each
+//!   binding's tests compare their adapters with it).
 //! - Store and other internal failures answer 500 with "an internal error
 //!   occurred"; the reason is in the [`Rejection`] put into the response's
 //!   extensions, for a logging layer to record.
-//! - `ratelimit-reset` and `retry-after` are whole seconds, rounded up. A key
+//! - `ratelimit-reset` and `retry-after` are whole seconds, rounded up (a
+//!   429 says at least 1). A key
 //!   that is refused for another reason (403 …) spends no budget, and the
 //!   keyring does not report its budget, so those answers carry no
 //!   `ratelimit-*` headers.
@@ -68,12 +76,15 @@ mod offload;
 pub mod rejection;
 pub mod rest;
 
-pub use credentials::{MAX_AUTHORIZATION_BYTES, rest_token, routing_key, token_from_authorization};
+pub use credentials::{
+    MAX_AUTHORIZATION_BYTES, declared_length, rest_token, routing_key, token_from_authorization,
+    token_from_authorizations, token_from_joined_authorization,
+};
 pub use events::{DEFAULT_MAX_EVENT_BYTES, EventsAuth, EventsAuthLayer, EventsFuture};
 #[cfg(feature = "axum")]
 pub use extract::Authenticated;
 pub use rejection::{
-    RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET, Rejection, RejectionBody,
-    insert_rate_limit,
+    ErrorParts, RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET, Refusal, Rejection,
+    RejectionBody, insert_rate_limit, rate_limit_headers,
 };
 pub use rest::{RequiredScope, ResponseFuture, RestAuth, RestAuthLayer};

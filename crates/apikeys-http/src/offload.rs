@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use apikeys::{Error, Keyring, Principal, Request, StoreError};
+use apikeys::{Error, Keyring, Origin, Principal, Request, StoreError};
 
 /// A check answered now, or one running on the blocking pool.
 pub(crate) enum Checked {
@@ -21,21 +21,40 @@ pub(crate) enum Checked {
 /// Check `token` for `request`: inline when that cannot wait on I/O,
 /// otherwise on tokio's blocking pool (inline, as a last resort, outside a
 /// tokio runtime).
-pub(crate) fn check(keyring: &Arc<Keyring>, token: &str, request: &Request) -> Checked {
+pub(crate) fn check(
+    keyring: &Arc<Keyring>,
+    token: &str,
+    request: &Request,
+    origin: &Origin<'_>,
+) -> Checked {
     if !keyring.may_block() {
-        return Checked::Now(keyring.authenticate(token, request));
+        return Checked::Now(keyring.authenticate_from(token, request, origin));
     }
-    if let Some(answer) = keyring.try_authenticate(token, request) {
+    if let Some(answer) = keyring.try_authenticate_from(token, request, origin) {
         return Checked::Now(answer);
     }
     match tokio::runtime::Handle::try_current() {
         Ok(runtime) => {
             let keyring = keyring.clone();
             let token = zeroize::Zeroizing::new(token.to_owned());
-            let request = request.clone();
+            // The thread needs its own copy of where the request came from.
+            let address = origin.remote_address.map(|a| a.to_string());
+            let request = request.clone().with_place(address.as_deref(), origin.path);
             Checked::Later(runtime.spawn_blocking(move || keyring.authenticate(&token, &request)))
         }
-        Err(_) => Checked::Now(keyring.authenticate(token, request)),
+        Err(_) => Checked::Now(keyring.authenticate_from(token, request, origin)),
+    }
+}
+
+/// Where `req` came from: its path, and the peer's address when the server
+/// put a [`std::net::SocketAddr`] in the request's extensions.
+pub(crate) fn origin_of<B>(req: &http::Request<B>) -> Origin<'_> {
+    Origin {
+        remote_address: req
+            .extensions()
+            .get::<std::net::SocketAddr>()
+            .map(|a| a as &dyn std::fmt::Display),
+        path: Some(req.uri().path()),
     }
 }
 

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use apikeys::{Error, RateLimitStatus};
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{
+    CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use http::{HeaderMap, Response, StatusCode};
 use http_body_util::combinators::{BoxBody, UnsyncBoxBody};
 use http_body_util::{BodyExt, Either, Full};
@@ -49,6 +51,11 @@ impl Rejection {
             reason: Cow::Borrowed(message),
             limited: None,
         }
+    }
+
+    /// A refused request (400, 2001) whose body the adapter could not use.
+    fn bad_body(message: &'static str) -> Self {
+        Rejection::new(StatusCode::BAD_REQUEST, 2001, "invalid_body", message)
     }
 
     /// A request without an `Authorization` header (REST): 401.
@@ -93,7 +100,33 @@ impl Rejection {
 
     /// An Events body that is not a JSON object (or could not be read): 400.
     pub fn invalid_body(message: &'static str) -> Self {
-        Rejection::new(StatusCode::BAD_REQUEST, 2001, "invalid_body", message)
+        Rejection::bad_body(message)
+    }
+
+    /// An Events body that does not start as a JSON object does: 400.
+    pub fn not_an_object() -> Self {
+        Rejection::bad_body("the body must be a JSON object")
+    }
+
+    /// An Events body that is not JSON (invalid UTF-8 included): 400.
+    pub fn not_json() -> Self {
+        Rejection::bad_body("the body is not valid JSON")
+    }
+
+    /// An Events body whose `routing_key` is not one string: 400.
+    pub fn routing_key_not_a_string() -> Self {
+        Rejection::bad_body("'routing_key' must be one string")
+    }
+
+    /// An Events body whose stream failed or ended early: 400.
+    pub fn unreadable_body() -> Self {
+        Rejection::bad_body("the body could not be read")
+    }
+
+    /// A `Content-Length` that is not a number (see
+    /// [`crate::credentials::declared_length`]): 400.
+    pub fn invalid_content_length() -> Self {
+        Rejection::bad_body("the Content-Length header is not a number")
     }
 
     /// An Events body without a `routing_key`: 400.
@@ -108,37 +141,102 @@ impl Rejection {
 
     /// A route reached without the layer in front of it (a server bug): 500.
     pub fn not_protected() -> Self {
-        let mut r = Rejection::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            2000,
+        Rejection::misconfigured_as(
             "not_protected",
-            "an internal error occurred",
-        );
-        r.reason = Cow::Borrowed(
-            "the handler asked for the principal, but no apikeys layer authenticated the request",
-        );
+            Cow::Borrowed(
+                "the handler asked for the principal, but no apikeys layer authenticated the request",
+            ),
+        )
+    }
+
+    /// A server set up so that the adapter cannot decide (a route whose scope
+    /// declaration cannot be honoured, a body read away before the adapter):
+    /// 500; `reason`, for the logs, says what is wrong.
+    pub fn misconfigured(reason: impl Into<Cow<'static, str>>) -> Self {
+        Rejection::misconfigured_as("misconfigured", reason.into())
+    }
+
+    /// The refusals an adapter in another language meets on its own, by
+    /// name (what the Python and Node adapters pass across their bindings):
+    /// `body_too_large` (over `limit` bytes), `not_json`, `not_an_object`,
+    /// `routing_key_not_a_string`, `unreadable_body`, `misconfigured`
+    /// (`reason` says why). `None` for any other name.
+    pub fn named(name: &str, limit: usize, reason: &str) -> Option<Self> {
+        Some(match name {
+            "body_too_large" => Rejection::body_too_large(limit),
+            "not_json" => Rejection::not_json(),
+            "not_an_object" => Rejection::not_an_object(),
+            "routing_key_not_a_string" => Rejection::routing_key_not_a_string(),
+            "unreadable_body" => Rejection::unreadable_body(),
+            "misconfigured" => Rejection::misconfigured(reason.to_owned()),
+            _ => return None,
+        })
+    }
+
+    fn misconfigured_as(kind: &'static str, reason: Cow<'static, str>) -> Self {
+        let mut r = Rejection::new(StatusCode::INTERNAL_SERVER_ERROR, 2000, kind, INTERNAL);
+        r.reason = reason;
         r
     }
 
     /// What [`apikeys::Keyring::authenticate`] refused, as the design's table says.
     pub fn from_error(error: &Error) -> Self {
+        let limited = match error {
+            Error::RateLimited { retry_after, limit } => Some((*limit, *retry_after)),
+            _ => None,
+        };
         let status =
             StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let internal = status.is_server_error();
+        Rejection::refused(
+            status,
+            error.code(),
+            error.kind_name(),
+            || error.to_string(),
+            error.reason(),
+            limited,
+        )
+    }
+
+    /// What [`Rejection::from_error`] makes of an error known only by what a
+    /// binding's exception carries (the Python and Node adapters render the
+    /// errors of their keyrings, or of a stand-in, this way): the same
+    /// status, body and headers as for the core error with these facts.
+    pub fn from_error_parts(parts: ErrorParts<'_>) -> Self {
+        let status = StatusCode::from_u16(parts.status)
+            .ok()
+            .filter(|s| s.is_client_error() || s.is_server_error())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        Rejection::refused(
+            status,
+            parts.code,
+            parts.kind,
+            || parts.message.to_owned(),
+            parts.reason.to_owned(),
+            parts.rate_limit,
+        )
+    }
+
+    /// The one rule for refused keys: a 5xx says only that an internal error
+    /// occurred; a 429 carries when to retry.
+    fn refused(
+        status: StatusCode,
+        code: u32,
+        kind: &'static str,
+        message: impl FnOnce() -> String,
+        reason: String,
+        limited: Option<(u32, Duration)>,
+    ) -> Self {
         Rejection {
             status,
-            code: error.code(),
-            kind: error.kind_name(),
-            message: if internal {
-                Cow::Borrowed("an internal error occurred")
+            code,
+            kind,
+            message: if status.is_server_error() {
+                Cow::Borrowed(INTERNAL)
             } else {
-                Cow::Owned(error.to_string())
+                Cow::Owned(message())
             },
-            reason: Cow::Owned(error.reason()),
-            limited: match error {
-                Error::RateLimited { retry_after, limit } => Some((*limit, *retry_after)),
-                _ => None,
-            },
+            reason: Cow::Owned(reason),
+            limited: limited.filter(|_| status == StatusCode::TOO_MANY_REQUESTS),
         }
     }
 
@@ -154,7 +252,8 @@ impl Rejection {
 
     /// A stable snake_case name: the core error's [`Error::kind_name`], or one of
     /// `missing_key`, `malformed_authorization`, `duplicate_authorization`,
-    /// `body_too_large`, `invalid_body`, `missing_routing_key`, `not_protected`.
+    /// `body_too_large`, `invalid_body`, `missing_routing_key`, `not_protected`,
+    /// `misconfigured`.
     pub fn kind(&self) -> &'static str {
         self.kind
     }
@@ -175,10 +274,58 @@ impl Rejection {
         self.limited.map(|(_, d)| d)
     }
 
-    /// The JSON body: `{"error":{"message":…,"code":…}}`.
+    /// The JSON body: `{"error":{"message":…,"code":…}}`, PagerDuty's
+    /// (the message first, no blanks), byte for byte what every adapter sends.
     pub fn body(&self) -> Bytes {
-        let v = serde_json::json!({"error": {"message": self.message, "code": self.code}});
-        Bytes::from(v.to_string())
+        // Written out rather than through a `serde_json::Value`, whose map
+        // orders keys by name (or by insertion, with a feature another crate
+        // of the build may turn on): the bytes never depend on the build.
+        let message = serde_json::to_string(self.message.as_ref())
+            .unwrap_or_else(|_| format!("{:?}", INTERNAL));
+        Bytes::from(format!(
+            r#"{{"error":{{"message":{message},"code":{}}}}}"#,
+            self.code
+        ))
+    }
+
+    /// Each response header but `content-length`, in the order written:
+    /// `content-type`; `www-authenticate: Token` on a 401; on a 429
+    /// `retry-after` and the `ratelimit-*` headers (whole seconds, rounded
+    /// up, at least 1).
+    fn each_header(&self, mut put: impl FnMut(HeaderName, HeaderValue)) {
+        put(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        if self.status == StatusCode::UNAUTHORIZED {
+            put(WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
+        }
+        if let Some((limit, retry)) = self.limited {
+            let secs = number(ceil_secs(retry).max(1));
+            put(RETRY_AFTER, secs.clone());
+            put(RATELIMIT_LIMIT, number(u64::from(limit)));
+            put(RATELIMIT_REMAINING, number(0));
+            put(RATELIMIT_RESET, secs);
+        }
+    }
+
+    /// The whole answer as plain data, for a server that writes it itself
+    /// (the Python and Node adapters send exactly this): the status, every
+    /// header (`content-length` second, after `content-type`) and the body.
+    pub fn refusal(&self) -> Refusal {
+        let body = self.body();
+        let mut headers = Vec::with_capacity(7);
+        self.each_header(|name, value| {
+            headers.push((name, value));
+            if headers.len() == 1 {
+                headers.push((CONTENT_LENGTH, number(body.len() as u64)));
+            }
+        });
+        Refusal {
+            status: self.status,
+            headers,
+            body,
+        }
     }
 
     /// The whole response.
@@ -193,27 +340,45 @@ impl Rejection {
         let mut res = Response::new(B::from(RejectionBody(self.body())));
         *res.status_mut() = self.status;
         let h = res.headers_mut();
-        h.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/json; charset=utf-8"),
-        );
-        if self.status == StatusCode::UNAUTHORIZED {
-            h.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
-        }
-        if let Some((limit, retry)) = self.limited {
-            h.insert(RETRY_AFTER, number(ceil_secs(retry)));
-            insert_rate_limit(
-                h,
-                &RateLimitStatus {
-                    limit,
-                    remaining: 0,
-                    reset: retry,
-                },
-            );
-        }
+        self.each_header(|name, value| {
+            h.insert(name, value);
+        });
         res.extensions_mut().insert(self.clone());
         res
     }
+}
+
+/// What the client is told of an internal failure.
+const INTERNAL: &str = "an internal error occurred";
+
+/// The facts of a refused key as a binding's exception carries them, for
+/// [`Rejection::from_error_parts`].
+#[derive(Clone, Copy, Debug)]
+pub struct ErrorParts<'a> {
+    /// The HTTP status ([`Error::http_status`]).
+    pub status: u16,
+    /// PagerDuty's code ([`Error::code`]).
+    pub code: u32,
+    /// The error's [`Error::kind_name`].
+    pub kind: &'static str,
+    /// The error's message (its `Display`); a 5xx never shows it.
+    pub message: &'a str,
+    /// [`Error::reason`], for the logs.
+    pub reason: &'a str,
+    /// For [`Error::RateLimited`]: the limit and when to retry.
+    pub rate_limit: Option<(u32, Duration)>,
+}
+
+/// A refusal as plain data ([`Rejection::refusal`]): what a server that is
+/// not tower writes.
+#[derive(Clone, Debug)]
+pub struct Refusal {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// Every header, in the order to write them (names in lowercase).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// PagerDuty's JSON error body.
+    pub body: Bytes,
 }
 
 impl std::fmt::Display for Rejection {
@@ -301,12 +466,22 @@ pub(crate) fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
-/// Add `ratelimit-limit`, `ratelimit-remaining` and `ratelimit-reset` (seconds,
-/// rounded up) to response headers.
+/// `ratelimit-limit`, `ratelimit-remaining` and `ratelimit-reset` (seconds,
+/// rounded up) of an admitted request, as plain data (what the Python
+/// adapters add to the application's answer).
+pub fn rate_limit_headers(status: &RateLimitStatus) -> [(HeaderName, HeaderValue); 3] {
+    [
+        (RATELIMIT_LIMIT, number(u64::from(status.limit))),
+        (RATELIMIT_REMAINING, number(u64::from(status.remaining))),
+        (RATELIMIT_RESET, number(ceil_secs(status.reset))),
+    ]
+}
+
+/// Add [`rate_limit_headers`] to response headers.
 pub fn insert_rate_limit(headers: &mut HeaderMap, status: &RateLimitStatus) {
-    headers.insert(RATELIMIT_LIMIT, number(u64::from(status.limit)));
-    headers.insert(RATELIMIT_REMAINING, number(u64::from(status.remaining)));
-    headers.insert(RATELIMIT_RESET, number(ceil_secs(status.reset)));
+    for (name, value) in rate_limit_headers(status) {
+        headers.insert(name, value);
+    }
 }
 
 /// Numbers below this are header values made once (rate limits, what is left
@@ -467,6 +642,160 @@ mod tests {
             std::task::Poll::Ready(v) => v,
             std::task::Poll::Pending => panic!("not ready"),
         }
+    }
+
+    #[test]
+    fn the_body_is_pagerdutys_to_the_byte() {
+        let r = Rejection::missing_key();
+        assert_eq!(
+            r.body(),
+            r#"{"error":{"message":"no API key: send the header 'Authorization: Token token=<key>'","code":2006}}"#
+        );
+        let r = Rejection::from_error_parts(ErrorParts {
+            status: 403,
+            code: 2010,
+            kind: "forbidden",
+            message: "a \"quoted\"\nline \u{e9}",
+            reason: "r",
+            rate_limit: None,
+        });
+        assert_eq!(
+            r.body(),
+            "{\"error\":{\"message\":\"a \\\"quoted\\\"\\nline \u{e9}\",\"code\":2010}}"
+        );
+    }
+
+    #[test]
+    fn the_plain_refusal_is_the_response_with_its_length() {
+        let limited = Rejection::from_error(&Error::RateLimited {
+            retry_after: Duration::from_millis(1500),
+            limit: 960,
+        });
+        for r in [
+            Rejection::missing_key(),
+            Rejection::body_too_large(10),
+            limited,
+            Rejection::misconfigured("two scopes"),
+        ] {
+            let plain = r.refusal();
+            let res = r.to_response();
+            assert_eq!(plain.status, res.status());
+            assert_eq!(plain.body, r.body());
+            let names: Vec<&str> = plain.headers.iter().map(|(n, _)| n.as_str()).collect();
+            assert_eq!(names[..2], ["content-type", "content-length"]);
+            assert_eq!(plain.headers[1].1, plain.body.len().to_string().as_str());
+            let without_length: Vec<_> = plain
+                .headers
+                .iter()
+                .filter(|(n, _)| *n != CONTENT_LENGTH)
+                .cloned()
+                .collect();
+            let from_response: Vec<_> = res
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.clone(), v.clone()))
+                .collect();
+            assert_eq!(without_length, from_response, "{}", r.kind());
+        }
+    }
+
+    #[test]
+    fn named_refusals_are_the_constructors() {
+        let same = |a: Option<Rejection>, b: Rejection| {
+            let a = a.expect("a known name");
+            assert_eq!(
+                (a.status(), a.kind(), a.message(), a.reason()),
+                (b.status(), b.kind(), b.message(), b.reason())
+            );
+        };
+        same(
+            Rejection::named("body_too_large", 9, ""),
+            Rejection::body_too_large(9),
+        );
+        same(Rejection::named("not_json", 0, ""), Rejection::not_json());
+        same(
+            Rejection::named("not_an_object", 0, ""),
+            Rejection::not_an_object(),
+        );
+        same(
+            Rejection::named("routing_key_not_a_string", 0, ""),
+            Rejection::routing_key_not_a_string(),
+        );
+        same(
+            Rejection::named("unreadable_body", 0, ""),
+            Rejection::unreadable_body(),
+        );
+        same(
+            Rejection::named("misconfigured", 0, "why"),
+            Rejection::misconfigured("why"),
+        );
+        assert!(Rejection::named("missing_key", 0, "").is_none());
+    }
+
+    #[test]
+    fn a_429_says_at_least_one_second() {
+        for (ms, secs) in [(0, "1"), (1, "1"), (999, "1"), (1000, "1"), (1001, "2")] {
+            let r = Rejection::from_error(&Error::RateLimited {
+                retry_after: Duration::from_millis(ms),
+                limit: 5,
+            });
+            let h = r.to_response();
+            assert_eq!(h.headers()[RETRY_AFTER], secs, "{ms} ms");
+            assert_eq!(h.headers()[RATELIMIT_RESET], secs, "{ms} ms");
+        }
+    }
+
+    #[test]
+    fn an_error_by_its_parts_is_rendered_as_the_error_itself() {
+        let errors = [
+            Error::Unauthorized(AuthFailure::Unknown),
+            Error::Forbidden {
+                reason: "a read-only key may only read".into(),
+            },
+            Error::RateLimited {
+                retry_after: Duration::from_millis(2500),
+                limit: 120,
+            },
+            Error::Store(apikeys::StoreError::Unavailable("10.0.0.1 refused".into())),
+            Error::Random,
+        ];
+        for e in &errors {
+            let direct = Rejection::from_error(e);
+            let reason = e.reason();
+            let message = e.to_string();
+            let by_parts = Rejection::from_error_parts(ErrorParts {
+                status: e.http_status(),
+                code: e.code(),
+                kind: e.kind_name(),
+                message: &message,
+                reason: &reason,
+                rate_limit: match e {
+                    Error::RateLimited { retry_after, limit } => Some((*limit, *retry_after)),
+                    _ => None,
+                },
+            });
+            assert_eq!(
+                format!("{:?}", direct.refusal()),
+                format!("{:?}", by_parts.refusal()),
+                "{e:?}"
+            );
+            assert_eq!(
+                (direct.kind(), direct.reason()),
+                (by_parts.kind(), by_parts.reason())
+            );
+        }
+        // A status that is no refusal is an internal error; a retry only goes with a 429.
+        let odd = Rejection::from_error_parts(ErrorParts {
+            status: 200,
+            code: 2006,
+            kind: "unauthorized",
+            message: "secret detail",
+            reason: "",
+            rate_limit: Some((1, Duration::from_secs(1))),
+        });
+        assert_eq!(odd.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(odd.message(), "an internal error occurred");
+        assert!(odd.retry_after().is_none());
     }
 
     #[test]

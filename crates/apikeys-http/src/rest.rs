@@ -168,12 +168,13 @@ impl<S> RestAuth<S> {
         Ok(match req.extensions().get::<RequiredScope>() {
             Some(RequiredScope(scope)) if !shared.scope => {
                 let request = Request::rest_method(method).with_parsed_scope(scope.clone());
-                offload::check(&shared.keyring, token, &request)
+                offload::check(&shared.keyring, token, &request, &offload::origin_of(req))
             }
             _ => offload::check(
                 &shared.keyring,
                 token,
                 &shared.requests[method_index(method)],
+                &offload::origin_of(req),
             ),
         })
     }

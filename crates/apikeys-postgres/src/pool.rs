@@ -154,29 +154,15 @@ impl Inner {
             &mut HashMap<&'static str, Statement>,
         ) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut attempt = 1;
-        loop {
-            let mut conn = self.conn()?;
-            self.cache.fence();
-            let Conn { client, statements } = &mut *conn;
-            let mut tx = match client.transaction() {
-                Ok(tx) => tx,
-                Err(e) if connection_lost(&e) && attempt < self.attempts() => {
-                    attempt += 1;
-                    continue;
-                }
-                Err(e) => return Err(pg(e)),
-            };
-            let out = f(&mut tx, statements)?;
-            tx.commit().map_err(pg)?;
-            return Ok(out);
-        }
+        self.write_if(|tx, st| f(tx, st).map(|out| (out, true)))
     }
 }
 
 impl Inner {
     /// [`Inner::write`] whose `f` also says whether to commit (`true`) or
-    /// roll back what it did (`false`).
+    /// roll back what it did (`false`). Retried on another connection only
+    /// when the connection was found broken at `BEGIN`, before anything was
+    /// sent. The lookup cache is fenced first (docs/design.md §6.6).
     pub(crate) fn write_if<T>(
         &self,
         mut f: impl FnMut(

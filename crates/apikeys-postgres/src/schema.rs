@@ -78,6 +78,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX apikeys_audit_account ON apikeys_audit (account, at, id, actor, action);
     CREATE INDEX apikeys_audit_key ON apikeys_audit (account, key_id, at, id, actor, action);
     CREATE INDEX apikeys_audit_at ON apikeys_audit (at);
+    -- Where a key was last used from (JSON), written with last_used_at and,
+    -- like it, watched by no trigger: it changes no cached answer.
+    ALTER TABLE apikeys_keys ADD COLUMN last_used_from text;
 ",
 ];
 

@@ -6,7 +6,8 @@ use apikeys::store::rows::{self, LookupRow, id_value, millis};
 use apikeys::store::{CachedLookup, Edit, check_immutable, removed_state, standing_user};
 use apikeys::{
     AccountSettings, AuditEvent, AuditPage, AuditWindow, Digest, Disabled, KeyFilter, KeyId,
-    KeyKind, KeyLookup, KeyRecord, KeyStore, StoreError, Timestamp, UserInsert, UserState,
+    KeyKind, KeyLookup, KeyRecord, KeyStore, StoreError, Timestamp, UsePlace, UserInsert,
+    UserState,
 };
 use postgres::error::SqlState;
 use postgres::{Row, Statement, Transaction};
@@ -34,9 +35,9 @@ const STANDING_KEYS_SQL: &str = "
 /// The user's standing, locked until the transaction ends.
 const USER_FOR_UPDATE_SQL: &str =
     "SELECT role, removed FROM apikeys_users WHERE account = $1 AND user_id = $2 FOR UPDATE";
-const GET_SQL: &str = "SELECT record, last_used_at FROM apikeys_keys WHERE id = $1";
+const GET_SQL: &str = "SELECT record, last_used_at, last_used_from FROM apikeys_keys WHERE id = $1";
 const LIST_SQL: &str = "
-    SELECT record, last_used_at FROM apikeys_keys
+    SELECT record, last_used_at, last_used_from FROM apikeys_keys
     WHERE account = $1
       AND ($2::text IS NULL OR kind = $2)
       AND ($3::text IS NULL OR owner = $3)";
@@ -48,6 +49,7 @@ const USER_SQL: &str =
 impl Inner {
     pub(crate) fn flush(&self) -> Result<usize, StoreError> {
         self.flush_successors()?;
+        self.flush_places()?;
         self.uses.flush(|uses| {
             let ids: Vec<i64> = uses.iter().map(|&(id, _)| id_value(id)).collect();
             let ats: Vec<i64> = uses.iter().map(|&(_, at)| millis(at)).collect();
@@ -82,11 +84,12 @@ impl Inner {
                 let Some(mut r) = select_for_update(self, tx, st, old)? else {
                     continue;
                 };
-                match r.rotation.as_mut() {
-                    Some(rot) if rot.successor_used_at.is_none() => {
-                        rot.successor_used_at = Some(at);
-                    }
-                    _ => continue,
+                if !r
+                    .rotation
+                    .as_mut()
+                    .is_some_and(|rot| rot.note_successor_use(at))
+                {
+                    continue;
                 }
                 let s = prepared(tx, st, "UPDATE apikeys_keys SET record = $2 WHERE id = $1")?;
                 tx.execute(&s, &[&id_value(old), &rows::encode_record(POSTGRES, &r)?])
@@ -128,6 +131,44 @@ impl Inner {
         }
         .decode(POSTGRES, &self.uses)
         .map(Some)
+    }
+
+    /// A row of `record, last_used_at, last_used_from` (get, list).
+    fn record_with_place(&self, row: &Row) -> Result<KeyRecord, StoreError> {
+        let mut r = rows::decode_record(POSTGRES, row.get(0), row.get(1))?;
+        r.last_used_from = rows::decode_place(row.get(2));
+        self.uses.merge(&mut r);
+        Ok(r)
+    }
+
+    /// Write the queued places of last uses (their own column: no trigger,
+    /// no cache to drop).
+    fn flush_places(&self) -> Result<(), StoreError> {
+        let places = self.uses.take_places();
+        if places.is_empty() {
+            return Ok(());
+        }
+        let written = (|| {
+            let ids: Vec<i64> = places.iter().map(|(id, _)| id_value(*id)).collect();
+            let json = places
+                .iter()
+                .map(|(_, p)| rows::encode_place(POSTGRES, p))
+                .collect::<Result<Vec<String>, _>>()?;
+            self.write(|tx, _| {
+                tx.execute(
+                    "UPDATE apikeys_keys k SET last_used_from = u.place
+                     FROM unnest($1::bigint[], $2::text[]) AS u(id, place)
+                     WHERE k.id = u.id",
+                    &[&ids, &json],
+                )
+                .map_err(pg)?;
+                Ok(())
+            })
+        })();
+        if written.is_err() {
+            self.uses.requeue_places(places);
+        }
+        written
     }
 
     pub(crate) fn record_from(&self, row: &Row) -> Result<KeyRecord, StoreError> {
@@ -465,7 +506,9 @@ impl KeyStore for PostgresStore {
 
     fn get(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
         let rows = self.inner.read(|c| c.query(GET_SQL, &[&id_value(id)]))?;
-        rows.first().map(|r| self.inner.record_from(r)).transpose()
+        rows.first()
+            .map(|r| self.inner.record_with_place(r))
+            .transpose()
     }
 
     fn list(&self, account: &str, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
@@ -476,7 +519,7 @@ impl KeyStore for PostgresStore {
             .read(|c| c.query(LIST_SQL, &[&account, &kind, &owner]))?;
         let mut out = rows
             .iter()
-            .map(|r| self.inner.record_from(r))
+            .map(|r| self.inner.record_with_place(r))
             .collect::<Result<Vec<_>, _>>()?;
         out.sort_by_key(|r| (r.created_at, r.id));
         Ok(out)
@@ -544,6 +587,17 @@ impl KeyStore for PostgresStore {
 
     fn record_use(&self, id: KeyId, at: Timestamp) -> Result<(), StoreError> {
         self.inner.uses.push(id, at);
+        self.inner.cache.note_use(id, at);
+        Ok(())
+    }
+
+    fn record_use_from(
+        &self,
+        id: KeyId,
+        at: Timestamp,
+        place: &UsePlace,
+    ) -> Result<(), StoreError> {
+        self.inner.uses.push_from(id, at, place);
         self.inner.cache.note_use(id, at);
         Ok(())
     }

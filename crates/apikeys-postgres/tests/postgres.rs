@@ -405,3 +405,47 @@ fn a_server_error_keeps_its_source_and_never_prints_the_rows_values() {
         assert!(!text.contains("probe-4c1d"), "{text}");
     }
 }
+
+#[test]
+fn a_version_1_database_is_migrated_on_connect_and_keeps_its_keys() {
+    let schema = fresh_schema();
+    let kr = Keyring::new(store_in(&schema, PostgresStore::options()));
+    let k = kr
+        .create_general_key(&admin(), "old", AccessLevel::FullAccess)
+        .unwrap();
+    drop(kr);
+    // Back to what version 1 wrote: no audit trail, no place of last use.
+    raw()
+        .batch_execute(&format!(
+            "DROP TABLE {schema}.apikeys_audit;
+             ALTER TABLE {schema}.apikeys_keys DROP COLUMN last_used_from;
+             UPDATE {schema}.apikeys_schema_version SET version = 1;"
+        ))
+        .unwrap();
+    let store = store_in(&schema, PostgresStore::options());
+    let kr = Keyring::new(store);
+    kr.authenticate(k.secret().expose(), &Request::rest("GET"))
+        .expect("the key survives the migration");
+    kr.disable(&admin(), &k.record().id.to_string()).unwrap();
+    let page = kr
+        .audit_records(&apikeys::AuditQuery::account("acme"))
+        .unwrap();
+    assert_eq!(page.records.len(), 1, "the migrated database keeps a trail");
+    let version: i32 = raw()
+        .query_one(
+            &format!("SELECT version FROM {schema}.apikeys_schema_version"),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(version, apikeys_postgres::SCHEMA_VERSION);
+}
+
+#[test]
+fn a_rotation_end_in_another_process_is_seen() {
+    let schema = fresh_schema();
+    durable::a_rotation_end_in_another_process_is_seen(
+        &Keyring::new(store_in(&schema, PostgresStore::options())),
+        &schema,
+    );
+}

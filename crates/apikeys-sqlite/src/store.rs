@@ -4,7 +4,8 @@ use apikeys::store::rows::{self, LookupRow, id_value, millis};
 use apikeys::store::{CachedLookup, Edit, check_immutable, removed_state, standing_user};
 use apikeys::{
     AccountSettings, AuditEvent, AuditPage, AuditWindow, Digest, Disabled, KeyFilter, KeyId,
-    KeyKind, KeyLookup, KeyRecord, KeyStore, StoreError, Timestamp, UserInsert, UserState,
+    KeyKind, KeyLookup, KeyRecord, KeyStore, StoreError, Timestamp, UsePlace, UserInsert,
+    UserState,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -30,6 +31,7 @@ const STANDING_KEYS_SQL: &str = "
 impl Inner {
     pub(crate) fn flush(&self) -> Result<usize, StoreError> {
         self.flush_successors()?;
+        self.flush_places()?;
         self.uses.flush(|uses| {
             self.write(|tx| {
                 let mut stmt = tx
@@ -59,11 +61,12 @@ impl Inner {
                 let Some(mut r) = select_record(tx, old)? else {
                     continue;
                 };
-                match r.rotation.as_mut() {
-                    Some(rot) if rot.successor_used_at.is_none() => {
-                        rot.successor_used_at = Some(at);
-                    }
-                    _ => continue,
+                if !r
+                    .rotation
+                    .as_mut()
+                    .is_some_and(|rot| rot.note_successor_use(at))
+                {
+                    continue;
                 }
                 tx.execute(
                     "UPDATE apikeys_keys SET record = ?2 WHERE id = ?1",
@@ -89,6 +92,29 @@ impl Inner {
         }
     }
 
+    /// Write the queued places of last uses (their own column: no trigger,
+    /// no cache to drop).
+    fn flush_places(&self) -> Result<(), StoreError> {
+        let places = self.uses.take_places();
+        if places.is_empty() {
+            return Ok(());
+        }
+        let written = self.write(|tx| {
+            let mut stmt = tx
+                .prepare_cached("UPDATE apikeys_keys SET last_used_from = ?2 WHERE id = ?1")
+                .map_err(unavailable)?;
+            for (id, p) in &places {
+                stmt.execute(params![id_value(*id), rows::encode_place(SQLITE, p)?])
+                    .map_err(unavailable)?;
+            }
+            Ok(())
+        });
+        if written.is_err() {
+            self.uses.requeue_places(places);
+        }
+        written
+    }
+
     fn read_record(
         &self,
         sql: &str,
@@ -99,12 +125,17 @@ impl Inner {
             .prepare_cached(sql)
             .map_err(unavailable)?
             .query_row(args, |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<i64>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
             })
             .optional()
             .map_err(unavailable)?;
-        row.map(|(json, used)| {
+        row.map(|(json, used, place)| {
             let mut r = rows::decode_record(SQLITE, &json, used)?;
+            r.last_used_from = rows::decode_place(place.as_deref());
             self.uses.merge(&mut r);
             Ok(r)
         })
@@ -432,7 +463,7 @@ impl KeyStore for SqliteStore {
 
     fn get(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
         self.inner.read_record(
-            "SELECT record, last_used_at FROM apikeys_keys WHERE id = ?1",
+            "SELECT record, last_used_at, last_used_from FROM apikeys_keys WHERE id = ?1",
             [id_value(id)],
         )
     }
@@ -441,7 +472,7 @@ impl KeyStore for SqliteStore {
         let conn = self.inner.reader()?;
         let mut stmt = conn
             .prepare_cached(
-                "SELECT record, last_used_at FROM apikeys_keys
+                "SELECT record, last_used_at, last_used_from FROM apikeys_keys
                  WHERE account = ?1
                    AND (?2 IS NULL OR kind = ?2)
                    AND (?3 IS NULL OR owner = ?3)",
@@ -454,13 +485,20 @@ impl KeyStore for SqliteStore {
                     filter.kind.map(|k| k.as_str()),
                     filter.owner.as_deref()
                 ],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?)),
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<i64>>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                    ))
+                },
             )
             .map_err(unavailable)?;
         let mut out = Vec::new();
         for row in rows {
-            let (json, used) = row.map_err(unavailable)?;
+            let (json, used, place) = row.map_err(unavailable)?;
             let mut r = rows::decode_record(SQLITE, &json, used)?;
+            r.last_used_from = rows::decode_place(place.as_deref());
             self.inner.uses.merge(&mut r);
             out.push(r);
         }
@@ -528,6 +566,17 @@ impl KeyStore for SqliteStore {
 
     fn record_use(&self, id: KeyId, at: Timestamp) -> Result<(), StoreError> {
         self.inner.uses.push(id, at);
+        self.inner.cache.note_use(id, at);
+        Ok(())
+    }
+
+    fn record_use_from(
+        &self,
+        id: KeyId,
+        at: Timestamp,
+        place: &UsePlace,
+    ) -> Result<(), StoreError> {
+        self.inner.uses.push_from(id, at, place);
         self.inner.cache.note_use(id, at);
         Ok(())
     }

@@ -311,7 +311,8 @@ fn a_version_1_file_is_migrated_on_open_and_keeps_its_keys() {
     // Turn it back into what version 1 wrote: no change log, no audit trail.
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
-        "DROP TABLE apikeys_audit; DROP TRIGGER apikeys_keys_updated; DROP TRIGGER apikeys_keys_deleted;
+        "DROP TABLE apikeys_audit; ALTER TABLE apikeys_keys DROP COLUMN last_used_from;
+         DROP TRIGGER apikeys_keys_updated; DROP TRIGGER apikeys_keys_deleted;
          DROP TRIGGER apikeys_accounts_inserted; DROP TRIGGER apikeys_accounts_updated;
          DROP TRIGGER apikeys_accounts_deleted; DROP TRIGGER apikeys_users_inserted;
          DROP TRIGGER apikeys_users_updated; DROP TRIGGER apikeys_users_deleted;
@@ -625,4 +626,14 @@ fn a_failed_write_keeps_sqlites_error_and_never_prints_what_it_wrote() {
         assert!(text.contains("no new accounts here"), "{text}");
         assert!(!text.contains("acct-7f3e9"), "{text}");
     }
+}
+
+#[test]
+fn a_rotation_end_in_another_process_is_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rotation-process.db");
+    durable::a_rotation_end_in_another_process_is_seen(
+        &Keyring::new(SqliteStore::open(&path).unwrap()),
+        &path,
+    );
 }

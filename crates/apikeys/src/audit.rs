@@ -410,11 +410,30 @@ impl AuditQuery {
     /// library did not make.
     pub fn resolve(&self, now: Timestamp) -> crate::Result<AuditWindow> {
         use crate::Error;
-        if self.account.is_empty() || self.account.len() > crate::keyring::MAX_ID_BYTES {
+        let id_ok = |s: &str| {
+            !s.is_empty()
+                && s.len() <= crate::keyring::MAX_ID_BYTES
+                && !s.chars().any(|c| c.is_control() || c.is_whitespace())
+        };
+        if !id_ok(&self.account) {
             return Err(Error::invalid(
                 "account",
-                format!("must be 1 to {} bytes", crate::keyring::MAX_ID_BYTES),
+                format!(
+                    "must be 1 to {} bytes without whitespace or control characters",
+                    crate::keyring::MAX_ID_BYTES
+                ),
             ));
+        }
+        if let Some(actor) = &self.actor {
+            if !id_ok(actor) {
+                return Err(Error::invalid(
+                    "actor",
+                    format!(
+                        "must be 1 to {} bytes without whitespace or control characters",
+                        crate::keyring::MAX_ID_BYTES
+                    ),
+                ));
+            }
         }
         // Until now, this millisecond included.
         let until = self

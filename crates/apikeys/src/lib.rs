@@ -15,6 +15,9 @@
 //!   ever contains a key.
 //! - **A fast hot path**: [`Keyring::authenticate`] costs little more than one SHA-256.
 //! - **Pluggable storage**: the [`KeyStore`] trait, with [`MemoryStore`] as the default.
+//! - **Finding leaked keys**: [`find_candidates`] finds what looks like a key
+//!   in any text (with offsets, never printing it), and
+//!   [`Keyring::check_leaked`] says which of those are keys of the store.
 //!
 //! ```
 //! use apikeys::{AccessLevel, Actor, Error, Keyring, MemoryStore, Request, Role};
@@ -72,6 +75,7 @@ mod digest;
 mod error;
 mod key;
 mod keyring;
+mod leaks;
 mod names;
 mod policy;
 pub mod ratelimit;
@@ -96,7 +100,11 @@ pub use self::{
     keyring::{
         DEFAULT_ROTATION_QUIET, IssuedKey, Keyring, KeyringBuilder, LAST_USED_GRANULARITY,
         MAX_DESCRIPTION_CHARS, MAX_ID_BYTES, MAX_ROTATION_GRACE, MAX_SCOPES, NewKey, OFFBOARDING,
-        Principal,
+        Origin, Principal,
+    },
+    leaks::{
+        CONTEXT_BYTES, Candidate, LeakState, LeakedKey, StreamCandidate, StreamScanner,
+        find_candidates, find_candidates_in_bytes,
     },
     policy::{
         Action, GrantsTable, PAGERDUTY_ADMIN_ONLY, ResourceSet, RoleGrants, Subject, may_manage,
@@ -105,7 +113,10 @@ pub use self::{
         Decision, Limit, LimitClass, LocalRateLimiter, RateBucket, RateLimitStatus, RateLimiter,
         RateLimits,
     },
-    record::{AccessLevel, ApiVersion, Disabled, KeyId, KeyRecord, Rotation, Scope, Timestamp},
+    record::{
+        AccessLevel, ApiVersion, Disabled, KeyId, KeyRecord, MAX_PLACE_ADDRESS_BYTES,
+        MAX_PLACE_PATH_BYTES, Rotation, Scope, Timestamp, UsePlace,
+    },
     request::{Method, Request},
     role::{AccountSettings, Actor, Role, UserState},
     secret::Secret,

@@ -360,6 +360,11 @@ pub struct KeyRecord {
     pub disabled: Option<Box<Disabled>>,
     /// The last successful authentication (coalesced to about a minute).
     pub last_used_at: Option<Timestamp>,
+    /// Where the key was last used from, when the caller said
+    /// ([`Request::with_place`](crate::Request::with_place)); written with
+    /// `last_used_at`, as often and no more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_from: Option<Box<UsePlace>>,
     /// After this time the key no longer works.
     pub expires_at: Option<Timestamp>,
     /// The key's last four characters, for display.
@@ -387,6 +392,63 @@ impl KeyRecord {
     pub fn rotated_to(&self) -> Option<KeyId> {
         self.rotation.as_ref().and_then(|r| r.rotated_to)
     }
+}
+
+/// The longest remote address a [`UsePlace`] keeps, in bytes.
+pub const MAX_PLACE_ADDRESS_BYTES: usize = 64;
+/// The longest path a [`UsePlace`] keeps, in bytes (longer ones are cut).
+pub const MAX_PLACE_PATH_BYTES: usize = 256;
+
+/// Where a request came from and what it asked for: the remote address, the
+/// method and the path. Never holds a key: values shaped like one, or with
+/// control characters, are not kept, and the query string is dropped.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct UsePlace {
+    /// The caller's network address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_address: Option<String>,
+    /// The HTTP method (`"GET"` …; `"POST"` for the Events API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// The request's path, without its query string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+impl UsePlace {
+    /// A place from what an adapter knows of a request (each part optional).
+    pub fn new(remote_address: Option<&str>, method: Option<&str>, path: Option<&str>) -> UsePlace {
+        UsePlace {
+            remote_address: remote_address.and_then(|a| clean_place(a, MAX_PLACE_ADDRESS_BYTES)),
+            method: method.and_then(|m| clean_place(m, 16)),
+            path: path
+                .map(|p| p.split(['?', '#']).next().unwrap_or(""))
+                .and_then(|p| clean_place(p, MAX_PLACE_PATH_BYTES)),
+        }
+    }
+
+    /// Whether nothing is known.
+    pub fn is_empty(&self) -> bool {
+        self.remote_address.is_none() && self.method.is_none() && self.path.is_none()
+    }
+}
+
+fn clean_place(s: &str, max: usize) -> Option<String> {
+    let s = s.trim();
+    if s.is_empty() || s.chars().any(char::is_control) {
+        return None;
+    }
+    // A key pasted where an address or path goes (`/keys/<key>`) is not kept.
+    if s.split(['/', '=', '&', ':', ' '])
+        .any(|part| KeyKind::parse(part).is_ok())
+    {
+        return Some("(redacted)".to_owned());
+    }
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(s[..end].to_owned())
 }
 
 /// A key's place in a rotation (docs/design.md, "Rotation").
@@ -449,6 +511,16 @@ impl Rotation {
                 now < quiet_from.saturating_add(Duration::from_millis(self.quiet_ms))
             }
         }
+    }
+
+    /// Note the new key's first use at `at`, unless one is noted already;
+    /// says whether it changed anything (what `successor_used` writes).
+    pub fn note_successor_use(&mut self, at: Timestamp) -> bool {
+        if self.successor_used_at.is_some() {
+            return false;
+        }
+        self.successor_used_at = Some(at);
+        true
     }
 
     /// Whether the overlap of this (replaced) key is still running at `now`:

@@ -80,6 +80,7 @@ pub struct Request {
     api: Api,
     method: Method,
     scope: Option<Scope>,
+    place: Option<Box<crate::record::UsePlace>>,
 }
 
 impl Request {
@@ -89,6 +90,7 @@ impl Request {
             api: Api::Rest,
             method: Method::parse(method),
             scope: None,
+            place: None,
         }
     }
 
@@ -98,6 +100,7 @@ impl Request {
             api: Api::Rest,
             method,
             scope: None,
+            place: None,
         }
     }
 
@@ -107,6 +110,7 @@ impl Request {
             api: Api::Events,
             method: Method::Post,
             scope: None,
+            place: None,
         }
     }
 
@@ -120,6 +124,22 @@ impl Request {
     pub fn with_parsed_scope(mut self, scope: Scope) -> Request {
         self.scope = Some(scope);
         self
+    }
+
+    /// The same request, saying where it came from: the caller's address and
+    /// the path (its query string is dropped). The key remembers the place
+    /// of its last use with its last-use time (at most once a minute per
+    /// key; [`KeyRecord::last_used_from`](crate::KeyRecord::last_used_from)).
+    pub fn with_place(mut self, remote_address: Option<&str>, path: Option<&str>) -> Request {
+        let method = self.method.as_str();
+        let place = crate::record::UsePlace::new(remote_address, Some(method), path);
+        self.place = Some(Box::new(place));
+        self
+    }
+
+    /// Where the request came from, if it says.
+    pub fn place(&self) -> Option<&crate::record::UsePlace> {
+        self.place.as_deref()
     }
 
     /// The API.

@@ -242,12 +242,15 @@ pub trait KeyStore: Send + Sync {
     /// the last uses). The default writes at once through
     /// [`KeyStore::update_audited`].
     fn successor_used(&self, predecessor: KeyId, at: Timestamp) -> Result<(), StoreError> {
-        self.update_audited(predecessor, &mut |r| match r.rotation.as_mut() {
-            Some(rot) if rot.successor_used_at.is_none() => {
-                rot.successor_used_at = Some(at);
+        self.update_audited(predecessor, &mut |r| {
+            if r.rotation
+                .as_mut()
+                .is_some_and(|rot| rot.note_successor_use(at))
+            {
                 Edit::Write(None)
+            } else {
+                Edit::Keep
             }
-            _ => Edit::Keep,
         })
         .map(|_| ())
     }
@@ -282,6 +285,21 @@ pub trait KeyStore: Send + Sync {
     /// Note that the key was used at `at` (never moves `last_used_at` back).
     /// The keyring calls this at most about once a minute per key.
     fn record_use(&self, id: KeyId, at: Timestamp) -> Result<(), StoreError>;
+
+    /// [`KeyStore::record_use`] from `place`: the store keeps the place with
+    /// the time ([`KeyRecord::last_used_from`]), written as the last use is
+    /// (queued by the durable stores, never a write per request), and answers
+    /// it from [`KeyStore::get`] and [`KeyStore::list`]. The default keeps
+    /// the time only.
+    fn record_use_from(
+        &self,
+        id: KeyId,
+        at: Timestamp,
+        place: &crate::record::UsePlace,
+    ) -> Result<(), StoreError> {
+        let _ = place;
+        self.record_use(id, at)
+    }
 
     /// The account's settings (the default for an account never configured).
     fn account_settings(&self, account: &str) -> Result<AccountSettings, StoreError>;
@@ -436,6 +454,7 @@ pub(crate) fn record_for_tests(
         hint: crate::key::Hint::of("abcd"),
         digest,
         rotation: None,
+        last_used_from: None,
     }
 }
 
@@ -502,6 +521,14 @@ impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
     }
     fn record_use(&self, id: KeyId, at: Timestamp) -> Result<(), StoreError> {
         (**self).record_use(id, at)
+    }
+    fn record_use_from(
+        &self,
+        id: KeyId,
+        at: Timestamp,
+        place: &crate::record::UsePlace,
+    ) -> Result<(), StoreError> {
+        (**self).record_use_from(id, at, place)
     }
     fn account_settings(&self, account: &str) -> Result<AccountSettings, StoreError> {
         (**self).account_settings(account)

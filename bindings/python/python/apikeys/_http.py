@@ -1,257 +1,185 @@
 """What the HTTP adapters (``apikeys.asgi``, ``apikeys.wsgi``) share: reading
-the key, PagerDuty's error body, and the rate-limit headers.
+the key, and the answers to refused requests.
 
-The same conventions as the Rust crate ``apikeys-http``:
+The same conventions as the Rust crate ``apikeys-http``, decided and rendered
+by its own code through the extension module, so that every adapter (axum,
+ASGI, WSGI, Express) accepts and refuses the same requests and sends the same
+bytes for a refusal:
 
 - REST: ``Authorization: Token token=<key>`` (scheme and parameter name in any
   case, spaces tolerated, the key optionally in double quotes) or
   ``Bearer <key>``; exactly one such header.
 - Events: the ``routing_key`` field of a JSON object body, read up to a limit.
-- Refusals: ``{"error": {"message": ..., "code": ...}}`` with the status of the
-  design's table; ``WWW-Authenticate: Token`` on 401; ``retry-after`` on 429;
-  never a key, never a traceback, "an internal error occurred" for 5xx.
+- Refusals: ``{"error":{"message":...,"code":...}}`` with the status of the
+  design's table; ``WWW-Authenticate: Token`` on 401; ``retry-after`` and the
+  ``ratelimit-*`` headers on 429; never a key, never a traceback, "an internal
+  error occurred" for 5xx.
 
-The header and the body are read by the Rust adapters' own parsers (through
-the extension module), so that every adapter accepts and refuses the same
-requests.
+Each ``_native`` function answers its value, or for a refused request the
+refusal as ``apikeys_http::Rejection::refusal`` renders it (a tuple that
+:class:`Rejection` holds).
 """
 
 from __future__ import annotations
 
-import json
-import math
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
-from . import ApiKeyError, InvalidInput, Keyring, Principal
-from . import events_routing_key as _events_routing_key
-from . import token_from_authorization as _token_from_authorization
+from . import _apikeys as _native  # type: ignore[attr-defined]
+from . import ApiKeyError, Keyring, Principal
 
-#: The longest ``Authorization`` value looked at; longer ones are malformed.
-MAX_AUTHORIZATION_BYTES = 1024
-#: The default Events body limit: 512 KiB, PagerDuty's limit for one event.
-DEFAULT_MAX_EVENT_BYTES = 512 * 1024
+#: The default Events body limit: 512 KiB, PagerDuty's limit for one event
+#: (``apikeys_http::DEFAULT_MAX_EVENT_BYTES``).
+DEFAULT_MAX_EVENT_BYTES: int = _native._HTTP_DEFAULT_MAX_EVENT_BYTES
 #: The attribute that :func:`requires_scope` sets on a view or dependency.
 SCOPE_ATTR = "__apikeys_scope__"
 
 Headers = List[Tuple[str, str]]
+#: ``(status, code, kind, message, reason, retry_after, headers, body)``.
+_Refusal = Tuple[int, int, str, str, str, Optional[float], Headers, bytes]
+
+_rest_token: Callable[[Sequence[Union[str, bytes]]], Union[str, _Refusal]] = _native._http_rest_token
+_joined_rest_token: Callable[[Optional[str]], Union[str, _Refusal]] = _native._http_joined_rest_token
+_declared_length: Callable[[Union[str, bytes], int], Union[int, _Refusal]] = _native._http_declared_length
+_routing_key: Callable[[bytes], Union[str, _Refusal]] = _native._http_routing_key
+_refusal: Callable[..., _Refusal] = _native._http_refusal
+_refusal_for: Callable[[ApiKeyError], _Refusal] = _native._http_refusal_for
+_rate_limit_headers: Callable[[Principal], Optional[Headers]] = _native._http_rate_limit_headers
 
 
 class Rejection(Exception):
-    """Why a request was refused before it reached the application."""
+    """Why a request was refused before it reached the application, and the
+    answer for it, rendered by ``apikeys-http`` (the same bytes as the Rust
+    and Node adapters send)."""
 
-    def __init__(
-        self,
-        status: int,
-        code: int,
-        kind: str,
-        message: str,
-        reason: Optional[str] = None,
-        retry_after: Optional[float] = None,
-        limit: Optional[int] = None,
-    ) -> None:
+    def __init__(self, refusal: _Refusal) -> None:
+        status, code, kind, message, reason, retry_after, headers, body = refusal
         super().__init__(message)
+        #: The HTTP status.
         self.status = status
+        #: PagerDuty's error code (2006, 2010, 2001 ...).
         self.code = code
+        #: A stable name: the core error's kind (``"unauthorized"`` ...) or the
+        #: adapter's (``"missing_key"``, ``"invalid_body"`` ...).
         self.kind = kind
+        #: What the client is told.
         self.message = message
         #: For server logs: which check failed (never a key).
-        self.reason = reason if reason is not None else message
+        self.reason = reason
+        #: For a 429: seconds until a retry may succeed.
         self.retry_after = retry_after
-        self.limit = limit
+        self._headers = headers
+        self._body = body
 
     def body(self) -> bytes:
         """PagerDuty's error body."""
-        return json.dumps({"error": {"message": self.message, "code": self.code}}).encode()
+        return self._body
 
     def headers(self) -> Headers:
-        """The response headers (content type, length and the challenge or retry headers)."""
-        body_len = len(self.body())
-        h: Headers = [
-            ("content-type", "application/json; charset=utf-8"),
-            ("content-length", str(body_len)),
-        ]
-        if self.status == 401:
-            h.append(("www-authenticate", "Token"))
-        if self.retry_after is not None:
-            secs = str(max(1, math.ceil(self.retry_after)))
-            h.append(("retry-after", secs))
-            if self.limit is not None:
-                h.append(("ratelimit-limit", str(self.limit)))
-            h.append(("ratelimit-remaining", "0"))
-            h.append(("ratelimit-reset", secs))
-        return h
-
-
-def missing_key() -> Rejection:
-    return Rejection(401, 2006, "missing_key", "no API key: send the header 'Authorization: Token token=<key>'")
-
-
-def malformed_authorization() -> Rejection:
-    return Rejection(
-        401,
-        2006,
-        "malformed_authorization",
-        "the Authorization header must read 'Token token=<key>' or 'Bearer <key>'",
-    )
-
-
-def duplicate_authorization() -> Rejection:
-    return Rejection(400, 2001, "duplicate_authorization", "send exactly one Authorization header")
+        """The response headers, in order (content type and length, then the challenge or retry headers)."""
+        return list(self._headers)
 
 
 def body_too_large(limit: int) -> Rejection:
-    return Rejection(400, 2001, "body_too_large", f"the request body is larger than the limit of {limit} bytes")
+    return Rejection(_refusal("body_too_large", limit=limit))
 
 
-def invalid_body(message: str) -> Rejection:
-    return Rejection(400, 2001, "invalid_body", message)
+def unreadable_body() -> Rejection:
+    return Rejection(_refusal("unreadable_body"))
 
 
 def misconfigured(reason: str) -> Rejection:
     """A route whose scope declaration cannot be honoured (a server bug): 500."""
-    return Rejection(500, 2000, "misconfigured", "an internal error occurred", reason)
-
-
-def invalid_content_length() -> Rejection:
-    return Rejection(400, 2001, "invalid_body", "the Content-Length header is not a number")
-
-
-def missing_routing_key() -> Rejection:
-    return Rejection(
-        400, 2001, "missing_routing_key", "the event has no 'routing_key' (the integration or routing key)"
-    )
+    return Rejection(_refusal("misconfigured", reason=reason))
 
 
 def from_error(e: ApiKeyError) -> Rejection:
     """The refusal for an error of :meth:`apikeys.Keyring.authenticate`."""
-    status = int(getattr(e, "status", 500))
-    code = int(getattr(e, "code", 2000))
-    reason = str(getattr(e, "reason", "") or e)
-    if status >= 500:
-        return Rejection(status, code, "internal", "an internal error occurred", reason)
-    retry = getattr(e, "retry_after", None)
-    retry_after = None if retry is None else _seconds(retry)
-    limit = getattr(e, "limit", None)
-    return Rejection(
-        status,
-        code,
-        type(e).__name__,
-        str(e),
-        reason,
-        retry_after=retry_after if status == 429 else None,
-        limit=int(limit) if isinstance(limit, int) else None,
-    )
-
-
-def _seconds(v: Any) -> float:
-    if hasattr(v, "total_seconds"):
-        return float(v.total_seconds())
-    return float(v)
-
-
-def token_from_authorization(value: Union[str, bytes]) -> Optional[str]:
-    """The key in an ``Authorization`` value, or ``None`` if it has no accepted form.
-
-    The Rust adapters' parser (:func:`apikeys.token_from_authorization`), so
-    every adapter reads a header the same way.
-
-    >>> token_from_authorization("Token token=y_NbAkKc66ryYTWUXYEu")
-    'y_NbAkKc66ryYTWUXYEu'
-    >>> token_from_authorization('  token TOKEN = "abc" ')
-    'abc'
-    >>> token_from_authorization("Basic YWxhZGRpbg==") is None
-    True
-    """
-    return _token_from_authorization(value)
+    return Rejection(_refusal_for(e))
 
 
 def rest_token(values: Sequence[Union[str, bytes]]) -> str:
     """The key of a REST request, from all its ``Authorization`` header values."""
-    if not values:
-        raise missing_key()
-    if len(values) > 1:
-        raise duplicate_authorization()
-    key = _token_from_authorization(values[0])
-    if key is None:
-        raise malformed_authorization()
-    return key
+    key = _rest_token(values)
+    if isinstance(key, str):
+        return key
+    raise Rejection(key)
 
 
 def joined_rest_token(value: Optional[str]) -> str:
     """The key of a REST request whose ``Authorization`` headers the server
     joined into one value (WSGI's ``HTTP_AUTHORIZATION``; werkzeug and
-    gunicorn join repeated headers with a bare comma).
-
-    A value that reads as one header in an accepted form is one header (a
-    comma in it is part of the key, which the keyring then refuses). Else, if
-    it splits at bare commas into parts that each read as a header of their
-    own, the client sent several: 400, as the ASGI and Rust adapters answer.
-    Anything else, such as ``Token token=a, token=b`` (a comma and a space,
-    as a client writes it), is one malformed header: 401.
-    """
-    if value is None:
-        raise missing_key()
-    key = _token_from_authorization(value)
-    if key is not None:
+    gunicorn join repeated headers with a bare comma): one header, or a 400
+    for several (``apikeys_http::token_from_joined_authorization``)."""
+    key = _joined_rest_token(value)
+    if isinstance(key, str):
         return key
-    parts = value.split(",")
-    if len(parts) > 1 and all(
-        _token_from_authorization(p) is not None and (i == 0 or not p[:1].isspace()) for i, p in enumerate(parts)
-    ):
-        raise duplicate_authorization()
-    raise malformed_authorization()
+    raise Rejection(key)
 
 
-def content_length(value: Union[str, bytes]) -> int:
-    """A ``Content-Length`` value: digits only (spaces or tabs around them
-    allowed). Anything else (a sign, an exponent, a list) is a 400."""
-    raw = value.decode("latin-1") if isinstance(value, bytes) else value
-    digits = raw.strip(" \t")
-    if not digits or not digits.isascii() or not digits.isdigit():
-        raise invalid_content_length()
-    # Longer than any limit: no need to read the number.
-    return int(digits) if len(digits) <= 18 else 10**18
+def declared_length(value: Union[str, bytes], limit: int) -> int:
+    """A ``Content-Length`` value within ``limit``: digits only (spaces or tabs
+    around them allowed); anything else (a sign, an exponent, a list) is a
+    400, and so is a length over the limit."""
+    n = _declared_length(value, limit)
+    if isinstance(n, int):
+        return n
+    raise Rejection(n)
 
 
 def routing_key(body: bytes) -> str:
     """The ``routing_key`` of an Events API v2 body (a JSON object), read by
-    the Rust adapters' parser (:func:`apikeys.events_routing_key`): every
-    adapter accepts and refuses the same bodies."""
-    try:
-        return _events_routing_key(body)
-    except InvalidInput as e:
-        raise Rejection(e.status, e.code, e.reason, str(e)) from None
+    the Rust adapters' parser: every adapter accepts and refuses the same bodies."""
+    key = _routing_key(body)
+    if isinstance(key, str):
+        return key
+    raise Rejection(key)
 
 
-def authenticate(keyring: Keyring, token: str, api: str, method: str, scope: Optional[str]) -> Principal:
-    """:meth:`apikeys.Keyring.authenticate`, with errors turned into a :class:`Rejection`."""
+def authenticate(
+    keyring: Keyring,
+    token: str,
+    api: str,
+    method: str,
+    scope: Optional[str],
+    remote_address: Optional[str] = None,
+    path: Optional[str] = None,
+) -> Principal:
+    """:meth:`apikeys.Keyring.authenticate`, with errors turned into a :class:`Rejection`.
+
+    ``remote_address`` and ``path`` are where the request came from, as the
+    server gave them (the key remembers the place of its last use)."""
     try:
         if api == "events":
-            return keyring.authenticate(token, api="events")
-        return keyring.authenticate(token, api="rest", method=method, scope=scope)
+            return keyring.authenticate(token, api="events", remote_address=remote_address, path=path)
+        return keyring.authenticate(
+            token, api="rest", method=method, scope=scope, remote_address=remote_address, path=path
+        )
     except ApiKeyError as e:
         raise from_error(e) from None
 
 
-def try_authenticate(keyring: Keyring, token: str, api: str, method: str, scope: Optional[str]) -> Optional[Principal]:
+def try_authenticate(
+    keyring: Keyring,
+    token: str,
+    api: str,
+    method: str,
+    scope: Optional[str],
+    remote_address: Optional[str] = None,
+    path: Optional[str] = None,
+) -> Optional[Principal]:
     """:meth:`apikeys.Keyring.try_authenticate`: :func:`authenticate` when it
     needs no I/O, ``None`` when it would (then call :func:`authenticate`)."""
     try:
         if api == "events":
-            return keyring.try_authenticate(token, api="events")
-        return keyring.try_authenticate(token, api="rest", method=method, scope=scope)
+            return keyring.try_authenticate(token, api="events", remote_address=remote_address, path=path)
+        return keyring.try_authenticate(
+            token, api="rest", method=method, scope=scope, remote_address=remote_address, path=path
+        )
     except ApiKeyError as e:
         raise from_error(e) from None
 
 
-def rate_limit_headers(principal: Principal) -> Headers:
-    """``ratelimit-limit``, ``-remaining`` and ``-reset`` when the principal knows them."""
-    rl = getattr(principal, "rate_limit", None)
-    if rl is None:
-        return []
-    reset = max(0, math.ceil(_seconds(getattr(rl, "reset", 0))))
-    return [
-        ("ratelimit-limit", str(rl.limit)),
-        ("ratelimit-remaining", str(rl.remaining)),
-        ("ratelimit-reset", str(reset)),
-    ]
+def rate_limit_headers(principal: Principal) -> Optional[Headers]:
+    """``ratelimit-limit``, ``-remaining`` and ``-reset`` when the principal
+    knows them (``apikeys_http::rate_limit_headers``), else ``None``."""
+    return _rate_limit_headers(principal)

@@ -23,6 +23,8 @@
 - Events requests (paths in ``events_paths``): the ``routing_key`` of the JSON
   body, read up to ``max_event_bytes``; the application reads the same body.
 - The :class:`apikeys.Principal` goes to ``environ["apikeys.principal"]``.
+- Each check passes ``REMOTE_ADDR`` and ``PATH_INFO``, so the key remembers
+  where it was last used from (:attr:`apikeys.KeyRecord.last_used_from`).
 - Refusals answer PagerDuty's error body; answers to a known key carry the
   ``ratelimit-*`` headers when the keyring reports its limits.
 """
@@ -40,7 +42,7 @@ from ._http import (
     Rejection,
     authenticate,
     body_too_large,
-    content_length,
+    declared_length,
     joined_rest_token,
     misconfigured,
     rate_limit_headers,
@@ -91,18 +93,23 @@ class ApiKeyMiddleware:
         path = environ.get("PATH_INFO", "")
         if path in self.public_paths:
             return self.app(environ, start_response)
+        # Where the request came from, for the key's last use (the path
+        # within the application: PATH_INFO, as read above).
+        address = environ.get("REMOTE_ADDR")
         try:
             if path in self.events_paths:
                 body = self._read_body(environ)
                 environ["wsgi.input"] = io.BytesIO(body)
                 environ["CONTENT_LENGTH"] = str(len(body))
-                who = authenticate(self.keyring, routing_key(body), "events", "POST", None)
+                who = authenticate(self.keyring, routing_key(body), "events", "POST", None, address, path)
             else:
                 # WSGI servers join repeated headers with commas:
                 # joined_rest_token tells one header from several.
                 token = joined_rest_token(environ.get("HTTP_AUTHORIZATION"))
                 scope = self._scope(environ)
-                who = authenticate(self.keyring, token, "rest", environ.get("REQUEST_METHOD", "GET"), scope)
+                who = authenticate(
+                    self.keyring, token, "rest", environ.get("REQUEST_METHOD", "GET"), scope, address, path
+                )
         except Rejection as r:
             start_response(_status_line(r.status), r.headers())
             return [r.body()]
@@ -145,9 +152,7 @@ class ApiKeyMiddleware:
         if length:
             # Digits only: a sign ("-1" would read the whole stream), an
             # exponent or a list of values is a 400.
-            n = content_length(length)
-            if n > limit:
-                raise body_too_large(limit)
+            n = declared_length(length, limit)
             if stream is None:
                 return b""
             body: bytes = stream.read(n)

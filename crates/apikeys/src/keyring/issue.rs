@@ -306,6 +306,7 @@ impl Keyring {
                 hint: Hint::of(secret.expose()),
                 digest: self.hasher.digest(secret.expose().as_bytes()),
                 rotation: None,
+                last_used_from: None,
             };
             draft.note(&record);
             let event = draft.allowed(now);

@@ -9,7 +9,9 @@
 
 use std::sync::Arc;
 
-use super::{Draft, Keyring, OFFBOARDING, audit_id, not_found, validate_actor, validate_id};
+use super::{
+    Draft, Keyring, OFFBOARDING, audit_id, not_found, removed_actor, validate_actor, validate_id,
+};
 use crate::audit::AuditAction;
 use crate::error::{Error, Result};
 use crate::key::KeyKind;
@@ -38,11 +40,12 @@ pub(super) fn subject(actor: &Actor, record: &KeyRecord, owner: Option<&UserStat
 }
 
 /// May an actor of `role` do `action` on `record`? Checked on the row
-/// itself: a key of another account is "not found"; disable and enable are
-/// for general keys only; then the matrix.
+/// itself, in the order of docs/design.md §2: a key of another account is
+/// "not found"; disable and enable are for general keys only; a removed
+/// actor (`role` is `None`) may do nothing; then the matrix.
 pub(super) fn may_act(
     actor: &Actor,
-    role: Role,
+    role: Option<Role>,
     action: Action,
     key_id: &str,
     record: &KeyRecord,
@@ -62,17 +65,26 @@ pub(super) fn may_act(
             ),
         ));
     }
+    let Some(role) = role else {
+        return Err(removed_actor());
+    };
     may_manage(role, action, record.kind, subject(actor, record, owner))
         .map_err(|reason| Error::NotPermitted { reason })
 }
 
 impl Keyring {
     /// The actor's role for a call on a key: their ids checked, their stored
-    /// standing read (a removed user may do nothing).
-    pub(super) fn acting_role(&self, actor: &Actor, draft: &mut Draft) -> Result<Role> {
+    /// standing read; `None` for a removed user, who may do nothing — refused
+    /// once the key is found ([`may_act`]), so an unknown key is still
+    /// `NotFound` (docs/design.md §2: the key before the standing).
+    pub(super) fn acting_role(&self, actor: &Actor, draft: &mut Draft) -> Result<Option<Role>> {
         validate_actor(actor)?;
-        let role = self.standing_of(actor)?.role;
-        draft.actor_role = Some(role);
+        let role = match self.standing_of(actor) {
+            Ok(s) => Some(s.role),
+            Err(Error::NotPermitted { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        draft.actor_role = role;
         Ok(role)
     }
 
@@ -198,7 +210,7 @@ impl Keyring {
     /// Every key of the actor's account that the actor may see, oldest first.
     pub fn list(&self, actor: &Actor) -> Result<Vec<KeyRecord>> {
         self.audited(Draft::by(actor, AuditAction::List), |draft| {
-            let role = self.acting_role(actor, draft)?;
+            let role = self.acting_role(actor, draft)?.ok_or_else(removed_actor)?;
             let all = self.store.list(&actor.account, &KeyFilter::default())?;
             let mut out = Vec::with_capacity(all.len());
             for r in all {

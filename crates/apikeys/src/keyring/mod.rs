@@ -25,12 +25,13 @@ use crate::role::{Actor, Role, UserState};
 use crate::store::{KeyStore, MemoryStore};
 
 mod issue;
+mod leaks;
 mod manage;
 mod rotate;
 mod verify;
 
 pub use issue::{IssuedKey, NewKey};
-pub use verify::Principal;
+pub use verify::{Origin, Principal};
 
 /// The longest description accepted, in characters.
 pub const MAX_DESCRIPTION_CHARS: usize = 200;

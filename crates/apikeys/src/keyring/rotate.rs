@@ -105,6 +105,7 @@ impl Keyring {
                 created_by: actor.user.as_str().into(),
                 disabled: None,
                 last_used_at: None,
+                last_used_from: None,
                 hint: Hint::of(secret.expose()),
                 digest: self.hasher.digest(secret.expose().as_bytes()),
                 rotation: Some(Box::new(Rotation {

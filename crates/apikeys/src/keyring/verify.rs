@@ -10,7 +10,7 @@ use crate::error::{AuthFailure, Error, Result};
 use crate::key::KeyKind;
 use crate::policy::{may_request, plan_allows};
 use crate::ratelimit::RateLimitStatus;
-use crate::record::{AccessLevel, KeyId, KeyRecord, Scope, Timestamp};
+use crate::record::{AccessLevel, KeyId, KeyRecord, Scope, Timestamp, UsePlace};
 use crate::request::Request;
 use crate::role::{Role, UserState};
 use crate::store::{CachedLookup, KeyLookup};
@@ -67,6 +67,62 @@ impl Principal {
     }
 }
 
+/// Where a request came from, as an adapter knows it, borrowed: nothing is
+/// copied unless the keyring writes it as the place of the key's last use
+/// ([`Keyring::authenticate_from`]).
+#[derive(Clone, Copy, Default)]
+pub struct Origin<'a> {
+    /// The caller's address (a `&str`, a `SocketAddr` …).
+    pub remote_address: Option<&'a dyn std::fmt::Display>,
+    /// The request's path (its query string is dropped when kept).
+    pub path: Option<&'a str>,
+}
+
+impl std::fmt::Debug for Origin<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Origin")
+            .field(
+                "remote_address",
+                &self.remote_address.map(|a| a.to_string()),
+            )
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl Origin<'_> {
+    fn place(&self, method: crate::request::Method) -> UsePlace {
+        let addr = self.remote_address.map(|a| a.to_string());
+        UsePlace::new(addr.as_deref(), Some(method.as_str()), self.path)
+    }
+}
+
+/// Which place, if any, the last use is noted from.
+#[derive(Clone, Copy)]
+enum Whence<'a> {
+    Unknown,
+    Place(&'a UsePlace),
+    Origin(&'a Origin<'a>),
+}
+
+impl<'a> Whence<'a> {
+    #[inline(always)]
+    fn of(request: &'a Request) -> Whence<'a> {
+        match request.place() {
+            Some(p) => Whence::Place(p),
+            None => Whence::Unknown,
+        }
+    }
+
+    #[inline(always)]
+    fn or(self, origin: &'a Origin<'a>) -> Whence<'a> {
+        match self {
+            Whence::Unknown => Whence::Origin(origin),
+            w => w,
+        }
+    }
+}
+
 /// A request that passed every check but the rate limit.
 struct Vetted {
     record: Arc<KeyRecord>,
@@ -85,6 +141,31 @@ impl Keyring {
     /// removed (`Unauthorized`); the account's plan allows it (`PlanRestricted`);
     /// what the key may do covers the request (`Forbidden`).
     pub fn authenticate(&self, token: &str, request: &Request) -> Result<Principal> {
+        self.authenticate_at(token, request, Whence::of(request))
+    }
+
+    /// [`Keyring::authenticate`] for a request that came from `origin`: the
+    /// key remembers it as the place of its last use when that is written
+    /// (at most once a minute per key; [`KeyRecord::last_used_from`]).
+    /// Nothing is copied unless it is written, so an adapter passes the
+    /// origin of every request at no cost. A place set on the request
+    /// ([`Request::with_place`]) wins.
+    pub fn authenticate_from(
+        &self,
+        token: &str,
+        request: &Request,
+        origin: &Origin<'_>,
+    ) -> Result<Principal> {
+        self.authenticate_at(token, request, Whence::of(request).or(origin))
+    }
+
+    #[inline(always)]
+    fn authenticate_at(
+        &self,
+        token: &str,
+        request: &Request,
+        whence: Whence<'_>,
+    ) -> Result<Principal> {
         let (kind, digest) = self.parse_for(token, request)?;
         let found = self.store.find_by_digest(&digest)?;
         let vetted = self.vet(kind, &digest, found, request)?;
@@ -98,7 +179,7 @@ impl Keyring {
                 }
             },
         };
-        Ok(self.finish(vetted, rate_limit))
+        Ok(self.finish(vetted, rate_limit, whence, request))
     }
 
     /// [`Keyring::authenticate`] if it can be answered without waiting on
@@ -117,6 +198,27 @@ impl Keyring {
     /// always for the in-process limiter; for a leasing Redis limiter while
     /// its lease lasts; never for the exact Redis limiter).
     pub fn try_authenticate(&self, token: &str, request: &Request) -> Option<Result<Principal>> {
+        self.try_authenticate_at(token, request, Whence::of(request))
+    }
+
+    /// [`Keyring::try_authenticate`] for a request that came from `origin`
+    /// (see [`Keyring::authenticate_from`]).
+    pub fn try_authenticate_from(
+        &self,
+        token: &str,
+        request: &Request,
+        origin: &Origin<'_>,
+    ) -> Option<Result<Principal>> {
+        self.try_authenticate_at(token, request, Whence::of(request).or(origin))
+    }
+
+    #[inline(always)]
+    fn try_authenticate_at(
+        &self,
+        token: &str,
+        request: &Request,
+        whence: Whence<'_>,
+    ) -> Option<Result<Principal>> {
         let (kind, digest) = match self.parse_for(token, request) {
             Ok(parsed) => parsed,
             Err(e) => return Some(Err(e)),
@@ -139,7 +241,7 @@ impl Keyring {
                 }
             },
         };
-        Some(Ok(self.finish(vetted, rate_limit)))
+        Some(Ok(self.finish(vetted, rate_limit, whence, request)))
     }
 
     /// The checks before the store: the token parses and belongs to the
@@ -221,12 +323,25 @@ impl Keyring {
 
     /// An admitted request: note the key's use, make its principal.
     #[inline(always)]
-    fn finish(&self, v: Vetted, rate_limit: Option<RateLimitStatus>) -> Principal {
+    fn finish(
+        &self,
+        v: Vetted,
+        rate_limit: Option<RateLimitStatus>,
+        whence: Whence<'_>,
+        request: &Request,
+    ) -> Principal {
         if v.last_used_at
             .is_none_or(|t| v.now.saturating_since(t) >= LAST_USED_GRANULARITY)
         {
             // Best effort: failing to note the use must not refuse a valid request.
-            let _ = self.store.record_use(v.record.id, v.now);
+            let _ = match whence {
+                Whence::Unknown => self.store.record_use(v.record.id, v.now),
+                Whence::Place(p) => self.store.record_use_from(v.record.id, v.now, p),
+                Whence::Origin(o) => {
+                    let place = o.place(request.method());
+                    self.store.record_use_from(v.record.id, v.now, &place)
+                }
+            };
             // A rotation's new key, first seen in use: the old key's quiet
             // period may start (docs/design.md, "Rotation").
             if v.last_used_at.is_none() {

@@ -55,7 +55,7 @@ use std::time::Duration;
 use super::{CachedLookup, KeyLookup};
 use crate::digest::Digest;
 use crate::error::StoreError;
-use crate::record::{KeyId, KeyRecord, Timestamp};
+use crate::record::{KeyId, KeyRecord, Timestamp, UsePlace};
 
 const SHARDS: usize = 16;
 
@@ -316,6 +316,8 @@ impl fmt::Debug for LookupCache {
 #[derive(Default)]
 pub struct UseQueue {
     pending: Mutex<PassMap<u64, u64>>,
+    /// Where the queued uses came from, for keys whose callers said.
+    places: Mutex<PassMap<u64, Box<UsePlace>>>,
 }
 
 impl UseQueue {
@@ -331,6 +333,29 @@ impl UseQueue {
         *e = (*e).max(at.unix_millis());
     }
 
+    /// Queue a use from `place` (keeps the latest use and its place per key).
+    pub fn push_from(&self, id: KeyId, at: Timestamp, place: &UsePlace) {
+        self.push(id, at);
+        lock(&self.places).insert(id.as_u64(), Box::new(place.clone()));
+    }
+
+    /// The places queued since the last call, to write beside the last uses
+    /// (give them back with [`UseQueue::requeue_places`] if that fails).
+    pub fn take_places(&self) -> Vec<(KeyId, Box<UsePlace>)> {
+        lock(&self.places)
+            .drain()
+            .map(|(id, p)| (KeyId::from_u64(id), p))
+            .collect()
+    }
+
+    /// Put back places a failed write took; a place queued since wins.
+    pub fn requeue_places(&self, places: Vec<(KeyId, Box<UsePlace>)>) {
+        let mut q = lock(&self.places);
+        for (id, p) in places {
+            q.entry(id.as_u64()).or_insert(p);
+        }
+    }
+
     /// The queued use of `id`, if any.
     pub fn get(&self, id: KeyId) -> Option<Timestamp> {
         lock(&self.pending)
@@ -341,6 +366,7 @@ impl UseQueue {
     /// Forget the queued use of `id` (the key was deleted).
     pub fn forget(&self, id: KeyId) {
         lock(&self.pending).remove(&id.as_u64());
+        lock(&self.places).remove(&id.as_u64());
     }
 
     /// Raise `r.last_used_at` to the queued use of `r.id`, if later: what a
@@ -348,6 +374,9 @@ impl UseQueue {
     pub fn merge(&self, r: &mut KeyRecord) {
         if let Some(t) = self.get(r.id) {
             r.last_used_at = r.last_used_at.max(Some(t));
+        }
+        if let Some(p) = lock(&self.places).get(&r.id.as_u64()) {
+            r.last_used_from = Some(p.clone());
         }
     }
 

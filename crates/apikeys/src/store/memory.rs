@@ -37,6 +37,10 @@ pub struct MemoryStore {
     shards: Box<[Padded]>,
     insert_lock: Mutex<()>,
     accounts: RwLock<HashMap<Arc<str>, Arc<AccountCell>>>,
+    /// Where keys were last used from, for the few callers that say: kept
+    /// beside the records (a slot stays small), written at most once a
+    /// minute per key, read by management calls only.
+    places: Mutex<HashMap<KeyId, Box<crate::record::UsePlace>>>,
 }
 
 /// A shard's lock on cache lines of its own: a lookup takes the read lock
@@ -237,6 +241,19 @@ impl MemoryStore {
                 .collect(),
             insert_lock: Mutex::new(()),
             accounts: RwLock::new(HashMap::new()),
+            places: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Fill in where the key was last used from, if known.
+    fn merge_place(&self, r: &mut KeyRecord) {
+        if let Some(p) = self
+            .places
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&r.id)
+        {
+            r.last_used_from = Some(p.clone());
         }
     }
 
@@ -503,10 +520,29 @@ impl KeyStore for MemoryStore {
         for s in self.shards.iter() {
             let g = read(s);
             if let Some(i) = g.find_id(id) {
-                return Ok(Some(slot(&g.slots, i).snapshot()));
+                let mut r = slot(&g.slots, i).snapshot();
+                drop(g);
+                self.merge_place(&mut r);
+                return Ok(Some(r));
             }
         }
         Ok(None)
+    }
+
+    fn record_use_from(
+        &self,
+        id: KeyId,
+        at: Timestamp,
+        place: &crate::record::UsePlace,
+    ) -> Result<(), StoreError> {
+        self.record_use(id, at)?;
+        if self.shard_with_id(id).is_some() {
+            self.places
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(id, Box::new(place.clone()));
+        }
+        Ok(())
     }
 
     fn list(&self, account: &str, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
@@ -522,6 +558,9 @@ impl KeyStore for MemoryStore {
             );
         }
         out.sort_by_key(|r| (r.created_at, r.id));
+        for r in &mut out {
+            self.merge_place(r);
+        }
         Ok(out)
     }
 
@@ -587,6 +626,10 @@ impl KeyStore for MemoryStore {
         if check(&current, owner.as_ref()) == Edit::Keep {
             return Ok(Some(current));
         }
+        self.places
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
         Ok(g.remove(i).map(|s| s.snapshot()))
     }
 

@@ -48,7 +48,7 @@ use std::sync::Arc;
 use super::KeyLookup;
 use super::cache::UseQueue;
 use crate::error::StoreError;
-use crate::record::{KeyId, KeyRecord, Timestamp};
+use crate::record::{KeyId, KeyRecord, Timestamp, UsePlace};
 use crate::role::{AccountSettings, Role, UserState};
 
 /// A [`StoreError::Unavailable`] saying that `store` failed with `e`, which
@@ -99,7 +99,22 @@ pub fn timestamp(ms: Option<i64>) -> Option<Timestamp> {
 pub fn encode_record(store: &str, r: &KeyRecord) -> Result<String, StoreError> {
     let mut r = r.clone();
     r.last_used_at = None;
+    r.last_used_from = None;
     serde_json::to_string(&r).map_err(|e| corrupt(store, "cannot encode a record", e))
+}
+
+/// A [`UsePlace`] as the JSON of a `last_used_from` column (kept apart from
+/// the record, like `last_used_at`, so writing it changes no cached answer).
+pub fn encode_place(store: &str, p: &UsePlace) -> Result<String, StoreError> {
+    serde_json::to_string(p).map_err(|e| corrupt(store, "cannot encode a place", e))
+}
+
+/// The place a `last_used_from` column holds (`None` for `NULL`, and for
+/// JSON this version cannot read: a place is informative, never a reason to
+/// fail a read).
+pub fn decode_place(json: Option<&str>) -> Option<Box<UsePlace>> {
+    json.and_then(|j| serde_json::from_str(j).ok())
+        .map(Box::new)
 }
 
 /// The record of a row: its `record` column's JSON, with the later of the

@@ -500,6 +500,45 @@ pub fn a_disable_in_another_process_is_seen(keyring: &Keyring, place: impl AsRef
     assert!(child.wait().expect("wait").success());
 }
 
+/// Rotates a key through `keyring` (a store at `place`), hands the old key
+/// to a child process that watches it through its own store at `place` (the
+/// helper of [`child_helpers!`]), checks the child still accepts it while the
+/// overlap runs, then ends the rotation and checks that the child comes to
+/// refuse it; the new key works in this process throughout.
+pub fn a_rotation_end_in_another_process_is_seen(keyring: &Keyring, place: impl AsRef<OsStr>) {
+    let acct = unique_account("rotation-process");
+    let admin = admin(&acct);
+    let old = keyring
+        .create_general_key(&admin, "rotated", AccessLevel::FullAccess)
+        .expect("create");
+    let old_id = old.record().id.to_string();
+    let new = keyring
+        .rotate(&admin, &old_id, Duration::from_secs(3600))
+        .expect("rotate");
+    let mut child = child(WATCH_HELPER, place.as_ref())
+        .env(TOKEN_VAR, old.secret().expose())
+        .spawn()
+        .expect("spawn the watcher");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+    assert!(
+        lines.by_ref().any(|l| l.ends_with("READY")),
+        "the other process did not accept the old key during the overlap"
+    );
+    keyring
+        .authenticate(new.secret().expose(), &get())
+        .expect("the new key works");
+    keyring.end_rotation(&admin, &old_id).expect("end_rotation");
+    assert!(
+        lines.any(|l| l.ends_with("REFUSED")),
+        "the other process never refused the old key after the rotation ended"
+    );
+    assert!(child.wait().expect("wait").success());
+    keyring
+        .authenticate(new.secret().expose(), &get())
+        .expect("the new key works on");
+}
+
 /// The child side of [`keys_survive_sigkill`]: creates keys (and uses each
 /// once, so queued last-use writes race the kill too) until killed, printing
 /// `KEY <id> <token>` once each create has returned.

@@ -70,6 +70,7 @@ pub const CHECKS: &[Check] = &[
     ("audit_paging_and_filters", audit_paging_and_filters),
     ("audit_query_refusals", audit_query_refusals),
     ("no_key_in_any_audit_record", no_key_in_any_audit_record),
+    ("last_use_remembers_its_place", last_use_remembers_its_place),
 ];
 
 /// Run every check, naming the one that fails.
@@ -643,6 +644,14 @@ pub fn audit_query_refusals(make: MakeKeyring<'_>) {
     };
     let now = clock.now();
     refused(AuditQuery::account(""), "account");
+    refused(AuditQuery::account("ac\0me"), "account");
+    refused(AuditQuery::account("ac me"), "account");
+    let mut q = AuditQuery::account("acme");
+    q.actor = Some("PADMIN\u{0}".into());
+    refused(q, "actor");
+    let mut q = AuditQuery::account("acme");
+    q.actor = Some(String::new());
+    refused(q, "actor");
     let mut q = AuditQuery::account("acme");
     q.since = Some(now);
     q.until = Some(Timestamp::from_unix_millis(now.unix_millis() - 1));
@@ -711,4 +720,78 @@ pub fn no_key_in_any_audit_record(make: MakeKeyring<'_>) {
         Some(&secret[secret.len() - 4..])
     );
     assert_eq!(rotate.context.request_id.as_deref(), Some("(redacted)"));
+}
+
+/// A key remembers where it was last used from, when the caller says,
+/// written as its last use is (at most once a minute): a second place
+/// within the minute is not written, one after it is. Nothing key-shaped
+/// and no query string is kept.
+pub fn last_use_remembers_its_place(make: MakeKeyring<'_>) {
+    let clock = start();
+    let kr = make(clock.clone(), QUIET);
+    let acct = unique_account("place");
+    let k = kr
+        .create_general_key(&admin(&acct), "ci", AccessLevel::FullAccess)
+        .expect("create");
+    let place = |addr: &str, path: &str| get().with_place(Some(addr), Some(path));
+    kr.authenticate(
+        k.secret().expose(),
+        &place("192.0.2.9", "/incidents?token=abc"),
+    )
+    .expect("valid");
+    kr.flush().expect("flush");
+    let seen = |kr: &Keyring| {
+        let r = kr.get(&admin(&acct), &id(&k)).expect("get");
+        let listed = kr
+            .list(&admin(&acct))
+            .expect("list")
+            .into_iter()
+            .find(|x| x.id == r.id)
+            .expect("listed");
+        assert_eq!(
+            listed.last_used_from, r.last_used_from,
+            "get and list agree"
+        );
+        r.last_used_from.map(|p| *p)
+    };
+    let first = seen(&kr).expect("a place");
+    assert_eq!(first.remote_address.as_deref(), Some("192.0.2.9"));
+    assert_eq!(first.method.as_deref(), Some("GET"));
+    assert_eq!(first.path.as_deref(), Some("/incidents"), "no query string");
+    // Within the minute: coalesced, the first place stays.
+    clock.advance(Duration::from_secs(30));
+    kr.authenticate(k.secret().expose(), &place("198.51.100.1", "/services"))
+        .expect("valid");
+    kr.flush().expect("flush");
+    assert_eq!(seen(&kr).as_ref(), Some(&first));
+    // After it: the new place.
+    clock.advance(MINUTE);
+    let key_in_path = format!("/keys/{}", k.secret().expose());
+    kr.authenticate(k.secret().expose(), &place("198.51.100.2", &key_in_path))
+        .expect("valid");
+    kr.flush().expect("flush");
+    let second = seen(&kr).expect("a place");
+    assert_eq!(second.remote_address.as_deref(), Some("198.51.100.2"));
+    assert_eq!(second.path.as_deref(), Some("(redacted)"));
+    let text = format!("{second:?}");
+    assert!(!text.contains(k.secret().expose()));
+    // A request that does not say leaves the last place as it was.
+    clock.advance(MINUTE);
+    kr.authenticate(k.secret().expose(), &get()).expect("valid");
+    kr.flush().expect("flush");
+    assert_eq!(seen(&kr), Some(second));
+    // An adapter's borrowed origin, copied only when the use is written.
+    clock.advance(MINUTE);
+    let addr = "203.0.113.5";
+    let origin = crate::Origin {
+        remote_address: Some(&addr),
+        path: Some("/services/PX?x=1"),
+    };
+    kr.authenticate_from(k.secret().expose(), &Request::rest("POST"), &origin)
+        .expect("valid");
+    kr.flush().expect("flush");
+    let third = seen(&kr).expect("a place");
+    assert_eq!(third.remote_address.as_deref(), Some("203.0.113.5"));
+    assert_eq!(third.method.as_deref(), Some("POST"));
+    assert_eq!(third.path.as_deref(), Some("/services/PX"));
 }

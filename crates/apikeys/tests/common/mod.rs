@@ -32,6 +32,7 @@ pub fn record(account: &str, kind: KeyKind) -> KeyRecord {
         hint: apikeys::Hint::of(secret.expose()),
         digest: KeyHasher::sha256().digest(secret.expose().as_bytes()),
         rotation: None,
+        last_used_from: None,
     }
 }
 

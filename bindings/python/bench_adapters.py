@@ -1,0 +1,781 @@
+"""What apikeys.asgi and apikeys.wsgi add to a request, next to what a no-op
+middleware of the same kind adds and what `Keyring.authenticate` costs, all in
+one run (no sockets, no server).
+
+    python bindings/python/bench_adapters.py            # the figures in docs/performance.md ("Adapters")
+    python bindings/python/bench_adapters.py --quick    # a smoke run (scripts/test-python.sh)
+    python bindings/python/bench_adapters.py --parts    # the middleware's steps, one by one
+    python bindings/python/bench_adapters.py --loop NAME --calls N   # one case only (for py-spy, callgrind)
+
+Every case is one request driven straight into the application: ASGI apps
+(FastAPI, Starlette) are awaited with a fresh scope, a `receive` that hands
+over the body and a `send` that keeps the status; the Flask app is called
+with a fresh environ and its answer iterated and closed. The handlers answer
+a constant JSON body (REST: `GET /incidents`, the route needing
+`incidents.read`) or read the 1 KiB JSON body and answer 202 (Events:
+`POST /v2/enqueue`), the same handler in every case of a table.
+
+For each framework: `bare` (no middleware), `noop` (a middleware of the same
+kind that only passes the request on: a pure ASGI class, a WSGI callable
+wrapping `app.wsgi_app`), `apikeys` (the adapter, the principal read in the
+handler from `request.scope` / `request.environ`). For FastAPI also the
+principal through `request.state`, and `Depends(require_scope(...))` beside a
+no-op `Depends` (the same dependency machinery doing nothing). The rounds go
+through every case in turn, the order rotating each round, so a burst of load
+from elsewhere hits all cases alike; each case's figure is the fastest round
+by this thread's CPU time (and the median round; the fastest by the wall
+clock beside them), in µs per request, and the adapter's cost is the
+difference to the no-op middleware in the same table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Any, Awaitable, Callable, Dict, Iterable, List, MutableMapping, Optional, Tuple, Union
+
+from fastapi import Depends, FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+
+import apikeys
+
+Message = MutableMapping[str, Any]
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+# One case: runs `n` requests (a coroutine for ASGI, a plain call otherwise).
+Runner = Callable[[int], Union[None, Awaitable[None]]]
+
+REST_BODY = b'{"incidents":[],"limit":25,"offset":0,"more":false}'
+ACK = b'{"status":"success","message":"Event processed"}'
+HOST = b"127.0.0.1:8000"
+
+
+def event_body(routing_key: str, size: int = 1024) -> bytes:
+    """A PagerDuty Events v2 trigger of exactly `size` bytes."""
+    event: Dict[str, Any] = {
+        "routing_key": routing_key,
+        "event_action": "trigger",
+        "payload": {"summary": "", "source": "bench.example", "severity": "critical"},
+    }
+    base = len(json.dumps(event, separators=(",", ":")).encode())
+    event["payload"]["summary"] = "x" * (size - base)
+    body = json.dumps(event, separators=(",", ":")).encode()
+    assert len(body) == size, len(body)
+    return body
+
+
+class Keys:
+    """One keyring and its keys: a general key (REST) and an integration key (Events)."""
+
+    def __init__(self, stopped_clock: bool = False) -> None:
+        # valgrind cannot run the vDSO clock the system clock reads: a stopped
+        # clock when looping for it.
+        if stopped_clock:
+            start = datetime(2026, 12, 1, tzinfo=timezone.utc)
+            self.keyring = apikeys.Keyring(clock=apikeys.ManualClock(start))
+        else:
+            self.keyring = apikeys.Keyring()
+        admin = apikeys.Actor("acme", "PADMIN1", "admin")
+        self.rest = self.keyring.create_general_key(admin, "bench").secret
+        self.events = self.keyring.create_integration_key(admin, "PSERVICE", "bench").secret
+        self.event = event_body(self.events)
+
+
+# ---------------------------------------------------------------- ASGI
+
+
+class NoopASGI:
+    """A pure ASGI middleware that passes every request on: the floor of any ASGI middleware."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+def asgi_scope(method: str, path: str, headers: List[Tuple[bytes, bytes]]) -> Dict[str, Any]:
+    """What uvicorn hands an app for one HTTP/1.1 request (less the app-specific keys)."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 50000),
+        "scheme": "http",
+        "method": method,
+        "root_path": "",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": headers,
+    }
+
+
+class AsgiCase:
+    """One ASGI app and the request it is sent; `run(n)` sends it `n` times."""
+
+    def __init__(self, app: ASGIApp, scope: Dict[str, Any], body: bytes, expect: int) -> None:
+        self.app = app
+        self.scope = scope
+        self.expect = expect
+        self.status = 0
+        request = {"type": "http.request", "body": body, "more_body": False}
+
+        async def receive() -> Message:
+            return request
+
+        async def send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.status = message["status"]
+
+        self.receive: Receive = receive
+        self.send: Send = send
+
+    async def run(self, n: int) -> None:
+        app, template, receive, send = self.app, self.scope, self.receive, self.send
+        for _ in range(n):
+            # A fresh scope (and state) per request, as a server makes.
+            await app({**template, "state": {}}, receive, send)
+
+    async def answer(self, scope: Optional[Dict[str, Any]] = None) -> Tuple[int, Dict[str, Any]]:
+        sent = {**(scope or self.scope), "state": {}}
+        self.status = 0
+        await self.app(sent, self.receive, self.send)
+        return self.status, sent
+
+
+def asgi_cases(keys: Keys) -> Dict[str, Tuple[str, AsgiCase]]:
+    """name -> (table, case)."""
+    # FastAPI reads the handlers' annotations (strings here) in this module's
+    # globals: Request, Response and Depends are imported at the top.
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.routing import Route
+
+    from apikeys.asgi import ApiKeyMiddleware, require_scope, requires_scope
+
+    kr = keys.keyring
+    rest_scope = asgi_scope(
+        "GET",
+        "/incidents",
+        [(b"host", HOST), (b"user-agent", b"wrk"), (b"authorization", f"Token token={keys.rest}".encode())],
+    )
+    events_scope = asgi_scope(
+        "POST",
+        "/v2/enqueue",
+        [
+            (b"host", HOST),
+            (b"user-agent", b"wrk"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(keys.event)).encode()),
+        ],
+    )
+
+    def middleware(kind: str) -> List[Middleware]:
+        if kind == "noop":
+            return [Middleware(NoopASGI)]
+        if kind == "apikeys":
+            return [Middleware(ApiKeyMiddleware, keyring=kr)]
+        return []
+
+    # The handlers: the same code in every case of a table.
+    @requires_scope("incidents.read")
+    async def incidents(request: Request) -> Response:
+        request.scope.get("apikey")  # what a handler does to take the principal
+        return Response(REST_BODY, media_type="application/json")
+
+    @requires_scope("incidents.read")
+    async def incidents_state(request: Request) -> Response:
+        request.state.apikey  # noqa: B018 - the other way to take the principal
+        return Response(REST_BODY, media_type="application/json")
+
+    async def enqueue(request: Request) -> Response:
+        body = await request.body()
+        return Response(ACK, status_code=202 if body else 400, media_type="application/json")
+
+    async def nothing(request: Request) -> None:
+        """A dependency that does nothing (the floor of any dependency)."""
+        return None
+
+    def fastapi(kind: str, handler: str = "scope") -> Any:
+        app = FastAPI(middleware=middleware(kind), openapi_url=None, docs_url=None, redoc_url=None)
+        if handler == "scope":
+            app.get("/incidents")(incidents)
+        elif handler == "state":
+            app.get("/incidents")(incidents_state)
+        elif handler == "depends_noop":
+
+            async def with_nothing(who: None = Depends(nothing)) -> Response:
+                return Response(REST_BODY, media_type="application/json")
+
+            app.get("/incidents")(with_nothing)
+        elif handler == "depends_scope":
+
+            async def with_principal(who: apikeys.Principal = Depends(require_scope("incidents.read"))) -> Response:
+                return Response(REST_BODY, media_type="application/json")
+
+            app.get("/incidents")(with_principal)
+        app.post("/v2/enqueue")(enqueue)
+        return app
+
+    def starlette(kind: str) -> Any:
+        return Starlette(
+            routes=[Route("/incidents", incidents), Route("/v2/enqueue", enqueue, methods=["POST"])],
+            middleware=middleware(kind),
+        )
+
+    ev = keys.event
+    cases: Dict[str, Tuple[str, AsgiCase]] = {}
+    for kind in ("bare", "noop", "apikeys"):
+        cases[f"fastapi-rest-{kind}"] = ("FastAPI, REST", AsgiCase(fastapi(kind), rest_scope, b"", 200))
+    cases["fastapi-rest-apikeys-state"] = ("FastAPI, REST", AsgiCase(fastapi("apikeys", "state"), rest_scope, b"", 200))
+    cases["fastapi-depends-noop"] = ("FastAPI, REST, Depends", AsgiCase(fastapi("noop", "depends_noop"), rest_scope, b"", 200))
+    cases["fastapi-depends-apikeys"] = (
+        "FastAPI, REST, Depends",
+        AsgiCase(fastapi("apikeys", "depends_scope"), rest_scope, b"", 200),
+    )
+    for kind in ("bare", "noop", "apikeys"):
+        cases[f"fastapi-events-{kind}"] = ("FastAPI, Events 1 KiB", AsgiCase(fastapi(kind), events_scope, ev, 202))
+    for kind in ("bare", "noop", "apikeys"):
+        cases[f"starlette-rest-{kind}"] = ("Starlette, REST", AsgiCase(starlette(kind), rest_scope, b"", 200))
+    for kind in ("bare", "noop", "apikeys"):
+        cases[f"starlette-events-{kind}"] = ("Starlette, Events 1 KiB", AsgiCase(starlette(kind), events_scope, ev, 202))
+    return cases
+
+
+async def check_asgi(cases: Dict[str, Tuple[str, AsgiCase]]) -> None:
+    """Each case answers as expected, and the protected ones really check."""
+    for name, (_, case) in cases.items():
+        status, sent = await case.answer()
+        assert status == case.expect, (name, status)
+        if name.endswith("-bare") or name.endswith("-noop"):
+            continue
+        assert "apikey" in sent, name
+        if "-rest-" in name or "-depends-" in name:
+            assert sent["apikey_scope"] == "incidents.read", (name, sent.get("apikey_scope"))
+            headers = [h for h in case.scope["headers"] if h[0] != b"authorization"]
+            assert (await case.answer({**case.scope, "headers": headers}))[0] == 401, name
+        else:
+            assert (await case.answer({**case.scope}))[0] == 202, name
+
+
+# ---------------------------------------------------------------- WSGI
+
+
+class NoopWSGI:
+    """A WSGI middleware that passes every request on."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+
+    def __call__(self, environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        return self.app(environ, start_response)
+
+
+def wsgi_environ(method: str, path: str, headers: Dict[str, str]) -> Dict[str, Any]:
+    """What a WSGI server (werkzeug's, gunicorn) hands an app for one request, less the input stream."""
+    env: Dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "REMOTE_PORT": "50000",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    env.update(headers)
+    return env
+
+
+class WsgiCase:
+    """One WSGI app and the request it is sent; `run(n)` sends it `n` times."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], environ: Dict[str, Any], body: bytes, expect: int) -> None:
+        self.app = app
+        self.environ = environ
+        self.body = body
+        self.expect = expect
+        self.status = ""
+
+        def start_response(status: str, headers: List[Tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], Any]:
+            self.status = status
+            return lambda b: None
+
+        self.start_response = start_response
+
+    def run(self, n: int) -> None:
+        app, template, body, start_response = self.app, self.environ, self.body, self.start_response
+        for _ in range(n):
+            env = dict(template)
+            env["wsgi.input"] = io.BytesIO(body)
+            result = app(env, start_response)
+            for _chunk in result:
+                pass
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+
+    def answer(self, environ: Optional[Dict[str, Any]] = None) -> Tuple[int, Dict[str, Any]]:
+        env = dict(environ or self.environ)
+        env["wsgi.input"] = io.BytesIO(self.body)
+        self.status = ""
+        result = self.app(env, self.start_response)
+        b"".join(result)
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+        return int(self.status.split()[0]), env
+
+
+def wsgi_cases(keys: Keys) -> Dict[str, Tuple[str, WsgiCase]]:
+    from flask import Flask, request
+
+    from apikeys.wsgi import PRINCIPAL_KEY, protect_flask, requires_scope
+
+    def flask(kind: str) -> Any:
+        app = Flask(f"bench_{kind}")
+
+        @app.get("/incidents")
+        @requires_scope("incidents.read")
+        def incidents() -> Any:
+            request.environ.get(PRINCIPAL_KEY)  # what a view does to take the principal
+            return app.response_class(REST_BODY, mimetype="application/json")
+
+        @app.post("/v2/enqueue")
+        def enqueue() -> Any:
+            body = request.get_data()
+            return app.response_class(ACK, status=202 if body else 400, mimetype="application/json")
+
+        if kind == "noop":
+            app.wsgi_app = NoopWSGI(app.wsgi_app)  # type: ignore[method-assign]
+        elif kind == "apikeys":
+            protect_flask(app, keys.keyring)
+        return app
+
+    rest_env = wsgi_environ(
+        "GET",
+        "/incidents",
+        {"HTTP_HOST": HOST.decode(), "HTTP_USER_AGENT": "wrk", "HTTP_AUTHORIZATION": f"Token token={keys.rest}"},
+    )
+    events_env = wsgi_environ(
+        "POST",
+        "/v2/enqueue",
+        {
+            "HTTP_HOST": HOST.decode(),
+            "HTTP_USER_AGENT": "wrk",
+            "CONTENT_TYPE": "application/json",
+            "CONTENT_LENGTH": str(len(keys.event)),
+        },
+    )
+    cases: Dict[str, Tuple[str, WsgiCase]] = {}
+    for kind in ("bare", "noop", "apikeys"):
+        cases[f"flask-rest-{kind}"] = ("Flask, REST", WsgiCase(flask(kind), rest_env, b"", 200))
+    for kind in ("bare", "noop", "apikeys"):
+        cases[f"flask-events-{kind}"] = ("Flask, Events 1 KiB", WsgiCase(flask(kind), events_env, keys.event, 202))
+    return cases
+
+
+def check_wsgi(cases: Dict[str, Tuple[str, WsgiCase]]) -> None:
+    from apikeys.wsgi import PRINCIPAL_KEY
+
+    for name, (_, case) in cases.items():
+        status, env = case.answer()
+        assert status == case.expect, (name, status)
+        if name.endswith("-apikeys"):
+            assert PRINCIPAL_KEY in env, name
+            if "-rest-" in name:
+                without = {k: v for k, v in case.environ.items() if k != "HTTP_AUTHORIZATION"}
+                assert case.answer(without)[0] == 401, name
+
+
+# ---------------------------------------------------------------- the core, alone
+
+
+def core_cases(keys: Keys) -> Dict[str, Tuple[str, Runner]]:
+    kr, rest, events, event = keys.keyring, keys.rest, keys.events, keys.event
+    header = f"Token token={rest}".encode()
+    auth = kr.authenticate
+    routing = apikeys.events_routing_key
+    parse = apikeys.token_from_authorization
+
+    def rest_auth(n: int) -> None:
+        for _ in range(n):
+            auth(rest, api="rest", method="GET", scope="incidents.read")
+
+    def events_auth(n: int) -> None:
+        for _ in range(n):
+            auth(events, api="events")
+
+    def routing_key(n: int) -> None:
+        for _ in range(n):
+            routing(event)
+
+    def authorization(n: int) -> None:
+        for _ in range(n):
+            parse(header)
+
+    table = "the binding alone"
+    return {
+        "authenticate-rest": (table, rest_auth),
+        "authenticate-events": (table, events_auth),
+        "events_routing_key-1KiB": (table, routing_key),
+        "token_from_authorization": (table, authorization),
+    }
+
+
+# ---------------------------------------------------------------- the run
+
+
+def all_cases(keys: Keys, only: Optional[str]) -> Dict[str, Tuple[str, Runner]]:
+    cases: Dict[str, Tuple[str, Runner]] = {}
+    asgi = asgi_cases(keys)
+    wsgi = wsgi_cases(keys)
+    asyncio.run(check_asgi(asgi))
+    check_wsgi(wsgi)
+    for name, (table, a) in asgi.items():
+        cases[name] = (table, a.run)
+    for name, (table, w) in wsgi.items():
+        cases[name] = (table, w.run)
+    cases.update(core_cases(keys))
+    if only:
+        cases = {k: v for k, v in cases.items() if any(part in k for part in only.split(","))}
+    return cases
+
+
+async def measure(
+    cases: Dict[str, Tuple[str, Runner]], calls: int, rounds: int
+) -> Tuple[Dict[str, List[float]], Dict[str, List[float]]]:
+    """µs per request of each case, one figure per round, by this thread's CPU
+    time (the time other processes take from it does not count) and by the
+    wall clock; the order of the cases rotates each round."""
+    names = list(cases)
+    cpu: Dict[str, List[float]] = {k: [] for k in names}
+    wall: Dict[str, List[float]] = {k: [] for k in names}
+    for name in names:  # warm-up: routing caches, first-request setup
+        out = cases[name][1](max(50, calls // 10))
+        if out is not None:
+            await out
+    for r in range(rounds):
+        for i in range(len(names)):
+            name = names[(i + r) % len(names)]
+            run = cases[name][1]
+            c = time.thread_time_ns()
+            t = time.perf_counter_ns()
+            out = run(calls)
+            if out is not None:
+                await out
+            wall[name].append((time.perf_counter_ns() - t) / calls / 1000)
+            cpu[name].append((time.thread_time_ns() - c) / calls / 1000)
+    return cpu, wall
+
+
+def load() -> str:
+    try:
+        return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:  # pragma: no cover
+        return "load average unknown"
+
+
+def report(cases: Dict[str, Tuple[str, Runner]], times: Dict[str, List[float]], wall: Dict[str, List[float]]) -> None:
+    best = {k: min(v) for k, v in times.items()}
+    med = {k: statistics.median(v) for k, v in times.items()}
+    best_wall = {k: min(v) for k, v in wall.items()}
+    tables: Dict[str, List[str]] = {}
+    for name, (table, _) in cases.items():
+        tables.setdefault(table, []).append(name)
+    for table, names in tables.items():
+        print(
+            f"\n{table}  (µs per request, CPU: fastest round, median round; wall: fastest; "
+            "+ over the no-op, CPU fastest and median)"
+        )
+        floor = next((n for n in names if n.endswith("-noop")), None)
+        for n in names:
+            over = ""
+            if floor is not None and n != floor and not n.endswith("-bare"):
+                over = f"  +{best[n] - best[floor]:6.2f}  +{med[n] - med[floor]:6.2f}"
+            print(f"  {n:32} {best[n]:8.2f} {med[n]:8.2f}   {best_wall[n]:8.2f}{over}")
+
+    def row(adapter: str, case: str, floor: str, core: List[str]) -> None:
+        if case not in best or floor not in best or not all(c in best for c in core):
+            return
+        added = best[case] - best[floor]
+        added_med = med[case] - med[floor]
+        auth = sum(best[c] for c in core)
+        target = auth + 2.0
+        print(
+            f"  {adapter:44} {added:6.2f} ({added_med:6.2f}) {auth:6.2f} {target:6.2f} "
+            f"{max(0.0, added - target):6.2f}"
+        )
+
+    print(
+        "\nsummary: added over the no-op middleware (CPU fastest, median), authenticate alone, "
+        "target (authenticate + 2), gap (µs)"
+    )
+    row("apikeys.asgi, FastAPI, REST (scope read)", "fastapi-rest-apikeys", "fastapi-rest-noop", ["authenticate-rest"])
+    row("apikeys.asgi, FastAPI, REST (request.state)", "fastapi-rest-apikeys-state", "fastapi-rest-noop", ["authenticate-rest"])
+    row(
+        "apikeys.asgi, FastAPI, Depends(require_scope)",
+        "fastapi-depends-apikeys",
+        "fastapi-depends-noop",
+        ["authenticate-rest"],
+    )
+    row("  the same, over the no-op without Depends", "fastapi-depends-apikeys", "fastapi-rest-noop", ["authenticate-rest"])
+    row("apikeys.asgi, FastAPI, Events 1 KiB", "fastapi-events-apikeys", "fastapi-events-noop", ["authenticate-events"])
+    row("apikeys.asgi, Starlette, REST", "starlette-rest-apikeys", "starlette-rest-noop", ["authenticate-rest"])
+    row("apikeys.asgi, Starlette, Events 1 KiB", "starlette-events-apikeys", "starlette-events-noop", ["authenticate-events"])
+    row("apikeys.wsgi, Flask, REST", "flask-rest-apikeys", "flask-rest-noop", ["authenticate-rest"])
+    row("apikeys.wsgi, Flask, Events 1 KiB", "flask-events-apikeys", "flask-events-noop", ["authenticate-events"])
+
+
+# ---------------------------------------------------------------- the middleware's steps
+
+
+def parts(keys: Keys, calls: int, rounds: int) -> None:
+    """The steps of apikeys.asgi's REST path and apikeys.wsgi's, each timed
+    alone the way the middleware runs it (the same calls on the same data)."""
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    from apikeys import _http
+    from apikeys.asgi import ApiKeyMiddleware, requires_scope
+    from apikeys.wsgi import flask_scope_resolver
+
+    kr = keys.keyring
+
+    @requires_scope("incidents.read")
+    async def view(request: Any) -> None:
+        return None
+
+    app = Starlette(routes=[Route("/incidents", view)])
+    mw = ApiKeyMiddleware(NoopASGI(app), kr)
+    header = f"Token token={keys.rest}".encode()
+    scope: Dict[str, Any] = {
+        **asgi_scope("GET", "/incidents", [(b"host", HOST), (b"user-agent", b"wrk"), (b"authorization", header)]),
+        "app": app,
+    }
+    mw._required_scope(scope, HOST)
+    who = kr.authenticate(keys.rest, api="rest", method="GET", scope="incidents.read")
+    public, events_paths = mw.public_paths, mw.events_paths
+
+    def s_dispatch(n: int) -> None:
+        for _ in range(n):
+            if scope["type"] == "lifespan":
+                pass
+            if scope["type"] != "http" or scope["path"] in public:
+                pass
+            if scope["path"] in events_paths:
+                pass
+
+    def s_headers(n: int) -> None:
+        for _ in range(n):
+            values: List[bytes] = []
+            host: Any = None
+            for k, v in scope["headers"]:
+                name = k.lower()
+                if name == b"authorization":
+                    values.append(v)
+                elif name == b"host":
+                    host = v if host is None else (host, v)
+
+    values = [header]
+
+    def s_headers_as_sent(n: int) -> None:
+        # The proposed loop: servers send lowercase names (ASGI asks them to),
+        # so compare first and lower only a name of the right length that differs.
+        for _ in range(n):
+            values: List[bytes] = []
+            host: Any = None
+            for k, v in scope["headers"]:
+                if k == b"authorization" or (len(k) == 13 and k.lower() == b"authorization"):
+                    values.append(v)
+                elif k == b"host" or (len(k) == 4 and k.lower() == b"host"):
+                    host = v if host is None else (host, v)
+
+    def s_rest_token(n: int) -> None:
+        for _ in range(n):
+            _http.rest_token(values)
+
+    def s_required_scope(n: int) -> None:
+        for _ in range(n):
+            mw._required_scope(scope, HOST)
+
+    def s_authenticate_wrapper(n: int) -> None:
+        for _ in range(n):
+            _http.authenticate(kr, keys.rest, "rest", "GET", "incidents.read")
+
+    def s_keyring(n: int) -> None:
+        for _ in range(n):
+            kr.authenticate(keys.rest, api="rest", method="GET", scope="incidents.read")
+
+    def s_keyring_positional(n: int) -> None:
+        for _ in range(n):
+            kr.authenticate(keys.rest, "rest", "GET", "incidents.read")
+
+    async def s_check(n: int) -> None:
+        for _ in range(n):
+            await mw._check(keys.rest, "rest", "GET", "incidents.read")
+
+    def s_principal_into_scope(n: int) -> None:
+        for _ in range(n):
+            sc: Dict[str, Any] = {}
+            sc.setdefault("state", {})["apikey"] = who
+            sc["apikey"] = who
+            sc["apikey_scope"] = "incidents.read"
+
+    def s_rate_limit_headers(n: int) -> None:
+        for _ in range(n):
+            _http.rate_limit_headers(who)
+
+    async def s_whole(n: int) -> None:
+        async def receive() -> Message:
+            return {}
+
+        async def send(m: Message) -> None:
+            return None
+
+        inner_mw = ApiKeyMiddleware(_nothing, kr)
+        for _ in range(n):
+            await inner_mw({**scope, "state": {}}, receive, send)
+
+    async def s_noop(n: int) -> None:
+        async def receive() -> Message:
+            return {}
+
+        async def send(m: Message) -> None:
+            return None
+
+        noop = NoopASGI(_nothing)
+        for _ in range(n):
+            await noop({**scope, "state": {}}, receive, send)
+
+    # WSGI's steps
+    from flask import Flask
+
+    from apikeys.wsgi import requires_scope as wsgi_requires_scope
+
+    flask_app = Flask("parts")
+
+    @flask_app.get("/incidents")
+    @wsgi_requires_scope("incidents.read")
+    def fview() -> str:
+        return ""
+
+    resolver = flask_scope_resolver(flask_app)
+    environ = wsgi_environ("GET", "/incidents", {"HTTP_HOST": HOST.decode(), "HTTP_AUTHORIZATION": header.decode()})
+    resolver(environ)
+
+    def w_joined_rest_token(n: int) -> None:
+        for _ in range(n):
+            _http.joined_rest_token(environ.get("HTTP_AUTHORIZATION"))
+
+    def w_where(n: int) -> None:
+        # ApiKeyMiddleware._scope builds this message before calling scope_for, on every request.
+        for _ in range(n):
+            f"scope_for for {environ.get('REQUEST_METHOD', '')} {environ.get('PATH_INFO', '')!r}"  # noqa: B018
+
+    def w_scope_for(n: int) -> None:
+        for _ in range(n):
+            resolver(environ)
+
+    routing = apikeys.events_routing_key
+    event = keys.event
+
+    def e_routing_key(n: int) -> None:
+        for _ in range(n):
+            _http.routing_key(event)
+
+    def e_routing_key_direct(n: int) -> None:
+        for _ in range(n):
+            routing(event)
+
+    steps: Dict[str, Runner] = {
+        "asgi: type/path checks (3 lookups)": s_dispatch,
+        "asgi: header loop (3 headers, .lower())": s_headers,
+        "  proposed: names compared as sent, lowered only if need be": s_headers_as_sent,
+        "asgi: rest_token (+ token_from_authorization)": s_rest_token,
+        "asgi: _required_scope (cache hit)": s_required_scope,
+        "asgi: await _check (inline)": s_check,
+        "  _http.authenticate (try/except wrapper)": s_authenticate_wrapper,
+        "  Keyring.authenticate (keywords)": s_keyring,
+        "  Keyring.authenticate (positional)": s_keyring_positional,
+        "asgi: principal into scope (3 stores)": s_principal_into_scope,
+        "asgi: rate_limit_headers": s_rate_limit_headers,
+        "asgi: whole middleware, app doing nothing": s_whole,
+        "asgi: no-op middleware, app doing nothing": s_noop,
+        "wsgi: joined_rest_token": w_joined_rest_token,
+        "wsgi: _scope's message f-string (every request)": w_where,
+        "wsgi: scope_for (flask_scope_resolver, cache hit)": w_scope_for,
+        "events: _http.routing_key (1 KiB)": e_routing_key,
+        "events: events_routing_key (1 KiB)": e_routing_key_direct,
+    }
+    times, _ = asyncio.run(measure({k: ("parts", v) for k, v in steps.items()}, calls, rounds))
+    print(f"the middleware's steps, each alone (µs per request, CPU: fastest round, median; {load()})")
+    for name, v in times.items():
+        print(f"  {name:62} {min(v):7.3f} {statistics.median(v):7.3f}")
+
+
+async def _nothing(scope: Scope, receive: Receive, send: Send) -> None:
+    return None
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # Short rounds, many of them: the fastest of many short rounds is the one
+    # least disturbed by other processes (their cache pressure included).
+    ap.add_argument("--calls", type=int, default=200, help="requests per case per round (default 200)")
+    ap.add_argument("--rounds", type=int, default=101, help="rounds (default 101)")
+    ap.add_argument("--quick", action="store_true", help="a smoke run: 200 requests, 2 rounds")
+    ap.add_argument("--only", help="only the cases whose names contain one of these comma-separated words")
+    ap.add_argument("--parts", action="store_true", help="time the middleware's steps one by one")
+    ap.add_argument("--loop", metavar="CASE", help="run this case only, --calls times after a warm-up (for profilers)")
+    args = ap.parse_args()
+    if args.quick or os.environ.get("APIKEYS_BENCH_QUICK") == "1":
+        args.calls, args.rounds = 200, 2
+    keys = Keys(stopped_clock=bool(args.loop))
+    if args.parts:
+        parts(keys, args.calls * 10, args.rounds)
+        return 0
+    cases = all_cases(keys, args.only)
+    if args.loop:
+        run = cases[args.loop][1]
+
+        async def loop() -> None:
+            for n in (500, args.calls):  # warm-up, then the measured calls
+                out = run(n)
+                if out is not None:
+                    await out
+
+        asyncio.run(loop())
+        return 0
+    print(
+        f"apikeys {apikeys.__version__}, CPython {platform.python_version()} ({platform.machine()}); "
+        f"{args.calls:,} requests per case per round, {args.rounds} rounds in rotating order; {load()} before"
+    )
+    times, wall = asyncio.run(measure(cases, args.calls, args.rounds))
+    report(cases, times, wall)
+    print(f"\n({load()} after)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
