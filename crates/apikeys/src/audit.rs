@@ -410,30 +410,10 @@ impl AuditQuery {
     /// library did not make.
     pub fn resolve(&self, now: Timestamp) -> crate::Result<AuditWindow> {
         use crate::Error;
-        let id_ok = |s: &str| {
-            !s.is_empty()
-                && s.len() <= crate::keyring::MAX_ID_BYTES
-                && !s.chars().any(|c| c.is_control() || c.is_whitespace())
-        };
-        if !id_ok(&self.account) {
-            return Err(Error::invalid(
-                "account",
-                format!(
-                    "must be 1 to {} bytes without whitespace or control characters",
-                    crate::keyring::MAX_ID_BYTES
-                ),
-            ));
-        }
+        // The same rule as every id a management call takes.
+        crate::keyring::validate_id("account", &self.account)?;
         if let Some(actor) = &self.actor {
-            if !id_ok(actor) {
-                return Err(Error::invalid(
-                    "actor",
-                    format!(
-                        "must be 1 to {} bytes without whitespace or control characters",
-                        crate::keyring::MAX_ID_BYTES
-                    ),
-                ));
-            }
+            crate::keyring::validate_id("actor", actor)?;
         }
         // Until now, this millisecond included.
         let until = self

@@ -269,7 +269,7 @@ impl Draft {
     }
 }
 
-fn validate_id(field: &'static str, s: &str) -> Result<()> {
+pub(crate) fn validate_id(field: &'static str, s: &str) -> Result<()> {
     let why = if s.is_empty() {
         "must not be empty".to_owned()
     } else if s.len() > MAX_ID_BYTES {
