@@ -108,7 +108,8 @@ fn sqlite_a_reported_key_stays_disabled_after_reopening() {
     let (token, id) = {
         let keyring = Arc::new(Keyring::new(SqliteStore::open(&path).unwrap()));
         let keys = live_keys(&keyring);
-        let res = receiver(keyring.clone(), &signer).handle(signer.request(&report(&[&keys.tokens[0]])));
+        let res =
+            receiver(keyring.clone(), &signer).handle(signer.request(&report(&[&keys.tokens[0]])));
         assert_eq!(labels(res.body()), ["true_positive"]);
         (keys.tokens[0].clone(), keys.ids[0])
     };
@@ -194,7 +195,12 @@ fn postgres_two_processes_delivered_the_same_report_at_once_disable_once() {
         }
         assert_eq!(labels(&answers[0]), vec!["true_positive"; 5]);
         let records = leak_records(&b);
-        assert_eq!(records.len() - before, 5, "round {round}: {:#?}", &records[before..]);
+        assert_eq!(
+            records.len() - before,
+            5,
+            "round {round}: {:#?}",
+            &records[before..]
+        );
         for t in &keys.tokens {
             assert!(!works(&a, t) && !works(&b, t), "round {round}");
         }

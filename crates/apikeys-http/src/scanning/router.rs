@@ -19,9 +19,9 @@ impl SecretScanning {
     /// The body is read up to the receiver's bound (a larger one, or a
     /// `Content-Length` over it, is refused with 413 without reading on);
     /// when the keyring may wait on its store ([`apikeys::Keyring::may_block`])
-    /// the report is handled on tokio's blocking pool. A peer address the
-    /// server put in the request's extensions as a `SocketAddr` is kept in
-    /// the audit records.
+    /// the report is handled on tokio's blocking pool. The peer's address —
+    /// a `SocketAddr` in the request's extensions, or axum's
+    /// `ConnectInfo<SocketAddr>` — is kept in the audit records.
     pub fn router(self: Arc<Self>, path: &str) -> axum::Router {
         axum::Router::new().route(
             path,
@@ -36,7 +36,14 @@ impl SecretScanning {
     /// [`SecretScanning::handle`], on the blocking pool when the keyring
     /// may block. For an application routing it itself.
     pub async fn serve(self: Arc<Self>, request: Request) -> Response {
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
+        if let Some(axum::extract::ConnectInfo(peer)) = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .copied()
+        {
+            parts.extensions.get_or_insert_with(|| peer);
+        }
         if let Some(declared) = parts.headers.get(CONTENT_LENGTH) {
             if let Err(refused) = check_declared_length(declared, self.max_body) {
                 return into_axum(refusal(&refused));
