@@ -119,7 +119,7 @@ fn signed_bodies_that_are_not_a_json_array_are_refused() {
         String::new(),
         " ".to_owned(),
         format!("[{{\"token\":\"{key}\""),
-        format!("{key}"),
+        key.to_owned(),
         format!("[{{\"token\":\"{key}\"}}] x"),
         format!("[{{\"token\":\"{key}\",}}]"),
         "\u{feff}[]".to_owned(),
