@@ -9,6 +9,7 @@ cargo test --workspace --locked
 # secret-scanning receiver over sockets.
 cargo clippy -p apikeys-http --all-targets --features router --locked -- -D warnings
 cargo test -p apikeys-http --features router --locked --test scanning_router
+cargo test -p apikeys-http --features router --locked --doc scanning
 # The README's first command must keep working.
 cargo run --quiet --locked --example quickstart >/dev/null
 echo "quickstart: ran"
