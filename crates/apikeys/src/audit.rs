@@ -783,7 +783,7 @@ mod tests {
                 format!("a?t=s%2b{}", &SCOPED[2..]),
                 "a?t=(redacted)".to_owned(),
             ),
-            (format!("{INTEGRATION}"), "(redacted)".to_owned()),
+            (INTEGRATION.to_owned(), "(redacted)".to_owned()),
             (format!("x {ROUTING}"), "x (redacted)".to_owned()),
             (format!("é{USER}é"), "é(redacted)é".to_owned()),
             (
