@@ -5,6 +5,9 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+# The management API's mount and socket tests need the `router` feature.
+cargo clippy --locked -p apikeys-http --all-targets --features router -- -D warnings
+cargo test --locked -p apikeys-http --features router --lib --test manage
 # The README's first command must keep working.
 cargo run --quiet --locked --example quickstart >/dev/null
 echo "quickstart: ran"
