@@ -920,6 +920,60 @@ fn page(api: Api) {
     api.no_key_leaked();
 }
 
+/// Racing callers: one rotation and one deletion win, the rest are told why.
+fn races(api: Api) {
+    let api = Arc::new(api);
+    for round in 0..3 {
+        let key = api.create_general("PADMIN", &format!("raced {round}"), false);
+        let id = id_of(&key);
+        let rotate: Vec<Answer> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..6)
+                .map(|i| {
+                    let api = &api;
+                    let id = &id;
+                    let user = if i % 2 == 0 { "PADMIN" } else { "POWNER" };
+                    s.spawn(move || api.post(&format!("/api_keys/{id}/rotate"), user, json!({})))
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let won: Vec<&Answer> = rotate.iter().filter(|a| a.status == 201).collect();
+        assert_eq!(won.len(), 1, "one rotation wins");
+        for a in rotate.iter().filter(|a| a.status != 201) {
+            error(a, 400, 2001);
+        }
+        // The winner's key is the one kept aside (and searched for).
+        let v = won[0].json();
+        api.tokens
+            .lock()
+            .unwrap()
+            .push(v["api_key"]["token"].as_str().unwrap().to_owned());
+        let deletes: Vec<u16> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..6)
+                .map(|_| {
+                    let api = &api;
+                    let id = &id;
+                    s.spawn(move || api.delete(&format!("/api_keys/{id}"), "PADMIN").status)
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(
+            deletes.iter().filter(|&&s| s == 204).count(),
+            1,
+            "{deletes:?}"
+        );
+        assert!(deletes.iter().all(|&s| s == 204 || s == 404), "{deletes:?}");
+    }
+    // The rotations' answers were seen by the racing threads; drop those
+    // (they hold keys by design) before searching the rest.
+    api.seen
+        .lock()
+        .unwrap()
+        .retain(|a| !a.starts_with("HTTP/1.1 201"));
+    api.no_key_leaked();
+}
+
 macro_rules! on_every_store {
     ($($scenario:ident),*) => {
         mod on_memory { use super::*; $( #[test] fn $scenario() { super::$scenario(memory()) } )* }
@@ -934,7 +988,8 @@ on_every_store!(
     other_account,
     bad_input,
     cross_site,
-    page
+    page,
+    races
 );
 
 // -- without a framework: `handle` on its own -----------------------------------------------------
@@ -987,6 +1042,66 @@ fn handle_answers_without_any_framework() {
             .status(),
         404
     );
+}
+
+/// Odd requests straight into `handle`: always an answer, never a panic;
+/// every refusal in PagerDuty's shape.
+#[test]
+fn handle_never_panics_on_odd_requests() {
+    let keyring = Arc::new(Keyring::new(apikeys::MemoryStore::new()));
+    let m = Management::new(keyring);
+    let admin = Actor::new(ACCOUNT, "PADMIN", Role::Admin);
+    let paths = [
+        "/",
+        "//",
+        "/api_keys//",
+        "/api_keys/%00",
+        "/api_keys/P0000000000000/rotate",
+        "/users//tokens",
+        "/users/%FF/tokens",
+        "/users/me/tokens/%2e%2e",
+        "/audit/records?since=%",
+        "/api_keys?limit=99999999999999999999999",
+        "/api_keys?offset=-1",
+        "/me?x",
+        "/assets/",
+        "/assets/../../etc/passwd",
+        "/api_keys?type=general&type",
+        "/audit/records?actions[]=,,,",
+        "/audit/records?until=9999-12-31T23:59:59.999999Z",
+        "/audit/records?since=2026-02-29T00:00:00Z",
+    ];
+    let bodies: [&[u8]; 9] = [
+        b"",
+        b"{",
+        b"\xff\xfe",
+        b"null",
+        b"{\"api_key\":{\"description\":\"\xf0\x9f\x94\x91\"}}",
+        b"{\"rotation\":{\"grace_seconds\":1e400}}",
+        b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+        b"{\"api_key\":{\"description\":\"x\",\"scopes\":[1]}}",
+        b"{\"api_key\":null}",
+    ];
+    for method in ["GET", "POST", "DELETE", "PUT", "HEAD", "OPTIONS"] {
+        for path in paths {
+            for body in bodies {
+                let req = http::Request::builder()
+                    .method(method)
+                    .uri(path)
+                    .header("content-type", "application/json")
+                    .body(body.to_vec())
+                    .unwrap();
+                let res = m.handle(Some(&admin), req);
+                let status = res.status().as_u16();
+                assert!((200..600).contains(&status));
+                if status >= 400 && method != "HEAD" {
+                    let v: Value = serde_json::from_slice(res.body()).unwrap();
+                    assert!(v["error"]["code"].is_u64(), "{method} {path}: {v}");
+                    assert!(status < 500, "{method} {path}: {v}");
+                }
+            }
+        }
+    }
 }
 
 fn super_max() -> usize {
