@@ -1044,6 +1044,47 @@ fn handle_answers_without_any_framework() {
     );
 }
 
+/// A store that fails answers 500 and says only that an internal error
+/// occurred (docs/design.md §5); nothing of the cause reaches the client.
+#[test]
+fn a_failing_store_is_a_500_that_says_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("keys.db");
+    let store = apikeys_sqlite::SqliteStore::open(&db).unwrap();
+    let api = start(Keyring::new(store));
+    api.create_general("PADMIN", "before", false);
+    // Another program deletes the write-ahead log under the store's feet:
+    // the store refuses to write rather than lose a change (docs/design.md §7).
+    let wal = dir.path().join("keys.db-wal");
+    assert!(wal.exists(), "the store writes ahead");
+    std::fs::remove_file(&wal).unwrap();
+    let a = api.post(
+        "/api_keys",
+        "PADMIN",
+        json!({"api_key": {"description": "after"}}),
+    );
+    let message = error(&a, 500, 2000);
+    assert_eq!(message, "an internal error occurred");
+    assert!(!a.body.contains("keys.db"), "{}", a.body);
+    // The cause is for the server's logs: in the response's extensions.
+    let m = Management::new(api.keyring.clone());
+    let res = m.handle(
+        Some(&Actor::new(ACCOUNT, "PADMIN", Role::Admin)),
+        http::Request::post("/api_keys")
+            .header("content-type", "application/json")
+            .body(br#"{"api_key":{"description":"again"}}"#.to_vec())
+            .unwrap(),
+    );
+    assert_eq!(res.status(), 500);
+    let r = res
+        .extensions()
+        .get::<apikeys_http::Rejection>()
+        .expect("the refusal for a logging layer");
+    assert_eq!(r.kind(), "store");
+    assert_ne!(r.reason(), r.message());
+    api.no_key_leaked();
+}
+
 /// Odd requests straight into `handle`: always an answer, never a panic;
 /// every refusal in PagerDuty's shape.
 #[test]

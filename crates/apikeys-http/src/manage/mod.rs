@@ -112,7 +112,10 @@ impl Management {
     /// [`MAX_BODY_BYTES`], else 413). May block on a durable store: callers
     /// check [`Management::may_block`] and call it off their event loop.
     /// Never panics on any input; no answer but a create's or a rotation's
-    /// holds a key.
+    /// holds a key. A refusal the keyring decided carries its
+    /// [`crate::Rejection`] in the response's extensions, for a logging
+    /// layer ([`crate::Rejection::reason`]: a store failure's cause; the
+    /// client is told only that an internal error occurred).
     pub fn handle(&self, actor: Option<&Actor>, request: Request<Vec<u8>>) -> Response<Vec<u8>> {
         self.handle_at(actor, request, None)
     }
@@ -586,6 +589,9 @@ fn no_content() -> Response<Vec<u8>> {
 
 fn failure(f: &Failure) -> Response<Vec<u8>> {
     let mut res = with_headers(f.status, "application/json; charset=utf-8", f.body());
+    if let Some(r) = &f.rejection {
+        res.extensions_mut().insert(r.clone());
+    }
     if let Some(allow) = f.allow {
         res.headers_mut()
             .insert(http::header::ALLOW, HeaderValue::from_static(allow));
