@@ -20,7 +20,7 @@ pub(crate) struct Failure {
     pub(crate) allow: Option<&'static str>,
     /// The keyring's refusal, for the response's extensions (a logging
     /// layer reads [`Rejection::reason`]: why a store failed, say).
-    pub(crate) rejection: Option<Rejection>,
+    pub(crate) rejection: Option<Box<Rejection>>,
 }
 
 impl Failure {
@@ -136,7 +136,7 @@ impl From<&apikeys::Error> for Failure {
     fn from(e: &apikeys::Error) -> Self {
         let r = Rejection::from_error(e);
         let mut f = Failure::new(r.status(), r.code(), r.message().to_owned());
-        f.rejection = Some(r);
+        f.rejection = Some(Box::new(r));
         f
     }
 }

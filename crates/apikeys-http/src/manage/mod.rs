@@ -590,7 +590,7 @@ fn no_content() -> Response<Vec<u8>> {
 fn failure(f: &Failure) -> Response<Vec<u8>> {
     let mut res = with_headers(f.status, "application/json; charset=utf-8", f.body());
     if let Some(r) = &f.rejection {
-        res.extensions_mut().insert(r.clone());
+        res.extensions_mut().insert(crate::Rejection::clone(r));
     }
     if let Some(allow) = f.allow {
         res.headers_mut()
