@@ -1085,6 +1085,53 @@ fn a_failing_store_is_a_500_that_says_nothing() {
     api.no_key_leaked();
 }
 
+/// Expiry and a rotation's overlap are shown by the keyring's clock, as
+/// the keyring judges them, not by the server's wall clock.
+#[test]
+fn expiry_and_overlap_follow_the_keyrings_clock() {
+    let clock = apikeys::ManualClock::new(apikeys::Timestamp::from_unix_millis(1_800_000_000_000));
+    let keyring = Keyring::builder()
+        .store(apikeys::MemoryStore::new())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let m = Management::new(Arc::new(keyring));
+    let admin = Actor::new(ACCOUNT, "PADMIN", Role::Admin);
+    let call = |method: &str, uri: &str, body: &str| -> Value {
+        let res = m.handle(
+            Some(&admin),
+            http::Request::builder()
+                .method(method)
+                .uri(uri)
+                .header("content-type", "application/json")
+                .body(body.as_bytes().to_vec())
+                .unwrap(),
+        );
+        serde_json::from_slice(res.body()).unwrap()
+    };
+    // 2027-01-15T08:00:00Z is 1_800_000_000_000 + an hour.
+    let made = call(
+        "POST",
+        "/api_keys",
+        r#"{"api_key":{"description":"soon","expires_at":"2027-01-15T09:00:00Z"}}"#,
+    );
+    let id = id_of(&made);
+    assert_eq!(made["api_key"]["expired"], false);
+    let rotated = call(
+        "POST",
+        &format!("/api_keys/{id}/rotate"),
+        r#"{"rotation":{"grace_seconds":60}}"#,
+    );
+    assert_eq!(rotated["rotated"]["rotation"]["works"], true);
+    clock.advance(Duration::from_secs(61));
+    let old = call("GET", &format!("/api_keys/{id}"), "");
+    assert_eq!(old["api_key"]["rotation"]["works"], false);
+    assert_eq!(old["api_key"]["rotation"]["overlapping"], false);
+    clock.advance(Duration::from_secs(3600));
+    let old = call("GET", &format!("/api_keys/{id}"), "");
+    assert_eq!(old["api_key"]["expired"], true);
+}
+
 /// Odd requests straight into `handle`: always an answer, never a panic;
 /// every refusal in PagerDuty's shape.
 #[test]

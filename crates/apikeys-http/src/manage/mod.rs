@@ -192,8 +192,9 @@ impl Management {
         if changes {
             guard::same_site(parts)?;
         }
-        let now = Timestamp::now();
         let k = &self.keyring;
+        // Expiry and overlaps are shown as of after the call, by the keyring's clock.
+        let now = || k.now();
         match (method, segments.as_slice()) {
             (_, []) => {
                 query.only(&[])?;
@@ -211,19 +212,19 @@ impl Management {
                 Ok(json_response(StatusCode::OK, &view::permissions(actor, &p)))
             }
             (_, ["audit", "records"]) => self.audit(actor, &query),
-            (&Method::GET, ["api_keys"]) => self.list(actor, &query, None, now),
+            (&Method::GET, ["api_keys"]) => self.list(actor, &query, None),
             (_, ["api_keys"]) => {
                 query.only(&[])?;
                 let mut f = Fields::wrapped(body, "api_key", false)?;
                 let spec = new_key(&mut f, None)?;
                 f.done()?;
                 let issued = k.create(actor, spec)?;
-                Ok(created(&issued, None, now))
+                Ok(created(&issued, None, now()))
             }
             (&Method::GET, ["api_keys", id]) => {
                 query.only(&[])?;
                 let r = k.get(actor, id)?;
-                Ok(key_response(StatusCode::OK, &r, now))
+                Ok(key_response(StatusCode::OK, &r, now()))
             }
             (_, ["api_keys", id]) => {
                 query.only(&[])?;
@@ -232,7 +233,7 @@ impl Management {
             }
             (_, ["api_keys", id, action]) => {
                 query.only(&[])?;
-                self.key_action(actor, id, action, body, now)
+                self.key_action(actor, id, action, body)
             }
             (&Method::GET, ["users", user, "tokens"]) => {
                 let user = self.user_of(actor, user)?;
@@ -245,7 +246,7 @@ impl Management {
                         )));
                     }
                 }
-                self.list(actor, &query, Some(&user), now)
+                self.list(actor, &query, Some(&user))
             }
             (_, ["users", user, "tokens"]) => {
                 query.only(&[])?;
@@ -259,7 +260,7 @@ impl Management {
                 let spec = new_key(&mut f, Some(KeyKind::UserToken))?;
                 f.done()?;
                 let issued = k.create(actor, spec)?;
-                Ok(created(&issued, None, now))
+                Ok(created(&issued, None, now()))
             }
             (_, ["users", user, "tokens", id]) => {
                 query.only(&[])?;
@@ -270,7 +271,7 @@ impl Management {
                     return Err(Failure::not_found(id));
                 }
                 if *method == Method::GET {
-                    Ok(key_response(StatusCode::OK, &r, now))
+                    Ok(key_response(StatusCode::OK, &r, now()))
                 } else {
                     k.delete(actor, id)?;
                     Ok(no_content())
@@ -297,7 +298,6 @@ impl Management {
         actor: &Actor,
         query: &Query,
         owner: Option<&str>,
-        now: Timestamp,
     ) -> Result<Response<Vec<u8>>, Failure> {
         let (kind, owner) = if let Some(o) = owner {
             query.only(&["disabled", "query", "limit", "offset"])?;
@@ -320,6 +320,7 @@ impl Management {
         let limit = query.number("limit", 1, 1000)?.unwrap_or(100);
         let offset = query.number("offset", 0, usize::MAX)?.unwrap_or(0);
         let all = self.keyring.list(actor)?;
+        let now = self.keyring.now();
         let matching: Vec<&KeyRecord> = all
             .iter()
             .filter(|r| kind.is_none_or(|k| r.kind == k))
@@ -355,7 +356,6 @@ impl Management {
         id: &str,
         action: &str,
         body: &[u8],
-        now: Timestamp,
     ) -> Result<Response<Vec<u8>>, Failure> {
         let k = &self.keyring;
         if action == "rotate" {
@@ -367,7 +367,7 @@ impl Management {
             let issued = k.rotate(actor, id, grace)?;
             // The old key's record as it is now (after the rotation).
             let old = k.get(actor, id).ok();
-            return Ok(created(&issued, old.as_ref(), now));
+            return Ok(created(&issued, old.as_ref(), k.now()));
         }
         Fields::wrapped(body, "api_key", true)?.done()?;
         let r = match action {
@@ -375,7 +375,7 @@ impl Management {
             "enable" => k.enable(actor, id)?,
             _ => k.end_rotation(actor, id)?,
         };
-        Ok(key_response(StatusCode::OK, &r, now))
+        Ok(key_response(StatusCode::OK, &r, k.now()))
     }
 
     /// `GET /audit/records`, PagerDuty's shape.
