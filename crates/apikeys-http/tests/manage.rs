@@ -802,10 +802,9 @@ fn cross_site(api: Api) {
         vec!["Origin: http://evil.example"],
         vec!["Origin: null"],
         vec!["Origin: http://127.0.0.1:1"],
-        vec![
-            "Sec-Fetch-Site: same-origin",
-            "Origin: https://evil.example",
-        ],
+        vec!["Origin: http://evil.example", "Origin: http://evil.example"],
+        vec!["Sec-Fetch-Site: same-origin", "Sec-Fetch-Site: cross-site"],
+        vec!["Sec-Fetch-Site: ", same_origin.as_str()],
     ] {
         let a = api.raw("POST", &disable, Some("PADMIN"), &headers, "{}");
         error(&a, 403, 2010);
@@ -860,6 +859,11 @@ fn cross_site(api: Api) {
         vec![same_origin.as_str()],
         vec!["Content-Type: application/json; charset=utf-8"],
         vec![],
+        // Behind a proxy that rewrites Host, Sec-Fetch-Site decides.
+        vec![
+            "Sec-Fetch-Site: same-origin",
+            "Origin: https://keys.example.com",
+        ],
     ] {
         let a = api.raw("POST", &disable, Some("PADMIN"), &headers, "{}");
         assert_eq!(a.status, 200, "{headers:?}: {}", a.whole());
