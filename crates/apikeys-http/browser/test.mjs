@@ -246,6 +246,24 @@ await step('a user token of one\'s own, shown once and removable', async () => {
   await mine.waitFor({ state: 'detached' });
 });
 
+await step('an admin sees other users\' tokens; the responder sees only their own', async () => {
+  await signIn('PRESP');
+  await page.getByRole('button', { name: 'Create API User Token' }).click();
+  await page.getByLabel('Description').fill('Responder laptop');
+  await page.getByRole('button', { name: 'Create Key' }).click();
+  await page.locator('#key-dialog').waitFor({ state: 'visible' });
+  const token = await page.locator('#key-value').inputValue();
+  await page.keyboard.press('Escape');
+  await page.locator('#tokens-table tbody tr', { has: page.getByText('Responder laptop', { exact: true }) }).waitFor();
+  assert.ok(!(await page.locator('#others').isVisible()), 'a responder sees no one else\'s tokens');
+  assert.ok(!(await page.locator('#create-general').isVisible()));
+  await signIn('PADMIN');
+  const theirs = page.locator('#others-table tbody tr', { has: page.getByText('Responder laptop', { exact: true }) });
+  await theirs.waitFor();
+  assert.match(await theirs.innerText(), /PRESP/);
+  assert.ok(!(await everywhere()).includes(token));
+});
+
 await step('an observer sees no create button and no general keys, but may make their own token', async () => {
   await signIn('POBS');
   assert.match(await page.locator('#who').innerText(), /POBS \(observer\)/);

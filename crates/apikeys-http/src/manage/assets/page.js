@@ -337,6 +337,22 @@
     $('tokens-empty').hidden = data.api_keys.length > 0;
   }
 
+  async function loadOthers() {
+    const canList = !!(me && me.may.others_tokens.includes('list'));
+    $('others').hidden = !canList;
+    if (!canList) return;
+    const data = await api('GET', '/api_keys?type=user_token&limit=1000');
+    const theirs = data.api_keys.filter((k) => k.owner !== me.user.id);
+    $('others-table').tBodies[0].replaceChildren(...theirs.map((k) => el('tr', { 'data-key-id': k.id },
+      el('td', {}, k.owner || ''),
+      el('td', {}, el('span', { class: 'desc' }, k.description), ' ', el('code', { class: 'hint' }, '…' + k.hint)),
+      el('td', {}, when(k.created_at)),
+      el('td', {}, when(k.last_used_at)),
+      el('td', {}, k.api_version),
+      el('td', {}, k.disabled ? el('span', {}, 'by ', k.disabled_by, ' on ', when(k.disabled_at)) : 'No'))));
+    $('others-empty').hidden = theirs.length > 0;
+  }
+
   async function loadAudit(more) {
     $('audit').hidden = !me.may.audit_records;
     if (!me.may.audit_records) return;
@@ -357,7 +373,7 @@
       me = await api('GET', '/me');
       const role = me.user.role ? me.user.role.replace(/_/g, ' ') : 'removed';
       $('who').textContent = 'Signed in as ' + me.user.id + ' (' + role + ') in ' + me.user.account;
-      await Promise.all([loadGeneral(), loadTokens(), loadAudit(false)]);
+      await Promise.all([loadGeneral(), loadTokens(), loadOthers(), loadAudit(false)]);
       document.body.dataset.ready = 'true';
     } catch (err) {
       fail(err);
