@@ -287,6 +287,33 @@ await step('an observer sees no create button and no general keys, but may make 
   if (expected >= 0) problems.splice(expected, 1);
 });
 
+await step('every field has a label, every button a name; Escape closes the create dialog', async () => {
+  await signIn('PADMIN');
+  const unnamed = await page.evaluate(() => {
+    const out = [];
+    for (const i of document.querySelectorAll('input, select, textarea')) {
+      if (!i.labels || i.labels.length === 0) out.push('field ' + i.id);
+    }
+    for (const b of document.querySelectorAll('button')) {
+      const name = (b.getAttribute('aria-label') || b.textContent || '').trim();
+      if (!name) out.push('button ' + b.outerHTML);
+    }
+    for (const d of document.querySelectorAll('dialog')) {
+      if (!d.getAttribute('aria-labelledby')) out.push('dialog ' + d.id);
+    }
+    return out;
+  });
+  assert.deepEqual(unnamed, []);
+  await page.locator('#create-general').focus();
+  await page.keyboard.press('Enter');
+  await page.locator('#create-dialog').waitFor({ state: 'visible' });
+  await page.keyboard.type('never made');
+  await page.keyboard.press('Escape');
+  await page.locator('#create-dialog').waitFor({ state: 'hidden' });
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'create-general', 'focus goes back to the opener');
+  assert.equal(await general.locator('tr', { has: page.getByText('never made', { exact: true }) }).count(), 0);
+});
+
 await step('no console errors, no CSP violations, nothing from another host', async () => {
   assert.deepEqual(problems, []);
 });
