@@ -196,15 +196,13 @@ impl Management {
         // Expiry and overlaps are shown as of after the call, by the keyring's clock.
         let now = || k.now();
         match (method, segments.as_slice()) {
-            (_, []) => {
-                query.only(&[])?;
-                Ok(page::html(
-                    mount_path
-                        .and_then(clean_mount_path)
-                        .as_deref()
-                        .unwrap_or(&self.mount_path),
-                ))
-            }
+            // The page ignores its query string (links may carry one).
+            (_, []) => Ok(page::html(
+                mount_path
+                    .and_then(clean_mount_path)
+                    .as_deref()
+                    .unwrap_or(&self.mount_path),
+            )),
             (_, ["assets", name]) => page::asset(name).ok_or_else(Failure::no_route),
             (_, ["me"]) => {
                 query.only(&[])?;
