@@ -13,6 +13,11 @@
 //! - [`races`]: concurrency loops for each check-then-write of the keyring
 //!   (offboarding against token creation, disable against authenticate,
 //!   delete against enable), many rounds, zero violations.
+//! - [`rotation_races`]: the same for rotation, on two keyrings over the same
+//!   data (two store objects of a database: two processes, as far as its
+//!   locks know): rotate against rotate, offboarding, disable and delete;
+//!   `end_rotation` against the keys' use. Each round's outcome is checked
+//!   on the store's records and its audit trail.
 //!
 //! A store crate calls both from its tests:
 //!
@@ -33,10 +38,11 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
 use super::unique_account;
+use crate::audit::{AuditAction, AuditOutcome, AuditQuery, MAX_AUDIT_PAGE};
 use crate::error::Error;
 use crate::key::KeyKind;
 use crate::keyring::Keyring;
-use crate::record::AccessLevel;
+use crate::record::{AccessLevel, KeyId};
 use crate::request::Request;
 use crate::role::{Actor, Role, UserState};
 use crate::store::KeyStore;
@@ -629,4 +635,516 @@ fn delete_against_enable(keyring: &Keyring, rounds: usize) {
             Err(Error::NotFound { .. })
         ));
     }
+}
+
+/// The grace of every rotation in [`rotation_races`]: long enough that no
+/// overlap ends by itself during a round.
+const RACE_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The concurrency loops of rotation (docs/design.md §8), `rounds` rounds
+/// each. `first` and `second` are keyrings on the same data: for a durable
+/// store, two store objects on the same database (two processes, as far as
+/// the store's locking knows); for one that keeps no trail of its own, the
+/// same keyring twice or two on one shared store. Each round starts its two
+/// sides together (a barrier), one on each keyring, and checks the store's
+/// records and its audit trail once both returned:
+///
+/// - rotate against rotate: exactly one succeeds; the other is refused
+///   (`InvalidInput`, field `key_id`) naming the successor; exactly one new
+///   key exists, linked both ways; exactly one allowed rotate record;
+/// - rotate against `remove_user` of the token's owner (rotated by an admin,
+///   or by the owner): either the rotation came first and the offboarding
+///   disabled both tokens, or the offboarding came first and the rotation is
+///   refused (`NotPermitted`) — never a working successor of a removed user;
+/// - rotate against disable: both succeed; the old key stays disabled
+///   (a rotation never undoes a disable), the new one works;
+/// - rotate against delete: the old key is gone; either the rotation came
+///   first (the deleted record names the successor, which works) or it is
+///   refused (`NotFound`) and made no key;
+/// - `end_rotation` against the use of both keys: no use of the old key that
+///   starts after `end_rotation` returned succeeds, the new key always works,
+///   and the end is never undone by the write of the new key's first use.
+///
+/// Where both orders can happen, the loops count them and, over 20 rounds
+/// or more, fail if one was never seen (the loop would not be testing the
+/// race). Panics at the first violation, naming the loop and round.
+pub fn rotation_races(first: &Keyring, second: &Keyring, rounds: usize) {
+    rotate_against_rotate(first, second, rounds);
+    rotate_against_offboarding(first, second, rounds);
+    rotate_against_disable(first, second, rounds);
+    rotate_against_delete(first, second, rounds);
+    end_rotation_against_use(first, second, rounds);
+}
+
+/// Runs `a` and `b` on two threads released together by a barrier. Left
+/// alone, one side of a race tends to win nearly every round (its call is
+/// shorter); so in most rounds one side, in turn, waits a little after the
+/// barrier (from 20 µs to 3 ms, more in later rounds of the cycle), and the
+/// loops see both orders and the moments in between. A third of the rounds
+/// start both sides at once.
+fn together<A: Send, B: Send>(
+    round: usize,
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    const WAIT_US: [u64; 6] = [0, 0, 20, 200, 1000, 3000];
+    let wait = std::time::Duration::from_micros(WAIT_US[(round / 2) % WAIT_US.len()]);
+    let (wait_a, wait_b) = if round % 2 == 0 {
+        (wait, std::time::Duration::ZERO)
+    } else {
+        (std::time::Duration::ZERO, wait)
+    };
+    let barrier = std::sync::Barrier::new(2);
+    std::thread::scope(|s| {
+        let ta = s.spawn(|| {
+            barrier.wait();
+            if !wait_a.is_zero() {
+                std::thread::sleep(wait_a);
+            }
+            a()
+        });
+        let tb = s.spawn(|| {
+            barrier.wait();
+            if !wait_b.is_zero() {
+                std::thread::sleep(wait_b);
+            }
+            b()
+        });
+        (
+            ta.join().expect("first side"),
+            tb.join().expect("second side"),
+        )
+    })
+}
+
+/// Fails a loop that never saw one of its two orders (over enough rounds).
+fn both_orders(race: &str, rounds: usize, names: [&str; 2], seen: [usize; 2]) {
+    eprintln!(
+        "{race}: {} {} times, {} {} times",
+        names[0], seen[0], names[1], seen[1]
+    );
+    if rounds >= 20 {
+        assert!(
+            seen[0] > 0 && seen[1] > 0,
+            "{race}: in {rounds} rounds, {} {} times and {} {} times: the loop did not test both orders",
+            names[0],
+            seen[0],
+            names[1],
+            seen[1]
+        );
+    }
+}
+
+/// Every audit record of `action` on key `id`, allowed and refused: from
+/// the store's trail once, or from each keyring's sink.
+fn key_trail(
+    first: &Keyring,
+    second: &Keyring,
+    account: &str,
+    id: KeyId,
+    action: AuditAction,
+) -> (usize, usize) {
+    let keyrings: &[&Keyring] = if first.store().keeps_audit() || std::ptr::eq(first, second) {
+        &[first]
+    } else {
+        &[first, second]
+    };
+    let (mut allowed, mut refused) = (0, 0);
+    for kr in keyrings {
+        let mut q = AuditQuery::account(account);
+        q.key_id = Some(id);
+        q.actions = vec![action];
+        q.limit = MAX_AUDIT_PAGE;
+        loop {
+            let page = kr.audit_records(&q).expect("audit_records");
+            for e in &page.records {
+                match e.outcome {
+                    AuditOutcome::Allowed => allowed += 1,
+                    AuditOutcome::Refused { .. } => refused += 1,
+                }
+            }
+            match page.next_cursor {
+                Some(c) => q.cursor = Some(c),
+                None => break,
+            }
+        }
+    }
+    (allowed, refused)
+}
+
+/// The keys of `account` that a rotation made from `old`.
+fn successors_of(kr: &Keyring, admin: &Actor, old: KeyId) -> Vec<KeyId> {
+    kr.list(admin)
+        .expect("list")
+        .iter()
+        .filter(|r| r.rotated_from() == Some(old))
+        .map(|r| r.id)
+        .collect()
+}
+
+fn rotate_against_rotate(first: &Keyring, second: &Keyring, rounds: usize) {
+    let acct = unique_account("race-rotate-twice");
+    let admin = Actor::new(acct.as_str(), "PADMIN", Role::Admin);
+    let get = Request::rest("GET");
+    let mut wins = [0; 2];
+    for round in 0..rounds {
+        let old = first
+            .create_general_key(&admin, "racing", AccessLevel::FullAccess)
+            .expect("create");
+        let old_id = old.record().id;
+        let id = old_id.to_string();
+        let (a, b) = together(
+            round,
+            || first.rotate(&admin, &id, RACE_GRACE),
+            || second.rotate(&admin, &id, RACE_GRACE),
+        );
+        let (winner, new, refusal) = match (a, b) {
+            (Ok(new), Err(e)) => (0, new, e),
+            (Err(e), Ok(new)) => (1, new, e),
+            (a, b) => panic!(
+                "double rotation, round {round}: expected exactly one rotation to succeed, got {:?} and {:?}",
+                a.map(|k| k.record().id),
+                b.map(|k| k.record().id)
+            ),
+        };
+        wins[winner] += 1;
+        let new_id = new.record().id;
+        match &refusal {
+            Error::InvalidInput { field: "key_id", reason } if reason.contains(&new_id.to_string()) => {}
+            e => panic!(
+                "double rotation, round {round}: the second rotation must be refused naming the successor {new_id}, got {e:?}"
+            ),
+        }
+        assert_eq!(
+            successors_of(first, &admin, old_id),
+            vec![new_id],
+            "double rotation, round {round}: exactly one new key"
+        );
+        assert_eq!(
+            first.list(&admin).expect("list").len(),
+            2 * (round + 1),
+            "double rotation, round {round}: a key too many in the account"
+        );
+        let rec = first.get(&admin, &id).expect("get");
+        assert_eq!(
+            rec.rotated_to(),
+            Some(new_id),
+            "double rotation, round {round}: the old key names another successor"
+        );
+        for (name, token) in [("old", old.secret()), ("new", new.secret())] {
+            assert!(
+                second.authenticate(token.expose(), &get).is_ok(),
+                "double rotation, round {round}: the {name} key does not work during the overlap"
+            );
+        }
+        assert_eq!(
+            key_trail(first, second, &acct, old_id, AuditAction::Rotate),
+            (1, 1),
+            "double rotation, round {round}: (allowed, refused) rotate records of the key"
+        );
+    }
+    both_orders(
+        "double rotation",
+        rounds,
+        ["the first keyring won", "the second won"],
+        wins,
+    );
+}
+
+fn rotate_against_offboarding(first: &Keyring, second: &Keyring, rounds: usize) {
+    let acct = unique_account("race-rotate-offboard");
+    let admin = Actor::new(acct.as_str(), "PADMIN", Role::Admin);
+    let get = Request::rest("GET");
+    let mut orders = [0; 2];
+    for round in 0..rounds {
+        let user = format!("PROTATE{round}");
+        first
+            .set_user_role(&acct, &user, Role::Manager)
+            .expect("set_user_role");
+        let owner = Actor::new(acct.as_str(), user.as_str(), Role::Manager);
+        let token = first.create_user_token(&owner, "racing").expect("create");
+        let old_id = token.record().id;
+        let id = old_id.to_string();
+        // Even rounds an admin rotates the token, odd rounds its owner.
+        let rotator = if round % 2 == 0 { &admin } else { &owner };
+        let (rotated, removed) = together(
+            round,
+            || first.rotate(rotator, &id, RACE_GRACE),
+            || second.remove_user(&acct, &user),
+        );
+        let disabled = removed.expect("remove_user");
+        let new = match rotated {
+            Ok(new) => {
+                orders[0] += 1;
+                assert_eq!(
+                    disabled, 2,
+                    "offboarding against rotation, round {round}: the rotation came first, so the offboarding must disable both tokens"
+                );
+                Some(new)
+            }
+            Err(Error::NotPermitted { .. }) => {
+                orders[1] += 1;
+                None
+            }
+            Err(e) => panic!("offboarding against rotation, round {round}: rotate failed: {e}"),
+        };
+        let made = successors_of(first, &admin, old_id);
+        assert_eq!(
+            made,
+            new.iter().map(|k| k.record().id).collect::<Vec<_>>(),
+            "offboarding against rotation, round {round}: a successor the caller was not given, or none for one it was"
+        );
+        for kr in [first, second] {
+            for r in kr
+                .list(&admin)
+                .expect("list")
+                .iter()
+                .filter(|r| r.owner.as_deref() == Some(user.as_str()))
+            {
+                assert!(
+                    r.disabled.is_some(),
+                    "offboarding against rotation, round {round}: a token of the removed user is enabled ({})",
+                    r.id
+                );
+            }
+            for token in std::iter::once(token.secret()).chain(new.iter().map(|k| k.secret())) {
+                assert!(
+                    kr.authenticate(token.expose(), &get).is_err(),
+                    "offboarding against rotation, round {round}: a token of the removed user works"
+                );
+            }
+        }
+        assert!(
+            first
+                .user(&acct, &user)
+                .expect("user")
+                .is_some_and(|s| s.removed),
+            "offboarding against rotation, round {round}: the user was restored"
+        );
+        let (allowed, refused) = key_trail(first, second, &acct, old_id, AuditAction::Rotate);
+        assert_eq!(
+            (allowed, refused),
+            if new.is_some() { (1, 0) } else { (0, 1) },
+            "offboarding against rotation, round {round}: (allowed, refused) rotate records"
+        );
+    }
+    both_orders(
+        "offboarding against rotation",
+        rounds,
+        ["the rotation came first", "the offboarding came first"],
+        orders,
+    );
+}
+
+fn rotate_against_disable(first: &Keyring, second: &Keyring, rounds: usize) {
+    let acct = unique_account("race-rotate-disable");
+    let admin = Actor::new(acct.as_str(), "PADMIN", Role::Admin);
+    let get = Request::rest("GET");
+    let mut orders = [0; 2];
+    for round in 0..rounds {
+        let old = first
+            .create_general_key(&admin, "racing", AccessLevel::FullAccess)
+            .expect("create");
+        let old_id = old.record().id;
+        let id = old_id.to_string();
+        let (rotated, disabled) = together(
+            round,
+            || first.rotate(&admin, &id, RACE_GRACE),
+            || second.disable(&admin, &id),
+        );
+        let new = rotated.unwrap_or_else(|e| {
+            panic!("disable against rotation, round {round}: a disabled key may be rotated, got {e}")
+        });
+        let as_disabled = disabled.expect("disable");
+        orders[usize::from(as_disabled.rotated_to().is_none())] += 1;
+        let new_id = new.record().id;
+        let rec = first.get(&admin, &id).expect("get");
+        assert!(
+            rec.disabled.is_some(),
+            "disable against rotation, round {round}: the rotation undid the disable"
+        );
+        assert_eq!(
+            rec.rotated_to(),
+            Some(new_id),
+            "disable against rotation, round {round}: the disable undid the rotation"
+        );
+        assert_eq!(successors_of(first, &admin, old_id), vec![new_id]);
+        assert!(
+            second.authenticate(old.secret().expose(), &get).is_err(),
+            "disable against rotation, round {round}: the disabled key works"
+        );
+        assert!(
+            first.authenticate(new.secret().expose(), &get).is_ok(),
+            "disable against rotation, round {round}: the new key does not work"
+        );
+        assert_eq!(
+            key_trail(first, second, &acct, old_id, AuditAction::Rotate),
+            (1, 0)
+        );
+        assert_eq!(
+            key_trail(first, second, &acct, old_id, AuditAction::Disable),
+            (1, 0)
+        );
+    }
+    both_orders(
+        "disable against rotation",
+        rounds,
+        ["the rotation came first", "the disable came first"],
+        orders,
+    );
+}
+
+fn rotate_against_delete(first: &Keyring, second: &Keyring, rounds: usize) {
+    let acct = unique_account("race-rotate-delete");
+    let admin = Actor::new(acct.as_str(), "PADMIN", Role::Admin);
+    let get = Request::rest("GET");
+    let mut orders = [0; 2];
+    for round in 0..rounds {
+        let old = first
+            .create_general_key(&admin, "racing", AccessLevel::FullAccess)
+            .expect("create");
+        let old_id = old.record().id;
+        let id = old_id.to_string();
+        let (rotated, deleted) = together(
+            round,
+            || first.rotate(&admin, &id, RACE_GRACE),
+            || second.delete(&admin, &id),
+        );
+        let gone = deleted.expect("delete");
+        let new = match rotated {
+            Ok(new) => {
+                orders[0] += 1;
+                assert_eq!(
+                    gone.rotated_to(),
+                    Some(new.record().id),
+                    "delete against rotation, round {round}: a rotation of a key already deleted"
+                );
+                assert!(
+                    first.authenticate(new.secret().expose(), &get).is_ok(),
+                    "delete against rotation, round {round}: the new key does not work"
+                );
+                Some(new.record().id)
+            }
+            Err(Error::NotFound { .. }) => {
+                orders[1] += 1;
+                assert_eq!(gone.rotated_to(), None);
+                None
+            }
+            Err(e) => panic!("delete against rotation, round {round}: rotate failed: {e}"),
+        };
+        assert_eq!(
+            successors_of(first, &admin, old_id),
+            new.into_iter().collect::<Vec<_>>(),
+            "delete against rotation, round {round}: a successor the caller was not given"
+        );
+        assert!(
+            matches!(first.get(&admin, &id), Err(Error::NotFound { .. })),
+            "delete against rotation, round {round}: the deleted key came back"
+        );
+        for kr in [first, second] {
+            assert!(
+                kr.authenticate(old.secret().expose(), &get).is_err(),
+                "delete against rotation, round {round}: the deleted key works"
+            );
+        }
+        assert_eq!(
+            key_trail(first, second, &acct, old_id, AuditAction::Rotate).0,
+            usize::from(new.is_some()),
+            "delete against rotation, round {round}: allowed rotate records"
+        );
+        assert_eq!(
+            key_trail(first, second, &acct, old_id, AuditAction::Delete),
+            (1, 0)
+        );
+    }
+    both_orders(
+        "delete against rotation",
+        rounds,
+        ["the rotation came first", "the delete came first"],
+        orders,
+    );
+}
+
+fn end_rotation_against_use(first: &Keyring, second: &Keyring, rounds: usize) {
+    let acct = unique_account("race-end-rotation");
+    let admin = Actor::new(acct.as_str(), "PADMIN", Role::Admin);
+    let get = Request::rest("GET");
+    let mut orders = [0; 2];
+    for round in 0..rounds {
+        let old = first
+            .create_general_key(&admin, "racing", AccessLevel::FullAccess)
+            .expect("create");
+        let id = old.record().id.to_string();
+        let new = first.rotate(&admin, &id, RACE_GRACE).expect("rotate");
+        let ended = AtomicBool::new(false);
+        let late_successes = AtomicUsize::new(0);
+        let (end, ()) = together(
+            round,
+            || {
+                let rec = first.end_rotation(&admin, &id);
+                ended.store(true, Ordering::SeqCst);
+                rec
+            },
+            || {
+                // The new key's first use (written by a flush of the other
+                // store) races the end; the old key is tried through the
+                // keyring that ends it, whose cache that write reaches at once.
+                loop {
+                    let after = ended.load(Ordering::SeqCst);
+                    assert!(
+                        second.authenticate(new.secret().expose(), &get).is_ok(),
+                        "end_rotation against use, round {round}: the new key failed"
+                    );
+                    second.flush().expect("flush");
+                    let old_ok = first.authenticate(old.secret().expose(), &get).is_ok();
+                    if after {
+                        if old_ok {
+                            late_successes.fetch_add(1, Ordering::SeqCst);
+                        }
+                        break;
+                    }
+                }
+            },
+        );
+        let end = end.expect("end_rotation");
+        first.flush().expect("flush");
+        second.flush().expect("flush");
+        let until = end.rotation.as_ref().and_then(|r| r.overlap_until);
+        orders[usize::from(end.rotation.as_ref().is_some_and(|r| r.successor_used_at.is_none()))] += 1;
+        assert_eq!(
+            late_successes.load(Ordering::SeqCst),
+            0,
+            "end_rotation against use, round {round}: the old key worked after end_rotation returned"
+        );
+        let rec = first.get(&admin, &id).expect("get");
+        let rot = rec.rotation.as_deref().expect("the rotation");
+        assert_eq!(
+            rot.overlap_until, until,
+            "end_rotation against use, round {round}: the end of the overlap was undone"
+        );
+        assert!(
+            rot.successor_used_at.is_some(),
+            "end_rotation against use, round {round}: the new key's first use was lost"
+        );
+        assert!(
+            first.authenticate(old.secret().expose(), &get).is_err(),
+            "end_rotation against use, round {round}: the old key works after its end"
+        );
+        assert_eq!(
+            key_trail(
+                first,
+                second,
+                &acct,
+                old.record().id,
+                AuditAction::EndRotation
+            ),
+            (1, 0)
+        );
+    }
+    both_orders(
+        "end_rotation against use",
+        rounds,
+        ["the new key's use came first", "the end came first"],
+        orders,
+    );
 }
