@@ -41,7 +41,7 @@ use super::unique_account;
 use crate::audit::{AuditAction, AuditOutcome, AuditQuery, MAX_AUDIT_PAGE};
 use crate::error::Error;
 use crate::key::KeyKind;
-use crate::keyring::Keyring;
+use crate::keyring::{IssuedKey, Keyring};
 use crate::record::{AccessLevel, KeyId};
 use crate::request::Request;
 use crate::role::{Actor, Role, UserState};
@@ -668,6 +668,14 @@ const RACE_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
 /// Where both orders can happen, the loops count them and, over 20 rounds
 /// or more, fail if one was never seen (the loop would not be testing the
 /// race). Panics at the first violation, naming the loop and round.
+///
+/// Each loop was seen to fail once the serialization it checks was taken
+/// out of a store: the memory store's shard lock (disable) and account lock
+/// (double rotation, offboarding); PostgreSQL's `FOR UPDATE` on the key row
+/// (double rotation, disable, delete, end against use) and on the user row
+/// (offboarding); SQLite's `BEGIN IMMEDIATE` (every loop); SQLite's read of
+/// the old key inside the transaction that notes its successor's first use
+/// (end against use).
 pub fn rotation_races(first: &Keyring, second: &Keyring, rounds: usize) {
     rotate_against_rotate(first, second, rounds);
     rotate_against_offboarding(first, second, rounds);
@@ -695,19 +703,19 @@ fn together<A: Send, B: Send>(
         (std::time::Duration::ZERO, wait)
     };
     let barrier = std::sync::Barrier::new(2);
+    let side = |wait: std::time::Duration| {
+        barrier.wait();
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
+    };
     std::thread::scope(|s| {
         let ta = s.spawn(|| {
-            barrier.wait();
-            if !wait_a.is_zero() {
-                std::thread::sleep(wait_a);
-            }
+            side(wait_a);
             a()
         });
         let tb = s.spawn(|| {
-            barrier.wait();
-            if !wait_b.is_zero() {
-                std::thread::sleep(wait_b);
-            }
+            side(wait_b);
             b()
         });
         (
@@ -717,86 +725,124 @@ fn together<A: Send, B: Send>(
     })
 }
 
-/// Fails a loop that never saw one of its two orders (over enough rounds).
-fn both_orders(race: &str, rounds: usize, names: [&str; 2], seen: [usize; 2]) {
-    eprintln!(
-        "{race}: {} {} times, {} {} times",
-        names[0], seen[0], names[1], seen[1]
-    );
-    if rounds >= 20 {
-        assert!(
-            seen[0] > 0 && seen[1] > 0,
-            "{race}: in {rounds} rounds, {} {} times and {} {} times: the loop did not test both orders",
-            names[0],
-            seen[0],
-            names[1],
-            seen[1]
-        );
-    }
+/// One loop of [`rotation_races`]: its name, its keyrings and account, and
+/// how often each of its two orders was seen.
+struct Race<'a> {
+    name: &'static str,
+    first: &'a Keyring,
+    second: &'a Keyring,
+    account: String,
+    admin: Actor,
+    get: Request,
+    orders: [usize; 2],
 }
 
-/// Every audit record of `action` on key `id`, allowed and refused: from
-/// the store's trail once, or from each keyring's sink.
-fn key_trail(
-    first: &Keyring,
-    second: &Keyring,
-    account: &str,
-    id: KeyId,
-    action: AuditAction,
-) -> (usize, usize) {
-    let keyrings: &[&Keyring] = if first.store().keeps_audit() || std::ptr::eq(first, second) {
-        &[first]
-    } else {
-        &[first, second]
-    };
-    let (mut allowed, mut refused) = (0, 0);
-    for kr in keyrings {
-        let mut q = AuditQuery::account(account);
-        q.key_id = Some(id);
-        q.actions = vec![action];
-        q.limit = MAX_AUDIT_PAGE;
-        loop {
-            let page = kr.audit_records(&q).expect("audit_records");
-            for e in &page.records {
-                match e.outcome {
-                    AuditOutcome::Allowed => allowed += 1,
-                    AuditOutcome::Refused { .. } => refused += 1,
-                }
-            }
-            match page.next_cursor {
-                Some(c) => q.cursor = Some(c),
-                None => break,
-            }
+impl<'a> Race<'a> {
+    fn new(name: &'static str, first: &'a Keyring, second: &'a Keyring) -> Self {
+        let account = unique_account("race-rotation");
+        let admin = Actor::new(account.as_str(), "PADMIN", Role::Admin);
+        Race {
+            name,
+            first,
+            second,
+            account,
+            admin,
+            get: Request::rest("GET"),
+            orders: [0; 2],
         }
     }
-    (allowed, refused)
-}
 
-/// The keys of `account` that a rotation made from `old`.
-fn successors_of(kr: &Keyring, admin: &Actor, old: KeyId) -> Vec<KeyId> {
-    kr.list(admin)
-        .expect("list")
-        .iter()
-        .filter(|r| r.rotated_from() == Some(old))
-        .map(|r| r.id)
-        .collect()
+    /// A fresh general key, its id, and the id as text.
+    fn general_key(&self) -> (IssuedKey, KeyId, String) {
+        let k = self
+            .first
+            .create_general_key(&self.admin, "racing", AccessLevel::FullAccess)
+            .expect("create");
+        let id = k.record().id;
+        (k, id, id.to_string())
+    }
+
+    /// Whether `token` authenticates through `kr`.
+    fn works(&self, kr: &Keyring, token: &IssuedKey) -> bool {
+        kr.authenticate(token.secret().expose(), &self.get).is_ok()
+    }
+
+    /// The keys of the account that a rotation made from `old`.
+    fn successors_of(&self, old: KeyId) -> Vec<KeyId> {
+        self.first
+            .list(&self.admin)
+            .expect("list")
+            .iter()
+            .filter(|r| r.rotated_from() == Some(old))
+            .map(|r| r.id)
+            .collect()
+    }
+
+    /// How many audit records of `action` on key `id` were allowed and how
+    /// many refused: from the store's trail once, or from each keyring's sink.
+    fn trail(&self, id: KeyId, action: AuditAction) -> (usize, usize) {
+        let once = self.first.store().keeps_audit() || std::ptr::eq(self.first, self.second);
+        let keyrings: &[&Keyring] = if once {
+            &[self.first]
+        } else {
+            &[self.first, self.second]
+        };
+        let (mut allowed, mut refused) = (0, 0);
+        for kr in keyrings {
+            let mut q = AuditQuery::account(&self.account);
+            q.key_id = Some(id);
+            q.actions = vec![action];
+            q.limit = MAX_AUDIT_PAGE;
+            loop {
+                let page = kr.audit_records(&q).expect("audit_records");
+                for e in &page.records {
+                    match e.outcome {
+                        AuditOutcome::Allowed => allowed += 1,
+                        AuditOutcome::Refused { .. } => refused += 1,
+                    }
+                }
+                match page.next_cursor {
+                    Some(c) => q.cursor = Some(c),
+                    None => break,
+                }
+            }
+        }
+        (allowed, refused)
+    }
+
+    /// Count the order of one round (0 or 1, as named by [`Race::done`]).
+    fn saw(&mut self, order: usize) {
+        self.orders[order] += 1;
+    }
+
+    /// Print the orders seen and, over 20 rounds or more, fail if one never was.
+    fn done(self, rounds: usize, names: [&str; 2]) {
+        let (race, seen) = (self.name, self.orders);
+        eprintln!(
+            "{race}: {} {} times, {} {} times",
+            names[0], seen[0], names[1], seen[1]
+        );
+        if rounds >= 20 {
+            assert!(
+                seen[0] > 0 && seen[1] > 0,
+                "{race}: in {rounds} rounds, {} {} times and {} {} times: the loop did not test both orders",
+                names[0],
+                seen[0],
+                names[1],
+                seen[1]
+            );
+        }
+    }
 }
 
 fn rotate_against_rotate(first: &Keyring, second: &Keyring, rounds: usize) {
-    let acct = unique_account("race-rotate-twice");
-    let admin = Actor::new(acct.as_str(), "PADMIN", Role::Admin);
-    let get = Request::rest("GET");
-    let mut wins = [0; 2];
+    let mut race = Race::new("double rotation", first, second);
     for round in 0..rounds {
-        let old = first
-            .create_general_key(&admin, "racing", AccessLevel::FullAccess)
-            .expect("create");
-        let old_id = old.record().id;
-        let id = old_id.to_string();
+        let (old, old_id, id) = race.general_key();
         let (a, b) = together(
             round,
-            || first.rotate(&admin, &id, RACE_GRACE),
-            || second.rotate(&admin, &id, RACE_GRACE),
+            || first.rotate(&race.admin, &id, RACE_GRACE),
+            || second.rotate(&race.admin, &id, RACE_GRACE),
         );
         let (winner, new, refusal) = match (a, b) {
             (Ok(new), Err(e)) => (0, new, e),
@@ -807,55 +853,50 @@ fn rotate_against_rotate(first: &Keyring, second: &Keyring, rounds: usize) {
                 b.map(|k| k.record().id)
             ),
         };
-        wins[winner] += 1;
+        race.saw(winner);
         let new_id = new.record().id;
         match &refusal {
-            Error::InvalidInput { field: "key_id", reason } if reason.contains(&new_id.to_string()) => {}
+            Error::InvalidInput {
+                field: "key_id",
+                reason,
+            } if reason.contains(&new_id.to_string()) => {}
             e => panic!(
                 "double rotation, round {round}: the second rotation must be refused naming the successor {new_id}, got {e:?}"
             ),
         }
         assert_eq!(
-            successors_of(first, &admin, old_id),
+            race.successors_of(old_id),
             vec![new_id],
             "double rotation, round {round}: exactly one new key"
         );
         assert_eq!(
-            first.list(&admin).expect("list").len(),
+            first.list(&race.admin).expect("list").len(),
             2 * (round + 1),
             "double rotation, round {round}: a key too many in the account"
         );
-        let rec = first.get(&admin, &id).expect("get");
         assert_eq!(
-            rec.rotated_to(),
+            first.get(&race.admin, &id).expect("get").rotated_to(),
             Some(new_id),
             "double rotation, round {round}: the old key names another successor"
         );
-        for (name, token) in [("old", old.secret()), ("new", new.secret())] {
+        for (name, key) in [("old", &old), ("new", &new)] {
             assert!(
-                second.authenticate(token.expose(), &get).is_ok(),
+                race.works(second, key),
                 "double rotation, round {round}: the {name} key does not work during the overlap"
             );
         }
         assert_eq!(
-            key_trail(first, second, &acct, old_id, AuditAction::Rotate),
+            race.trail(old_id, AuditAction::Rotate),
             (1, 1),
             "double rotation, round {round}: (allowed, refused) rotate records of the key"
         );
     }
-    both_orders(
-        "double rotation",
-        rounds,
-        ["the first keyring won", "the second won"],
-        wins,
-    );
+    race.done(rounds, ["the first keyring won", "the second won"]);
 }
 
 fn rotate_against_offboarding(first: &Keyring, second: &Keyring, rounds: usize) {
-    let acct = unique_account("race-rotate-offboard");
-    let admin = Actor::new(acct.as_str(), "PADMIN", Role::Admin);
-    let get = Request::rest("GET");
-    let mut orders = [0; 2];
+    let mut race = Race::new("offboarding against rotation", first, second);
+    let acct = race.account.clone();
     for round in 0..rounds {
         let user = format!("PROTATE{round}");
         first
@@ -866,7 +907,7 @@ fn rotate_against_offboarding(first: &Keyring, second: &Keyring, rounds: usize) 
         let old_id = token.record().id;
         let id = old_id.to_string();
         // Even rounds an admin rotates the token, odd rounds its owner.
-        let rotator = if round % 2 == 0 { &admin } else { &owner };
+        let rotator = if round % 2 == 0 { &race.admin } else { &owner };
         let (rotated, removed) = together(
             round,
             || first.rotate(rotator, &id, RACE_GRACE),
@@ -875,7 +916,7 @@ fn rotate_against_offboarding(first: &Keyring, second: &Keyring, rounds: usize) 
         let disabled = removed.expect("remove_user");
         let new = match rotated {
             Ok(new) => {
-                orders[0] += 1;
+                race.saw(0);
                 assert_eq!(
                     disabled, 2,
                     "offboarding against rotation, round {round}: the rotation came first, so the offboarding must disable both tokens"
@@ -883,21 +924,19 @@ fn rotate_against_offboarding(first: &Keyring, second: &Keyring, rounds: usize) 
                 Some(new)
             }
             Err(Error::NotPermitted { .. }) => {
-                orders[1] += 1;
+                race.saw(1);
                 None
             }
             Err(e) => panic!("offboarding against rotation, round {round}: rotate failed: {e}"),
         };
-        let made = successors_of(first, &admin, old_id);
         assert_eq!(
-            made,
+            race.successors_of(old_id),
             new.iter().map(|k| k.record().id).collect::<Vec<_>>(),
             "offboarding against rotation, round {round}: a successor the caller was not given, or none for one it was"
         );
         for kr in [first, second] {
-            for r in kr
-                .list(&admin)
-                .expect("list")
+            let listed = kr.list(&race.admin).expect("list");
+            for r in listed
                 .iter()
                 .filter(|r| r.owner.as_deref() == Some(user.as_str()))
             {
@@ -907,9 +946,9 @@ fn rotate_against_offboarding(first: &Keyring, second: &Keyring, rounds: usize) 
                     r.id
                 );
             }
-            for token in std::iter::once(token.secret()).chain(new.iter().map(|k| k.secret())) {
+            for key in std::iter::once(&token).chain(new.as_ref()) {
                 assert!(
-                    kr.authenticate(token.expose(), &get).is_err(),
+                    !race.works(kr, key),
                     "offboarding against rotation, round {round}: a token of the removed user works"
                 );
             }
@@ -921,44 +960,36 @@ fn rotate_against_offboarding(first: &Keyring, second: &Keyring, rounds: usize) 
                 .is_some_and(|s| s.removed),
             "offboarding against rotation, round {round}: the user was restored"
         );
-        let (allowed, refused) = key_trail(first, second, &acct, old_id, AuditAction::Rotate);
         assert_eq!(
-            (allowed, refused),
+            race.trail(old_id, AuditAction::Rotate),
             if new.is_some() { (1, 0) } else { (0, 1) },
             "offboarding against rotation, round {round}: (allowed, refused) rotate records"
         );
     }
-    both_orders(
-        "offboarding against rotation",
+    race.done(
         rounds,
         ["the rotation came first", "the offboarding came first"],
-        orders,
     );
 }
 
 fn rotate_against_disable(first: &Keyring, second: &Keyring, rounds: usize) {
-    let acct = unique_account("race-rotate-disable");
-    let admin = Actor::new(acct.as_str(), "PADMIN", Role::Admin);
-    let get = Request::rest("GET");
-    let mut orders = [0; 2];
+    let mut race = Race::new("disable against rotation", first, second);
     for round in 0..rounds {
-        let old = first
-            .create_general_key(&admin, "racing", AccessLevel::FullAccess)
-            .expect("create");
-        let old_id = old.record().id;
-        let id = old_id.to_string();
+        let (old, old_id, id) = race.general_key();
         let (rotated, disabled) = together(
             round,
-            || first.rotate(&admin, &id, RACE_GRACE),
-            || second.disable(&admin, &id),
+            || first.rotate(&race.admin, &id, RACE_GRACE),
+            || second.disable(&race.admin, &id),
         );
         let new = rotated.unwrap_or_else(|e| {
-            panic!("disable against rotation, round {round}: a disabled key may be rotated, got {e}")
+            panic!(
+                "disable against rotation, round {round}: a disabled key may be rotated, got {e}"
+            )
         });
         let as_disabled = disabled.expect("disable");
-        orders[usize::from(as_disabled.rotated_to().is_none())] += 1;
+        race.saw(usize::from(as_disabled.rotated_to().is_none()));
         let new_id = new.record().id;
-        let rec = first.get(&admin, &id).expect("get");
+        let rec = first.get(&race.admin, &id).expect("get");
         assert!(
             rec.disabled.is_some(),
             "disable against rotation, round {round}: the rotation undid the disable"
@@ -968,120 +999,91 @@ fn rotate_against_disable(first: &Keyring, second: &Keyring, rounds: usize) {
             Some(new_id),
             "disable against rotation, round {round}: the disable undid the rotation"
         );
-        assert_eq!(successors_of(first, &admin, old_id), vec![new_id]);
+        assert_eq!(race.successors_of(old_id), vec![new_id]);
         assert!(
-            second.authenticate(old.secret().expose(), &get).is_err(),
+            !race.works(second, &old),
             "disable against rotation, round {round}: the disabled key works"
         );
         assert!(
-            first.authenticate(new.secret().expose(), &get).is_ok(),
+            race.works(first, &new),
             "disable against rotation, round {round}: the new key does not work"
         );
-        assert_eq!(
-            key_trail(first, second, &acct, old_id, AuditAction::Rotate),
-            (1, 0)
-        );
-        assert_eq!(
-            key_trail(first, second, &acct, old_id, AuditAction::Disable),
-            (1, 0)
-        );
+        assert_eq!(race.trail(old_id, AuditAction::Rotate), (1, 0));
+        assert_eq!(race.trail(old_id, AuditAction::Disable), (1, 0));
     }
-    both_orders(
-        "disable against rotation",
+    race.done(
         rounds,
         ["the rotation came first", "the disable came first"],
-        orders,
     );
 }
 
 fn rotate_against_delete(first: &Keyring, second: &Keyring, rounds: usize) {
-    let acct = unique_account("race-rotate-delete");
-    let admin = Actor::new(acct.as_str(), "PADMIN", Role::Admin);
-    let get = Request::rest("GET");
-    let mut orders = [0; 2];
+    let mut race = Race::new("delete against rotation", first, second);
     for round in 0..rounds {
-        let old = first
-            .create_general_key(&admin, "racing", AccessLevel::FullAccess)
-            .expect("create");
-        let old_id = old.record().id;
-        let id = old_id.to_string();
+        let (old, old_id, id) = race.general_key();
         let (rotated, deleted) = together(
             round,
-            || first.rotate(&admin, &id, RACE_GRACE),
-            || second.delete(&admin, &id),
+            || first.rotate(&race.admin, &id, RACE_GRACE),
+            || second.delete(&race.admin, &id),
         );
         let gone = deleted.expect("delete");
         let new = match rotated {
             Ok(new) => {
-                orders[0] += 1;
+                race.saw(0);
                 assert_eq!(
                     gone.rotated_to(),
                     Some(new.record().id),
                     "delete against rotation, round {round}: a rotation of a key already deleted"
                 );
                 assert!(
-                    first.authenticate(new.secret().expose(), &get).is_ok(),
+                    race.works(first, &new),
                     "delete against rotation, round {round}: the new key does not work"
                 );
                 Some(new.record().id)
             }
             Err(Error::NotFound { .. }) => {
-                orders[1] += 1;
+                race.saw(1);
                 assert_eq!(gone.rotated_to(), None);
                 None
             }
             Err(e) => panic!("delete against rotation, round {round}: rotate failed: {e}"),
         };
         assert_eq!(
-            successors_of(first, &admin, old_id),
+            race.successors_of(old_id),
             new.into_iter().collect::<Vec<_>>(),
             "delete against rotation, round {round}: a successor the caller was not given"
         );
         assert!(
-            matches!(first.get(&admin, &id), Err(Error::NotFound { .. })),
+            matches!(first.get(&race.admin, &id), Err(Error::NotFound { .. })),
             "delete against rotation, round {round}: the deleted key came back"
         );
         for kr in [first, second] {
             assert!(
-                kr.authenticate(old.secret().expose(), &get).is_err(),
+                !race.works(kr, &old),
                 "delete against rotation, round {round}: the deleted key works"
             );
         }
         assert_eq!(
-            key_trail(first, second, &acct, old_id, AuditAction::Rotate).0,
+            race.trail(old_id, AuditAction::Rotate).0,
             usize::from(new.is_some()),
             "delete against rotation, round {round}: allowed rotate records"
         );
-        assert_eq!(
-            key_trail(first, second, &acct, old_id, AuditAction::Delete),
-            (1, 0)
-        );
+        assert_eq!(race.trail(old_id, AuditAction::Delete), (1, 0));
     }
-    both_orders(
-        "delete against rotation",
-        rounds,
-        ["the rotation came first", "the delete came first"],
-        orders,
-    );
+    race.done(rounds, ["the rotation came first", "the delete came first"]);
 }
 
 fn end_rotation_against_use(first: &Keyring, second: &Keyring, rounds: usize) {
-    let acct = unique_account("race-end-rotation");
-    let admin = Actor::new(acct.as_str(), "PADMIN", Role::Admin);
-    let get = Request::rest("GET");
-    let mut orders = [0; 2];
+    let mut race = Race::new("end_rotation against use", first, second);
     for round in 0..rounds {
-        let old = first
-            .create_general_key(&admin, "racing", AccessLevel::FullAccess)
-            .expect("create");
-        let id = old.record().id.to_string();
-        let new = first.rotate(&admin, &id, RACE_GRACE).expect("rotate");
+        let (old, old_id, id) = race.general_key();
+        let new = first.rotate(&race.admin, &id, RACE_GRACE).expect("rotate");
         let ended = AtomicBool::new(false);
         let late_successes = AtomicUsize::new(0);
         let (end, ()) = together(
             round,
             || {
-                let rec = first.end_rotation(&admin, &id);
+                let rec = first.end_rotation(&race.admin, &id);
                 ended.store(true, Ordering::SeqCst);
                 rec
             },
@@ -1092,11 +1094,11 @@ fn end_rotation_against_use(first: &Keyring, second: &Keyring, rounds: usize) {
                 loop {
                     let after = ended.load(Ordering::SeqCst);
                     assert!(
-                        second.authenticate(new.secret().expose(), &get).is_ok(),
+                        race.works(second, &new),
                         "end_rotation against use, round {round}: the new key failed"
                     );
                     second.flush().expect("flush");
-                    let old_ok = first.authenticate(old.secret().expose(), &get).is_ok();
+                    let old_ok = race.works(first, &old);
                     if after {
                         if old_ok {
                             late_successes.fetch_add(1, Ordering::SeqCst);
@@ -1109,17 +1111,17 @@ fn end_rotation_against_use(first: &Keyring, second: &Keyring, rounds: usize) {
         let end = end.expect("end_rotation");
         first.flush().expect("flush");
         second.flush().expect("flush");
-        let until = end.rotation.as_ref().and_then(|r| r.overlap_until);
-        orders[usize::from(end.rotation.as_ref().is_some_and(|r| r.successor_used_at.is_none()))] += 1;
+        let end_rot = end.rotation.as_deref().expect("the ended rotation");
+        race.saw(usize::from(end_rot.successor_used_at.is_none()));
         assert_eq!(
             late_successes.load(Ordering::SeqCst),
             0,
             "end_rotation against use, round {round}: the old key worked after end_rotation returned"
         );
-        let rec = first.get(&admin, &id).expect("get");
+        let rec = first.get(&race.admin, &id).expect("get");
         let rot = rec.rotation.as_deref().expect("the rotation");
         assert_eq!(
-            rot.overlap_until, until,
+            rot.overlap_until, end_rot.overlap_until,
             "end_rotation against use, round {round}: the end of the overlap was undone"
         );
         assert!(
@@ -1127,24 +1129,13 @@ fn end_rotation_against_use(first: &Keyring, second: &Keyring, rounds: usize) {
             "end_rotation against use, round {round}: the new key's first use was lost"
         );
         assert!(
-            first.authenticate(old.secret().expose(), &get).is_err(),
+            !race.works(first, &old),
             "end_rotation against use, round {round}: the old key works after its end"
         );
-        assert_eq!(
-            key_trail(
-                first,
-                second,
-                &acct,
-                old.record().id,
-                AuditAction::EndRotation
-            ),
-            (1, 0)
-        );
+        assert_eq!(race.trail(old_id, AuditAction::EndRotation), (1, 0));
     }
-    both_orders(
-        "end_rotation against use",
+    race.done(
         rounds,
         ["the new key's use came first", "the end came first"],
-        orders,
     );
 }
