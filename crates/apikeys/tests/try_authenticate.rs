@@ -236,7 +236,11 @@ fn a_store_that_keeps_the_default_is_never_asked_on_a_try() {
         kr.try_authenticate("y_NbAkKc66ryYTWUXYEu", &get())
             .is_none()
     );
-    assert_eq!(store.around.calls(), before, "the default never touches the store");
+    assert_eq!(
+        store.around.calls(),
+        before,
+        "the default never touches the store"
+    );
     kr.authenticate(k.secret().expose(), &get()).unwrap();
     assert_eq!(store.around.finds.load(Ordering::SeqCst), 1);
 }

@@ -345,13 +345,7 @@ impl UseQueue {
     /// written on the next flush, and note it in `cache` so that the hot path
     /// sees it at once. No I/O, as [`KeyStore::find_cached`](crate::KeyStore::find_cached)
     /// asks of a store that answered from memory.
-    pub fn record(
-        &self,
-        cache: &LookupCache,
-        id: KeyId,
-        at: Timestamp,
-        place: Option<&UsePlace>,
-    ) {
+    pub fn record(&self, cache: &LookupCache, id: KeyId, at: Timestamp, place: Option<&UsePlace>) {
         match place {
             Some(place) => self.push_from(id, at, place),
             None => self.push(id, at),
