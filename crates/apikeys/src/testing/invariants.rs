@@ -45,7 +45,7 @@ use crate::keyring::{IssuedKey, Keyring};
 use crate::record::{AccessLevel, KeyId};
 use crate::request::Request;
 use crate::role::{Actor, Role, UserState};
-use crate::store::KeyStore;
+use crate::store::{KeyStore, standing_user};
 
 /// The users a sequence acts with.
 const USERS: usize = 4;
@@ -652,10 +652,11 @@ const RACE_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
 /// - rotate against rotate: exactly one succeeds; the other is refused
 ///   (`InvalidInput`, field `key_id`) naming the successor; exactly one new
 ///   key exists, linked both ways; exactly one allowed rotate record;
-/// - rotate against `remove_user` of the token's owner (rotated by an admin,
-///   or by the owner): either the rotation came first and the offboarding
-///   disabled both tokens, or the offboarding came first and the rotation is
-///   refused (`NotPermitted`) — never a working successor of a removed user;
+/// - rotate against `remove_user` of the user a token acts through (their
+///   user token, or a scoped token they made, rotated by them): either the
+///   rotation came first and the offboarding disabled both tokens, or the
+///   offboarding came first and the rotation is refused (`NotPermitted`, the
+///   user was removed) — never a working successor of a removed user;
 /// - rotate against disable: both succeed; the old key stays disabled
 ///   (a rotation never undoes a disable), the new one works;
 /// - rotate against delete: the old key is gone; either the rotation came
@@ -903,14 +904,19 @@ fn rotate_against_offboarding(first: &Keyring, second: &Keyring, rounds: usize) 
             .set_user_role(&acct, &user, Role::Manager)
             .expect("set_user_role");
         let owner = Actor::new(acct.as_str(), user.as_str(), Role::Manager);
-        let token = first.create_user_token(&owner, "racing").expect("create");
+        // Even rounds their user token, odd rounds a scoped token they made:
+        // both act through their standing, and only they may rotate them.
+        let token = if round % 2 == 0 {
+            first.create_user_token(&owner, "racing")
+        } else {
+            first.create_scoped_token(&owner, "racing", &["incidents.read"])
+        }
+        .expect("create");
         let old_id = token.record().id;
         let id = old_id.to_string();
-        // Even rounds an admin rotates the token, odd rounds its owner.
-        let rotator = if round % 2 == 0 { &race.admin } else { &owner };
         let (rotated, removed) = together(
             round,
-            || first.rotate(rotator, &id, RACE_GRACE),
+            || first.rotate(&owner, &id, RACE_GRACE),
             || second.remove_user(&acct, &user),
         );
         let disabled = removed.expect("remove_user");
@@ -923,7 +929,7 @@ fn rotate_against_offboarding(first: &Keyring, second: &Keyring, rounds: usize) 
                 );
                 Some(new)
             }
-            Err(Error::NotPermitted { .. }) => {
+            Err(Error::NotPermitted { reason }) if reason.contains("removed") => {
                 race.saw(1);
                 None
             }
@@ -938,7 +944,7 @@ fn rotate_against_offboarding(first: &Keyring, second: &Keyring, rounds: usize) 
             let listed = kr.list(&race.admin).expect("list");
             for r in listed
                 .iter()
-                .filter(|r| r.owner.as_deref() == Some(user.as_str()))
+                .filter(|r| standing_user(r) == Some(user.as_str()))
             {
                 assert!(
                     r.disabled.is_some(),
@@ -947,8 +953,11 @@ fn rotate_against_offboarding(first: &Keyring, second: &Keyring, rounds: usize) 
                 );
             }
             for key in std::iter::once(&token).chain(new.as_ref()) {
+                let scoped = Request::rest("GET")
+                    .with_scope("incidents.read")
+                    .expect("valid scope");
                 assert!(
-                    !race.works(kr, key),
+                    kr.authenticate(key.secret().expose(), &scoped).is_err(),
                     "offboarding against rotation, round {round}: a token of the removed user works"
                 );
             }
