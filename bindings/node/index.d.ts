@@ -602,26 +602,15 @@ export interface KeyRecord {
   expiresAt?: Date
   /** The key's last four characters, for display. */
   hint: string
-  /** The key this one replaced, when a rotation made it. */
+  /** The key this one replaced, when a rotation made it (`rotation.rotatedFrom`). */
   rotatedFrom?: string
-  /** The key that replaces this one, when it was rotated. */
+  /** The key that replaces this one, when it was rotated (`rotation.rotatedTo`). */
   rotatedTo?: string
-  /** When this key was rotated. */
-  rotatedAt?: Date
   /**
-   * On a rotated key: the latest moment it works (the rotation's grace,
-   * never after its own expiry; the moment of `endRotation` when that
-   * ended it). It stops earlier once traffic has moved (`successorUsedAt`,
-   * `rotationQuietMs`).
+   * The key's place in a rotation, once it was rotated or made by one;
+   * absent otherwise (Rust `KeyRecord.rotation`, Python `KeyRecord.rotation`).
    */
-  overlapUntil?: Date
-  /** On a rotated key: when its replacement was first seen in use. */
-  successorUsedAt?: Date
-  /**
-   * On a rotated key: how long it must go unused after its replacement's
-   * first use for its overlap to end early, in milliseconds.
-   */
-  rotationQuietMs?: number
+  rotation?: Rotation
 }
 
 /**
@@ -841,6 +830,36 @@ export interface RotateOptions {
    * stops earlier once traffic has moved to the new key, or at `endRotation`.
    */
   graceMs: number
+}
+
+/**
+ * A key's place in a rotation (docs/design.md §8), field for field Rust's
+ * and Python's `Rotation`. On the key being replaced (`rotatedTo` set) it
+ * says until when that key still works: until `overlapUntil` at the latest,
+ * and no longer once traffic has moved (the new key used, this one then
+ * unused for `quietMs`). On the new key only `rotatedFrom` is set.
+ */
+export interface Rotation {
+  /** The id of the key this one replaced. */
+  rotatedFrom?: string
+  /** The id of the key that replaces this one. */
+  rotatedTo?: string
+  /** When this key was rotated. */
+  rotatedAt?: Date
+  /**
+   * The latest moment this (replaced) key works: the rotation's grace,
+   * never after its own expiry; the moment of `endRotation` when that
+   * ended it.
+   */
+  overlapUntil?: Date
+  /**
+   * How long, in milliseconds, this key must go unused after the new
+   * key's first use for the overlap to end early (the keyring's
+   * `rotationQuietMs` when it was rotated; 0 on the new key).
+   */
+  quietMs: number
+  /** When the new key was first seen in use. */
+  successorUsedAt?: Date
 }
 
 /** Where keys are kept. Exactly one of `memory`, `sqlite` and `postgres` is named. */
