@@ -84,6 +84,7 @@ mod request;
 mod role;
 mod secret;
 pub mod store;
+pub mod webhooks;
 #[cfg(feature = "testing")]
 pub mod testing;
 
