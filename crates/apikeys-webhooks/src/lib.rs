@@ -46,7 +46,8 @@ pub use signing::{
     DEFAULT_TOLERANCE_SECS, MAX_SECRET_BYTES, MIN_SECRET_BYTES, SECRET_PREFIX, SigningSecret,
     VerifyError, verify,
 };
-pub use worker::{Deliverer, Round, SendError, Transport, UreqTransport, Worker, WorkerOptions};
+pub use worker::{
+    Deliverer, LEASE_MARGIN, Round, SendError, Transport, UreqTransport, Worker, WorkerOptions};
 
 /// What registering an endpoint or starting a worker can refuse. Never
 /// repeats a secret.

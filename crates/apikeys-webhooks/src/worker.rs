@@ -12,6 +12,11 @@ use apikeys::{Clock, StoreError, SystemClock, Timestamp};
 use crate::WebhookError;
 use crate::endpoint::Endpoint;
 
+/// Time kept in hand at the end of a lease (to record the outcome, and for
+/// clocks of different processes that differ a little): a request is only
+/// started when its timeout and this still fit in the lease.
+pub const LEASE_MARGIN: Duration = Duration::from_millis(250);
+
 /// How a [`Deliverer`] works. Every setting has a default fit for production.
 #[derive(Clone, Debug)]
 pub struct WorkerOptions {
@@ -312,7 +317,7 @@ impl Deliverer {
                 .options
                 .timeout
                 .saturating_mul(self.endpoints.len() as u32)
-                + Duration::from_secs(1);
+                + LEASE_MARGIN;
             if self.clock.now().saturating_add(need) > until {
                 round.released += 1;
                 continue;
