@@ -495,3 +495,80 @@ fn a_deliverer_needs_endpoints_with_distinct_names() {
         Err(WebhookError::InvalidName { .. })
     ));
 }
+
+#[test]
+fn two_sqlite_stores_on_one_file_share_the_outbox_without_sending_an_event_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    let a = Arc::new(SqliteStore::options().outbox(true).open(&path).unwrap());
+    let b = Arc::new(SqliteStore::open(&path).unwrap());
+    let kr = Keyring::builder().shared_store(a.clone()).build().unwrap();
+    for i in 0..40 {
+        kr.create_general_key(&admin(), &format!("k{i}"), AccessLevel::ReadOnly)
+            .unwrap();
+    }
+    let r = Receiver::start();
+    r.hold(Duration::from_millis(3));
+    r.script(&[Behave::Status(500); 5]);
+    let workers: Vec<_> = [a.clone() as Arc<dyn Outbox>, b.clone(), a.clone(), b]
+        .into_iter()
+        .map(|o| {
+            Deliverer::new(o, vec![endpoint(&r)], fast().batch(3))
+                .unwrap()
+                .start()
+                .unwrap()
+        })
+        .collect();
+    wait_delivered(&*a, 40);
+    workers.into_iter().for_each(|w| w.stop());
+    let accepted = r.accepted();
+    for row in a.outbox_rows(None, 100).unwrap() {
+        assert_eq!(accepted.get(&row.event_id), Some(&1), "{}", row.event_id);
+    }
+    assert_eq!(r.overlaps(), 0);
+    assert_eq!(r.got().len(), 45);
+}
+
+#[test]
+fn a_v3_sqlite_file_migrates_to_v4_and_keeps_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    let id = {
+        let kr = Keyring::new(SqliteStore::open(&path).unwrap());
+        let k = kr
+            .create_general_key(&admin(), "old", AccessLevel::ReadOnly)
+            .unwrap();
+        kr.disable(&admin(), &k.record().id.to_string()).unwrap();
+        k.record().id
+    };
+    let audits = |p: &std::path::Path| -> i64 {
+        rusqlite::Connection::open(p)
+            .unwrap()
+            .query_row("SELECT count(*) FROM apikeys_audit", [], |r| r.get(0))
+            .unwrap()
+    };
+    let before = audits(&path);
+    // Back to schema v3 exactly: v4 only added the outbox's tables.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "DROP TABLE apikeys_outbox; DROP TABLE apikeys_outbox_expiring;
+             DROP TABLE apikeys_outbox_settings; PRAGMA user_version = 3;",
+        )
+        .unwrap();
+    let store = Arc::new(SqliteStore::options().outbox(true).open(&path).unwrap());
+    let v: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 4);
+    assert_eq!(apikeys_sqlite::SCHEMA_VERSION, 4);
+    assert!(store.get(id).unwrap().unwrap().disabled.is_some(), "kept");
+    assert_eq!(audits(&path), before, "the audit trail is kept");
+    assert!(store.outbox_rows(None, 10).unwrap().is_empty());
+    let kr = Keyring::builder().shared_store(store.clone()).build().unwrap();
+    kr.enable(&admin(), &id.to_string()).unwrap();
+    let rows = store.outbox_rows(None, 10).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].event_type, EventType::KeyEnabled);
+}
