@@ -143,7 +143,10 @@ impl PostgresStore {
         migrate(&mut client, options.schema.as_deref())?;
         if options.outbox {
             client
-                .execute("UPDATE apikeys_outbox_settings SET enabled = true WHERE id = 1", &[])
+                .execute(
+                    "UPDATE apikeys_outbox_settings SET enabled = true WHERE id = 1",
+                    &[],
+                )
                 .map_err(pg)?;
         }
         let schema: String = client

@@ -20,7 +20,8 @@ use crate::{Inner, POSTGRES, PostgresStore, pg};
 
 const ENABLED_SQL: &str = "SELECT enabled FROM apikeys_outbox_settings WHERE id = 1";
 
-const INSERT_SQL: &str = "INSERT INTO apikeys_outbox (event_id, type, account, key_id, at, payload, next_at)
+const INSERT_SQL: &str =
+    "INSERT INTO apikeys_outbox (event_id, type, account, key_id, at, payload, next_at)
      VALUES ($1, $2, $3, $4, $5, $6, $5)";
 
 fn insert_event(

@@ -153,7 +153,10 @@ impl SqliteStore {
         migrate(&mut writer)?;
         if options.outbox {
             writer
-                .execute("UPDATE apikeys_outbox_settings SET enabled = 1 WHERE id = 1", [])
+                .execute(
+                    "UPDATE apikeys_outbox_settings SET enabled = 1 WHERE id = 1",
+                    [],
+                )
                 .map_err(unavailable)?;
         }
         let seen = Seen {

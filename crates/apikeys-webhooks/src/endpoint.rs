@@ -93,7 +93,10 @@ fn check_url(url: &str) -> Result<(), WebhookError> {
     if url.len() > MAX_URL_BYTES {
         return Err(bad("is longer than 2048 bytes"));
     }
-    if url.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b >= 0x80) {
+    if url
+        .bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b >= 0x80)
+    {
         return Err(bad(
             "must be ASCII without spaces or control characters (percent-encode the rest)",
         ));
@@ -181,7 +184,10 @@ mod tests {
         }
         let e = Endpoint::new("ops", "http://h/?token=abc", SECRET).unwrap();
         let shown = format!("{e:?}");
-        assert!(!shown.contains("C2FV") && !shown.contains("token=abc"), "{shown}");
+        assert!(
+            !shown.contains("C2FV") && !shown.contains("token=abc"),
+            "{shown}"
+        );
         let bad = Endpoint::new("ops", "http://h/", "whsec_C2FVsBQIhrsc").unwrap_err();
         assert!(!bad.to_string().contains("C2FVsBQIhrsc"), "{bad}");
     }

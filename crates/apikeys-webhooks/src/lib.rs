@@ -47,7 +47,8 @@ pub use signing::{
     VerifyError, verify,
 };
 pub use worker::{
-    Deliverer, LEASE_MARGIN, Round, SendError, Transport, UreqTransport, Worker, WorkerOptions};
+    Deliverer, LEASE_MARGIN, Round, SendError, Transport, UreqTransport, Worker, WorkerOptions,
+};
 
 /// What registering an endpoint or starting a worker can refuse. Never
 /// repeats a secret.

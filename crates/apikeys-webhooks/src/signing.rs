@@ -143,7 +143,11 @@ pub fn verify(
     if !seen {
         return Err(VerifyError::Header("webhook-signature"));
     }
-    if ok { Ok(()) } else { Err(VerifyError::Mismatch) }
+    if ok {
+        Ok(())
+    } else {
+        Err(VerifyError::Mismatch)
+    }
 }
 
 #[cfg(test)]

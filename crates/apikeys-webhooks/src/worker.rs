@@ -298,12 +298,18 @@ impl Deliverer {
         let now = self.clock.now();
         if let Some(ahead) = self.options.expiring_ahead {
             let due = {
-                let last = self.last_scan.lock().unwrap_or_else(PoisonError::into_inner);
+                let last = self
+                    .last_scan
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
                 last.is_none_or(|t| now.saturating_since(t) >= self.options.expiring_every)
             };
             if due {
                 round.expiring = self.outbox.enqueue_expiring(now, ahead)?;
-                *self.last_scan.lock().unwrap_or_else(PoisonError::into_inner) = Some(now);
+                *self
+                    .last_scan
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(now);
             }
         }
         let lease = self.lease();
@@ -339,7 +345,7 @@ impl Deliverer {
         let mut delivered_to = row.delivered_to.clone();
         let mut errors = Vec::new();
         for e in &self.endpoints {
-            if !e.wants(row.event_type) || delivered_to.iter().any(|n| *n == e.name) {
+            if !e.wants(row.event_type) || delivered_to.contains(&e.name) {
                 continue;
             }
             let ts = self.clock.now().unix_millis() / 1000;

@@ -64,10 +64,7 @@ fn lifecycle(kr: &Keyring) -> (Vec<String>, Vec<(EventType, Option<String>)>) {
     want.push((EventType::KeyDeleted, Some(id.clone())));
     // Refused calls make no event.
     let observer = Actor::new("acme", "POBS", Role::Observer);
-    assert!(
-        kr.delete(&observer, &new.record().id.to_string())
-            .is_err()
-    );
+    assert!(kr.delete(&observer, &new.record().id.to_string()).is_err());
     let u = Actor::new("acme", "PUSER7", Role::Responder);
     let t = kr.create_user_token(&u, "laptop").unwrap();
     secrets.push(t.secret().expose().to_owned());
@@ -86,8 +83,8 @@ fn received_events(r: &Receiver) -> Vec<(EventType, Option<String>, Value)> {
         }
     }
     let mut out: Vec<(String, Value)> = seen
-        .into_iter()
-        .map(|(_, b)| {
+        .into_values()
+        .map(|b| {
             let v: Value = serde_json::from_str(&b).unwrap();
             (v["timestamp"].as_str().unwrap().to_owned(), v)
         })
@@ -259,7 +256,11 @@ fn a_receiver_down_for_good_leaves_dead_rows_that_stay_queryable() {
         .unwrap();
     let d = Deliverer::new(store.clone(), vec![endpoint(&r)], fast().max_attempts(3)).unwrap();
     let start = std::time::Instant::now();
-    while store.outbox_rows(Some(OutboxStatus::Dead), 10).unwrap().is_empty() {
+    while store
+        .outbox_rows(Some(OutboxStatus::Dead), 10)
+        .unwrap()
+        .is_empty()
+    {
         d.run_once().unwrap();
         std::thread::sleep(Duration::from_millis(30));
         assert!(start.elapsed() < Duration::from_secs(20));
@@ -300,7 +301,11 @@ fn an_event_older_than_the_max_age_dies_at_its_next_failure() {
     assert_eq!(d.run_once().unwrap().dead, 1);
     let dead = store.outbox_rows(Some(OutboxStatus::Dead), 10).unwrap();
     assert!(
-        dead[0].last_error.as_deref().unwrap().starts_with("ops: connection"),
+        dead[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .starts_with("ops: connection"),
         "{dead:?}"
     );
     assert!(!dead[0].last_error.as_deref().unwrap().contains("127.0.0.1"));
@@ -326,7 +331,11 @@ fn endpoints_get_only_the_events_they_asked_for_and_a_retry_skips_those_that_acc
         .events(&[EventType::KeyDisabled]);
     let d = Deliverer::new(store.clone(), vec![a, b], fast()).unwrap();
     let start = std::time::Instant::now();
-    while !store.outbox_rows(Some(OutboxStatus::Pending), 10).unwrap().is_empty() {
+    while !store
+        .outbox_rows(Some(OutboxStatus::Pending), 10)
+        .unwrap()
+        .is_empty()
+    {
         d.run_once().unwrap();
         std::thread::sleep(Duration::from_millis(30));
         assert!(start.elapsed() < Duration::from_secs(20));
@@ -364,7 +373,8 @@ fn key_expiring_is_sent_once_per_key_and_expiry_however_many_workers_scan() {
     let later = kr
         .create(
             &admin(),
-            NewKey::general("later", AccessLevel::ReadOnly).expires_at(now.saturating_add(30 * day)),
+            NewKey::general("later", AccessLevel::ReadOnly)
+                .expires_at(now.saturating_add(30 * day)),
         )
         .unwrap();
     kr.create_general_key(&admin(), "never", AccessLevel::ReadOnly)
@@ -444,7 +454,11 @@ fn the_sqlite_outbox_is_written_in_the_changes_transaction_only_when_on() {
     let mut audit = kr.audit_trail().pop().unwrap();
     audit.key_id = Some(k.record().id);
     assert_eq!(events_for(&audit).len(), 1);
-    assert!(store.insert_audited(k.record().clone(), Some(&audit)).is_err());
+    assert!(
+        store
+            .insert_audited(k.record().clone(), Some(&audit))
+            .is_err()
+    );
     assert_eq!(store.outbox_rows(None, 10).unwrap().len(), 1);
     other.set_outbox(false).unwrap();
     kr.disable(&admin(), &k.record().id.to_string()).unwrap();
@@ -477,7 +491,10 @@ fn a_lost_lease_is_not_finished_and_the_row_goes_to_whoever_holds_it() {
     let done = Finish::Delivered {
         delivered_to: vec!["ops".into()],
     };
-    assert!(!shared.finish(&a[0], &done, later).unwrap(), "a's lease is lost");
+    assert!(
+        !shared.finish(&a[0], &done, later).unwrap(),
+        "a's lease is lost"
+    );
     assert!(shared.finish(&b[0], &done, later).unwrap());
 }
 
@@ -566,9 +583,17 @@ fn a_v3_sqlite_file_migrates_to_v4_and_keeps_its_data() {
     assert!(store.get(id).unwrap().unwrap().disabled.is_some(), "kept");
     assert_eq!(audits(&path), before, "the audit trail is kept");
     assert!(store.outbox_rows(None, 10).unwrap().is_empty());
-    let kr = Keyring::builder().shared_store(store.clone()).build().unwrap();
+    let kr = Keyring::builder()
+        .shared_store(store.clone())
+        .build()
+        .unwrap();
     kr.enable(&admin(), &id.to_string()).unwrap();
     let rows = store.outbox_rows(None, 10).unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].event_type, EventType::KeyEnabled);
+}
+
+#[test]
+fn the_in_memory_outbox_store_passes_the_store_conformance_suite() {
+    apikeys::testing::conformance(|| OutboxStore::new(MemoryStore::new()));
 }

@@ -8,8 +8,8 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use apikeys::{AccessLevel, Actor, AuditEvent, KeyStore, Keyring, Role};
@@ -108,7 +108,12 @@ fn postgres_two_workers_drain_one_outbox_never_sending_an_event_twice_at_once() 
     r.script(&[Behave::Status(500); 20]);
     let mut workers = Vec::new();
     let mut counts = Vec::new();
-    for outbox in [a.clone() as Arc<dyn Outbox>, b.clone(), a.clone(), b.clone()] {
+    for outbox in [
+        a.clone() as Arc<dyn Outbox>,
+        b.clone(),
+        a.clone(),
+        b.clone(),
+    ] {
         let n = Arc::new(AtomicUsize::new(0));
         counts.push(n.clone());
         let t = Arc::new(Counting(n, UreqTransport::new(Duration::from_secs(2))));
@@ -146,7 +151,11 @@ fn postgres_two_workers_drain_one_outbox_never_sending_an_event_twice_at_once() 
             row.event_id
         );
     }
-    assert_eq!(r.overlaps(), 0, "two workers sent one event at the same time");
+    assert_eq!(
+        r.overlaps(),
+        0,
+        "two workers sent one event at the same time"
+    );
     assert!(r.got().iter().all(|g| g.valid));
     assert_eq!(r.got().len(), 220, "200 events, 20 failed attempts retried");
     let sent: Vec<usize> = counts.iter().map(|c| c.load(Ordering::SeqCst)).collect();
@@ -187,9 +196,11 @@ fn postgres_a_delivery_worker_killed_mid_stream_loses_nothing() {
         "child_deliver",
         &[(PLACE, &schema), (URL, &r.url), (SECRET, &r.secret_text)],
     );
-    r.wait_for(Duration::from_secs(30), "the child's first deliveries", |g| {
-        g.len() >= 8
-    });
+    r.wait_for(
+        Duration::from_secs(30),
+        "the child's first deliveries",
+        |g| g.len() >= 8,
+    );
     crash::kill_within(child, 1..40);
     let e = Endpoint::new("ops", &r.url, &r.secret_text).unwrap();
     let d = Deliverer::new(s.clone(), vec![e], crash::crash_options()).unwrap();
@@ -208,7 +219,11 @@ fn postgres_a_delivery_worker_killed_mid_stream_loses_nothing() {
     let accepted = r.accepted();
     for row in &rows {
         assert_eq!(row.status, OutboxStatus::Delivered);
-        assert!(accepted.contains_key(&row.event_id), "lost {}", row.event_id);
+        assert!(
+            accepted.contains_key(&row.event_id),
+            "lost {}",
+            row.event_id
+        );
     }
     assert_eq!(r.overlaps(), 0);
 }

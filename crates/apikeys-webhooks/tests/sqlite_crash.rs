@@ -84,9 +84,11 @@ fn sqlite_a_delivery_worker_killed_mid_stream_loses_nothing() {
             (SECRET, &r.secret_text),
         ],
     );
-    r.wait_for(Duration::from_secs(30), "the child's first deliveries", |g| {
-        g.len() >= 8
-    });
+    r.wait_for(
+        Duration::from_secs(30),
+        "the child's first deliveries",
+        |g| g.len() >= 8,
+    );
     crash::kill_within(child, 1..40);
     let by_child = r.got().len();
     let e = Endpoint::new("ops", &r.url, &r.secret_text).unwrap();
@@ -106,7 +108,11 @@ fn sqlite_a_delivery_worker_killed_mid_stream_loses_nothing() {
     assert!(rows.iter().all(|r| r.status == OutboxStatus::Delivered));
     let accepted = r.accepted();
     for row in &rows {
-        assert!(accepted.contains_key(&row.event_id), "lost {}", row.event_id);
+        assert!(
+            accepted.contains_key(&row.event_id),
+            "lost {}",
+            row.event_id
+        );
     }
     assert!(r.got().iter().all(|g| g.valid));
     assert_eq!(r.overlaps(), 0, "never two deliveries of one event at once");

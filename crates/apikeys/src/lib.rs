@@ -84,9 +84,9 @@ mod request;
 mod role;
 mod secret;
 pub mod store;
-pub mod webhooks;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod webhooks;
 
 pub use self::{
     audit::{

@@ -179,7 +179,11 @@ fn serve(mut conn: TcpStream, s: &State, secret: &SigningSecret) {
     }
     let body = String::from_utf8_lossy(&buf[head_end..head_end + len]).to_string();
     let h = |k: &str| headers.get(k).cloned().unwrap_or_default();
-    let (id, ts, sig) = (h("webhook-id"), h("webhook-timestamp"), h("webhook-signature"));
+    let (id, ts, sig) = (
+        h("webhook-id"),
+        h("webhook-timestamp"),
+        h("webhook-signature"),
+    );
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
