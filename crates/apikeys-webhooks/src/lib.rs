@@ -47,7 +47,8 @@ pub use signing::{
     VerifyError, verify,
 };
 pub use worker::{
-    Deliverer, LEASE_MARGIN, Round, SendError, Transport, UreqTransport, Worker, WorkerOptions,
+    Deliverer, LEASE_MARGIN, MAX_BACKOFF, Round, SendError, Transport, UreqTransport, Worker,
+    WorkerOptions,
 };
 
 /// What registering an endpoint or starting a worker can refuse. Never
@@ -81,4 +82,28 @@ pub enum WebhookError {
     /// The delivery thread could not start.
     #[error("cannot start the webhook delivery thread: {0}")]
     Thread(String),
+}
+
+impl WebhookError {
+    /// The argument at fault, as the bindings name it: `"url"`, `"secret"`,
+    /// `"name"`, `"endpoints"`, or `None` for a failure that is no one's input.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            WebhookError::InvalidUrl { .. } => Some("url"),
+            WebhookError::InvalidSecret { .. } => Some("secret"),
+            WebhookError::InvalidName { .. } => Some("name"),
+            WebhookError::NoEndpoints => Some("endpoints"),
+            WebhookError::Random(_) | WebhookError::Thread(_) => None,
+        }
+    }
+
+    /// Why, without the field's name (for an `InvalidInput` that names it).
+    pub fn reason(&self) -> String {
+        match self {
+            WebhookError::InvalidUrl { reason }
+            | WebhookError::InvalidSecret { reason }
+            | WebhookError::InvalidName { reason } => reason.clone(),
+            other => other.to_string(),
+        }
+    }
 }

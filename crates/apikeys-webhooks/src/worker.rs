@@ -17,6 +17,9 @@ use crate::endpoint::Endpoint;
 /// started when its timeout and this still fit in the lease.
 pub const LEASE_MARGIN: Duration = Duration::from_millis(250);
 
+/// The longest backoff a worker accepts (longer ones are this).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30 * 86_400);
+
 /// How a [`Deliverer`] works. Every setting has a default fit for production.
 #[derive(Clone, Debug)]
 pub struct WorkerOptions {
@@ -50,9 +53,10 @@ impl Default for WorkerOptions {
 }
 
 impl WorkerOptions {
-    /// How long the worker sleeps when the outbox has nothing due (default 500 ms).
+    /// How long the worker sleeps when the outbox has nothing due (default
+    /// 500 ms; from 1 ms to 1 hour).
     pub fn poll_interval(mut self, d: Duration) -> Self {
-        self.poll_interval = d.max(Duration::from_millis(1));
+        self.poll_interval = d.clamp(Duration::from_millis(1), Duration::from_secs(3600));
         self
     }
     /// How many rows one claim takes (default 16, at least 1).
@@ -61,9 +65,9 @@ impl WorkerOptions {
         self
     }
     /// The most one request may take, connecting and answering included
-    /// (default 10 s); past it the attempt failed.
+    /// (default 10 s; from 1 ms to 10 minutes); past it the attempt failed.
     pub fn timeout(mut self, d: Duration) -> Self {
-        self.timeout = d.max(Duration::from_millis(1));
+        self.timeout = d.clamp(Duration::from_millis(1), Duration::from_secs(600));
         self
     }
     /// After this many attempts a row is dead (default 12, at least 1).
@@ -81,12 +85,12 @@ impl WorkerOptions {
     /// with each attempt, up to [`WorkerOptions::backoff_max`], and a random
     /// part of it (up to half) is taken off so that failed rows spread out.
     pub fn backoff_base(mut self, d: Duration) -> Self {
-        self.backoff_base = d;
+        self.backoff_base = d.min(MAX_BACKOFF);
         self
     }
-    /// The longest wait between attempts (default 1 hour).
+    /// The longest wait between attempts (default 1 hour; at most 30 days).
     pub fn backoff_max(mut self, d: Duration) -> Self {
-        self.backoff_max = d;
+        self.backoff_max = d.min(MAX_BACKOFF);
         self
     }
     /// How long a claim holds its rows (default: long enough to try every
@@ -390,6 +394,12 @@ impl Deliverer {
     /// [`WorkerOptions::poll_interval`]. A round that fails (the store is
     /// unreachable) is tried again after the interval; nothing is lost.
     pub fn start(self) -> Result<Worker, WebhookError> {
+        Arc::new(self).start_shared()
+    }
+
+    /// [`Deliverer::start`] for a deliverer that is shared (the bindings
+    /// keep one to call [`Deliverer::run_once`] and to start a thread).
+    pub fn start_shared(self: Arc<Self>) -> Result<Worker, WebhookError> {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let s = stop.clone();
         let handle = std::thread::Builder::new()

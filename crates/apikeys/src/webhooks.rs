@@ -51,7 +51,7 @@ pub enum EventType {
     UserRemoved,
 }
 
-crate::names::from_name!(EventType, "event type");
+crate::names::from_name!(EventType, "event_type");
 
 impl EventType {
     /// Every event type, in declaration order.
