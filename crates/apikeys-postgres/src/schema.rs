@@ -83,13 +83,14 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE apikeys_keys ADD COLUMN last_used_from text;
 ",
     "
-    -- Lifecycle webhooks (docs/webhooks.md): the outbox. When the outbox is
+    -- Lifecycle webhooks (docs/webhooks.md): the outbox (IF NOT EXISTS: a
+    -- database set back to an older version by hand keeps it). When the outbox is
     -- on (apikeys_outbox_settings), every change that makes events writes
     -- them here in its own transaction, next to its audit record. Delivery
     -- workers of any process claim rows with FOR UPDATE SKIP LOCKED and a
     -- lease (lease, locked_until), then mark them delivered, due again
     -- later, or dead (kept).
-    CREATE TABLE apikeys_outbox (
+    CREATE TABLE IF NOT EXISTS apikeys_outbox (
         seq          bigserial PRIMARY KEY,
         event_id     text NOT NULL UNIQUE,  -- the webhook-id
         type         text NOT NULL,         -- key.created ...
@@ -105,20 +106,21 @@ const MIGRATIONS: &[&str] = &[
         delivered_to text NOT NULL DEFAULT '[]',  -- endpoint names (JSON)
         last_error   text
     );
-    CREATE INDEX apikeys_outbox_due ON apikeys_outbox (status, next_at);
+    CREATE INDEX IF NOT EXISTS apikeys_outbox_due ON apikeys_outbox (status, next_at);
     -- One key.expiring per key and expiry.
-    CREATE TABLE apikeys_outbox_expiring (
+    CREATE TABLE IF NOT EXISTS apikeys_outbox_expiring (
         key_id     bigint NOT NULL,
         expires_at bigint NOT NULL,
         PRIMARY KEY (key_id, expires_at)
     );
     -- Whether changes write events: a property of the database, so that
     -- every process writing to it does (one that did not would lose events).
-    CREATE TABLE apikeys_outbox_settings (
+    CREATE TABLE IF NOT EXISTS apikeys_outbox_settings (
         id      integer PRIMARY KEY CHECK (id = 1),
         enabled boolean NOT NULL
     );
-    INSERT INTO apikeys_outbox_settings (id, enabled) VALUES (1, false);
+    INSERT INTO apikeys_outbox_settings (id, enabled) VALUES (1, false)
+        ON CONFLICT (id) DO NOTHING;
 ",
 ];
 

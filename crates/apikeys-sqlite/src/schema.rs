@@ -100,12 +100,13 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE apikeys_keys ADD COLUMN last_used_from TEXT;
 ",
     "
-    -- Lifecycle webhooks (docs/webhooks.md): the outbox. When the outbox is
+    -- Lifecycle webhooks (docs/webhooks.md): the outbox (IF NOT EXISTS: a
+    -- database set back to an older version by hand keeps it). When the outbox is
     -- on (apikeys_outbox_settings), every change that makes events writes
     -- them here in its own transaction, next to its audit record; delivery
     -- workers claim rows (a lease: lease, locked_until) and mark them
     -- delivered, or due again later, or dead (kept).
-    CREATE TABLE apikeys_outbox (
+    CREATE TABLE IF NOT EXISTS apikeys_outbox (
         seq          INTEGER PRIMARY KEY AUTOINCREMENT,
         event_id     TEXT NOT NULL UNIQUE,  -- the webhook-id
         type         TEXT NOT NULL,         -- key.created ...
@@ -121,20 +122,20 @@ const MIGRATIONS: &[&str] = &[
         delivered_to TEXT NOT NULL DEFAULT '[]',  -- endpoint names (JSON)
         last_error   TEXT
     );
-    CREATE INDEX apikeys_outbox_due ON apikeys_outbox (status, next_at);
+    CREATE INDEX IF NOT EXISTS apikeys_outbox_due ON apikeys_outbox (status, next_at);
     -- One key.expiring per key and expiry.
-    CREATE TABLE apikeys_outbox_expiring (
+    CREATE TABLE IF NOT EXISTS apikeys_outbox_expiring (
         key_id     INTEGER NOT NULL,
         expires_at INTEGER NOT NULL,
         PRIMARY KEY (key_id, expires_at)
     ) WITHOUT ROWID;
     -- Whether changes write events: a property of the file, so that every
     -- process writing to it does (one that did not would lose events).
-    CREATE TABLE apikeys_outbox_settings (
+    CREATE TABLE IF NOT EXISTS apikeys_outbox_settings (
         id      INTEGER PRIMARY KEY CHECK (id = 1),
         enabled INTEGER NOT NULL
     );
-    INSERT INTO apikeys_outbox_settings (id, enabled) VALUES (1, 0);
+    INSERT OR IGNORE INTO apikeys_outbox_settings (id, enabled) VALUES (1, 0);
 ",
 ];
 
