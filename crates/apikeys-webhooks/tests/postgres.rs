@@ -172,7 +172,7 @@ fn postgres_changes_and_their_events_survive_sigkill_together() {
     drop(store(&schema, true));
     for _ in 0..3 {
         let child = crash::spawn("child_manage", &[(PLACE, &schema)]);
-        crash::kill_within(child, 300..1200);
+        crash::kill_within(child, 500..2500);
     }
     let s = store(&schema, false);
     let rows = s.outbox_rows(None, usize::MAX).unwrap();

@@ -50,7 +50,7 @@ fn sqlite_changes_and_their_events_survive_sigkill_together() {
     let place = path.to_str().unwrap();
     for _ in 0..4 {
         let child = crash::spawn("child_manage", &[(PLACE, place)]);
-        crash::kill_within(child, 150..900);
+        crash::kill_within(child, 300..2000);
     }
     let store = SqliteStore::open(&path).unwrap();
     store.integrity_check().unwrap();
