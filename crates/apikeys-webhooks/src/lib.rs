@@ -73,6 +73,14 @@ pub enum WebhookError {
         /// Why.
         reason: String,
     },
+    /// A worker option cannot work.
+    #[error("invalid webhook worker option {field}: it {reason}")]
+    InvalidOption {
+        /// The option.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// A deliverer needs at least one endpoint.
     #[error("a webhook deliverer needs at least one endpoint")]
     NoEndpoints,
@@ -93,6 +101,7 @@ impl WebhookError {
             WebhookError::InvalidSecret { .. } => Some("secret"),
             WebhookError::InvalidName { .. } => Some("name"),
             WebhookError::NoEndpoints => Some("endpoints"),
+            WebhookError::InvalidOption { field, .. } => Some(field),
             WebhookError::Random(_) | WebhookError::Thread(_) => None,
         }
     }
@@ -102,7 +111,8 @@ impl WebhookError {
         match self {
             WebhookError::InvalidUrl { reason }
             | WebhookError::InvalidSecret { reason }
-            | WebhookError::InvalidName { reason } => reason.clone(),
+            | WebhookError::InvalidName { reason }
+            | WebhookError::InvalidOption { reason, .. } => reason.clone(),
             other => other.to_string(),
         }
     }

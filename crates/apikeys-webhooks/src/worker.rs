@@ -248,6 +248,20 @@ impl Deliverer {
                 });
             }
         }
+        if let Some(lease) = options.lease {
+            let need = options.timeout.saturating_mul(endpoints.len() as u32) + LEASE_MARGIN;
+            if lease < need {
+                return Err(WebhookError::InvalidOption {
+                    field: "lease",
+                    reason: format!(
+                        "must be at least the timeout times the endpoints plus {} ms ({} ms here): \
+                         a shorter lease could run out during a request",
+                        LEASE_MARGIN.as_millis(),
+                        need.as_millis()
+                    ),
+                });
+            }
+        }
         Ok(Deliverer {
             outbox,
             transport: Arc::new(UreqTransport::new(options.timeout)),

@@ -597,3 +597,22 @@ fn a_v3_sqlite_file_migrates_to_v4_and_keeps_its_data() {
 fn the_in_memory_outbox_store_passes_the_store_conformance_suite() {
     apikeys::testing::conformance(|| OutboxStore::new(MemoryStore::new()));
 }
+
+#[test]
+fn a_lease_shorter_than_a_request_is_refused() {
+    let store: Arc<dyn Outbox> = Arc::new(OutboxStore::new(MemoryStore::new()));
+    let s = apikeys_webhooks::SigningSecret::generate().unwrap();
+    let e = Endpoint::new("a", "http://127.0.0.1:1/", &s).unwrap();
+    let opts = WorkerOptions::default()
+        .timeout(Duration::from_secs(2))
+        .lease(Duration::from_secs(2));
+    let err = Deliverer::new(store.clone(), vec![e.clone()], opts).unwrap_err();
+    assert!(
+        matches!(&err, WebhookError::InvalidOption { field: "lease", reason } if reason.contains("2250 ms")),
+        "{err}"
+    );
+    let ok = WorkerOptions::default()
+        .timeout(Duration::from_secs(2))
+        .lease(Duration::from_millis(2250));
+    assert!(Deliverer::new(store, vec![e], ok).is_ok());
+}
