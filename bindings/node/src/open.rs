@@ -354,6 +354,7 @@ mod tests {
             sqlite: sqlite.map(str::to_owned),
             postgres: postgres.map(str::to_owned),
             schema: None,
+            outbox: None,
         }
     }
 
@@ -373,8 +374,17 @@ mod tests {
         ));
         assert!(matches!(
             store_plan(&store(None, Some("k.db"), None)),
-            Ok(StorePlan::Sqlite(p)) if p == std::path::Path::new("k.db")
+            Ok(StorePlan::Sqlite(p, false)) if p == std::path::Path::new("k.db")
         ));
+        let mut with_outbox = store(None, Some("k.db"), None);
+        with_outbox.outbox = Some(true);
+        assert!(matches!(
+            store_plan(&with_outbox),
+            Ok(StorePlan::Sqlite(_, true))
+        ));
+        let mut memory_outbox = store(Some(true), None, None);
+        memory_outbox.outbox = Some(true);
+        assert_eq!(field_of(store_plan(&memory_outbox)), "store");
         assert!(matches!(
             store_plan(&store(None, None, Some("postgres://x/y"))),
             Ok(StorePlan::Postgres { schema: None, .. })
