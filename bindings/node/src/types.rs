@@ -287,6 +287,10 @@ pub struct StoreOptions {
     /// lowercase ASCII letters, digits and `_`, at most 40). Default: the
     /// connection's.
     pub schema: Option<String>,
+    /// With `sqlite` or `postgres`: turn the webhook outbox on for the
+    /// database (every process writing to it writes events from then on;
+    /// docs/webhooks.md). Default: leave the database as it is.
+    pub outbox: Option<bool>,
 }
 
 /// A rate limiter shared through Redis: every process using the same Redis

@@ -47,6 +47,7 @@ mod errors;
 mod http;
 mod limits;
 mod stores;
+mod webhooks;
 
 use audit::{AuditEvent, AuditPage, CallContext, FieldChange};
 use convert::{opt_datetime, text};
@@ -1246,6 +1247,10 @@ fn _apikeys(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<limits::RedisRateLimiter>()?;
     m.add_class::<stores::SqliteStore>()?;
     m.add_class::<stores::PostgresStore>()?;
+    m.add_class::<webhooks::WebhookEndpoint>()?;
+    m.add_class::<webhooks::WebhookWorker>()?;
+    m.add_function(wrap_pyfunction!(webhooks::generate_webhook_secret, m)?)?;
+    m.add_function(wrap_pyfunction!(webhooks::verify_webhook, m)?)?;
     m.add_function(wrap_pyfunction!(_role_name, m)?)?;
     m.add_function(wrap_pyfunction!(http::events_routing_key, m)?)?;
     m.add_function(wrap_pyfunction!(http::token_from_authorization, m)?)?;
