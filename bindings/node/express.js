@@ -460,10 +460,12 @@ function apikeys(keyring, options = {}) {
       const admit = (bytes, parsed, key, principal) => {
         try {
           req.body = parsed === undefined ? parseEvent(bytes, key) : parsed
+          // Inside the try, as when this ran in a promise: a `next` that
+          // throws (node:http, no Express to catch it) is answered, not a crash.
+          accept(req, res, next, principal)
         } catch (e) {
-          return fail(e)
+          fail(e)
         }
-        accept(req, res, next, principal)
       }
       if (!taken) return readBody(req, maxEventBytes, judge, fail)
       let body

@@ -250,6 +250,28 @@ describe('auth.events() answers from the stream', { skip: skipExpress }, () => {
     })
   })
 
+  test('without Express, a next() that throws is answered 500 and the server goes on', async () => {
+    const k = keys()
+    const mw = apikeys(k.keyring).events()
+    let calls = 0
+    const server = http.createServer((req, res) =>
+      mw(req, res, () => {
+        calls++
+        if (calls === 1) throw new Error('the handler failed')
+        res.statusCode = 202
+        res.end(JSON.stringify({ keyId: req.apikey.keyId }))
+      }),
+    )
+    await serving(server.listeners('request')[0], async (port) => {
+      const a = await request(port, 'POST', '/v2/enqueue', {}, event(k.events))
+      assert.equal(a.status, 500, a.text)
+      assert.ok(!a.text.includes('the handler failed'), a.text)
+      const b = await request(port, 'POST', '/v2/enqueue', {}, event(k.events))
+      assert.equal(b.status, 202, b.text)
+      assert.deepEqual(b.json, { keyId: k.eventsId })
+    })
+  })
+
   test('offThread: the check on the thread pool lets the request through the same way', async () => {
     const k = keys()
     const stand = {
