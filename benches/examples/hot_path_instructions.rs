@@ -4,7 +4,7 @@
 //! ```text
 //! RUSTFLAGS="--cfg rustix_use_libc" cargo build --release -p apikeys-benches \
 //!     --example hot_path_instructions --target-dir target/callgrind
-//! for mode in sha256_raw valid rotating; do for n in 10000 20000; do
+//! for mode in sha256_raw valid rotating metrics; do for n in 10000 20000; do
 //!     valgrind --tool=callgrind --callgrind-out-file=/dev/null --toggle-collect='*run_*' \
 //!         target/callgrind/release/examples/hot_path_instructions $mode $n 2>&1 | grep Collected
 //! done; done
@@ -15,7 +15,9 @@
 //! cancels what is counted once. Modes: `sha256_raw` (`Sha256::digest` of
 //! the key, the floor), `valid` (`Keyring::authenticate`, a general key,
 //! `GET`, as `hot_path/authenticate_valid`), `rotating` (the same for a key
-//! in a rotation's overlap, as `hot_path/authenticate_rotating`). The
+//! in a rotation's overlap, as `hot_path/authenticate_rotating`), `metrics`
+//! (`valid` on a keyring with verification metrics installed, as
+//! `hot_path/authenticate_valid_metrics`). The
 //! keyring has a `MemoryStore` of 1,024 keys.
 //!
 //! `rustix_use_libc` (and its own target directory, so the normal build is
@@ -27,7 +29,9 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use apikeys::{AccessLevel, Actor, Keyring, MemoryStore, Request, Role};
+use std::sync::Arc;
+
+use apikeys::{AccessLevel, Actor, AuthMetrics, Keyring, MemoryStore, Request, Role};
 use sha2::{Digest as _, Sha256};
 
 #[inline(never)]
@@ -49,7 +53,15 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_else(|| "valid".into());
     let n: usize = args.next().and_then(|v| v.parse().ok()).unwrap_or(100_000);
-    let kr = Keyring::new(MemoryStore::new());
+    let kr = if mode == "metrics" {
+        Keyring::builder()
+            .store(MemoryStore::new())
+            .metrics(Arc::new(AuthMetrics::new()))
+            .build()
+            .expect("no pepper")
+    } else {
+        Keyring::new(MemoryStore::new())
+    };
     let admin = Actor::new("acme", "PADMIN1", Role::Admin);
     let keys: Vec<String> = (0..1024)
         .map(|i| {
@@ -74,7 +86,7 @@ fn main() {
     assert!(kr.authenticate(key, &get).is_ok());
     match mode.as_str() {
         "sha256_raw" => run_sha256_raw(key, n),
-        "valid" | "rotating" => run_authenticate(&kr, key, &get, n),
-        other => panic!("unknown mode {other:?} (sha256_raw, valid, rotating)"),
+        "valid" | "rotating" | "metrics" => run_authenticate(&kr, key, &get, n),
+        other => panic!("unknown mode {other:?} (sha256_raw, valid, rotating, metrics)"),
     }
 }
