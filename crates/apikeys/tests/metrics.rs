@@ -3,6 +3,8 @@
 //! number of threads; the latency histogram agrees with the counts; nothing
 //! of a key in a label.
 
+mod common;
+
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -140,10 +142,32 @@ fn each_final_answer_is_counted_once_with_its_kind_and_outcome() {
 }
 
 #[test]
-fn a_try_that_cannot_answer_is_not_counted() {
-    // The in-memory store always answers; a keyring whose try answers `None`
-    // is the durable stores' case (tested there). Here: a try that answers
-    // counts exactly once, like the call it stands for.
+fn a_store_failure_is_counted_as_store_and_a_try_that_would_wait_not_at_all() {
+    let m = Arc::new(AuthMetrics::new());
+    let kr = Keyring::builder()
+        .store(common::BrokenStore)
+        .metrics(m.clone())
+        .build()
+        .unwrap();
+    let token = apikeys::KeyKind::General.generate().unwrap();
+    let get = Request::rest("GET");
+    // The broken store knows nothing from memory: the try answers `None`.
+    assert!(kr.try_authenticate(token.expose(), &get).is_none());
+    assert_eq!(m.snapshot().total(), 0, "no answer, nothing counted");
+    let e = kr.authenticate(token.expose(), &get).unwrap_err();
+    assert_eq!((e.kind_name(), e.http_status()), ("store", 500));
+    // A malformed token never reaches the store: answered by the try.
+    assert!(kr.try_authenticate("bad", &get).unwrap().is_err());
+    assert_eq!(
+        counts(&m.snapshot()),
+        vec![("general", "store", 1), ("malformed", "unauthorized", 1)]
+    );
+}
+
+#[test]
+fn a_try_that_answers_counts_once() {
+    // The in-memory store always answers: each try counts exactly once, like
+    // the call it stands for.
     let (kr, m) = metered(None);
     let k = kr
         .create_general_key(&admin(), "k", AccessLevel::FullAccess)
