@@ -10,7 +10,7 @@
 //! `/metrics` shows the final answer of every authentication by key kind and
 //! outcome and its latency: the keyring counts them in an [`AuthMetrics`]
 //! that forwards to the `metrics` crate facade (feature `metrics`), and
-//! `metrics-exporter-prometheus` renders them (docs/design.md, "Metrics").
+//! `metrics-exporter-prometheus` renders them (docs/design.md §11).
 //!
 //! On start it prints a few keys and the `curl` commands to try them. It
 //! listens on `127.0.0.1:8080` (or `$APIKEYS_HTTP_ADDR`), and stops after

@@ -1,7 +1,7 @@
 //! Verification metrics allocate nothing per authentication: the same number
 //! of allocations (none, for a valid key from memory) with metrics off, on,
 //! and on with the `metrics` facade forwarding to no recorder (its keys are
-//! static; a recorder's own storage is its own). docs/design.md, "Metrics".
+//! static; a recorder's own storage is its own). docs/design.md §11.
 
 use std::alloc::System;
 use std::sync::Arc;

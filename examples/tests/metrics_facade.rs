@@ -1,8 +1,7 @@
 //! Verification metrics through the `metrics` crate facade, rendered by
 //! `metrics-exporter-prometheus` as the http_incidents example's `/metrics`
 //! does: the final answer of each authentication, by kind and outcome, and
-//! a latency histogram whose counts equal the counter's (docs/design.md,
-//! "Metrics").
+//! a latency histogram whose counts equal the counter's (docs/design.md §11).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! Verification metrics: the final answer of every authentication, counted
-//! per key kind and outcome, and its latency (docs/design.md, "Metrics").
+//! per key kind and outcome, and its latency (docs/design.md §11, docs/metrics.md).
 //!
 //! Off unless a keyring is built with [`KeyringBuilder::metrics`](crate::KeyringBuilder::metrics):
 //! then [`Keyring::authenticate`](crate::Keyring::authenticate),

@@ -1,4 +1,4 @@
-//! Verification metrics (docs/design.md, "Metrics"): every authentication's
+//! Verification metrics (docs/design.md §11): every authentication's
 //! final answer counted once, with the right kind and outcome, from any
 //! number of threads; the latency histogram agrees with the counts; nothing
 //! of a key in a label.

@@ -65,7 +65,7 @@ pub struct Keyring {
     limits: Option<Enforcer>,
     rejections: Rejections,
     rotation_quiet: Duration,
-    /// Verification metrics, when installed (docs/design.md, "Metrics").
+    /// Verification metrics, when installed (docs/design.md §11).
     metrics: Option<Arc<AuthMetrics>>,
 }
 
@@ -158,7 +158,7 @@ impl KeyringBuilder {
     /// Count the final answer of every authentication and its latency in
     /// `metrics` (default: none, and then the hot path reads no clock). One
     /// [`AuthMetrics`] may serve several keyrings; set twice, the last wins.
-    /// Read it with [`AuthMetrics::snapshot`] (docs/design.md, "Metrics").
+    /// Read it with [`AuthMetrics::snapshot`] (docs/design.md §11).
     pub fn metrics(mut self, metrics: Arc<AuthMetrics>) -> Self {
         self.metrics = Some(metrics);
         self

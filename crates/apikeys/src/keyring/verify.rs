@@ -141,7 +141,7 @@ impl Keyring {
     /// removed (`Unauthorized`); the account's plan allows it (`PlanRestricted`);
     /// what the key may do covers the request (`Forbidden`).
     pub fn authenticate(&self, token: &str, request: &Request) -> Result<Principal> {
-        // Metrics count the final answer (docs/design.md, "Metrics").
+        // Metrics count the final answer (docs/design.md §11).
         if let Some(m) = &self.metrics {
             let started = Instant::now();
             let answer = self.authenticate_at(token, request, Whence::of(request));
