@@ -5,6 +5,12 @@
 //! - `POST /incidents`                 needs `incidents.write`   (answers 201)
 //! - `PUT  /incidents/{id}`            needs `incidents.write`   (`{"incident":{"status":"acknowledged"}}`)
 //! - `POST /v2/enqueue`                Events API v2, key in `routing_key` (answers 202)
+//! - `GET  /metrics`                   verification metrics, Prometheus text format (no key)
+//!
+//! `/metrics` shows the final answer of every authentication by key kind and
+//! outcome and its latency: the keyring counts them in an [`AuthMetrics`]
+//! that forwards to the `metrics` crate facade (feature `metrics`), and
+//! `metrics-exporter-prometheus` renders them (docs/design.md §12).
 //!
 //! On start it prints a few keys and the `curl` commands to try them. It
 //! listens on `127.0.0.1:8080` (or `$APIKEYS_HTTP_ADDR`), and stops after
@@ -13,12 +19,15 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use apikeys::{AccessLevel, Actor, Keyring, MemoryStore, RateLimits, Role};
+use apikeys::{
+    AccessLevel, Actor, AuthMetrics, Keyring, LATENCY_BUCKETS, MemoryStore, RateLimits, Role,
+};
 use apikeys_http::{Authenticated, EventsAuthLayer, RestAuthLayer};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::{Value, json};
 
 #[derive(Default)]
@@ -112,12 +121,26 @@ async fn enqueue(
     )
 }
 
-/// The service: each route declares its scope with a layer of its own.
-fn app(keyring: Arc<Keyring>, db: Db) -> Result<Router, apikeys::Error> {
+/// The recorder the keyring's metrics go to: latencies as a histogram with
+/// the core's buckets (the exporter's default is a summary).
+fn prometheus() -> Result<PrometheusHandle, Box<dyn std::error::Error>> {
+    Ok(PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("apikeys_authentication_duration_seconds".into()),
+            &LATENCY_BUCKETS,
+        )?
+        .install_recorder()?)
+}
+
+/// The service: each route declares its scope with a layer of its own;
+/// `/metrics` needs no key (keep it off the public network).
+fn app(keyring: Arc<Keyring>, db: Db, metrics: PrometheusHandle) -> Result<Router, apikeys::Error> {
     let rest = RestAuthLayer::new(keyring.clone());
     let read = rest.clone().with_scope("incidents.read")?;
     let write = rest.with_scope("incidents.write")?;
+    let render = get(move || std::future::ready(metrics.render()));
     Ok(Router::new()
+        .route("/metrics", render)
         .route("/incidents", get(list).route_layer(read))
         .route("/incidents", post(create).route_layer(write.clone()))
         .route("/incidents/{id}", put(update).route_layer(write))
@@ -133,6 +156,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Keyring::builder()
             .store(MemoryStore::new())
             .rate_limits(RateLimits::pagerduty())
+            .metrics(Arc::new(AuthMetrics::new().forwarding()))
             .build()?,
     );
     let admin = Actor::new("acme", "PADMIN1", Role::Admin);
@@ -147,7 +171,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|s| s.parse().ok())
         .map(Duration::from_secs);
-    let app = app(keyring, Db::default())?;
+    let metrics = prometheus()?;
+    let app = app(keyring, Db::default(), metrics.clone())?;
 
     let base = format!("http://{addr}");
     println!("incidents API on {base}");
@@ -180,11 +205,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "  curl -i -H 'Content-Type: application/json' -d '{{\"routing_key\":\"{}\",\"event_action\":\"trigger\",\"payload\":{{\"summary\":\"disk full\",\"source\":\"db1\",\"severity\":\"critical\"}}}}' {base}/v2/enqueue   # 202",
         events.secret().expose()
     );
+    println!("  curl {base}/metrics");
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
+        // The exporter keeps histograms in buffers that need draining now and then.
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                metrics.run_upkeep();
+            }
+        });
         let listener = tokio::net::TcpListener::bind(&addr).await?;
         let serve = axum::serve(listener, app);
         match stop_after {

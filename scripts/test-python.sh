@@ -39,6 +39,8 @@ vpy=$venv/bin/python
 # apikeys.wsgi need: without these those tests would skip, so they are always installed.
 "$vpy" -m pip install --disable-pip-version-check -q \
     "starlette>=0.37" "fastapi>=0.110" "uvicorn>=0.29" "flask>=3" "httpx>=0.27" "pagerduty>=1"
+# apikeys.prometheus (verification metrics) and its tests.
+"$vpy" -m pip install --disable-pip-version-check -q "prometheus_client>=0.20"
 
 py39=${APIKEYS_PYTHON39:-}
 if [[ -z $py39 ]]; then

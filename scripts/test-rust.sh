@@ -5,6 +5,10 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+# The workspace build turns on apikeys' `metrics` feature (the examples use
+# it): check the core without it too, as most users build it.
+cargo clippy -p apikeys --all-targets --locked -- -D warnings
+cargo test -p apikeys --locked --test metrics
 # apikeys-http's axum mounts (feature `router`, off by default): lints, the
 # secret-scanning receiver over sockets, the management API's mount and socket tests.
 cargo clippy --locked -p apikeys-http --all-targets --features router -- -D warnings

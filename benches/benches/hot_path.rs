@@ -10,7 +10,10 @@
 //!   difference is the work apikeys adds. `authenticate_rotating` is a general
 //!   key in a rotation's overlap (rotated with a 30-day grace, its successor
 //!   never used): beside `authenticate_valid`, it reads off what the rotation
-//!   check adds. `authenticate_limited` is a general
+//!   check adds. `authenticate_valid_metrics` is `authenticate_valid` on a
+//!   keyring with verification metrics installed (`KeyringBuilder::metrics`):
+//!   beside `authenticate_valid` (metrics off), it reads off what counting
+//!   the answer and timing it costs. `authenticate_limited` is a general
 //!   key under PagerDuty's limits with the in-process limiter (its own budget);
 //!   `…_user_token` counts in its owner's budget and `…_scoped` in its
 //!   account's (those buckets are found by hashing their names);
@@ -20,12 +23,13 @@
 //!   each lookup goes to main memory.
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use apikeys::{
-    AccessLevel, Actor, Clock, KeyHasher, KeyKind, KeyStore, Keyring, RateLimits, Request, Role,
-    SystemClock, Timestamp,
+    AccessLevel, Actor, AuthMetrics, Clock, KeyHasher, KeyKind, KeyStore, Keyring, RateLimits,
+    Request, Role, SystemClock, Timestamp,
 };
 use apikeys_benches::{ACCOUNT, admin, fixture, next_index};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -128,6 +132,14 @@ fn hot_path(c: &mut Criterion) {
             .is_some()
     );
 
+    // The same store, with verification metrics on.
+    let metrics = Arc::new(AuthMetrics::new());
+    let metered = Keyring::builder()
+        .shared_store(fx.store.clone())
+        .metrics(metrics.clone())
+        .build()
+        .unwrap();
+
     let mut g = c.benchmark_group("hot_path");
     g.throughput(Throughput::Elements(1));
     g.bench_function("sha256_raw", |b| {
@@ -144,6 +156,9 @@ fn hot_path(c: &mut Criterion) {
     });
     g.bench_function("authenticate_valid", |b| {
         b.iter(|| assert!(fx.keyring.authenticate(black_box(one), &get).is_ok()))
+    });
+    g.bench_function("authenticate_valid_metrics", |b| {
+        b.iter(|| assert!(metered.authenticate(black_box(one), &get).is_ok()))
     });
     g.bench_function("authenticate_rotating", |b| {
         b.iter(|| assert!(fx.keyring.authenticate(black_box(rotating), &get).is_ok()))
@@ -197,6 +212,10 @@ fn hot_path(c: &mut Criterion) {
         })
     });
     g.finish();
+    assert!(
+        metrics.snapshot().total() > 0,
+        "the metered keyring counted"
+    );
 
     // Two threads verifying against one store, beside one thread doing the same.
     // Each reports elements (verifications) per second; the ratio is the scaling.

@@ -4,7 +4,7 @@
 //! ```text
 //! RUSTFLAGS="--cfg rustix_use_libc" cargo build --release -p apikeys-benches \
 //!     --example hot_path_instructions --target-dir target/callgrind
-//! for mode in sha256_raw valid rotating; do for n in 10000 20000; do
+//! for mode in sha256_raw valid rotating metrics; do for n in 10000 20000; do
 //!     valgrind --tool=callgrind --callgrind-out-file=/dev/null --toggle-collect='*run_*' \
 //!         target/callgrind/release/examples/hot_path_instructions $mode $n 2>&1 | grep Collected
 //! done; done
@@ -15,8 +15,18 @@
 //! cancels what is counted once. Modes: `sha256_raw` (`Sha256::digest` of
 //! the key, the floor), `valid` (`Keyring::authenticate`, a general key,
 //! `GET`, as `hot_path/authenticate_valid`), `rotating` (the same for a key
-//! in a rotation's overlap, as `hot_path/authenticate_rotating`). The
+//! in a rotation's overlap, as `hot_path/authenticate_rotating`), `metrics`
+//! (`valid` on a keyring with verification metrics installed, as
+//! `hot_path/authenticate_valid_metrics`). The
 //! keyring has a `MemoryStore` of 1,024 keys.
+//!
+//! Two more modes time instead of counting (no valgrind):
+//! `time N ROUNDS` runs `sha256_raw`, `valid` and `metrics` in alternating
+//! rounds of N calls (the order of `valid` and `metrics` alternating too) and
+//! prints the fastest round of each and the difference, so both sides of the
+//! ratio come from one run; `clock N` times `Instant::now` + `elapsed`
+//! alone (what a metered call adds in clock reads). docs/performance.md,
+//! "Verification metrics".
 //!
 //! `rustix_use_libc` (and its own target directory, so the normal build is
 //! not rebuilt): valgrind 3.19 stops rustix's own vDSO lookup with SIGSEGV.
@@ -27,7 +37,10 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use apikeys::{AccessLevel, Actor, Keyring, MemoryStore, Request, Role};
+use std::sync::Arc;
+use std::time::Instant;
+
+use apikeys::{AccessLevel, Actor, AuthMetrics, Keyring, MemoryStore, Request, Role};
 use sha2::{Digest as _, Sha256};
 
 #[inline(never)]
@@ -45,11 +58,101 @@ fn run_authenticate(kr: &Keyring, key: &str, get: &Request, n: usize) {
     }
 }
 
+/// Off and on (and the SHA-256 floor) timed in alternating rounds of one run:
+/// the fastest round of each, and the median of the per-round differences.
+fn time(rounds: usize, n: usize) {
+    let off = Keyring::new(MemoryStore::new());
+    let admin = Actor::new("acme", "PADMIN1", Role::Admin);
+    let on = Keyring::builder()
+        .shared_store(off.store().clone())
+        .metrics(Arc::new(AuthMetrics::new()))
+        .build()
+        .expect("no pepper");
+    let keys: Vec<String> = (0..1024)
+        .map(|i| {
+            off.create_general_key(&admin, &format!("k{i}"), AccessLevel::FullAccess)
+                .expect("create")
+                .secret()
+                .expose()
+                .to_owned()
+        })
+        .collect();
+    let key = &keys[0];
+    let get = Request::rest("GET");
+    assert!(off.authenticate(key, &get).is_ok() && on.authenticate(key, &get).is_ok());
+    let per = |t: std::time::Duration| t.as_nanos() as f64 / n as f64;
+    let (mut sha, mut a, mut b, mut diff) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for r in 0..rounds {
+        let t = Instant::now();
+        run_sha256_raw(key, n);
+        sha.push(per(t.elapsed()));
+        // Alternate which goes first.
+        let (x, y) = if r % 2 == 0 { (&off, &on) } else { (&on, &off) };
+        let t = Instant::now();
+        run_authenticate(x, key, &get, n);
+        let tx = per(t.elapsed());
+        let t = Instant::now();
+        run_authenticate(y, key, &get, n);
+        let ty = per(t.elapsed());
+        let (toff, ton) = if r % 2 == 0 { (tx, ty) } else { (ty, tx) };
+        a.push(toff);
+        b.push(ton);
+        diff.push(ton - toff);
+    }
+    let min = |v: &[f64]| v.iter().cloned().fold(f64::INFINITY, f64::min);
+    let mut d = diff.clone();
+    d.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    let (s, off_ns, on_ns) = (min(&sha), min(&a), min(&b));
+    println!("rounds {rounds} x {n} calls; fastest round, ns/call:");
+    println!("  sha256_raw                  {s:.1}");
+    println!(
+        "  authenticate_valid (off)    {off_ns:.1}  ratio to sha256_raw {:.3}",
+        off_ns / s
+    );
+    println!(
+        "  authenticate_valid_metrics  {on_ns:.1}  ratio to sha256_raw {:.3}",
+        on_ns / s
+    );
+    println!(
+        "  on - off: fastest {:.1} ns, median of rounds {:.1} ns; on/off {:.3}, off/on {:.3}",
+        on_ns - off_ns,
+        d[d.len() / 2],
+        on_ns / off_ns,
+        off_ns / on_ns
+    );
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_else(|| "valid".into());
     let n: usize = args.next().and_then(|v| v.parse().ok()).unwrap_or(100_000);
-    let kr = Keyring::new(MemoryStore::new());
+    if mode == "clock" {
+        // What the two clock reads of a metered call cost alone.
+        let mut best = f64::INFINITY;
+        for _ in 0..201 {
+            let t = Instant::now();
+            for _ in 0..n {
+                let s = Instant::now();
+                black_box(s.elapsed());
+            }
+            best = best.min(t.elapsed().as_nanos() as f64 / n as f64);
+        }
+        println!("Instant::now + elapsed: {best:.1} ns (fastest of 201 rounds of {n})");
+        return;
+    }
+    if mode == "time" {
+        let rounds = args.next().and_then(|v| v.parse().ok()).unwrap_or(21);
+        return time(rounds, n);
+    }
+    let kr = if mode == "metrics" {
+        Keyring::builder()
+            .store(MemoryStore::new())
+            .metrics(Arc::new(AuthMetrics::new()))
+            .build()
+            .expect("no pepper")
+    } else {
+        Keyring::new(MemoryStore::new())
+    };
     let admin = Actor::new("acme", "PADMIN1", Role::Admin);
     let keys: Vec<String> = (0..1024)
         .map(|i| {
@@ -74,7 +177,7 @@ fn main() {
     assert!(kr.authenticate(key, &get).is_ok());
     match mode.as_str() {
         "sha256_raw" => run_sha256_raw(key, n),
-        "valid" | "rotating" => run_authenticate(&kr, key, &get, n),
-        other => panic!("unknown mode {other:?} (sha256_raw, valid, rotating)"),
+        "valid" | "rotating" | "metrics" => run_authenticate(&kr, key, &get, n),
+        other => panic!("unknown mode {other:?} (sha256_raw, valid, rotating, metrics)"),
     }
 }

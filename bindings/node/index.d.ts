@@ -190,6 +190,12 @@ export declare class Keyring {
    */
   rateLimitRejections(): Record<string, number>
   /**
+   * The verification metrics so far (docs/design.md §12), or `null` when
+   * the keyring counts none (`new Keyring({ metrics: true })` counts
+   * them). `apikeys/prometheus` turns them into prom-client metrics.
+   */
+  metrics(): AuthMetricsSnapshot | null
+  /**
    * The audit events the keyring's in-memory sink still holds (the last
    * 10,000 by default, `auditCapacity`), oldest first: every call, on
    * every store. `auditRecords` reads the store's own durable trail.
@@ -482,6 +488,31 @@ export interface AuditQuery {
 }
 
 /**
+ * One series of the verification metrics: the answers of one key kind with
+ * one outcome (docs/design.md §12).
+ */
+export interface AuthMetricsSeries {
+  /** A key kind's name (`general`, `user_token`, …) or `malformed`. */
+  kind: string
+  /** `ok` or the refusal's kind name (`unauthorized`, `rate_limited`, …). */
+  outcome: string
+  /** How many answers. */
+  count: number
+  /** Their latencies added up, in seconds. */
+  sumSeconds: number
+  /** Cumulative counts per bucket of `bucketBounds`, then `+Inf` (= `count`). */
+  buckets: Array<number>
+}
+
+/** The verification metrics at one moment (`Keyring.metrics()`). */
+export interface AuthMetricsSnapshot {
+  /** The latency buckets' upper bounds, in seconds (inclusive, Prometheus `le`). */
+  bucketBounds: Array<number>
+  /** One entry per (kind, outcome) with at least one answer. */
+  series: Array<AuthMetricsSeries>
+}
+
+/**
  * How a management call reached the application, as the application tells
  * it (every field optional): kept in the call's audit record
  * (`AuditEvent.context`). Values with control characters are dropped, longer
@@ -671,6 +702,12 @@ export interface KeyringOptions {
    * (default 900,000: 15 minutes). A non-negative integer.
    */
   rotationQuietMs?: number
+  /**
+   * Count the final answer of every authentication, by key kind and
+   * outcome, and its latency (`metrics()`; `apikeys/prometheus` exposes
+   * them to prom-client). Default: false, and then nothing is counted.
+   */
+  metrics?: boolean
   /**
    * Tell the time by this clock instead of the system's (tests of expiry
    * and last use). The JavaScript layer hands it to the addon on its own.

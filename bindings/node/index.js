@@ -273,14 +273,14 @@ function checkRateLimiter(limiter) {
   return out
 }
 
-const KEYRING_OPTIONS = ['pepper', 'store', 'rateLimits', 'rateLimiter', 'auditCapacity', 'rotationQuietMs', 'clock']
+const KEYRING_OPTIONS = ['pepper', 'store', 'rateLimits', 'rateLimiter', 'auditCapacity', 'rotationQuietMs', 'metrics', 'clock']
 
 // [the options for the addon, the clock it takes on its own].
 function checkKeyringOptions(options) {
   if (options === undefined || options === null) return [undefined, undefined]
   if (!isPlainObject(options)) throw argTypeError('options', 'an object', options)
   known(options, KEYRING_OPTIONS, 'options')
-  const { pepper, store, rateLimits, rateLimiter, auditCapacity, rotationQuietMs, clock } = options
+  const { pepper, store, rateLimits, rateLimiter, auditCapacity, rotationQuietMs, metrics, clock } = options
   if (clock !== undefined && !(clock instanceof binding.ManualClock)) throw argTypeError('options.clock', 'a ManualClock', clock)
   const out = {}
   if (pepper !== undefined) {
@@ -302,6 +302,10 @@ function checkKeyringOptions(options) {
       throw argTypeError('options.rotationQuietMs', 'a non-negative integer (milliseconds)', rotationQuietMs)
     }
     out.rotationQuietMs = rotationQuietMs
+  }
+  if (metrics !== undefined) {
+    if (typeof metrics !== 'boolean') throw argTypeError('options.metrics', 'a boolean', metrics)
+    out.metrics = metrics
   }
   return [out, clock]
 }

@@ -9,6 +9,7 @@ const require = createRequire(import.meta.url)
 for (const [esm, cjs] of [
   ['../index.mjs', '../index.js'],
   ['../express.mjs', '../express.js'],
+  ['../prometheus.mjs', '../prometheus.js'],
 ]) {
   test(`${esm} exports what ${cjs} exports`, async () => {
     const ns = await import(esm)

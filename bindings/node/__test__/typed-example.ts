@@ -238,3 +238,19 @@ export function routingKeyOf(body: Uint8Array): string | null {
   const reason: string = verdict.reason
   return verdict.kind === 'missing_routing_key' ? null : `${verdict.status} ${verdict.pdCode} ${verdict.body} ${headers.length} ${reason.length}`
 }
+
+// Verification metrics (docs/metrics.md): the core's snapshot, and prom-client.
+import { registerAuthMetrics, COUNTER, HISTOGRAM, type MetricRegistry } from '../prometheus'
+import type { AuthMetricsSnapshot, AuthMetricsSeries } from '../index'
+
+export async function metrics(registry: MetricRegistry): Promise<string> {
+  const keyring = new Keyring({ metrics: true })
+  // @ts-expect-error: metrics is a boolean
+  new Keyring({ metrics: 'yes' })
+  const snap: AuthMetricsSnapshot | null = keyring.metrics()
+  const series: AuthMetricsSeries[] = snap === null ? [] : snap.series
+  const first = series.map((s) => `${s.kind} ${s.outcome} ${s.count} ${s.sumSeconds} ${s.buckets.length}`)
+  const { counter, histogram } = registerAuthMetrics(keyring, registry)
+  const values = await counter.get()
+  return `${COUNTER} ${HISTOGRAM} ${histogram.type} ${values.values.length} ${first.join()}`
+}

@@ -748,6 +748,28 @@ impl Keyring {
             .collect()
     }
 
+    /// The verification metrics so far (docs/design.md §12), or `null` when
+    /// the keyring counts none (`new Keyring({ metrics: true })` counts
+    /// them). `apikeys/prometheus` turns them into prom-client metrics.
+    #[napi(catch_unwind)]
+    pub fn metrics(&self) -> Option<crate::types::AuthMetricsSnapshot> {
+        let snap = self.inner.metrics()?.snapshot();
+        Some(crate::types::AuthMetricsSnapshot {
+            bucket_bounds: snap.bucket_bounds().to_vec(),
+            series: snap
+                .series
+                .into_iter()
+                .map(|s| crate::types::AuthMetricsSeries {
+                    kind: s.kind.to_owned(),
+                    outcome: s.outcome.to_owned(),
+                    count: s.count as f64,
+                    sum_seconds: s.sum_seconds,
+                    buckets: s.buckets.into_iter().map(|b| b as f64).collect(),
+                })
+                .collect(),
+        })
+    }
+
     /// The audit events the keyring's in-memory sink still holds (the last
     /// 10,000 by default, `auditCapacity`), oldest first: every call, on
     /// every store. `auditRecords` reads the store's own durable trail.

@@ -47,6 +47,7 @@ pub(crate) struct Plan {
     limiter: Option<apikeys_redis::RedisRateLimiterBuilder>,
     audit_capacity: Option<u32>,
     rotation_quiet: Option<Duration>,
+    metrics: bool,
     clock: Option<apikeys::ManualClock>,
 }
 
@@ -178,6 +179,7 @@ impl Plan {
             limiter: None,
             audit_capacity: None,
             rotation_quiet: None,
+            metrics: false,
             clock,
         };
         let Some(o) = o else { return Ok(plan) };
@@ -204,6 +206,7 @@ impl Plan {
             plan.limiter = Some(limiter_plan(l)?);
         }
         plan.audit_capacity = o.audit_capacity;
+        plan.metrics = o.metrics.unwrap_or(false);
         if let Some(ms) = o.rotation_quiet_ms {
             plan.rotation_quiet = Some(crate::types::duration(ms, "rotation_quiet")?);
         }
@@ -266,6 +269,10 @@ impl Plan {
         }
         if let Some(cap) = self.audit_capacity {
             builder = builder.audit_sink(Arc::new(MemoryAuditLog::with_capacity(cap as usize)));
+        }
+        if self.metrics {
+            // Verification metrics (docs/design.md §12): counted in the core.
+            builder = builder.metrics(Arc::new(apikeys::AuthMetrics::new()));
         }
         Ok(Opened {
             keyring: builder.build()?,

@@ -415,6 +415,10 @@ pub struct KeyringOptions {
     /// first used, for the overlap to end before its grace, in milliseconds
     /// (default 900,000: 15 minutes). A non-negative integer.
     pub rotation_quiet_ms: Option<f64>,
+    /// Count the final answer of every authentication, by key kind and
+    /// outcome, and its latency (`metrics()`; `apikeys/prometheus` exposes
+    /// them to prom-client). Default: false, and then nothing is counted.
+    pub metrics: Option<bool>,
     /// Tell the time by this clock instead of the system's (tests of expiry
     /// and last use). The JavaScript layer hands it to the addon on its own.
     #[napi(ts_type = "ManualClock")]
@@ -1076,4 +1080,29 @@ mod tests {
         assert_eq!(reason(8.64e15), "is too far in the future");
         assert_eq!(reason(1e300), "is too far in the future");
     }
+}
+
+/// One series of the verification metrics: the answers of one key kind with
+/// one outcome (docs/design.md §12).
+#[napi(object)]
+pub struct AuthMetricsSeries {
+    /// A key kind's name (`general`, `user_token`, …) or `malformed`.
+    pub kind: String,
+    /// `ok` or the refusal's kind name (`unauthorized`, `rate_limited`, …).
+    pub outcome: String,
+    /// How many answers.
+    pub count: f64,
+    /// Their latencies added up, in seconds.
+    pub sum_seconds: f64,
+    /// Cumulative counts per bucket of `bucketBounds`, then `+Inf` (= `count`).
+    pub buckets: Vec<f64>,
+}
+
+/// The verification metrics at one moment (`Keyring.metrics()`).
+#[napi(object)]
+pub struct AuthMetricsSnapshot {
+    /// The latency buckets' upper bounds, in seconds (inclusive, Prometheus `le`).
+    pub bucket_bounds: Vec<f64>,
+    /// One entry per (kind, outcome) with at least one answer.
+    pub series: Vec<AuthMetricsSeries>,
 }

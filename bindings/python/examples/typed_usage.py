@@ -261,6 +261,23 @@ def rate_limits_and_stores() -> None:
             print("retry in", e.retry_after, "s; limit", e.limit)
         rejections: dict[str, int] = kr.rate_limit_rejections()
         print(rejections, store.flush(), store.path)
+    # Verification metrics (docs/metrics.md): counted in the core, read by a collector.
+    metered = apikeys.Keyring(metrics=True)
+    try:
+        metered.authenticate("not a key")
+    except apikeys.Unauthorized:
+        pass
+    snapshot = metered.metrics()
+    if snapshot is not None:
+        bounds, series = snapshot
+        for kind, outcome, count, sum_seconds, buckets in series:
+            print(kind, outcome, count, round(sum_seconds, 9), buckets[-1], len(bounds))
+    from apikeys.prometheus import AuthCollector
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry()
+    registry.register(AuthCollector(metered))
+    print(len(generate_latest(registry)))
     url = os.environ.get("APIKEYS_TEST_POSTGRES_URL")
     if url:
         pg = apikeys.PostgresStore(url, schema="typed_usage_example")

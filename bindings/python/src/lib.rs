@@ -696,7 +696,7 @@ fn record(_py: Python<'_>, r: CoreRecord) -> PyResult<KeyRecord> {
 #[pymethods]
 impl Keyring {
     #[new]
-    #[pyo3(signature = (store = None, *, pepper = None, clock = None, rate_limits = None, rate_limiter = None, audit_capacity = None, rotation_quiet = None))]
+    #[pyo3(signature = (store = None, *, pepper = None, clock = None, rate_limits = None, rate_limiter = None, audit_capacity = None, rotation_quiet = None, metrics = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -707,6 +707,7 @@ impl Keyring {
         rate_limiter: Option<&Bound<'_, PyAny>>,
         audit_capacity: Option<&Bound<'_, PyAny>>,
         rotation_quiet: Option<&Bound<'_, PyAny>>,
+        metrics: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let mut b = apikeys::Keyring::builder();
         let mut store_kind = "memory";
@@ -775,6 +776,12 @@ impl Keyring {
             // How long a rotated key must go unused, once its successor is
             // used, for the overlap to end early (default 15 minutes).
             b = b.rotation_quiet(convert::duration(q, "rotation_quiet")?);
+        }
+        if let Some(m) = metrics.filter(|v| !v.is_none()) {
+            // Verification metrics (docs/design.md §12): counted in the core.
+            if convert::flag(m, "metrics")? {
+                b = b.metrics(Arc::new(apikeys::AuthMetrics::new()));
+            }
         }
         let inner = b.build().map_err(|e| errors::to_py(py, e))?;
         // The core says whether a check may wait on I/O (then the GIL is
@@ -1171,6 +1178,28 @@ impl Keyring {
             .into_iter()
             .map(|(id, n)| (id.to_string(), n))
             .collect()
+    }
+
+    /// The verification metrics so far (docs/design.md §12), or `None` when
+    /// the keyring counts none (`Keyring(metrics=True)` counts them): the
+    /// bucket bounds in seconds, and per (kind, outcome) with answers:
+    /// `(kind, outcome, count, sum_seconds, cumulative_buckets)`, the last
+    /// bucket being `+Inf`. `apikeys.prometheus.AuthCollector` reads it.
+    #[allow(clippy::type_complexity)]
+    fn metrics(
+        &self,
+    ) -> Option<(
+        Vec<f64>,
+        Vec<(&'static str, &'static str, u64, f64, Vec<u64>)>,
+    )> {
+        let snap = self.inner.metrics()?.snapshot();
+        let bounds = snap.bucket_bounds().to_vec();
+        let series = snap
+            .series
+            .into_iter()
+            .map(|s| (s.kind, s.outcome, s.count, s.sum_seconds, s.buckets))
+            .collect();
+        Some((bounds, series))
     }
 
     /// Every audit event the keyring still holds (the last `audit_capacity`, 10,000 by default), oldest first.

@@ -76,6 +76,7 @@ mod error;
 mod key;
 mod keyring;
 mod leaks;
+mod metrics;
 mod names;
 mod policy;
 pub mod ratelimit;
@@ -106,6 +107,10 @@ pub use self::{
     leaks::{
         CONTEXT_BYTES, Candidate, LeakState, LeakedKey, StreamCandidate, StreamScanner,
         find_candidates, find_candidates_in_bytes,
+    },
+    metrics::{
+        AuthMetrics, AuthOutcome, KIND_LABELS, LATENCY_BUCKETS, MALFORMED_KIND, MetricsSnapshot,
+        Series,
     },
     policy::{
         Action, GrantsTable, PAGERDUTY_ADMIN_ONLY, Permissions, ResourceSet, RoleGrants, Subject,

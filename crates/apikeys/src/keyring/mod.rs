@@ -18,6 +18,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::digest::KeyHasher;
 use crate::error::{Error, Result};
 use crate::key::KeyKind;
+use crate::metrics::AuthMetrics;
 use crate::policy::GrantsTable;
 use crate::ratelimit::{Enforcer, RateLimiter, RateLimits, Rejections};
 use crate::record::{KeyId, KeyRecord};
@@ -64,6 +65,8 @@ pub struct Keyring {
     limits: Option<Enforcer>,
     rejections: Rejections,
     rotation_quiet: Duration,
+    /// Verification metrics, when installed (docs/design.md §12).
+    metrics: Option<Arc<AuthMetrics>>,
 }
 
 impl fmt::Debug for Keyring {
@@ -91,6 +94,7 @@ pub struct KeyringBuilder {
     limits: Option<RateLimits>,
     limiter: Option<Arc<dyn RateLimiter>>,
     rotation_quiet: Option<Duration>,
+    metrics: Option<Arc<AuthMetrics>>,
 }
 
 impl fmt::Debug for KeyringBuilder {
@@ -151,6 +155,14 @@ impl KeyringBuilder {
         self.rotation_quiet = Some(quiet);
         self
     }
+    /// Count the final answer of every authentication and its latency in
+    /// `metrics` (default: none, and then the hot path reads no clock). One
+    /// [`AuthMetrics`] may serve several keyrings; set twice, the last wins.
+    /// Read it with [`AuthMetrics::snapshot`] (docs/design.md §12).
+    pub fn metrics(mut self, metrics: Arc<AuthMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
     /// The keyring. Fails only for a pepper shorter than 16 bytes.
     pub fn build(self) -> Result<Keyring> {
         let hasher = match &self.pepper {
@@ -168,6 +180,7 @@ impl KeyringBuilder {
             limits: self.limits.map(|l| Enforcer::new(l, self.limiter)),
             rejections: Rejections::default(),
             rotation_quiet: self.rotation_quiet.unwrap_or(DEFAULT_ROTATION_QUIET),
+            metrics: self.metrics,
         })
     }
 }
@@ -332,6 +345,7 @@ impl Keyring {
             limits: None,
             rejections: Rejections::default(),
             rotation_quiet: DEFAULT_ROTATION_QUIET,
+            metrics: None,
         }
     }
 
@@ -369,6 +383,12 @@ impl Keyring {
     /// cannot answer to a thread (the HTTP adapters do this).
     pub fn may_block(&self) -> bool {
         self.store.may_block() || self.limits.as_ref().is_some_and(Enforcer::may_block)
+    }
+
+    /// The verification metrics this keyring counts in, if any were
+    /// installed ([`KeyringBuilder::metrics`]).
+    pub fn metrics(&self) -> Option<&Arc<AuthMetrics>> {
+        self.metrics.as_ref()
     }
 
     /// The rate limits in force, if any.

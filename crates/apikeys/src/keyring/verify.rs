@@ -2,7 +2,7 @@
 //! in the order of docs/design.md §3.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Keyring, LAST_USED_GRANULARITY};
 use crate::digest::Digest;
@@ -141,6 +141,13 @@ impl Keyring {
     /// removed (`Unauthorized`); the account's plan allows it (`PlanRestricted`);
     /// what the key may do covers the request (`Forbidden`).
     pub fn authenticate(&self, token: &str, request: &Request) -> Result<Principal> {
+        // Metrics count the final answer (docs/design.md §12).
+        if let Some(m) = &self.metrics {
+            let started = Instant::now();
+            let answer = self.authenticate_at(token, request, Whence::of(request));
+            m.observe(token, &answer, started);
+            return answer;
+        }
         self.authenticate_at(token, request, Whence::of(request))
     }
 
@@ -156,7 +163,14 @@ impl Keyring {
         request: &Request,
         origin: &Origin<'_>,
     ) -> Result<Principal> {
-        self.authenticate_at(token, request, Whence::of(request).or(origin))
+        let whence = Whence::of(request).or(origin);
+        if let Some(m) = &self.metrics {
+            let started = Instant::now();
+            let answer = self.authenticate_at(token, request, whence);
+            m.observe(token, &answer, started);
+            return answer;
+        }
+        self.authenticate_at(token, request, whence)
     }
 
     #[inline(always)]
@@ -198,6 +212,13 @@ impl Keyring {
     /// always for the in-process limiter; for a leasing Redis limiter while
     /// its lease lasts; never for the exact Redis limiter).
     pub fn try_authenticate(&self, token: &str, request: &Request) -> Option<Result<Principal>> {
+        // `None` is no answer: the `authenticate` that follows counts it.
+        if let Some(m) = &self.metrics {
+            let started = Instant::now();
+            let answer = self.try_authenticate_at(token, request, Whence::of(request))?;
+            m.observe(token, &answer, started);
+            return Some(answer);
+        }
         self.try_authenticate_at(token, request, Whence::of(request))
     }
 
@@ -209,7 +230,14 @@ impl Keyring {
         request: &Request,
         origin: &Origin<'_>,
     ) -> Option<Result<Principal>> {
-        self.try_authenticate_at(token, request, Whence::of(request).or(origin))
+        let whence = Whence::of(request).or(origin);
+        if let Some(m) = &self.metrics {
+            let started = Instant::now();
+            let answer = self.try_authenticate_at(token, request, whence)?;
+            m.observe(token, &answer, started);
+            return Some(answer);
+        }
+        self.try_authenticate_at(token, request, whence)
     }
 
     #[inline(always)]
