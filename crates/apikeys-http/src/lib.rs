@@ -72,6 +72,7 @@ pub mod credentials;
 pub mod events;
 #[cfg(feature = "axum")]
 pub mod extract;
+pub mod mount;
 mod offload;
 pub mod rejection;
 pub mod rest;
