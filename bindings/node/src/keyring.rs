@@ -18,7 +18,7 @@ use crate::types::{
 
 type CoreResult<T> = apikeys::Result<T>;
 
-fn core_actor(a: &Actor) -> CoreResult<apikeys::Actor> {
+pub(crate) fn core_actor(a: &Actor) -> CoreResult<apikeys::Actor> {
     let role = apikeys::Role::parse(&a.role)?;
     let actor = apikeys::Actor::new(a.account.as_str(), a.user.as_str(), role);
     Ok(match &a.context {

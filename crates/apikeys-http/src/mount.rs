@@ -156,6 +156,13 @@ pub fn serve(endpoint: &dyn Endpoint, actor: Option<&Actor>, parts: Parts<'_>) -
     }
 }
 
+/// Whether a `Content-Length` value declares more than `limit` bytes: then
+/// a binding answers [`Endpoint::too_large`] without reading the body. (A
+/// value that is not a length is left to the server, which refuses it.)
+pub fn declares_more_than(value: &[u8], limit: usize) -> bool {
+    matches!(crate::declared_length(value, limit), Err(r) if r.kind() == "body_too_large")
+}
+
 /// The answer when the host application's part failed (its function that
 /// says who is logged in raised, or answered something that is not an
 /// actor): 500, "an internal error occurred" — the reason stays in the
@@ -339,6 +346,15 @@ mod tests {
             );
             assert_eq!(a.status, 200, "{target:?}");
         }
+    }
+
+    #[test]
+    fn declared_lengths() {
+        assert!(declares_more_than(b"5", 4));
+        assert!(declares_more_than(b" 99999999999999999999999999 ", 4));
+        assert!(!declares_more_than(b"4", 4));
+        assert!(!declares_more_than(b"-1", 4));
+        assert!(!declares_more_than(b"x", 4));
     }
 
     #[test]

@@ -1,0 +1,213 @@
+//! Rust endpoints mounted in Python (`apikeys.asgi.management_app`,
+//! `apikeys.asgi.secret_scanning_app`): one class, `_Endpoint`, that takes a
+//! request's parts as an ASGI server gives them and answers `(status,
+//! headers, body)` for the server to write as it is. Every rule, route and
+//! answer is the endpoint's Rust code (`apikeys_http::mount`); this module
+//! only converts.
+//!
+//! - `handle` releases the GIL when the endpoint may block (a durable store):
+//!   `apikeys._endpoints` then calls it in a worker thread, so neither the
+//!   event loop nor other Python threads wait on the database. Otherwise it
+//!   answers with the GIL held (a memory store answers in microseconds, less
+//!   than a thread hop).
+//! - Header names and values, the method and the target are `bytes` or
+//!   `str` (ASGI gives `bytes` for headers and the raw path, `str` for the
+//!   method); a `str` with lone surrogates is encoded with replacement
+//!   characters (no form of anything holds them): the Rust side refuses what
+//!   it does not accept, with PagerDuty's body, never an exception.
+//! - Wrong argument types are a `TypeError` naming the argument (a
+//!   programming error in the caller, not a request's fault).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use pyo3::IntoPyObjectExt;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyInt, PyList, PyString, PyTuple};
+
+use apikeys_http::mount::{self, Answer, Endpoint, Parts};
+
+use crate::convert;
+
+/// A Rust endpoint, mounted by `apikeys._endpoints` (not public API).
+#[pyclass(frozen, module = "apikeys._apikeys", name = "_Endpoint")]
+pub struct PyEndpoint {
+    inner: Arc<dyn Endpoint>,
+    /// What the endpoint is (`"management"`, `"secret_scanning"`), for `repr`.
+    name: &'static str,
+}
+
+impl PyEndpoint {
+    /// Wrap an endpoint.
+    pub(crate) fn new(inner: Arc<dyn Endpoint>, name: &'static str) -> Self {
+        PyEndpoint { inner, name }
+    }
+}
+
+/// A `bytes` or `str` value as bytes (a `str` as UTF-8, lone surrogates
+/// replaced: such a value is refused by the Rust side, not here).
+fn bytes_of<'a>(value: &'a Bound<'_, PyAny>, field: &str) -> PyResult<std::borrow::Cow<'a, [u8]>> {
+    if let Ok(b) = value.cast::<PyBytes>() {
+        Ok(std::borrow::Cow::Borrowed(b.as_bytes()))
+    } else if let Ok(s) = value.cast::<PyString>() {
+        Ok(match s.to_str() {
+            Ok(s) => std::borrow::Cow::Borrowed(s.as_bytes()),
+            Err(_) => std::borrow::Cow::Owned(s.to_string_lossy().into_owned().into_bytes()),
+        })
+    } else {
+        Err(convert::wrong_type(value, field, "bytes or str"))
+    }
+}
+
+/// ASGI's `client`: `(host, port)` or `None`; a host that is not an IP
+/// address (a Unix socket's path …) is no peer address.
+fn peer_of(client: Option<&Bound<'_, PyAny>>) -> PyResult<Option<SocketAddr>> {
+    let Some(client) = client.filter(|c| !c.is_none()) else {
+        return Ok(None);
+    };
+    let pair = client
+        .cast::<PyTuple>()
+        .ok()
+        .filter(|t| t.len() == 2)
+        .ok_or_else(|| convert::wrong_type(client, "client", "a (host, port) tuple or None"))?;
+    let host = pair.get_item(0)?;
+    let port = pair.get_item(1)?;
+    let (Ok(host), Ok(port)) = (host.cast::<PyString>(), port.cast::<PyInt>()) else {
+        return Ok(None);
+    };
+    let ip = host.to_str().ok().and_then(|h| h.parse::<IpAddr>().ok());
+    Ok(ip.zip(port.extract::<u16>().ok()).map(SocketAddr::from))
+}
+
+/// An answer as `(status, [(name, value), …], body)`, names and values `bytes`
+/// (what ASGI's `http.response.start` takes).
+fn answer<'py>(py: Python<'py>, a: Answer) -> PyResult<Bound<'py, PyAny>> {
+    let headers = a
+        .headers
+        .iter()
+        .map(|(n, v)| PyTuple::new(py, [PyBytes::new(py, n.as_bytes()), PyBytes::new(py, v)]))
+        .collect::<PyResult<Vec<_>>>()?;
+    (
+        a.status,
+        PyList::new(py, headers)?,
+        PyBytes::new(py, &a.body),
+    )
+        .into_bound_py_any(py)
+}
+
+#[pymethods]
+impl PyEndpoint {
+    /// Whether `handle` may wait on I/O (then call it in a worker thread:
+    /// it releases the GIL).
+    #[getter]
+    fn may_block(&self) -> bool {
+        self.inner.may_block()
+    }
+
+    /// The most body bytes the endpoint reads.
+    #[getter]
+    fn body_limit(&self) -> usize {
+        self.inner.body_limit()
+    }
+
+    /// The answer to a body longer than `body_limit`.
+    fn too_large<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        answer(py, self.inner.too_large().into())
+    }
+
+    /// Whether a `Content-Length` value declares more than `body_limit`.
+    fn declares_too_much(&self, value: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let bytes = bytes_of(value, "value")?;
+        Ok(mount::declares_more_than(&bytes, self.inner.body_limit()))
+    }
+
+    /// The answer when the host application's actor function failed: 500
+    /// with PagerDuty's body, nothing of the cause.
+    #[staticmethod]
+    fn internal_error(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+        answer(py, mount::internal_error())
+    }
+
+    /// Answer one request: `method`, `target` (the path below the mount
+    /// point, with `?query` if any), `headers` (a sequence of `(name,
+    /// value)` pairs), `body` (`bytes`), `actor` (an `apikeys.Actor` or
+    /// `None`), `client` (ASGI's `(host, port)` or `None`). Answers
+    /// `(status, headers, body)`.
+    #[pyo3(signature = (method, target, headers, body, actor = None, client = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn handle<'py>(
+        &self,
+        py: Python<'py>,
+        method: &Bound<'py, PyAny>,
+        target: &Bound<'py, PyAny>,
+        headers: &Bound<'py, PyAny>,
+        body: &Bound<'py, PyAny>,
+        actor: Option<&Bound<'py, PyAny>>,
+        client: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let method = bytes_of(method, "method")?;
+        let target = bytes_of(target, "target")?;
+        let body = body
+            .cast::<PyBytes>()
+            .map_err(|_| convert::wrong_type(body, "body", "bytes"))?
+            .as_bytes();
+        let actor = match actor.filter(|a| !a.is_none()) {
+            Some(a) => Some(
+                convert::instance::<crate::Actor>(a, "actor")?
+                    .get()
+                    .0
+                    .clone(),
+            ),
+            None => None,
+        };
+        let peer = peer_of(client)?;
+        // Every pair read into owned bytes first: the pairs are Python
+        // objects, and the request is built from what was read once.
+        let mut pairs: Vec<(std::borrow::Cow<'_, [u8]>, std::borrow::Cow<'_, [u8]>)> = Vec::new();
+        let wrong = || convert::wrong_type(headers, "headers", "a sequence of (name, value) pairs");
+        if headers.is_instance_of::<PyString>() || headers.is_instance_of::<PyBytes>() {
+            return Err(wrong());
+        }
+        let items: Vec<Bound<'py, PyAny>> = headers
+            .try_iter()
+            .map_err(|_| wrong())?
+            .collect::<PyResult<_>>()?;
+        for item in &items {
+            let pair = item
+                .cast::<PyTuple>()
+                .ok()
+                .filter(|t| t.len() == 2)
+                .map(|t| (t.get_item(0), t.get_item(1)))
+                .or_else(|| {
+                    item.cast::<PyList>()
+                        .ok()
+                        .filter(|l| l.len() == 2)
+                        .map(|l| (l.get_item(0), l.get_item(1)))
+                })
+                .ok_or_else(wrong)?;
+            let (name, value) = (pair.0?, pair.1?);
+            pairs.push((
+                bytes_of(&name, "headers")?.into_owned().into(),
+                bytes_of(&value, "headers")?.into_owned().into(),
+            ));
+        }
+        let parts = Parts {
+            method: &method,
+            target: &target,
+            headers: pairs.iter().map(|(n, v)| (&n[..], &v[..])).collect(),
+            body: body.to_vec(),
+            peer,
+        };
+        let endpoint = &*self.inner;
+        let served = if endpoint.may_block() {
+            py.detach(|| mount::serve(endpoint, actor.as_ref(), parts))
+        } else {
+            mount::serve(endpoint, actor.as_ref(), parts)
+        };
+        answer(py, served)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<apikeys endpoint {}>", self.name)
+    }
+}
