@@ -72,6 +72,7 @@ pub mod credentials;
 pub mod events;
 #[cfg(feature = "axum")]
 pub mod extract;
+pub mod manage;
 pub mod mount;
 mod offload;
 pub mod rejection;
@@ -84,6 +85,7 @@ pub use credentials::{
 pub use events::{DEFAULT_MAX_EVENT_BYTES, EventsAuth, EventsAuthLayer, EventsFuture};
 #[cfg(feature = "axum")]
 pub use extract::Authenticated;
+pub use manage::Management;
 pub use rejection::{
     ErrorParts, RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET, Refusal, Rejection,
     RejectionBody, insert_rate_limit, rate_limit_headers,

@@ -107,7 +107,8 @@ pub use self::{
         find_candidates, find_candidates_in_bytes,
     },
     policy::{
-        Action, GrantsTable, PAGERDUTY_ADMIN_ONLY, ResourceSet, RoleGrants, Subject, may_manage,
+        Action, GrantsTable, PAGERDUTY_ADMIN_ONLY, Permissions, ResourceSet, RoleGrants, Subject,
+        may_manage,
     },
     ratelimit::{
         Decision, Limit, LimitClass, LocalRateLimiter, RateBucket, RateLimitStatus, RateLimiter,

@@ -419,3 +419,248 @@ impl Default for GrantsTable {
         GrantsTable::pagerduty()
     }
 }
+
+/// What one actor may do, as the matrix (docs/design.md §2), the grants
+/// table (§4) and the account's plan decide it on the role the keyring
+/// stores for them now: for a page that offers only the buttons a role may
+/// use ([`crate::Keyring::permissions`]). Every call is still decided on
+/// its own by the keyring; this is a summary, never a substitute.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Permissions {
+    /// The role the calls are decided on; `None` for a removed user, who may do nothing.
+    pub role: Option<Role>,
+    /// Per kind of key, what the actor may do to the account's keys of that
+    /// kind (for user tokens: to their own), in [`Action::ALL`]'s order.
+    pub keys: Vec<(KeyKind, Vec<Action>)>,
+    /// What the actor may do to other users' tokens whose owner is neither
+    /// an Owner nor an Admin (the matrix protects those).
+    pub others_tokens: Vec<Action>,
+    /// Whether the actor may read the account's audit trail (`audit_records.read`).
+    pub audit_records: bool,
+}
+
+impl Permissions {
+    /// Everything `role` may do in an account with `settings` under `grants`
+    /// (`None`: a removed user, nothing).
+    pub fn of(role: Option<Role>, settings: &AccountSettings, grants: &GrantsTable) -> Self {
+        let Some(role) = role else {
+            return Permissions {
+                role: None,
+                keys: KeyKind::ALL.iter().map(|&k| (k, Vec::new())).collect(),
+                others_tokens: Vec::new(),
+                audit_records: false,
+            };
+        };
+        let allowed = |kind: KeyKind, subject: Subject| -> Vec<Action> {
+            Action::ALL
+                .into_iter()
+                .filter(|&a| {
+                    // Disable and enable are for general keys only.
+                    if matches!(a, Action::Disable | Action::Enable) && kind != KeyKind::General {
+                        return false;
+                    }
+                    // Making a key (or a rotation's new one) needs the plan.
+                    if matches!(a, Action::Create | Action::Rotate)
+                        && plan_allows(settings, kind).is_err()
+                    {
+                        return false;
+                    }
+                    may_manage(role, a, kind, subject).is_ok()
+                })
+                .collect()
+        };
+        let keys = KeyKind::ALL
+            .iter()
+            .map(|&k| {
+                let subject = if k == KeyKind::UserToken {
+                    Subject::OwnToken
+                } else {
+                    Subject::Account
+                };
+                (k, allowed(k, subject))
+            })
+            .collect();
+        Permissions {
+            role: Some(role),
+            keys,
+            others_tokens: allowed(
+                KeyKind::UserToken,
+                Subject::OthersToken(Some(Role::Observer)),
+            ),
+            audit_records: grants.allows(role, Some("audit_records"), false),
+        }
+    }
+
+    /// Whether the actor may do `action` to keys of `kind` (their own, for user tokens).
+    pub fn may(&self, kind: KeyKind, action: Action) -> bool {
+        self.keys
+            .iter()
+            .any(|(k, actions)| *k == kind && actions.contains(&action))
+    }
+
+    /// The actions allowed on keys of `kind` (their own, for user tokens).
+    pub fn actions(&self, kind: KeyKind) -> &[Action] {
+        self.keys
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(&[], |(_, a)| a.as_slice())
+    }
+}
+
+impl crate::Keyring {
+    /// What `actor` may do now ([`Permissions`]), decided on the role the
+    /// keyring stores for them (the `Actor`'s own role only for a user it
+    /// has never stored; nothing for a removed user) and on their account's
+    /// plan. `InvalidInput` for a malformed account or user id.
+    pub fn permissions(&self, actor: &crate::Actor) -> Result<Permissions> {
+        crate::keyring::validate_id("account", &actor.account)?;
+        crate::keyring::validate_id("user", &actor.user)?;
+        let role = match self.standing_of(actor) {
+            Ok(s) => Some(s.role),
+            Err(Error::NotPermitted { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let settings = self.store().account_settings(&actor.account)?;
+        Ok(Permissions::of(role, &settings, self.grants()))
+    }
+
+    /// A page of the actor's account's audit trail ([`crate::Keyring::audit_records`])
+    /// if the actor's stored role has the `audit_records.read` grant
+    /// (docs/design.md §4, §9): Owner, Admin and Manager in the default table.
+    /// The query's account is the actor's, whatever it says.
+    /// `NotPermitted` otherwise (a removed user too).
+    pub fn audit_records_as(
+        &self,
+        actor: &crate::Actor,
+        query: &crate::AuditQuery,
+    ) -> Result<crate::AuditPage> {
+        let permissions = self.permissions(actor)?;
+        if !permissions.audit_records {
+            return Err(Error::NotPermitted {
+                reason: match permissions.role {
+                    Some(r) => {
+                        format!("the role '{r}' may not read the audit trail (audit_records.read)")
+                    }
+                    None => "this user was removed from the account".to_owned(),
+                },
+            });
+        }
+        let mut query = query.clone();
+        query.account.clone_from(&actor.account);
+        self.audit_records(&query)
+    }
+}
+
+#[cfg(test)]
+mod permission_tests {
+    use super::*;
+    use crate::{AccessLevel, Actor, AuditQuery, Keyring, MemoryStore};
+
+    #[test]
+    fn permissions_follow_the_matrix_role_by_role() {
+        let all = AccountSettings::default();
+        let g = GrantsTable::pagerduty();
+        let owner = Permissions::of(Some(Role::Owner), &all, &g);
+        assert_eq!(owner.actions(KeyKind::General), &Action::ALL);
+        assert!(owner.audit_records);
+        assert!(owner.may(KeyKind::UserToken, Action::Rotate));
+        assert!(!owner.may(KeyKind::UserToken, Action::Disable));
+        assert_eq!(
+            owner.others_tokens,
+            vec![Action::List, Action::Get, Action::Delete]
+        );
+        let manager = Permissions::of(Some(Role::Manager), &all, &g);
+        assert!(manager.actions(KeyKind::General).is_empty());
+        assert!(manager.may(KeyKind::Integration, Action::Create));
+        // The default table lets a manager read everything, the trail included.
+        assert!(manager.audit_records);
+        assert!(manager.others_tokens.is_empty());
+        let observer = Permissions::of(Some(Role::Observer), &all, &g);
+        assert!(observer.actions(KeyKind::General).is_empty());
+        assert!(observer.may(KeyKind::UserToken, Action::Create));
+        assert!(!observer.audit_records);
+        let limited = Permissions::of(Some(Role::LimitedStakeholder), &all, &g);
+        assert!(!limited.may(KeyKind::UserToken, Action::Create));
+        assert!(limited.may(KeyKind::UserToken, Action::Delete));
+        let removed = Permissions::of(None, &all, &g);
+        assert!(KeyKind::ALL.iter().all(|&k| removed.actions(k).is_empty()));
+        assert!(!removed.audit_records);
+        // Every summary agrees with the matrix it summarises.
+        for role in Role::ALL {
+            let p = Permissions::of(Some(role), &all, &g);
+            for kind in KeyKind::ALL {
+                let subject = if kind == KeyKind::UserToken {
+                    Subject::OwnToken
+                } else {
+                    Subject::Account
+                };
+                for a in [Action::List, Action::Get, Action::Delete] {
+                    assert_eq!(
+                        p.may(kind, a),
+                        may_manage(role, a, kind, subject).is_ok(),
+                        "{role} {a:?} {kind}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_plan_takes_away_making_keys_only() {
+        let g = GrantsTable::pagerduty();
+        let legacy = AccountSettings {
+            rest_api: true,
+            advanced_permissions: false,
+        };
+        let p = Permissions::of(Some(Role::Admin), &legacy, &g);
+        assert!(!p.may(KeyKind::UserToken, Action::Create));
+        assert!(!p.may(KeyKind::UserToken, Action::Rotate));
+        assert!(p.may(KeyKind::UserToken, Action::Delete));
+        assert!(p.may(KeyKind::General, Action::Create));
+    }
+
+    #[test]
+    fn permissions_use_the_stored_role_and_refuse_the_removed() {
+        let k = Keyring::new(MemoryStore::new());
+        k.set_user_role("acme", "PBOB", Role::Observer).unwrap();
+        // Bob claims to be an admin; the keyring knows better.
+        let bob = Actor::new("acme", "PBOB", Role::Admin);
+        let p = k.permissions(&bob).unwrap();
+        assert_eq!(p.role, Some(Role::Observer));
+        assert!(!p.may(KeyKind::General, Action::Create));
+        let e = k
+            .audit_records_as(&bob, &AuditQuery::account("acme"))
+            .unwrap_err();
+        assert_eq!(e.http_status(), 403);
+        k.remove_user("acme", "PBOB").unwrap();
+        assert_eq!(k.permissions(&bob).unwrap().role, None);
+        // Unknown users act with their own role.
+        let ann = Actor::new("acme", "PANN", Role::Admin);
+        assert_eq!(k.permissions(&ann).unwrap().role, Some(Role::Admin));
+        assert!(
+            k.permissions(&Actor::new("acme", " ", Role::Admin))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn audit_records_as_reads_only_the_actors_account() {
+        let k = Keyring::new(MemoryStore::new());
+        let ann = Actor::new("acme", "PANN", Role::Admin);
+        let eve = Actor::new("evil", "PEVE", Role::Admin);
+        k.create_general_key(&ann, "CI", AccessLevel::ReadOnly)
+            .unwrap();
+        k.create_general_key(&eve, "other", AccessLevel::ReadOnly)
+            .unwrap();
+        // Eve asks for acme's records and gets her own account's.
+        let page = k
+            .audit_records_as(&eve, &AuditQuery::account("acme"))
+            .unwrap();
+        assert!(!page.records.is_empty());
+        assert!(page.records.iter().all(|r| r.account == "evil"));
+        let page = k
+            .audit_records_as(&ann, &AuditQuery::account("acme"))
+            .unwrap();
+        assert!(page.records.iter().all(|r| r.account == "acme"));
+    }
+}

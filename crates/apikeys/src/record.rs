@@ -131,6 +131,12 @@ impl Timestamp {
         Timestamp::from(SystemTime::now())
     }
 
+    /// RFC 3339 in UTC with milliseconds (`2026-12-02T01:02:03.456Z`), as
+    /// audit records write times.
+    pub fn to_rfc3339(self) -> String {
+        crate::audit::rfc3339(self.unix_millis())
+    }
+
     /// As a [`SystemTime`].
     pub fn to_system_time(self) -> SystemTime {
         UNIX_EPOCH + Duration::from_millis(self.unix_millis())
