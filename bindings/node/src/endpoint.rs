@@ -18,6 +18,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use apikeys_http::Management;
 use apikeys_http::mount::{self, Answer, Endpoint, Parts};
 use napi::bindgen_prelude::{AsyncTask, Buffer, External};
 use napi::{Env, Error, Result, Task};
@@ -60,22 +61,22 @@ struct Owned {
     headers: Vec<(Vec<u8>, Vec<u8>)>,
     body: Vec<u8>,
     peer: Option<SocketAddr>,
+    mount_path: Option<String>,
     actor: Option<apikeys::Actor>,
     /// The actor could not be made (an unknown role …): the host's fault, a 500.
     bad_actor: bool,
 }
 
 impl Owned {
-    #[allow(clippy::too_many_arguments)]
-    fn read(
-        method: String,
-        target: String,
-        raw_headers: Vec<String>,
-        body: &[u8],
-        remote_address: Option<String>,
-        remote_port: Option<u32>,
-        actor: Option<Actor>,
-    ) -> Owned {
+    fn read(request: Incoming, body: &[u8], limit: usize, actor: Option<Actor>) -> Owned {
+        let Incoming {
+            method,
+            target,
+            raw_headers,
+            remote_address,
+            remote_port,
+            mount_path,
+        } = request;
         let mut headers = Vec::with_capacity(raw_headers.len() / 2);
         let mut it = raw_headers.into_iter();
         while let (Some(n), Some(v)) = (it.next(), it.next()) {
@@ -94,8 +95,10 @@ impl Owned {
             method: latin1(&method),
             target: latin1(&target),
             headers,
-            body: body.to_vec(),
+            // What the endpoint reads, and one byte more (it refuses the rest).
+            body: body[..body.len().min(limit.saturating_add(1))].to_vec(),
             peer,
+            mount_path: mount_path.filter(|m| !m.is_empty()),
             actor,
             bad_actor,
         }
@@ -115,9 +118,26 @@ impl Owned {
                 .collect(),
             body: self.body,
             peer: self.peer,
+            mount_path: self.mount_path.as_deref(),
         };
         mount::serve(endpoint, self.actor.as_ref(), parts)
     }
+}
+
+/// A request's head as `endpoints.js` reads it off node:http.
+struct Incoming {
+    /// `req.method`.
+    method: String,
+    /// The URL below the mount point (`req.url` under Express).
+    target: String,
+    /// `req.rawHeaders`: name, value, name, value …
+    raw_headers: Vec<String>,
+    /// `req.socket.remoteAddress`.
+    remote_address: Option<String>,
+    /// `req.socket.remotePort`.
+    remote_port: Option<u32>,
+    /// Where the router mounted the endpoint (`req.baseUrl`).
+    mount_path: Option<String>,
 }
 
 /// One request answered on libuv's thread pool.
@@ -156,18 +176,6 @@ impl Keyring {
         (endpoint.may_block(), endpoint.body_limit() as f64)
     }
 
-    /// The endpoint's answer to a body over its limit.
-    #[napi(catch_unwind, js_name = "_endpointTooLarge", skip_typescript)]
-    pub fn endpoint_too_large(endpoint: &External<Mounted>) -> JsAnswer {
-        to_js(endpoint.too_large().into())
-    }
-
-    /// Whether a `Content-Length` value declares more than the endpoint reads.
-    #[napi(catch_unwind, js_name = "_endpointDeclaresTooMuch", skip_typescript)]
-    pub fn endpoint_declares_too_much(endpoint: &External<Mounted>, value: String) -> bool {
-        mount::declares_more_than(&latin1(&value), endpoint.body_limit())
-    }
-
     /// The answer when the host's actor function failed: 500, nothing of the cause.
     #[napi(catch_unwind, js_name = "_endpointInternalError", skip_typescript)]
     pub fn endpoint_internal_error() -> JsAnswer {
@@ -175,8 +183,9 @@ impl Keyring {
     }
 
     /// Answer one request on the JavaScript thread: its method, target (the
-    /// URL below the mount point), `rawHeaders`, body, the peer's address and
-    /// port, and the actor (`null`: nobody logged in).
+    /// URL below the mount point), `rawHeaders`, body (at most the limit and
+    /// one byte more are kept), the peer's address and port, the mount path
+    /// (`req.baseUrl`) and the actor (`null`: nobody logged in).
     #[napi(catch_unwind, js_name = "_endpointHandle", skip_typescript)]
     #[allow(clippy::too_many_arguments)]
     pub fn endpoint_handle(
@@ -184,20 +193,21 @@ impl Keyring {
         method: String,
         target: String,
         raw_headers: Vec<String>,
-        body: Buffer,
+        body: &[u8],
         remote_address: Option<String>,
         remote_port: Option<u32>,
+        mount_path: Option<String>,
         actor: Option<Actor>,
     ) -> JsAnswer {
-        let request = Owned::read(
+        let head = Incoming {
             method,
             target,
             raw_headers,
-            &body,
             remote_address,
             remote_port,
-            actor,
-        );
+            mount_path,
+        };
+        let request = Owned::read(head, body, endpoint.body_limit(), actor);
         to_js(request.serve(&***endpoint))
     }
 
@@ -209,23 +219,47 @@ impl Keyring {
         method: String,
         target: String,
         raw_headers: Vec<String>,
-        body: Buffer,
+        body: &[u8],
         remote_address: Option<String>,
         remote_port: Option<u32>,
+        mount_path: Option<String>,
         actor: Option<Actor>,
     ) -> AsyncTask<Serve> {
-        let request = Owned::read(
+        let head = Incoming {
             method,
             target,
             raw_headers,
-            &body,
             remote_address,
             remote_port,
-            actor,
-        );
+            mount_path,
+        };
+        let request = Owned::read(head, body, endpoint.body_limit(), actor);
         AsyncTask::new(Serve {
             endpoint: Arc::clone(endpoint),
             request: Some(request),
         })
+    }
+
+    /// `apikeys_http::Management` over `keyring` (`management` of
+    /// `apikeys/express`): `mountPath` for a host whose router does not say
+    /// where it mounted it (Express's `req.baseUrl` says, per request),
+    /// `page: false` for the API alone.
+    #[napi(catch_unwind, js_name = "_management", skip_typescript)]
+    pub fn management(
+        env: Env,
+        keyring: &Keyring,
+        mount_path: Option<String>,
+        page: Option<bool>,
+    ) -> Result<External<Mounted>> {
+        let mut m = Management::new(Arc::clone(keyring.core()));
+        if let Some(path) = mount_path {
+            m = m
+                .mount_path(&path)
+                .map_err(|e| crate::error::to_js(&env, &e))?;
+        }
+        if page == Some(false) {
+            m = m.without_page();
+        }
+        Ok(External::new(Arc::new(m)))
     }
 }

@@ -404,6 +404,11 @@ pub struct Keyring {
 }
 
 impl Keyring {
+    /// The core keyring, shared with the endpoints mounted on it.
+    pub(crate) fn core(&self) -> &Arc<apikeys::Keyring> {
+        &self.inner
+    }
+
     fn sync<T>(&self, env: &Env, r: CoreResult<T>) -> Result<T> {
         r.map_err(|e| to_js(env, &e))
     }

@@ -25,6 +25,7 @@ use pyo3::IntoPyObjectExt;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyInt, PyList, PyString, PyTuple};
 
+use apikeys_http::Management;
 use apikeys_http::mount::{self, Answer, Endpoint, Parts};
 
 use crate::convert;
@@ -42,6 +43,33 @@ impl PyEndpoint {
     pub(crate) fn new(inner: Arc<dyn Endpoint>, name: &'static str) -> Self {
         PyEndpoint { inner, name }
     }
+}
+
+/// `apikeys_http::Management` over `keyring` (`apikeys.asgi.management_app`):
+/// `mount_path` for a host that does not say where it mounted it (ASGI's
+/// `root_path` says, per request), `page=False` for the API alone.
+#[pyfunction]
+#[pyo3(signature = (keyring, *, mount_path = None, page = None))]
+pub(crate) fn _management(
+    py: Python<'_>,
+    keyring: &Bound<'_, PyAny>,
+    mount_path: Option<&Bound<'_, PyAny>>,
+    page: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyEndpoint> {
+    let keyring = convert::instance::<crate::Keyring>(keyring, "keyring")?;
+    let mut m = Management::new(Arc::clone(&keyring.get().inner));
+    if let Some(path) = mount_path.filter(|p| !p.is_none()) {
+        m = m
+            .mount_path(convert::text(path, "mount_path")?)
+            .map_err(|e| crate::errors::to_py(py, e))?;
+    }
+    if !page
+        .filter(|p| !p.is_none())
+        .map_or(Ok(true), |p| convert::flag(p, "page"))?
+    {
+        m = m.without_page();
+    }
+    Ok(PyEndpoint::new(Arc::new(m), "management"))
 }
 
 /// A `bytes` or `str` value as bytes (a `str` as UTF-8, lone surrogates
@@ -110,17 +138,6 @@ impl PyEndpoint {
         self.inner.body_limit()
     }
 
-    /// The answer to a body longer than `body_limit`.
-    fn too_large<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        answer(py, self.inner.too_large().into())
-    }
-
-    /// Whether a `Content-Length` value declares more than `body_limit`.
-    fn declares_too_much(&self, value: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let bytes = bytes_of(value, "value")?;
-        Ok(mount::declares_more_than(&bytes, self.inner.body_limit()))
-    }
-
     /// The answer when the host application's actor function failed: 500
     /// with PagerDuty's body, nothing of the cause.
     #[staticmethod]
@@ -131,9 +148,10 @@ impl PyEndpoint {
     /// Answer one request: `method`, `target` (the path below the mount
     /// point, with `?query` if any), `headers` (a sequence of `(name,
     /// value)` pairs), `body` (`bytes`), `actor` (an `apikeys.Actor` or
-    /// `None`), `client` (ASGI's `(host, port)` or `None`). Answers
-    /// `(status, headers, body)`.
-    #[pyo3(signature = (method, target, headers, body, actor = None, client = None))]
+    /// `None`), `client` (ASGI's `(host, port)` or `None`), `mount_path`
+    /// (ASGI's `root_path`, `None` or `""` when not mounted under a prefix).
+    /// Answers `(status, headers, body)`.
+    #[pyo3(signature = (method, target, headers, body, actor = None, client = None, mount_path = None))]
     #[allow(clippy::too_many_arguments)]
     fn handle<'py>(
         &self,
@@ -144,6 +162,7 @@ impl PyEndpoint {
         body: &Bound<'py, PyAny>,
         actor: Option<&Bound<'py, PyAny>>,
         client: Option<&Bound<'py, PyAny>>,
+        mount_path: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let method = bytes_of(method, "method")?;
         let target = bytes_of(target, "target")?;
@@ -161,6 +180,14 @@ impl PyEndpoint {
             None => None,
         };
         let peer = peer_of(client)?;
+        let mount_path = match mount_path.filter(|m| !m.is_none()) {
+            Some(m) => Some(
+                m.cast::<PyString>()
+                    .map_err(|_| convert::wrong_type(m, "mount_path", "str or None"))?
+                    .to_string_lossy(),
+            ),
+            None => None,
+        };
         // Every pair read into owned bytes first: the pairs are Python
         // objects, and the request is built from what was read once.
         let mut pairs: Vec<(std::borrow::Cow<'_, [u8]>, std::borrow::Cow<'_, [u8]>)> = Vec::new();
@@ -195,8 +222,10 @@ impl PyEndpoint {
             method: &method,
             target: &target,
             headers: pairs.iter().map(|(n, v)| (&n[..], &v[..])).collect(),
-            body: body.to_vec(),
+            // What the endpoint reads, and one byte more (it refuses the rest).
+            body: body[..body.len().min(self.inner.body_limit().saturating_add(1))].to_vec(),
             peer,
+            mount_path: mount_path.as_deref().filter(|m| !m.is_empty()),
         };
         let endpoint = &*self.inner;
         let served = if endpoint.may_block() {

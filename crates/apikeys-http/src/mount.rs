@@ -6,17 +6,17 @@
 //! same that answers under axum.
 //!
 //! A binding's part, for any [`Endpoint`]:
-//! 1. read at most [`Endpoint::body_limit`] + 1 bytes of the body; over the
-//!    limit, send [`Endpoint::too_large`] without reading further;
-//! 2. build the request with [`request`] (its method, target, headers and
-//!    body as received; a malformed one is answered here, 400);
-//! 3. call [`Endpoint::respond`] — on a worker thread when
-//!    [`Endpoint::may_block`] (a durable store), inline otherwise — and
-//!    write the [`Answer`]'s status, headers and body as they are.
+//! 1. read at most [`Endpoint::body_limit`] + 1 bytes of the body and stop
+//!    there: the endpoint answers a body over its limit (413) itself;
+//! 2. hand the method, target, headers, that body, the peer's address and
+//!    the mount point to [`serve`] (a malformed request is answered there,
+//!    400) — on a worker thread when [`Endpoint::may_block`] (a durable
+//!    store), inline otherwise;
+//! 3. write the [`Answer`]'s status, headers and body as they are.
 //!
-//! No binding renders an answer of its own: a refusal it meets before the
-//! endpoint runs (the body too large, the host's actor function failing) is
-//! rendered here too ([`Endpoint::too_large`], [`internal_error`]).
+//! No binding renders an answer of its own: the one refusal a binding meets
+//! before the endpoint runs (the host's actor function failing) is rendered
+//! here too ([`internal_error`]).
 
 use std::net::SocketAddr;
 
@@ -41,17 +41,38 @@ pub trait Endpoint: Send + Sync {
     /// thread pool).
     fn may_block(&self) -> bool;
 
-    /// The most body bytes the endpoint reads; a longer body is answered
-    /// with [`Endpoint::too_large`] without reading the rest.
+    /// The most body bytes the endpoint accepts: a binding reads one more
+    /// at most and hands that over, and the endpoint refuses it (413).
     fn body_limit(&self) -> usize;
-
-    /// The answer to a body longer than [`Endpoint::body_limit`].
-    fn too_large(&self) -> Response;
 
     /// Answer one request. `actor` is who the host application says is
     /// logged in (`None`: nobody); an endpoint that serves no logged-in user
-    /// (the secret-scanning receiver) ignores it.
-    fn respond(&self, actor: Option<&Actor>, request: Request) -> Response;
+    /// (the secret-scanning receiver) ignores it. `mount_path` is where the
+    /// host's router mounted the endpoint for this request (`/admin/keys`),
+    /// when it says.
+    fn respond(
+        &self,
+        actor: Option<&Actor>,
+        request: Request,
+        mount_path: Option<&str>,
+    ) -> Response;
+}
+
+impl Endpoint for crate::manage::Management {
+    fn may_block(&self) -> bool {
+        crate::manage::Management::may_block(self)
+    }
+    fn body_limit(&self) -> usize {
+        self.max_body_bytes()
+    }
+    fn respond(
+        &self,
+        actor: Option<&Actor>,
+        request: Request,
+        mount_path: Option<&str>,
+    ) -> Response {
+        self.handle_at(actor, request, mount_path)
+    }
 }
 
 /// A response as plain data, for a binding to write as it is.
@@ -118,6 +139,9 @@ pub struct Parts<'a> {
     /// The peer's address, when the server knows it: put into the request's
     /// extensions as a [`SocketAddr`], as axum's servers do.
     pub peer: Option<SocketAddr>,
+    /// Where the host's router mounted the endpoint (ASGI's `root_path`,
+    /// Express's `req.baseUrl`), when it says.
+    pub mount_path: Option<&'a str>,
 }
 
 /// The request for `parts`, or the answer to a malformed one (a method that
@@ -144,23 +168,16 @@ pub fn request(parts: Parts<'_>) -> Result<Request, Answer> {
 }
 
 /// Everything a binding does between reading a request and writing its
-/// answer: the body over the limit answered with [`Endpoint::too_large`],
-/// a malformed request with 400, any other with [`Endpoint::respond`].
-pub fn serve(endpoint: &dyn Endpoint, actor: Option<&Actor>, parts: Parts<'_>) -> Answer {
-    if parts.body.len() > endpoint.body_limit() {
-        return endpoint.too_large().into();
-    }
+/// answer: a body longer than [`Endpoint::body_limit`] + 1 is cut there (the
+/// endpoint refuses it all the same), a malformed request is answered 400,
+/// any other by [`Endpoint::respond`].
+pub fn serve(endpoint: &dyn Endpoint, actor: Option<&Actor>, mut parts: Parts<'_>) -> Answer {
+    parts.body.truncate(endpoint.body_limit().saturating_add(1));
+    let mount_path = parts.mount_path;
     match request(parts) {
-        Ok(request) => endpoint.respond(actor, request).into(),
+        Ok(request) => endpoint.respond(actor, request, mount_path).into(),
         Err(answer) => answer,
     }
-}
-
-/// Whether a `Content-Length` value declares more than `limit` bytes: then
-/// a binding answers [`Endpoint::too_large`] without reading the body. (A
-/// value that is not a length is left to the server, which refuses it.)
-pub fn declares_more_than(value: &[u8], limit: usize) -> bool {
-    matches!(crate::declared_length(value, limit), Err(r) if r.kind() == "body_too_large")
 }
 
 /// The answer when the host application's part failed (its function that
@@ -228,31 +245,40 @@ mod tests {
         fn body_limit(&self) -> usize {
             4
         }
-        fn too_large(&self) -> Response {
-            http::Response::builder()
-                .status(413)
-                .body(b"too large".to_vec())
-                .unwrap()
-        }
-        fn respond(&self, actor: Option<&Actor>, request: Request) -> Response {
+        fn respond(
+            &self,
+            actor: Option<&Actor>,
+            request: Request,
+            mount_path: Option<&str>,
+        ) -> Response {
             let who = actor.map_or("nobody", |a| a.user.as_str());
             let peer = request
                 .extensions()
                 .get::<SocketAddr>()
                 .map_or(String::new(), |p| p.to_string());
             let line = format!(
-                "{} {} {} {} {}",
+                "{} {} {} {} {} {} {}",
                 request.method(),
                 request.uri(),
                 who,
                 request.headers().get_all("x-a").iter().count(),
-                peer
+                peer,
+                mount_path.unwrap_or("-"),
+                request.body().len(),
             );
             http::Response::builder()
                 .header("x-b", "1")
                 .header("x-b", "2")
                 .body(line.into_bytes())
                 .unwrap()
+        }
+    }
+
+    fn get(target: &[u8]) -> Parts<'_> {
+        Parts {
+            method: b"GET",
+            target,
+            ..Parts::default()
         }
     }
 
@@ -268,64 +294,49 @@ mod tests {
                 headers: vec![(b"x-a", b"1"), (b"X-A", b"2")],
                 body: b"abcd".to_vec(),
                 peer: Some("127.0.0.1:9".parse().unwrap()),
+                mount_path: Some("/admin/keys"),
             },
         );
         assert_eq!(a.status, 200);
         assert_eq!(
             String::from_utf8(a.body).unwrap(),
-            "POST /keys/x%20y%C3%A9?q=1 PU1 2 127.0.0.1:9"
+            "POST /keys/x%20y%C3%A9?q=1 PU1 2 127.0.0.1:9 /admin/keys 4"
         );
         let b: Vec<_> = a.headers.iter().filter(|(n, _)| n == "x-b").collect();
         assert_eq!(b.len(), 2, "a repeated header keeps every value");
     }
 
     #[test]
-    fn a_body_over_the_limit_gets_the_endpoints_answer() {
-        let a = serve(
-            &Echo,
-            None,
-            Parts {
-                method: b"POST",
-                target: b"/",
-                body: vec![0; 5],
-                ..Parts::default()
-            },
-        );
-        assert_eq!((a.status, a.body.as_slice()), (413, &b"too large"[..]));
+    fn a_body_over_the_limit_reaches_the_endpoint_cut_one_byte_past_it() {
+        let mut parts = get(b"/");
+        parts.body = vec![0; 1000];
+        let a = serve(&Echo, None, parts);
+        assert!(String::from_utf8(a.body).unwrap().ends_with(" 5"));
     }
 
     #[test]
     fn malformed_parts_are_a_400_never_a_panic() {
-        for parts in [
+        let mut cases = vec![
             Parts {
                 method: b"GE T",
-                target: b"/",
-                ..Parts::default()
+                ..get(b"/")
             },
             Parts {
                 method: b"",
-                target: b"/",
-                ..Parts::default()
+                ..get(b"/")
             },
-            Parts {
-                method: b"GET",
-                target: b"/",
-                headers: vec![(b"bad name", b"v")],
-                ..Parts::default()
-            },
-            Parts {
-                method: b"GET",
-                target: b"/",
-                headers: vec![(b"x", b"a\nb")],
-                ..Parts::default()
-            },
-            Parts {
-                method: b"GET",
-                target: b"/",
-                headers: vec![(b"", b"v")],
-                ..Parts::default()
-            },
+        ];
+        for (n, v) in [
+            (&b"bad name"[..], &b"v"[..]),
+            (b"x", b"a\nb"),
+            (b"", b"v"),
+            (b"x", b"\0"),
         ] {
+            let mut p = get(b"/");
+            p.headers.push((n, v));
+            cases.push(p);
+        }
+        for parts in cases {
             let a = serve(&Echo, None, parts);
             assert_eq!(a.status, 400);
             assert_eq!(
@@ -334,27 +345,10 @@ mod tests {
             );
         }
         // Odd targets are encoded, not refused.
-        for target in [&b""[..], b"keys", b"/\x00\xff#frag", b"/%zz"] {
-            let a = serve(
-                &Echo,
-                None,
-                Parts {
-                    method: b"GET",
-                    target,
-                    ..Parts::default()
-                },
-            );
+        for target in [&b""[..], b"keys", b"/\x00\xff#frag", b"/%zz", b"//x", b"*"] {
+            let a = serve(&Echo, None, get(target));
             assert_eq!(a.status, 200, "{target:?}");
         }
-    }
-
-    #[test]
-    fn declared_lengths() {
-        assert!(declares_more_than(b"5", 4));
-        assert!(declares_more_than(b" 99999999999999999999999999 ", 4));
-        assert!(!declares_more_than(b"4", 4));
-        assert!(!declares_more_than(b"-1", 4));
-        assert!(!declares_more_than(b"x", 4));
     }
 
     #[test]
