@@ -77,6 +77,7 @@ pub mod mount;
 mod offload;
 pub mod rejection;
 pub mod rest;
+mod scanning;
 
 pub use credentials::{
     MAX_AUTHORIZATION_BYTES, declared_length, rest_token, routing_key, token_from_authorization,
@@ -91,3 +92,8 @@ pub use rejection::{
     RejectionBody, insert_rate_limit, rate_limit_headers,
 };
 pub use rest::{RequiredScope, ResponseFuture, RestAuth, RestAuthLayer};
+pub use scanning::{
+    DEFAULT_MAX_REPORT_BYTES, GITHUB_KEY_IDENTIFIER, GITHUB_KEY_SIGNATURE,
+    MAX_KEY_IDENTIFIER_BYTES, REMEMBERED_DELETIONS, ScanningConfigError, ScanningRefusal,
+    SecretScanning,
+};

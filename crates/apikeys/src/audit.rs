@@ -151,6 +151,16 @@ pub struct CallContext {
     /// The last four characters of the key the caller authenticated with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truncated_token: Option<String>,
+    /// For a change made because a key was reported leaked
+    /// ([`Keyring::report_leaked`](crate::Keyring::report_leaked)): where
+    /// the report says the key was seen (a URL; key-shaped parts redacted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_url: Option<String>,
+    /// For a change made because a key was reported leaked: the kind of
+    /// place the report says it was seen in (GitHub's `source`: `content`,
+    /// `commit`, `issue_comment`, `npm` …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_source: Option<String>,
 }
 
 impl CallContext {
@@ -185,10 +195,102 @@ impl CallContext {
         self
     }
 
+    /// With where a leak report says a key was seen (cut to
+    /// [`MAX_REPORT_URL_BYTES`]; a value with control characters is not
+    /// kept, and each key-shaped part of it is replaced by `(redacted)`).
+    pub fn report_url(mut self, url: &str) -> CallContext {
+        self.report_url = clean_report(url, MAX_REPORT_URL_BYTES);
+        self
+    }
+
+    /// With the kind of place a leak report says a key was seen in (cut to
+    /// [`MAX_CONTEXT_BYTES`], cleaned like [`CallContext::report_url`]).
+    pub fn report_source(mut self, source: &str) -> CallContext {
+        self.report_source = clean_report(source, MAX_CONTEXT_BYTES);
+        self
+    }
+
     /// Whether nothing is set.
     pub fn is_empty(&self) -> bool {
-        self.request_id.is_none() && self.remote_address.is_none() && self.truncated_token.is_none()
+        self.request_id.is_none()
+            && self.remote_address.is_none()
+            && self.truncated_token.is_none()
+            && self.report_url.is_none()
+            && self.report_source.is_none()
     }
+}
+
+/// The longest report URL a [`CallContext`] keeps, in bytes.
+pub const MAX_REPORT_URL_BYTES: usize = 2048;
+
+/// A value of a leak report as the trail keeps it: trimmed, without control
+/// characters (else not kept), every key-shaped part replaced by
+/// `(redacted)` — a word that is a key, a candidate of
+/// [`find_candidates`](crate::find_candidates) (a `u+`/`s+` token anywhere),
+/// and a token whose `+` is written `%2B` —, then cut to `max` bytes on a
+/// character boundary.
+fn clean_report(s: &str, max: usize) -> Option<String> {
+    let s = s.trim();
+    if s.is_empty() || s.chars().any(char::is_control) {
+        return None;
+    }
+    let bytes = s.as_bytes();
+    let key_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+    let mut hide: Vec<std::ops::Range<usize>> = Vec::new();
+    // Whole words that are keys (general, integration, routing keys).
+    let mut i = 0;
+    while i < bytes.len() {
+        if !key_byte(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && key_byte(bytes[i]) {
+            i += 1;
+        }
+        if KeyKind::parse(&s[start..i]).is_ok() {
+            hide.push(start..i);
+        }
+    }
+    // Tokens with their prefix (`u+…`, `s+…`), wherever they stand.
+    hide.extend(crate::leaks::find_candidates(s).iter().map(|c| c.range()));
+    // The same with the `+` percent-encoded (`u%2B…`).
+    let body = crate::key::REST_KEY_LEN - 2;
+    for (at, _) in s.match_indices("%2B").chain(s.match_indices("%2b")) {
+        let Some(p) = at.checked_sub(1) else {
+            continue;
+        };
+        let body_end = at + 3 + body;
+        let starts_word = matches!(bytes[p], b'u' | b's') && (p == 0 || !key_byte(bytes[p - 1]));
+        let ends_word = body_end <= bytes.len()
+            && (body_end == bytes.len() || !key_byte(bytes[body_end]))
+            && bytes[at + 3..body_end].iter().all(|&b| key_byte(b));
+        if starts_word && ends_word {
+            let token = format!("{}+{}", &s[p..at], &s[at + 3..body_end]);
+            if KeyKind::parse(&token).is_ok() {
+                hide.push(p..body_end);
+            }
+        }
+    }
+    hide.sort_by_key(|r| r.start);
+    let mut out = String::with_capacity(s.len().min(max));
+    let mut from = 0;
+    for r in hide {
+        if r.start >= from {
+            out.push_str(&s[from..r.start]);
+            out.push_str("(redacted)");
+            from = r.end;
+        } else if r.end > from {
+            from = r.end;
+        }
+    }
+    out.push_str(&s[from..]);
+    let mut end = out.len().min(max);
+    while !out.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.truncate(end);
+    Some(out)
 }
 
 fn clean_context(s: &str) -> Option<String> {
@@ -261,6 +363,12 @@ impl AuditEvent {
         }
         if let Some(a) = &self.context.remote_address {
             ctx.insert("remote_address".into(), Value::String(a.clone()));
+        }
+        if let Some(u) = &self.context.report_url {
+            ctx.insert("report_url".into(), Value::String(u.clone()));
+        }
+        if let Some(s) = &self.context.report_source {
+            ctx.insert("report_source".into(), Value::String(s.clone()));
         }
         rec.insert("execution_context".into(), Value::Object(ctx));
         let actor_type = if self.actor_role.is_some() {

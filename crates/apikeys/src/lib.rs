@@ -91,7 +91,7 @@ pub use self::{
     audit::{
         AuditAction, AuditEvent, AuditOutcome, AuditPage, AuditQuery, AuditSink, AuditWindow,
         CallContext, DEFAULT_AUDIT_WINDOW, FieldChange, MAX_AUDIT_PAGE, MAX_AUDIT_WINDOW,
-        MAX_CONTEXT_BYTES, MemoryAuditLog,
+        MAX_CONTEXT_BYTES, MAX_REPORT_URL_BYTES, MemoryAuditLog,
     },
     clock::{Clock, ManualClock, SystemClock},
     digest::{Digest, KeyHasher, MIN_PEPPER_LEN},
@@ -99,8 +99,8 @@ pub use self::{
     key::{Api, EVENTS_KEY_LEN, Hint, KeyKind, Malformed, REST_KEY_LEN},
     keyring::{
         DEFAULT_ROTATION_QUIET, IssuedKey, Keyring, KeyringBuilder, LAST_USED_GRANULARITY,
-        MAX_DESCRIPTION_CHARS, MAX_ID_BYTES, MAX_ROTATION_GRACE, MAX_SCOPES, NewKey, OFFBOARDING,
-        Origin, Principal,
+        LEAK_REPORT, LeakAction, LeakOutcome, LeakVerdict, MAX_DESCRIPTION_CHARS, MAX_ID_BYTES,
+        MAX_ROTATION_GRACE, MAX_SCOPES, NewKey, OFFBOARDING, Origin, Principal,
     },
     leaks::{
         CONTEXT_BYTES, Candidate, LeakState, LeakedKey, StreamCandidate, StreamScanner,

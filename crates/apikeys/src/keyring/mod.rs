@@ -31,6 +31,7 @@ mod rotate;
 mod verify;
 
 pub use issue::{IssuedKey, NewKey};
+pub use leaks::{LEAK_REPORT, LeakAction, LeakOutcome, LeakVerdict};
 pub use verify::{Origin, Principal};
 
 /// The longest description accepted, in characters.
