@@ -5,10 +5,11 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
-# apikeys-http's axum mounts (feature `router`, off by default): lints and the
-# secret-scanning receiver over sockets.
-cargo clippy -p apikeys-http --all-targets --features router --locked -- -D warnings
-cargo test -p apikeys-http --features router --locked --test scanning_router
+# apikeys-http's axum mounts (feature `router`, off by default): lints, the
+# secret-scanning receiver over sockets, the management API's mount and socket tests.
+cargo clippy --locked -p apikeys-http --all-targets --features router -- -D warnings
+cargo test --locked -p apikeys-http --features router --test scanning_router
+cargo test --locked -p apikeys-http --features router --lib --test manage
 # The README's first command must keep working.
 cargo run --quiet --locked --example quickstart >/dev/null
 echo "quickstart: ran"

@@ -13,6 +13,8 @@ source scripts/services.sh
 source scripts/redis.sh
 
 bash scripts/test-rust.sh
+# The API Access Keys page in headless Chromium (installs it if missing).
+bash scripts/test-browser.sh
 bash scripts/test-python.sh
 bash scripts/test-node.sh
 # The shipped artifacts (crates, wheels, npm tarballs) installed the way users

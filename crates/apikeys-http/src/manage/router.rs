@@ -28,7 +28,12 @@ impl Management {
             let actor = actor.clone();
             async move { this.serve(&actor, request).await }
         };
-        Router::new().fallback(handler)
+        // `/` and every path below, also when nested (axum matches a nested
+        // router's fallback only under its prefix's own routes).
+        Router::new()
+            .route("/", axum::routing::any(handler.clone()))
+            .route("/{*rest}", axum::routing::any(handler.clone()))
+            .fallback(handler)
     }
 
     async fn serve<F>(&self, actor: &F, request: Request) -> Response
@@ -37,10 +42,14 @@ impl Management {
     {
         let (parts, body) = request.into_parts();
         let who = actor(&parts);
-        let mount = parts
-            .extensions
-            .get::<OriginalUri>()
-            .and_then(|o| o.path().strip_suffix(parts.uri.path()).map(str::to_owned));
+        let mount = parts.extensions.get::<OriginalUri>().and_then(|o| {
+            // Nested at `/admin/keys`, `/admin/keys` itself arrives as `/`.
+            let inner = parts.uri.path();
+            o.path()
+                .strip_suffix(inner)
+                .or((inner == "/").then(|| o.path()))
+                .map(str::to_owned)
+        });
         let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
             Ok(c) => c.to_bytes().to_vec(),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
