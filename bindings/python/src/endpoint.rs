@@ -23,10 +23,10 @@ use std::sync::Arc;
 
 use pyo3::IntoPyObjectExt;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyInt, PyList, PyMapping, PyString, PyTuple};
 
-use apikeys_http::Management;
 use apikeys_http::mount::{self, Answer, Endpoint, Parts};
+use apikeys_http::{Management, ScanningConfigError, SecretScanning};
 
 use crate::convert;
 
@@ -70,6 +70,96 @@ pub(crate) fn _management(
         m = m.without_page();
     }
     Ok(PyEndpoint::new(Arc::new(m), "management"))
+}
+
+/// A configuration the receiver refuses, as `InvalidInput` naming the argument.
+fn config_error(py: Python<'_>, field: &'static str, e: &ScanningConfigError) -> PyErr {
+    crate::errors::invalid(py, field, &e.to_string())
+}
+
+/// `apikeys_http::SecretScanning` over `keyring`
+/// (`apikeys.asgi.secret_scanning_app`): `public_keys` maps each key
+/// identifier to a PEM `str` or SPKI DER `bytes`; `github_keys` is the body
+/// of GitHub's key list; `on_live_key` `"disable"` or `"delete"`;
+/// `max_body_bytes` the largest report read.
+#[pyfunction]
+#[pyo3(signature = (keyring, public_keys = None, github_keys = None, on_live_key = None, max_body_bytes = None))]
+pub(crate) fn _secret_scanning(
+    py: Python<'_>,
+    keyring: &Bound<'_, PyAny>,
+    public_keys: Option<&Bound<'_, PyAny>>,
+    github_keys: Option<&Bound<'_, PyAny>>,
+    on_live_key: Option<&Bound<'_, PyAny>>,
+    max_body_bytes: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyEndpoint> {
+    let keyring = convert::instance::<crate::Keyring>(keyring, "keyring")?;
+    let mut s = SecretScanning::new(Arc::clone(&keyring.get().inner));
+    if let Some(keys) = public_keys.filter(|k| !k.is_none()) {
+        let mapping = keys.cast::<PyMapping>().map_err(|_| {
+            convert::wrong_type(keys, "public_keys", "a mapping of str to str or bytes")
+        })?;
+        for item in mapping.items()?.iter() {
+            let (id, key) = item.extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>()?;
+            let id = convert::text(&id, "public_keys")?;
+            s = if let Ok(pem) = key.cast::<PyString>() {
+                let pem = pem.to_str().map_err(|_| {
+                    crate::errors::invalid(
+                        py,
+                        "public_keys",
+                        "must be valid Unicode (no lone surrogates)",
+                    )
+                })?;
+                s.trust_pem(id, pem)
+            } else if let Ok(der) = key.cast::<PyBytes>() {
+                s.trust_der(id, der.as_bytes())
+            } else {
+                return Err(convert::wrong_type(
+                    &key,
+                    "public_keys",
+                    "a mapping of str to str or bytes",
+                ));
+            }
+            .map_err(|e| config_error(py, "public_keys", &e))?;
+        }
+    }
+    if let Some(list) = github_keys.filter(|k| !k.is_none()) {
+        let text = if let Ok(b) = list.cast::<PyBytes>() {
+            std::str::from_utf8(b.as_bytes())
+                .map_err(|_| crate::errors::invalid(py, "github_keys", "must be UTF-8"))?
+        } else {
+            convert::text(list, "github_keys")?
+        };
+        s = s
+            .trust_github_keys(text)
+            .map_err(|e| config_error(py, "github_keys", &e))?;
+    }
+    if let Some(action) = on_live_key.filter(|a| !a.is_none()) {
+        s = s.on_live_key(match convert::text(action, "on_live_key")? {
+            "disable" => apikeys::LeakAction::Disable,
+            "delete" => apikeys::LeakAction::Delete,
+            _ => {
+                return Err(crate::errors::invalid(
+                    py,
+                    "on_live_key",
+                    "must be 'disable' or 'delete'",
+                ));
+            }
+        });
+    }
+    if let Some(max) = max_body_bytes.filter(|m| !m.is_none()) {
+        if !max.is_instance_of::<PyInt>() || max.is_instance_of::<pyo3::types::PyBool>() {
+            return Err(convert::wrong_type(max, "max_body_bytes", "int"));
+        }
+        let n = max
+            .extract::<usize>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| {
+                crate::errors::invalid(py, "max_body_bytes", "must be a positive int")
+            })?;
+        s = s.max_body_bytes(n);
+    }
+    Ok(PyEndpoint::new(Arc::new(s), "secret_scanning"))
 }
 
 /// A `bytes` or `str` value as bytes (a `str` as UTF-8, lone surrogates

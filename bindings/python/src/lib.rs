@@ -1256,6 +1256,7 @@ fn _apikeys(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stores::PostgresStore>()?;
     m.add_class::<endpoint::PyEndpoint>()?;
     m.add_function(wrap_pyfunction!(endpoint::_management, m)?)?;
+    m.add_function(wrap_pyfunction!(endpoint::_secret_scanning, m)?)?;
     m.add_function(wrap_pyfunction!(_role_name, m)?)?;
     m.add_function(wrap_pyfunction!(http::events_routing_key, m)?)?;
     m.add_function(wrap_pyfunction!(http::token_from_authorization, m)?)?;

@@ -75,6 +75,18 @@ impl Endpoint for crate::manage::Management {
     }
 }
 
+impl Endpoint for crate::SecretScanning {
+    fn may_block(&self) -> bool {
+        self.keyring().may_block()
+    }
+    fn body_limit(&self) -> usize {
+        self.max_body()
+    }
+    fn respond(&self, _: Option<&Actor>, request: Request, _: Option<&str>) -> Response {
+        self.handle(request)
+    }
+}
+
 /// A response as plain data, for a binding to write as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
