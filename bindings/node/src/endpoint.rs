@@ -18,8 +18,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use apikeys_http::Management;
 use apikeys_http::mount::{self, Answer, Endpoint, Parts};
+use apikeys_http::{Management, SecretScanning};
 use napi::bindgen_prelude::{AsyncTask, Buffer, External};
 use napi::{Env, Error, Result, Task};
 use napi_derive::napi;
@@ -261,5 +261,58 @@ impl Keyring {
             m = m.without_page();
         }
         Ok(External::new(Arc::new(m)))
+    }
+
+    /// `apikeys_http::SecretScanning` over `keyring` (`secretScanning` of
+    /// `apikeys/express`): the trusted keys as parallel lists (identifier,
+    /// key bytes, whether PEM text or SPKI DER), GitHub's key list,
+    /// `delete` for deleting live keys rather than disabling them, and the
+    /// largest report read.
+    #[napi(catch_unwind, js_name = "_secretScanning", skip_typescript)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn secret_scanning(
+        keyring: &Keyring,
+        identifiers: Vec<String>,
+        keys: Vec<Buffer>,
+        pem: Vec<bool>,
+        github_keys: Option<String>,
+        delete: bool,
+        max_body_bytes: Option<f64>,
+    ) -> Result<External<Mounted>> {
+        let invalid = |field: &str, e: &dyn std::fmt::Display| {
+            Error::new(napi::Status::InvalidArg, format!("invalid {field}: {e}"))
+        };
+        let mut s = SecretScanning::new(Arc::clone(keyring.core()));
+        if identifiers.len() != keys.len() || keys.len() != pem.len() {
+            return Err(invalid("options.publicKeys", &"the lists differ in length"));
+        }
+        for ((id, key), is_pem) in identifiers.iter().zip(&keys).zip(&pem) {
+            s = if *is_pem {
+                let text = std::str::from_utf8(key)
+                    .map_err(|_| invalid("options.publicKeys", &"a PEM key must be text"))?;
+                s.trust_pem(id, text)
+            } else {
+                s.trust_der(id, key)
+            }
+            .map_err(|e| invalid("options.publicKeys", &e))?;
+        }
+        if let Some(list) = github_keys {
+            s = s
+                .trust_github_keys(&list)
+                .map_err(|e| invalid("options.githubKeys", &e))?;
+        }
+        if delete {
+            s = s.on_live_key(apikeys::LeakAction::Delete);
+        }
+        if let Some(max) = max_body_bytes {
+            if !(max.is_finite() && max >= 1.0 && max.fract() == 0.0) {
+                return Err(invalid(
+                    "options.maxBodyBytes",
+                    &"must be a positive integer",
+                ));
+            }
+            s = s.max_body_bytes(max.min(usize::MAX as f64) as usize);
+        }
+        Ok(External::new(Arc::new(s)))
     }
 }
