@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, MutableMapping, Optional
 
 import pytest
 
@@ -34,8 +34,9 @@ BASE = "/admin/keys"
 INTERNAL = {"error": {"message": "an internal error occurred", "code": 2000}}
 
 
-def who(scope: Dict[str, Any]) -> Optional[apikeys.Actor]:
-    """The test host's 'login': an `x-user: account/user/role` header."""
+def who(scope: MutableMapping[str, Any]) -> Optional[apikeys.Actor]:
+    """The test host's 'login': an `x-user: account/user/role` header (the
+    scope typed as Starlette's ``starlette.types.Scope``)."""
     for name, value in scope["headers"]:
         if name == b"x-user":
             account, user, role = value.decode().split("/")
@@ -51,15 +52,15 @@ class Host:
         self.keyring = keyring
         self.raised = 0
 
-        async def who_async(scope: Dict[str, Any]) -> Optional[apikeys.Actor]:
+        async def who_async(scope: MutableMapping[str, Any]) -> Optional[apikeys.Actor]:
             await asyncio.sleep(0)
             return who(scope)
 
-        def raises(scope: Dict[str, Any]) -> Optional[apikeys.Actor]:
+        def raises(scope: MutableMapping[str, Any]) -> Optional[apikeys.Actor]:
             self.raised += 1
             raise RuntimeError("session store down: secret-detail-xyz")
 
-        def wrong(scope: Dict[str, Any]) -> Any:
+        def wrong(scope: MutableMapping[str, Any]) -> Any:
             return "acme/PADMIN1/admin"
 
         app = Starlette(

@@ -45,14 +45,16 @@ class GitHub:
         self.key = ec.generate_private_key(ec.SECP256R1())
 
     def pem(self) -> str:
-        return self.key.public_key().public_bytes(
+        pem: bytes = self.key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        ).decode()
+        )
+        return pem.decode()
 
     def der(self) -> bytes:
-        return self.key.public_key().public_bytes(
+        der: bytes = self.key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
+        return der
 
     def sign(self, body: bytes) -> str:
         return base64.b64encode(self.key.sign(body, ec.ECDSA(hashes.SHA256()))).decode()
