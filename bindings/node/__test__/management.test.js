@@ -258,6 +258,17 @@ for (const kind of ['memory', 'sqlite']) {
       assert.equal(new Set(made.map((k) => k.token)).size, 16)
     })
 
+    test('a stale caller is decided on its stored standing (demoted, then removed)', async () => {
+      const made = await createGeneral(h, { as: 'acme/PSTALE1/admin' })
+      h.keyring.setUserRole('acme', 'PSTALE1', 'observer')
+      pdError(await h.call('POST', `/api_keys/${made.id}/disable`, { as: 'acme/PSTALE1/admin' }), 403, 2010)
+      h.keyring.removeUser('acme', 'PSTALE1')
+      pdError(await h.call('GET', '/api_keys', { as: 'acme/PSTALE1/admin' }), 403, 2010)
+      h.keyring.authenticate(made.token)
+      h.keyring.setUserRole('acme', 'PSTALE1', 'admin')
+      assert.equal((await h.call('POST', `/api_keys/${made.id}/disable`, { as: 'acme/PSTALE1/admin' })).status, 200)
+    })
+
     test('unknown paths and methods', async () => {
       pdError(await h.call('GET', '/nope'), 404, 2100)
       const r = await h.call('PUT', '/api_keys')

@@ -399,3 +399,23 @@ def test_the_endpoint_takes_only_what_it_can_convert() -> None:
     assert ep.handle("GET", "/api_keys", [("x", "y")], b"", admin, ("/tmp/sock", 0))[0] == 200
     assert ep.handle("GET", "/api_keys", [], b"", admin, None, "/x")[0] == 200
     assert repr(ep) == "<apikeys endpoint management>"
+
+
+def test_a_stale_caller_is_decided_on_its_stored_standing(host: Host) -> None:
+    # The host's login still says "admin" after the keyring demoted, then
+    # removed, the user: every call is decided on what the keyring holds now.
+    made = create_general(host)
+    host.keyring.set_user_role("acme", "PADMIN1", "observer")
+    pd_error(host.call("POST", f"/api_keys/{made['id']}/disable"), 403, 2010)
+    pd_error(host.call("POST", "/api_keys", body={"api_key": {"type": "general", "description": "x"}}), 403, 2010)
+    host.keyring.remove_user("acme", "PADMIN1")
+    pd_error(host.call("GET", "/api_keys"), 403, 2010)
+    host.keyring.authenticate(made["token"])  # untouched
+    host.keyring.set_user_role("acme", "PADMIN1", "admin")
+    assert host.call("POST", f"/api_keys/{made['id']}/disable").status_code == 200
+
+
+def test_the_app_offloads_exactly_when_the_store_may_block(tmp_path: Path) -> None:
+    memory = management_app(apikeys.Keyring(), actor=who)
+    durable = management_app(apikeys.Keyring(apikeys.SqliteStore(str(tmp_path / "k.db"))), actor=who)
+    assert getattr(memory, "_offload") is False and getattr(durable, "_offload") is True
