@@ -179,9 +179,11 @@ function mount(endpoint, actor, onError) {
         write(res, answer, cut)
       })
       .catch((e) => {
-        // The request could not be read (the client went away) or handed over.
+        // A client that went away mid-body: nobody to answer, nothing to report.
+        if (res.destroyed || req.destroyed || e?.code === 'ECONNRESET') return
+        // Anything else that failed on the way to the endpoint (a bug here).
         report(e, req)
-        if (!res.headersSent && !res.destroyed) write(res, Native._endpointInternalError(), true)
+        if (!res.headersSent) write(res, Native._endpointInternalError(), true)
       })
   }
 }
