@@ -280,7 +280,7 @@ impl PyEndpoint {
         };
         // Every pair read into owned bytes first: the pairs are Python
         // objects, and the request is built from what was read once.
-        let mut pairs: Vec<(std::borrow::Cow<'_, [u8]>, std::borrow::Cow<'_, [u8]>)> = Vec::new();
+        let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let wrong = || convert::wrong_type(headers, "headers", "a sequence of (name, value) pairs");
         if headers.is_instance_of::<PyString>() || headers.is_instance_of::<PyBytes>() {
             return Err(wrong());
@@ -304,8 +304,8 @@ impl PyEndpoint {
                 .ok_or_else(wrong)?;
             let (name, value) = (pair.0?, pair.1?);
             pairs.push((
-                bytes_of(&name, "headers")?.into_owned().into(),
-                bytes_of(&value, "headers")?.into_owned().into(),
+                bytes_of(&name, "headers")?.into_owned(),
+                bytes_of(&value, "headers")?.into_owned(),
             ));
         }
         let parts = Parts {
