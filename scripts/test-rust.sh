@@ -8,8 +8,8 @@ cargo test --workspace --locked
 # apikeys-http's axum mounts (feature `router`, off by default): lints, the
 # secret-scanning receiver over sockets, the management API's mount and socket tests.
 cargo clippy --locked -p apikeys-http --all-targets --features router -- -D warnings
-cargo test --locked -p apikeys-http --features router --test scanning_router
-cargo test --locked -p apikeys-http --features router --lib --test manage
+cargo test --locked -p apikeys-http --features router --lib --test scanning_router --test manage
+cargo test --locked -p apikeys-http --features router --doc
 # The README's first command must keep working.
 cargo run --quiet --locked --example quickstart >/dev/null
 echo "quickstart: ran"

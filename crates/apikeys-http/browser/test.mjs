@@ -234,6 +234,7 @@ await step('a user token of one\'s own, shown once and removable', async () => {
   await page.getByLabel('Description').fill('My laptop');
   assert.ok(!(await page.locator('#create-readonly-row').isVisible()), 'no read-only box for a user token');
   await page.getByRole('button', { name: 'Create Key' }).click();
+  await page.locator('#key-dialog').waitFor({ state: 'visible' });
   const token = await page.locator('#key-value').inputValue();
   assert.match(token, /^u\+[A-Za-z0-9_-]{18}$/);
   await page.keyboard.press('Escape');
@@ -243,6 +244,24 @@ await step('a user token of one\'s own, shown once and removable', async () => {
   await mine.getByRole('button', { name: 'Remove My laptop' }).click();
   await page.locator('#confirm-dialog').getByRole('button', { name: 'Remove' }).click();
   await mine.waitFor({ state: 'detached' });
+});
+
+await step('an admin sees other users\' tokens; the responder sees only their own', async () => {
+  await signIn('PRESP');
+  await page.getByRole('button', { name: 'Create API User Token' }).click();
+  await page.getByLabel('Description').fill('Responder laptop');
+  await page.getByRole('button', { name: 'Create Key' }).click();
+  await page.locator('#key-dialog').waitFor({ state: 'visible' });
+  const token = await page.locator('#key-value').inputValue();
+  await page.keyboard.press('Escape');
+  await page.locator('#tokens-table tbody tr', { has: page.getByText('Responder laptop', { exact: true }) }).waitFor();
+  assert.ok(!(await page.locator('#others').isVisible()), 'a responder sees no one else\'s tokens');
+  assert.ok(!(await page.locator('#create-general').isVisible()));
+  await signIn('PADMIN');
+  const theirs = page.locator('#others-table tbody tr', { has: page.getByText('Responder laptop', { exact: true }) });
+  await theirs.waitFor();
+  assert.match(await theirs.innerText(), /PRESP/);
+  assert.ok(!(await everywhere()).includes(token));
 });
 
 await step('an observer sees no create button and no general keys, but may make their own token', async () => {
@@ -262,6 +281,37 @@ await step('an observer sees no create button and no general keys, but may make 
     return r.status;
   });
   assert.equal(status, 403);
+  // That refusal is the one console message this test expects.
+  await page.waitForTimeout(100);
+  const expected = problems.findIndex((p) => p.includes('status of 403'));
+  if (expected >= 0) problems.splice(expected, 1);
+});
+
+await step('every field has a label, every button a name; Escape closes the create dialog', async () => {
+  await signIn('PADMIN');
+  const unnamed = await page.evaluate(() => {
+    const out = [];
+    for (const i of document.querySelectorAll('input, select, textarea')) {
+      if (!i.labels || i.labels.length === 0) out.push('field ' + i.id);
+    }
+    for (const b of document.querySelectorAll('button')) {
+      const name = (b.getAttribute('aria-label') || b.textContent || '').trim();
+      if (!name) out.push('button ' + b.outerHTML);
+    }
+    for (const d of document.querySelectorAll('dialog')) {
+      if (!d.getAttribute('aria-labelledby')) out.push('dialog ' + d.id);
+    }
+    return out;
+  });
+  assert.deepEqual(unnamed, []);
+  await page.locator('#create-general').focus();
+  await page.keyboard.press('Enter');
+  await page.locator('#create-dialog').waitFor({ state: 'visible' });
+  await page.keyboard.type('never made');
+  await page.keyboard.press('Escape');
+  await page.locator('#create-dialog').waitFor({ state: 'hidden' });
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'create-general', 'focus goes back to the opener');
+  assert.equal(await general.locator('tr', { has: page.getByText('never made', { exact: true }) }).count(), 0);
 });
 
 await step('no console errors, no CSP violations, nothing from another host', async () => {

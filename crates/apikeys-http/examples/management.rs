@@ -91,6 +91,8 @@ fn seeded() -> Result<Keyring, apikeys::Error> {
     // Made and dropped: nobody sees these keys again, as with any key.
     keyring.create_general_key(&owner, "Terraform", AccessLevel::FullAccess)?;
     keyring.create_general_key(&owner, "Status dashboard", AccessLevel::ReadOnly)?;
+    let responder = Actor::new(ACCOUNT, "PRESP", Role::Responder);
+    keyring.create_user_token(&responder, "On-call phone")?;
     Ok(keyring)
 }
 

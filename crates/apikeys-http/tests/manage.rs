@@ -802,10 +802,9 @@ fn cross_site(api: Api) {
         vec!["Origin: http://evil.example"],
         vec!["Origin: null"],
         vec!["Origin: http://127.0.0.1:1"],
-        vec![
-            "Sec-Fetch-Site: same-origin",
-            "Origin: https://evil.example",
-        ],
+        vec!["Origin: http://evil.example", "Origin: http://evil.example"],
+        vec!["Sec-Fetch-Site: same-origin", "Sec-Fetch-Site: cross-site"],
+        vec!["Sec-Fetch-Site: ", same_origin.as_str()],
     ] {
         let a = api.raw("POST", &disable, Some("PADMIN"), &headers, "{}");
         error(&a, 403, 2010);
@@ -860,6 +859,11 @@ fn cross_site(api: Api) {
         vec![same_origin.as_str()],
         vec!["Content-Type: application/json; charset=utf-8"],
         vec![],
+        // Behind a proxy that rewrites Host, Sec-Fetch-Site decides.
+        vec![
+            "Sec-Fetch-Site: same-origin",
+            "Origin: https://keys.example.com",
+        ],
     ] {
         let a = api.raw("POST", &disable, Some("PADMIN"), &headers, "{}");
         assert_eq!(a.status, 200, "{headers:?}: {}", a.whole());
@@ -920,6 +924,60 @@ fn page(api: Api) {
     api.no_key_leaked();
 }
 
+/// Racing callers: one rotation and one deletion win, the rest are told why.
+fn races(api: Api) {
+    let api = Arc::new(api);
+    for round in 0..3 {
+        let key = api.create_general("PADMIN", &format!("raced {round}"), false);
+        let id = id_of(&key);
+        let rotate: Vec<Answer> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..6)
+                .map(|i| {
+                    let api = &api;
+                    let id = &id;
+                    let user = if i % 2 == 0 { "PADMIN" } else { "POWNER" };
+                    s.spawn(move || api.post(&format!("/api_keys/{id}/rotate"), user, json!({})))
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let won: Vec<&Answer> = rotate.iter().filter(|a| a.status == 201).collect();
+        assert_eq!(won.len(), 1, "one rotation wins");
+        for a in rotate.iter().filter(|a| a.status != 201) {
+            error(a, 400, 2001);
+        }
+        // The winner's key is the one kept aside (and searched for).
+        let v = won[0].json();
+        api.tokens
+            .lock()
+            .unwrap()
+            .push(v["api_key"]["token"].as_str().unwrap().to_owned());
+        let deletes: Vec<u16> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..6)
+                .map(|_| {
+                    let api = &api;
+                    let id = &id;
+                    s.spawn(move || api.delete(&format!("/api_keys/{id}"), "PADMIN").status)
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(
+            deletes.iter().filter(|&&s| s == 204).count(),
+            1,
+            "{deletes:?}"
+        );
+        assert!(deletes.iter().all(|&s| s == 204 || s == 404), "{deletes:?}");
+    }
+    // The rotations' answers were seen by the racing threads; drop those
+    // (they hold keys by design) before searching the rest.
+    api.seen
+        .lock()
+        .unwrap()
+        .retain(|a| !a.starts_with("HTTP/1.1 201"));
+    api.no_key_leaked();
+}
+
 macro_rules! on_every_store {
     ($($scenario:ident),*) => {
         mod on_memory { use super::*; $( #[test] fn $scenario() { super::$scenario(memory()) } )* }
@@ -934,7 +992,8 @@ on_every_store!(
     other_account,
     bad_input,
     cross_site,
-    page
+    page,
+    races
 );
 
 // -- without a framework: `handle` on its own -----------------------------------------------------
@@ -987,6 +1046,154 @@ fn handle_answers_without_any_framework() {
             .status(),
         404
     );
+}
+
+/// A store that fails answers 500 and says only that an internal error
+/// occurred (docs/design.md §5); nothing of the cause reaches the client.
+#[test]
+fn a_failing_store_is_a_500_that_says_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("keys.db");
+    let store = apikeys_sqlite::SqliteStore::open(&db).unwrap();
+    let api = start(Keyring::new(store));
+    api.create_general("PADMIN", "before", false);
+    // Another program deletes the write-ahead log under the store's feet:
+    // the store refuses to write rather than lose a change (docs/design.md §7).
+    let wal = dir.path().join("keys.db-wal");
+    assert!(wal.exists(), "the store writes ahead");
+    std::fs::remove_file(&wal).unwrap();
+    let a = api.post(
+        "/api_keys",
+        "PADMIN",
+        json!({"api_key": {"description": "after"}}),
+    );
+    let message = error(&a, 500, 2000);
+    assert_eq!(message, "an internal error occurred");
+    assert!(!a.body.contains("keys.db"), "{}", a.body);
+    // The cause is for the server's logs: in the response's extensions.
+    let m = Management::new(api.keyring.clone());
+    let res = m.handle(
+        Some(&Actor::new(ACCOUNT, "PADMIN", Role::Admin)),
+        http::Request::post("/api_keys")
+            .header("content-type", "application/json")
+            .body(br#"{"api_key":{"description":"again"}}"#.to_vec())
+            .unwrap(),
+    );
+    assert_eq!(res.status(), 500);
+    let r = res
+        .extensions()
+        .get::<apikeys_http::Rejection>()
+        .expect("the refusal for a logging layer");
+    assert_eq!(r.kind(), "store");
+    assert_ne!(r.reason(), r.message());
+    api.no_key_leaked();
+}
+
+/// Expiry and a rotation's overlap are shown by the keyring's clock, as
+/// the keyring judges them, not by the server's wall clock.
+#[test]
+fn expiry_and_overlap_follow_the_keyrings_clock() {
+    let clock = apikeys::ManualClock::new(apikeys::Timestamp::from_unix_millis(1_800_000_000_000));
+    let keyring = Keyring::builder()
+        .store(apikeys::MemoryStore::new())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let m = Management::new(Arc::new(keyring));
+    let admin = Actor::new(ACCOUNT, "PADMIN", Role::Admin);
+    let call = |method: &str, uri: &str, body: &str| -> Value {
+        let res = m.handle(
+            Some(&admin),
+            http::Request::builder()
+                .method(method)
+                .uri(uri)
+                .header("content-type", "application/json")
+                .body(body.as_bytes().to_vec())
+                .unwrap(),
+        );
+        serde_json::from_slice(res.body()).unwrap()
+    };
+    // 2027-01-15T08:00:00Z is 1_800_000_000_000 + an hour.
+    let made = call(
+        "POST",
+        "/api_keys",
+        r#"{"api_key":{"description":"soon","expires_at":"2027-01-15T09:00:00Z"}}"#,
+    );
+    let id = id_of(&made);
+    assert_eq!(made["api_key"]["expired"], false);
+    let rotated = call(
+        "POST",
+        &format!("/api_keys/{id}/rotate"),
+        r#"{"rotation":{"grace_seconds":60}}"#,
+    );
+    assert_eq!(rotated["rotated"]["rotation"]["works"], true);
+    clock.advance(Duration::from_secs(61));
+    let old = call("GET", &format!("/api_keys/{id}"), "");
+    assert_eq!(old["api_key"]["rotation"]["works"], false);
+    assert_eq!(old["api_key"]["rotation"]["overlapping"], false);
+    clock.advance(Duration::from_secs(3600));
+    let old = call("GET", &format!("/api_keys/{id}"), "");
+    assert_eq!(old["api_key"]["expired"], true);
+}
+
+/// Odd requests straight into `handle`: always an answer, never a panic;
+/// every refusal in PagerDuty's shape.
+#[test]
+fn handle_never_panics_on_odd_requests() {
+    let keyring = Arc::new(Keyring::new(apikeys::MemoryStore::new()));
+    let m = Management::new(keyring);
+    let admin = Actor::new(ACCOUNT, "PADMIN", Role::Admin);
+    let paths = [
+        "/",
+        "//",
+        "/api_keys//",
+        "/api_keys/%00",
+        "/api_keys/P0000000000000/rotate",
+        "/users//tokens",
+        "/users/%FF/tokens",
+        "/users/me/tokens/%2e%2e",
+        "/audit/records?since=%",
+        "/api_keys?limit=99999999999999999999999",
+        "/api_keys?offset=-1",
+        "/me?x",
+        "/assets/",
+        "/assets/../../etc/passwd",
+        "/api_keys?type=general&type",
+        "/audit/records?actions[]=,,,",
+        "/audit/records?until=9999-12-31T23:59:59.999999Z",
+        "/audit/records?since=2026-02-29T00:00:00Z",
+    ];
+    let bodies: [&[u8]; 9] = [
+        b"",
+        b"{",
+        b"\xff\xfe",
+        b"null",
+        b"{\"api_key\":{\"description\":\"\xf0\x9f\x94\x91\"}}",
+        b"{\"rotation\":{\"grace_seconds\":1e400}}",
+        b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+        b"{\"api_key\":{\"description\":\"x\",\"scopes\":[1]}}",
+        b"{\"api_key\":null}",
+    ];
+    for method in ["GET", "POST", "DELETE", "PUT", "HEAD", "OPTIONS"] {
+        for path in paths {
+            for body in bodies {
+                let req = http::Request::builder()
+                    .method(method)
+                    .uri(path)
+                    .header("content-type", "application/json")
+                    .body(body.to_vec())
+                    .unwrap();
+                let res = m.handle(Some(&admin), req);
+                let status = res.status().as_u16();
+                assert!((200..600).contains(&status));
+                if status >= 400 && method != "HEAD" {
+                    let v: Value = serde_json::from_slice(res.body()).unwrap();
+                    assert!(v["error"]["code"].is_u64(), "{method} {path}: {v}");
+                    assert!(status < 500, "{method} {path}: {v}");
+                }
+            }
+        }
+    }
 }
 
 fn super_max() -> usize {

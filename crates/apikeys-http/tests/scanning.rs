@@ -119,7 +119,7 @@ fn signed_bodies_that_are_not_a_json_array_are_refused() {
         String::new(),
         " ".to_owned(),
         format!("[{{\"token\":\"{key}\""),
-        format!("{key}"),
+        key.to_owned(),
         format!("[{{\"token\":\"{key}\"}}] x"),
         format!("[{{\"token\":\"{key}\",}}]"),
         "\u{feff}[]".to_owned(),
@@ -631,4 +631,57 @@ fn a_failing_store_is_a_500_and_the_report_can_be_delivered_again() {
     assert_eq!(labels(res.body()), ["true_positive"]);
     assert!(!works(&keyring, &keys.tokens[0]));
     let _ = Duration::ZERO;
+}
+
+/// One key reported twice in one report (GitHub found it in two files):
+/// both entries `true_positive`, one disable, one record — the first
+/// entry's URL.
+#[test]
+fn a_key_twice_in_one_report_is_disabled_once() {
+    let keyring = memory();
+    let signer = Signer::new("github-1");
+    let scanning = receiver(keyring.clone(), &signer);
+    let keys = live_keys(&keyring);
+    let body = serde_json::to_vec(&serde_json::json!([
+        {"token": keys.tokens[0], "type": "t", "url": "https://github.com/a/b/blob/1/first.env", "source": "content"},
+        {"token": keys.tokens[0], "type": "t", "url": "https://github.com/a/b/blob/1/second.env", "source": "commit"},
+    ]))
+    .unwrap();
+    let res = scanning.handle(signer.request(&body));
+    assert_eq!(labels(res.body()), ["true_positive", "true_positive"]);
+    let records = leak_records(&keyring);
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        records[0].context.report_url.as_deref(),
+        Some("https://github.com/a/b/blob/1/first.env")
+    );
+}
+
+/// The signature is checked before the body is even parsed: a body that is
+/// not JSON, or not an array, is refused as unsigned (401), not as bad JSON
+/// (400), when its signature is missing or wrong.
+#[test]
+fn the_signature_is_checked_before_the_body_is_parsed() {
+    let keyring = memory();
+    let signer = Signer::new("github-1");
+    let stranger = Signer::new("not-github");
+    let scanning = receiver(keyring, &signer);
+    for body in [&b"not json"[..], b"{}", b"[{\"token\":"] {
+        let unsigned = http::Request::post("/").body(body.to_vec()).unwrap();
+        let res = scanning.handle(unsigned);
+        assert_eq!(res.status(), 401, "{body:?}");
+        let mut forged = stranger.request(body);
+        forged.headers_mut().insert(
+            "github-public-key-identifier",
+            signer.identifier.parse().unwrap(),
+        );
+        let res = scanning.handle(forged);
+        assert_eq!(res.status(), 401, "{body:?}");
+        assert_eq!(
+            res.extensions().get::<ScanningRefusal>(),
+            Some(&ScanningRefusal("bad_signature"))
+        );
+        // Signed: now it is the body's turn.
+        assert_eq!(scanning.handle(signer.request(body)).status(), 400);
+    }
 }

@@ -234,6 +234,20 @@ fn clean_report(s: &str, max: usize) -> Option<String> {
     if s.is_empty() || s.chars().any(char::is_control) {
         return None;
     }
+    // Redact, cut, and redact again: a cut through a long word can leave a
+    // key-shaped word (a `(redacted)` is shorter than any key, so the second
+    // pass never makes the value longer).
+    let mut out = redact_keys(s);
+    let mut end = out.len().min(max);
+    while !out.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.truncate(end);
+    Some(redact_keys(&out))
+}
+
+/// `s` with every key-shaped part replaced by `(redacted)`.
+fn redact_keys(s: &str) -> String {
     let bytes = s.as_bytes();
     let key_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
     let mut hide: Vec<std::ops::Range<usize>> = Vec::new();
@@ -273,7 +287,7 @@ fn clean_report(s: &str, max: usize) -> Option<String> {
         }
     }
     hide.sort_by_key(|r| r.start);
-    let mut out = String::with_capacity(s.len().min(max));
+    let mut out = String::with_capacity(s.len());
     let mut from = 0;
     for r in hide {
         if r.start >= from {
@@ -285,12 +299,7 @@ fn clean_report(s: &str, max: usize) -> Option<String> {
         }
     }
     out.push_str(&s[from..]);
-    let mut end = out.len().min(max);
-    while !out.is_char_boundary(end) {
-        end -= 1;
-    }
-    out.truncate(end);
-    Some(out)
+    out
 }
 
 fn clean_context(s: &str) -> Option<String> {
@@ -744,6 +753,105 @@ mod tests {
         ] {
             let json = serde_json::to_string(&a).unwrap();
             assert_eq!(json, format!("\"{}\"", a.as_str()));
+        }
+    }
+
+    const GENERAL: &str = "y_NbAkKc66ryYTWUXYEu";
+    const USER: &str = "u+aB3dE6gH9jK2mN5pQ8";
+    const SCOPED: &str = "s+Zy-Xw_Vu1Ts2Rq3Po4";
+    const INTEGRATION: &str = "0123456789abcdef0123456789abcdef";
+    const ROUTING: &str = "R0AB12CD34EF56GH78IJ90KL12MN34OP";
+
+    #[test]
+    fn report_values_keep_everything_but_keys() {
+        let url = "https://github.com/octocat/Hello-World/blob/12345600b9cbe38a219f39a9941c9319b600c002/foo/bar.txt#L3";
+        assert_eq!(
+            clean_report(url, MAX_REPORT_URL_BYTES).as_deref(),
+            Some(url)
+        );
+        for (given, kept) in [
+            (
+                format!("https://x/{GENERAL}/y"),
+                "https://x/(redacted)/y".to_owned(),
+            ),
+            (format!("a?t={USER}&b=1"), "a?t=(redacted)&b=1".to_owned()),
+            (
+                format!("a?t=u%2B{}", &USER[2..]),
+                "a?t=(redacted)".to_owned(),
+            ),
+            (
+                format!("a?t=s%2b{}", &SCOPED[2..]),
+                "a?t=(redacted)".to_owned(),
+            ),
+            (INTEGRATION.to_owned(), "(redacted)".to_owned()),
+            (format!("x {ROUTING}"), "x (redacted)".to_owned()),
+            (format!("é{USER}é"), "é(redacted)é".to_owned()),
+            (
+                format!("+{USER}+{GENERAL}"),
+                "+(redacted)+(redacted)".to_owned(),
+            ),
+            // Not keys: a word longer than a key, a prefix inside a word.
+            (format!("{GENERAL}x"), format!("{GENERAL}x")),
+            (format!("x{USER}"), format!("x{USER}")),
+            // What follows a `%` is a word of its own: here, general-key shaped.
+            (format!("xu%2B{}", &USER[2..]), "xu%(redacted)".to_owned()),
+            // A cut that leaves a key-shaped word: redacted too.
+            (format!("{GENERAL}{GENERAL}"), format!("{GENERAL}{GENERAL}")),
+        ] {
+            assert_eq!(
+                clean_report(&given, 4096).as_deref(),
+                Some(kept.as_str()),
+                "{given}"
+            );
+        }
+        assert_eq!(
+            clean_report(&format!("a/{GENERAL}{GENERAL}"), 22).as_deref(),
+            Some("a/(redacted)")
+        );
+        assert_eq!(clean_report("  ", 10), None);
+        assert_eq!(clean_report("a\u{7}b", 10), None);
+        assert_eq!(
+            clean_report("éééé", 3).as_deref(),
+            Some("é"),
+            "cut on a boundary"
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever surrounds a key in a report's value, the value kept
+        /// holds no key, and cleaning never panics.
+        #[test]
+        fn no_key_survives_a_report_value(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just(GENERAL.to_owned()),
+                    proptest::strategy::Just(USER.to_owned()),
+                    proptest::strategy::Just(USER.replacen('+', "%2B", 1)),
+                    proptest::strategy::Just(SCOPED.to_owned()),
+                    proptest::strategy::Just(INTEGRATION.to_owned()),
+                    proptest::strategy::Just(ROUTING.to_owned()),
+                    "[ /?=&#%+:.é-]{0,3}",
+                    "[a-z0-9_]{0,4}",
+                ],
+                0..12,
+            ),
+            max in 1usize..300,
+        ) {
+            let given = parts.concat();
+            if let Some(kept) = clean_report(&given, max) {
+                proptest::prop_assert!(kept.len() <= max);
+                for key in [GENERAL, USER, SCOPED, INTEGRATION, ROUTING] {
+                    // A key kept whole would be a word of its own in `given`
+                    // too; one glued to other word bytes was never a key there.
+                    let standalone = crate::leaks::find_candidates(&kept)
+                        .iter()
+                        .any(|c| c.expose() == key)
+                        || kept
+                            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+                            .any(|w| w == key);
+                    proptest::prop_assert!(!standalone, "{key} kept in {kept:?} from {given:?}");
+                }
+            }
         }
     }
 }

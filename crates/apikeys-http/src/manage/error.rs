@@ -18,6 +18,9 @@ pub(crate) struct Failure {
     pub(crate) message: Cow<'static, str>,
     /// For a 405: the methods the path answers.
     pub(crate) allow: Option<&'static str>,
+    /// The keyring's refusal, for the response's extensions (a logging
+    /// layer reads [`Rejection::reason`]: why a store failed, say).
+    pub(crate) rejection: Option<Box<Rejection>>,
 }
 
 impl Failure {
@@ -27,6 +30,7 @@ impl Failure {
             code,
             message: message.into(),
             allow: None,
+            rejection: None,
         }
     }
 
@@ -131,7 +135,9 @@ impl From<&apikeys::Error> for Failure {
     /// mapping: a 5xx says only that an internal error occurred).
     fn from(e: &apikeys::Error) -> Self {
         let r = Rejection::from_error(e);
-        Failure::new(r.status(), r.code(), r.message().to_owned())
+        let mut f = Failure::new(r.status(), r.code(), r.message().to_owned());
+        f.rejection = Some(Box::new(r));
+        f
     }
 }
 

@@ -1,16 +1,19 @@
 //! Refusing cross-site calls that change keys (docs/management.md,
-//! "Cross-site requests"). A browser sends `Sec-Fetch-Site` and, on any
-//! cross-origin `POST` or `DELETE`, `Origin`; a page of another site cannot
-//! send `content-type: application/json` without a CORS preflight, which
-//! this API never grants. So a state-changing call must
+//! "Cross-site requests"). A browser sends `Sec-Fetch-Site` (all current
+//! ones) and, on any cross-origin `POST` or `DELETE`, `Origin`; a page of
+//! another site cannot send `content-type: application/json` without a CORS
+//! preflight, which this API never grants. So a state-changing call must
 //!
-//! 1. not be marked cross-site: `Sec-Fetch-Site`, when sent, is
-//!    `same-origin` or `none`; `Origin`, when sent, names this host
-//!    (`Host`, or the request target's authority); and
+//! 1. not be marked cross-site: when `Sec-Fetch-Site` is sent, it decides
+//!    (`same-origin` or `none`, else refused); without it, `Origin`, when
+//!    sent, must name this host (`Host`, or the request target's authority);
+//!    and
 //! 2. say `content-type: application/json`.
 //!
 //! A client that is not a browser (curl, a script) sends neither header and
 //! passes 1; it still needs 2. No cookie-only form `POST` passes both.
+//! `Sec-Fetch-Site` deciding on its own keeps the page working behind a
+//! proxy that rewrites `Host` (the same rule as Go's `CrossOriginProtection`).
 
 use http::header::{CONTENT_TYPE, HOST, ORIGIN};
 use http::request::Parts;
@@ -18,6 +21,15 @@ use http::request::Parts;
 use super::error::Failure;
 
 const SEC_FETCH_SITE: &str = "sec-fetch-site";
+
+/// The request's one `Origin`, if any (two: refused).
+fn one_origin(parts: &Parts) -> Result<Option<&http::HeaderValue>, Failure> {
+    let mut origins = parts.headers.get_all(ORIGIN).iter();
+    match (origins.next(), origins.next()) {
+        (first, None) => Ok(first),
+        (Some(_), Some(_)) | (None, Some(_)) => Err(Failure::cross_site()),
+    }
+}
 
 /// Whether a state-changing call may go on.
 pub(crate) fn same_site(parts: &Parts) -> Result<(), Failure> {
@@ -27,12 +39,7 @@ pub(crate) fn same_site(parts: &Parts) -> Result<(), Failure> {
         if !ok || sites.next().is_some() {
             return Err(Failure::cross_site());
         }
-    }
-    let mut origins = parts.headers.get_all(ORIGIN).iter();
-    if let Some(origin) = origins.next() {
-        if origins.next().is_some() {
-            return Err(Failure::cross_site());
-        }
+    } else if let Some(origin) = one_origin(parts)? {
         let host = parts
             .headers
             .get(HOST)

@@ -112,7 +112,10 @@ impl Management {
     /// [`MAX_BODY_BYTES`], else 413). May block on a durable store: callers
     /// check [`Management::may_block`] and call it off their event loop.
     /// Never panics on any input; no answer but a create's or a rotation's
-    /// holds a key.
+    /// holds a key. A refusal the keyring decided carries its
+    /// [`crate::Rejection`] in the response's extensions, for a logging
+    /// layer ([`crate::Rejection::reason`]: a store failure's cause; the
+    /// client is told only that an internal error occurred).
     pub fn handle(&self, actor: Option<&Actor>, request: Request<Vec<u8>>) -> Response<Vec<u8>> {
         self.handle_at(actor, request, None)
     }
@@ -189,18 +192,17 @@ impl Management {
         if changes {
             guard::same_site(parts)?;
         }
-        let now = Timestamp::now();
         let k = &self.keyring;
+        // Expiry and overlaps are shown as of after the call, by the keyring's clock.
+        let now = || k.now();
         match (method, segments.as_slice()) {
-            (_, []) => {
-                query.only(&[])?;
-                Ok(page::html(
-                    mount_path
-                        .and_then(clean_mount_path)
-                        .as_deref()
-                        .unwrap_or(&self.mount_path),
-                ))
-            }
+            // The page ignores its query string (links may carry one).
+            (_, []) => Ok(page::html(
+                mount_path
+                    .and_then(clean_mount_path)
+                    .as_deref()
+                    .unwrap_or(&self.mount_path),
+            )),
             (_, ["assets", name]) => page::asset(name).ok_or_else(Failure::no_route),
             (_, ["me"]) => {
                 query.only(&[])?;
@@ -208,19 +210,19 @@ impl Management {
                 Ok(json_response(StatusCode::OK, &view::permissions(actor, &p)))
             }
             (_, ["audit", "records"]) => self.audit(actor, &query),
-            (&Method::GET, ["api_keys"]) => self.list(actor, &query, None, now),
+            (&Method::GET, ["api_keys"]) => self.list(actor, &query, None),
             (_, ["api_keys"]) => {
                 query.only(&[])?;
                 let mut f = Fields::wrapped(body, "api_key", false)?;
                 let spec = new_key(&mut f, None)?;
                 f.done()?;
                 let issued = k.create(actor, spec)?;
-                Ok(created(&issued, None, now))
+                Ok(created(&issued, None, now()))
             }
             (&Method::GET, ["api_keys", id]) => {
                 query.only(&[])?;
                 let r = k.get(actor, id)?;
-                Ok(key_response(StatusCode::OK, &r, now))
+                Ok(key_response(StatusCode::OK, &r, now()))
             }
             (_, ["api_keys", id]) => {
                 query.only(&[])?;
@@ -229,7 +231,7 @@ impl Management {
             }
             (_, ["api_keys", id, action]) => {
                 query.only(&[])?;
-                self.key_action(actor, id, action, body, now)
+                self.key_action(actor, id, action, body)
             }
             (&Method::GET, ["users", user, "tokens"]) => {
                 let user = self.user_of(actor, user)?;
@@ -242,7 +244,7 @@ impl Management {
                         )));
                     }
                 }
-                self.list(actor, &query, Some(&user), now)
+                self.list(actor, &query, Some(&user))
             }
             (_, ["users", user, "tokens"]) => {
                 query.only(&[])?;
@@ -256,7 +258,7 @@ impl Management {
                 let spec = new_key(&mut f, Some(KeyKind::UserToken))?;
                 f.done()?;
                 let issued = k.create(actor, spec)?;
-                Ok(created(&issued, None, now))
+                Ok(created(&issued, None, now()))
             }
             (_, ["users", user, "tokens", id]) => {
                 query.only(&[])?;
@@ -267,7 +269,7 @@ impl Management {
                     return Err(Failure::not_found(id));
                 }
                 if *method == Method::GET {
-                    Ok(key_response(StatusCode::OK, &r, now))
+                    Ok(key_response(StatusCode::OK, &r, now()))
                 } else {
                     k.delete(actor, id)?;
                     Ok(no_content())
@@ -294,7 +296,6 @@ impl Management {
         actor: &Actor,
         query: &Query,
         owner: Option<&str>,
-        now: Timestamp,
     ) -> Result<Response<Vec<u8>>, Failure> {
         let (kind, owner) = if let Some(o) = owner {
             query.only(&["disabled", "query", "limit", "offset"])?;
@@ -317,6 +318,7 @@ impl Management {
         let limit = query.number("limit", 1, 1000)?.unwrap_or(100);
         let offset = query.number("offset", 0, usize::MAX)?.unwrap_or(0);
         let all = self.keyring.list(actor)?;
+        let now = self.keyring.now();
         let matching: Vec<&KeyRecord> = all
             .iter()
             .filter(|r| kind.is_none_or(|k| r.kind == k))
@@ -352,7 +354,6 @@ impl Management {
         id: &str,
         action: &str,
         body: &[u8],
-        now: Timestamp,
     ) -> Result<Response<Vec<u8>>, Failure> {
         let k = &self.keyring;
         if action == "rotate" {
@@ -364,7 +365,7 @@ impl Management {
             let issued = k.rotate(actor, id, grace)?;
             // The old key's record as it is now (after the rotation).
             let old = k.get(actor, id).ok();
-            return Ok(created(&issued, old.as_ref(), now));
+            return Ok(created(&issued, old.as_ref(), k.now()));
         }
         Fields::wrapped(body, "api_key", true)?.done()?;
         let r = match action {
@@ -372,7 +373,7 @@ impl Management {
             "enable" => k.enable(actor, id)?,
             _ => k.end_rotation(actor, id)?,
         };
-        Ok(key_response(StatusCode::OK, &r, now))
+        Ok(key_response(StatusCode::OK, &r, k.now()))
     }
 
     /// `GET /audit/records`, PagerDuty's shape.
@@ -586,6 +587,9 @@ fn no_content() -> Response<Vec<u8>> {
 
 fn failure(f: &Failure) -> Response<Vec<u8>> {
     let mut res = with_headers(f.status, "application/json; charset=utf-8", f.body());
+    if let Some(r) = &f.rejection {
+        res.extensions_mut().insert(crate::Rejection::clone(r));
+    }
     if let Some(allow) = f.allow {
         res.headers_mut()
             .insert(http::header::ALLOW, HeaderValue::from_static(allow));

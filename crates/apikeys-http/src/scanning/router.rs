@@ -16,6 +16,21 @@ impl SecretScanning {
     /// but `POST`). Merge it into the application's router:
     /// `app.merge(scanning.router("/github/secret-scanning"))`.
     ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use apikeys::{Keyring, MemoryStore};
+    /// use apikeys_http::SecretScanning;
+    ///
+    /// # fn github_keys() -> String { String::new() }
+    /// let keyring = Arc::new(Keyring::new(MemoryStore::new()));
+    /// // The body of GET https://api.github.com/meta/public_keys/secret_scanning.
+    /// let scanning = SecretScanning::new(keyring).trust_github_keys(&github_keys())?;
+    /// let app: axum::Router = axum::Router::new()
+    ///     .route("/health", axum::routing::get(|| async { "ok" }))
+    ///     .merge(Arc::new(scanning).router("/github/secret-scanning"));
+    /// # Ok::<(), apikeys_http::ScanningConfigError>(())
+    /// ```
+    ///
     /// The body is read up to the receiver's bound (a larger one, or a
     /// `Content-Length` over it, is refused with 413 without reading on);
     /// when the keyring may wait on its store ([`apikeys::Keyring::may_block`])

@@ -63,6 +63,12 @@ pub fn live_keys_are_disabled_once_with_their_report(keyring: Arc<Keyring>) {
                 .any(|c| c.field == "disabled" && c.value.as_deref() == Some("true")),
             "{r:?}"
         );
+        assert!(
+            r.changes
+                .iter()
+                .any(|c| c.field == "leaked" && c.value.as_deref() == Some("true")),
+            "{r:?}"
+        );
         let pd = r.to_pagerduty();
         assert_eq!(pd["execution_context"]["report_url"], URL);
         assert_eq!(pd["execution_context"]["report_source"], "content");
@@ -594,6 +600,7 @@ pub fn delete_action_deletes_once(keyring: Arc<Keyring>) {
     assert_eq!(records.len() - before, 5);
     for r in &records[before..] {
         assert_eq!(r.action, AuditAction::Delete);
+        assert!(r.changes.iter().any(|c| c.field == "leaked"), "{r:?}");
         assert_eq!(r.context.report_url.as_deref(), Some(URL));
         assert_eq!(r.context.report_source.as_deref(), Some("content"));
     }

@@ -218,7 +218,8 @@ impl Keyring {
     /// disabled, with `disabled.by` = [`LEAK_REPORT`], or deleted, as
     /// `action` says — by the application (actor `system`), in one step of
     /// the store decided on the row it changes, with one audit record
-    /// (action `disable` or `delete`) whose [`CallContext`] is `report`
+    /// (action `disable` or `delete`, with the change `leaked` → `true`)
+    /// whose [`CallContext`] is `report`
     /// (build it with [`CallContext::report_url`] and
     /// [`CallContext::report_source`]). A general key someone else disabled
     /// is marked disabled by the leak (its `disabled` moves to
@@ -275,6 +276,7 @@ impl Keyring {
                             draft.changed("disabled", Some("false".into()), Some("true".into()));
                         }
                         draft.changed("disabled_by", before, Some(LEAK_REPORT.to_owned()));
+                        draft.changed("leaked", None, Some("true".into()));
                         r.disabled = Some(Box::new(Disabled {
                             by: by.clone(),
                             at: now,
@@ -296,6 +298,7 @@ impl Keyring {
                     }
                     draft.note(r);
                     draft.changed("deleted", Some("false".into()), Some("true".into()));
+                    draft.changed("leaked", None, Some("true".into()));
                     Edit::Write(Some(Box::new(draft.allowed(now))))
                 })
                 .map(|r| r.is_some()),

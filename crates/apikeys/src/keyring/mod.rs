@@ -381,6 +381,13 @@ impl Keyring {
         self.rejections.snapshot()
     }
 
+    /// The time by the keyring's clock ([`KeyringBuilder::clock`]): what
+    /// expiry and rotation overlaps are judged by (the management API shows
+    /// whether a key is expired, or still works during its rotation, by it).
+    pub fn now(&self) -> crate::record::Timestamp {
+        self.clock.now()
+    }
+
     /// The events the audit sink still holds, oldest first.
     pub fn audit_trail(&self) -> Vec<AuditEvent> {
         self.audit.events()

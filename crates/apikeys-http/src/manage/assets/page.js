@@ -10,6 +10,7 @@
   const $ = (id) => document.getElementById(id);
   let me = null;
   let auditCursor = null;
+  const CHANGES = 'create,disable,enable,delete,rotate,end_rotation,set_account,set_user_role,remove_user';
 
   // -- calls ---------------------------------------------------------------
   async function api(method, path, body) {
@@ -281,7 +282,7 @@
       ? el('span', {}, el('span', { class: 'tag off' }, 'Disabled'), ' by ', el('span', { class: 'by' }, key.disabled_by), ' on ', when(key.disabled_at))
       : 'No';
     return el('tr', { 'data-key-id': key.id, class: key.disabled ? 'is-disabled' : '' },
-      el('td', {}, key.description, ' ', el('code', { class: 'hint', title: 'The key ends with these characters' }, '…' + key.hint)),
+      el('td', {}, el('span', { class: 'desc' }, key.description), ' ', el('code', { class: 'hint', title: 'The key ends with these characters' }, '…' + key.hint)),
       el('td', {}, when(key.created_at)),
       el('td', {}, key.api_version),
       el('td', {}, key.read_only ? el('span', { class: 'tag ro' }, 'Read-only') : 'Full access'),
@@ -293,7 +294,7 @@
 
   function tokenRow(key) {
     return el('tr', { 'data-key-id': key.id },
-      el('td', {}, key.description, ' ', el('code', { class: 'hint' }, '…' + key.hint)),
+      el('td', {}, el('span', { class: 'desc' }, key.description), ' ', el('code', { class: 'hint' }, '…' + key.hint)),
       el('td', {}, when(key.created_at)),
       el('td', {}, when(key.last_used_at)),
       el('td', {}, key.api_version),
@@ -302,7 +303,10 @@
   }
 
   function auditRow(r) {
-    const changes = (r.details && r.details.fields || []).map((f) => f.name + ': ' + (f.before_value ?? '—') + ' → ' + (f.value ?? '—')).join('; ');
+    // Times in a change are milliseconds since the epoch.
+    const shown = (name, v) => (v === null || v === undefined) ? '—'
+      : (/_(until|at)$/.test(name) && /^\d+$/.test(v)) ? new Date(Number(v)).toLocaleString() : v;
+    const changes = (r.details && r.details.fields || []).map((f) => f.name + ': ' + shown(f.name, f.before_value) + ' → ' + shown(f.name, f.value)).join('; ');
     const outcome = r.outcome === 'refused' ? el('span', { class: 'tag off', title: r.reason || '' }, 'Refused') : 'Allowed';
     return el('tr', {},
       el('td', {}, when(r.execution_time)),
@@ -333,10 +337,27 @@
     $('tokens-empty').hidden = data.api_keys.length > 0;
   }
 
+  async function loadOthers() {
+    const canList = !!(me && me.may.others_tokens.includes('list'));
+    $('others').hidden = !canList;
+    if (!canList) return;
+    const data = await api('GET', '/api_keys?type=user_token&limit=1000');
+    const theirs = data.api_keys.filter((k) => k.owner !== me.user.id);
+    $('others-table').tBodies[0].replaceChildren(...theirs.map((k) => el('tr', { 'data-key-id': k.id },
+      el('td', {}, k.owner || ''),
+      el('td', {}, el('span', { class: 'desc' }, k.description), ' ', el('code', { class: 'hint' }, '…' + k.hint)),
+      el('td', {}, when(k.created_at)),
+      el('td', {}, when(k.last_used_at)),
+      el('td', {}, k.api_version),
+      el('td', {}, k.disabled ? el('span', {}, 'by ', k.disabled_by, ' on ', when(k.disabled_at)) : 'No'))));
+    $('others-empty').hidden = theirs.length > 0;
+  }
+
   async function loadAudit(more) {
     $('audit').hidden = !me.may.audit_records;
     if (!me.may.audit_records) return;
-    const q = '/audit/records?limit=25' + (more && auditCursor ? '&cursor=' + encodeURIComponent(auditCursor) : '');
+    // What changed (reads are in the trail too, through the API).
+    const q = '/audit/records?limit=25&actions=' + CHANGES + (more && auditCursor ? '&cursor=' + encodeURIComponent(auditCursor) : '');
     const data = await api('GET', q);
     const body = $('audit-table').tBodies[0];
     const rows = data.records.map(auditRow);
@@ -352,7 +373,7 @@
       me = await api('GET', '/me');
       const role = me.user.role ? me.user.role.replace(/_/g, ' ') : 'removed';
       $('who').textContent = 'Signed in as ' + me.user.id + ' (' + role + ') in ' + me.user.account;
-      await Promise.all([loadGeneral(), loadTokens(), loadAudit(false)]);
+      await Promise.all([loadGeneral(), loadTokens(), loadOthers(), loadAudit(false)]);
       document.body.dataset.ready = 'true';
     } catch (err) {
       fail(err);
