@@ -419,3 +419,42 @@ def test_the_app_offloads_exactly_when_the_store_may_block(tmp_path: Path) -> No
     memory = management_app(apikeys.Keyring(), actor=who)
     durable = management_app(apikeys.Keyring(apikeys.SqliteStore(str(tmp_path / "k.db"))), actor=who)
     assert getattr(memory, "_offload") is False and getattr(durable, "_offload") is True
+
+
+def test_a_scope_no_server_would_send_is_a_500_not_a_crash(caplog: pytest.LogCaptureFixture) -> None:
+    # Called straight, as a broken server or middleware might: headers that
+    # are not bytes, a client that is no (host, port): a 500 with PagerDuty's
+    # body, the cause in the log; a lifespan is answered.
+    app = management_app(apikeys.Keyring(), actor=lambda scope: host_admin())
+    sent: List[Dict[str, Any]] = []
+
+    async def receive() -> Dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
+
+    async def run(scope: Dict[str, Any], receive: Any = receive) -> None:
+        await app(scope, receive, send)
+
+    base: Dict[str, Any] = {"type": "http", "method": "GET", "path": "/api_keys", "query_string": b"", "headers": []}
+    odds: List[Dict[str, Any]] = [{"headers": [(b"x", 5)]}, {"headers": [("x",)]}, {"client": "127.0.0.1"}, {"headers": 5}]
+    with caplog.at_level(logging.ERROR, logger="apikeys.asgi"):
+        for odd in odds:
+            sent.clear()
+            asyncio.run(run({**base, **odd}))
+            assert sent[0]["status"] == 500, odd
+            assert json.loads(sent[1]["body"]) == INTERNAL
+    assert any("could not be handed" in m for m in caplog.messages)
+    sent.clear()
+    asyncio.run(run(base))
+    assert sent[0]["status"] == 200
+    # The lifespan protocol, when mounted as the whole application.
+    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+
+    async def life() -> Dict[str, Any]:
+        return next(messages)
+
+    sent.clear()
+    asyncio.run(run({"type": "lifespan"}, life))
+    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
