@@ -68,14 +68,14 @@ command -v objdump >/dev/null || {
 command -v pyenv >/dev/null || fail "pyenv is needed to find CPython 3.9 ... 3.13"
 
 # -- crates ----------------------------------------------------------------------------------------
-lib_crates=(apikeys apikeys-sqlite apikeys-postgres apikeys-http apikeys-redis)
+lib_crates=(apikeys apikeys-sqlite apikeys-postgres apikeys-http apikeys-redis apikeys-webhooks)
 pflags=()
 for c in "${lib_crates[@]}"; do pflags+=(-p "$c"); done
 
 step "cargo doc --no-deps, warnings denied"
 t=$(date +%s)
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --all-features "${pflags[@]}" --quiet
-note "cargo doc (5 crates): $(seconds "$t") s"
+note "cargo doc (${#lib_crates[@]} crates): $(seconds "$t") s"
 
 # The command line (a binary crate, published with the libraries it uses).
 bin_crates=(apikeys-cli)
@@ -121,7 +121,7 @@ for c in "${bin_crates[@]}"; do
     done
     note "crate $c-$version.crate: $(size "$f") KiB"
 done
-note "cargo publish --dry-run + cargo package (6 crates): $(seconds "$t") s"
+note "cargo publish --dry-run + cargo package ($(( ${#lib_crates[@]} + ${#bin_crates[@]} )) crates): $(seconds "$t") s"
 
 step "scratch Cargo project on the packaged crates"
 t=$(date +%s)
@@ -151,7 +151,7 @@ cp scripts/smoke/story.rs "$proj/src/main.rs"
 # Its own target directory, kept between runs (compiled dependencies are reused).
 (cd "$proj" && CARGO_TARGET_DIR=$root/target/smoke-crates cargo run --quiet -- "$scratch") ||
     fail "the Rust story failed against the packaged crates"
-# Each of the five came from its unpacked .crate, none from the workspace or a registry.
+# Each library crate came from its unpacked .crate, none from the workspace or a registry.
 for c in "${lib_crates[@]}"; do
     id=$(cd "$proj" && cargo pkgid --offline "$c")
     [[ $id == "path+file://$proj/crates/$c-$version#"* ]] || fail "the scratch project took $c from $id, not from its .crate"

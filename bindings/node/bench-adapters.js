@@ -11,6 +11,7 @@
 //   node bench-adapters.js              # the figures in docs/performance.md ("Adapters")
 //   node bench-adapters.js --quick      # a smoke run (scripts/test-node.sh); or APIKEYS_BENCH_QUICK=1
 //   node bench-adapters.js --loop NAME [--calls N]   # one case only, for `node --cpu-prof`
+//   node bench-adapters.js --before REV  # adds the middleware of git revision REV (cases *-before)
 //
 // Options: --calls N requests per case per round (default 200), --rounds N (default 151),
 // --only a,b (cases whose names contain one of these).
@@ -44,6 +45,21 @@ const express = require(require.resolve('express', { paths: [__dirname] }))
 const { Keyring, eventRoutingKey } = require('./index.js')
 const { apikeys, tokenFromAuthorization } = require('./express.js')
 
+// The middleware as it was at another git revision (--before REV), loaded
+// beside the current one so that one run times both.
+function loadBefore(rev) {
+  const { execFileSync } = require('node:child_process')
+  const Module = require('node:module')
+  const path = require('node:path')
+  const src = execFileSync('git', ['show', `${rev}:bindings/node/express.js`], { cwd: __dirname, encoding: 'utf8' })
+  const filename = path.join(__dirname, `express.${rev.replace(/[^A-Za-z0-9]/g, '_')}.js`)
+  const m = new Module(filename, module)
+  m.filename = filename
+  m.paths = Module._nodeModulePaths(__dirname)
+  m._compile(src, filename)
+  return m.exports.apikeys
+}
+
 function arg(name, dflt) {
   const i = process.argv.indexOf(`--${name}`)
   return i > 0 ? process.argv[i + 1] : dflt
@@ -54,6 +70,8 @@ const CALLS = Number(arg('calls', QUICK ? 100 : 200))
 const ROUNDS = Number(arg('rounds', QUICK ? 2 : 151))
 const ONLY = arg('only', '')
 const LOOP = arg('loop', '')
+const BEFORE = arg('before', '')
+const apikeysBefore = BEFORE ? loadBefore(BEFORE) : null
 
 const keyring = new Keyring()
 const admin = { account: 'acme', user: 'PADMIN1', role: 'admin' }
@@ -139,13 +157,13 @@ const noop = (req, res, next) => next()
 
 function app(kind) {
   const a = express()
-  const auth = apikeys(keyring)
+  const auth = (kind.endsWith('-before') ? apikeysBefore : apikeys)(keyring)
   if (kind === 'rest-bare') a.get('/incidents', restHandler)
   else if (kind === 'rest-noop') a.get('/incidents', noop, restHandler)
-  else if (kind === 'rest-apikeys') a.get('/incidents', auth.rest('incidents.read'), restHandler)
+  else if (kind === 'rest-apikeys' || kind === 'rest-before') a.get('/incidents', auth.rest('incidents.read'), restHandler)
   else if (kind === 'events-bare') a.post('/v2/enqueue', express.json(), eventsHandler)
   else if (kind === 'events-noop') a.post('/v2/enqueue', express.json(), noop, eventsHandler)
-  else if (kind === 'events-apikeys') a.post('/v2/enqueue', auth.events(), eventsHandler)
+  else if (kind === 'events-apikeys' || kind === 'events-before') a.post('/v2/enqueue', auth.events(), eventsHandler)
   else if (kind === 'events-json-apikeys') a.post('/v2/enqueue', express.json(), auth.events(), eventsHandler)
   else throw new Error(kind)
   return a
@@ -180,7 +198,7 @@ function restCase(kind) {
   const check = async () => {
     await once(a, 'GET', '/incidents', REST_RAW)
     if (lastStatus !== 200) throw new Error(`${kind} answered ${lastStatus}`)
-    if (kind === 'rest-apikeys') {
+    if (kind === 'rest-apikeys' || kind === 'rest-before') {
       if (seen?.account !== 'acme') throw new Error(`${kind}: the handler got no principal`)
       await once(a, 'GET', '/incidents', REST_RAW.slice(0, 4))
       if (lastStatus !== 401) throw new Error(`${kind} answered ${lastStatus} without a key`)
@@ -200,7 +218,7 @@ function eventsCase(kind) {
   const check = async () => {
     await once(a, 'POST', '/v2/enqueue', EVENTS_RAW, EVENT)
     if (lastStatus !== 202) throw new Error(`${kind} answered ${lastStatus}`)
-    if (kind.includes('apikeys')) {
+    if (kind.includes('apikeys') || kind.includes('before')) {
       await once(a, 'POST', '/v2/enqueue', EVENTS_RAW, Buffer.from(EVENT.toString().replace(eventsKey, 'R'.repeat(32))))
       if (lastStatus < 400) throw new Error(`${kind} answered ${lastStatus} to an unknown key`)
     }
@@ -218,11 +236,12 @@ function middlewareCase(kind) {
   Object.setPrototypeOf(res, a.response)
   req.res = res
   res.req = req
+  res.locals = Object.create(null) // as app.handle does
   let nexts = 0
   const next = () => {
     nexts++
   }
-  const mw = kind === 'noop' ? noop : apikeys(keyring).rest('incidents.read')
+  const mw = kind === 'noop' ? noop : (kind === 'before' ? apikeysBefore : apikeys)(keyring).rest('incidents.read')
   const run = (n) => {
     const before = nexts
     for (let i = 0; i < n; i++) mw(req, res, next)
@@ -249,6 +268,13 @@ const all = {
   'events-json-apikeys': () => eventsCase('events-json-apikeys'),
   'mw-noop': () => middlewareCase('noop'),
   'mw-apikeys': () => middlewareCase('apikeys'),
+  ...(BEFORE
+    ? {
+        'rest-before': () => restCase('rest-before'),
+        'events-before': () => eventsCase('events-before'),
+        'mw-before': () => middlewareCase('before'),
+      }
+    : {}),
   'authenticate-rest': () => coreCase(() => keyring.authenticate(restKey, restRequest)),
   'authenticate-events': () => coreCase(() => keyring.authenticate(eventsKey, eventsRequest)),
   'eventRoutingKey-1KiB': () => coreCase(() => eventRoutingKey(EVENT)),
@@ -362,6 +388,9 @@ async function main() {
   row('apikeys/express auth.events() (vs express.json)', 'events-apikeys', 'events-noop', 'authenticate-events')
   row('express.json() + auth.events()', 'events-json-apikeys', 'events-noop', 'authenticate-events')
   row('auth.rest(scope) function alone', 'mw-apikeys', 'mw-noop', 'authenticate-rest')
+  row(`auth.rest(scope), ${BEFORE}`, 'rest-before', 'rest-noop', 'authenticate-rest')
+  row(`auth.events(), ${BEFORE}`, 'events-before', 'events-noop', 'authenticate-events')
+  row(`auth.rest(scope) function alone, ${BEFORE}`, 'mw-before', 'mw-noop', 'authenticate-rest')
   console.log(`\n(${load()} after)`)
 }
 

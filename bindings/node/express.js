@@ -57,6 +57,7 @@
 // The middleware uses only node:http's request and response API, so it works
 // without Express too (call it as `(req, res, next)`).
 
+const http = require('node:http')
 const { eventRoutingKey, Keyring: Native } = require('./index.js')
 const { argTypeError, invalidInput, optionName } = require('./args.js')
 
@@ -222,40 +223,48 @@ function takenBody(req, limit) {
 // Whether something before this middleware read (or is reading) the body.
 const bodyTaken = (req) => req.readableEnded === true || req.readableDidRead === true
 
-function readBody(req, limit) {
-  return new Promise((resolve, reject) => {
-    const declared = req.headers['content-length']
-    if (declared !== undefined) {
-      const length = Native._declaredLength(declared, limit)
-      if (typeof length !== 'number') return reject(new Rejection(length))
+// Reads the body (up to `limit` bytes), then calls `done(bytes)` or
+// `fail(rejection)`, from the stream's own 'end' or 'error' listener (or at
+// once for a declared length over the limit): no promise, no microtask turn.
+function readBody(req, limit, done, fail) {
+  const declared = req.headers['content-length']
+  if (declared !== undefined) {
+    const length = Native._declaredLength(declared, limit)
+    if (typeof length !== 'number') return fail(new Rejection(length))
+  }
+  let first
+  let chunks
+  let size = 0
+  let over = false
+  const stop = () => {
+    req.off('data', onData)
+    req.off('end', onEnd)
+    req.off('error', onError)
+  }
+  const onData = (c) => {
+    size += c.length
+    if (size > limit) {
+      over = true
+      stop()
+      req.pause()
+      return fail(tooLarge(limit))
     }
-    const chunks = []
-    let size = 0
-    let done = false
-    const finish = (err, value) => {
-      if (done) return
-      done = true
-      req.off('data', onData)
-      req.off('end', onEnd)
-      req.off('error', onError)
-      if (err) {
-        req.pause()
-        reject(err)
-      } else {
-        resolve(value)
-      }
-    }
-    const onData = (c) => {
-      size += c.length
-      if (size > limit) return finish(tooLarge(limit))
-      chunks.push(c)
-    }
-    const onEnd = () => finish(null, Buffer.concat(chunks, size))
-    const onError = () => finish(refusal('unreadable_body'))
-    req.on('data', onData)
-    req.on('end', onEnd)
-    req.on('error', onError)
-  })
+    // One chunk (a small event, the usual case) is the body as it came.
+    if (first === undefined) first = c
+    else (chunks ??= [first]).push(c)
+  }
+  const onEnd = () => {
+    stop()
+    if (!over) done(chunks !== undefined ? Buffer.concat(chunks, size) : (first ?? Buffer.alloc(0)))
+  }
+  const onError = () => {
+    stop()
+    req.pause()
+    fail(refusal('unreadable_body'))
+  }
+  req.on('data', onData)
+  req.on('end', onEnd)
+  req.on('error', onError)
 }
 
 // principal.rateLimit: { limit, remaining, reset } with reset in milliseconds;
@@ -275,6 +284,61 @@ function refuse(res, r, closeConnection = false) {
   if (closeConnection) res.setHeader('connection', 'close')
   res.locals && (res.locals.apikeysRejection = r)
   res.end(r.body)
+}
+
+// The principal reaches the handler as `req.apikey`. Express gives every
+// request its application's prototype (Object.setPrototypeOf in app.handle),
+// and a property added to such an object afterwards costs V8 about as much as
+// the key check itself (0.7-0.9 us in a server; docs/performance.md). So on
+// Express the principal is kept in `res.locals` (an object Express makes per
+// request) under a symbol, and `req.apikey` is a getter reading it, defined
+// once on Express's request prototype (the one every application's request
+// prototype inherits from, so it holds in mounted sub-applications too).
+// Assigning `req.apikey` still works: the setter makes an own property, as
+// before. Without Express (node:http, no res.locals) it stays an own property.
+const PRINCIPAL = Symbol('apikeys.principal')
+// Prototype -> whether the getter is there (true) or cannot be (false).
+const carriers = new WeakMap()
+
+function carrierOf(req) {
+  const own = Object.getPrototypeOf(req)
+  let known = carriers.get(own)
+  if (known !== undefined) return known
+  known = false
+  // Express: req -> app.request -> Express's request -> IncomingMessage.prototype.
+  const shared = own === null ? null : Object.getPrototypeOf(own)
+  const base = shared === null ? null : Object.getPrototypeOf(shared)
+  if (base !== null && own !== http.IncomingMessage.prototype && shared !== http.IncomingMessage.prototype && base === http.IncomingMessage.prototype) {
+    const had = Object.getOwnPropertyDescriptor(shared, 'apikey')
+    if (had === undefined && !('apikey' in shared)) {
+      Object.defineProperty(shared, 'apikey', {
+        configurable: true,
+        enumerable: false,
+        get() {
+          const locals = this.res?.locals
+          return locals == null ? undefined : locals[PRINCIPAL]
+        },
+        set(value) {
+          Object.defineProperty(this, 'apikey', { value, writable: true, enumerable: true, configurable: true })
+        },
+      })
+      known = true
+    } else {
+      known = had !== undefined && had.get !== undefined && carriers.get(shared) === true
+    }
+    carriers.set(shared, known)
+  }
+  carriers.set(own, known)
+  return known
+}
+
+// A request let through: its principal to the handler, the rate-limit headers, next().
+function accept(req, res, next, principal) {
+  const locals = res.locals
+  if (locals != null && req.res === res && carrierOf(req) && !Object.hasOwn(req, 'apikey')) locals[PRINCIPAL] = principal
+  else req.apikey = principal
+  setRateLimitHeaders(res, principal.rateLimit)
+  next()
 }
 
 // The request's path as received: Express's originalUrl (req.url is cut
@@ -332,11 +396,6 @@ function apikeys(keyring, options = {}) {
         if (e && e.code === 'ERR_INVALID_INPUT') throw e
       }
     }
-    const accept = (req, res, next, principal) => {
-      req.apikey = principal
-      setRateLimitHeaders(res, principal.rateLimit)
-      next()
-    }
     if (offThread) {
       return function apikeysRest(req, res, next) {
         let token
@@ -371,29 +430,51 @@ function apikeys(keyring, options = {}) {
   function events() {
     return function apikeysEvents(req, res, next) {
       const taken = bodyTaken(req)
+      const fail = (e) => {
+        const r = e instanceof Rejection ? e : fromError(e)
+        // The rest of a body cut off at the limit is not read: close after answering.
+        refuse(res, r, r.kind === 'body_too_large' && !taken)
+      }
+      // The verdict, once the bytes are in hand: synchronous from the
+      // stream's 'end' listener (or at once for a body read already); a
+      // promise only for a check that goes to the thread pool (offThread).
+      const judge = (bytes, parsed) => {
+        let key
+        let principal = null
+        try {
+          key = routingKeyOf(bytes)
+          const request = { api: 'events', remoteAddress: remoteAddress(req), path: pathOf(req) }
+          if (!offThread) principal = keyring.authenticate(key, request)
+          else {
+            if (tries) principal = keyring.tryAuthenticate(key, request)
+            if (principal === null) {
+              keyring.authenticateAsync(key, request).then((p) => admit(bytes, parsed, key, p), fail)
+              return
+            }
+          }
+        } catch (e) {
+          return fail(e)
+        }
+        admit(bytes, parsed, key, principal)
+      }
+      const admit = (bytes, parsed, key, principal) => {
+        try {
+          req.body = parsed === undefined ? parseEvent(bytes, key) : parsed
+          // Inside the try, as when this ran in a promise: a `next` that
+          // throws (node:http, no Express to catch it) is answered, not a crash.
+          accept(req, res, next, principal)
+        } catch (e) {
+          fail(e)
+        }
+      }
+      if (!taken) return readBody(req, maxEventBytes, judge, fail)
       let body
       try {
-        body = taken ? Promise.resolve(takenBody(req, maxEventBytes)) : readBody(req, maxEventBytes).then((b) => [b, undefined])
+        body = takenBody(req, maxEventBytes)
       } catch (e) {
-        body = Promise.reject(e)
+        return fail(e)
       }
-      body
-        .then(([bytes, parsed]) => {
-          const key = routingKeyOf(bytes)
-          const request = { api: 'events', remoteAddress: remoteAddress(req), path: pathOf(req) }
-          return Promise.all([bytes, parsed, key, check(key, request)])
-        })
-        .then(([bytes, parsed, key, principal]) => {
-          req.body = parsed === undefined ? parseEvent(bytes, key) : parsed
-          req.apikey = principal
-          setRateLimitHeaders(res, principal.rateLimit)
-          next()
-        })
-        .catch((e) => {
-          const r = e instanceof Rejection ? e : fromError(e)
-          // The rest of a body cut off at the limit is not read: close after answering.
-          refuse(res, r, r.kind === 'body_too_large' && !taken)
-        })
+      judge(body[0], body[1])
     }
   }
 

@@ -299,6 +299,37 @@ export declare class ManualClock {
   now(): Date
 }
 
+/**
+ * Delivers the outbox of a keyring's SQLite or PostgreSQL store to
+ * endpoints, signed the Standard Webhooks way, at least once: on a thread of
+ * its own once started, or a round at a time (`runOnce`).
+ */
+export declare class WebhookWorker {
+  /**
+   * A worker over `keyring`'s store (SQLite or PostgreSQL: the in-memory
+   * store has no outbox here) delivering to `endpoints`. Bad endpoints or
+   * options throw `ERR_INVALID_INPUT` naming the field; a secret is never
+   * repeated.
+   */
+  constructor(keyring: Keyring, endpoints: Array<WebhookEndpoint>, options?: WebhookWorkerOptions | undefined | null)
+  /** Start delivering on a thread of its own (a second call does nothing). */
+  start(): void
+  /** Stop the thread after the round under way, and wait for it. */
+  stop(): void
+  /** Whether the thread runs. */
+  get running(): boolean
+  /**
+   * One round now, on the JavaScript thread (it waits on the store and
+   * the endpoints): the `key.expiring` scan when due, one claim, its deliveries.
+   */
+  runOnce(): WebhookRound
+  /**
+   * Rows of the outbox, oldest first, with this status (`'pending'`,
+   * `'delivered'`, `'dead'`) or all, at most `limit` (default 100).
+   */
+  outbox(status?: string | undefined | null, limit?: number | undefined | null): Array<OutboxRow>
+}
+
 /** What a general access key may do (other kinds are always `full_access`). */
 export type AccessLevel = 'full_access' | 'read_only'
 
@@ -518,6 +549,9 @@ export interface GeneralKeyOptions {
   expiresAt?: Date
 }
 
+/** A fresh signing secret: `whsec_` and the base64 of 32 random bytes. */
+export declare function generateWebhookSecret(): string
+
 /**
  * A refused request and the answer for it, as the Rust adapter renders it
  * (`apikeys_http::Rejection::refusal`): write `status`, `headers` in order
@@ -602,26 +636,15 @@ export interface KeyRecord {
   expiresAt?: Date
   /** The key's last four characters, for display. */
   hint: string
-  /** The key this one replaced, when a rotation made it. */
+  /** The key this one replaced, when a rotation made it (`rotation.rotatedFrom`). */
   rotatedFrom?: string
-  /** The key that replaces this one, when it was rotated. */
+  /** The key that replaces this one, when it was rotated (`rotation.rotatedTo`). */
   rotatedTo?: string
-  /** When this key was rotated. */
-  rotatedAt?: Date
   /**
-   * On a rotated key: the latest moment it works (the rotation's grace,
-   * never after its own expiry; the moment of `endRotation` when that
-   * ended it). It stops earlier once traffic has moved (`successorUsedAt`,
-   * `rotationQuietMs`).
+   * The key's place in a rotation, once it was rotated or made by one;
+   * absent otherwise (Rust `KeyRecord.rotation`, Python `KeyRecord.rotation`).
    */
-  overlapUntil?: Date
-  /** On a rotated key: when its replacement was first seen in use. */
-  successorUsedAt?: Date
-  /**
-   * On a rotated key: how long it must go unused after its replacement's
-   * first use for its overlap to end early, in milliseconds.
-   */
-  rotationQuietMs?: number
+  rotation?: Rotation
 }
 
 /**
@@ -674,6 +697,34 @@ export interface Limit {
   requests: number
   /** The window, in milliseconds (at least 1). */
   windowMs: number
+}
+
+/** One row of the outbox. */
+export interface OutboxRow {
+  /** Its place in the outbox. */
+  seq: number
+  /** The event's id (`webhook-id`). */
+  eventId: string
+  /** `'key.created'` … */
+  type: string
+  /** Its account. */
+  account: string
+  /** The key concerned, if any. */
+  keyId?: string
+  /** When it happened. */
+  at: Date
+  /** The body, exactly as sent. */
+  payload: string
+  /** `'pending'`, `'delivered'` or `'dead'`. */
+  status: string
+  /** How many times it was claimed. */
+  attempts: number
+  /** Not tried again before this. */
+  nextAt: Date
+  /** The endpoints that accepted it. */
+  deliveredTo: Array<string>
+  /** Why the last attempt failed. */
+  lastError?: string
 }
 
 /**
@@ -843,6 +894,36 @@ export interface RotateOptions {
   graceMs: number
 }
 
+/**
+ * A key's place in a rotation (docs/design.md §8), field for field Rust's
+ * and Python's `Rotation`. On the key being replaced (`rotatedTo` set) it
+ * says until when that key still works: until `overlapUntil` at the latest,
+ * and no longer once traffic has moved (the new key used, this one then
+ * unused for `quietMs`). On the new key only `rotatedFrom` is set.
+ */
+export interface Rotation {
+  /** The id of the key this one replaced. */
+  rotatedFrom?: string
+  /** The id of the key that replaces this one. */
+  rotatedTo?: string
+  /** When this key was rotated. */
+  rotatedAt?: Date
+  /**
+   * The latest moment this (replaced) key works: the rotation's grace,
+   * never after its own expiry; the moment of `endRotation` when that
+   * ended it.
+   */
+  overlapUntil?: Date
+  /**
+   * How long, in milliseconds, this key must go unused after the new
+   * key's first use for the overlap to end early (the keyring's
+   * `rotationQuietMs` when it was rotated; 0 on the new key).
+   */
+  quietMs: number
+  /** When the new key was first seen in use. */
+  successorUsedAt?: Date
+}
+
 /** Where keys are kept. Exactly one of `memory`, `sqlite` and `postgres` is named. */
 export interface StoreOptions {
   /** Keep keys in this process's memory (the default store). */
@@ -866,6 +947,12 @@ export interface StoreOptions {
    * connection's.
    */
   schema?: string
+  /**
+   * With `sqlite` or `postgres`: turn the webhook outbox on for the
+   * database (every process writing to it writes events from then on;
+   * docs/webhooks.md). Default: leave the database as it is.
+   */
+  outbox?: boolean
 }
 
 /**
@@ -890,4 +977,69 @@ export interface UserState {
   role: Role
   /** Set when they were removed: their tokens stopped working. */
   removed: boolean
+}
+
+/**
+ * Whether a received webhook is genuine: its `webhook-id`,
+ * `webhook-timestamp` and `webhook-signature` headers and the raw body,
+ * under `secret`. False for a changed body, a wrong secret, a timestamp more
+ * than `toleranceSeconds` (default 300) from now, or malformed headers;
+ * `ERR_INVALID_INPUT` for a malformed secret.
+ */
+export declare function verifyWebhook(secret: string, webhookId: string, webhookTimestamp: string, webhookSignature: string, body: Buffer, toleranceSeconds?: number | undefined | null): boolean
+
+/**
+ * A receiver of webhook events: a name (1 to 64 of `A-Z a-z 0-9 _ - .`),
+ * an `http://` or `https://` URL, a `whsec_…` signing secret and, when
+ * given, the event types it wants (`'key.created'` …).
+ */
+export interface WebhookEndpoint {
+  /** Its name (kept in the outbox rows it accepted). */
+  name: string
+  /** Where events are POSTed. */
+  url: string
+  /** `whsec_` and base64 of 24 to 64 bytes. */
+  secret: string
+  /** Only these event types (all when absent). */
+  events?: Array<string>
+}
+
+/** What one round did (`runOnce`). */
+export interface WebhookRound {
+  /** `key.expiring` events written by the round's scan. */
+  expiring: number
+  /** Rows claimed. */
+  claimed: number
+  /** Rows every endpoint accepted. */
+  delivered: number
+  /** Rows to be tried again later. */
+  retried: number
+  /** Rows given up on. */
+  dead: number
+  /** Rows left unsent (their lease too short, or lost). */
+  released: number
+}
+
+/** How a `WebhookWorker` works; every field has a default (docs/webhooks.md). */
+export interface WebhookWorkerOptions {
+  /** The most one request may take (default 10,000 ms). */
+  timeoutMs?: number
+  /** After this many attempts a row is dead (default 12). */
+  maxAttempts?: number
+  /** A row whose event is older than this at a failure is dead (default 3 days). */
+  maxAgeMs?: number
+  /** The wait after the first failure, doubling after each (default 5,000 ms). */
+  backoffBaseMs?: number
+  /** The longest wait between attempts (default 1 hour). */
+  backoffMaxMs?: number
+  /** How long the worker sleeps when nothing is due (default 500 ms). */
+  pollIntervalMs?: number
+  /** How many rows one claim takes (default 16). */
+  batch?: number
+  /** How long a claim holds its rows (default: a whole batch's requests + 30 s). */
+  leaseMs?: number
+  /** Send `key.expiring` this long before a key expires (default 7 days; 0: never). */
+  expiringAheadMs?: number
+  /** How often to look for keys about to expire (default 60,000 ms). */
+  expiringEveryMs?: number
 }

@@ -193,7 +193,7 @@ function checkSettings(settings, name = 'settings') {
 }
 
 const STORE_KINDS = ['memory', 'sqlite', 'postgres']
-const STORE_OPTIONS = [...STORE_KINDS, 'schema']
+const STORE_OPTIONS = [...STORE_KINDS, 'schema', 'outbox']
 
 function checkStore(store) {
   const name = 'options.store'
@@ -217,6 +217,12 @@ function checkStore(store) {
   if (given.schema !== undefined && kind !== 'postgres') {
     throw invalidInput(`invalid ${name}: 'schema' goes only with { postgres: url }`, `${name}.schema`)
   }
+  if (given.outbox !== undefined) {
+    if (kind === 'memory') {
+      throw invalidInput(`invalid ${name}: 'outbox' goes only with { sqlite: path } or { postgres: url }`, `${name}.outbox`)
+    }
+    if (typeof given.outbox !== 'boolean') throw argTypeError(`${name}.outbox`, 'of type boolean', given.outbox)
+  }
   if (kind === 'memory') {
     if (typeof given.memory !== 'boolean') throw argTypeError(`${name}.memory`, 'of type boolean', given.memory)
     return { memory: given.memory }
@@ -229,7 +235,7 @@ function checkStore(store) {
     if (path.length === 0) throw invalidInput(`invalid ${name}.sqlite: must not be empty`, `${name}.sqlite`)
     if (path.includes('\0')) throw invalidInput(`invalid ${name}.sqlite: contains a NUL character`, `${name}.sqlite`)
     if (Buffer.byteLength(path) > 4096) throw invalidInput(`invalid ${name}.sqlite: must be at most 4096 bytes`, `${name}.sqlite`)
-    return { sqlite: path }
+    return given.outbox === undefined ? { sqlite: path } : { sqlite: path, outbox: given.outbox }
   }
   // Never echo the URL: it may hold a password.
   const url = given.postgres
@@ -238,6 +244,7 @@ function checkStore(store) {
   if (url.length === 0) throw invalidInput(`invalid ${name}.postgres: must not be empty`, `${name}.postgres`)
   const out = { postgres: url }
   if (given.schema !== undefined) out.schema = text(given.schema, `${name}.schema`)
+  if (given.outbox !== undefined) out.outbox = given.outbox
   return out
 }
 

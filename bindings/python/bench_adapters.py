@@ -6,6 +6,10 @@ one run (no sockets, no server).
     python bindings/python/bench_adapters.py --quick    # a smoke run (scripts/test-python.sh)
     python bindings/python/bench_adapters.py --parts    # the middleware's steps, one by one
     python bindings/python/bench_adapters.py --loop NAME --calls N   # one case only (for py-spy, callgrind)
+    python bindings/python/bench_adapters.py --before REV  # adds the adapters of git revision REV (cases *-before)
+    valgrind --tool=callgrind --dump-before=sched_yield python bindings/python/bench_adapters.py --count A,B,... --calls N
+        # instructions: each case warmed up, then N requests between two sched_yield() calls,
+        # so every second dump (2, 4, ...) holds the N requests of one case
 
 Every case is one request driven straight into the application: ASGI apps
 (FastAPI, Starlette) are awaited with a fresh scope, a `receive` that hands
@@ -90,6 +94,35 @@ class Keys:
         self.rest = self.keyring.create_general_key(admin, "bench").secret
         self.events = self.keyring.create_integration_key(admin, "PSERVICE", "bench").secret
         self.event = event_body(self.events)
+
+
+# The adapters as they were at another git revision (--before REV): their
+# modules loaded beside the current ones, so that one run times both.
+BEFORE: Dict[str, Any] = {}
+
+
+def load_before(rev: str) -> None:
+    import subprocess
+    import types
+
+    root = subprocess.check_output(["git", "rev-parse", "--show-toplevel"], text=True).strip()
+    for name in ("_http", "asgi", "wsgi"):
+        src = subprocess.check_output(
+            ["git", "-C", root, "show", f"{rev}:bindings/python/python/apikeys/{name}.py"], text=True
+        )
+        src = src.replace("from ._http import", "from ._http_before import").replace(
+            "from .asgi import", "from .asgi_before import"
+        )
+        mod = types.ModuleType(f"apikeys.{name}_before")
+        mod.__package__ = "apikeys"
+        mod.__file__ = f"{rev}:{name}.py"
+        sys.modules[mod.__name__] = mod
+        exec(compile(src, mod.__file__, "exec"), mod.__dict__)
+        BEFORE[name] = mod
+
+
+def kinds() -> Tuple[str, ...]:
+    return ("bare", "noop", "apikeys", "before") if BEFORE else ("bare", "noop", "apikeys")
 
 
 # ---------------------------------------------------------------- ASGI
@@ -188,6 +221,8 @@ def asgi_cases(keys: Keys) -> Dict[str, Tuple[str, AsgiCase]]:
             return [Middleware(NoopASGI)]
         if kind == "apikeys":
             return [Middleware(ApiKeyMiddleware, keyring=kr)]
+        if kind == "before":
+            return [Middleware(BEFORE["asgi"].ApiKeyMiddleware, keyring=kr)]
         return []
 
     # The handlers: the same code in every case of a table.
@@ -238,7 +273,7 @@ def asgi_cases(keys: Keys) -> Dict[str, Tuple[str, AsgiCase]]:
 
     ev = keys.event
     cases: Dict[str, Tuple[str, AsgiCase]] = {}
-    for kind in ("bare", "noop", "apikeys"):
+    for kind in kinds():
         cases[f"fastapi-rest-{kind}"] = ("FastAPI, REST", AsgiCase(fastapi(kind), rest_scope, b"", 200))
     cases["fastapi-rest-apikeys-state"] = ("FastAPI, REST", AsgiCase(fastapi("apikeys", "state"), rest_scope, b"", 200))
     cases["fastapi-depends-noop"] = ("FastAPI, REST, Depends", AsgiCase(fastapi("noop", "depends_noop"), rest_scope, b"", 200))
@@ -246,11 +281,16 @@ def asgi_cases(keys: Keys) -> Dict[str, Tuple[str, AsgiCase]]:
         "FastAPI, REST, Depends",
         AsgiCase(fastapi("apikeys", "depends_scope"), rest_scope, b"", 200),
     )
-    for kind in ("bare", "noop", "apikeys"):
+    if BEFORE:
+        cases["fastapi-depends-before"] = (
+            "FastAPI, REST, Depends",
+            AsgiCase(fastapi("before", "depends_scope"), rest_scope, b"", 200),
+        )
+    for kind in kinds():
         cases[f"fastapi-events-{kind}"] = ("FastAPI, Events 1 KiB", AsgiCase(fastapi(kind), events_scope, ev, 202))
-    for kind in ("bare", "noop", "apikeys"):
+    for kind in kinds():
         cases[f"starlette-rest-{kind}"] = ("Starlette, REST", AsgiCase(starlette(kind), rest_scope, b"", 200))
-    for kind in ("bare", "noop", "apikeys"):
+    for kind in kinds():
         cases[f"starlette-events-{kind}"] = ("Starlette, Events 1 KiB", AsgiCase(starlette(kind), events_scope, ev, 202))
     return cases
 
@@ -370,6 +410,8 @@ def wsgi_cases(keys: Keys) -> Dict[str, Tuple[str, WsgiCase]]:
             app.wsgi_app = NoopWSGI(app.wsgi_app)  # type: ignore[method-assign]
         elif kind == "apikeys":
             protect_flask(app, keys.keyring)
+        elif kind == "before":
+            BEFORE["wsgi"].protect_flask(app, keys.keyring)
         return app
 
     rest_env = wsgi_environ(
@@ -388,9 +430,9 @@ def wsgi_cases(keys: Keys) -> Dict[str, Tuple[str, WsgiCase]]:
         },
     )
     cases: Dict[str, Tuple[str, WsgiCase]] = {}
-    for kind in ("bare", "noop", "apikeys"):
+    for kind in kinds():
         cases[f"flask-rest-{kind}"] = ("Flask, REST", WsgiCase(flask(kind), rest_env, b"", 200))
-    for kind in ("bare", "noop", "apikeys"):
+    for kind in kinds():
         cases[f"flask-events-{kind}"] = ("Flask, Events 1 KiB", WsgiCase(flask(kind), events_env, keys.event, 202))
     return cases
 
@@ -401,7 +443,7 @@ def check_wsgi(cases: Dict[str, Tuple[str, WsgiCase]]) -> None:
     for name, (_, case) in cases.items():
         status, env = case.answer()
         assert status == case.expect, (name, status)
-        if name.endswith("-apikeys"):
+        if name.endswith("-apikeys") or name.endswith("-before"):
             assert PRINCIPAL_KEY in env, name
             if "-rest-" in name:
                 without = {k: v for k, v in case.environ.items() if k != "HTTP_AUTHORIZATION"}
@@ -545,6 +587,18 @@ def report(cases: Dict[str, Tuple[str, Runner]], times: Dict[str, List[float]], 
     row("apikeys.asgi, Starlette, Events 1 KiB", "starlette-events-apikeys", "starlette-events-noop", ["authenticate-events"])
     row("apikeys.wsgi, Flask, REST", "flask-rest-apikeys", "flask-rest-noop", ["authenticate-rest"])
     row("apikeys.wsgi, Flask, Events 1 KiB", "flask-events-apikeys", "flask-events-noop", ["authenticate-events"])
+    if BEFORE:
+        print("\nthe same, the adapters of --before")
+        for case, floor, core in (
+            ("fastapi-rest-before", "fastapi-rest-noop", "authenticate-rest"),
+            ("fastapi-depends-before", "fastapi-depends-noop", "authenticate-rest"),
+            ("fastapi-events-before", "fastapi-events-noop", "authenticate-events"),
+            ("starlette-rest-before", "starlette-rest-noop", "authenticate-rest"),
+            ("starlette-events-before", "starlette-events-noop", "authenticate-events"),
+            ("flask-rest-before", "flask-rest-noop", "authenticate-rest"),
+            ("flask-events-before", "flask-events-noop", "authenticate-events"),
+        ):
+            row(case, case, floor, [core])
 
 
 # ---------------------------------------------------------------- the middleware's steps
@@ -633,7 +687,7 @@ def parts(keys: Keys, calls: int, rounds: int) -> None:
 
     async def s_check(n: int) -> None:
         for _ in range(n):
-            await mw._check(keys.rest, "rest", "GET", "incidents.read")
+            await mw._check(keys.rest, "rest", "GET", "incidents.read", "127.0.0.1", "/incidents")
 
     def s_principal_into_scope(n: int) -> None:
         for _ in range(n):
@@ -689,7 +743,8 @@ def parts(keys: Keys, calls: int, rounds: int) -> None:
             _http.joined_rest_token(environ.get("HTTP_AUTHORIZATION"))
 
     def w_where(n: int) -> None:
-        # ApiKeyMiddleware._scope builds this message before calling scope_for, on every request.
+        # What ApiKeyMiddleware._scope built before calling scope_for, on every request,
+        # until it was made in the error branches only.
         for _ in range(n):
             f"scope_for for {environ.get('REQUEST_METHOD', '')} {environ.get('PATH_INFO', '')!r}"  # noqa: B018
 
@@ -723,7 +778,7 @@ def parts(keys: Keys, calls: int, rounds: int) -> None:
         "asgi: whole middleware, app doing nothing": s_whole,
         "asgi: no-op middleware, app doing nothing": s_noop,
         "wsgi: joined_rest_token": w_joined_rest_token,
-        "wsgi: _scope's message f-string (every request)": w_where,
+        "wsgi: _scope's message f-string (was: every request)": w_where,
         "wsgi: scope_for (flask_scope_resolver, cache hit)": w_scope_for,
         "events: _http.routing_key (1 KiB)": e_routing_key,
         "events: events_routing_key (1 KiB)": e_routing_key_direct,
@@ -748,14 +803,36 @@ def main() -> int:
     ap.add_argument("--only", help="only the cases whose names contain one of these comma-separated words")
     ap.add_argument("--parts", action="store_true", help="time the middleware's steps one by one")
     ap.add_argument("--loop", metavar="CASE", help="run this case only, --calls times after a warm-up (for profilers)")
+    ap.add_argument("--count", metavar="CASES", help="for callgrind --dump-before=sched_yield: each case's requests between two dumps")
+    ap.add_argument("--before", metavar="REV", help="also time the adapters of this git revision (cases *-before)")
     args = ap.parse_args()
+    if args.before:
+        load_before(args.before)
     if args.quick or os.environ.get("APIKEYS_BENCH_QUICK") == "1":
         args.calls, args.rounds = 200, 2
-    keys = Keys(stopped_clock=bool(args.loop))
+    keys = Keys(stopped_clock=bool(args.loop or args.count))
     if args.parts:
         parts(keys, args.calls * 10, args.rounds)
         return 0
     cases = all_cases(keys, args.only)
+    if args.count:
+        order = args.count.split(",")
+
+        async def counted() -> None:
+            for name in order:
+                run = cases[name][1]
+                out = run(200)  # warm-up
+                if out is not None:
+                    await out
+                os.sched_yield()  # a dump: what came before
+                out = run(args.calls)
+                if out is not None:
+                    await out
+                os.sched_yield()  # a dump: this case's requests
+
+        asyncio.run(counted())
+        print(" ".join(f"{i * 2 + 2}:{name}" for i, name in enumerate(order)))
+        return 0
     if args.loop:
         run = cases[args.loop][1]
 

@@ -25,6 +25,9 @@ for (const [storeName, withStore] of STORES) {
       assert.deepEqual(Object.keys(JSON.parse(JSON.stringify(next))), ['record'])
       assert.equal(next.record.rotatedFrom, old.record.id)
       assert.equal(next.record.rotatedTo, undefined)
+      // The new key's rotation, nested as in Rust and Python: only the link back.
+      assert.deepEqual(next.record.rotation, { rotatedFrom: old.record.id, quietMs: 0 })
+      assert.equal(old.record.rotation, undefined, 'a key never rotated has no rotation')
       assert.equal(works(kr, old).keyId, old.record.id)
       assert.equal(works(kr, next).keyId, next.record.id)
       // Some clients stay on the old key: traffic has not moved, the overlap lasts the whole grace.
@@ -38,17 +41,28 @@ for (const [storeName, withStore] of STORES) {
       clock.advance(1)
       refusedAsRotated(kr, old)
       assert.equal(works(kr, next).keyId, next.record.id)
-      // The link both ways, and the end of the overlap on the old record.
+      // The link both ways, and the end of the overlap on the old record
+      // (after a flush: durable stores queue the new key's first use).
+      kr.flush()
       const oldRec = kr.get(admin(acct), old.record.id)
       const newRec = kr.get(admin(acct), next.record.id)
       assert.equal(oldRec.rotatedTo, next.record.id)
       assert.equal(oldRec.rotatedFrom, undefined)
       assert.equal(newRec.rotatedFrom, old.record.id)
-      assert.deepEqual(oldRec.overlapUntil, new Date(START + HOUR))
-      assert.deepEqual(oldRec.rotatedAt, new Date(START))
-      assert.equal(oldRec.rotationQuietMs, QUIET)
-      assert.equal(newRec.overlapUntil, undefined)
-      assert.equal(newRec.rotationQuietMs, undefined)
+      // record.rotation: Python's KeyRecord.rotation field for field, camelCase,
+      // times as Dates, the quiet period in milliseconds; absent values absent.
+      assert.deepEqual(oldRec.rotation, {
+        rotatedTo: next.record.id,
+        rotatedAt: new Date(START),
+        overlapUntil: new Date(START + HOUR),
+        quietMs: QUIET,
+        successorUsedAt: new Date(START),
+      })
+      assert.deepEqual(newRec.rotation, { rotatedFrom: old.record.id, quietMs: 0 })
+      // Nothing of the rotation flat on the record but the two links (as in Rust and Python).
+      for (const flat of ['rotatedAt', 'overlapUntil', 'successorUsedAt', 'rotationQuietMs', 'quietMs']) {
+        assert.equal(flat in oldRec, false, flat)
+      }
       // list shows the same.
       const listed = kr.list(admin(acct)).find((r) => r.id === old.record.id)
       assert.deepEqual(listed, oldRec)
@@ -67,7 +81,7 @@ for (const [storeName, withStore] of STORES) {
       clock.advance(MINUTE)
       works(kr, next)
       kr.flush()
-      assert.deepEqual(kr.get(admin(acct), old.record.id).successorUsedAt, new Date(lastOldUse + MINUTE))
+      assert.deepEqual(kr.get(admin(acct), old.record.id).rotation.successorUsedAt, new Date(lastOldUse + MINUTE))
       // Not before: the quiet period counts from the old key's last use plus the slack of last-use writes.
       clock.set(new Date(lastOldUse + SLACK + QUIET - 1))
       works(kr, old)
@@ -78,7 +92,7 @@ for (const [storeName, withStore] of STORES) {
       refusedAsRotated(kr, old)
       works(kr, next)
       // The record still says until when the grace ran: the early end is the rule's, not a write.
-      assert.deepEqual(kr.get(admin(acct), old.record.id).overlapUntil, new Date(START + 7 * DAY))
+      assert.deepEqual(kr.get(admin(acct), old.record.id).rotation.overlapUntil, new Date(START + 7 * DAY))
     })
 
     test('a keyring’s own quiet period (rotationQuietMs) is the one its rotations keep', () => {
@@ -86,7 +100,7 @@ for (const [storeName, withStore] of STORES) {
       const acct = uniqueAccount('rot-quiet')
       const old = kr.createGeneralKey(admin(acct), 'ci')
       const next = kr.rotate(admin(acct), old.record.id, { graceMs: DAY })
-      assert.equal(kr.get(admin(acct), old.record.id).rotationQuietMs, MINUTE)
+      assert.equal(kr.get(admin(acct), old.record.id).rotation.quietMs, MINUTE)
       clock.advance(MINUTE)
       works(kr, next)
       kr.flush()
@@ -111,7 +125,7 @@ for (const [storeName, withStore] of STORES) {
       clock.advance(MINUTE)
       const rec = kr.endRotation(admin(acct), old.record.id)
       assert.equal(rec.id, old.record.id)
-      assert.deepEqual(rec.overlapUntil, clock.now())
+      assert.deepEqual(rec.rotation.overlapUntil, clock.now())
       refusedAsRotated(kr, old)
       works(kr, next)
       assert.equal(throwsCode(() => kr.endRotation(admin(acct), old.record.id), 'ERR_INVALID_INPUT', 400, 2001).field, 'key_id')
@@ -129,7 +143,7 @@ for (const [storeName, withStore] of STORES) {
       works(kr, other)
       // The Promise twin ends it.
       const ended = await kr.endRotationAsync(admin(acct), other.record.id)
-      assert.deepEqual(ended.overlapUntil, clock.now())
+      assert.deepEqual(ended.rotation.overlapUntil, clock.now())
       refusedAsRotated(kr, other)
     })
 
@@ -159,7 +173,7 @@ for (const [storeName, withStore] of STORES) {
         const request = a.kind === 'integration' || a.kind === 'routing' ? { api: 'events' } : { scope: 'incidents.read' }
         assert.equal(kr.authenticate(next.secret, request).keyId, b.id, `the new ${a.kind} works`)
         if (a.expiresAt !== undefined) {
-          assert.deepEqual(kr.get(who, a.id).overlapUntil, expires, 'the overlap never outlives the old key’s expiry')
+          assert.deepEqual(kr.get(who, a.id).rotation.overlapUntil, expires, 'the overlap never outlives the old key’s expiry')
         }
       }
     })
@@ -339,13 +353,13 @@ describe('rotation: bad input is a clear error, never a crash', () => {
     const zero = new Keyring({ rotationQuietMs: 0 })
     const k = zero.createGeneralKey(admin(acct), 'x')
     zero.rotate(admin(acct), k.record.id, { graceMs: HOUR })
-    assert.equal(zero.get(admin(acct), k.record.id).rotationQuietMs, 0)
+    assert.equal(zero.get(admin(acct), k.record.id).rotation.quietMs, 0)
     const opened = await Keyring.open({ rotationQuietMs: 5 * MINUTE })
     const o = opened.createGeneralKey(admin(acct), 'x')
     opened.rotate(admin(acct), o.record.id, { graceMs: HOUR })
-    assert.equal(opened.get(admin(acct), o.record.id).rotationQuietMs, 5 * MINUTE)
+    assert.equal(opened.get(admin(acct), o.record.id).rotation.quietMs, 5 * MINUTE)
     // The default: 15 minutes.
     kr.rotate(admin(acct), ID, { graceMs: HOUR })
-    assert.equal(kr.get(admin(acct), ID).rotationQuietMs, QUIET)
+    assert.equal(kr.get(admin(acct), ID).rotation.quietMs, QUIET)
   })
 })

@@ -22,6 +22,7 @@ import {
   type FieldChange,
   type PagerDutyAuditRecord,
   type RotateOptions,
+  type Rotation,
   type UsePlace,
   type ErrorCode,
   type KeyKind,
@@ -134,11 +135,12 @@ export async function everyCall(): Promise<string[]> {
   const rotateOptions: RotateOptions = { graceMs: 7 * 86_400_000 }
   const rotated: IssuedKey = keyring.rotate(withContext, one.id, rotateOptions)
   const rotatedFrom: string | undefined = rotated.record.rotatedFrom
-  const overlapUntil: Date | undefined = keyring.get(admin, one.id).overlapUntil
-  const successorUsedAt: Date | undefined = keyring.get(admin, one.id).successorUsedAt
+  const overlapUntil: Date | undefined = keyring.get(admin, one.id).rotation?.overlapUntil
+  const successorUsedAt: Date | undefined = keyring.get(admin, one.id).rotation?.successorUsedAt
   const ended: KeyRecord = keyring.endRotation(withContext, one.id)
   const rotatedTo: string | undefined = ended.rotatedTo
-  const quiet: number | undefined = ended.rotationQuietMs
+  const rotation: Rotation | undefined = ended.rotation
+  const quiet: number | undefined = rotation?.quietMs
   const rotatedAsync: IssuedKey = await keyring.rotateAsync(admin, rotated.record.id, { graceMs: 60_000 })
   const endedAsync: KeyRecord = await keyring.endRotationAsync(admin, rotated.record.id)
   const placed: Principal = keyring.authenticate(rotatedAsync.secret, { method: 'GET', remoteAddress: '192.0.2.9', path: '/incidents' })
@@ -163,7 +165,7 @@ export async function everyCall(): Promise<string[]> {
   const executionTime: string | undefined = pd?.execution_time
   const fields: Array<{ name: string; value: string | null; before_value: string | null }> | undefined = pd?.details.fields
   const pruned: number = keyring.pruneAudit(365 * 86_400_000) + (await keyring.pruneAuditAsync(30 * 86_400_000))
-  void [rotatedFrom, overlapUntil, successorUsedAt, rotatedTo, quiet, endedAsync, lastUsedFrom, asyncPage, recordId, beforeValue, truncatedToken, executionTime, fields, pruned]
+  void [rotatedFrom, overlapUntil, successorUsedAt, rotatedTo, rotation, quiet, endedAsync, lastUsedFrom, asyncPage, recordId, beforeValue, truncatedToken, executionTime, fields, pruned]
   // @ts-expect-error: the grace is a number of milliseconds, in an options object
   keyring.rotate(admin, one.id, 7 * 86_400_000)
   // @ts-expect-error: not an action

@@ -401,6 +401,7 @@ pub struct Keyring {
     durable: Durable,
     limited: bool,
     limiter: Option<Arc<apikeys_redis::RedisRateLimiter>>,
+    pub(crate) outbox: Option<Arc<dyn apikeys::webhooks::Outbox>>,
 }
 
 impl Keyring {
@@ -487,6 +488,7 @@ impl Keyring {
             durable: opened.durable,
             limited: opened.limited,
             limiter: opened.limiter,
+            outbox: opened.outbox,
         })
     }
 

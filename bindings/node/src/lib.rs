@@ -57,3 +57,4 @@ pub mod http;
 pub mod keyring;
 pub mod open;
 pub mod types;
+pub mod webhooks;

@@ -31,8 +31,12 @@ const MAX_URL_BYTES: usize = 4096;
 /// Which store to open.
 enum StorePlan {
     Memory,
-    Sqlite(std::path::PathBuf),
-    Postgres { url: String, schema: Option<String> },
+    Sqlite(std::path::PathBuf, bool),
+    Postgres {
+        url: String,
+        schema: Option<String>,
+        outbox: bool,
+    },
 }
 
 /// The options, checked and owned, ready to be opened on any thread.
@@ -71,6 +75,8 @@ pub struct Opened {
     pub(crate) durable: Durable,
     pub(crate) limited: bool,
     pub(crate) limiter: Option<Arc<apikeys_redis::RedisRateLimiter>>,
+    /// The durable store's webhook outbox (none in memory).
+    pub(crate) outbox: Option<Arc<dyn apikeys::webhooks::Outbox>>,
 }
 
 fn checked_text(s: &str, field: &'static str, max: usize) -> CoreResult<()> {
@@ -96,6 +102,12 @@ fn store_plan(o: &StoreOptions) -> CoreResult<StorePlan> {
             "name exactly one store: { memory: true }, { sqlite: path } or { postgres: url }",
         ));
     }
+    if o.outbox.is_some() && o.memory.is_some() {
+        return Err(invalid(
+            "store",
+            "'outbox' goes only with { sqlite: path } or { postgres: url }",
+        ));
+    }
     if o.schema.is_some() && o.postgres.is_none() {
         return Err(invalid(
             "store",
@@ -104,7 +116,7 @@ fn store_plan(o: &StoreOptions) -> CoreResult<StorePlan> {
     }
     if let Some(path) = &o.sqlite {
         checked_text(path, "store.sqlite", MAX_PATH_BYTES)?;
-        return Ok(StorePlan::Sqlite(path.into()));
+        return Ok(StorePlan::Sqlite(path.into(), o.outbox == Some(true)));
     }
     if let Some(url) = &o.postgres {
         checked_text(url, "store.postgres", MAX_URL_BYTES)?;
@@ -114,6 +126,7 @@ fn store_plan(o: &StoreOptions) -> CoreResult<StorePlan> {
         return Ok(StorePlan::Postgres {
             url: url.clone(),
             schema: o.schema.clone(),
+            outbox: o.outbox == Some(true),
         });
     }
     if o.memory == Some(false) {
@@ -200,21 +213,34 @@ impl Plan {
     /// Opens the store (file or network I/O) and builds the keyring.
     pub(crate) fn open(self) -> CoreResult<Opened> {
         let mut builder = apikeys::Keyring::builder();
+        let mut outbox: Option<Arc<dyn apikeys::webhooks::Outbox>> = None;
         let durable = match self.store {
             StorePlan::Memory => {
                 builder = builder.store(MemoryStore::new());
                 Durable::Memory
             }
-            StorePlan::Sqlite(path) => {
-                builder = builder.store(apikeys_sqlite::SqliteStore::open(&path)?);
+            StorePlan::Sqlite(path, on) => {
+                let store = Arc::new(
+                    apikeys_sqlite::SqliteStore::options()
+                        .outbox(on)
+                        .open(&path)?,
+                );
+                outbox = Some(store.clone());
+                builder = builder.shared_store(store);
                 Durable::Sqlite
             }
-            StorePlan::Postgres { url, schema } => {
-                let mut opts = apikeys_postgres::PostgresStore::options();
+            StorePlan::Postgres {
+                url,
+                schema,
+                outbox: on,
+            } => {
+                let mut opts = apikeys_postgres::PostgresStore::options().outbox(on);
                 if let Some(schema) = &schema {
                     opts = opts.schema(schema);
                 }
-                builder = builder.store(opts.connect(&url)?);
+                let store = Arc::new(opts.connect(&url)?);
+                outbox = Some(store.clone());
+                builder = builder.shared_store(store);
                 Durable::Postgres
             }
         };
@@ -246,6 +272,7 @@ impl Plan {
             durable,
             limited,
             limiter,
+            outbox,
         })
     }
 }
@@ -327,6 +354,7 @@ mod tests {
             sqlite: sqlite.map(str::to_owned),
             postgres: postgres.map(str::to_owned),
             schema: None,
+            outbox: None,
         }
     }
 
@@ -346,8 +374,17 @@ mod tests {
         ));
         assert!(matches!(
             store_plan(&store(None, Some("k.db"), None)),
-            Ok(StorePlan::Sqlite(p)) if p == std::path::Path::new("k.db")
+            Ok(StorePlan::Sqlite(p, false)) if p == std::path::Path::new("k.db")
         ));
+        let mut with_outbox = store(None, Some("k.db"), None);
+        with_outbox.outbox = Some(true);
+        assert!(matches!(
+            store_plan(&with_outbox),
+            Ok(StorePlan::Sqlite(_, true))
+        ));
+        let mut memory_outbox = store(Some(true), None, None);
+        memory_outbox.outbox = Some(true);
+        assert_eq!(field_of(store_plan(&memory_outbox)), "store");
         assert!(matches!(
             store_plan(&store(None, None, Some("postgres://x/y"))),
             Ok(StorePlan::Postgres { schema: None, .. })

@@ -287,6 +287,10 @@ pub struct StoreOptions {
     /// lowercase ASCII letters, digits and `_`, at most 40). Default: the
     /// connection's.
     pub schema: Option<String>,
+    /// With `sqlite` or `postgres`: turn the webhook outbox on for the
+    /// database (every process writing to it writes events from then on;
+    /// docs/webhooks.md). Default: leave the database as it is.
+    pub outbox: Option<bool>,
 }
 
 /// A rate limiter shared through Redis: every process using the same Redis
@@ -475,22 +479,51 @@ pub struct KeyRecord {
     pub expires_at: Option<DateTime<Utc>>,
     /// The key's last four characters, for display.
     pub hint: String,
-    /// The key this one replaced, when a rotation made it.
+    /// The key this one replaced, when a rotation made it (`rotation.rotatedFrom`).
     pub rotated_from: Option<String>,
-    /// The key that replaces this one, when it was rotated.
+    /// The key that replaces this one, when it was rotated (`rotation.rotatedTo`).
+    pub rotated_to: Option<String>,
+    /// The key's place in a rotation, once it was rotated or made by one;
+    /// absent otherwise (Rust `KeyRecord.rotation`, Python `KeyRecord.rotation`).
+    pub rotation: Option<Rotation>,
+}
+
+/// A key's place in a rotation (docs/design.md §8), field for field Rust's
+/// and Python's `Rotation`. On the key being replaced (`rotatedTo` set) it
+/// says until when that key still works: until `overlapUntil` at the latest,
+/// and no longer once traffic has moved (the new key used, this one then
+/// unused for `quietMs`). On the new key only `rotatedFrom` is set.
+#[napi(object)]
+pub struct Rotation {
+    /// The id of the key this one replaced.
+    pub rotated_from: Option<String>,
+    /// The id of the key that replaces this one.
     pub rotated_to: Option<String>,
     /// When this key was rotated.
     pub rotated_at: Option<DateTime<Utc>>,
-    /// On a rotated key: the latest moment it works (the rotation's grace,
+    /// The latest moment this (replaced) key works: the rotation's grace,
     /// never after its own expiry; the moment of `endRotation` when that
-    /// ended it). It stops earlier once traffic has moved (`successorUsedAt`,
-    /// `rotationQuietMs`).
+    /// ended it.
     pub overlap_until: Option<DateTime<Utc>>,
-    /// On a rotated key: when its replacement was first seen in use.
+    /// How long, in milliseconds, this key must go unused after the new
+    /// key's first use for the overlap to end early (the keyring's
+    /// `rotationQuietMs` when it was rotated; 0 on the new key).
+    pub quiet_ms: f64,
+    /// When the new key was first seen in use.
     pub successor_used_at: Option<DateTime<Utc>>,
-    /// On a rotated key: how long it must go unused after its replacement's
-    /// first use for its overlap to end early, in milliseconds.
-    pub rotation_quiet_ms: Option<f64>,
+}
+
+impl From<&apikeys::Rotation> for Rotation {
+    fn from(r: &apikeys::Rotation) -> Rotation {
+        Rotation {
+            rotated_from: r.rotated_from.map(|id| id.to_string()),
+            rotated_to: r.rotated_to.map(|id| id.to_string()),
+            rotated_at: r.rotated_at.map(date),
+            overlap_until: r.overlap_until.map(date),
+            quiet_ms: r.quiet_ms as f64,
+            successor_used_at: r.successor_used_at.map(date),
+        }
+    }
 }
 
 /// Where a key was last used from: what the request said of itself. Never
@@ -664,7 +697,6 @@ pub(crate) fn expiry(ms: f64) -> apikeys::Result<apikeys::Timestamp> {
 
 impl From<&apikeys::KeyRecord> for KeyRecord {
     fn from(r: &apikeys::KeyRecord) -> KeyRecord {
-        let rotation = r.rotation.as_deref();
         KeyRecord {
             id: r.id.to_string(),
             account: r.account.to_string(),
@@ -688,12 +720,7 @@ impl From<&apikeys::KeyRecord> for KeyRecord {
             hint: r.hint.as_str().to_owned(),
             rotated_from: r.rotated_from().map(|id| id.to_string()),
             rotated_to: r.rotated_to().map(|id| id.to_string()),
-            rotated_at: rotation.and_then(|x| x.rotated_at).map(date),
-            overlap_until: rotation.and_then(|x| x.overlap_until).map(date),
-            successor_used_at: rotation.and_then(|x| x.successor_used_at).map(date),
-            rotation_quiet_ms: rotation
-                .filter(|x| x.rotated_to.is_some())
-                .map(|x| x.quiet_ms as f64),
+            rotation: r.rotation.as_deref().map(Rotation::from),
         }
     }
 }
@@ -978,27 +1005,37 @@ mod tests {
     }
 
     #[test]
-    fn a_record_shows_its_rotation_flat_and_its_place() {
+    fn a_record_nests_its_rotation_like_rust_and_python_and_shows_its_place() {
         let kr = apikeys::Keyring::new(apikeys::MemoryStore::new());
         let admin = apikeys::Actor::new("acme", "PADMIN1", apikeys::Role::Admin);
         let old = kr
             .create_general_key(&admin, "ci", CoreAccess::FullAccess)
             .unwrap();
         let id = old.record().id.to_string();
+        assert!(KeyRecord::from(old.record()).rotation.is_none());
         let new = kr
             .rotate(&admin, &id, std::time::Duration::from_secs(3600))
             .unwrap();
-        let o = KeyRecord::from(&kr.get(&admin, &id).unwrap());
+        let core = kr.get(&admin, &id).unwrap();
+        let o = KeyRecord::from(&core);
         assert_eq!(o.rotated_to, Some(new.record().id.to_string()));
         assert_eq!(o.rotated_from, None);
-        assert!(o.rotated_at.is_some() && o.overlap_until.is_some());
-        assert_eq!(o.rotation_quiet_ms, Some(900_000.0));
+        let rot = o.rotation.expect("the old key's rotation");
+        let want = core.rotation.as_deref().unwrap();
+        assert_eq!(rot.rotated_to, o.rotated_to);
+        assert_eq!(rot.rotated_from, None);
+        assert_eq!(rot.rotated_at, want.rotated_at.map(date));
+        assert_eq!(rot.overlap_until, want.overlap_until.map(date));
+        assert!(rot.rotated_at.is_some() && rot.overlap_until.is_some());
+        assert_eq!(rot.quiet_ms, 900_000.0);
+        assert_eq!(rot.successor_used_at, None);
         let n = KeyRecord::from(new.record());
-        assert_eq!(n.rotated_from, Some(id));
-        assert_eq!(
-            n.rotation_quiet_ms, None,
-            "only a rotated key has a quiet period"
-        );
+        assert_eq!(n.rotated_from, Some(id.clone()));
+        let nrot = n.rotation.expect("the new key's rotation");
+        assert_eq!(nrot.rotated_from, Some(id));
+        assert_eq!(nrot.rotated_to, None);
+        assert_eq!(nrot.overlap_until, None);
+        assert_eq!(nrot.quiet_ms, 0.0, "only a rotated key has a quiet period");
         kr.authenticate(
             new.secret().expose(),
             &apikeys::Request::rest("GET").with_place(Some("192.0.2.1"), Some("/x?y")),

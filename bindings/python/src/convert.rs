@@ -193,6 +193,12 @@ pub(crate) fn repr(py: Python<'_>, s: &str) -> String {
         .unwrap_or_else(|_| format!("{s:?}"))
 }
 
+/// An optional string's Python `repr()`: `None`, or the string's (for the
+/// `__repr__`s of classes with optional text fields).
+pub(crate) fn repr_opt(py: Python<'_>, s: Option<impl AsRef<str>>) -> String {
+    s.map_or_else(|| "None".to_owned(), |s| repr(py, s.as_ref()))
+}
+
 /// A duration argument: seconds as an `int` or a `float`, or a
 /// `datetime.timedelta` (as every duration of the binding is given). A
 /// negative or non-finite one is an `InvalidInput` naming the argument; one

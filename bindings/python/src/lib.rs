@@ -48,6 +48,7 @@ mod errors;
 mod http;
 mod limits;
 mod stores;
+mod webhooks;
 
 use audit::{AuditEvent, AuditPage, CallContext, FieldChange};
 use convert::{opt_datetime, text};
@@ -392,16 +393,14 @@ impl Rotation {
         opt_datetime(py, self.0.successor_used_at)
     }
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        let id =
-            |k: Option<apikeys::KeyId>| k.map_or_else(|| "None".to_owned(), |k| format!("'{k}'"));
         let until = match self.overlap_until(py)? {
             Some(t) => t.repr()?.to_string(),
             None => "None".to_owned(),
         };
         Ok(format!(
             "Rotation(rotated_from={}, rotated_to={}, overlap_until={until})",
-            id(self.0.rotated_from),
-            id(self.0.rotated_to),
+            convert::repr_opt(py, self.rotated_from()),
+            convert::repr_opt(py, self.rotated_to()),
         ))
     }
 }
@@ -431,15 +430,11 @@ impl UsePlace {
         self.0.path.as_deref()
     }
     fn __repr__(&self, py: Python<'_>) -> String {
-        let opt = |v: &Option<String>| {
-            v.as_deref()
-                .map_or_else(|| "None".to_owned(), |s| convert::repr(py, s))
-        };
         format!(
             "UsePlace(remote_address={}, method={}, path={})",
-            opt(&self.0.remote_address),
-            opt(&self.0.method),
-            opt(&self.0.path)
+            convert::repr_opt(py, self.remote_address()),
+            convert::repr_opt(py, self.method()),
+            convert::repr_opt(py, self.path())
         )
     }
 }
@@ -1257,6 +1252,10 @@ fn _apikeys(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<endpoint::PyEndpoint>()?;
     m.add_function(wrap_pyfunction!(endpoint::_management, m)?)?;
     m.add_function(wrap_pyfunction!(endpoint::_secret_scanning, m)?)?;
+    m.add_class::<webhooks::WebhookEndpoint>()?;
+    m.add_class::<webhooks::WebhookWorker>()?;
+    m.add_function(wrap_pyfunction!(webhooks::generate_webhook_secret, m)?)?;
+    m.add_function(wrap_pyfunction!(webhooks::verify_webhook, m)?)?;
     m.add_function(wrap_pyfunction!(_role_name, m)?)?;
     m.add_function(wrap_pyfunction!(http::events_routing_key, m)?)?;
     m.add_function(wrap_pyfunction!(http::token_from_authorization, m)?)?;

@@ -8,6 +8,15 @@ use pyo3::prelude::*;
 use crate::convert::text;
 use crate::errors;
 
+/// `outbox=True` turns the webhook outbox on for the database
+/// (docs/webhooks.md); `None` or `False` leaves the database as it is.
+fn outbox_flag(v: Option<&Bound<'_, PyAny>>) -> PyResult<bool> {
+    match v.filter(|v| !v.is_none()) {
+        Some(v) => crate::convert::flag(v, "outbox"),
+        None => Ok(false),
+    }
+}
+
 fn store_err(py: Python<'_>, e: apikeys::StoreError) -> PyErr {
     errors::to_py(py, apikeys::Error::Store(e))
 }
@@ -27,7 +36,12 @@ pub struct SqliteStore(pub(crate) Arc<apikeys_sqlite::SqliteStore>);
 #[pymethods]
 impl SqliteStore {
     #[new]
-    fn new(py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<Self> {
+    #[pyo3(signature = (path, *, outbox = None))]
+    fn new(
+        py: Python<'_>,
+        path: &Bound<'_, PyAny>,
+        outbox: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
         let path: std::path::PathBuf = if path.is_instance_of::<pyo3::types::PyString>() {
             text(path, "path")?.into()
         } else {
@@ -43,8 +57,9 @@ impl SqliteStore {
         if bytes.len() > 4096 {
             return Err(errors::invalid(py, "path", "is longer than 4096 bytes"));
         }
+        let opts = apikeys_sqlite::SqliteStore::options().outbox(outbox_flag(outbox)?);
         let store = py
-            .detach(|| apikeys_sqlite::SqliteStore::open(&path))
+            .detach(|| opts.open(&path))
             .map_err(|e| store_err(py, e))?;
         Ok(SqliteStore(Arc::new(store)))
     }
@@ -52,6 +67,12 @@ impl SqliteStore {
     fn flush(&self, py: Python<'_>) -> PyResult<usize> {
         let s = &self.0;
         py.detach(|| s.flush()).map_err(|e| store_err(py, e))
+    }
+    /// Turn the webhook outbox on or off for the file (every process).
+    fn set_outbox(&self, py: Python<'_>, on: &Bound<'_, PyAny>) -> PyResult<()> {
+        let on = crate::convert::flag(on, "on")?;
+        let s = &self.0;
+        py.detach(|| s.set_outbox(on)).map_err(|e| store_err(py, e))
     }
     /// The file's path.
     #[getter]
@@ -82,15 +103,16 @@ pub struct PostgresStore(pub(crate) Arc<apikeys_postgres::PostgresStore>);
 #[pymethods]
 impl PostgresStore {
     #[new]
-    #[pyo3(signature = (url, *, schema = None))]
+    #[pyo3(signature = (url, *, schema = None, outbox = None))]
     fn new(
         py: Python<'_>,
         url: &Bound<'_, PyAny>,
         schema: Option<&Bound<'_, PyAny>>,
+        outbox: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let url = text(url, "url")?.to_owned();
         apikeys_postgres::check_url(&url).map_err(|e| invalid_setting(py, e))?;
-        let mut opts = apikeys_postgres::PostgresStore::options();
+        let mut opts = apikeys_postgres::PostgresStore::options().outbox(outbox_flag(outbox)?);
         if let Some(s) = schema.filter(|v| !v.is_none()) {
             let s = text(s, "schema")?;
             apikeys_postgres::check_schema(s).map_err(|e| invalid_setting(py, e))?;
@@ -105,6 +127,12 @@ impl PostgresStore {
     fn flush(&self, py: Python<'_>) -> PyResult<usize> {
         let s = &self.0;
         py.detach(|| s.flush()).map_err(|e| store_err(py, e))
+    }
+    /// Turn the webhook outbox on or off for the database (every process).
+    fn set_outbox(&self, py: Python<'_>, on: &Bound<'_, PyAny>) -> PyResult<()> {
+        let on = crate::convert::flag(on, "on")?;
+        let s = &self.0;
+        py.detach(|| s.set_outbox(on)).map_err(|e| store_err(py, e))
     }
     fn __repr__(&self) -> &'static str {
         // The URL may hold a password: never shown.

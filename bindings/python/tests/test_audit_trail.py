@@ -203,11 +203,18 @@ def test_audit_query_refusals(make: Make, clock: apikeys.ManualClock) -> None:
 
     refused("account", account="")
     refused("account", account="a" * 129)
-    # No id holds a control character (PostgreSQL would refuse a NUL).
+    # No id holds a control character (PostgreSQL would refuse a NUL) or a
+    # blank: the core's rule for every id (AuditQuery::resolve), on every store.
     refused("account", account="a\0b")
     refused("account", account="a\nb")
+    refused("account", account="a b")
     refused("actor", actor="PADMIN\0")
     refused("actor", actor="\x7f")
+    refused("actor", actor="P ADMIN")
+    refused("actor", actor="\u2003PADMIN")
+    refused("actor", actor="")
+    with pytest.raises(apikeys.InvalidInput, match="whitespace or control characters"):
+        kr.audit_records("acme", actor="PADMIN\t")
     refused("until", since=now, until=now - timedelta(milliseconds=1))
     refused("until", since=now - timedelta(days=32), until=now)
     refused("until", since=now - 32 * DAY)  # until defaults to now

@@ -7,17 +7,22 @@ Prints a full-access key on its first line, then serves GET /incidents
 STORE=sqlite keeps the keys in a SQLite file in a temporary directory instead
 of memory: a keyring that may block, so the middleware tries each check
 inline (answered from the store's cache once the key has been seen) and runs
-only the first, cold one in a worker thread."""
+only the first, cold one in a worker thread.
+
+FORM=depends (the default) gives the protected route its principal through
+`Depends(require_scope(...))` (the convenient way); FORM=scope declares the
+scope with `@requires_scope` and reads `request.scope["apikey"]` (the cheap
+way), the plain route then taking the `Request` too."""
 
 import os
 import sys
 import tempfile
 
 import uvicorn
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 
 import apikeys
-from apikeys.asgi import ApiKeyMiddleware, require_scope
+from apikeys.asgi import ApiKeyMiddleware, require_scope, requires_scope
 
 mode, port = sys.argv[1], int(sys.argv[2])
 if os.environ.get("STORE", "memory") == "sqlite":
@@ -28,11 +33,30 @@ key = keyring.create_general_key(apikeys.Actor("acme", "PADMIN1", "admin"), "ben
 print(key, flush=True)
 BODY = {"incidents": [], "limit": 25, "offset": 0, "more": False}
 app = FastAPI()
+form = os.environ.get("FORM", "depends")
+if form not in ("depends", "scope"):
+    sys.exit("FORM is depends or scope")
 if mode == "auth":
     app.add_middleware(ApiKeyMiddleware, keyring=keyring)
+if mode == "auth" and form == "depends":
 
     @app.get("/incidents")
     def protected(who: apikeys.Principal = Depends(require_scope("incidents.read"))) -> dict:
+        return BODY
+
+elif mode == "auth":
+
+    @app.get("/incidents")
+    @requires_scope("incidents.read")
+    def protected_cheap(request: Request) -> dict:
+        request.scope["apikey"]
+        return BODY
+
+elif form == "scope":
+
+    @app.get("/incidents")
+    def plain_request(request: Request) -> dict:
+        request.scope.get("apikey")
         return BODY
 
 else:

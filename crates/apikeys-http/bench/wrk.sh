@@ -8,7 +8,8 @@
 #   bash crates/apikeys-http/bench/wrk.sh [rust|python|flask|node] [ROUNDS] [SECONDS_PER_RUN] [CONNECTIONS]
 #
 # rust:   axum with vs without RestAuthLayer (examples/http_overhead.rs)
-# python: FastAPI on uvicorn with vs without apikeys.asgi (bench/asgi_app.py);
+# python: FastAPI on uvicorn with vs without apikeys.asgi (bench/asgi_app.py; FORM=scope for
+#         @requires_scope + request.scope instead of Depends(require_scope(...)));
 #         PYTHON names an interpreter that has apikeys, fastapi and uvicorn;
 #         STORE=sqlite puts the keys in SQLite (each check then runs in a worker thread)
 # flask:  Flask on gunicorn (one gthread worker, 4 threads) with vs without
@@ -78,7 +79,7 @@ case $target in
     "$py" "$here/asgi_app.py" auth "$auth_port" >"$out/auth.key" &
     auth_pid=$!
     pids+=("$plain_pid" "$auth_pid")
-    label="FastAPI on uvicorn, keys in ${STORE:-memory}"
+    label="FastAPI on uvicorn (${FORM:-depends}), keys in ${STORE:-memory}"
     ;;
   flask)
     py=${PYTHON:-python3}
@@ -156,6 +157,12 @@ hz=$(getconf CLK_TCK)
 printf '%s, %d alternating rounds of %d s, %d connections:\n' "$label" "$rounds" "$secs" "$conns"
 printf '  throughput: without auth %.0f req/s, with apikeys %.0f req/s (medians); overhead %.1f %% (median of the per-round ratios)\n' \
   "$(median "${p[@]}")" "$(median "${a[@]}")" "$(median "${ratios[@]}")"
+# The spread of the per-round ratios: lowest, quartiles, highest (a median
+# inside a spread much wider than itself says the load, not the adapter).
+printf '%s\n' "${ratios[@]}" | sort -g | awk '{v[NR]=$1} END {
+  n = NR
+  lo = v[1]; hi = v[n]; q1 = v[int((n - 1) / 4) + 1]; q3 = v[int(3 * (n - 1) / 4) + 1]
+  printf "  per-round overhead: lowest %.1f %%, quartiles %.1f / %.1f %%, highest %.1f %%\n", lo, q1, q3, hi }'
 awk -v pn="$pn" -v an="$an" -v pc="$pc" -v ac="$ac" -v hz="$hz" 'BEGIN {
   px = pc / hz / pn * 1e6; ax = ac / hz / an * 1e6
   printf "  server CPU per request: without auth %.2f us, with apikeys %.2f us; overhead %.1f %%\n", px, ax, (ax - px) / px * 100 }'

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use apikeys::{Keyring, Origin, Request};
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 use http::header::CONTENT_LENGTH;
 use http_body::Body;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::{BodyExt, LengthLimitError};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -77,6 +77,60 @@ pub struct EventsAuth<S> {
 /// The future of [`EventsAuth`].
 pub type EventsFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
+/// The whole body, up to `max` bytes. A body of one frame (a small request as
+/// hyper hands it over, an axum `Body` made from `Bytes`) is that frame's
+/// `Bytes` as they are: no list to gather frames in, no copy. Several frames
+/// are joined. Over `max`: [`Rejection::body_too_large`] (also when the body
+/// itself reports a [`LengthLimitError`], as `http_body_util::Limited` does);
+/// a failed stream: [`Rejection::unreadable_body`].
+async fn read_body<B>(body: B, max: usize) -> Result<Bytes, Rejection>
+where
+    B: Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut body = std::pin::pin!(body);
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<BytesMut> = None;
+    let mut size = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(e) => {
+                let e: Box<dyn std::error::Error + Send + Sync> = e.into();
+                return Err(if e.is::<LengthLimitError>() {
+                    Rejection::body_too_large(max)
+                } else {
+                    Rejection::unreadable_body()
+                });
+            }
+        };
+        // Trailers are not part of the body.
+        let Ok(mut data) = frame.into_data() else {
+            continue;
+        };
+        let n = data.remaining();
+        if n > max - size {
+            return Err(Rejection::body_too_large(max));
+        }
+        size += n;
+        let chunk = data.copy_to_bytes(n);
+        match (&first, &mut joined) {
+            (None, _) => first = Some(chunk),
+            (Some(one), None) => {
+                let mut all = BytesMut::with_capacity(size);
+                all.extend_from_slice(one);
+                all.extend_from_slice(&chunk);
+                joined = Some(all);
+            }
+            (Some(_), Some(all)) => all.extend_from_slice(&chunk),
+        }
+    }
+    Ok(match joined {
+        Some(all) => all.freeze(),
+        None => first.unwrap_or_default(),
+    })
+}
+
 impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for EventsAuth<S>
 where
     S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
@@ -108,12 +162,9 @@ where
                     return refuse(r);
                 }
             }
-            let bytes = match Limited::new(body, max).collect().await {
-                Ok(c) => c.to_bytes(),
-                Err(e) if e.is::<LengthLimitError>() => {
-                    return refuse(Rejection::body_too_large(max));
-                }
-                Err(_) => return refuse(Rejection::unreadable_body()),
+            let bytes = match read_body(body, max).await {
+                Ok(bytes) => bytes,
+                Err(r) => return refuse(r),
             };
             let checked = match routing_key(&bytes) {
                 Ok(key) => {

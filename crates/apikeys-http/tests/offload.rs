@@ -10,12 +10,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use apikeys::AuditEvent;
-use apikeys::store::{CachedLookup, Edit, KeyFilter, KeyLookup, KeyStore, MemoryStore, UserInsert};
-use apikeys::{
-    AccessLevel, AccountSettings, Actor, Digest, Disabled, KeyId, KeyRecord, Keyring, Role,
-    StoreError, Timestamp, UserState,
-};
+use apikeys::store::{CachedLookup, KeyStore, MemoryStore};
+use apikeys::testing::wrap::{Around, Wrapped};
+use apikeys::{AccessLevel, Actor, Digest, Keyring, Role};
 use apikeys_http::RestAuthLayer;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -24,14 +21,17 @@ use tower_service::Service;
 
 /// A store that may block: lookups of one digest wait until released, and
 /// never answer from memory; everything else answers from a `MemoryStore`.
-struct SlowStore {
-    inner: MemoryStore,
+type SlowStore = Wrapped<MemoryStore, Stuck>;
+
+/// What makes [`SlowStore`] slow: the digest whose lookups wait, until released.
+#[derive(Default)]
+struct Stuck {
     stuck: Mutex<Option<Digest>>,
     released: Mutex<bool>,
     wake: Condvar,
 }
 
-impl SlowStore {
+impl Stuck {
     fn release(&self) {
         *self.released.lock().unwrap() = true;
         self.wake.notify_all();
@@ -41,11 +41,8 @@ impl SlowStore {
     }
 }
 
-impl KeyStore for SlowStore {
-    fn insert_audited(&self, r: KeyRecord, e: Option<&AuditEvent>) -> Result<(), StoreError> {
-        self.inner.insert_audited(r, e)
-    }
-    fn find_by_digest(&self, d: &Digest) -> Result<Option<KeyLookup>, StoreError> {
+impl Around for Stuck {
+    fn before_lookup(&self, d: &Digest) {
         if self.is_stuck(d) {
             let mut released = self.released.lock().unwrap();
             while !*released {
@@ -59,91 +56,13 @@ impl KeyStore for SlowStore {
                 }
             }
         }
-        self.inner.find_by_digest(d)
     }
-    fn find_cached(&self, d: &Digest) -> CachedLookup {
+    fn find_cached(&self, d: &Digest, inner: &dyn KeyStore) -> CachedLookup {
         if self.is_stuck(d) {
             CachedLookup::WouldBlock
         } else {
-            self.inner.find_cached(d)
+            inner.find_cached(d)
         }
-    }
-    fn may_block(&self) -> bool {
-        true
-    }
-    fn get(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        self.inner.get(id)
-    }
-    fn list(&self, a: &str, f: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
-        self.inner.list(a, f)
-    }
-    fn update_audited(
-        &self,
-        id: KeyId,
-        c: &mut dyn FnMut(&mut KeyRecord) -> Edit,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        self.inner.update_audited(id, c)
-    }
-    fn delete_audited(
-        &self,
-        id: KeyId,
-        c: &mut dyn FnMut(&KeyRecord, Option<&UserState>) -> Edit,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        self.inner.delete_audited(id, c)
-    }
-    fn rotate(
-        &self,
-        old: KeyId,
-        new: KeyRecord,
-        if_unknown: UserState,
-        decide: &mut dyn FnMut(&mut KeyRecord, Option<&UserState>) -> Edit,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        self.inner.rotate(old, new, if_unknown, decide)
-    }
-    fn record_use(&self, id: KeyId, at: Timestamp) -> Result<(), StoreError> {
-        self.inner.record_use(id, at)
-    }
-    fn account_settings(&self, a: &str) -> Result<AccountSettings, StoreError> {
-        self.inner.account_settings(a)
-    }
-    fn set_account_settings_audited(
-        &self,
-        a: &str,
-        s: AccountSettings,
-        e: Option<&AuditEvent>,
-    ) -> Result<(), StoreError> {
-        self.inner.set_account_settings_audited(a, s, e)
-    }
-    fn user(&self, a: &str, u: &str) -> Result<Option<UserState>, StoreError> {
-        self.inner.user(a, u)
-    }
-    fn set_user_audited(
-        &self,
-        a: &str,
-        u: &str,
-        s: UserState,
-        e: Option<&AuditEvent>,
-    ) -> Result<(), StoreError> {
-        self.inner.set_user_audited(a, u, s, e)
-    }
-    fn insert_for_user(
-        &self,
-        r: KeyRecord,
-        u: &str,
-        if_unknown: UserState,
-        admit: &mut dyn FnMut(&UserState) -> bool,
-        e: Option<&AuditEvent>,
-    ) -> Result<UserInsert, StoreError> {
-        self.inner.insert_for_user(r, u, if_unknown, admit, e)
-    }
-    fn remove_user(
-        &self,
-        a: &str,
-        u: &str,
-        d: &Disabled,
-        e: Option<&AuditEvent>,
-    ) -> Result<Vec<KeyRecord>, StoreError> {
-        self.inner.remove_user(a, u, d, e)
     }
 }
 
@@ -177,12 +96,7 @@ where
 
 #[test]
 fn a_request_stuck_in_the_store_does_not_stop_another_on_a_one_thread_runtime() {
-    let store = Arc::new(SlowStore {
-        inner: MemoryStore::new(),
-        stuck: Mutex::new(None),
-        released: Mutex::new(false),
-        wake: Condvar::new(),
-    });
+    let store = Arc::new(SlowStore::new(MemoryStore::new(), Stuck::default()));
     let keyring = Arc::new(
         Keyring::builder()
             .shared_store(store.clone())
@@ -196,7 +110,7 @@ fn a_request_stuck_in_the_store_does_not_stop_another_on_a_one_thread_runtime() 
     let fast = keyring
         .create_general_key(&admin, "fast", AccessLevel::FullAccess)
         .unwrap();
-    *store.stuck.lock().unwrap() = Some(slow.record().digest);
+    *store.around.stuck.lock().unwrap() = Some(slow.record().digest);
     let svc = RestAuthLayer::new(keyring)
         .with_scope("incidents.read")
         .unwrap()
@@ -210,7 +124,7 @@ fn a_request_stuck_in_the_store_does_not_stop_another_on_a_one_thread_runtime() 
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_secs(3));
             flag.store(true, Ordering::SeqCst);
-            store.release();
+            store.around.release();
         })
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -224,7 +138,7 @@ fn a_request_stuck_in_the_store_does_not_stop_another_on_a_one_thread_runtime() 
         tokio::task::yield_now().await;
         let fast_status = send(svc.clone(), fast.secret().expose()).await;
         let while_stuck = !released_by_watchdog.load(Ordering::SeqCst);
-        store.release();
+        store.around.release();
         (fast_status, while_stuck, stuck.await.unwrap())
     });
     watchdog.join().unwrap();

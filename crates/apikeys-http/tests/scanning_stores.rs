@@ -191,7 +191,11 @@ fn postgres_two_processes_delivered_the_same_report_at_once_disable_once() {
             hs.into_iter().map(|h| h.join().unwrap()).collect()
         });
         for a in &answers {
-            assert_eq!(a, &answers[0], "round {round}");
+            assert_eq!(
+                String::from_utf8_lossy(a),
+                String::from_utf8_lossy(&answers[0]),
+                "round {round}"
+            );
         }
         assert_eq!(labels(&answers[0]), vec!["true_positive"; 5]);
         let records = leak_records(&b);
@@ -201,8 +205,18 @@ fn postgres_two_processes_delivered_the_same_report_at_once_disable_once() {
             "round {round}: {:#?}",
             &records[before..]
         );
+        // The store that disabled a key refuses it at once; the other one
+        // (another process) sees the change through its change feed, within
+        // the documented delay (docs/stores.md): poll for it, bounded.
         for t in &keys.tokens {
-            assert!(!works(&a, t) && !works(&b, t), "round {round}");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while works(&a, t) || works(&b, t) {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "round {round}: a reported key still works after 5 s"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
         }
     }
 }

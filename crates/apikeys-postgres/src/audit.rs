@@ -43,7 +43,8 @@ pub(crate) fn write_audit(
         ],
     )
     .map_err(pg)?;
-    Ok(())
+    // Its webhook events, in the same transaction (docs/webhooks.md).
+    crate::outbox::write_events(tx, st, event)
 }
 
 /// Add `event` to the trail if there is one to add.

@@ -66,6 +66,7 @@
 mod audit;
 mod feed;
 mod options;
+mod outbox;
 mod pool;
 mod schema;
 mod store;
@@ -140,6 +141,14 @@ impl PostgresStore {
         }
         let mut client = config.connect(NoTls).map_err(cannot_connect)?;
         migrate(&mut client, options.schema.as_deref())?;
+        if options.outbox {
+            client
+                .execute(
+                    "UPDATE apikeys_outbox_settings SET enabled = true WHERE id = 1",
+                    &[],
+                )
+                .map_err(pg)?;
+        }
         let schema: String = client
             .query_one("SELECT current_schema()", &[])
             .map_err(pg)?

@@ -19,6 +19,7 @@ pub struct PostgresOptions {
     pub(crate) connect_timeout: Duration,
     pub(crate) flush_interval: Duration,
     pub(crate) schema: Option<String>,
+    pub(crate) outbox: bool,
 }
 
 impl Default for PostgresOptions {
@@ -30,6 +31,7 @@ impl Default for PostgresOptions {
             connect_timeout: Duration::from_secs(5),
             flush_interval: Duration::from_secs(1),
             schema: None,
+            outbox: false,
         }
     }
 }
@@ -71,6 +73,15 @@ impl PostgresOptions {
     /// connection's default. Lowercase ASCII letters, digits and `_`, at most 40.
     pub fn schema(mut self, name: &str) -> Self {
         self.schema = Some(name.to_owned());
+        self
+    }
+
+    /// Turn the webhook outbox on for the database when connecting (default:
+    /// leave it as it is). Once on, it stays on for every process until
+    /// [`PostgresStore::set_outbox`] turns it off: every change that makes
+    /// webhook events writes them in its own transaction (docs/webhooks.md).
+    pub fn outbox(mut self, on: bool) -> Self {
+        self.outbox = on;
         self
     }
 

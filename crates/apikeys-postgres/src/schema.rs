@@ -7,7 +7,7 @@ use postgres::Client;
 use crate::pg;
 
 /// The newest schema version this crate knows.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// Migrations, in order: `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -81,6 +81,46 @@ const MIGRATIONS: &[&str] = &[
     -- Where a key was last used from (JSON), written with last_used_at and,
     -- like it, watched by no trigger: it changes no cached answer.
     ALTER TABLE apikeys_keys ADD COLUMN last_used_from text;
+",
+    "
+    -- Lifecycle webhooks (docs/webhooks.md): the outbox (IF NOT EXISTS: a
+    -- database set back to an older version by hand keeps it). When the outbox is
+    -- on (apikeys_outbox_settings), every change that makes events writes
+    -- them here in its own transaction, next to its audit record. Delivery
+    -- workers of any process claim rows with FOR UPDATE SKIP LOCKED and a
+    -- lease (lease, locked_until), then mark them delivered, due again
+    -- later, or dead (kept).
+    CREATE TABLE IF NOT EXISTS apikeys_outbox (
+        seq          bigserial PRIMARY KEY,
+        event_id     text NOT NULL UNIQUE,  -- the webhook-id
+        type         text NOT NULL,         -- key.created ...
+        account      text NOT NULL,
+        key_id       bigint,                -- the key id's 64 bits
+        at           bigint NOT NULL,       -- unix milliseconds
+        payload      text NOT NULL,         -- the body sent, exactly
+        status       text NOT NULL DEFAULT 'pending',  -- pending, delivered, dead
+        attempts     integer NOT NULL DEFAULT 0,
+        next_at      bigint NOT NULL,       -- not tried before (unix ms)
+        lease        text,                  -- the current claim's token
+        locked_until bigint,                -- its lease runs out (unix ms)
+        delivered_to text NOT NULL DEFAULT '[]',  -- endpoint names (JSON)
+        last_error   text
+    );
+    CREATE INDEX IF NOT EXISTS apikeys_outbox_due ON apikeys_outbox (status, next_at);
+    -- One key.expiring per key and expiry.
+    CREATE TABLE IF NOT EXISTS apikeys_outbox_expiring (
+        key_id     bigint NOT NULL,
+        expires_at bigint NOT NULL,
+        PRIMARY KEY (key_id, expires_at)
+    );
+    -- Whether changes write events: a property of the database, so that
+    -- every process writing to it does (one that did not would lose events).
+    CREATE TABLE IF NOT EXISTS apikeys_outbox_settings (
+        id      integer PRIMARY KEY CHECK (id = 1),
+        enabled boolean NOT NULL
+    );
+    INSERT INTO apikeys_outbox_settings (id, enabled) VALUES (1, false)
+        ON CONFLICT (id) DO NOTHING;
 ",
 ];
 

@@ -586,8 +586,8 @@ impl KeyStore for PostgresStore {
     }
 
     fn record_use(&self, id: KeyId, at: Timestamp) -> Result<(), StoreError> {
-        self.inner.uses.push(id, at);
-        self.inner.cache.note_use(id, at);
+        let inner = &self.inner;
+        inner.uses.record(&inner.cache, id, at, None);
         Ok(())
     }
 
@@ -597,8 +597,8 @@ impl KeyStore for PostgresStore {
         at: Timestamp,
         place: &UsePlace,
     ) -> Result<(), StoreError> {
-        self.inner.uses.push_from(id, at, place);
-        self.inner.cache.note_use(id, at);
+        let inner = &self.inner;
+        inner.uses.record(&inner.cache, id, at, Some(place));
         Ok(())
     }
 

@@ -247,6 +247,16 @@ fn check_then_write_races_never_break_them() {
 }
 
 #[test]
+fn rotation_races_between_two_stores_never_break_them() {
+    // Two store objects (two pools) on one schema, as two processes: only
+    // PostgreSQL's row locks serialize them.
+    let schema = fresh_schema();
+    let first = Keyring::new(store_in(&schema, PostgresStore::options()));
+    let second = Keyring::new(store_in(&schema, PostgresStore::options()));
+    apikeys::testing::invariants::rotation_races(&first, &second, 60);
+}
+
+#[test]
 fn rotation_and_the_audit_trail() {
     let schema = fresh_schema();
     apikeys::testing::lifecycle::run_all(&|clock, quiet| {

@@ -25,7 +25,8 @@ pub(crate) fn write_audit(conn: &Connection, event: &AuditEvent) -> Result<(), S
         json
     ])
     .map_err(unavailable)?;
-    Ok(())
+    // Its webhook events, in the same transaction (docs/webhooks.md).
+    crate::outbox::write_events(conn, event)
 }
 
 /// Add `event` to the trail if there is one to add.

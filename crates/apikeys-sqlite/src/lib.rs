@@ -67,6 +67,7 @@ mod audit;
 mod conn;
 mod feed;
 mod options;
+mod outbox;
 mod schema;
 mod store;
 
@@ -150,6 +151,14 @@ impl SqliteStore {
         }
         let mut writer = open_connection(path, &options)?;
         migrate(&mut writer)?;
+        if options.outbox {
+            writer
+                .execute(
+                    "UPDATE apikeys_outbox_settings SET enabled = 1 WHERE id = 1",
+                    [],
+                )
+                .map_err(unavailable)?;
+        }
         let seen = Seen {
             version: data_version(&writer)?,
             seq: writer

@@ -16,6 +16,7 @@ pub struct SqliteOptions {
     pub(crate) flush_interval: Duration,
     pub(crate) busy_timeout: Duration,
     pub(crate) max_idle_readers: usize,
+    pub(crate) outbox: bool,
 }
 
 impl Default for SqliteOptions {
@@ -27,6 +28,7 @@ impl Default for SqliteOptions {
             flush_interval: Duration::from_secs(1),
             busy_timeout: Duration::from_secs(5),
             max_idle_readers: 8,
+            outbox: false,
         }
     }
 }
@@ -61,6 +63,15 @@ impl SqliteOptions {
     /// How long a write waits for another process's write to finish (default 5 s).
     pub fn busy_timeout(mut self, d: Duration) -> Self {
         self.busy_timeout = d;
+        self
+    }
+
+    /// Turn the webhook outbox on for the file when opening it (default:
+    /// leave the file as it is). Once on, it stays on for every process
+    /// until [`SqliteStore::set_outbox`] turns it off: every change that makes
+    /// webhook events writes them in its own transaction (docs/webhooks.md).
+    pub fn outbox(mut self, on: bool) -> Self {
+        self.outbox = on;
         self
     }
 

@@ -6,7 +6,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::unavailable;
 
 /// The newest schema version this crate knows (SQLite's `user_version`).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Migrations, in order: `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -98,6 +98,44 @@ const MIGRATIONS: &[&str] = &[
     -- Where a key was last used from (JSON), written with last_used_at and,
     -- like it, watched by no trigger: it changes no cached answer.
     ALTER TABLE apikeys_keys ADD COLUMN last_used_from TEXT;
+",
+    "
+    -- Lifecycle webhooks (docs/webhooks.md): the outbox (IF NOT EXISTS: a
+    -- database set back to an older version by hand keeps it). When the outbox is
+    -- on (apikeys_outbox_settings), every change that makes events writes
+    -- them here in its own transaction, next to its audit record; delivery
+    -- workers claim rows (a lease: lease, locked_until) and mark them
+    -- delivered, or due again later, or dead (kept).
+    CREATE TABLE IF NOT EXISTS apikeys_outbox (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id     TEXT NOT NULL UNIQUE,  -- the webhook-id
+        type         TEXT NOT NULL,         -- key.created ...
+        account      TEXT NOT NULL,
+        key_id       INTEGER,               -- the key id's 64 bits
+        at           INTEGER NOT NULL,      -- unix milliseconds
+        payload      TEXT NOT NULL,         -- the body sent, exactly
+        status       TEXT NOT NULL DEFAULT 'pending',  -- pending, delivered, dead
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        next_at      INTEGER NOT NULL,      -- not tried before (unix ms)
+        lease        TEXT,                  -- the current claim's token
+        locked_until INTEGER,               -- its lease runs out (unix ms)
+        delivered_to TEXT NOT NULL DEFAULT '[]',  -- endpoint names (JSON)
+        last_error   TEXT
+    );
+    CREATE INDEX IF NOT EXISTS apikeys_outbox_due ON apikeys_outbox (status, next_at);
+    -- One key.expiring per key and expiry.
+    CREATE TABLE IF NOT EXISTS apikeys_outbox_expiring (
+        key_id     INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (key_id, expires_at)
+    ) WITHOUT ROWID;
+    -- Whether changes write events: a property of the file, so that every
+    -- process writing to it does (one that did not would lose events).
+    CREATE TABLE IF NOT EXISTS apikeys_outbox_settings (
+        id      INTEGER PRIMARY KEY CHECK (id = 1),
+        enabled INTEGER NOT NULL
+    );
+    INSERT OR IGNORE INTO apikeys_outbox_settings (id, enabled) VALUES (1, 0);
 ",
 ];
 

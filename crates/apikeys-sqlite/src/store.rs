@@ -565,8 +565,8 @@ impl KeyStore for SqliteStore {
     }
 
     fn record_use(&self, id: KeyId, at: Timestamp) -> Result<(), StoreError> {
-        self.inner.uses.push(id, at);
-        self.inner.cache.note_use(id, at);
+        let inner = &self.inner;
+        inner.uses.record(&inner.cache, id, at, None);
         Ok(())
     }
 
@@ -576,8 +576,8 @@ impl KeyStore for SqliteStore {
         at: Timestamp,
         place: &UsePlace,
     ) -> Result<(), StoreError> {
-        self.inner.uses.push_from(id, at, place);
-        self.inner.cache.note_use(id, at);
+        let inner = &self.inner;
+        inner.uses.record(&inner.cache, id, at, Some(place));
         Ok(())
     }
 

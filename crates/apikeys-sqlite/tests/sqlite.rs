@@ -390,6 +390,17 @@ fn check_then_write_races_never_break_them() {
     apikeys::testing::invariants::races(store, 40);
 }
 
+#[test]
+fn rotation_races_between_two_stores_on_one_file_never_break_them() {
+    // Two store objects on one file: two connections, serialized only by
+    // SQLite's own locks (BEGIN IMMEDIATE), as two processes would be.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rotation-race.db");
+    let first = Keyring::new(SqliteStore::open(&path).unwrap());
+    let second = Keyring::new(SqliteStore::open(&path).unwrap());
+    apikeys::testing::invariants::rotation_races(&first, &second, 60);
+}
+
 // ---- paths that are not files, and a log deleted under the store ----
 
 #[test]

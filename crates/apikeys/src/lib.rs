@@ -86,6 +86,7 @@ mod secret;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod webhooks;
 
 pub use self::{
     audit::{

@@ -36,6 +36,7 @@ use crate::store::{Edit, KeyFilter, KeyStore, UserInsert, record_for_tests};
 pub mod durable;
 pub mod invariants;
 pub mod lifecycle;
+pub mod wrap;
 
 /// One check of the suite: its name and the function that runs it on a store.
 pub type Check = (&'static str, fn(&dyn KeyStore));

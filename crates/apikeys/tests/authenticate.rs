@@ -65,7 +65,7 @@ fn malformed_tokens_are_unauthorized_without_touching_the_store() {
         }
     }
     assert_eq!(
-        store.calls(),
+        store.around.calls(),
         0,
         "a malformed key must never reach the store"
     );
@@ -85,7 +85,7 @@ fn a_key_on_the_wrong_api_is_refused_before_the_store() {
         .create_integration_key(&manager(), "PSVC1", "events")
         .unwrap();
     let routing = kr.create_routing_key(&manager(), "orch", "events").unwrap();
-    let before = store.finds.load(Ordering::SeqCst);
+    let before = store.around.finds.load(Ordering::SeqCst);
     // A REST key on the Events API: 400.
     let e = assert_err(
         kr.authenticate(rest.secret().expose(), &Request::events()),
@@ -111,7 +111,7 @@ fn a_key_on_the_wrong_api_is_refused_before_the_store() {
         ));
     }
     assert_eq!(
-        store.finds.load(Ordering::SeqCst),
+        store.around.finds.load(Ordering::SeqCst),
         before,
         "the API check comes before the lookup"
     );
@@ -514,13 +514,13 @@ fn last_used_is_recorded_at_most_once_a_minute() {
     kr.authenticate(k.secret().expose(), &get()).unwrap();
     let first = kr.get(&admin(), &id).unwrap().last_used_at.unwrap();
     assert_eq!(first, clock_now(&clock));
-    let calls = store.calls();
+    let calls = store.around.calls();
     clock.advance(Duration::from_secs(30));
     for _ in 0..10 {
         kr.authenticate(k.secret().expose(), &get()).unwrap();
     }
     // Ten lookups, no write.
-    assert_eq!(store.calls(), calls + 10);
+    assert_eq!(store.around.calls(), calls + 10);
     assert_eq!(kr.get(&admin(), &id).unwrap().last_used_at.unwrap(), first);
     clock.advance(Duration::from_secs(30));
     kr.authenticate(k.secret().expose(), &get()).unwrap();

@@ -1,6 +1,6 @@
 //! The authorization invariants (docs/design.md, "Invariants") on the
 //! `MemoryStore`: the stateful property test and the concurrency loops of
-//! `apikeys::testing::invariants`. The durable stores run the same two in
+//! `apikeys::testing::invariants`, and its rotation races. The durable stores run the same in
 //! their own tests.
 
 use std::sync::Arc;
@@ -16,4 +16,18 @@ fn no_sequence_of_calls_breaks_the_authorization_invariants() {
 #[test]
 fn check_then_write_races_never_break_them() {
     invariants::races(Arc::new(MemoryStore::new()), 150);
+}
+
+#[test]
+fn rotation_races_never_break_them() {
+    // Two keyrings on one store: two callers, each with its own audit sink
+    // (the loops read both).
+    let store: Arc<dyn apikeys::KeyStore> = Arc::new(MemoryStore::new());
+    let keyring = || {
+        apikeys::Keyring::builder()
+            .shared_store(store.clone())
+            .build()
+            .expect("a keyring")
+    };
+    invariants::rotation_races(&keyring(), &keyring(), 150);
 }

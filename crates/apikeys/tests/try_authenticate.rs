@@ -230,15 +230,19 @@ fn a_store_that_keeps_the_default_is_never_asked_on_a_try() {
     let k = kr
         .create_general_key(&admin(), "k", AccessLevel::FullAccess)
         .unwrap();
-    let before = store.calls();
+    let before = store.around.calls();
     assert!(kr.try_authenticate(k.secret().expose(), &get()).is_none());
     assert!(
         kr.try_authenticate("y_NbAkKc66ryYTWUXYEu", &get())
             .is_none()
     );
-    assert_eq!(store.calls(), before, "the default never touches the store");
+    assert_eq!(
+        store.around.calls(),
+        before,
+        "the default never touches the store"
+    );
     kr.authenticate(k.secret().expose(), &get()).unwrap();
-    assert_eq!(store.finds.load(Ordering::SeqCst), 1);
+    assert_eq!(store.around.finds.load(Ordering::SeqCst), 1);
 }
 
 #[test]

@@ -48,11 +48,15 @@ from ._apikeys import (
     Unauthorized,
     UsePlace,
     UserState,
+    WebhookEndpoint,
+    WebhookWorker,
     WrongApi,
     __version__,
     _role_name,
     events_routing_key,
+    generate_webhook_secret,
     token_from_authorization,
+    verify_webhook,
 )
 
 
@@ -160,8 +164,12 @@ __all__ = [
     "Unauthorized",
     "UsePlace",
     "UserState",
+    "WebhookEndpoint",
+    "WebhookWorker",
     "WrongApi",
     "__version__",
     "events_routing_key",
+    "generate_webhook_secret",
     "token_from_authorization",
+    "verify_webhook",
 ]

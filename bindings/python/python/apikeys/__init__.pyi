@@ -43,10 +43,14 @@ __all__ = [
     "Unauthorized",
     "UsePlace",
     "UserState",
+    "WebhookEndpoint",
+    "WebhookWorker",
     "WrongApi",
     "__version__",
     "events_routing_key",
+    "generate_webhook_secret",
     "token_from_authorization",
+    "verify_webhook",
 ]
 
 class Role(str, enum.Enum):
@@ -350,15 +354,93 @@ class SqliteStore:
     line tool or ``subprocess``.
     """
 
-    def __new__(cls, path: str | os.PathLike[str]) -> SqliteStore: ...
+    def __new__(
+        cls, path: str | os.PathLike[str], *, outbox: bool | None = None
+    ) -> SqliteStore: ...
     def flush(self) -> int: ...
+    def set_outbox(self, on: bool) -> None: ...
     @property
     def path(self) -> str: ...
 
 @final
 class PostgresStore:
-    def __new__(cls, url: str, *, schema: str | None = None) -> PostgresStore: ...
+    def __new__(
+        cls, url: str, *, schema: str | None = None, outbox: bool | None = None
+    ) -> PostgresStore: ...
     def flush(self) -> int: ...
+    def set_outbox(self, on: bool) -> None: ...
+
+_EventType = Literal[
+    "key.created",
+    "key.disabled",
+    "key.enabled",
+    "key.deleted",
+    "key.rotated",
+    "key.rotation_ended",
+    "key.expiring",
+    "key.leaked",
+    "user.removed",
+]
+
+@final
+class WebhookEndpoint:
+    """A receiver of webhook events (docs/webhooks.md): a name, an http(s)
+    URL, a ``whsec_`` signing secret and the event types it wants (all by
+    default). Checked at once: ``InvalidInput`` naming ``name``, ``url``,
+    ``secret`` or ``events``; the secret is never repeated."""
+
+    def __new__(
+        cls, name: str, url: str, secret: str, *, events: Iterable[_EventType] | None = None
+    ) -> WebhookEndpoint: ...
+    @property
+    def name(self) -> str: ...
+
+@final
+class WebhookWorker:
+    """Delivers a SqliteStore's or PostgresStore's outbox to endpoints, signed
+    the Standard Webhooks way, at least once (docs/webhooks.md). Durations are
+    seconds or timedeltas; ``expiring_ahead=0`` sends no ``key.expiring``."""
+
+    def __new__(
+        cls,
+        store: SqliteStore | PostgresStore,
+        endpoints: Iterable[WebhookEndpoint],
+        *,
+        timeout: float | timedelta | None = None,
+        max_attempts: int | None = None,
+        max_age: float | timedelta | None = None,
+        backoff_base: float | timedelta | None = None,
+        backoff_max: float | timedelta | None = None,
+        poll_interval: float | timedelta | None = None,
+        batch: int | None = None,
+        lease: float | timedelta | None = None,
+        expiring_ahead: float | timedelta | None = None,
+        expiring_every: float | timedelta | None = None,
+    ) -> WebhookWorker: ...
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    @property
+    def running(self) -> bool: ...
+    def run_once(self) -> dict[str, int]: ...
+    def outbox(
+        self,
+        status: Literal["pending", "delivered", "dead"] | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]: ...
+
+def generate_webhook_secret() -> str:
+    """A fresh signing secret: ``whsec_`` and the base64 of 32 random bytes."""
+
+def verify_webhook(
+    secret: str,
+    webhook_id: str,
+    webhook_timestamp: str,
+    webhook_signature: str,
+    body: bytes,
+    *,
+    tolerance: int = 300,
+) -> bool:
+    """Whether a received webhook is genuine (its three headers and raw body)."""
 
 _LimitClass = Literal["general_key", "user", "scoped_account", "events_key"]
 

@@ -52,17 +52,18 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Awaitable, Callable, Dict, FrozenSet, Iterable, List, MutableMapping, Optional, Tuple, TypeVar
 
-from . import Keyring, Principal
+from . import ApiKeyError, Keyring, Principal
 from ._http import (
     DEFAULT_MAX_EVENT_BYTES,
     SCOPE_ATTR,
     Rejection,
+    _rest_token,
     authenticate,
     body_too_large,
     declared_length,
+    from_error,
     misconfigured,
     rate_limit_headers,
-    rest_token,
     routing_key,
     try_authenticate,
     unreadable_body,
@@ -257,46 +258,89 @@ class ApiKeyMiddleware:
         # nothing else (see _known_matchers); bounded, since paths carry ids.
         self._request_scopes: Dict[Tuple[Any, ...], str] = {}
         self._matchers = _known_matchers()
+        # Principals carry a rate-limit status only from a keyring with rate
+        # limits (fixed when it is made): without them there are no headers
+        # to add. A stand-in keyring that does not say is asked every time.
+        self._rate_limited = bool(getattr(keyring, "has_rate_limits", True))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self.app(scope, receive, self._startup_check(scope, send))
+        kind = scope["type"]
+        if kind != "http":
+            if kind == "lifespan":
+                await self.app(scope, receive, self._startup_check(scope, send))
+            else:
+                await self.app(scope, receive, send)
             return
-        if scope["type"] != "http" or scope["path"] in self.public_paths:
-            await self.app(scope, receive, send)
-            return
-        required: Optional[str] = None
         # Where the request came from, for the key's last use: two values
         # the server already put in the scope (``client`` may be None).
         path = scope["path"]
+        if path in self.public_paths:
+            await self.app(scope, receive, send)
+            return
+        required: Optional[str] = None
         client = scope.get("client")
         address = client[0] if client else None
         try:
             if path in self.events_paths:
                 body = await self._read_body(scope, receive)
-                who = await self._check(routing_key(body), "events", "POST", None, address, path)
+                token = routing_key(body)
+                if self.offload:
+                    who = await self._check(token, "events", "POST", None, address, path)
+                else:
+                    # The in-memory keyring: the check inline, no coroutine, no wrapper.
+                    try:
+                        who = self.keyring.authenticate(token, "events", remote_address=address, path=path)
+                    except ApiKeyError as e:
+                        raise from_error(e) from None
                 receive = _replay(body, receive)
             else:
                 # One pass for the key and the Host header (part of the
                 # routing cache's key: Starlette's Host routes match on it).
+                # Servers send the names in lower case (ASGI asks them to):
+                # a name is lowered only if it could be one of the two.
                 values: List[bytes] = []
                 host: Any = None
                 for k, v in scope["headers"]:
-                    name = k.lower()
-                    if name == b"authorization":
+                    if k == b"authorization":
                         values.append(v)
-                    elif name == b"host":
+                    elif k == b"host":
                         host = v if host is None else (*host, v) if isinstance(host, tuple) else (host, v)
-                token = rest_token(values)
-                required = self._required_scope(scope, host)
-                who = await self._check(token, "rest", scope["method"], required, address, path)
+                    elif len(k) == 13 or len(k) == 4:
+                        name = k.lower()
+                        if name == b"authorization":
+                            values.append(v)
+                        elif name == b"host":
+                            host = v if host is None else (*host, v) if isinstance(host, tuple) else (host, v)
+                parsed = _rest_token(values)
+                if not isinstance(parsed, str):
+                    raise Rejection(parsed)
+                token = parsed
+                method = scope["method"]
+                # The routing cache's key: everything the routes can match on
+                # (see _required_scope); a hit is one dict probe.
+                required = self._request_scopes.get(
+                    (method, path, scope.get("root_path", ""), scope.get("scheme", ""), host, id(scope.get("app")))
+                )
+                if required is None:
+                    required = self._required_scope(scope, host)
+                elif not required:
+                    required = None
+                if self.offload:
+                    who = await self._check(token, "rest", method, required, address, path)
+                else:
+                    try:
+                        who = self.keyring.authenticate(token, "rest", method, required, remote_address=address, path=path)
+                    except ApiKeyError as e:
+                        raise from_error(e) from None
         except Rejection as r:
             await _send_rejection(send, r)
             return
         scope.setdefault("state", {})["apikey"] = who
         scope["apikey"] = who
         scope["apikey_scope"] = required
-        extra = rate_limit_headers(who)
+        # A keyring without rate limits gives principals without a status:
+        # no headers to add, no call to find that out.
+        extra = rate_limit_headers(who) if self._rate_limited else None
         if extra:
             raw = [(k.encode(), v.encode()) for k, v in extra]
             inner_send = send
@@ -416,10 +460,21 @@ class ApiKeyMiddleware:
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         limit = self.max_event_bytes
         for k, v in scope["headers"]:
-            if k.lower() == b"content-length":
+            # Lower case as servers send it; another spelling is lowered only
+            # when it has the length of the name.
+            if k == b"content-length" or (len(k) == 14 and k.lower() == b"content-length"):
                 declared_length(v, limit)
-        chunks = []
-        size = 0
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise unreadable_body()
+        chunk = message.get("body", b"")
+        if len(chunk) > limit:
+            raise body_too_large(limit)
+        if not message.get("more_body", False):
+            # The whole body in one message (the usual case): as it came.
+            return chunk if type(chunk) is bytes else bytes(chunk)
+        chunks = [chunk]
+        size = len(chunk)
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":

@@ -35,15 +35,15 @@ import io
 import logging
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
-from . import Keyring
+from . import ApiKeyError, Keyring
 from ._http import (
     DEFAULT_MAX_EVENT_BYTES,
     SCOPE_ATTR,
     Rejection,
-    authenticate,
+    _joined_rest_token,
     body_too_large,
     declared_length,
-    joined_rest_token,
+    from_error,
     misconfigured,
     rate_limit_headers,
     routing_key,
@@ -88,6 +88,9 @@ class ApiKeyMiddleware:
         self.public_paths = frozenset(public_paths)
         self.scope_for = scope_for
         self.max_event_bytes = max_event_bytes
+        # Principals carry a rate-limit status only from a keyring with rate
+        # limits (fixed when it is made). A stand-in that does not say is asked every time.
+        self._rate_limited = bool(getattr(keyring, "has_rate_limits", True))
 
     def __call__(self, environ: Any, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -97,24 +100,31 @@ class ApiKeyMiddleware:
         # within the application: PATH_INFO, as read above).
         address = environ.get("REMOTE_ADDR")
         try:
-            if path in self.events_paths:
-                body = self._read_body(environ)
-                environ["wsgi.input"] = io.BytesIO(body)
-                environ["CONTENT_LENGTH"] = str(len(body))
-                who = authenticate(self.keyring, routing_key(body), "events", "POST", None, address, path)
-            else:
-                # WSGI servers join repeated headers with commas:
-                # joined_rest_token tells one header from several.
-                token = joined_rest_token(environ.get("HTTP_AUTHORIZATION"))
-                scope = self._scope(environ)
-                who = authenticate(
-                    self.keyring, token, "rest", environ.get("REQUEST_METHOD", "GET"), scope, address, path
-                )
+            try:
+                if path in self.events_paths:
+                    body = self._read_body(environ)
+                    environ["wsgi.input"] = io.BytesIO(body)
+                    environ["CONTENT_LENGTH"] = str(len(body))
+                    who = self.keyring.authenticate(routing_key(body), "events", remote_address=address, path=path)
+                else:
+                    # WSGI servers join repeated headers with commas:
+                    # joined_rest_token tells one header from several.
+                    token = _joined_rest_token(environ.get("HTTP_AUTHORIZATION"))
+                    if not isinstance(token, str):
+                        raise Rejection(token)
+                    scope = self._scope(environ) if self.scope_for is not None else None
+                    who = self.keyring.authenticate(
+                        token, "rest", environ.get("REQUEST_METHOD", "GET"), scope, remote_address=address, path=path
+                    )
+            except ApiKeyError as e:
+                raise from_error(e) from None
         except Rejection as r:
             start_response(_status_line(r.status), r.headers())
             return [r.body()]
         environ[PRINCIPAL_KEY] = who
-        extra = rate_limit_headers(who)
+        # A keyring without rate limits gives principals without a status:
+        # no headers to add, no call to find that out.
+        extra = rate_limit_headers(who) if self._rate_limited else None
         if not extra:
             return self.app(environ, start_response)
 
@@ -130,17 +140,17 @@ class ApiKeyMiddleware:
         (the route named in the log) if it raises or gives a non-string."""
         if self.scope_for is None:
             return None
-        where = f"scope_for for {environ.get('REQUEST_METHOD', '')} {environ.get('PATH_INFO', '')!r}"
         try:
             scope = self.scope_for(environ)
         except ScopeDeclarationError as e:
             _log.error("apikeys.wsgi: %s; answering 500", e)
             raise misconfigured(str(e)) from None
         except Exception as e:
+            where = _where(environ)
             _log.exception("apikeys.wsgi: %s raised", where)
             raise misconfigured(f"{where} raised {type(e).__name__}") from None
         if scope is not None and not isinstance(scope, str):
-            reason = f"{where} returned {type(scope).__name__}; it must return a str or None"
+            reason = f"{_where(environ)} returned {type(scope).__name__}; it must return a str or None"
             _log.error("apikeys.wsgi: %s; answering 500", reason)
             raise misconfigured(reason)
         return scope
@@ -171,6 +181,11 @@ _CACHE_LIMIT = 4096
 _NO_SCOPE = ""
 
 
+def _where(environ: Any) -> str:
+    """The request, as a log line names it (made only when something is wrong)."""
+    return f"scope_for for {environ.get('REQUEST_METHOD', '')} {environ.get('PATH_INFO', '')!r}"
+
+
 def flask_scope_resolver(flask_app: Any) -> Callable[[Any], Optional[str]]:
     """A ``scope_for`` that finds the Flask view of a request and reads its :func:`requires_scope`.
 
@@ -179,7 +194,7 @@ def flask_scope_resolver(flask_app: Any) -> Callable[[Any], Optional[str]]:
     script root and path (bounded: paths carry ids). Flask refuses new routes
     once it has served a request, so a kept answer stays right.
     """
-    cache: Dict[Tuple[str, str, str, str], str] = {}
+    cache: Dict[Tuple[str, ...], str] = {}
 
     def resolve(environ: Any) -> Optional[str]:
         try:
@@ -195,12 +210,21 @@ def flask_scope_resolver(flask_app: Any) -> Callable[[Any], Optional[str]]:
             )
         return s
 
+    # Without host matching, the URL map matches a request on its method and
+    # path alone (bind_to_environ takes the request's own host as the server
+    # name, so every request is in the default subdomain): the key needs no more.
+    by_host = bool(getattr(flask_app.url_map, "host_matching", True))
+
     def scope_for(environ: Any) -> Optional[str]:
-        key = (
-            environ.get("REQUEST_METHOD", ""),
-            environ.get("HTTP_HOST") or environ.get("SERVER_NAME", ""),
-            environ.get("SCRIPT_NAME", ""),
-            environ.get("PATH_INFO", ""),
+        key: Tuple[str, ...] = (
+            (
+                environ.get("REQUEST_METHOD", ""),
+                environ.get("HTTP_HOST") or environ.get("SERVER_NAME", ""),
+                environ.get("SCRIPT_NAME", ""),
+                environ.get("PATH_INFO", ""),
+            )
+            if by_host
+            else (environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""))
         )
         found = cache.get(key)
         if found is None:

@@ -339,6 +339,20 @@ impl UseQueue {
         lock(&self.places).insert(id.as_u64(), Box::new(place.clone()));
     }
 
+    /// A durable store's [`KeyStore::record_use`](crate::KeyStore::record_use)
+    /// and [`KeyStore::record_use_from`](crate::KeyStore::record_use_from)
+    /// whole: queue the use (and its `place`, when the caller said) to be
+    /// written on the next flush, and note it in `cache` so that the hot path
+    /// sees it at once. No I/O, as [`KeyStore::find_cached`](crate::KeyStore::find_cached)
+    /// asks of a store that answered from memory.
+    pub fn record(&self, cache: &LookupCache, id: KeyId, at: Timestamp, place: Option<&UsePlace>) {
+        match place {
+            Some(place) => self.push_from(id, at, place),
+            None => self.push(id, at),
+        }
+        cache.note_use(id, at);
+    }
+
     /// The places queued since the last call, to write beside the last uses
     /// (give them back with [`UseQueue::requeue_places`] if that fails).
     pub fn take_places(&self) -> Vec<(KeyId, Box<UsePlace>)> {

@@ -565,8 +565,8 @@ pub fn child_create_keys_until_killed(keyring: &Keyring) {
 
 /// `rounds` times: runs a child process that creates keys in the store at
 /// `place` (the helper of [`child_helpers!`]), kills it with SIGKILL at a
-/// random moment `kill_after_ms` milliseconds in (so the kill may land
-/// mid-write), then opens the data again with `reopen` and checks that every
+/// random moment `kill_after_ms` milliseconds after its first key (so the
+/// kill may land mid-write), then opens the data again with `reopen` and checks that every
 /// key the child printed, in every round so far, still authenticates.
 /// `reopen` may run the store's own integrity checks first.
 pub fn keys_survive_sigkill(
@@ -582,6 +582,7 @@ pub fn keys_survive_sigkill(
             .spawn()
             .expect("spawn the creator");
         let stdout = child.stdout.take().expect("stdout is piped");
+        let (first_key, started) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             BufReader::new(stdout)
                 .lines()
@@ -589,10 +590,18 @@ pub fn keys_survive_sigkill(
                 .filter_map(|l| {
                     // The test harness may print on the same line first.
                     let mut p = l[l.find("KEY ")? + 4..].split(' ');
+                    let _ = first_key.send(());
                     Some((p.next()?.to_owned(), p.next()?.to_owned()))
                 })
                 .collect::<Vec<_>>()
         });
+        // The kill lands at a random moment once the child is writing (its
+        // start-up and connection are not what is being tested, nor how long
+        // a loaded machine takes to its first commit).
+        if started.recv_timeout(PATIENCE).is_err() {
+            let _ = child.kill();
+            panic!("the child never made a key");
+        }
         let r = KeyId::generate()
             .expect("the OS random source works")
             .as_u64();
@@ -619,7 +628,8 @@ pub fn keys_survive_sigkill(
 
 /// The child side of [`audit_survives_sigkill`]: prints `ACCOUNT <name>`,
 /// then makes a stream of management calls in that account — create,
-/// disable, enable, rotate, end the rotation, delete, refused calls — until killed.
+/// disable, enable, rotate, end the rotation, delete, refused calls — until
+/// killed, printing `WRITING` once its first call has committed.
 pub fn child_manage_keys_until_killed(keyring: &Keyring) {
     let acct = unique_account("audit-crash");
     let admin = admin(&acct);
@@ -631,6 +641,10 @@ pub fn child_manage_keys_until_killed(keyring: &Keyring) {
         let k = keyring
             .create_general_key(&admin, &format!("crash {i}"), AccessLevel::FullAccess)
             .expect("create");
+        if i == 0 {
+            writeln!(out, "WRITING").expect("stdout");
+            out.flush().expect("stdout");
+        }
         let id = k.record().id.to_string();
         keyring.disable(&admin, &id).expect("disable");
         let _ = keyring.enable(&observer, &id); // refused, and recorded
@@ -681,10 +695,13 @@ pub fn audit_survives_sigkill(
                 .by_ref()
                 .find_map(|l| Some(l[l.find("ACCOUNT ")? + 8..].trim().to_owned()));
             let _ = tx.send(acct);
+            let writing = lines.by_ref().any(|l| l.contains("WRITING"));
+            let _ = tx.send(writing.then(String::new));
             lines.for_each(drop);
         });
         // The kill lands at a random moment once the child is writing (its
-        // start-up, connection and migration are not what is being tested).
+        // start-up, connection and migration are not what is being tested,
+        // nor how long a loaded machine takes to its first commit).
         let acct = match rx.recv_timeout(PATIENCE) {
             Ok(Some(acct)) => acct,
             _ => {
@@ -692,6 +709,10 @@ pub fn audit_survives_sigkill(
                 panic!("the child never said its account");
             }
         };
+        if !matches!(rx.recv_timeout(PATIENCE), Ok(Some(_))) {
+            let _ = child.kill();
+            panic!("the child never wrote");
+        }
         let r = KeyId::generate()
             .expect("the OS random source works")
             .as_u64();

@@ -13,6 +13,11 @@
 //! - [`races`]: concurrency loops for each check-then-write of the keyring
 //!   (offboarding against token creation, disable against authenticate,
 //!   delete against enable), many rounds, zero violations.
+//! - [`rotation_races`]: the same for rotation, on two keyrings over the same
+//!   data (two store objects of a database: two processes, as far as its
+//!   locks know): rotate against rotate, offboarding, disable and delete;
+//!   `end_rotation` against the keys' use. Each round's outcome is checked
+//!   on the store's records and its audit trail.
 //!
 //! A store crate calls both from its tests:
 //!
@@ -33,13 +38,14 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
 use super::unique_account;
+use crate::audit::{AuditAction, AuditOutcome, AuditQuery, MAX_AUDIT_PAGE};
 use crate::error::Error;
 use crate::key::KeyKind;
-use crate::keyring::Keyring;
-use crate::record::AccessLevel;
+use crate::keyring::{IssuedKey, Keyring};
+use crate::record::{AccessLevel, KeyId};
 use crate::request::Request;
 use crate::role::{Actor, Role, UserState};
-use crate::store::KeyStore;
+use crate::store::{KeyStore, standing_user};
 
 /// The users a sequence acts with.
 const USERS: usize = 4;
@@ -629,4 +635,516 @@ fn delete_against_enable(keyring: &Keyring, rounds: usize) {
             Err(Error::NotFound { .. })
         ));
     }
+}
+
+/// The grace of every rotation in [`rotation_races`]: long enough that no
+/// overlap ends by itself during a round.
+const RACE_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The concurrency loops of rotation (docs/design.md §8), `rounds` rounds
+/// each. `first` and `second` are keyrings on the same data: for a durable
+/// store, two store objects on the same database (two processes, as far as
+/// the store's locking knows); for one that keeps no trail of its own, the
+/// same keyring twice or two on one shared store. Each round starts its two
+/// sides together (a barrier), one on each keyring, and checks the store's
+/// records and its audit trail once both returned:
+///
+/// - rotate against rotate: exactly one succeeds; the other is refused
+///   (`InvalidInput`, field `key_id`) naming the successor; exactly one new
+///   key exists, linked both ways; exactly one allowed rotate record;
+/// - rotate against `remove_user` of the user a token acts through (their
+///   user token, or a scoped token they made, rotated by them): either the
+///   rotation came first and the offboarding disabled both tokens, or the
+///   offboarding came first and the rotation is refused (`NotPermitted`, the
+///   user was removed) — never a working successor of a removed user;
+/// - rotate against disable: both succeed; the old key stays disabled
+///   (a rotation never undoes a disable), the new one works;
+/// - rotate against delete: the old key is gone; either the rotation came
+///   first (the deleted record names the successor, which works) or it is
+///   refused (`NotFound`) and made no key;
+/// - `end_rotation` against the use of both keys: no use of the old key that
+///   starts after `end_rotation` returned succeeds, the new key always works,
+///   and the end is never undone by the write of the new key's first use.
+///
+/// Where both orders can happen, the loops count them and, over 20 rounds
+/// or more, fail if one was never seen (the loop would not be testing the
+/// race). Panics at the first violation, naming the loop and round.
+///
+/// Each loop was seen to fail once the serialization it checks was taken
+/// out of a store: the memory store's shard lock (disable) and account lock
+/// (double rotation, offboarding); PostgreSQL's `FOR UPDATE` on the key row
+/// (double rotation, disable, delete, end against use) and on the user row
+/// (offboarding); SQLite's `BEGIN IMMEDIATE` (every loop); SQLite's read of
+/// the old key inside the transaction that notes its successor's first use
+/// (end against use).
+pub fn rotation_races(first: &Keyring, second: &Keyring, rounds: usize) {
+    rotate_against_rotate(first, second, rounds);
+    rotate_against_offboarding(first, second, rounds);
+    rotate_against_disable(first, second, rounds);
+    rotate_against_delete(first, second, rounds);
+    end_rotation_against_use(first, second, rounds);
+}
+
+/// Runs `a` and `b` on two threads released together by a barrier. Left
+/// alone, one side of a race tends to win nearly every round (its call is
+/// shorter); so in most rounds one side, in turn, waits a little after the
+/// barrier (from 20 µs to 3 ms, more in later rounds of the cycle), and the
+/// loops see both orders and the moments in between. A third of the rounds
+/// start both sides at once.
+fn together<A: Send, B: Send>(
+    round: usize,
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    const WAIT_US: [u64; 6] = [0, 0, 20, 200, 1000, 3000];
+    let wait = std::time::Duration::from_micros(WAIT_US[(round / 2) % WAIT_US.len()]);
+    let (wait_a, wait_b) = if round % 2 == 0 {
+        (wait, std::time::Duration::ZERO)
+    } else {
+        (std::time::Duration::ZERO, wait)
+    };
+    let barrier = std::sync::Barrier::new(2);
+    let side = |wait: std::time::Duration| {
+        barrier.wait();
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
+    };
+    std::thread::scope(|s| {
+        let ta = s.spawn(|| {
+            side(wait_a);
+            a()
+        });
+        let tb = s.spawn(|| {
+            side(wait_b);
+            b()
+        });
+        (
+            ta.join().expect("first side"),
+            tb.join().expect("second side"),
+        )
+    })
+}
+
+/// One loop of [`rotation_races`]: its name, its keyrings and account, and
+/// how often each of its two orders was seen.
+struct Race<'a> {
+    name: &'static str,
+    first: &'a Keyring,
+    second: &'a Keyring,
+    account: String,
+    admin: Actor,
+    get: Request,
+    orders: [usize; 2],
+}
+
+impl<'a> Race<'a> {
+    fn new(name: &'static str, first: &'a Keyring, second: &'a Keyring) -> Self {
+        let account = unique_account("race-rotation");
+        let admin = Actor::new(account.as_str(), "PADMIN", Role::Admin);
+        Race {
+            name,
+            first,
+            second,
+            account,
+            admin,
+            get: Request::rest("GET"),
+            orders: [0; 2],
+        }
+    }
+
+    /// A fresh general key, its id, and the id as text.
+    fn general_key(&self) -> (IssuedKey, KeyId, String) {
+        let k = self
+            .first
+            .create_general_key(&self.admin, "racing", AccessLevel::FullAccess)
+            .expect("create");
+        let id = k.record().id;
+        (k, id, id.to_string())
+    }
+
+    /// Whether `token` authenticates through `kr`.
+    fn works(&self, kr: &Keyring, token: &IssuedKey) -> bool {
+        kr.authenticate(token.secret().expose(), &self.get).is_ok()
+    }
+
+    /// The keys of the account that a rotation made from `old`.
+    fn successors_of(&self, old: KeyId) -> Vec<KeyId> {
+        self.first
+            .list(&self.admin)
+            .expect("list")
+            .iter()
+            .filter(|r| r.rotated_from() == Some(old))
+            .map(|r| r.id)
+            .collect()
+    }
+
+    /// How many audit records of `action` on key `id` were allowed and how
+    /// many refused: from the store's trail once, or from each keyring's sink.
+    fn trail(&self, id: KeyId, action: AuditAction) -> (usize, usize) {
+        let once = self.first.store().keeps_audit() || std::ptr::eq(self.first, self.second);
+        let keyrings: &[&Keyring] = if once {
+            &[self.first]
+        } else {
+            &[self.first, self.second]
+        };
+        let (mut allowed, mut refused) = (0, 0);
+        for kr in keyrings {
+            let mut q = AuditQuery::account(&self.account);
+            q.key_id = Some(id);
+            q.actions = vec![action];
+            q.limit = MAX_AUDIT_PAGE;
+            loop {
+                let page = kr.audit_records(&q).expect("audit_records");
+                for e in &page.records {
+                    match e.outcome {
+                        AuditOutcome::Allowed => allowed += 1,
+                        AuditOutcome::Refused { .. } => refused += 1,
+                    }
+                }
+                match page.next_cursor {
+                    Some(c) => q.cursor = Some(c),
+                    None => break,
+                }
+            }
+        }
+        (allowed, refused)
+    }
+
+    /// Count the order of one round (0 or 1, as named by [`Race::done`]).
+    fn saw(&mut self, order: usize) {
+        self.orders[order] += 1;
+    }
+
+    /// Print the orders seen and, over 20 rounds or more, fail if one never was.
+    fn done(self, rounds: usize, names: [&str; 2]) {
+        let (race, seen) = (self.name, self.orders);
+        eprintln!(
+            "{race}: {} {} times, {} {} times",
+            names[0], seen[0], names[1], seen[1]
+        );
+        if rounds >= 20 {
+            assert!(
+                seen[0] > 0 && seen[1] > 0,
+                "{race}: in {rounds} rounds, {} {} times and {} {} times: the loop did not test both orders",
+                names[0],
+                seen[0],
+                names[1],
+                seen[1]
+            );
+        }
+    }
+}
+
+fn rotate_against_rotate(first: &Keyring, second: &Keyring, rounds: usize) {
+    let mut race = Race::new("double rotation", first, second);
+    for round in 0..rounds {
+        let (old, old_id, id) = race.general_key();
+        let (a, b) = together(
+            round,
+            || first.rotate(&race.admin, &id, RACE_GRACE),
+            || second.rotate(&race.admin, &id, RACE_GRACE),
+        );
+        let (winner, new, refusal) = match (a, b) {
+            (Ok(new), Err(e)) => (0, new, e),
+            (Err(e), Ok(new)) => (1, new, e),
+            (a, b) => panic!(
+                "double rotation, round {round}: expected exactly one rotation to succeed, got {:?} and {:?}",
+                a.map(|k| k.record().id),
+                b.map(|k| k.record().id)
+            ),
+        };
+        race.saw(winner);
+        let new_id = new.record().id;
+        match &refusal {
+            Error::InvalidInput {
+                field: "key_id",
+                reason,
+            } if reason.contains(&new_id.to_string()) => {}
+            e => panic!(
+                "double rotation, round {round}: the second rotation must be refused naming the successor {new_id}, got {e:?}"
+            ),
+        }
+        assert_eq!(
+            race.successors_of(old_id),
+            vec![new_id],
+            "double rotation, round {round}: exactly one new key"
+        );
+        assert_eq!(
+            first.list(&race.admin).expect("list").len(),
+            2 * (round + 1),
+            "double rotation, round {round}: a key too many in the account"
+        );
+        assert_eq!(
+            first.get(&race.admin, &id).expect("get").rotated_to(),
+            Some(new_id),
+            "double rotation, round {round}: the old key names another successor"
+        );
+        for (name, key) in [("old", &old), ("new", &new)] {
+            assert!(
+                race.works(second, key),
+                "double rotation, round {round}: the {name} key does not work during the overlap"
+            );
+        }
+        assert_eq!(
+            race.trail(old_id, AuditAction::Rotate),
+            (1, 1),
+            "double rotation, round {round}: (allowed, refused) rotate records of the key"
+        );
+    }
+    race.done(rounds, ["the first keyring won", "the second won"]);
+}
+
+fn rotate_against_offboarding(first: &Keyring, second: &Keyring, rounds: usize) {
+    let mut race = Race::new("offboarding against rotation", first, second);
+    let acct = race.account.clone();
+    for round in 0..rounds {
+        let user = format!("PROTATE{round}");
+        first
+            .set_user_role(&acct, &user, Role::Manager)
+            .expect("set_user_role");
+        let owner = Actor::new(acct.as_str(), user.as_str(), Role::Manager);
+        // Even rounds their user token, odd rounds a scoped token they made:
+        // both act through their standing, and only they may rotate them.
+        let token = if round % 2 == 0 {
+            first.create_user_token(&owner, "racing")
+        } else {
+            first.create_scoped_token(&owner, "racing", &["incidents.read"])
+        }
+        .expect("create");
+        let old_id = token.record().id;
+        let id = old_id.to_string();
+        let (rotated, removed) = together(
+            round,
+            || first.rotate(&owner, &id, RACE_GRACE),
+            || second.remove_user(&acct, &user),
+        );
+        let disabled = removed.expect("remove_user");
+        let new = match rotated {
+            Ok(new) => {
+                race.saw(0);
+                assert_eq!(
+                    disabled, 2,
+                    "offboarding against rotation, round {round}: the rotation came first, so the offboarding must disable both tokens"
+                );
+                Some(new)
+            }
+            Err(Error::NotPermitted { reason }) if reason.contains("removed") => {
+                race.saw(1);
+                None
+            }
+            Err(e) => panic!("offboarding against rotation, round {round}: rotate failed: {e}"),
+        };
+        assert_eq!(
+            race.successors_of(old_id),
+            new.iter().map(|k| k.record().id).collect::<Vec<_>>(),
+            "offboarding against rotation, round {round}: a successor the caller was not given, or none for one it was"
+        );
+        for kr in [first, second] {
+            let listed = kr.list(&race.admin).expect("list");
+            for r in listed
+                .iter()
+                .filter(|r| standing_user(r) == Some(user.as_str()))
+            {
+                assert!(
+                    r.disabled.is_some(),
+                    "offboarding against rotation, round {round}: a token of the removed user is enabled ({})",
+                    r.id
+                );
+            }
+            for key in std::iter::once(&token).chain(new.as_ref()) {
+                let scoped = Request::rest("GET")
+                    .with_scope("incidents.read")
+                    .expect("valid scope");
+                assert!(
+                    kr.authenticate(key.secret().expose(), &scoped).is_err(),
+                    "offboarding against rotation, round {round}: a token of the removed user works"
+                );
+            }
+        }
+        assert!(
+            first
+                .user(&acct, &user)
+                .expect("user")
+                .is_some_and(|s| s.removed),
+            "offboarding against rotation, round {round}: the user was restored"
+        );
+        assert_eq!(
+            race.trail(old_id, AuditAction::Rotate),
+            if new.is_some() { (1, 0) } else { (0, 1) },
+            "offboarding against rotation, round {round}: (allowed, refused) rotate records"
+        );
+    }
+    race.done(
+        rounds,
+        ["the rotation came first", "the offboarding came first"],
+    );
+}
+
+fn rotate_against_disable(first: &Keyring, second: &Keyring, rounds: usize) {
+    let mut race = Race::new("disable against rotation", first, second);
+    for round in 0..rounds {
+        let (old, old_id, id) = race.general_key();
+        let (rotated, disabled) = together(
+            round,
+            || first.rotate(&race.admin, &id, RACE_GRACE),
+            || second.disable(&race.admin, &id),
+        );
+        let new = rotated.unwrap_or_else(|e| {
+            panic!(
+                "disable against rotation, round {round}: a disabled key may be rotated, got {e}"
+            )
+        });
+        let as_disabled = disabled.expect("disable");
+        race.saw(usize::from(as_disabled.rotated_to().is_none()));
+        let new_id = new.record().id;
+        let rec = first.get(&race.admin, &id).expect("get");
+        assert!(
+            rec.disabled.is_some(),
+            "disable against rotation, round {round}: the rotation undid the disable"
+        );
+        assert_eq!(
+            rec.rotated_to(),
+            Some(new_id),
+            "disable against rotation, round {round}: the disable undid the rotation"
+        );
+        assert_eq!(race.successors_of(old_id), vec![new_id]);
+        assert!(
+            !race.works(second, &old),
+            "disable against rotation, round {round}: the disabled key works"
+        );
+        assert!(
+            race.works(first, &new),
+            "disable against rotation, round {round}: the new key does not work"
+        );
+        assert_eq!(race.trail(old_id, AuditAction::Rotate), (1, 0));
+        assert_eq!(race.trail(old_id, AuditAction::Disable), (1, 0));
+    }
+    race.done(
+        rounds,
+        ["the rotation came first", "the disable came first"],
+    );
+}
+
+fn rotate_against_delete(first: &Keyring, second: &Keyring, rounds: usize) {
+    let mut race = Race::new("delete against rotation", first, second);
+    for round in 0..rounds {
+        let (old, old_id, id) = race.general_key();
+        let (rotated, deleted) = together(
+            round,
+            || first.rotate(&race.admin, &id, RACE_GRACE),
+            || second.delete(&race.admin, &id),
+        );
+        let gone = deleted.expect("delete");
+        let new = match rotated {
+            Ok(new) => {
+                race.saw(0);
+                assert_eq!(
+                    gone.rotated_to(),
+                    Some(new.record().id),
+                    "delete against rotation, round {round}: a rotation of a key already deleted"
+                );
+                assert!(
+                    race.works(first, &new),
+                    "delete against rotation, round {round}: the new key does not work"
+                );
+                Some(new.record().id)
+            }
+            Err(Error::NotFound { .. }) => {
+                race.saw(1);
+                assert_eq!(gone.rotated_to(), None);
+                None
+            }
+            Err(e) => panic!("delete against rotation, round {round}: rotate failed: {e}"),
+        };
+        assert_eq!(
+            race.successors_of(old_id),
+            new.into_iter().collect::<Vec<_>>(),
+            "delete against rotation, round {round}: a successor the caller was not given"
+        );
+        assert!(
+            matches!(first.get(&race.admin, &id), Err(Error::NotFound { .. })),
+            "delete against rotation, round {round}: the deleted key came back"
+        );
+        for kr in [first, second] {
+            assert!(
+                !race.works(kr, &old),
+                "delete against rotation, round {round}: the deleted key works"
+            );
+        }
+        assert_eq!(
+            race.trail(old_id, AuditAction::Rotate).0,
+            usize::from(new.is_some()),
+            "delete against rotation, round {round}: allowed rotate records"
+        );
+        assert_eq!(race.trail(old_id, AuditAction::Delete), (1, 0));
+    }
+    race.done(rounds, ["the rotation came first", "the delete came first"]);
+}
+
+fn end_rotation_against_use(first: &Keyring, second: &Keyring, rounds: usize) {
+    let mut race = Race::new("end_rotation against use", first, second);
+    for round in 0..rounds {
+        let (old, old_id, id) = race.general_key();
+        let new = first.rotate(&race.admin, &id, RACE_GRACE).expect("rotate");
+        let ended = AtomicBool::new(false);
+        let late_successes = AtomicUsize::new(0);
+        let (end, ()) = together(
+            round,
+            || {
+                let rec = first.end_rotation(&race.admin, &id);
+                ended.store(true, Ordering::SeqCst);
+                rec
+            },
+            || {
+                // The new key's first use (written by a flush of the other
+                // store) races the end; the old key is tried through the
+                // keyring that ends it, whose cache that write reaches at once.
+                loop {
+                    let after = ended.load(Ordering::SeqCst);
+                    assert!(
+                        race.works(second, &new),
+                        "end_rotation against use, round {round}: the new key failed"
+                    );
+                    second.flush().expect("flush");
+                    let old_ok = race.works(first, &old);
+                    if after {
+                        if old_ok {
+                            late_successes.fetch_add(1, Ordering::SeqCst);
+                        }
+                        break;
+                    }
+                }
+            },
+        );
+        let end = end.expect("end_rotation");
+        first.flush().expect("flush");
+        second.flush().expect("flush");
+        let end_rot = end.rotation.as_deref().expect("the ended rotation");
+        race.saw(usize::from(end_rot.successor_used_at.is_none()));
+        assert_eq!(
+            late_successes.load(Ordering::SeqCst),
+            0,
+            "end_rotation against use, round {round}: the old key worked after end_rotation returned"
+        );
+        let rec = first.get(&race.admin, &id).expect("get");
+        let rot = rec.rotation.as_deref().expect("the rotation");
+        assert_eq!(
+            rot.overlap_until, end_rot.overlap_until,
+            "end_rotation against use, round {round}: the end of the overlap was undone"
+        );
+        assert!(
+            rot.successor_used_at.is_some(),
+            "end_rotation against use, round {round}: the new key's first use was lost"
+        );
+        assert!(
+            !race.works(first, &old),
+            "end_rotation against use, round {round}: the old key works after its end"
+        );
+        assert_eq!(race.trail(old_id, AuditAction::EndRotation), (1, 0));
+    }
+    race.done(
+        rounds,
+        ["the new key's use came first", "the end came first"],
+    );
 }

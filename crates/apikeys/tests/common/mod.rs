@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use apikeys::store::Edit;
+use apikeys::testing::wrap::{Around, Wrapped};
 use apikeys::{
     AccessLevel, AccountSettings, ApiVersion, Digest, KeyFilter, KeyHasher, KeyId, KeyKind,
     KeyLookup, KeyRecord, KeyStore, MemoryStore, StoreError, Timestamp, UserInsert, UserState,
@@ -36,120 +37,33 @@ pub fn record(account: &str, kind: KeyKind) -> KeyRecord {
     }
 }
 
-/// A store that counts calls before handing them to a `MemoryStore`.
+/// What [`CountingStore`] counts: every call that reaches the store, and
+/// the lookups by digest among them.
 #[derive(Default)]
-pub struct CountingStore {
-    pub inner: MemoryStore,
+pub struct Counts {
     pub calls: AtomicUsize,
     pub finds: AtomicUsize,
 }
 
-impl CountingStore {
+impl Counts {
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
     }
-    fn tick(&self) {
+}
+
+impl Around for Counts {
+    fn before(&self, method: &'static str) {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        if method == "find_by_digest" {
+            self.finds.fetch_add(1, Ordering::SeqCst);
+        }
     }
 }
 
-impl KeyStore for CountingStore {
-    fn insert_audited(&self, r: KeyRecord, e: Option<&AuditEvent>) -> Result<(), StoreError> {
-        self.tick();
-        self.inner.insert_audited(r, e)
-    }
-    fn find_by_digest(&self, d: &Digest) -> Result<Option<KeyLookup>, StoreError> {
-        self.tick();
-        self.finds.fetch_add(1, Ordering::SeqCst);
-        self.inner.find_by_digest(d)
-    }
-    fn get(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        self.tick();
-        self.inner.get(id)
-    }
-    fn list(&self, a: &str, f: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
-        self.tick();
-        self.inner.list(a, f)
-    }
-    fn update_audited(
-        &self,
-        id: KeyId,
-        c: &mut dyn FnMut(&mut KeyRecord) -> Edit,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        self.tick();
-        self.inner.update_audited(id, c)
-    }
-    fn delete_audited(
-        &self,
-        id: KeyId,
-        c: &mut dyn FnMut(&KeyRecord, Option<&UserState>) -> Edit,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        self.tick();
-        self.inner.delete_audited(id, c)
-    }
-    fn rotate(
-        &self,
-        old: KeyId,
-        new: KeyRecord,
-        if_unknown: UserState,
-        decide: &mut dyn FnMut(&mut KeyRecord, Option<&UserState>) -> Edit,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        self.tick();
-        self.inner.rotate(old, new, if_unknown, decide)
-    }
-    fn record_use(&self, id: KeyId, at: Timestamp) -> Result<(), StoreError> {
-        self.tick();
-        self.inner.record_use(id, at)
-    }
-    fn account_settings(&self, a: &str) -> Result<AccountSettings, StoreError> {
-        self.tick();
-        self.inner.account_settings(a)
-    }
-    fn set_account_settings_audited(
-        &self,
-        a: &str,
-        s: AccountSettings,
-        e: Option<&AuditEvent>,
-    ) -> Result<(), StoreError> {
-        self.tick();
-        self.inner.set_account_settings_audited(a, s, e)
-    }
-    fn user(&self, a: &str, u: &str) -> Result<Option<UserState>, StoreError> {
-        self.tick();
-        self.inner.user(a, u)
-    }
-    fn set_user_audited(
-        &self,
-        a: &str,
-        u: &str,
-        s: UserState,
-        e: Option<&AuditEvent>,
-    ) -> Result<(), StoreError> {
-        self.tick();
-        self.inner.set_user_audited(a, u, s, e)
-    }
-    fn insert_for_user(
-        &self,
-        r: KeyRecord,
-        u: &str,
-        if_unknown: UserState,
-        admit: &mut dyn FnMut(&UserState) -> bool,
-        e: Option<&AuditEvent>,
-    ) -> Result<UserInsert, StoreError> {
-        self.tick();
-        self.inner.insert_for_user(r, u, if_unknown, admit, e)
-    }
-    fn remove_user(
-        &self,
-        a: &str,
-        u: &str,
-        d: &Disabled,
-        e: Option<&AuditEvent>,
-    ) -> Result<Vec<KeyRecord>, StoreError> {
-        self.tick();
-        self.inner.remove_user(a, u, d, e)
-    }
-}
+/// A store that counts calls before handing them to a `MemoryStore`
+/// (`store.around.calls()`, `store.around.finds`). It never answers from
+/// memory (`find_cached` is the trait's default), so every lookup is counted.
+pub type CountingStore = Wrapped<MemoryStore, Counts>;
 
 /// A store that fails every call, to check errors surface as `Store` (500).
 pub struct BrokenStore;

@@ -1,0 +1,220 @@
+//! A store that hands every call on to another (feature `testing`), for tests
+//! that need to watch or slow down what a keyring asks of its store.
+//!
+//! [`Wrapped`] forwards each [`KeyStore`] method to its `inner` store, and
+//! first tells its [`Around`] which method is called; `Around` also decides
+//! what the wrapper says of itself where a store answers for what it is
+//! ([`KeyStore::find_cached`], [`KeyStore::may_block`]). A test writes only
+//! what differs:
+//!
+//! ```
+//! use std::sync::atomic::{AtomicUsize, Ordering};
+//! use apikeys::testing::wrap::{Around, Wrapped};
+//! use apikeys::{Keyring, MemoryStore};
+//!
+//! /// Counts the calls that reach the store.
+//! #[derive(Default)]
+//! struct Count(AtomicUsize);
+//!
+//! impl Around for Count {
+//!     fn before(&self, _method: &'static str) {
+//!         self.0.fetch_add(1, Ordering::SeqCst);
+//!     }
+//! }
+//!
+//! let store = std::sync::Arc::new(Wrapped::new(MemoryStore::new(), Count::default()));
+//! let keyring = Keyring::builder().shared_store(store.clone()).build().unwrap();
+//! assert!(keyring.authenticate("too short", &apikeys::Request::rest("GET")).is_err());
+//! assert_eq!(store.around.0.load(Ordering::SeqCst), 0, "a malformed key never reaches the store");
+//! ```
+
+use crate::audit::{AuditEvent, AuditPage, AuditWindow};
+use crate::digest::Digest;
+use crate::error::StoreError;
+use crate::record::{Disabled, KeyId, KeyRecord, Timestamp, UsePlace};
+use crate::role::{AccountSettings, UserState};
+use crate::store::{CachedLookup, Edit, KeyFilter, KeyLookup, KeyStore, UserInsert};
+
+/// What a [`Wrapped`] store does around the calls it hands on. Every method
+/// has a default: `()` is a plain forwarder.
+pub trait Around: Send + Sync {
+    /// Called before every call that does the store's work, with the
+    /// [`KeyStore`] method's name (`"find_by_digest"`, `"rotate"` …): every
+    /// method but [`KeyStore::find_cached`], [`KeyStore::may_block`],
+    /// [`KeyStore::keeps_audit`] and [`KeyStore::flush_writes`], which say
+    /// what the store is or hold nothing back here. A default method of the
+    /// trait that calls another (`insert` → `insert_audited`) is counted once.
+    fn before(&self, method: &'static str) {
+        let _ = method;
+    }
+
+    /// Called before [`KeyStore::find_by_digest`] hands `digest` on (after
+    /// [`Around::before`]); it may wait.
+    fn before_lookup(&self, digest: &Digest) {
+        let _ = digest;
+    }
+
+    /// What [`KeyStore::find_cached`] answers. The default,
+    /// [`CachedLookup::WouldBlock`], is the trait's own (always correct):
+    /// the keyring then calls [`KeyStore::find_by_digest`]. Answer
+    /// `inner.find_cached(digest)` to let the inner store answer from memory.
+    fn find_cached(&self, digest: &Digest, inner: &dyn KeyStore) -> CachedLookup {
+        let _ = (digest, inner);
+        CachedLookup::WouldBlock
+    }
+
+    /// What [`KeyStore::may_block`] answers: by default `true`, the trait's
+    /// own safe answer.
+    fn may_block(&self, inner: &dyn KeyStore) -> bool {
+        let _ = inner;
+        true
+    }
+}
+
+impl Around for () {}
+
+/// A [`KeyStore`] that hands every call to `inner`, telling `around` first.
+#[derive(Debug, Default)]
+pub struct Wrapped<S, A> {
+    /// The store that does the work.
+    pub inner: S,
+    /// What happens around each call.
+    pub around: A,
+}
+
+impl<S: KeyStore, A: Around> Wrapped<S, A> {
+    /// `inner`, with `around` told of every call.
+    pub fn new(inner: S, around: A) -> Self {
+        Wrapped { inner, around }
+    }
+
+    fn on(&self, method: &'static str) -> &S {
+        self.around.before(method);
+        &self.inner
+    }
+}
+
+impl<S: KeyStore, A: Around> KeyStore for Wrapped<S, A> {
+    fn insert_audited(
+        &self,
+        record: KeyRecord,
+        audit: Option<&AuditEvent>,
+    ) -> Result<(), StoreError> {
+        self.on("insert_audited").insert_audited(record, audit)
+    }
+    fn find_by_digest(&self, digest: &Digest) -> Result<Option<KeyLookup>, StoreError> {
+        let inner = self.on("find_by_digest");
+        self.around.before_lookup(digest);
+        inner.find_by_digest(digest)
+    }
+    fn find_cached(&self, digest: &Digest) -> CachedLookup {
+        self.around.find_cached(digest, &self.inner)
+    }
+    fn may_block(&self) -> bool {
+        self.around.may_block(&self.inner)
+    }
+    fn get(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        self.on("get").get(id)
+    }
+    fn list(&self, account: &str, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
+        self.on("list").list(account, filter)
+    }
+    fn update_audited(
+        &self,
+        id: KeyId,
+        change: &mut dyn FnMut(&mut KeyRecord) -> Edit,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        self.on("update_audited").update_audited(id, change)
+    }
+    fn delete_audited(
+        &self,
+        id: KeyId,
+        check: &mut dyn FnMut(&KeyRecord, Option<&UserState>) -> Edit,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        self.on("delete_audited").delete_audited(id, check)
+    }
+    fn rotate(
+        &self,
+        old: KeyId,
+        new: KeyRecord,
+        if_unknown: UserState,
+        decide: &mut dyn FnMut(&mut KeyRecord, Option<&UserState>) -> Edit,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        self.on("rotate").rotate(old, new, if_unknown, decide)
+    }
+    fn successor_used(&self, predecessor: KeyId, at: Timestamp) -> Result<(), StoreError> {
+        self.on("successor_used").successor_used(predecessor, at)
+    }
+    fn keeps_audit(&self) -> bool {
+        self.inner.keeps_audit()
+    }
+    fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.on("append_audit").append_audit(event)
+    }
+    fn audit_records(&self, window: &AuditWindow) -> Result<AuditPage, StoreError> {
+        self.on("audit_records").audit_records(window)
+    }
+    fn prune_audit(&self, before: Timestamp) -> Result<usize, StoreError> {
+        self.on("prune_audit").prune_audit(before)
+    }
+    fn record_use(&self, id: KeyId, at: Timestamp) -> Result<(), StoreError> {
+        self.on("record_use").record_use(id, at)
+    }
+    fn record_use_from(
+        &self,
+        id: KeyId,
+        at: Timestamp,
+        place: &UsePlace,
+    ) -> Result<(), StoreError> {
+        self.on("record_use_from").record_use_from(id, at, place)
+    }
+    fn account_settings(&self, account: &str) -> Result<AccountSettings, StoreError> {
+        self.on("account_settings").account_settings(account)
+    }
+    fn set_account_settings_audited(
+        &self,
+        account: &str,
+        settings: AccountSettings,
+        audit: Option<&AuditEvent>,
+    ) -> Result<(), StoreError> {
+        self.on("set_account_settings_audited")
+            .set_account_settings_audited(account, settings, audit)
+    }
+    fn user(&self, account: &str, user: &str) -> Result<Option<UserState>, StoreError> {
+        self.on("user").user(account, user)
+    }
+    fn set_user_audited(
+        &self,
+        account: &str,
+        user: &str,
+        state: UserState,
+        audit: Option<&AuditEvent>,
+    ) -> Result<(), StoreError> {
+        self.on("set_user_audited")
+            .set_user_audited(account, user, state, audit)
+    }
+    fn insert_for_user(
+        &self,
+        record: KeyRecord,
+        user: &str,
+        if_unknown: UserState,
+        admit: &mut dyn FnMut(&UserState) -> bool,
+        audit: Option<&AuditEvent>,
+    ) -> Result<UserInsert, StoreError> {
+        self.on("insert_for_user")
+            .insert_for_user(record, user, if_unknown, admit, audit)
+    }
+    fn remove_user(
+        &self,
+        account: &str,
+        user: &str,
+        disabled: &Disabled,
+        audit: Option<&AuditEvent>,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        self.on("remove_user")
+            .remove_user(account, user, disabled, audit)
+    }
+    fn flush_writes(&self) -> Result<usize, StoreError> {
+        self.inner.flush_writes()
+    }
+}
