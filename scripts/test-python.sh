@@ -41,6 +41,8 @@ vpy=$venv/bin/python
     "starlette>=0.37" "fastapi>=0.110" "uvicorn>=0.29" "flask>=3" "httpx>=0.27" "pagerduty>=1"
 # apikeys.prometheus (verification metrics) and its tests.
 "$vpy" -m pip install --disable-pip-version-check -q "prometheus_client>=0.20"
+# The secret-scanning tests sign reports as GitHub does (ECDSA P-256, SHA-256).
+"$vpy" -m pip install --disable-pip-version-check -q "cryptography>=42"
 
 py39=${APIKEYS_PYTHON39:-}
 if [[ -z $py39 ]]; then

@@ -87,3 +87,4 @@ declare global {
     }
   }
 }
+export { management, secretScanning, ManagementOptions, SecretScanningOptions, ActorFunction, EndpointMiddleware } from './endpoints'

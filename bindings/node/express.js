@@ -488,3 +488,5 @@ module.exports = {
   DEFAULT_MAX_EVENT_BYTES,
   MAX_AUTHORIZATION_BYTES,
 }
+// The endpoints written once in Rust (management API and page, secret-scanning receiver): endpoints.js.
+Object.assign(module.exports, require('./endpoints.js'))

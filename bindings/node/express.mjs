@@ -2,5 +2,5 @@
 // __test__/esm.test.mjs checks that this list and express.js's exports stay the same.
 import cjs from './express.js'
 
-export const { apikeys, Rejection, tokenFromAuthorization, DEFAULT_MAX_EVENT_BYTES, MAX_AUTHORIZATION_BYTES } = cjs
+export const { apikeys, Rejection, tokenFromAuthorization, DEFAULT_MAX_EVENT_BYTES, MAX_AUTHORIZATION_BYTES, management, secretScanning } = cjs
 export default cjs

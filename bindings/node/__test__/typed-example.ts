@@ -254,3 +254,20 @@ export async function metrics(registry: MetricRegistry): Promise<string> {
   const values = await counter.get()
   return `${COUNTER} ${HISTOGRAM} ${histogram.type} ${values.values.length} ${first.join()}`
 }
+
+// The endpoints written in Rust, as Express middleware (endpoints.d.ts through express.d.ts).
+import { management, secretScanning, type ActorFunction, type EndpointMiddleware, type ManagementOptions } from '../express'
+
+export function endpoints(keyring: Keyring, pem: string): EndpointMiddleware[] {
+  const actor: ActorFunction = (req) => (req.headers['x-user'] ? { account: 'acme', user: String(req.headers['x-user']), role: 'admin' } : null)
+  const options: ManagementOptions = { actor, mountPath: '/admin/keys', page: true, onError: (err) => void err }
+  // @ts-expect-error: the actor function is required
+  management(keyring, {})
+  // @ts-expect-error: onLiveKey is 'disable' or 'delete'
+  secretScanning(keyring, { onLiveKey: 'burn' })
+  return [
+    management(keyring, options),
+    management(keyring, { actor: async () => null }),
+    secretScanning(keyring, { publicKeys: { 'gh-1': pem, 'gh-2': new Uint8Array(91) }, onLiveKey: 'delete', maxBodyBytes: 1 << 20 }),
+  ]
+}

@@ -18,7 +18,7 @@ use crate::types::{
 
 type CoreResult<T> = apikeys::Result<T>;
 
-fn core_actor(a: &Actor) -> CoreResult<apikeys::Actor> {
+pub(crate) fn core_actor(a: &Actor) -> CoreResult<apikeys::Actor> {
     let role = apikeys::Role::parse(&a.role)?;
     let actor = apikeys::Actor::new(a.account.as_str(), a.user.as_str(), role);
     Ok(match &a.context {
@@ -405,6 +405,11 @@ pub struct Keyring {
 }
 
 impl Keyring {
+    /// The core keyring, shared with the endpoints mounted on it.
+    pub(crate) fn core(&self) -> &Arc<apikeys::Keyring> {
+        &self.inner
+    }
+
     fn sync<T>(&self, env: &Env, r: CoreResult<T>) -> Result<T> {
         r.map_err(|e| to_js(env, &e))
     }

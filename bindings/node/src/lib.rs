@@ -14,6 +14,9 @@
 //!   its JavaScript half is `principals.js`.
 //! - [`types`]: the plain objects and string unions of the TypeScript API.
 //! - [`error`]: core errors as `Error`s with `code`, `status` and `pdCode`.
+//! - [`endpoint`]: the Rust endpoints (management API, secret-scanning
+//!   receiver) mounted by `apikeys/express` (`endpoints.js`): parts in,
+//!   `[status, headers, body]` out (`apikeys_http::mount`).
 //! - [`http`]: what the Express middleware reads from a request and answers a
 //!   refused one, decided and rendered by `apikeys-http` (the same bytes as
 //!   axum and the Python middleware).
@@ -48,6 +51,7 @@
 #![deny(unsafe_code)]
 
 pub mod cache;
+pub mod endpoint;
 pub mod error;
 pub mod http;
 pub mod keyring;

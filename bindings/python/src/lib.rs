@@ -43,6 +43,7 @@ use apikeys::{
 
 mod audit;
 mod convert;
+mod endpoint;
 mod errors;
 mod http;
 mod limits;
@@ -617,7 +618,8 @@ impl ManualClock {
 /// Issues, manages and checks API keys. Safe to share between threads.
 #[pyclass(frozen, module = "apikeys")]
 pub struct Keyring {
-    inner: apikeys::Keyring,
+    /// Shared with the endpoints mounted on it (`apikeys.asgi.management_app` …).
+    inner: Arc<apikeys::Keyring>,
     /// Whether the store can block (then `authenticate` releases the GIL too).
     blocking_store: bool,
     /// `"memory"`, `"sqlite"` or `"postgres"`.
@@ -789,7 +791,7 @@ impl Keyring {
         Ok(Keyring {
             blocking_store: inner.may_block(),
             store_kind,
-            inner,
+            inner: Arc::new(inner),
         })
     }
 
@@ -1276,6 +1278,9 @@ fn _apikeys(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<limits::RedisRateLimiter>()?;
     m.add_class::<stores::SqliteStore>()?;
     m.add_class::<stores::PostgresStore>()?;
+    m.add_class::<endpoint::PyEndpoint>()?;
+    m.add_function(wrap_pyfunction!(endpoint::_management, m)?)?;
+    m.add_function(wrap_pyfunction!(endpoint::_secret_scanning, m)?)?;
     m.add_class::<webhooks::WebhookEndpoint>()?;
     m.add_class::<webhooks::WebhookWorker>()?;
     m.add_function(wrap_pyfunction!(webhooks::generate_webhook_secret, m)?)?;

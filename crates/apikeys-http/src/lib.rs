@@ -73,6 +73,7 @@ pub mod events;
 #[cfg(feature = "axum")]
 pub mod extract;
 pub mod manage;
+pub mod mount;
 mod offload;
 pub mod rejection;
 pub mod rest;

@@ -77,6 +77,10 @@ __all__ = [
     "require_scope",
     "requires_scope",
 ]
+# The endpoints written once in Rust (the management API and page, the secret-scanning receiver): _endpoints.py.
+from ._endpoints import ActorFunction as ActorFunction, management_app as management_app, secret_scanning_app as secret_scanning_app  # noqa: E402
+
+__all__ += ["ActorFunction", "management_app", "secret_scanning_app"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
