@@ -14,7 +14,7 @@
 //! error template (`Errors`), which the JavaScript layer turns into the
 //! `Error` it throws.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use napi::bindgen_prelude::{Either, Null};
 
@@ -24,10 +24,20 @@ type CoreResult<T> = apikeys::Result<T>;
 
 /// The slots of the keys a keyring object has authenticated (see the module's
 /// documentation).
+///
+/// Each slot keeps the core's principal of the key's latest authentication,
+/// for its record: the core answers the store's own `Arc` of the record, so
+/// the same record is the same address, and holding the principal keeps that
+/// address from being reused. A call whose record is at the kept address
+/// does nothing more; only a record the store replaced (a last use a durable
+/// store wrote, a description, a rotation…) is taken, by a reference count,
+/// never a copy. Comparing the records' fields instead read the kept record
+/// and both descriptions on every call: three memory accesses, cache misses
+/// over many keys (docs/performance.md, "Bindings: 7aa1ce6 vs f5ccbb6, same session").
 #[derive(Default)]
 pub(crate) struct Slots {
     by_id: IdTable,
-    records: Vec<Arc<apikeys::KeyRecord>>,
+    kept: Vec<apikeys::Principal>,
 }
 
 /// Handles are `slot * 16 + role`; `NO_ROLE` is the role part for keys that are not user tokens.
@@ -144,20 +154,21 @@ impl Slots {
         let print = fingerprint(rec);
         let slot = match self.by_id.get(rec.id.as_u64()) {
             Some((s, f)) if f == print => {
-                let kept = &mut self.records[s as usize];
-                if changed(kept, rec) {
-                    *kept = Arc::new(rec.clone());
+                let kept = &mut self.kept[s as usize];
+                // The same address is the same record (see `Slots`).
+                if !std::ptr::eq(kept.record(), rec) {
+                    *kept = p.clone();
                 }
                 s
             }
             _ => {
-                if self.records.len() >= MAX_SLOTS {
+                if self.kept.len() >= MAX_SLOTS {
                     return Err(apikeys::Error::Store(apikeys::StoreError::Unavailable(
                         "too many distinct keys authenticated by this keyring object".into(),
                     )));
                 }
-                let s = self.records.len() as u32;
-                self.records.push(Arc::new(rec.clone()));
+                let s = self.kept.len() as u32;
+                self.kept.push(p.clone());
                 self.by_id.insert(rec.id.as_u64(), s, print);
                 s
             }
@@ -171,7 +182,7 @@ impl Slots {
         if handle & ERROR_BIT != 0 {
             return None;
         }
-        let rec = self.records.get((handle >> 4) as usize)?;
+        let rec = self.kept.get((handle >> 4) as usize)?.record();
         let role = match handle & 15 {
             NO_ROLE => None,
             r => Some(
@@ -184,25 +195,14 @@ impl Slots {
         Some(principal_of(rec, role))
     }
 
-    /// The key's record as of its latest authentication, for a handle.
-    pub(crate) fn record(&self, handle: u32) -> Option<Arc<apikeys::KeyRecord>> {
+    /// The key's record as of its latest authentication, for a handle: in
+    /// the principal of that authentication (`record()`), shared, not copied.
+    pub(crate) fn record(&self, handle: u32) -> Option<apikeys::Principal> {
         if handle & ERROR_BIT != 0 {
             return None;
         }
-        self.records.get((handle >> 4) as usize).cloned()
+        self.kept.get((handle >> 4) as usize).cloned()
     }
-}
-
-/// Whether a record differs from the one kept for its slot in what may change
-/// while its identity stays (the fingerprint covers the rest): compared on
-/// every call, so only these few fields; the copy is made only when one moved.
-fn changed(kept: &apikeys::KeyRecord, now: &apikeys::KeyRecord) -> bool {
-    kept.last_used_at != now.last_used_at
-        || kept.expires_at != now.expires_at
-        || kept.disabled != now.disabled
-        || kept.description != now.description
-        || kept.rotation != now.rotation
-        || kept.last_used_from != now.last_used_from
 }
 
 /// What an authentication error looks like in JavaScript: `[code, message,
@@ -356,43 +356,48 @@ mod tests {
 
     #[test]
     fn a_slot_keeps_the_record_of_the_latest_authentication() {
-        let (k, _) = setup();
+        let (k, admin) = setup();
         let a = general(&k, CoreAccess::FullAccess);
         let mut slots = Slots::default();
         let p = principal(&k, &a);
         let h = slots.handle(&p).unwrap();
-        assert_eq!(*slots.record(h).unwrap(), *p.record());
-        // A kept record that is older in a field that may change (as a
-        // durable store hands back once the last use is written) is replaced;
-        // the handle stays.
-        let mut older = p.record().clone();
-        older.last_used_at = Some(apikeys::Timestamp::from_unix_millis(5));
-        older.description = "before".into();
-        slots.records[(h >> 4) as usize] = Arc::new(older);
-        let unchanged = Arc::clone(&slots.records[(h >> 4) as usize]);
-        assert_eq!(slots.handle(&p).unwrap(), h);
-        assert_eq!(*slots.record(h).unwrap(), *p.record());
-        assert!(!Arc::ptr_eq(&slots.record(h).unwrap(), &unchanged));
-        // So is one whose rotation or last place moved (a key rotated under
-        // the same identity keeps its slot and handle).
-        let mut unrotated = p.record().clone();
-        unrotated.rotation = Some(Box::default());
-        slots.records[(h >> 4) as usize] = Arc::new(unrotated);
-        assert_eq!(slots.handle(&p).unwrap(), h);
-        assert_eq!(*slots.record(h).unwrap(), *p.record());
-        let mut elsewhere = p.record().clone();
-        elsewhere.last_used_from = Some(Box::new(apikeys::UsePlace::new(
-            Some("192.0.2.1"),
-            Some("GET"),
-            Some("/x"),
-        )));
-        slots.records[(h >> 4) as usize] = Arc::new(elsewhere);
-        assert_eq!(slots.handle(&p).unwrap(), h);
-        assert_eq!(*slots.record(h).unwrap(), *p.record());
-        // An unchanged one is kept as it is (no copy per call).
+        // The store's record itself, shared: no copy.
         let kept = slots.record(h).unwrap();
-        slots.handle(&p).unwrap();
-        assert!(Arc::ptr_eq(&slots.record(h).unwrap(), &kept));
+        assert!(std::ptr::eq(kept.record(), p.record()));
+        // Later calls with the record unchanged keep it as it is.
+        for _ in 0..3 {
+            assert_eq!(slots.handle(&principal(&k, &a)).unwrap(), h);
+            assert!(std::ptr::eq(
+                slots.record(h).unwrap().record(),
+                kept.record()
+            ));
+        }
+        // A record the store replaced (here: rotated, so the old key is in
+        // its overlap) is taken at the next authentication; the handle stays.
+        let id = a.record().id.to_string();
+        k.rotate(&admin, &id, std::time::Duration::from_secs(3600))
+            .unwrap();
+        assert!(slots.record(h).unwrap().record().rotation.is_none());
+        let rotated = principal(&k, &a);
+        assert!(rotated.record().rotation.is_some());
+        assert_eq!(slots.handle(&rotated).unwrap(), h);
+        let now = slots.record(h).unwrap();
+        assert!(std::ptr::eq(now.record(), rotated.record()));
+        assert_eq!(*now.record(), *rotated.record());
+        // So is one disabled and enabled again: the same fields, another record.
+        k.disable(&admin, &id).unwrap();
+        k.enable(&admin, &id).unwrap();
+        let again = principal(&k, &a);
+        assert!(!std::ptr::eq(again.record(), rotated.record()));
+        assert_eq!(slots.handle(&again).unwrap(), h);
+        assert!(std::ptr::eq(
+            slots.record(h).unwrap().record(),
+            again.record()
+        ));
+        // The kept principal's record stays valid while the slot holds it,
+        // even once the store dropped its own (so its address is never reused).
+        drop((p, rotated, again));
+        assert_eq!(slots.record(h).unwrap().record().id, a.record().id);
         assert!(slots.record(h | ERROR_BIT).is_none());
         assert!(slots.record(h + 16).is_none());
     }

@@ -1051,7 +1051,7 @@ impl Keyring {
     #[napi(catch_unwind, js_name = "_record", skip_typescript)]
     pub fn record_at(&self, env: Env, handle: u32) -> Result<KeyRecord> {
         let r = lock(&self.slots).record(handle);
-        r.map(|r| KeyRecord::from(&*r)).ok_or_else(|| {
+        r.map(|p| KeyRecord::from(p.record())).ok_or_else(|| {
             to_js(
                 &env,
                 &invalid("handle", "not a handle this keyring answered"),
