@@ -155,18 +155,7 @@ impl Outbox for SqliteStore {
     }
 
     fn finish(&self, claimed: &Claimed, how: &Finish, _now: Timestamp) -> Result<bool, StoreError> {
-        let (status, delivered_to, next_at, error) = match how {
-            Finish::Delivered { delivered_to } => ("delivered", delivered_to, None, None),
-            Finish::Retry {
-                delivered_to,
-                next_at,
-                error,
-            } => ("pending", delivered_to, Some(*next_at), Some(error)),
-            Finish::Dead {
-                delivered_to,
-                error,
-            } => ("dead", delivered_to, None, Some(error)),
-        };
+        let (status, delivered_to, next_at, error) = how.columns();
         self.inner.outbox_write(|tx| {
             let n = tx
                 .prepare_cached(

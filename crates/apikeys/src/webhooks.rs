@@ -388,6 +388,27 @@ pub enum Finish {
     },
 }
 
+impl Finish {
+    /// What a store writes for it: the row's new status (`delivered`,
+    /// `pending` or `dead`), the endpoints that accepted it, when to try
+    /// next (a retry only; otherwise the row's `next_at` stays) and why the
+    /// last attempt failed.
+    pub fn columns(&self) -> (&'static str, &[String], Option<Timestamp>, Option<&str>) {
+        match self {
+            Finish::Delivered { delivered_to } => ("delivered", delivered_to, None, None),
+            Finish::Retry {
+                delivered_to,
+                next_at,
+                error,
+            } => ("pending", delivered_to, Some(*next_at), Some(error)),
+            Finish::Dead {
+                delivered_to,
+                error,
+            } => ("dead", delivered_to, None, Some(error)),
+        }
+    }
+}
+
 /// An outbox: where events wait for a delivery worker.
 ///
 /// Claims are leases: a claimed row is invisible to other claims until its
