@@ -253,16 +253,6 @@ fn account(ctx: &Ctx, cmd: AccountCmd) -> Result<u8, Failure> {
             rest_api,
             advanced_permissions,
         } => {
-            let role = standing(ctx, Some(AuditAction::SetAccount), None)?;
-            if !role.is_admin_or_owner() {
-                return Err(refuse(
-                    ctx,
-                    role,
-                    AuditAction::SetAccount,
-                    None,
-                    &format!("the role '{role}' may not change the account's plan"),
-                ));
-            }
             let mut s = ctx.keyring.account(&actor.account)?;
             if let Some(v) = rest_api {
                 s.rest_api = v.is_on();
@@ -270,7 +260,8 @@ fn account(ctx: &Ctx, cmd: AccountCmd) -> Result<u8, Failure> {
             if let Some(v) = advanced_permissions {
                 s.advanced_permissions = v.is_on();
             }
-            ctx.keyring.set_account(&actor.account, s)?;
+            // Who may: the core decides (Keyring::set_account_as).
+            ctx.keyring.set_account_as(actor, s)?;
             settings_out(ctx, &actor.account, s)
         }
     }
@@ -280,11 +271,8 @@ fn user(ctx: &Ctx, cmd: UserCmd) -> Result<u8, Failure> {
     let actor = ctx.actor()?;
     match cmd {
         UserCmd::SetRole { user, role } => {
-            let action = AuditAction::SetUserRole;
-            let mine = standing(ctx, Some(action), Some(&user))?;
-            let theirs = ctx.keyring.user(&actor.account, &user)?;
-            may_manage_user(ctx, mine, action, &user, theirs.map(|s| s.role), Some(role))?;
-            ctx.keyring.set_user_role(&actor.account, &user, role)?;
+            // Who may: the core decides (Keyring::set_user_role_as).
+            ctx.keyring.set_user_role_as(actor, &user, role)?;
             if ctx.json {
                 json_out(&json!({ "user": user, "role": role.as_str(), "removed": false }))?;
             } else {
@@ -293,11 +281,7 @@ fn user(ctx: &Ctx, cmd: UserCmd) -> Result<u8, Failure> {
             Ok(0)
         }
         UserCmd::Remove { user } => {
-            let action = AuditAction::RemoveUser;
-            let mine = standing(ctx, Some(action), Some(&user))?;
-            let theirs = ctx.keyring.user(&actor.account, &user)?;
-            may_manage_user(ctx, mine, action, &user, theirs.map(|s| s.role), None)?;
-            let n = ctx.keyring.remove_user(&actor.account, &user)?;
+            let n = ctx.keyring.remove_user_as(actor, &user)?;
             if ctx.json {
                 json_out(&json!({ "user": user, "removed": true, "keys_disabled": n }))?;
             } else {
@@ -336,29 +320,6 @@ fn user(ctx: &Ctx, cmd: UserCmd) -> Result<u8, Failure> {
             }
             Ok(0)
         }
-    }
-}
-
-/// Who may change a user: an Owner or Admin; only an Owner makes an Owner
-/// or changes or removes one.
-fn may_manage_user(
-    ctx: &Ctx,
-    mine: Role,
-    action: AuditAction,
-    user: &str,
-    theirs: Option<Role>,
-    new: Option<Role>,
-) -> Result<(), Failure> {
-    let why = if !mine.is_admin_or_owner() {
-        Some(format!("the role '{mine}' may not change users' roles"))
-    } else if mine != Role::Owner && (theirs == Some(Role::Owner) || new == Some(Role::Owner)) {
-        Some("only an owner may make an owner, or change or remove one".to_owned())
-    } else {
-        None
-    };
-    match why {
-        Some(why) => Err(refuse(ctx, mine, action, Some(user), &why)),
-        None => Ok(()),
     }
 }
 

@@ -233,27 +233,53 @@ impl Keyring {
     /// Set what an account's plan includes. Takes effect on the next request.
     pub fn set_account(&self, account: &str, settings: AccountSettings) -> Result<()> {
         self.audited(Draft::system(account, AuditAction::SetAccount), |draft| {
-            validate_id("account", account)?;
-            let before = self.store.account_settings(account)?;
-            if before.rest_api != settings.rest_api {
-                draft.changed(
-                    "rest_api",
-                    Some(before.rest_api.to_string()),
-                    Some(settings.rest_api.to_string()),
-                );
-            }
-            if before.advanced_permissions != settings.advanced_permissions {
-                draft.changed(
-                    "advanced_permissions",
-                    Some(before.advanced_permissions.to_string()),
-                    Some(settings.advanced_permissions.to_string()),
-                );
-            }
-            let event = draft.allowed(self.clock.now());
-            Ok(self
-                .store
-                .set_account_settings_audited(account, settings, Some(&event))?)
+            self.write_account(draft, account, settings)
         })
+    }
+
+    /// [`Keyring::set_account`] as `actor`, for tools that act for a person
+    /// (the command line, an admin page): an Owner or an Admin of the
+    /// account, by their stored standing, may change its plan
+    /// (docs/design.md §2, "Users and the account"); recorded with the actor.
+    /// `NotPermitted` otherwise, recorded too.
+    pub fn set_account_as(&self, actor: &Actor, settings: AccountSettings) -> Result<()> {
+        self.audited(Draft::by(actor, AuditAction::SetAccount), |draft| {
+            let mine = self.acting_role(actor, draft)?.ok_or_else(removed_actor)?;
+            if !mine.is_admin_or_owner() {
+                return Err(Error::NotPermitted {
+                    reason: format!("the role '{mine}' may not change the account's plan"),
+                });
+            }
+            self.write_account(draft, &actor.account, settings)
+        })
+    }
+
+    fn write_account(
+        &self,
+        draft: &mut Draft,
+        account: &str,
+        settings: AccountSettings,
+    ) -> Result<()> {
+        validate_id("account", account)?;
+        let before = self.store.account_settings(account)?;
+        if before.rest_api != settings.rest_api {
+            draft.changed(
+                "rest_api",
+                Some(before.rest_api.to_string()),
+                Some(settings.rest_api.to_string()),
+            );
+        }
+        if before.advanced_permissions != settings.advanced_permissions {
+            draft.changed(
+                "advanced_permissions",
+                Some(before.advanced_permissions.to_string()),
+                Some(settings.advanced_permissions.to_string()),
+            );
+        }
+        let event = draft.allowed(self.clock.now());
+        Ok(self
+            .store
+            .set_account_settings_audited(account, settings, Some(&event))?)
     }
 
     /// The account's current settings.
@@ -269,28 +295,80 @@ impl Keyring {
         let mut draft = Draft::system(account, AuditAction::SetUserRole);
         draft.subject_user = Some(audit_id(user));
         self.audited(draft, |draft| {
-            validate_id("account", account)?;
-            validate_id("user", user)?;
-            let before = self.store.user(account, user)?;
-            draft.changed(
-                "role",
-                before.map(|s| s.role.as_str().to_owned()),
-                Some(role.as_str().to_owned()),
-            );
-            if before.is_some_and(|s| s.removed) {
-                draft.changed("removed", Some("true".into()), Some("false".into()));
-            }
-            let event = draft.allowed(self.clock.now());
-            Ok(self.store.set_user_audited(
-                account,
-                user,
-                UserState {
-                    role,
-                    removed: false,
-                },
-                Some(&event),
-            )?)
+            self.write_user_role(draft, account, user, role)
         })
+    }
+
+    /// [`Keyring::set_user_role`] as `actor`, for tools that act for a
+    /// person: an Owner or an Admin, by their stored standing, may change
+    /// another user's role; only an Owner makes an Owner, or changes one's
+    /// role (docs/design.md §2, "Users and the account"). Recorded with the
+    /// actor. `NotPermitted` otherwise, recorded too.
+    pub fn set_user_role_as(&self, actor: &Actor, user: &str, role: Role) -> Result<()> {
+        let mut draft = Draft::by(actor, AuditAction::SetUserRole);
+        draft.subject_user = Some(audit_id(user));
+        self.audited(draft, |draft| {
+            self.may_manage_user(actor, draft, user, Some(role))?;
+            self.write_user_role(draft, &actor.account, user, role)
+        })
+    }
+
+    /// Who may change another user's role or remove them
+    /// (docs/design.md §2, "Users and the account"): an Owner or an Admin,
+    /// by their stored standing; only an Owner makes an Owner, or changes or
+    /// removes one. The subject's role is read just before the write: a
+    /// change racing it is decided on the role as read.
+    fn may_manage_user(
+        &self,
+        actor: &Actor,
+        draft: &mut Draft,
+        user: &str,
+        new: Option<Role>,
+    ) -> Result<()> {
+        validate_id("user", user)?;
+        let mine = self.acting_role(actor, draft)?.ok_or_else(removed_actor)?;
+        if !mine.is_admin_or_owner() {
+            return Err(Error::NotPermitted {
+                reason: format!("the role '{mine}' may not change users' roles"),
+            });
+        }
+        let theirs = self.store.user(&actor.account, user)?.map(|s| s.role);
+        if mine != Role::Owner && (theirs == Some(Role::Owner) || new == Some(Role::Owner)) {
+            return Err(Error::NotPermitted {
+                reason: "only an owner may make an owner, or change or remove one".to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    fn write_user_role(
+        &self,
+        draft: &mut Draft,
+        account: &str,
+        user: &str,
+        role: Role,
+    ) -> Result<()> {
+        validate_id("account", account)?;
+        validate_id("user", user)?;
+        let before = self.store.user(account, user)?;
+        draft.changed(
+            "role",
+            before.map(|s| s.role.as_str().to_owned()),
+            Some(role.as_str().to_owned()),
+        );
+        if before.is_some_and(|s| s.removed) {
+            draft.changed("removed", Some("true".into()), Some("false".into()));
+        }
+        let event = draft.allowed(self.clock.now());
+        Ok(self.store.set_user_audited(
+            account,
+            user,
+            UserState {
+                role,
+                removed: false,
+            },
+            Some(&event),
+        )?)
     }
 
     /// Remove a user from the account (offboarding): every user token of
@@ -302,21 +380,35 @@ impl Keyring {
     pub fn remove_user(&self, account: &str, user: &str) -> Result<usize> {
         let mut draft = Draft::system(account, AuditAction::RemoveUser);
         draft.subject_user = Some(audit_id(user));
+        self.audited(draft, |draft| self.write_removal(draft, account, user))
+    }
+
+    /// [`Keyring::remove_user`] as `actor`, for tools that act for a
+    /// person: decided by the rule of [`Keyring::set_user_role_as`] and
+    /// recorded with the actor. `NotPermitted` otherwise, recorded too.
+    pub fn remove_user_as(&self, actor: &Actor, user: &str) -> Result<usize> {
+        let mut draft = Draft::by(actor, AuditAction::RemoveUser);
+        draft.subject_user = Some(audit_id(user));
         self.audited(draft, |draft| {
-            validate_id("account", account)?;
-            validate_id("user", user)?;
-            let now = self.clock.now();
-            let disabled = Disabled {
-                by: OFFBOARDING.into(),
-                at: now,
-            };
-            draft.changed("removed", Some("false".into()), Some("true".into()));
-            let event = draft.allowed(now);
-            Ok(self
-                .store
-                .remove_user(account, user, &disabled, Some(&event))?
-                .len())
+            self.may_manage_user(actor, draft, user, None)?;
+            self.write_removal(draft, &actor.account, user)
         })
+    }
+
+    fn write_removal(&self, draft: &mut Draft, account: &str, user: &str) -> Result<usize> {
+        validate_id("account", account)?;
+        validate_id("user", user)?;
+        let now = self.clock.now();
+        let disabled = Disabled {
+            by: OFFBOARDING.into(),
+            at: now,
+        };
+        draft.changed("removed", Some("false".into()), Some("true".into()));
+        let event = draft.allowed(now);
+        Ok(self
+            .store
+            .remove_user(account, user, &disabled, Some(&event))?
+            .len())
     }
 
     /// A user's current state, if the keyring knows them.
