@@ -397,6 +397,16 @@ export interface AuditContext {
   remoteAddress?: string
   /** The last four characters of the key the caller authenticated with. */
   truncatedToken?: string
+  /**
+   * For a change made because a key was reported leaked: where the report
+   * says it was seen (a URL; key-shaped parts redacted).
+   */
+  reportUrl?: string
+  /**
+   * For a change made because a key was reported leaked: the kind of place
+   * it was seen in (GitHub's `source`: `content`, `commit` …).
+   */
+  reportSource?: string
 }
 
 /** One management call, allowed or refused. Never holds a key. */

@@ -87,6 +87,12 @@ for (const kind of ['memory', 'sqlite']) {
       assert.ok(!r.text.includes(live.secret))
       assert.throws(() => keyring.authenticate(live.secret), { code: 'ERR_UNAUTHORIZED' })
       assert.equal(keyring.get(admin, live.record.id).disabled.by, 'system:leak')
+      // The audit record keeps where the report says the key was seen.
+      const leak = keyring.auditRecords({ account: 'acme', keyId: live.record.id, actions: ['disable'] }).records
+      assert.equal(leak.length, 1)
+      assert.equal(leak[0].context.reportUrl, 'https://github.com/octo/repo/blob/main/.env')
+      assert.equal(leak[0].context.reportSource, 'content')
+      assert.ok(!JSON.stringify(leak[0]).includes(live.secret))
       keyring.authenticate(fine.secret)
     })
 

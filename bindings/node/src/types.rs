@@ -171,6 +171,12 @@ pub struct AuditContext {
     pub remote_address: Option<String>,
     /// The last four characters of the key the caller authenticated with.
     pub truncated_token: Option<String>,
+    /// For a change made because a key was reported leaked: where the report
+    /// says it was seen (a URL; key-shaped parts redacted).
+    pub report_url: Option<String>,
+    /// For a change made because a key was reported leaked: the kind of place
+    /// it was seen in (GitHub's `source`: `content`, `commit` …).
+    pub report_source: Option<String>,
 }
 
 impl From<&apikeys::CallContext> for AuditContext {
@@ -179,6 +185,8 @@ impl From<&apikeys::CallContext> for AuditContext {
             request_id: c.request_id.clone(),
             remote_address: c.remote_address.clone(),
             truncated_token: c.truncated_token.clone(),
+            report_url: c.report_url.clone(),
+            report_source: c.report_source.clone(),
         }
     }
 }

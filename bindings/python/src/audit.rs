@@ -75,6 +75,18 @@ impl CallContext {
     fn truncated_token(&self) -> Option<&str> {
         self.0.truncated_token.as_deref()
     }
+    /// For a change made because a key was reported leaked: where the
+    /// report says it was seen (a URL; key-shaped parts redacted).
+    #[getter]
+    fn report_url(&self) -> Option<&str> {
+        self.0.report_url.as_deref()
+    }
+    /// For a change made because a key was reported leaked: the kind of
+    /// place it was seen in (GitHub's `source`: `content`, `commit` …).
+    #[getter]
+    fn report_source(&self) -> Option<&str> {
+        self.0.report_source.as_deref()
+    }
     fn __bool__(&self) -> bool {
         !self.0.is_empty()
     }
@@ -84,6 +96,8 @@ impl CallContext {
             ("request_id", &self.0.request_id),
             ("remote_address", &self.0.remote_address),
             ("truncated_token", &self.0.truncated_token),
+            ("report_url", &self.0.report_url),
+            ("report_source", &self.0.report_source),
         ] {
             if let Some(v) = v {
                 parts.push(format!("{name}={}", convert::repr(py, v)));

@@ -150,6 +150,13 @@ def test_a_reported_live_key_is_disabled_and_labelled_true_positive(host: Host) 
         host.keyring.authenticate(live.secret)
     record = host.keyring.get(ADMIN, live.record.id)
     assert record.disabled is not None and record.disabled.by == "system:leak"
+    # The audit record keeps where the report says the key was seen.
+    leak = [e for e in host.keyring.audit_records(ADMIN.account).records if e.key_id == live.record.id and e.action == "disable"]
+    assert len(leak) == 1, leak
+    ctx = leak[0].context
+    assert (ctx.report_url, ctx.report_source) == ("https://github.com/octo/repo/blob/main/.env", "content")
+    assert "report_url='https://github.com/octo/repo/blob/main/.env'" in repr(ctx)
+    assert live.secret not in repr(leak[0])
     host.keyring.authenticate(fine.secret)
     # The raw token is in no answer.
     assert live.secret not in json.dumps(answer)

@@ -108,9 +108,14 @@
     openDialog(keyDialog, input);
     input.select();
   }
-  keyDialog.addEventListener('close', () => {
+  function wipeKey() {
     $('key-value').value = '';
     $('key-copied').textContent = '';
+  }
+  // Escape fires 'cancel' at once; 'close' comes a task later: wipe on both.
+  keyDialog.addEventListener('cancel', wipeKey);
+  keyDialog.addEventListener('close', () => {
+    wipeKey();
     refresh();
   });
   $('key-copy').addEventListener('click', async () => {
