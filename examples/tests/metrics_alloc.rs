@@ -47,14 +47,19 @@ fn metrics_add_no_allocation_per_authentication() {
         .create_general_key(&admin, "k", AccessLevel::FullAccess)
         .unwrap();
     let token = key.secret().expose();
-    let off = allocations(&plain, token, 1_000);
-    let on = allocations(&metered, token, 1_000);
-    let facade = allocations(&forwarding, token, 1_000);
+    // The allocator counts every thread's allocations, and the keyring's
+    // background threads (the last-use flusher, the coarse clock) may
+    // allocate during a window: take the fewest of five windows. An
+    // allocation per authentication would be in every window (1,000 or more).
+    let fewest = |kr: &Keyring| (0..5).map(|_| allocations(kr, token, 1_000)).min().unwrap();
+    let off = fewest(&plain);
+    let on = fewest(&metered);
+    let facade = fewest(&forwarding);
     // A refusal builds its error (the malformed token's): the same count in all three.
     assert_eq!(
         (on, facade),
         (off, off),
         "off {off}, on {on}, facade {facade}"
     );
-    assert_eq!(core.snapshot().total(), 2_006);
+    assert_eq!(core.snapshot().total(), 5 * 2_006);
 }
