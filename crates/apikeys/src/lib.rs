@@ -89,6 +89,12 @@ pub mod store;
 pub mod testing;
 pub mod webhooks;
 
+/// The thin reference-counted string of a record's names
+/// ([`KeyRecord::account`], `owner`, `target`, `created_by`, [`Disabled::by`]):
+/// one pointer where `Arc<str>` is two, a `Deref<Target = str>` like it.
+/// Re-exported from the [`arcstr`](https://docs.rs/arcstr) crate.
+pub use arcstr::ArcStr;
+
 pub use self::{
     audit::{
         AuditAction, AuditEvent, AuditOutcome, AuditPage, AuditQuery, AuditSink, AuditWindow,

@@ -2,9 +2,9 @@
 
 use std::fmt;
 use std::num::NonZeroU64;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arcstr::ArcStr;
 use rand_core::TryRng;
 use serde::{Deserialize, Serialize};
 
@@ -331,7 +331,7 @@ impl<'de> Deserialize<'de> for Scope {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Disabled {
     /// The user who disabled it (`"system:offboarding"` when its owner was removed).
-    pub by: Arc<str>,
+    pub by: ArcStr,
     /// When.
     pub at: Timestamp,
 }
@@ -343,7 +343,7 @@ pub struct KeyRecord {
     /// Public, unique, URL-safe id; not derived from the key.
     pub id: KeyId,
     /// The account the key belongs to.
-    pub account: Arc<str>,
+    pub account: ArcStr,
     /// Which kind of key.
     pub kind: KeyKind,
     /// A human description ("CI bot").
@@ -351,15 +351,15 @@ pub struct KeyRecord {
     /// Full access or read-only (meaningful for general keys; others are `FullAccess`).
     pub access: AccessLevel,
     /// The user a [`KeyKind::UserToken`] belongs to.
-    pub owner: Option<Arc<str>>,
+    pub owner: Option<ArcStr>,
     /// The service ([`KeyKind::Integration`]) or orchestration ([`KeyKind::Routing`]).
-    pub target: Option<Arc<str>>,
+    pub target: Option<ArcStr>,
     /// The scopes of a [`KeyKind::Scoped`] token.
     pub scopes: Box<[Scope]>,
     /// When it was made.
     pub created_at: Timestamp,
     /// The user who made it.
-    pub created_by: Arc<str>,
+    pub created_by: ArcStr,
     /// The API version it was made for (`"v2"`).
     pub api_version: ApiVersion,
     /// Set while the key is disabled (boxed: most keys are not, and a record stays small).

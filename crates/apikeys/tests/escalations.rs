@@ -66,7 +66,7 @@ fn a_scoped_token_follows_its_maker_down_and_out() {
     assert_eq!(e.http_status(), 401);
     let admin = Actor::new("acme", "PADMIN", Role::Admin);
     let rec = kr.get(&admin, &t.record().id.to_string()).unwrap();
-    assert_eq!(rec.disabled.unwrap().by.as_ref(), "system:offboarding");
+    assert_eq!(rec.disabled.unwrap().by.as_str(), "system:offboarding");
     kr.set_user_role("acme", "PMANAGER", Role::Manager).unwrap();
     assert_eq!(
         kr.authenticate(token, &get("incidents.read"))

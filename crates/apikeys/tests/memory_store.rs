@@ -189,7 +189,7 @@ fn account_names_are_interned() {
     s.insert(b.clone()).unwrap();
     let ra = s.find_by_digest(&a.digest).unwrap().unwrap().record;
     let rb = s.find_by_digest(&b.digest).unwrap().unwrap().record;
-    assert!(Arc::ptr_eq(&ra.account, &rb.account));
+    assert!(apikeys::ArcStr::ptr_eq(&ra.account, &rb.account));
 }
 
 #[test]

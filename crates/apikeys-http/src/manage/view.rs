@@ -19,7 +19,7 @@ pub(crate) fn key(r: &KeyRecord, now: Timestamp) -> Value {
     m.insert("read_only".into(), json!(r.access == AccessLevel::ReadOnly));
     m.insert("api_version".into(), json!(r.api_version.as_str()));
     m.insert("created_at".into(), time(Some(r.created_at)));
-    m.insert("created_by".into(), json!(r.created_by.as_ref()));
+    m.insert("created_by".into(), json!(r.created_by.as_str()));
     m.insert("owner".into(), json!(r.owner.as_deref()));
     let target = r.target.as_deref();
     match r.kind {
@@ -34,7 +34,7 @@ pub(crate) fn key(r: &KeyRecord, now: Timestamp) -> Value {
     m.insert("disabled".into(), json!(r.disabled.is_some()));
     m.insert(
         "disabled_by".into(),
-        json!(r.disabled.as_ref().map(|d| d.by.as_ref())),
+        json!(r.disabled.as_ref().map(|d| d.by.as_str())),
     );
     m.insert(
         "disabled_at".into(),

@@ -1,6 +1,6 @@
 //! Making keys: [`NewKey`], [`IssuedKey`] and the `create…` calls.
 
-use std::sync::Arc;
+use arcstr::ArcStr;
 
 use super::{
     Draft, Keyring, MAX_SCOPES, removed_actor, validate_actor, validate_description, validate_id,
@@ -227,7 +227,7 @@ impl Keyring {
         self.may_create(&standing, kind, &[])?;
         plan_allows(&self.store.account_settings(&actor.account)?, kind)?;
         let description = validate_description(&spec.description)?;
-        let target: Option<Arc<str>> = match (&spec.target, kind) {
+        let target: Option<ArcStr> = match (&spec.target, kind) {
             (Some(t), KeyKind::Integration) => {
                 validate_id("service_id", t)?;
                 Some(t.as_str().into())
@@ -275,7 +275,7 @@ impl Keyring {
         // User and scoped tokens act through their maker's standing: it is
         // read again, and the key stored, in one atomic step of the store.
         let through_maker = matches!(kind, KeyKind::UserToken | KeyKind::Scoped);
-        let owner: Option<Arc<str>> =
+        let owner: Option<ArcStr> =
             (kind == KeyKind::UserToken).then(|| actor.user.as_str().into());
         // A clash of id or digest is astronomically unlikely, but a store may
         // report one: draw again rather than fail.

@@ -2,9 +2,9 @@
 //! this store) and [`Keyring::report_leaked`] (what a reported leak does:
 //! docs/design.md §10).
 
+use arcstr::ArcStr;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -262,7 +262,7 @@ impl Keyring {
         let mut decided = LeakOutcome::Gone;
         let result = match action {
             LeakAction::Disable => {
-                let by: Arc<str> = LEAK_REPORT.into();
+                let by: ArcStr = LEAK_REPORT.into();
                 self.store
                     .update_audited(id, &mut |r| {
                         draft.changes.clear();

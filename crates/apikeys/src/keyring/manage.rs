@@ -7,7 +7,7 @@
 //! that checks the permission and edits it, and the store writes the change
 //! with its audit record in one transaction.
 
-use std::sync::Arc;
+use arcstr::ArcStr;
 
 use super::{
     Draft, Keyring, OFFBOARDING, audit_id, not_found, removed_actor, validate_actor, validate_id,
@@ -129,7 +129,7 @@ impl Keyring {
     pub fn disable(&self, actor: &Actor, key_id: &str) -> Result<KeyRecord> {
         self.audited(Draft::by(actor, AuditAction::Disable), |draft| {
             let now = self.clock.now();
-            let by: Arc<str> = actor.user.as_str().into();
+            let by: ArcStr = actor.user.as_str().into();
             self.change_key(actor, key_id, Action::Disable, draft, &mut |r, d| {
                 if r.disabled.is_none() {
                     r.disabled = Some(Box::new(Disabled {

@@ -1,5 +1,6 @@
 //! [`MemoryStore`]: the default store, in process memory.
 
+use arcstr::ArcStr;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
@@ -36,7 +37,7 @@ const SHARDS: usize = 16;
 pub struct MemoryStore {
     shards: Box<[Padded]>,
     insert_lock: Mutex<()>,
-    accounts: RwLock<HashMap<Arc<str>, Arc<AccountCell>>>,
+    accounts: RwLock<HashMap<ArcStr, Arc<AccountCell>>>,
     /// Where keys were last used from, for the few callers that say: kept
     /// beside the records (a slot stays small), written at most once a
     /// minute per key, read by management calls only.
@@ -57,9 +58,9 @@ impl std::ops::Deref for Padded {
 }
 
 struct AccountCell {
-    name: Arc<str>,
+    name: ArcStr,
     settings: AtomicU8,
-    users: RwLock<HashMap<Arc<str>, Arc<UserCell>>>,
+    users: RwLock<HashMap<ArcStr, Arc<UserCell>>>,
     /// Held by every write of a user's standing and by every insert that
     /// depends on it, so "read the standing, then insert" and "mark removed,
     /// then disable their keys" never interleave (docs/design.md, "Invariants").
@@ -86,7 +87,7 @@ impl AccountCell {
         if let Some(c) = users.get(user) {
             return c.clone();
         }
-        let name: Arc<str> = user.into();
+        let name: ArcStr = user.into();
         let cell = Arc::new(UserCell {
             name: name.clone(),
             state: AtomicU8::new(0),
@@ -98,7 +99,7 @@ impl AccountCell {
 
 /// 0 = unknown; otherwise `1 + role`, with bit 7 set when the user was removed.
 struct UserCell {
-    name: Arc<str>,
+    name: ArcStr,
     state: AtomicU8,
 }
 
@@ -303,7 +304,7 @@ impl MemoryStore {
         if let Some(c) = accounts.get(account) {
             return c.clone();
         }
-        let name: Arc<str> = account.into();
+        let name: ArcStr = account.into();
         let cell = Arc::new(AccountCell {
             name: name.clone(),
             settings: AtomicU8::new(REST_API | ADVANCED),
