@@ -27,6 +27,7 @@ use crate::store::{KeyStore, MemoryStore};
 mod issue;
 mod leaks;
 mod manage;
+mod replica;
 mod rotate;
 mod verify;
 

@@ -332,7 +332,7 @@ impl Keyring {
                 None
             },
             last_used_at: found.last_used_at,
-            record: found.record.clone(),
+            record: super::replica::keep(found.record),
             now,
         })
     }
