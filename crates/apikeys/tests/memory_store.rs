@@ -230,6 +230,36 @@ fn concurrent_inserts_and_lookups_stay_correct() {
     );
 }
 
+/// `find_by_digest_with` lends the store's own `Arc`: no clone is made (the
+/// store's is the only strong count while the callback reads it), where
+/// `find_by_digest` hands out a clone.
+#[test]
+fn a_lent_lookup_clones_no_reference_count() {
+    let s = MemoryStore::new();
+    let t = record("acme", KeyKind::General);
+    s.insert(t.clone()).unwrap();
+    let mut counts = Vec::new();
+    s.find_by_digest_with(&t.digest, &mut |f| {
+        counts.push(Arc::strong_count(f.expect("found").record))
+    })
+    .unwrap();
+    assert!(s.find_cached_with(&t.digest, &mut |f| {
+        counts.push(Arc::strong_count(f.expect("found").record))
+    }));
+    assert_eq!(counts, vec![1, 1], "lent in place, never cloned");
+    let owned = s.find_by_digest(&t.digest).unwrap().unwrap();
+    assert_eq!(
+        Arc::strong_count(&owned.record),
+        2,
+        "the owned lookup holds a clone"
+    );
+    let mut missing = Vec::new();
+    let other = record("acme", KeyKind::General);
+    s.find_by_digest_with(&other.digest, &mut |f| missing.push(f.is_none()))
+        .unwrap();
+    assert_eq!(missing, vec![true], "a miss is lent as None, once");
+}
+
 /// The hot path reads a record in place, under a shard lock whose readers
 /// each take one of eight sub-locks: every write must still be seen by every
 /// lookup that starts after it returned, from more reader threads than there
