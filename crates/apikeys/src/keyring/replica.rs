@@ -25,7 +25,6 @@ use crate::record::KeyRecord;
 /// Slots per thread (direct-mapped by the record's address).
 const SLOTS: usize = 16;
 
-#[derive(Default)]
 struct Slot {
     /// The address last seen in this slot, before any copy is made.
     seen: usize,
@@ -33,8 +32,16 @@ struct Slot {
     copy: Option<(Weak<KeyRecord>, Arc<KeyRecord>)>,
 }
 
+impl Slot {
+    const EMPTY: Slot = Slot {
+        seen: 0,
+        copy: None,
+    };
+}
+
 thread_local! {
-    static COPIES: RefCell<[Slot; SLOTS]> = RefCell::new(Default::default());
+    // `const`: no lazy initialisation to test on every request.
+    static COPIES: RefCell<[Slot; SLOTS]> = const { RefCell::new([Slot::EMPTY; SLOTS]) };
 }
 
 /// The record to keep in a principal: this thread's copy of `record` when it
