@@ -28,8 +28,10 @@ const SLOTS: usize = 16;
 struct Slot {
     /// The address last seen in this slot, before any copy is made.
     seen: usize,
-    /// The copy, with the allocation it copies.
-    copy: Option<(Weak<KeyRecord>, Arc<KeyRecord>)>,
+    /// The copy, with the address of the allocation it copies (compared as
+    /// a number: cheaper than `Weak::as_ptr`) and a `Weak` that keeps that
+    /// address from being reused while the copy lives.
+    copy: Option<(usize, Weak<KeyRecord>, Arc<KeyRecord>)>,
 }
 
 impl Slot {
@@ -58,8 +60,8 @@ pub(super) fn keep(record: &Arc<KeyRecord>) -> Arc<KeyRecord> {
                 return record.clone();
             };
             let slot = &mut copies[i];
-            if let Some((source, copy)) = &slot.copy {
-                if source.as_ptr() == Arc::as_ptr(record) {
+            if let Some((source, _, copy)) = &slot.copy {
+                if *source == addr {
                     return copy.clone();
                 }
             }
@@ -69,7 +71,7 @@ pub(super) fn keep(record: &Arc<KeyRecord>) -> Arc<KeyRecord> {
             }
             // Twice running: copy it (one allocation, once).
             let copy = Arc::new(KeyRecord::clone(record));
-            slot.copy = Some((Arc::downgrade(record), copy.clone()));
+            slot.copy = Some((addr, Arc::downgrade(record), copy.clone()));
             copy
         })
         // The thread is ending: no copies any more.
