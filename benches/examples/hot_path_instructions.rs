@@ -4,7 +4,7 @@
 //! ```text
 //! RUSTFLAGS="--cfg rustix_use_libc" cargo build --release -p apikeys-benches \
 //!     --example hot_path_instructions --target-dir target/callgrind
-//! for mode in sha256_raw valid rotating metrics; do for n in 10000 20000; do
+//! for mode in sha256_raw valid rotating metrics limited malformed; do for n in 10000 20000; do
 //!     valgrind --tool=callgrind --callgrind-out-file=/dev/null --toggle-collect='*run_*' \
 //!         target/callgrind/release/examples/hot_path_instructions $mode $n 2>&1 | grep Collected
 //! done; done
@@ -17,7 +17,10 @@
 //! `GET`, as `hot_path/authenticate_valid`), `rotating` (the same for a key
 //! in a rotation's overlap, as `hot_path/authenticate_rotating`), `metrics`
 //! (`valid` on a keyring with verification metrics installed, as
-//! `hot_path/authenticate_valid_metrics`). The
+//! `hot_path/authenticate_valid_metrics`), `limited`
+//! (the same under PagerDuty's limits, in-process limiter, as
+//! `hot_path/authenticate_limited`), `malformed` (a key the parser refuses,
+//! as `hot_path/verify_malformed` but through `authenticate`). The
 //! keyring has a `MemoryStore` of 1,024 keys.
 //!
 //! Two more modes time instead of counting (no valgrind):
@@ -38,9 +41,13 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use apikeys::{AccessLevel, Actor, AuthMetrics, Keyring, MemoryStore, Request, Role};
+use apikeys::{
+    AccessLevel, Actor, AuthMetrics, Clock, Keyring, MemoryStore, RateLimits, Request, Role,
+    Timestamp,
+};
 use sha2::{Digest as _, Sha256};
 
 #[inline(never)]
@@ -122,6 +129,30 @@ fn time(rounds: usize, n: usize) {
     );
 }
 
+#[inline(never)]
+fn run_malformed(kr: &Keyring, get: &Request, n: usize) {
+    // Right length, a '+' in the middle: refused by the parser, nothing hashed.
+    for _ in 0..n {
+        assert!(
+            kr.authenticate(black_box("abcdefghij+123456789"), get)
+                .is_err()
+        );
+    }
+}
+
+/// 63 ms further on at every reading (no real clock: valgrind cannot run
+/// the vDSO one): the limiter takes its admit path every time, as in
+/// `hot_path/authenticate_limited`.
+struct TickingClock(AtomicU64);
+
+impl Clock for TickingClock {
+    fn now(&self) -> Timestamp {
+        let ticks = self.0.load(Ordering::Relaxed);
+        self.0.store(ticks + 1, Ordering::Relaxed);
+        Timestamp::from_unix_millis(1_800_000_000_000 + 63 * ticks)
+    }
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_else(|| "valid".into());
@@ -150,6 +181,13 @@ fn main() {
             .metrics(Arc::new(AuthMetrics::new()))
             .build()
             .expect("no pepper")
+    } else if mode == "limited" {
+        Keyring::builder()
+            .store(MemoryStore::new())
+            .clock(TickingClock(AtomicU64::new(0)))
+            .rate_limits(RateLimits::pagerduty())
+            .build()
+            .expect("keyring")
     } else {
         Keyring::new(MemoryStore::new())
     };
@@ -177,7 +215,10 @@ fn main() {
     assert!(kr.authenticate(key, &get).is_ok());
     match mode.as_str() {
         "sha256_raw" => run_sha256_raw(key, n),
-        "valid" | "rotating" | "metrics" => run_authenticate(&kr, key, &get, n),
-        other => panic!("unknown mode {other:?} (sha256_raw, valid, rotating, metrics)"),
+        "valid" | "rotating" | "metrics" | "limited" => run_authenticate(&kr, key, &get, n),
+        "malformed" => run_malformed(&kr, &get, n),
+        other => panic!(
+            "unknown mode {other:?} (sha256_raw, valid, rotating, metrics, limited, malformed)"
+        ),
     }
 }

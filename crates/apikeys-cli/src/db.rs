@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use apikeys::store::Edit;
+use apikeys::store::{Edit, LookupRef};
 use apikeys::{
     AccountSettings, AuditEvent, AuditPage, AuditWindow, CachedLookup, Digest, Disabled, KeyFilter,
     KeyId, KeyLookup, KeyRecord, KeyStore, Keyring, StoreError, Timestamp, UsePlace, UserInsert,
@@ -149,6 +149,16 @@ impl KeyStore for NoUseNoted {
     fn find_cached(&self, d: &Digest) -> CachedLookup {
         self.0.find_cached(d)
     }
+    fn find_by_digest_with(
+        &self,
+        d: &Digest,
+        f: &mut dyn FnMut(Option<LookupRef<'_>>),
+    ) -> Result<(), StoreError> {
+        self.0.find_by_digest_with(d, f)
+    }
+    fn find_cached_with(&self, d: &Digest, f: &mut dyn FnMut(Option<LookupRef<'_>>)) -> bool {
+        self.0.find_cached_with(d, f)
+    }
     fn may_block(&self) -> bool {
         self.0.may_block()
     }
@@ -252,6 +262,33 @@ impl KeyStore for NoUseNoted {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `verify`'s wrapper hands the lent lookup to the real store's own (a
+    /// `MemoryStore` lends in place: a reference count of 1), instead of the
+    /// trait's default, which clones the record.
+    #[test]
+    fn no_use_noted_forwards_the_lent_lookup() {
+        use apikeys::{KeyHasher, KeyKind, MemoryStore};
+        let keyring = apikeys::Keyring::new(MemoryStore::new());
+        let admin = apikeys::Actor::new("acme", "PADMIN1", apikeys::Role::Admin);
+        let key = keyring
+            .create_general_key(&admin, "k", apikeys::AccessLevel::FullAccess)
+            .unwrap();
+        let digest = KeyHasher::sha256().digest(key.secret().expose().as_bytes());
+        let store = NoUseNoted(keyring.store().clone());
+        let mut counts = Vec::new();
+        store
+            .find_by_digest_with(&digest, &mut |f| {
+                let f = f.expect("found");
+                assert_eq!(f.record.kind, KeyKind::General);
+                counts.push(Arc::strong_count(f.record));
+            })
+            .unwrap();
+        assert!(store.find_cached_with(&digest, &mut |f| {
+            counts.push(Arc::strong_count(f.expect("found").record))
+        }));
+        assert_eq!(counts, vec![1, 1]);
+    }
 
     #[test]
     fn postgres_urls_and_paths_are_told_apart() {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use apikeys::store::{CachedLookup, KeyStore, MemoryStore};
+use apikeys::store::{CachedLookup, KeyStore, LookupRef, MemoryStore};
 use apikeys::testing::wrap::{Around, Wrapped};
 use apikeys::{AccessLevel, Actor, Digest, Keyring, Role};
 use apikeys_http::RestAuthLayer;
@@ -63,6 +63,14 @@ impl Around for Stuck {
         } else {
             inner.find_cached(d)
         }
+    }
+    fn find_cached_with(
+        &self,
+        d: &Digest,
+        inner: &dyn KeyStore,
+        f: &mut dyn FnMut(Option<LookupRef<'_>>),
+    ) -> bool {
+        !self.is_stuck(d) && inner.find_cached_with(d, f)
     }
 }
 

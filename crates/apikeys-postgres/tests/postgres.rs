@@ -136,6 +136,14 @@ fn try_authenticate_answers_only_from_a_warm_cache() {
     durable::try_authenticate_without_a_cache_leaves_every_key(&kr);
 }
 
+#[test]
+fn a_warm_cache_lends_in_place() {
+    durable::a_warm_cache_lends_in_place(&Keyring::new(store_in(
+        &fresh_schema(),
+        PostgresStore::options(),
+    )));
+}
+
 /// Cut every connection the stores of `schema` hold (pool and listeners).
 fn cut_connections(schema: &str) {
     let n = raw()

@@ -1,7 +1,9 @@
 //! The [`KeyStore`] implementation and its SQL.
 
 use apikeys::store::rows::{self, LookupRow, id_value, millis};
-use apikeys::store::{CachedLookup, Edit, check_immutable, removed_state, standing_user};
+use apikeys::store::{
+    CachedLookup, Edit, LookupRef, check_immutable, removed_state, standing_user,
+};
 use apikeys::{
     AccountSettings, AuditEvent, AuditPage, AuditWindow, Digest, Disabled, KeyFilter, KeyId,
     KeyKind, KeyLookup, KeyRecord, KeyStore, StoreError, Timestamp, UsePlace, UserInsert,
@@ -459,6 +461,24 @@ impl KeyStore for SqliteStore {
     /// are never cached) or while the cache is off.
     fn find_cached(&self, digest: &Digest) -> CachedLookup {
         self.inner.cache.cached(digest)
+    }
+
+    /// The hot path lent in place: a cache hit is read under the cache
+    /// shard's read guard, no reference count written (docs/design.md §6).
+    #[inline]
+    fn find_by_digest_with(
+        &self,
+        digest: &Digest,
+        f: &mut dyn FnMut(Option<LookupRef<'_>>),
+    ) -> Result<(), StoreError> {
+        self.inner
+            .cache
+            .get_or_fetch_with(digest, |d| self.inner.fetch(d), f)
+    }
+
+    /// [`KeyStore::find_cached`] lent in place.
+    fn find_cached_with(&self, digest: &Digest, f: &mut dyn FnMut(Option<LookupRef<'_>>)) -> bool {
+        self.inner.cache.cached_with(digest, f)
     }
 
     fn get(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {

@@ -181,6 +181,14 @@ fn try_authenticate_answers_only_from_a_warm_cache() {
 }
 
 #[test]
+fn a_warm_cache_lends_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    durable::a_warm_cache_lends_in_place(&Keyring::new(
+        SqliteStore::open(dir.path().join("k.db")).unwrap(),
+    ));
+}
+
+#[test]
 fn a_try_notes_a_use_without_writing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("k.db");

@@ -42,6 +42,46 @@ pub struct KeyLookup {
     pub owner: Option<UserState>,
 }
 
+impl KeyLookup {
+    /// This lookup, borrowed: what [`KeyStore::find_by_digest_with`] hands over.
+    pub fn view(&self) -> LookupRef<'_> {
+        LookupRef {
+            record: &self.record,
+            last_used_at: self.last_used_at,
+            account: self.account,
+            owner: self.owner,
+        }
+    }
+}
+
+/// A [`KeyLookup`] borrowed from the store for the length of one call
+/// ([`KeyStore::find_by_digest_with`]): the hot path reads the record in
+/// place and clones its `Arc` (a write to the record's reference count) only
+/// when it keeps the record.
+#[derive(Clone, Copy, Debug)]
+pub struct LookupRef<'a> {
+    /// The record.
+    pub record: &'a Arc<KeyRecord>,
+    /// The freshest known last use (a store may track it apart from the record).
+    pub last_used_at: Option<crate::record::Timestamp>,
+    /// Its account's current settings.
+    pub account: AccountSettings,
+    /// As [`KeyLookup::owner`].
+    pub owner: Option<UserState>,
+}
+
+impl LookupRef<'_> {
+    /// An owned [`KeyLookup`] (clones the record's `Arc`).
+    pub fn to_lookup(&self) -> KeyLookup {
+        KeyLookup {
+            record: self.record.clone(),
+            last_used_at: self.last_used_at,
+            account: self.account,
+            owner: self.owner,
+        }
+    }
+}
+
 /// The user whose standing bounds what `record` may do, if any: a user
 /// token's owner, or the user who made a scoped token. Stores join this
 /// user's [`UserState`] into [`KeyLookup::owner`], and
@@ -132,6 +172,40 @@ pub trait KeyStore: Send + Sync {
     /// The hot path: the record with this digest, with its account's settings and
     /// (for user tokens) its owner's state, in one lookup.
     fn find_by_digest(&self, digest: &Digest) -> Result<Option<KeyLookup>, StoreError>;
+
+    /// [`KeyStore::find_by_digest`], the answer lent to `f` instead of
+    /// returned: `f` is called exactly once when the answer is `Ok` (and not
+    /// at all on an error), with the same answer `find_by_digest` would give.
+    /// A store can then let `f` read the record where it lies, under
+    /// whatever guard protects it, with no reference count written
+    /// ([`MemoryStore`] does). `f` must not call the store.
+    ///
+    /// The default calls `find_by_digest` and lends its answer.
+    fn find_by_digest_with(
+        &self,
+        digest: &Digest,
+        f: &mut dyn FnMut(Option<LookupRef<'_>>),
+    ) -> Result<(), StoreError> {
+        let found = self.find_by_digest(digest)?;
+        f(found.as_ref().map(KeyLookup::view));
+        Ok(())
+    }
+
+    /// [`KeyStore::find_cached`], the answer lent to `f` as in
+    /// [`KeyStore::find_by_digest_with`]: `true` after calling `f` once with
+    /// what [`CachedLookup::Known`] would hold, `false` (without calling
+    /// `f`) where `find_cached` answers [`CachedLookup::WouldBlock`].
+    ///
+    /// The default calls `find_cached` and lends its answer.
+    fn find_cached_with(&self, digest: &Digest, f: &mut dyn FnMut(Option<LookupRef<'_>>)) -> bool {
+        match self.find_cached(digest) {
+            CachedLookup::Known(found) => {
+                f(found.as_ref().map(KeyLookup::view));
+                true
+            }
+            CachedLookup::WouldBlock => false,
+        }
+    }
 
     /// [`KeyStore::find_by_digest`] from memory only, for a caller that must
     /// not wait (an event loop): never does I/O, never blocks on anything but
@@ -471,6 +545,16 @@ impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
     }
     fn find_cached(&self, digest: &Digest) -> CachedLookup {
         (**self).find_cached(digest)
+    }
+    fn find_by_digest_with(
+        &self,
+        digest: &Digest,
+        f: &mut dyn FnMut(Option<LookupRef<'_>>),
+    ) -> Result<(), StoreError> {
+        (**self).find_by_digest_with(digest, f)
+    }
+    fn find_cached_with(&self, digest: &Digest, f: &mut dyn FnMut(Option<LookupRef<'_>>)) -> bool {
+        (**self).find_cached_with(digest, f)
     }
     fn may_block(&self) -> bool {
         (**self).may_block()

@@ -26,7 +26,7 @@ use crate::error::StoreError;
 use crate::key::KeyKind;
 use crate::record::{Disabled, KeyId, KeyRecord, Timestamp, UsePlace};
 use crate::role::{AccountSettings, UserState};
-use crate::store::{CachedLookup, Edit, KeyFilter, KeyLookup, KeyStore, UserInsert};
+use crate::store::{CachedLookup, Edit, KeyFilter, KeyLookup, KeyStore, LookupRef, UserInsert};
 
 /// What happened: the `type` of a webhook event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -859,6 +859,16 @@ impl<S: KeyStore> KeyStore for OutboxStore<S> {
     }
     fn find_cached(&self, digest: &Digest) -> CachedLookup {
         self.inner.find_cached(digest)
+    }
+    fn find_by_digest_with(
+        &self,
+        digest: &Digest,
+        f: &mut dyn FnMut(Option<LookupRef<'_>>),
+    ) -> Result<(), StoreError> {
+        self.inner.find_by_digest_with(digest, f)
+    }
+    fn find_cached_with(&self, digest: &Digest, f: &mut dyn FnMut(Option<LookupRef<'_>>)) -> bool {
+        self.inner.find_cached_with(digest, f)
     }
     fn may_block(&self) -> bool {
         self.inner.may_block()

@@ -230,6 +230,154 @@ fn concurrent_inserts_and_lookups_stay_correct() {
     );
 }
 
+/// `find_by_digest_with` lends the store's own `Arc`: no clone is made (the
+/// store's is the only strong count while the callback reads it), where
+/// `find_by_digest` hands out a clone.
+#[test]
+fn a_lent_lookup_clones_no_reference_count() {
+    let s = MemoryStore::new();
+    let t = record("acme", KeyKind::General);
+    s.insert(t.clone()).unwrap();
+    let mut counts = Vec::new();
+    s.find_by_digest_with(&t.digest, &mut |f| {
+        counts.push(Arc::strong_count(f.expect("found").record))
+    })
+    .unwrap();
+    assert!(s.find_cached_with(&t.digest, &mut |f| {
+        counts.push(Arc::strong_count(f.expect("found").record))
+    }));
+    assert_eq!(counts, vec![1, 1], "lent in place, never cloned");
+    let owned = s.find_by_digest(&t.digest).unwrap().unwrap();
+    assert_eq!(
+        Arc::strong_count(&owned.record),
+        2,
+        "the owned lookup holds a clone"
+    );
+    let mut missing = Vec::new();
+    let other = record("acme", KeyKind::General);
+    s.find_by_digest_with(&other.digest, &mut |f| missing.push(f.is_none()))
+        .unwrap();
+    assert_eq!(missing, vec![true], "a miss is lent as None, once");
+}
+
+/// The hot path reads a record in place, under a shard lock whose readers
+/// each take one of eight sub-locks: every write must still be seen by every
+/// lookup that starts after it returned, from more reader threads than there
+/// are sub-locks, through both lending calls (`find_by_digest_with`,
+/// `find_cached_with`). Each write is numbered (the record's description
+/// and the owner's role, written in turn), each reader notes how many writes
+/// had returned before its lookup began and checks that the lookup saw at
+/// least that many; after the delete returned, nothing is found.
+#[test]
+fn a_lookup_lent_in_place_sees_every_write_that_returned_before_it() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    const READERS: usize = 10;
+    const WRITES: u64 = 100;
+    fn role_of(n: u64) -> Role {
+        [Role::Observer, Role::Responder][(n % 2) as usize]
+    }
+    let s = Arc::new(MemoryStore::new());
+    let t = record("acme", KeyKind::UserToken);
+    s.insert(t.clone()).unwrap();
+    let state = |n: u64| UserState {
+        role: role_of(n),
+        removed: false,
+    };
+    s.set_user("acme", "PUSER1", state(0)).unwrap();
+    s.update(t.id, &mut |r| r.description = "0".into()).unwrap();
+    // Writes that have returned: 2 per step (description, then role).
+    let returned = Arc::new(AtomicU64::new(0));
+    let deleting = Arc::new(AtomicBool::new(false));
+    let deleted = Arc::new(AtomicBool::new(false));
+    let stale = Arc::new(AtomicU64::new(0));
+    let readers: Vec<_> = (0..READERS)
+        .map(|i| {
+            let (s, returned, deleting, deleted, stale) = (
+                s.clone(),
+                returned.clone(),
+                deleting.clone(),
+                deleted.clone(),
+                stale.clone(),
+            );
+            let digest = t.digest;
+            thread::spawn(move || {
+                let mut lookups = 0u64;
+                loop {
+                    let gone = deleted.load(Ordering::SeqCst);
+                    let before = returned.load(Ordering::SeqCst);
+                    let mut seen = None;
+                    let mut lend = |f: Option<apikeys::LookupRef<'_>>| {
+                        seen = Some(f.map(|f| {
+                            let v: u64 = f.record.description.parse().unwrap();
+                            (v, f.owner.map(|o| o.role))
+                        }));
+                    };
+                    if i % 2 == 0 {
+                        s.find_by_digest_with(&digest, &mut lend).unwrap();
+                    } else {
+                        assert!(
+                            s.find_cached_with(&digest, &mut lend),
+                            "memory always answers"
+                        );
+                    }
+                    let seen = seen.expect("called back exactly once");
+                    lookups += 1;
+                    match seen {
+                        None if gone => return lookups,
+                        // Gone before the delete began: nothing deleted it.
+                        None if !deleting.load(Ordering::SeqCst) => {
+                            stale.fetch_add(1, Ordering::SeqCst);
+                        }
+                        None => {}
+                        // Found after the delete returned.
+                        Some(_) if gone => {
+                            stale.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Some((v, role)) => {
+                            // Step n writes the description n (write 2n − 1), then
+                            // the role of n (write 2n). So `before` writes returned
+                            // means descriptions up to ⌈before/2⌉, and when `before`
+                            // is even and the description seen is still before/2,
+                            // that step's role, and no later one, is the owner's.
+                            let roles_done = before / 2;
+                            let missed_description = v < before.div_ceil(2);
+                            let missed_role = before % 2 == 0
+                                && v == roles_done
+                                && role != Some(role_of(roles_done));
+                            if missed_description || missed_role {
+                                stale.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for n in 1..=WRITES {
+        s.update(t.id, &mut |r| r.description = n.to_string().into())
+            .unwrap();
+        returned.fetch_add(1, Ordering::SeqCst);
+        s.set_user("acme", "PUSER1", state(n)).unwrap();
+        returned.fetch_add(1, Ordering::SeqCst);
+        if n % 16 == 0 {
+            thread::yield_now();
+        }
+    }
+    deleting.store(true, Ordering::SeqCst);
+    s.delete(t.id).unwrap();
+    deleted.store(true, Ordering::SeqCst);
+    let lookups: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert_eq!(
+        stale.load(Ordering::SeqCst),
+        0,
+        "a lookup missed a write that had returned before it began"
+    );
+    assert!(
+        lookups >= READERS as u64,
+        "every reader looked at least once"
+    );
+}
+
 #[test]
 fn concurrent_inserts_of_one_id_admit_exactly_one() {
     let s = Arc::new(MemoryStore::new());

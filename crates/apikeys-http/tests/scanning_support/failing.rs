@@ -4,7 +4,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use apikeys::AuditEvent;
-use apikeys::store::{CachedLookup, Edit, KeyFilter, KeyLookup, KeyStore, MemoryStore, UserInsert};
+use apikeys::store::{
+    CachedLookup, Edit, KeyFilter, KeyLookup, KeyStore, LookupRef, MemoryStore, UserInsert,
+};
 use apikeys::{
     AccountSettings, Digest, Disabled, KeyId, KeyRecord, StoreError, Timestamp, UserState,
 };
@@ -39,6 +41,16 @@ impl KeyStore for FailingStore {
     }
     fn find_cached(&self, d: &Digest) -> CachedLookup {
         self.inner.find_cached(d)
+    }
+    fn find_by_digest_with(
+        &self,
+        d: &Digest,
+        f: &mut dyn FnMut(Option<LookupRef<'_>>),
+    ) -> Result<(), StoreError> {
+        self.inner.find_by_digest_with(d, f)
+    }
+    fn find_cached_with(&self, d: &Digest, f: &mut dyn FnMut(Option<LookupRef<'_>>)) -> bool {
+        self.inner.find_cached_with(d, f)
     }
     fn may_block(&self) -> bool {
         false

@@ -28,6 +28,7 @@ use crate::store::{KeyStore, MemoryStore};
 mod issue;
 mod leaks;
 mod manage;
+mod replica;
 mod rotate;
 mod verify;
 

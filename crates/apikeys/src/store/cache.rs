@@ -49,10 +49,12 @@ use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use super::{CachedLookup, KeyLookup};
+use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard, ShardedLockWriteGuard};
+
+use super::{CachedLookup, KeyLookup, LookupRef};
 use crate::digest::Digest;
 use crate::error::StoreError;
 use crate::record::{KeyId, KeyRecord, Timestamp, UsePlace};
@@ -90,11 +92,11 @@ struct Entry {
 }
 
 #[inline]
-fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+fn read<T>(l: &ShardedLock<T>) -> ShardedLockReadGuard<'_, T> {
     l.read().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+fn write<T>(l: &ShardedLock<T>) -> ShardedLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -104,15 +106,20 @@ fn lock<T>(l: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Answers of [`KeyStore::find_by_digest`] kept in process memory, by digest.
 ///
-/// Sixteen shards, each behind its own read-write lock; a hit costs one read
-/// lock and a clone of the [`KeyLookup`] (the record itself is shared). When a
+/// Sixteen shards, each behind its own [`ShardedLock`] (a read-write lock
+/// whose readers write only a lock word of their own thread's, on cache
+/// lines of its own: readers on two cores pass no line back and forth). A
+/// hit costs one read lock and either a clone of the [`KeyLookup`]
+/// ([`LookupCache::get`]; the record itself is shared, its `Arc` count
+/// written) or nothing more ([`LookupCache::cached_with`], which lends the
+/// entry in place). When a
 /// shard is full, it is emptied before the next entry goes in. Off until
 /// [`LookupCache::set_enabled`]. See the [module documentation](self) for the
 /// rules a store must follow so that the cache never answers with a stale record.
 ///
 /// [`KeyStore::find_by_digest`]: crate::KeyStore::find_by_digest
 pub struct LookupCache {
-    shards: Box<[RwLock<PassMap<Digest, Entry>>]>,
+    shards: Box<[ShardedLock<PassMap<Digest, Entry>>]>,
     /// Which digest holds each cached id (for `note_use`); may hold stale pairs.
     ids: Mutex<PassMap<u64, Digest>>,
     generation: AtomicU64,
@@ -126,7 +133,7 @@ impl LookupCache {
     pub fn new(capacity: usize) -> LookupCache {
         LookupCache {
             shards: (0..SHARDS)
-                .map(|_| RwLock::new(PassMap::default()))
+                .map(|_| ShardedLock::new(PassMap::default()))
                 .collect(),
             ids: Mutex::new(PassMap::default()),
             generation: AtomicU64::new(0),
@@ -136,7 +143,7 @@ impl LookupCache {
     }
 
     #[inline]
-    fn shard(&self, d: &Digest) -> &RwLock<PassMap<Digest, Entry>> {
+    fn shard(&self, d: &Digest) -> &ShardedLock<PassMap<Digest, Entry>> {
         &self.shards[d.as_bytes()[31] as usize % SHARDS]
     }
 
@@ -150,6 +157,56 @@ impl LookupCache {
             Some(hit) => CachedLookup::Known(Some(hit)),
             None => CachedLookup::WouldBlock,
         }
+    }
+
+    /// [`LookupCache::cached`], the answer lent to `f` in place (no reference
+    /// count written): `true` after calling `f` once with the hit, `false`
+    /// (without calling `f`) on a miss or while the cache is off. What a
+    /// durable store's
+    /// [`KeyStore::find_cached_with`](super::KeyStore::find_cached_with)
+    /// answers. `f` runs under the shard's read guard: it must not call the
+    /// cache or the store.
+    #[inline(always)]
+    pub fn cached_with(&self, d: &Digest, f: &mut dyn FnMut(Option<LookupRef<'_>>)) -> bool {
+        if !self.enabled.load(Ordering::Acquire) {
+            return false;
+        }
+        let g = read(self.shard(d));
+        let Some(e) = g.get(d) else {
+            return false;
+        };
+        let mut found = e.lookup.view();
+        found.last_used_at = match e.last_used.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(Timestamp::from_unix_millis(ms)),
+        };
+        f(Some(found));
+        true
+    }
+
+    /// [`LookupCache::get_or_fetch`], the answer lent to `f` (called exactly
+    /// once when the answer is `Ok`): a hit is lent in place, under the
+    /// shard's read guard; a miss reads with `fetch`, fills as
+    /// `get_or_fetch` does, and lends what it read. What a durable store's
+    /// [`KeyStore::find_by_digest_with`](super::KeyStore::find_by_digest_with)
+    /// answers.
+    #[inline]
+    pub fn get_or_fetch_with(
+        &self,
+        d: &Digest,
+        fetch: impl FnOnce(&Digest) -> Result<Option<KeyLookup>, StoreError>,
+        f: &mut dyn FnMut(Option<LookupRef<'_>>),
+    ) -> Result<(), StoreError> {
+        if self.cached_with(d, f) {
+            return Ok(());
+        }
+        let ticket = self.ticket();
+        let found = fetch(d)?;
+        if let (Some(t), Some(found)) = (ticket, &found) {
+            self.fill(t, found);
+        }
+        f(found.as_ref().map(KeyLookup::view));
+        Ok(())
     }
 
     /// The cached answer for `d`, if the cache is on and holds one. Its
@@ -545,6 +602,103 @@ mod tests {
         assert!(c.get(&lookup(2).record.digest).is_none(), "others miss");
         assert_eq!(c.len(), 1);
         assert!(!c.is_empty());
+    }
+
+    /// What `cached_with` lent, owned (and how many times it called back).
+    fn lent(c: &LookupCache, d: &Digest) -> (bool, Vec<Option<KeyId>>) {
+        let mut calls = Vec::new();
+        let answered = c.cached_with(d, &mut |f| calls.push(f.map(|f| f.record.id)));
+        (answered, calls)
+    }
+
+    #[test]
+    fn cached_with_lends_a_hit_in_place_and_says_would_block_otherwise() {
+        let c = LookupCache::new(10);
+        let l = lookup(1);
+        assert_eq!(
+            lent(&c, &l.record.digest),
+            (false, vec![]),
+            "off: no answer"
+        );
+        c.set_enabled(true);
+        assert!(!lent(&c, &l.record.digest).0, "a miss is no answer");
+        fill(&c, &l);
+        c.note_use(l.record.id, ms(7));
+        let mut seen = 0;
+        assert!(c.cached_with(&l.record.digest, &mut |f| {
+            let f = f.expect("a hit");
+            assert!(
+                Arc::ptr_eq(f.record, &l.record),
+                "lent in place, not cloned"
+            );
+            assert_eq!(f.last_used_at, Some(ms(7)), "the noted use is seen");
+            assert_eq!((f.account, f.owner), (l.account, l.owner));
+            seen += 1;
+        }));
+        assert_eq!(seen, 1, "called back exactly once");
+        c.invalidate(&l.record.digest);
+        assert_eq!(
+            lent(&c, &l.record.digest),
+            (false, vec![]),
+            "gone once invalidated"
+        );
+    }
+
+    #[test]
+    fn get_or_fetch_with_lends_once_fills_on_a_miss_and_keeps_the_fence() {
+        let c = on(10);
+        let l = lookup(1);
+        let d = l.record.digest;
+        // A miss reads, lends what it read, and fills.
+        let mut got = Vec::new();
+        c.get_or_fetch_with(&d, |_| Ok(Some(l.clone())), &mut |f| {
+            got.push(f.map(|f| f.record.id))
+        })
+        .unwrap();
+        assert_eq!(got, vec![Some(l.record.id)]);
+        assert!(c.get(&d).is_some(), "filled");
+        // A hit never reads.
+        let mut got = Vec::new();
+        c.get_or_fetch_with(&d, |_| panic!("a hit must not read"), &mut |f| {
+            got.push(f.map(|f| f.record.id))
+        })
+        .unwrap();
+        assert_eq!(got, vec![Some(l.record.id)]);
+        // A read raced by a write is lent but never kept.
+        let m = lookup(2);
+        let mut got = Vec::new();
+        c.get_or_fetch_with(
+            &m.record.digest,
+            |_| {
+                c.fence();
+                Ok(Some(m.clone()))
+            },
+            &mut |f| got.push(f.map(|f| f.record.id)),
+        )
+        .unwrap();
+        assert_eq!(got, vec![Some(m.record.id)]);
+        assert!(
+            c.get(&m.record.digest).is_none(),
+            "the raced read stays out"
+        );
+        // Not found: lent as `None`, nothing cached; an error: not called.
+        let n = lookup(3);
+        let mut got = Vec::new();
+        c.get_or_fetch_with(&n.record.digest, |_| Ok(None), &mut |f| {
+            got.push(f.map(|f| f.record.id))
+        })
+        .unwrap();
+        assert_eq!(got, vec![None]);
+        let mut called = false;
+        let err = c.get_or_fetch_with(
+            &n.record.digest,
+            |_| Err(StoreError::Unavailable("down".into())),
+            &mut |_| called = true,
+        );
+        assert!(
+            err.is_err() && !called,
+            "an error is returned, nothing lent"
+        );
     }
 
     #[test]

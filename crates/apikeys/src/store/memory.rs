@@ -4,11 +4,12 @@ use arcstr::ArcStr;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard, ShardedLockWriteGuard};
 use hashbrown::{HashMap, HashTable};
 
 use super::{
-    CachedLookup, Edit, KeyFilter, KeyLookup, KeyStore, UserInsert, check_immutable, removed_state,
-    standing_user,
+    CachedLookup, Edit, KeyFilter, KeyLookup, KeyStore, LookupRef, UserInsert, check_immutable,
+    removed_state, standing_user,
 };
 use crate::audit::AuditEvent;
 use crate::digest::Digest;
@@ -24,9 +25,17 @@ const SHARDS: usize = 16;
 /// - Records are indexed by digest. The digest is already uniform, so its first
 ///   eight bytes are the table's hash: no second hash is computed.
 /// - Records are spread over 16 shards by digest, each behind its own
-///   read-write lock, so lookups from many threads neither serialize on one lock
-///   nor bounce one lock's cache line between cores. Inserts take one extra
-///   mutex (to keep ids unique across shards); lookups never do.
+///   [`ShardedLock`]: a read-write lock whose readers each take the read
+///   side of one of eight sub-locks, picked by thread, each on cache lines
+///   of its own; a writer takes all eight. So a lookup writes only a lock
+///   word its own thread uses: two threads reading one key (or one shard)
+///   pass no cache line back and forth, and a write that has returned is
+///   seen by every later lookup, as with one lock (docs/design.md §6).
+///   Inserts take one extra mutex (to keep ids unique across shards);
+///   lookups never do.
+/// - The hot path reads a record in place, under the read guard
+///   ([`KeyStore::find_by_digest_with`]): no reference count is written
+///   unless the caller keeps the record.
 /// - Account settings and user states live in small shared cells that each
 ///   record points at, so the hot path reads them without another table lookup.
 /// - Account, owner and creator names are interned: a million keys of one
@@ -35,26 +44,13 @@ const SHARDS: usize = 16;
 ///
 /// Nothing survives the process: use a durable store for that.
 pub struct MemoryStore {
-    shards: Box<[Padded]>,
+    shards: Box<[ShardedLock<Shard>]>,
     insert_lock: Mutex<()>,
     accounts: RwLock<HashMap<ArcStr, Arc<AccountCell>>>,
     /// Where keys were last used from, for the few callers that say: kept
     /// beside the records (a slot stays small), written at most once a
     /// minute per key, read by management calls only.
     places: Mutex<HashMap<KeyId, Box<crate::record::UsePlace>>>,
-}
-
-/// A shard's lock on cache lines of its own: a lookup takes the read lock
-/// (writing its reader count), and without the padding two threads reading
-/// neighbouring shards would pass one cache line back and forth.
-#[repr(align(128))]
-struct Padded(RwLock<Shard>);
-
-impl std::ops::Deref for Padded {
-    type Target = RwLock<Shard>;
-    fn deref(&self) -> &RwLock<Shard> {
-        &self.0
-    }
 }
 
 struct AccountCell {
@@ -219,6 +215,14 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(PoisonError::into_inner)
 }
 
+fn read_shard(l: &ShardedLock<Shard>) -> ShardedLockReadGuard<'_, Shard> {
+    l.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write_shard(l: &ShardedLock<Shard>) -> ShardedLockWriteGuard<'_, Shard> {
+    l.write().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl Default for MemoryStore {
     fn default() -> Self {
         MemoryStore::new()
@@ -238,7 +242,7 @@ impl MemoryStore {
     pub fn new() -> MemoryStore {
         MemoryStore {
             shards: (0..SHARDS)
-                .map(|_| Padded(RwLock::new(Shard::default())))
+                .map(|_| ShardedLock::new(Shard::default()))
                 .collect(),
             insert_lock: Mutex::new(()),
             accounts: RwLock::new(HashMap::new()),
@@ -260,7 +264,7 @@ impl MemoryStore {
 
     /// How many records are stored.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| read(s).by_id.len()).sum()
+        self.shards.iter().map(|s| read_shard(s).by_id.len()).sum()
     }
 
     /// Whether no record is stored.
@@ -272,7 +276,7 @@ impl MemoryStore {
     pub fn reserve(&self, additional: usize) {
         let per = additional.div_ceil(SHARDS);
         for s in self.shards.iter() {
-            let mut g = write(s);
+            let mut g = write_shard(s);
             let sh = &mut *g;
             sh.slots.reserve(per);
             let slots = &sh.slots;
@@ -283,17 +287,16 @@ impl MemoryStore {
         }
     }
 
-    fn shard_for(&self, d: &Digest) -> &RwLock<Shard> {
+    fn shard_for(&self, d: &Digest) -> &ShardedLock<Shard> {
         &self.shards[d.as_bytes()[31] as usize % SHARDS]
     }
 
     /// The shard holding `id`, found by visiting each in turn under its read lock.
     /// Records never move between shards, so the answer stays right until a delete.
-    fn shard_with_id(&self, id: KeyId) -> Option<&RwLock<Shard>> {
+    fn shard_with_id(&self, id: KeyId) -> Option<&ShardedLock<Shard>> {
         self.shards
             .iter()
-            .find(|s| read(s).find_id(id).is_some())
-            .map(|s| &s.0)
+            .find(|s| read_shard(s).find_id(id).is_some())
     }
 
     fn account_cell(&self, account: &str) -> Arc<AccountCell> {
@@ -319,18 +322,25 @@ impl MemoryStore {
         read(&self.accounts).get(account).cloned()
     }
 
+    /// The hot path: `f` reads the slot of `digest` in place, under the
+    /// shard's read guard (which writes only this thread's own lock word).
     #[inline]
-    fn lookup(&self, digest: &Digest) -> Option<KeyLookup> {
-        let g = read(self.shard_for(digest));
-        g.find_digest(digest).map(|i| {
+    fn lookup_with<R>(&self, digest: &Digest, f: impl FnOnce(Option<LookupRef<'_>>) -> R) -> R {
+        let g = read_shard(self.shard_for(digest));
+        f(g.find_digest(digest).map(|i| {
             let s = slot(&g.slots, i);
-            KeyLookup {
-                record: s.record.clone(),
+            LookupRef {
+                record: &s.record,
                 last_used_at: s.last_used(),
                 account: s.account.settings(),
                 owner: s.owner.as_ref().and_then(|o| o.state()),
             }
-        })
+        }))
+    }
+
+    #[inline]
+    fn lookup(&self, digest: &Digest) -> Option<KeyLookup> {
+        self.lookup_with(digest, |found| found.map(|f| f.to_lookup()))
     }
 }
 
@@ -349,7 +359,7 @@ impl MemoryStore {
             return Err(StoreError::Duplicate { field: "id" });
         }
         let shard = self.shard_for(&record.digest);
-        let mut g = write(shard);
+        let mut g = write_shard(shard);
         if g.find_digest(&record.digest).is_some() {
             return Err(StoreError::Duplicate { field: "digest" });
         }
@@ -407,7 +417,7 @@ impl KeyStore for MemoryStore {
             return Ok(None);
         };
         let (before, after) = {
-            let mut g = write(shard);
+            let mut g = write_shard(shard);
             let Some(i) = g.find_id(old) else {
                 return Ok(None);
             };
@@ -484,7 +494,7 @@ impl KeyStore for MemoryStore {
         user_cell.set(removed_state(user_cell.state()));
         let mut out = Vec::new();
         for shard in self.shards.iter() {
-            let mut g = write(shard);
+            let mut g = write_shard(shard);
             for s in g.slots.iter_mut().flatten() {
                 if !Arc::ptr_eq(&s.account, &cell)
                     || s.record.disabled.is_some()
@@ -507,6 +517,24 @@ impl KeyStore for MemoryStore {
         Ok(self.lookup(digest))
     }
 
+    /// Read in place under the shard's read guard: no reference count written.
+    #[inline]
+    fn find_by_digest_with(
+        &self,
+        digest: &Digest,
+        f: &mut dyn FnMut(Option<LookupRef<'_>>),
+    ) -> Result<(), StoreError> {
+        self.lookup_with(digest, f);
+        Ok(())
+    }
+
+    /// Always answers (`true`), as [`MemoryStore::find_by_digest_with`].
+    #[inline]
+    fn find_cached_with(&self, digest: &Digest, f: &mut dyn FnMut(Option<LookupRef<'_>>)) -> bool {
+        self.lookup_with(digest, f);
+        true
+    }
+
     /// Never: everything is in memory.
     fn may_block(&self) -> bool {
         false
@@ -519,7 +547,7 @@ impl KeyStore for MemoryStore {
 
     fn get(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
         for s in self.shards.iter() {
-            let g = read(s);
+            let g = read_shard(s);
             if let Some(i) = g.find_id(id) {
                 let mut r = slot(&g.slots, i).snapshot();
                 drop(g);
@@ -549,7 +577,7 @@ impl KeyStore for MemoryStore {
     fn list(&self, account: &str, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
         let mut out = Vec::new();
         for s in self.shards.iter() {
-            let g = read(s);
+            let g = read_shard(s);
             out.extend(
                 g.slots
                     .iter()
@@ -573,7 +601,7 @@ impl KeyStore for MemoryStore {
         let Some(shard) = self.shard_with_id(id) else {
             return Ok(None);
         };
-        let mut g = write(shard);
+        let mut g = write_shard(shard);
         let Some(i) = g.find_id(id) else {
             // Deleted between the two looks.
             return Ok(None);
@@ -619,7 +647,7 @@ impl KeyStore for MemoryStore {
         let Some(shard) = self.shard_with_id(id) else {
             return Ok(None);
         };
-        let mut g = write(shard);
+        let mut g = write_shard(shard);
         let Some(i) = g.find_id(id) else {
             return Ok(None);
         };
@@ -636,7 +664,7 @@ impl KeyStore for MemoryStore {
 
     fn record_use(&self, id: KeyId, at: Timestamp) -> Result<(), StoreError> {
         for s in self.shards.iter() {
-            let g = read(s);
+            let g = read_shard(s);
             if let Some(i) = g.find_id(id) {
                 slot(&g.slots, i)
                     .last_used

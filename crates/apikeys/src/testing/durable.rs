@@ -299,6 +299,80 @@ pub fn try_authenticate_answers_only_from_a_warm_cache(keyring: &Keyring) {
     not_ok(token, &get(), "deleted");
 }
 
+/// A warm cache lends its answer in place: the keyring's lookup
+/// ([`KeyStore::find_by_digest_with`], [`KeyStore::find_cached_with`]) reads
+/// the cached record without cloning its `Arc` (a write to memory every core
+/// reads: issue 14, docs/design.md §6), so the callback sees a reference
+/// count of 1 where the owned [`KeyStore::find_by_digest`] holds 2; and a
+/// key disabled through the store is lent disabled at once.
+pub fn a_warm_cache_lends_in_place(keyring: &Keyring) {
+    let kr = keyring;
+    let acct = unique_account("lend");
+    let admin = admin(&acct);
+    let issued = kr
+        .create_general_key(&admin, "lend", AccessLevel::FullAccess)
+        .expect("create");
+    let token = issued.secret().expose();
+    let digest = kr.hasher().digest(token.as_bytes());
+    let store = kr.store();
+    let cached_count = || {
+        let mut counts = Vec::new();
+        let answered = store.find_cached_with(&digest, &mut |f| {
+            counts.push(std::sync::Arc::strong_count(f.expect("cached").record))
+        });
+        assert_eq!(answered, counts.len() == 1, "true exactly when lent once");
+        counts.first().copied()
+    };
+    // Warm (a notice of the store's own write may drop the entry once more).
+    let mut warm = false;
+    for _ in 0..400 {
+        drop(kr.authenticate(token, &get()).expect("valid"));
+        if cached_count().is_some() {
+            warm = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(warm, "never cached");
+    assert_eq!(cached_count(), Some(1), "find_cached_with lends in place");
+    let mut lent = Vec::new();
+    store
+        .find_by_digest_with(&digest, &mut |f| {
+            lent.push(std::sync::Arc::strong_count(f.expect("found").record))
+        })
+        .expect("lookup");
+    assert_eq!(lent, vec![1], "find_by_digest_with lends a hit in place");
+    let owned = store
+        .find_by_digest(&digest)
+        .expect("lookup")
+        .expect("found");
+    assert_eq!(
+        std::sync::Arc::strong_count(&owned.record),
+        2,
+        "an owned clone"
+    );
+    drop(owned);
+    kr.disable(&admin, &issued.record().id.to_string())
+        .expect("disable");
+    let mut disabled = Vec::new();
+    store
+        .find_by_digest_with(&digest, &mut |f| {
+            disabled.push(f.expect("found").record.disabled.is_some())
+        })
+        .expect("lookup");
+    assert_eq!(
+        disabled,
+        vec![true],
+        "a write that returned is lent at once"
+    );
+    store.find_cached_with(&digest, &mut |f| {
+        assert!(
+            f.expect("found").record.disabled.is_some(),
+            "never the old copy"
+        )
+    });
+}
+
 /// [`Keyring::try_authenticate`] on a keyring over a durable store with its
 /// cache off: even a key `authenticate` has just accepted is left to
 /// `authenticate` (`None`), since nothing can answer from memory.

@@ -33,14 +33,15 @@ use crate::digest::Digest;
 use crate::error::StoreError;
 use crate::record::{Disabled, KeyId, KeyRecord, Timestamp, UsePlace};
 use crate::role::{AccountSettings, UserState};
-use crate::store::{CachedLookup, Edit, KeyFilter, KeyLookup, KeyStore, UserInsert};
+use crate::store::{CachedLookup, Edit, KeyFilter, KeyLookup, KeyStore, LookupRef, UserInsert};
 
 /// What a [`Wrapped`] store does around the calls it hands on. Every method
 /// has a default: `()` is a plain forwarder.
 pub trait Around: Send + Sync {
     /// Called before every call that does the store's work, with the
-    /// [`KeyStore`] method's name (`"find_by_digest"`, `"rotate"` …): every
-    /// method but [`KeyStore::find_cached`], [`KeyStore::may_block`],
+    /// [`KeyStore`] method's name (`"find_by_digest"`, `"find_by_digest_with"`
+    /// (the keyring's lookup), `"rotate"` …): every method but
+    /// [`KeyStore::find_cached`], [`KeyStore::find_cached_with`], [`KeyStore::may_block`],
     /// [`KeyStore::keeps_audit`] and [`KeyStore::flush_writes`], which say
     /// what the store is or hold nothing back here. A default method of the
     /// trait that calls another (`insert` → `insert_audited`) is counted once.
@@ -48,7 +49,8 @@ pub trait Around: Send + Sync {
         let _ = method;
     }
 
-    /// Called before [`KeyStore::find_by_digest`] hands `digest` on (after
+    /// Called before [`KeyStore::find_by_digest`] or
+    /// [`KeyStore::find_by_digest_with`] hands `digest` on (after
     /// [`Around::before`]); it may wait.
     fn before_lookup(&self, digest: &Digest) {
         let _ = digest;
@@ -61,6 +63,26 @@ pub trait Around: Send + Sync {
     fn find_cached(&self, digest: &Digest, inner: &dyn KeyStore) -> CachedLookup {
         let _ = (digest, inner);
         CachedLookup::WouldBlock
+    }
+
+    /// What [`KeyStore::find_cached_with`] answers. The default lends what
+    /// [`Around::find_cached`] answers (so a wrapper that only says
+    /// `find_cached` stays consistent); answer
+    /// `inner.find_cached_with(digest, f)` to let the inner store lend its
+    /// record in place.
+    fn find_cached_with(
+        &self,
+        digest: &Digest,
+        inner: &dyn KeyStore,
+        f: &mut dyn FnMut(Option<LookupRef<'_>>),
+    ) -> bool {
+        match self.find_cached(digest, inner) {
+            CachedLookup::Known(found) => {
+                f(found.as_ref().map(KeyLookup::view));
+                true
+            }
+            CachedLookup::WouldBlock => false,
+        }
     }
 
     /// What [`KeyStore::may_block`] answers: by default `true`, the trait's
@@ -109,6 +131,18 @@ impl<S: KeyStore, A: Around> KeyStore for Wrapped<S, A> {
     }
     fn find_cached(&self, digest: &Digest) -> CachedLookup {
         self.around.find_cached(digest, &self.inner)
+    }
+    fn find_by_digest_with(
+        &self,
+        digest: &Digest,
+        f: &mut dyn FnMut(Option<LookupRef<'_>>),
+    ) -> Result<(), StoreError> {
+        let inner = self.on("find_by_digest_with");
+        self.around.before_lookup(digest);
+        inner.find_by_digest_with(digest, f)
+    }
+    fn find_cached_with(&self, digest: &Digest, f: &mut dyn FnMut(Option<LookupRef<'_>>)) -> bool {
+        self.around.find_cached_with(digest, &self.inner, f)
     }
     fn may_block(&self) -> bool {
         self.around.may_block(&self.inner)

@@ -54,7 +54,7 @@ impl Counts {
 impl Around for Counts {
     fn before(&self, method: &'static str) {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        if method == "find_by_digest" {
+        if method == "find_by_digest" || method == "find_by_digest_with" {
             self.finds.fetch_add(1, Ordering::SeqCst);
         }
     }
