@@ -127,5 +127,7 @@ pub use self::{
     request::{Method, Request},
     role::{AccountSettings, Actor, Role, UserState},
     secret::Secret,
-    store::{CachedLookup, Edit, KeyFilter, KeyLookup, KeyStore, MemoryStore, UserInsert},
+    store::{
+        CachedLookup, Edit, KeyFilter, KeyLookup, KeyStore, MemoryStore, Standings, UserInsert,
+    },
 };

@@ -18,7 +18,7 @@ use crate::key::KeyKind;
 use crate::policy::{Action, Subject, may_manage};
 use crate::record::{Disabled, KeyId, KeyRecord};
 use crate::role::{AccountSettings, Actor, Role, UserState};
-use crate::store::{Edit, KeyFilter};
+use crate::store::{Edit, KeyFilter, Standings};
 
 /// Parse a key id given by a caller.
 pub(super) fn parse_key_id(key_id: &str) -> Result<KeyId> {
@@ -242,15 +242,45 @@ impl Keyring {
     /// account, by their stored standing, may change its plan
     /// (docs/design.md §2, "Users and the account"); recorded with the actor.
     /// `NotPermitted` otherwise, recorded too.
+    ///
+    /// Decided inside the store's atomic step, on the actor's standing as it
+    /// is when the plan is written ([`KeyStore::set_account_settings_as`]):
+    /// an admin demoted or removed while this call is in flight is refused,
+    /// or changed the plan before the demotion landed.
+    ///
+    /// [`KeyStore::set_account_settings_as`]: crate::KeyStore::set_account_settings_as
     pub fn set_account_as(&self, actor: &Actor, settings: AccountSettings) -> Result<()> {
         self.audited(Draft::by(actor, AuditAction::SetAccount), |draft| {
-            let mine = self.acting_role(actor, draft)?.ok_or_else(removed_actor)?;
-            if !mine.is_admin_or_owner() {
-                return Err(Error::NotPermitted {
-                    reason: format!("the role '{mine}' may not change the account's plan"),
-                });
-            }
-            self.write_account(draft, &actor.account, settings)
+            validate_actor(actor)?;
+            let now = self.clock.now();
+            let mut refusal: Option<Error> = None;
+            let written = self.store.set_account_settings_as(
+                &actor.account,
+                &actor.user,
+                settings,
+                &mut |mine, before| {
+                    refusal = None;
+                    draft.changes.clear();
+                    let decided = standing_role(actor, draft, mine).and_then(|mine| {
+                        if mine.is_admin_or_owner() {
+                            Ok(())
+                        } else {
+                            Err(Error::NotPermitted {
+                                reason: format!(
+                                    "the role '{mine}' may not change the account's plan"
+                                ),
+                            })
+                        }
+                    });
+                    if let Err(e) = decided {
+                        refusal = Some(e);
+                        return Edit::Keep;
+                    }
+                    note_settings(draft, before, &settings);
+                    Edit::Write(Some(Box::new(draft.allowed(now))))
+                },
+            )?;
+            decided(refusal, written.then_some(()))
         })
     }
 
@@ -262,20 +292,7 @@ impl Keyring {
     ) -> Result<()> {
         validate_id("account", account)?;
         let before = self.store.account_settings(account)?;
-        if before.rest_api != settings.rest_api {
-            draft.changed(
-                "rest_api",
-                Some(before.rest_api.to_string()),
-                Some(settings.rest_api.to_string()),
-            );
-        }
-        if before.advanced_permissions != settings.advanced_permissions {
-            draft.changed(
-                "advanced_permissions",
-                Some(before.advanced_permissions.to_string()),
-                Some(settings.advanced_permissions.to_string()),
-            );
-        }
+        note_settings(draft, &before, &settings);
         let event = draft.allowed(self.clock.now());
         Ok(self
             .store
@@ -304,41 +321,40 @@ impl Keyring {
     /// another user's role; only an Owner makes an Owner, or changes one's
     /// role (docs/design.md §2, "Users and the account"). Recorded with the
     /// actor. `NotPermitted` otherwise, recorded too.
+    ///
+    /// Decided inside the store's atomic step, on both users' standings as
+    /// they are when the role is written ([`KeyStore::set_user_as`]): an
+    /// admin's change racing the promotion of its subject to Owner, or the
+    /// admin's own demotion or removal, is refused once that has landed; and
+    /// the audit record's `changes` show the role the write replaced.
+    ///
+    /// [`KeyStore::set_user_as`]: crate::KeyStore::set_user_as
     pub fn set_user_role_as(&self, actor: &Actor, user: &str, role: Role) -> Result<()> {
         let mut draft = Draft::by(actor, AuditAction::SetUserRole);
         draft.subject_user = Some(audit_id(user));
         self.audited(draft, |draft| {
-            self.may_manage_user(actor, draft, user, Some(role))?;
-            self.write_user_role(draft, &actor.account, user, role)
+            validate_id("user", user)?;
+            validate_actor(actor)?;
+            let now = self.clock.now();
+            let state = UserState {
+                role,
+                removed: false,
+            };
+            let mut refusal: Option<Error> = None;
+            let written =
+                self.store
+                    .set_user_as(&actor.account, &actor.user, user, state, &mut |s| {
+                        refusal = None;
+                        draft.changes.clear();
+                        if let Err(e) = may_manage_user(actor, draft, s, Some(role)) {
+                            refusal = Some(e);
+                            return Edit::Keep;
+                        }
+                        note_role(draft, s.subject, role);
+                        Edit::Write(Some(Box::new(draft.allowed(now))))
+                    })?;
+            decided(refusal, written.then_some(()))
         })
-    }
-
-    /// Who may change another user's role or remove them
-    /// (docs/design.md §2, "Users and the account"): an Owner or an Admin,
-    /// by their stored standing; only an Owner makes an Owner, or changes or
-    /// removes one. The subject's role is read just before the write: a
-    /// change racing it is decided on the role as read.
-    fn may_manage_user(
-        &self,
-        actor: &Actor,
-        draft: &mut Draft,
-        user: &str,
-        new: Option<Role>,
-    ) -> Result<()> {
-        validate_id("user", user)?;
-        let mine = self.acting_role(actor, draft)?.ok_or_else(removed_actor)?;
-        if !mine.is_admin_or_owner() {
-            return Err(Error::NotPermitted {
-                reason: format!("the role '{mine}' may not change users' roles"),
-            });
-        }
-        let theirs = self.store.user(&actor.account, user)?.map(|s| s.role);
-        if mine != Role::Owner && (theirs == Some(Role::Owner) || new == Some(Role::Owner)) {
-            return Err(Error::NotPermitted {
-                reason: "only an owner may make an owner, or change or remove one".to_owned(),
-            });
-        }
-        Ok(())
     }
 
     fn write_user_role(
@@ -351,14 +367,7 @@ impl Keyring {
         validate_id("account", account)?;
         validate_id("user", user)?;
         let before = self.store.user(account, user)?;
-        draft.changed(
-            "role",
-            before.map(|s| s.role.as_str().to_owned()),
-            Some(role.as_str().to_owned()),
-        );
-        if before.is_some_and(|s| s.removed) {
-            draft.changed("removed", Some("true".into()), Some("false".into()));
-        }
+        note_role(draft, before, role);
         let event = draft.allowed(self.clock.now());
         Ok(self.store.set_user_audited(
             account,
@@ -384,14 +393,41 @@ impl Keyring {
     }
 
     /// [`Keyring::remove_user`] as `actor`, for tools that act for a
-    /// person: decided by the rule of [`Keyring::set_user_role_as`] and
+    /// person: decided by the rule of [`Keyring::set_user_role_as`], inside
+    /// the store's atomic step like it ([`KeyStore::remove_user_as`]), and
     /// recorded with the actor. `NotPermitted` otherwise, recorded too.
+    ///
+    /// [`KeyStore::remove_user_as`]: crate::KeyStore::remove_user_as
     pub fn remove_user_as(&self, actor: &Actor, user: &str) -> Result<usize> {
         let mut draft = Draft::by(actor, AuditAction::RemoveUser);
         draft.subject_user = Some(audit_id(user));
         self.audited(draft, |draft| {
-            self.may_manage_user(actor, draft, user, None)?;
-            self.write_removal(draft, &actor.account, user)
+            validate_id("user", user)?;
+            validate_actor(actor)?;
+            let now = self.clock.now();
+            let disabled = Disabled {
+                by: OFFBOARDING.into(),
+                at: now,
+            };
+            let mut refusal: Option<Error> = None;
+            let out = self.store.remove_user_as(
+                &actor.account,
+                &actor.user,
+                user,
+                &disabled,
+                &mut |s| {
+                    refusal = None;
+                    draft.changes.clear();
+                    if let Err(e) = may_manage_user(actor, draft, s, None) {
+                        refusal = Some(e);
+                        return Edit::Keep;
+                    }
+                    let was = s.subject.is_some_and(|u| u.removed);
+                    draft.changed("removed", Some(was.to_string()), Some("true".into()));
+                    Edit::Write(Some(Box::new(draft.allowed(now))))
+                },
+            )?;
+            decided(refusal, out.map(|disabled| disabled.len()))
         })
     }
 
@@ -416,5 +452,99 @@ impl Keyring {
         validate_id("account", account)?;
         validate_id("user", user)?;
         Ok(self.store.user(account, user)?)
+    }
+}
+
+/// The actor's role by their standing as the store read it in the change's
+/// atomic step (`None`: the store knows nothing of them, so the role they
+/// claim; [`Keyring::standing_of`] inside the transaction); a removed actor
+/// may do nothing. Noted on the draft, as [`Keyring::acting_role`] does.
+fn standing_role(actor: &Actor, draft: &mut Draft, stored: Option<&UserState>) -> Result<Role> {
+    match stored {
+        Some(s) if s.removed => {
+            draft.actor_role = None;
+            Err(removed_actor())
+        }
+        Some(s) => {
+            draft.actor_role = Some(s.role);
+            Ok(s.role)
+        }
+        None => {
+            draft.actor_role = Some(actor.role);
+            Ok(actor.role)
+        }
+    }
+}
+
+/// Who may change another user's role (`new`) or remove them (`None`)
+/// (docs/design.md §2, "Users and the account"): an Owner or an Admin, by
+/// their stored standing; only an Owner makes an Owner, or changes or
+/// removes one. Decided on the standings the store read in the change's own
+/// atomic step, so a change racing it is decided on the state it replaces.
+fn may_manage_user(
+    actor: &Actor,
+    draft: &mut Draft,
+    s: &Standings,
+    new: Option<Role>,
+) -> Result<()> {
+    let mine = standing_role(actor, draft, s.actor.as_ref())?;
+    if !mine.is_admin_or_owner() {
+        return Err(Error::NotPermitted {
+            reason: format!("the role '{mine}' may not change users' roles"),
+        });
+    }
+    let theirs = s.subject.map(|u| u.role);
+    if mine != Role::Owner && (theirs == Some(Role::Owner) || new == Some(Role::Owner)) {
+        return Err(Error::NotPermitted {
+            reason: "only an owner may make an owner, or change or remove one".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Note a role change on the draft: the role `before` (and whether the
+/// user was removed, which setting a role undoes) against the new `role`.
+fn note_role(draft: &mut Draft, before: Option<UserState>, role: Role) {
+    draft.changed(
+        "role",
+        before.map(|s| s.role.as_str().to_owned()),
+        Some(role.as_str().to_owned()),
+    );
+    if before.is_some_and(|s| s.removed) {
+        draft.changed("removed", Some("true".into()), Some("false".into()));
+    }
+}
+
+/// Note the plan's changed fields on the draft.
+fn note_settings(draft: &mut Draft, before: &AccountSettings, settings: &AccountSettings) {
+    if before.rest_api != settings.rest_api {
+        draft.changed(
+            "rest_api",
+            Some(before.rest_api.to_string()),
+            Some(settings.rest_api.to_string()),
+        );
+    }
+    if before.advanced_permissions != settings.advanced_permissions {
+        draft.changed(
+            "advanced_permissions",
+            Some(before.advanced_permissions.to_string()),
+            Some(settings.advanced_permissions.to_string()),
+        );
+    }
+}
+
+/// The answer of a change decided in the store's atomic step: the refusal
+/// the decision gave, or what the store wrote. A store that wrote nothing
+/// though the decision allowed the write broke [`crate::KeyStore`]'s contract:
+/// answered as a store error, never as success.
+fn decided<T>(refusal: Option<Error>, written: Option<T>) -> Result<T> {
+    match (refusal, written) {
+        (Some(e), _) => Err(e),
+        (None, Some(out)) => Ok(out),
+        (None, None) => Err(Error::Store(crate::StoreError::Unavailable(
+            "the store wrote nothing, though the change was allowed"
+                .to_owned()
+                .into(),
+        ))),
     }
 }
