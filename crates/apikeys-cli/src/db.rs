@@ -250,7 +250,7 @@ impl KeyStore for NoUseNoted {
     fn set_account_settings_as(
         &self,
         account: &str,
-        actor: &str,
+        actor: Option<&str>,
         settings: AccountSettings,
         decide: &mut dyn FnMut(Option<&UserState>, &AccountSettings) -> Edit,
     ) -> Result<bool, StoreError> {
@@ -260,7 +260,7 @@ impl KeyStore for NoUseNoted {
     fn set_user_as(
         &self,
         account: &str,
-        actor: &str,
+        actor: Option<&str>,
         user: &str,
         state: UserState,
         decide: &mut dyn FnMut(&Standings) -> Edit,
@@ -270,7 +270,7 @@ impl KeyStore for NoUseNoted {
     fn remove_user_as(
         &self,
         account: &str,
-        actor: &str,
+        actor: Option<&str>,
         user: &str,
         disabled: &Disabled,
         decide: &mut dyn FnMut(&Standings) -> Edit,

@@ -352,23 +352,32 @@ fn forget_placeholder(
     Ok(())
 }
 
-/// The standings of `actor` and `user`, both rows locked in `tx` until it
-/// ends ([`lock_user`]), in the order of their ids: two decided changes
-/// never wait on each other crosswise.
+/// The standings of `actor` (none for the system) and `user`, both rows
+/// locked in `tx` until it ends ([`lock_user`]), in the order of their ids:
+/// two decided changes never wait on each other crosswise.
 fn lock_standings(
     tx: &mut Transaction<'_>,
     st: &mut HashMap<&'static str, Statement>,
     account: &str,
-    actor: &str,
+    actor: Option<&str>,
     user: &str,
 ) -> Result<Standings, StoreError> {
-    if actor == user {
-        let s = lock_user(tx, st, account, user)?;
-        return Ok(Standings {
-            actor: s,
-            subject: s,
-        });
-    }
+    let actor = match actor {
+        None => {
+            return Ok(Standings {
+                actor: None,
+                subject: lock_user(tx, st, account, user)?,
+            });
+        }
+        Some(a) if a == user => {
+            let s = lock_user(tx, st, account, user)?;
+            return Ok(Standings {
+                actor: s,
+                subject: s,
+            });
+        }
+        Some(a) => a,
+    };
     let (first, second) = if actor < user {
         (actor, user)
     } else {
@@ -601,7 +610,7 @@ impl KeyStore for PostgresStore {
     fn remove_user_as(
         &self,
         account: &str,
-        actor: &str,
+        actor: Option<&str>,
         user: &str,
         disabled: &Disabled,
         decide: &mut dyn FnMut(&Standings) -> Edit,
@@ -619,8 +628,8 @@ impl KeyStore for PostgresStore {
             // An unknown subject's placeholder is the removed state
             // `remove_user` stores for them.
             let changed = inner.offboard(tx, st, account, user, disabled)?;
-            if actor != user && standings.actor.is_none() {
-                forget_placeholder(tx, st, account, actor)?;
+            if let Some(a) = actor.filter(|a| *a != user && standings.actor.is_none()) {
+                forget_placeholder(tx, st, account, a)?;
             }
             write_some(tx, st, audit.as_deref())?;
             Ok((Some(changed), true))
@@ -775,7 +784,7 @@ impl KeyStore for PostgresStore {
     fn set_account_settings_as(
         &self,
         account: &str,
-        actor: &str,
+        actor: Option<&str>,
         settings: AccountSettings,
         decide: &mut dyn FnMut(Option<&UserState>, &AccountSettings) -> Edit,
     ) -> Result<bool, StoreError> {
@@ -783,7 +792,10 @@ impl KeyStore for PostgresStore {
             // Locks in the order every writer takes them: the actor's row,
             // then the account's (a default row held in its place when the
             // account was never configured). A refusal is rolled back.
-            let mine = lock_user(tx, st, account, actor)?;
+            let mine = match actor {
+                Some(a) => lock_user(tx, st, account, a)?,
+                None => None,
+            };
             let defaults = AccountSettings::default();
             let s = prepared(
                 tx,
@@ -820,8 +832,8 @@ impl KeyStore for PostgresStore {
                 &[&account, &settings.rest_api, &settings.advanced_permissions],
             )
             .map_err(pg)?;
-            if mine.is_none() {
-                forget_placeholder(tx, st, account, actor)?;
+            if let Some(a) = actor.filter(|_| mine.is_none()) {
+                forget_placeholder(tx, st, account, a)?;
             }
             write_some(tx, st, audit.as_deref())?;
             Ok((true, true))
@@ -861,7 +873,7 @@ impl KeyStore for PostgresStore {
     fn set_user_as(
         &self,
         account: &str,
-        actor: &str,
+        actor: Option<&str>,
         user: &str,
         state: UserState,
         decide: &mut dyn FnMut(&Standings) -> Edit,
@@ -878,8 +890,8 @@ impl KeyStore for PostgresStore {
             let s = prepared(tx, st, SET_USER_SQL)?;
             tx.execute(&s, &[&account, &user, &state.role.as_str(), &state.removed])
                 .map_err(pg)?;
-            if actor != user && standings.actor.is_none() {
-                forget_placeholder(tx, st, account, actor)?;
+            if let Some(a) = actor.filter(|a| *a != user && standings.actor.is_none()) {
+                forget_placeholder(tx, st, account, a)?;
             }
             write_some(tx, st, audit.as_deref())?;
             Ok((true, true))

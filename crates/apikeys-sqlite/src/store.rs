@@ -328,15 +328,18 @@ fn set_account_in(
     Ok(())
 }
 
-/// The standings of `actor` and `user`, read in `tx`.
+/// The standings of `actor` (none for the system) and `user`, read in `tx`.
 fn standings_in(
     conn: &Connection,
     account: &str,
-    actor: &str,
+    actor: Option<&str>,
     user: &str,
 ) -> Result<Standings, StoreError> {
     Ok(Standings {
-        actor: user_in(conn, account, actor)?,
+        actor: match actor {
+            Some(a) => user_in(conn, account, a)?,
+            None => None,
+        },
         subject: user_in(conn, account, user)?,
     })
 }
@@ -514,7 +517,7 @@ impl KeyStore for SqliteStore {
     fn remove_user_as(
         &self,
         account: &str,
-        actor: &str,
+        actor: Option<&str>,
         user: &str,
         disabled: &Disabled,
         decide: &mut dyn FnMut(&Standings) -> Edit,
@@ -691,14 +694,17 @@ impl KeyStore for SqliteStore {
     fn set_account_settings_as(
         &self,
         account: &str,
-        actor: &str,
+        actor: Option<&str>,
         settings: AccountSettings,
         decide: &mut dyn FnMut(Option<&UserState>, &AccountSettings) -> Edit,
     ) -> Result<bool, StoreError> {
         // One BEGIN IMMEDIATE transaction: the actor's standing and the
         // settings read are those the write replaces.
         let written = self.inner.write(|tx| {
-            let mine = user_in(tx, account, actor)?;
+            let mine = match actor {
+                Some(a) => user_in(tx, account, a)?,
+                None => None,
+            };
             let before = account_in(tx, account)?;
             let audit = match decide(mine.as_ref(), &before) {
                 Edit::Keep => return Ok(false),
@@ -740,7 +746,7 @@ impl KeyStore for SqliteStore {
     fn set_user_as(
         &self,
         account: &str,
-        actor: &str,
+        actor: Option<&str>,
         user: &str,
         state: UserState,
         decide: &mut dyn FnMut(&Standings) -> Edit,

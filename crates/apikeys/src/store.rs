@@ -66,8 +66,9 @@ pub enum UserInsert {
 
 /// The standings a change made for a person is decided on
 /// ([`KeyStore::set_user_as`], [`KeyStore::remove_user_as`]), read in the
-/// change's own atomic step. `None`: the store knows nothing of that user.
-/// When the actor changes their own standing, both are the same user's state.
+/// change's own atomic step. `None`: the store knows nothing of that user
+/// (or, for `actor`, the system makes the change). When the actor changes
+/// their own standing, both are the same user's state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Standings {
     /// The state of the user making the change.
@@ -333,15 +334,17 @@ pub trait KeyStore: Send + Sync {
         self.set_account_settings_audited(account, settings, None)
     }
 
-    /// [`KeyStore::set_account_settings_audited`] for a change made by
-    /// `actor`, a user of `account`, decided in **one atomic step** with
-    /// reading what it depends on (docs/design.md §2 "Users and the account",
-    /// and "Invariants"): the store reads `actor`'s stored state (`None` when
-    /// it knows nothing of them) and the account's current settings, and
+    /// [`KeyStore::set_account_settings_audited`] decided in **one atomic
+    /// step** with reading what the decision depends on (docs/design.md §2
+    /// "Users and the account", and "Invariants"). `actor` is the user of
+    /// `account` making the change, or `None` for a change the system makes.
+    /// The store reads `actor`'s stored state (`None` when it knows nothing
+    /// of them, or there is no actor) and the account's current settings, and
     /// hands both to `decide`; no [`KeyStore::set_user`],
     /// [`KeyStore::remove_user`] or other change of the actor's standing, and
     /// no other change of the settings, lands between that read and the
-    /// write. On [`Edit::Write`] the settings are written with its audit
+    /// write. `decide` builds the audit record there, so what it says the
+    /// change replaced is what was there when it was written. On [`Edit::Write`] the settings are written with its audit
     /// record, in one transaction, and the answer is `true`; on
     /// [`Edit::Keep`] nothing is written and the answer is `false`.
     ///
@@ -350,7 +353,7 @@ pub trait KeyStore: Send + Sync {
     fn set_account_settings_as(
         &self,
         account: &str,
-        actor: &str,
+        actor: Option<&str>,
         settings: AccountSettings,
         decide: &mut dyn FnMut(Option<&UserState>, &AccountSettings) -> Edit,
     ) -> Result<bool, StoreError>;
@@ -367,14 +370,14 @@ pub trait KeyStore: Send + Sync {
         audit: Option<&AuditEvent>,
     ) -> Result<(), StoreError>;
 
-    /// [`KeyStore::set_user_audited`] for a change made by `actor`, a user of
-    /// `account`, decided in **one atomic step** with reading the standings
-    /// it depends on (docs/design.md §2 "Users and the account", and
-    /// "Invariants"): the store reads the stored states of `actor` and of
-    /// `user` ([`Standings`]; `actor` may be `user`) and hands them to
-    /// `decide`; no [`KeyStore::set_user`], [`KeyStore::remove_user`] or
-    /// other decided change of either user lands between that read and the
-    /// write. On [`Edit::Write`] `state` is stored for `user` with its audit
+    /// [`KeyStore::set_user_audited`] decided in **one atomic step** with
+    /// reading the standings the decision depends on (docs/design.md §2
+    /// "Users and the account", and "Invariants"). `actor` is the user of
+    /// `account` making the change (it may be `user`), or `None` for a change
+    /// the system makes. The store reads the stored states of `actor` and of
+    /// `user` ([`Standings`]) and hands them to `decide`; no
+    /// [`KeyStore::set_user`], [`KeyStore::remove_user`] or other decided
+    /// change of either user lands between that read and the write. On [`Edit::Write`] `state` is stored for `user` with its audit
     /// record, in one transaction, and the answer is `true`; on [`Edit::Keep`]
     /// nothing is written and the answer is `false`. The audit record is
     /// built by `decide`, so what it says the change replaced is what was
@@ -386,7 +389,7 @@ pub trait KeyStore: Send + Sync {
     fn set_user_as(
         &self,
         account: &str,
-        actor: &str,
+        actor: Option<&str>,
         user: &str,
         state: UserState,
         decide: &mut dyn FnMut(&Standings) -> Edit,
@@ -438,17 +441,19 @@ pub trait KeyStore: Send + Sync {
         audit: Option<&AuditEvent>,
     ) -> Result<Vec<KeyRecord>, StoreError>;
 
-    /// [`KeyStore::remove_user`] for a removal made by `actor`, a user of
-    /// `account`, decided in **one atomic step** with reading the standings
-    /// it depends on, like [`KeyStore::set_user_as`]: `decide` sees the stored
+    /// [`KeyStore::remove_user`] decided in **one atomic step** with reading
+    /// the standings the decision depends on, like [`KeyStore::set_user_as`]
+    /// (`actor`: the user making the change, `None` for the system): `decide` sees the stored
     /// states of `actor` and `user`; on [`Edit::Write`] the offboarding of
     /// [`KeyStore::remove_user`] is done with its audit record in one
     /// transaction and the records it disabled are returned; on
     /// [`Edit::Keep`] nothing is written and the answer is `None`.
+    ///
+    /// There is no default, for the reason given at [`KeyStore::set_user_as`].
     fn remove_user_as(
         &self,
         account: &str,
-        actor: &str,
+        actor: Option<&str>,
         user: &str,
         disabled: &Disabled,
         decide: &mut dyn FnMut(&Standings) -> Edit,
@@ -619,7 +624,7 @@ impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
     fn set_account_settings_as(
         &self,
         account: &str,
-        actor: &str,
+        actor: Option<&str>,
         settings: AccountSettings,
         decide: &mut dyn FnMut(Option<&UserState>, &AccountSettings) -> Edit,
     ) -> Result<bool, StoreError> {
@@ -631,7 +636,7 @@ impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
     fn set_user_as(
         &self,
         account: &str,
-        actor: &str,
+        actor: Option<&str>,
         user: &str,
         state: UserState,
         decide: &mut dyn FnMut(&Standings) -> Edit,
@@ -641,7 +646,7 @@ impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
     fn remove_user_as(
         &self,
         account: &str,
-        actor: &str,
+        actor: Option<&str>,
         user: &str,
         disabled: &Disabled,
         decide: &mut dyn FnMut(&Standings) -> Edit,

@@ -960,7 +960,7 @@ impl<S: KeyStore> KeyStore for OutboxStore<S> {
     fn set_account_settings_as(
         &self,
         account: &str,
-        actor: &str,
+        actor: Option<&str>,
         settings: AccountSettings,
         decide: &mut dyn FnMut(Option<&UserState>, &AccountSettings) -> Edit,
     ) -> Result<bool, StoreError> {
@@ -983,7 +983,7 @@ impl<S: KeyStore> KeyStore for OutboxStore<S> {
     fn set_user_as(
         &self,
         account: &str,
-        actor: &str,
+        actor: Option<&str>,
         user: &str,
         state: UserState,
         decide: &mut dyn FnMut(&Standings) -> Edit,
@@ -1004,7 +1004,7 @@ impl<S: KeyStore> KeyStore for OutboxStore<S> {
     fn remove_user_as(
         &self,
         account: &str,
-        actor: &str,
+        actor: Option<&str>,
         user: &str,
         disabled: &Disabled,
         decide: &mut dyn FnMut(&Standings) -> Edit,

@@ -233,7 +233,8 @@ impl Keyring {
     /// Set what an account's plan includes. Takes effect on the next request.
     pub fn set_account(&self, account: &str, settings: AccountSettings) -> Result<()> {
         self.audited(Draft::system(account, AuditAction::SetAccount), |draft| {
-            self.write_account(draft, account, settings)
+            validate_id("account", account)?;
+            self.write_account(draft, account, None, settings)
         })
     }
 
@@ -245,58 +246,47 @@ impl Keyring {
     ///
     /// Decided inside the store's atomic step, on the actor's standing as it
     /// is when the plan is written ([`KeyStore::set_account_settings_as`]):
-    /// an admin demoted or removed while this call is in flight is refused,
-    /// or changed the plan before the demotion landed.
+    /// an admin demoted or removed while this call is in flight either
+    /// changed the plan before that landed or is refused.
     ///
     /// [`KeyStore::set_account_settings_as`]: crate::KeyStore::set_account_settings_as
     pub fn set_account_as(&self, actor: &Actor, settings: AccountSettings) -> Result<()> {
         self.audited(Draft::by(actor, AuditAction::SetAccount), |draft| {
             validate_actor(actor)?;
-            let now = self.clock.now();
-            let mut refusal: Option<Error> = None;
-            let written = self.store.set_account_settings_as(
-                &actor.account,
-                &actor.user,
-                settings,
-                &mut |mine, before| {
-                    refusal = None;
-                    draft.changes.clear();
-                    let decided = standing_role(actor, draft, mine).and_then(|mine| {
-                        if mine.is_admin_or_owner() {
-                            Ok(())
-                        } else {
-                            Err(Error::NotPermitted {
-                                reason: format!(
-                                    "the role '{mine}' may not change the account's plan"
-                                ),
-                            })
-                        }
-                    });
-                    if let Err(e) = decided {
-                        refusal = Some(e);
-                        return Edit::Keep;
-                    }
-                    note_settings(draft, before, &settings);
-                    Edit::Write(Some(Box::new(draft.allowed(now))))
-                },
-            )?;
-            decided(refusal, written.then_some(()))
+            self.write_account(draft, &actor.account, Some(actor), settings)
         })
     }
 
+    /// Write the plan, decided in the store's atomic step: for `actor` by the
+    /// rule of [`Keyring::set_account_as`], for the system always. The audit
+    /// record is made there too, with the settings it replaced and the
+    /// moment of the write.
     fn write_account(
         &self,
         draft: &mut Draft,
         account: &str,
+        actor: Option<&Actor>,
         settings: AccountSettings,
     ) -> Result<()> {
-        validate_id("account", account)?;
-        let before = self.store.account_settings(account)?;
-        note_settings(draft, &before, &settings);
-        let event = draft.allowed(self.clock.now());
-        Ok(self
-            .store
-            .set_account_settings_audited(account, settings, Some(&event))?)
+        let mut refusal: Option<Error> = None;
+        let written = self.store.set_account_settings_as(
+            account,
+            actor.map(|a| a.user.as_str()),
+            settings,
+            &mut |mine, before| {
+                refusal = None;
+                draft.changes.clear();
+                if let Some(actor) = actor {
+                    if let Err(e) = may_set_account(actor, draft, mine) {
+                        refusal = Some(e);
+                        return Edit::Keep;
+                    }
+                }
+                note_settings(draft, before, &settings);
+                Edit::Write(Some(Box::new(draft.allowed(self.clock.now()))))
+            },
+        )?;
+        decided(refusal, written.then_some(()))
     }
 
     /// The account's current settings.
@@ -312,7 +302,9 @@ impl Keyring {
         let mut draft = Draft::system(account, AuditAction::SetUserRole);
         draft.subject_user = Some(audit_id(user));
         self.audited(draft, |draft| {
-            self.write_user_role(draft, account, user, role)
+            validate_id("account", account)?;
+            validate_id("user", user)?;
+            self.write_user_role(draft, account, None, user, role)
         })
     }
 
@@ -335,49 +327,46 @@ impl Keyring {
         self.audited(draft, |draft| {
             validate_id("user", user)?;
             validate_actor(actor)?;
-            let now = self.clock.now();
-            let state = UserState {
-                role,
-                removed: false,
-            };
-            let mut refusal: Option<Error> = None;
-            let written =
-                self.store
-                    .set_user_as(&actor.account, &actor.user, user, state, &mut |s| {
-                        refusal = None;
-                        draft.changes.clear();
-                        if let Err(e) = may_manage_user(actor, draft, s, Some(role)) {
-                            refusal = Some(e);
-                            return Edit::Keep;
-                        }
-                        note_role(draft, s.subject, role);
-                        Edit::Write(Some(Box::new(draft.allowed(now))))
-                    })?;
-            decided(refusal, written.then_some(()))
+            self.write_user_role(draft, &actor.account, Some(actor), user, role)
         })
     }
 
+    /// Write a user's role, decided in the store's atomic step: for `actor`
+    /// by the rule of [`Keyring::set_user_role_as`], for the system always.
+    /// The audit record is made there too, with the standing it replaced and
+    /// the moment of the write.
     fn write_user_role(
         &self,
         draft: &mut Draft,
         account: &str,
+        actor: Option<&Actor>,
         user: &str,
         role: Role,
     ) -> Result<()> {
-        validate_id("account", account)?;
-        validate_id("user", user)?;
-        let before = self.store.user(account, user)?;
-        note_role(draft, before, role);
-        let event = draft.allowed(self.clock.now());
-        Ok(self.store.set_user_audited(
+        let state = UserState {
+            role,
+            removed: false,
+        };
+        let mut refusal: Option<Error> = None;
+        let written = self.store.set_user_as(
             account,
+            actor.map(|a| a.user.as_str()),
             user,
-            UserState {
-                role,
-                removed: false,
+            state,
+            &mut |s| {
+                refusal = None;
+                draft.changes.clear();
+                if let Some(actor) = actor {
+                    if let Err(e) = may_manage_user(actor, draft, s, Some(role)) {
+                        refusal = Some(e);
+                        return Edit::Keep;
+                    }
+                }
+                note_role(draft, s.subject, role);
+                Edit::Write(Some(Box::new(draft.allowed(self.clock.now()))))
             },
-            Some(&event),
-        )?)
+        )?;
+        decided(refusal, written.then_some(()))
     }
 
     /// Remove a user from the account (offboarding): every user token of
@@ -389,7 +378,11 @@ impl Keyring {
     pub fn remove_user(&self, account: &str, user: &str) -> Result<usize> {
         let mut draft = Draft::system(account, AuditAction::RemoveUser);
         draft.subject_user = Some(audit_id(user));
-        self.audited(draft, |draft| self.write_removal(draft, account, user))
+        self.audited(draft, |draft| {
+            validate_id("account", account)?;
+            validate_id("user", user)?;
+            self.write_removal(draft, account, None, user)
+        })
     }
 
     /// [`Keyring::remove_user`] as `actor`, for tools that act for a
@@ -404,47 +397,44 @@ impl Keyring {
         self.audited(draft, |draft| {
             validate_id("user", user)?;
             validate_actor(actor)?;
-            let now = self.clock.now();
-            let disabled = Disabled {
-                by: OFFBOARDING.into(),
-                at: now,
-            };
-            let mut refusal: Option<Error> = None;
-            let out = self.store.remove_user_as(
-                &actor.account,
-                &actor.user,
-                user,
-                &disabled,
-                &mut |s| {
-                    refusal = None;
-                    draft.changes.clear();
+            self.write_removal(draft, &actor.account, Some(actor), user)
+        })
+    }
+
+    /// Offboard a user, decided in the store's atomic step: for `actor` by
+    /// the rule of [`Keyring::set_user_role_as`], for the system always.
+    fn write_removal(
+        &self,
+        draft: &mut Draft,
+        account: &str,
+        actor: Option<&Actor>,
+        user: &str,
+    ) -> Result<usize> {
+        let disabled = Disabled {
+            by: OFFBOARDING.into(),
+            at: self.clock.now(),
+        };
+        let mut refusal: Option<Error> = None;
+        let out = self.store.remove_user_as(
+            account,
+            actor.map(|a| a.user.as_str()),
+            user,
+            &disabled,
+            &mut |s| {
+                refusal = None;
+                draft.changes.clear();
+                if let Some(actor) = actor {
                     if let Err(e) = may_manage_user(actor, draft, s, None) {
                         refusal = Some(e);
                         return Edit::Keep;
                     }
-                    let was = s.subject.is_some_and(|u| u.removed);
-                    draft.changed("removed", Some(was.to_string()), Some("true".into()));
-                    Edit::Write(Some(Box::new(draft.allowed(now))))
-                },
-            )?;
-            decided(refusal, out.map(|disabled| disabled.len()))
-        })
-    }
-
-    fn write_removal(&self, draft: &mut Draft, account: &str, user: &str) -> Result<usize> {
-        validate_id("account", account)?;
-        validate_id("user", user)?;
-        let now = self.clock.now();
-        let disabled = Disabled {
-            by: OFFBOARDING.into(),
-            at: now,
-        };
-        draft.changed("removed", Some("false".into()), Some("true".into()));
-        let event = draft.allowed(now);
-        Ok(self
-            .store
-            .remove_user(account, user, &disabled, Some(&event))?
-            .len())
+                }
+                let was = s.subject.is_some_and(|u| u.removed);
+                draft.changed("removed", Some(was.to_string()), Some("true".into()));
+                Edit::Write(Some(Box::new(draft.allowed(self.clock.now()))))
+            },
+        )?;
+        decided(refusal, out.map(|disabled| disabled.len()))
     }
 
     /// A user's current state, if the keyring knows them.
@@ -473,6 +463,20 @@ fn standing_role(actor: &Actor, draft: &mut Draft, stored: Option<&UserState>) -
             draft.actor_role = Some(actor.role);
             Ok(actor.role)
         }
+    }
+}
+
+/// Who may change the account's plan (docs/design.md §2, "Users and the
+/// account"): an Owner or an Admin, by their standing as the store read it
+/// in the change's atomic step.
+fn may_set_account(actor: &Actor, draft: &mut Draft, mine: Option<&UserState>) -> Result<()> {
+    let mine = standing_role(actor, draft, mine)?;
+    if mine.is_admin_or_owner() {
+        Ok(())
+    } else {
+        Err(Error::NotPermitted {
+            reason: format!("the role '{mine}' may not change the account's plan"),
+        })
     }
 }
 

@@ -84,9 +84,9 @@ impl AccountCell {
     }
 
     /// The standings of `actor` and `user`, read with `standing` held.
-    fn standings(&self, actor: &str, user: &str) -> Standings {
+    fn standings(&self, actor: Option<&str>, user: &str) -> Standings {
         Standings {
-            actor: self.known(actor),
+            actor: actor.and_then(|a| self.known(a)),
             subject: self.known(user),
         }
     }
@@ -534,7 +534,7 @@ impl KeyStore for MemoryStore {
     fn remove_user_as(
         &self,
         account: &str,
-        actor: &str,
+        actor: Option<&str>,
         user: &str,
         disabled: &Disabled,
         decide: &mut dyn FnMut(&Standings) -> Edit,
@@ -716,14 +716,15 @@ impl KeyStore for MemoryStore {
     fn set_account_settings_as(
         &self,
         account: &str,
-        actor: &str,
+        actor: Option<&str>,
         settings: AccountSettings,
         decide: &mut dyn FnMut(Option<&UserState>, &AccountSettings) -> Edit,
     ) -> Result<bool, StoreError> {
         let cell = self.account_cell(account);
         // The actor's standing and the settings hold still until the write.
         let _standing = cell.standing.lock().unwrap_or_else(PoisonError::into_inner);
-        if decide(cell.known(actor).as_ref(), &cell.settings()) == Edit::Keep {
+        let mine = actor.and_then(|a| cell.known(a));
+        if decide(mine.as_ref(), &cell.settings()) == Edit::Keep {
             return Ok(false);
         }
         cell.store_settings(settings);
@@ -753,7 +754,7 @@ impl KeyStore for MemoryStore {
     fn set_user_as(
         &self,
         account: &str,
-        actor: &str,
+        actor: Option<&str>,
         user: &str,
         state: UserState,
         decide: &mut dyn FnMut(&Standings) -> Edit,

@@ -183,7 +183,7 @@ impl<S: KeyStore, A: Around> KeyStore for Wrapped<S, A> {
     fn set_account_settings_as(
         &self,
         account: &str,
-        actor: &str,
+        actor: Option<&str>,
         settings: AccountSettings,
         decide: &mut dyn FnMut(Option<&UserState>, &AccountSettings) -> Edit,
     ) -> Result<bool, StoreError> {
@@ -196,7 +196,7 @@ impl<S: KeyStore, A: Around> KeyStore for Wrapped<S, A> {
     fn set_user_as(
         &self,
         account: &str,
-        actor: &str,
+        actor: Option<&str>,
         user: &str,
         state: UserState,
         decide: &mut dyn FnMut(&Standings) -> Edit,
@@ -207,7 +207,7 @@ impl<S: KeyStore, A: Around> KeyStore for Wrapped<S, A> {
     fn remove_user_as(
         &self,
         account: &str,
-        actor: &str,
+        actor: Option<&str>,
         user: &str,
         disabled: &Disabled,
         decide: &mut dyn FnMut(&Standings) -> Edit,

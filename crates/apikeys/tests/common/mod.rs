@@ -152,7 +152,7 @@ impl KeyStore for BrokenStore {
     fn set_account_settings_as(
         &self,
         _: &str,
-        _: &str,
+        _: Option<&str>,
         _: AccountSettings,
         _: &mut dyn FnMut(Option<&UserState>, &AccountSettings) -> Edit,
     ) -> Result<bool, StoreError> {
@@ -161,7 +161,7 @@ impl KeyStore for BrokenStore {
     fn set_user_as(
         &self,
         _: &str,
-        _: &str,
+        _: Option<&str>,
         _: &str,
         _: UserState,
         _: &mut dyn FnMut(&Standings) -> Edit,
@@ -171,7 +171,7 @@ impl KeyStore for BrokenStore {
     fn remove_user_as(
         &self,
         _: &str,
-        _: &str,
+        _: Option<&str>,
         _: &str,
         _: &Disabled,
         _: &mut dyn FnMut(&Standings) -> Edit,
