@@ -228,8 +228,7 @@ mod interleaved {
 
     use apikeys::testing::wrap::{Around, Wrapped};
     use apikeys::{
-        AccountSettings, Actor, AuditAction, AuditEvent, AuditOutcome, Error, Keyring, MemoryStore,
-        Role,
+        AccountSettings, AuditAction, AuditEvent, AuditOutcome, Error, Keyring, MemoryStore, Role,
     };
 
     use super::{as_, refused};
@@ -348,8 +347,11 @@ mod interleaved {
         assert_eq!(s.state("PRESP"), Some((Role::Owner, false)));
     }
 
-    /// Each call of an admin, with what it would change.
-    fn admin_calls() -> Vec<(&'static str, Box<dyn Fn(&Keyring) -> Result<(), Error>>)> {
+    /// One call of an admin, on a keyring.
+    type Call = Box<dyn Fn(&Keyring) -> Result<(), Error>>;
+
+    /// Each call of an admin, by name.
+    fn admin_calls() -> Vec<(&'static str, Call)> {
         let admin = || as_("PADMIN", Role::Admin);
         vec![
             (
