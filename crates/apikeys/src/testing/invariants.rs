@@ -1176,9 +1176,9 @@ impl crate::clock::Clock for Ticks {
 /// two store objects on the same database (two processes, as far as its
 /// locking knows); otherwise the same store twice. Each loop runs one
 /// keyring on each, sharing one clock that ticks at every reading; each
-/// round starts its two sides together ([`together`]) and checks, once both
-/// returned, the users' states, the plan and the audit trail (the store's,
-/// or both keyrings' sinks):
+/// round starts its two sides together (a barrier, one side staggered, as
+/// in [`rotation_races`]) and checks, once both returned, the users' states,
+/// the plan and the audit trail (the store's, or both keyrings' sinks):
 ///
 /// - an admin changing or removing a responder while an owner promotes them
 ///   to Owner: the admin's call is either written first (and then the
@@ -1195,8 +1195,8 @@ impl crate::clock::Clock for Ticks {
 /// In every round the allowed records of each user, in the order they were
 /// written, form a chain: each one's `changes` start from the state the one
 /// before left (the role, whether removed), and the last leaves the state
-/// the store holds; the plan's likewise. There is exactly one record (allowed
-/// or refused) of each call. Both orders must be seen over 20 rounds or more
+/// the store holds; an allowed plan change's record shows the plan it
+/// replaced. There is exactly one record (allowed or refused) of each call. Both orders must be seen over 20 rounds or more
 /// (as in [`rotation_races`]). Panics at the first violation, naming the
 /// loop and round.
 ///
@@ -1204,11 +1204,12 @@ impl crate::clock::Clock for Ticks {
 /// objects on one file) and PostgreSQL (two pools on one schema), with the
 /// keyring's decision moved back out of the store's atomic step (the
 /// standings read before the store call, the records' `changes` from that
-/// read too, or from the store's); and with the
-/// serialization taken out of a store: the memory store's account lock in
-/// the decided calls, PostgreSQL's `FOR UPDATE` on the user and account rows.
+/// read too, or from the store's); and with the serialization taken out of
+/// a store: the memory store's account lock in the decided calls,
+/// PostgreSQL's `FOR UPDATE` on the user and account rows.
 /// The memory store's window is a microsecond or two wide: its test runs
-/// 1,000 rounds ([`together_fine`] sweeps the moments in between).
+/// 1,000 rounds, and a third of the rounds stagger a side by a few hundred
+/// to a few thousand spins, to sweep the moments in between.
 pub fn user_role_races(first: Arc<dyn KeyStore>, second: Arc<dyn KeyStore>, rounds: usize) {
     let ticks = Ticks(Arc::new(std::sync::atomic::AtomicU64::new(
         crate::clock::SystemClock.now().unix_millis(),
