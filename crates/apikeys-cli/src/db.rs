@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use apikeys::store::{Edit, LookupRef};
+use apikeys::store::{Edit, LookupRef, Standings};
 use apikeys::{
     AccountSettings, AuditEvent, AuditPage, AuditWindow, CachedLookup, Digest, Disabled, KeyFilter,
     KeyId, KeyLookup, KeyRecord, KeyStore, Keyring, StoreError, Timestamp, UsePlace, UserInsert,
@@ -256,6 +256,37 @@ impl KeyStore for NoUseNoted {
     }
     fn flush_writes(&self) -> Result<usize, StoreError> {
         self.0.flush_writes()
+    }
+    fn set_account_settings_as(
+        &self,
+        account: &str,
+        actor: Option<&str>,
+        settings: AccountSettings,
+        decide: &mut dyn FnMut(Option<&UserState>, &AccountSettings) -> Edit,
+    ) -> Result<bool, StoreError> {
+        self.0
+            .set_account_settings_as(account, actor, settings, decide)
+    }
+    fn set_user_as(
+        &self,
+        account: &str,
+        actor: Option<&str>,
+        user: &str,
+        state: UserState,
+        decide: &mut dyn FnMut(&Standings) -> Edit,
+    ) -> Result<bool, StoreError> {
+        self.0.set_user_as(account, actor, user, state, decide)
+    }
+    fn remove_user_as(
+        &self,
+        account: &str,
+        actor: Option<&str>,
+        user: &str,
+        disabled: &Disabled,
+        decide: &mut dyn FnMut(&Standings) -> Edit,
+    ) -> Result<Option<Vec<KeyRecord>>, StoreError> {
+        self.0
+            .remove_user_as(account, actor, user, disabled, decide)
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use apikeys::store::rows::{self, LookupRow, id_value, millis};
 use apikeys::store::{
-    CachedLookup, Edit, LookupRef, check_immutable, removed_state, standing_user,
+    CachedLookup, Edit, LookupRef, Standings, check_immutable, removed_state, standing_user,
 };
 use apikeys::{
     AccountSettings, AuditEvent, AuditPage, AuditWindow, Digest, Disabled, KeyFilter, KeyId,
@@ -307,6 +307,147 @@ fn user_for_update(
         .transpose()
 }
 
+/// The user's standing, locked in `tx` until it ends, even when the store
+/// knows nothing of them: then a placeholder row ([`removed_state`] of no
+/// one) is inserted in its place, which a concurrent first write of that
+/// user waits for, and the answer is `None`. The caller overwrites the
+/// placeholder, deletes it ([`forget_placeholder`]) or rolls back: it is
+/// never committed as a standing.
+fn lock_user(
+    tx: &mut Transaction<'_>,
+    st: &mut HashMap<&'static str, Statement>,
+    account: &str,
+    user: &str,
+) -> Result<Option<UserState>, StoreError> {
+    // A row is never deleted once committed (a placeholder never is), so
+    // the second look finds the row the insert ran into; twice for safety.
+    for _ in 0..2 {
+        if insert_user(tx, st, account, user, removed_state(None))? {
+            return Ok(None);
+        }
+        if let Some(s) = user_for_update(tx, st, account, user)? {
+            return Ok(Some(s));
+        }
+    }
+    Err(StoreError::Unavailable(
+        "a user's row came and went while it was being locked"
+            .to_owned()
+            .into(),
+    ))
+}
+
+/// Delete the placeholder [`lock_user`] inserted for `user`.
+fn forget_placeholder(
+    tx: &mut Transaction<'_>,
+    st: &mut HashMap<&'static str, Statement>,
+    account: &str,
+    user: &str,
+) -> Result<(), StoreError> {
+    let s = prepared(
+        tx,
+        st,
+        "DELETE FROM apikeys_users WHERE account = $1 AND user_id = $2",
+    )?;
+    tx.execute(&s, &[&account, &user]).map_err(pg)?;
+    Ok(())
+}
+
+/// The standings of `actor` (none for the system) and `user`, both rows
+/// locked in `tx` until it ends ([`lock_user`]), in the order of their ids:
+/// two decided changes never wait on each other crosswise.
+fn lock_standings(
+    tx: &mut Transaction<'_>,
+    st: &mut HashMap<&'static str, Statement>,
+    account: &str,
+    actor: Option<&str>,
+    user: &str,
+) -> Result<Standings, StoreError> {
+    let actor = match actor {
+        None => {
+            return Ok(Standings {
+                actor: None,
+                subject: lock_user(tx, st, account, user)?,
+            });
+        }
+        Some(a) if a == user => {
+            let s = lock_user(tx, st, account, user)?;
+            return Ok(Standings {
+                actor: s,
+                subject: s,
+            });
+        }
+        Some(a) => a,
+    };
+    let (first, second) = if actor < user {
+        (actor, user)
+    } else {
+        (user, actor)
+    };
+    let a = lock_user(tx, st, account, first)?;
+    let b = lock_user(tx, st, account, second)?;
+    let (actor_state, subject) = if actor < user { (a, b) } else { (b, a) };
+    Ok(Standings {
+        actor: actor_state,
+        subject,
+    })
+}
+
+/// The upsert of a user's standing.
+const SET_USER_SQL: &str = "INSERT INTO apikeys_users (account, user_id, role, removed)
+     VALUES ($1, $2, $3, $4)
+     ON CONFLICT (account, user_id) DO UPDATE
+     SET role = excluded.role, removed = excluded.removed";
+
+/// The upsert of an account's settings.
+const SET_ACCOUNT_SQL: &str =
+    "INSERT INTO apikeys_accounts (account, rest_api, advanced_permissions)
+     VALUES ($1, $2, $3)
+     ON CONFLICT (account) DO UPDATE
+     SET rest_api = excluded.rest_api,
+         advanced_permissions = excluded.advanced_permissions";
+
+impl Inner {
+    /// [`KeyStore::remove_user`]'s work, in the caller's transaction: the
+    /// user's row first (it waits for a token insert in flight, and every
+    /// insert after this one sees the user removed), then their keys.
+    fn offboard(
+        &self,
+        tx: &mut Transaction<'_>,
+        st: &mut HashMap<&'static str, Statement>,
+        account: &str,
+        user: &str,
+        disabled: &Disabled,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let unknown = removed_state(None);
+        let s = prepared(
+            tx,
+            st,
+            "INSERT INTO apikeys_users (account, user_id, role, removed)
+             VALUES ($1, $2, $3, true)
+             ON CONFLICT (account, user_id) DO UPDATE SET removed = true",
+        )?;
+        tx.execute(&s, &[&account, &user, &unknown.role.as_str()])
+            .map_err(pg)?;
+        let s = prepared(tx, st, STANDING_KEYS_SQL)?;
+        let rows = tx.query(&s, &[&account, &user]).map_err(pg)?;
+        let mut changed = Vec::new();
+        for row in &rows {
+            let r = self.record_from(row)?;
+            if r.disabled.is_none() {
+                changed.push(r);
+            }
+        }
+        let s = prepared(tx, st, "UPDATE apikeys_keys SET record = $2 WHERE id = $1")?;
+        for r in &mut changed {
+            r.disabled = Some(Box::new(disabled.clone()));
+            tx.execute(&s, &[&id_value(r.id), &rows::encode_record(POSTGRES, r)?])
+                .map_err(pg)?;
+        }
+        changed.sort_by_key(|r| (r.created_at, r.id));
+        Ok(changed)
+    }
+}
+
 impl KeyStore for PostgresStore {
     fn insert_audited(
         &self,
@@ -457,39 +598,45 @@ impl KeyStore for PostgresStore {
         audit: Option<&AuditEvent>,
     ) -> Result<Vec<KeyRecord>, StoreError> {
         let inner = &self.inner;
-        let unknown = removed_state(None);
-        let mut out = inner.write(|tx, st| {
-            // The user's row first: it waits for a token insert in flight,
-            // and every insert after this one sees the user removed.
-            let s = prepared(
-                tx,
-                st,
-                "INSERT INTO apikeys_users (account, user_id, role, removed)
-                 VALUES ($1, $2, $3, true)
-                 ON CONFLICT (account, user_id) DO UPDATE SET removed = true",
-            )?;
-            tx.execute(&s, &[&account, &user, &unknown.role.as_str()])
-                .map_err(pg)?;
-            let s = prepared(tx, st, STANDING_KEYS_SQL)?;
-            let rows = tx.query(&s, &[&account, &user]).map_err(pg)?;
-            let mut changed = Vec::new();
-            for row in &rows {
-                let r = inner.record_from(row)?;
-                if r.disabled.is_none() {
-                    changed.push(r);
-                }
-            }
-            let s = prepared(tx, st, "UPDATE apikeys_keys SET record = $2 WHERE id = $1")?;
-            for r in &mut changed {
-                r.disabled = Some(Box::new(disabled.clone()));
-                tx.execute(&s, &[&id_value(r.id), &rows::encode_record(POSTGRES, r)?])
-                    .map_err(pg)?;
-            }
+        let out = inner.write(|tx, st| {
+            let changed = inner.offboard(tx, st, account, user, disabled)?;
             write_some(tx, st, audit)?;
             Ok(changed)
         })?;
         inner.cache.clear();
-        out.sort_by_key(|r| (r.created_at, r.id));
+        Ok(out)
+    }
+
+    fn remove_user_as(
+        &self,
+        account: &str,
+        actor: Option<&str>,
+        user: &str,
+        disabled: &Disabled,
+        decide: &mut dyn FnMut(&Standings) -> Edit,
+    ) -> Result<Option<Vec<KeyRecord>>, StoreError> {
+        let inner = &self.inner;
+        let out = inner.write_if(|tx, st| {
+            // Both users' rows stay locked until commit: no change of either
+            // lands between the decision and the removal. A refusal is
+            // rolled back (with any placeholder row).
+            let standings = lock_standings(tx, st, account, actor, user)?;
+            let audit = match decide(&standings) {
+                Edit::Keep => return Ok((None, false)),
+                Edit::Write(audit) => audit,
+            };
+            // An unknown subject's placeholder is the removed state
+            // `remove_user` stores for them.
+            let changed = inner.offboard(tx, st, account, user, disabled)?;
+            if let Some(a) = actor.filter(|a| *a != user && standings.actor.is_none()) {
+                forget_placeholder(tx, st, account, a)?;
+            }
+            write_some(tx, st, audit.as_deref())?;
+            Ok((Some(changed), true))
+        })?;
+        if out.is_some() {
+            inner.cache.clear();
+        }
         Ok(out)
     }
 
@@ -640,15 +787,7 @@ impl KeyStore for PostgresStore {
         audit: Option<&AuditEvent>,
     ) -> Result<(), StoreError> {
         self.inner.write(|tx, st| {
-            let s = prepared(
-                tx,
-                st,
-                "INSERT INTO apikeys_accounts (account, rest_api, advanced_permissions)
-                 VALUES ($1, $2, $3)
-                 ON CONFLICT (account) DO UPDATE
-                 SET rest_api = excluded.rest_api,
-                     advanced_permissions = excluded.advanced_permissions",
-            )?;
+            let s = prepared(tx, st, SET_ACCOUNT_SQL)?;
             tx.execute(
                 &s,
                 &[&account, &settings.rest_api, &settings.advanced_permissions],
@@ -658,6 +797,69 @@ impl KeyStore for PostgresStore {
         })?;
         self.inner.cache.clear();
         Ok(())
+    }
+
+    fn set_account_settings_as(
+        &self,
+        account: &str,
+        actor: Option<&str>,
+        settings: AccountSettings,
+        decide: &mut dyn FnMut(Option<&UserState>, &AccountSettings) -> Edit,
+    ) -> Result<bool, StoreError> {
+        let written = self.inner.write_if(|tx, st| {
+            // Locks in the order every writer takes them: the actor's row,
+            // then the account's (a default row held in its place when the
+            // account was never configured). A refusal is rolled back.
+            let mine = match actor {
+                Some(a) => lock_user(tx, st, account, a)?,
+                None => None,
+            };
+            let defaults = AccountSettings::default();
+            let s = prepared(
+                tx,
+                st,
+                "INSERT INTO apikeys_accounts (account, rest_api, advanced_permissions)
+                 VALUES ($1, $2, $3) ON CONFLICT (account) DO NOTHING",
+            )?;
+            tx.execute(
+                &s,
+                &[&account, &defaults.rest_api, &defaults.advanced_permissions],
+            )
+            .map_err(pg)?;
+            let s = prepared(
+                tx,
+                st,
+                "SELECT rest_api, advanced_permissions FROM apikeys_accounts
+                 WHERE account = $1 FOR UPDATE",
+            )?;
+            let before = tx
+                .query_opt(&s, &[&account])
+                .map_err(pg)?
+                .map(|r| AccountSettings {
+                    rest_api: r.get(0),
+                    advanced_permissions: r.get(1),
+                })
+                .unwrap_or_default();
+            let audit = match decide(mine.as_ref(), &before) {
+                Edit::Keep => return Ok((false, false)),
+                Edit::Write(audit) => audit,
+            };
+            let s = prepared(tx, st, SET_ACCOUNT_SQL)?;
+            tx.execute(
+                &s,
+                &[&account, &settings.rest_api, &settings.advanced_permissions],
+            )
+            .map_err(pg)?;
+            if let Some(a) = actor.filter(|_| mine.is_none()) {
+                forget_placeholder(tx, st, account, a)?;
+            }
+            write_some(tx, st, audit.as_deref())?;
+            Ok((true, true))
+        })?;
+        if written {
+            self.inner.cache.clear();
+        }
+        Ok(written)
     }
 
     fn user(&self, account: &str, user: &str) -> Result<Option<UserState>, StoreError> {
@@ -677,19 +879,44 @@ impl KeyStore for PostgresStore {
         audit: Option<&AuditEvent>,
     ) -> Result<(), StoreError> {
         self.inner.write(|tx, st| {
-            let s = prepared(
-                tx,
-                st,
-                "INSERT INTO apikeys_users (account, user_id, role, removed)
-                 VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (account, user_id) DO UPDATE
-                 SET role = excluded.role, removed = excluded.removed",
-            )?;
+            let s = prepared(tx, st, SET_USER_SQL)?;
             tx.execute(&s, &[&account, &user, &state.role.as_str(), &state.removed])
                 .map_err(pg)?;
             write_some(tx, st, audit)
         })?;
         self.inner.cache.clear();
         Ok(())
+    }
+
+    fn set_user_as(
+        &self,
+        account: &str,
+        actor: Option<&str>,
+        user: &str,
+        state: UserState,
+        decide: &mut dyn FnMut(&Standings) -> Edit,
+    ) -> Result<bool, StoreError> {
+        let written = self.inner.write_if(|tx, st| {
+            // Both users' rows stay locked until commit: no change of either
+            // lands between the decision and the write. A refusal is rolled
+            // back (with any placeholder row).
+            let standings = lock_standings(tx, st, account, actor, user)?;
+            let audit = match decide(&standings) {
+                Edit::Keep => return Ok((false, false)),
+                Edit::Write(audit) => audit,
+            };
+            let s = prepared(tx, st, SET_USER_SQL)?;
+            tx.execute(&s, &[&account, &user, &state.role.as_str(), &state.removed])
+                .map_err(pg)?;
+            if let Some(a) = actor.filter(|a| *a != user && standings.actor.is_none()) {
+                forget_placeholder(tx, st, account, a)?;
+            }
+            write_some(tx, st, audit.as_deref())?;
+            Ok((true, true))
+        })?;
+        if written {
+            self.inner.cache.clear();
+        }
+        Ok(written)
     }
 }

@@ -265,6 +265,19 @@ fn rotation_races_between_two_stores_never_break_them() {
 }
 
 #[test]
+fn user_role_races_between_two_stores_never_break_them() {
+    // Two pools on one schema, as two processes: only the user rows' (and
+    // the account row's) locks serialize a decision with the changes that
+    // race it.
+    let schema = fresh_schema();
+    apikeys::testing::invariants::user_role_races(
+        Arc::new(store_in(&schema, PostgresStore::options())),
+        Arc::new(store_in(&schema, PostgresStore::options())),
+        60,
+    );
+}
+
+#[test]
 fn rotation_and_the_audit_trail() {
     let schema = fresh_schema();
     apikeys::testing::lifecycle::run_all(&|clock, quiet| {

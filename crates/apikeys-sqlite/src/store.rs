@@ -2,7 +2,7 @@
 
 use apikeys::store::rows::{self, LookupRow, id_value, millis};
 use apikeys::store::{
-    CachedLookup, Edit, LookupRef, check_immutable, removed_state, standing_user,
+    CachedLookup, Edit, LookupRef, Standings, check_immutable, removed_state, standing_user,
 };
 use apikeys::{
     AccountSettings, AuditEvent, AuditPage, AuditWindow, Digest, Disabled, KeyFilter, KeyId,
@@ -293,6 +293,98 @@ fn set_user_in(
     Ok(())
 }
 
+/// The account's settings, read in `conn` (the default when never set).
+fn account_in(conn: &Connection, account: &str) -> Result<AccountSettings, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT rest_api, advanced_permissions FROM apikeys_accounts WHERE account = ?1",
+        )
+        .map_err(unavailable)?
+        .query_row([account], |r| {
+            Ok(AccountSettings {
+                rest_api: r.get(0)?,
+                advanced_permissions: r.get(1)?,
+            })
+        })
+        .optional()
+        .map_err(unavailable)?;
+    Ok(row.unwrap_or_default())
+}
+
+fn set_account_in(
+    tx: &rusqlite::Transaction<'_>,
+    account: &str,
+    settings: AccountSettings,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO apikeys_accounts (account, rest_api, advanced_permissions)
+         VALUES (?1, ?2, ?3)
+         ON CONFLICT (account) DO UPDATE
+         SET rest_api = excluded.rest_api,
+             advanced_permissions = excluded.advanced_permissions",
+        params![account, settings.rest_api, settings.advanced_permissions],
+    )
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+/// The standings of `actor` (none for the system) and `user`, read in `tx`.
+fn standings_in(
+    conn: &Connection,
+    account: &str,
+    actor: Option<&str>,
+    user: &str,
+) -> Result<Standings, StoreError> {
+    Ok(Standings {
+        actor: match actor {
+            Some(a) => user_in(conn, account, a)?,
+            None => None,
+        },
+        subject: user_in(conn, account, user)?,
+    })
+}
+
+impl Inner {
+    /// [`KeyStore::remove_user`]'s work, in the caller's transaction.
+    fn offboard(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        account: &str,
+        user: &str,
+        disabled: &Disabled,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let known = user_in(tx, account, user)?;
+        set_user_in(tx, account, user, removed_state(known))?;
+        let mut rows = Vec::new();
+        {
+            let mut stmt = tx.prepare_cached(STANDING_KEYS_SQL).map_err(unavailable)?;
+            let found = stmt
+                .query_map(params![account, user], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?))
+                })
+                .map_err(unavailable)?;
+            for row in found {
+                let (json, used) = row.map_err(unavailable)?;
+                let mut r = rows::decode_record(SQLITE, &json, used)?;
+                self.uses.merge(&mut r);
+                if r.disabled.is_none() {
+                    rows.push(r);
+                }
+            }
+        }
+        for r in &mut rows {
+            r.disabled = Some(Box::new(disabled.clone()));
+            tx.execute(
+                "UPDATE apikeys_keys SET record = ?2 WHERE id = ?1",
+                params![id_value(r.id), rows::encode_record(SQLITE, r)?],
+            )
+            .map_err(unavailable)?;
+        }
+        rows.sort_by_key(|r| (r.created_at, r.id));
+        Ok(rows)
+    }
+}
+
 impl KeyStore for SqliteStore {
     fn insert_audited(
         &self,
@@ -414,39 +506,37 @@ impl KeyStore for SqliteStore {
     ) -> Result<Vec<KeyRecord>, StoreError> {
         let inner = &self.inner;
         let out = inner.write(|tx| {
-            let known = user_in(tx, account, user)?;
-            set_user_in(tx, account, user, removed_state(known))?;
-            let mut rows = Vec::new();
-            {
-                let mut stmt = tx.prepare_cached(STANDING_KEYS_SQL).map_err(unavailable)?;
-                let found = stmt
-                    .query_map(params![account, user], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?))
-                    })
-                    .map_err(unavailable)?;
-                for row in found {
-                    let (json, used) = row.map_err(unavailable)?;
-                    let mut r = rows::decode_record(SQLITE, &json, used)?;
-                    inner.uses.merge(&mut r);
-                    if r.disabled.is_none() {
-                        rows.push(r);
-                    }
-                }
-            }
-            for r in &mut rows {
-                r.disabled = Some(Box::new(disabled.clone()));
-                tx.execute(
-                    "UPDATE apikeys_keys SET record = ?2 WHERE id = ?1",
-                    params![id_value(r.id), rows::encode_record(SQLITE, r)?],
-                )
-                .map_err(unavailable)?;
-            }
+            let rows = inner.offboard(tx, account, user, disabled)?;
             write_some(tx, audit)?;
             Ok(rows)
         })?;
         inner.cache.clear();
-        let mut out = out;
-        out.sort_by_key(|r| (r.created_at, r.id));
+        Ok(out)
+    }
+
+    fn remove_user_as(
+        &self,
+        account: &str,
+        actor: Option<&str>,
+        user: &str,
+        disabled: &Disabled,
+        decide: &mut dyn FnMut(&Standings) -> Edit,
+    ) -> Result<Option<Vec<KeyRecord>>, StoreError> {
+        let inner = &self.inner;
+        // One BEGIN IMMEDIATE transaction: no other writer, in this process
+        // or another, runs between reading the standings and the removal.
+        let out = inner.write(|tx| {
+            let audit = match decide(&standings_in(tx, account, actor, user)?) {
+                Edit::Keep => return Ok(None),
+                Edit::Write(audit) => audit,
+            };
+            let rows = inner.offboard(tx, account, user, disabled)?;
+            write_some(tx, audit.as_deref())?;
+            Ok(Some(rows))
+        })?;
+        if out.is_some() {
+            inner.cache.clear();
+        }
         Ok(out)
     }
 
@@ -602,21 +692,7 @@ impl KeyStore for SqliteStore {
     }
 
     fn account_settings(&self, account: &str) -> Result<AccountSettings, StoreError> {
-        let conn = self.inner.reader()?;
-        let row = conn
-            .prepare_cached(
-                "SELECT rest_api, advanced_permissions FROM apikeys_accounts WHERE account = ?1",
-            )
-            .map_err(unavailable)?
-            .query_row([account], |r| {
-                Ok(AccountSettings {
-                    rest_api: r.get(0)?,
-                    advanced_permissions: r.get(1)?,
-                })
-            })
-            .optional()
-            .map_err(unavailable)?;
-        Ok(row.unwrap_or_default())
+        account_in(&*self.inner.reader()?, account)
     }
 
     fn set_account_settings_audited(
@@ -626,19 +702,40 @@ impl KeyStore for SqliteStore {
         audit: Option<&AuditEvent>,
     ) -> Result<(), StoreError> {
         self.inner.write(|tx| {
-            tx.execute(
-                "INSERT INTO apikeys_accounts (account, rest_api, advanced_permissions)
-                 VALUES (?1, ?2, ?3)
-                 ON CONFLICT (account) DO UPDATE
-                 SET rest_api = excluded.rest_api,
-                     advanced_permissions = excluded.advanced_permissions",
-                params![account, settings.rest_api, settings.advanced_permissions],
-            )
-            .map_err(unavailable)?;
+            set_account_in(tx, account, settings)?;
             write_some(tx, audit)
         })?;
         self.inner.cache.clear();
         Ok(())
+    }
+
+    fn set_account_settings_as(
+        &self,
+        account: &str,
+        actor: Option<&str>,
+        settings: AccountSettings,
+        decide: &mut dyn FnMut(Option<&UserState>, &AccountSettings) -> Edit,
+    ) -> Result<bool, StoreError> {
+        // One BEGIN IMMEDIATE transaction: the actor's standing and the
+        // settings read are those the write replaces.
+        let written = self.inner.write(|tx| {
+            let mine = match actor {
+                Some(a) => user_in(tx, account, a)?,
+                None => None,
+            };
+            let before = account_in(tx, account)?;
+            let audit = match decide(mine.as_ref(), &before) {
+                Edit::Keep => return Ok(false),
+                Edit::Write(audit) => audit,
+            };
+            set_account_in(tx, account, settings)?;
+            write_some(tx, audit.as_deref())?;
+            Ok(true)
+        })?;
+        if written {
+            self.inner.cache.clear();
+        }
+        Ok(written)
     }
 
     fn user(&self, account: &str, user: &str) -> Result<Option<UserState>, StoreError> {
@@ -662,5 +759,30 @@ impl KeyStore for SqliteStore {
         })?;
         self.inner.cache.clear();
         Ok(())
+    }
+
+    fn set_user_as(
+        &self,
+        account: &str,
+        actor: Option<&str>,
+        user: &str,
+        state: UserState,
+        decide: &mut dyn FnMut(&Standings) -> Edit,
+    ) -> Result<bool, StoreError> {
+        // One BEGIN IMMEDIATE transaction: no other writer, in this process
+        // or another, runs between reading the standings and the write.
+        let written = self.inner.write(|tx| {
+            let audit = match decide(&standings_in(tx, account, actor, user)?) {
+                Edit::Keep => return Ok(false),
+                Edit::Write(audit) => audit,
+            };
+            set_user_in(tx, account, user, state)?;
+            write_some(tx, audit.as_deref())?;
+            Ok(true)
+        })?;
+        if written {
+            self.inner.cache.clear();
+        }
+        Ok(written)
     }
 }

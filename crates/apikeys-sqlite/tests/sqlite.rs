@@ -409,6 +409,19 @@ fn rotation_races_between_two_stores_on_one_file_never_break_them() {
     apikeys::testing::invariants::rotation_races(&first, &second, 60);
 }
 
+#[test]
+fn user_role_races_between_two_stores_on_one_file_never_break_them() {
+    // Two store objects on one file: the decision of a change made for a
+    // person and its write are one BEGIN IMMEDIATE transaction.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("user-race.db");
+    apikeys::testing::invariants::user_role_races(
+        Arc::new(SqliteStore::open(&path).unwrap()),
+        Arc::new(SqliteStore::open(&path).unwrap()),
+        60,
+    );
+}
+
 // ---- paths that are not files, and a log deleted under the store ----
 
 #[test]

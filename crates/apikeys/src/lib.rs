@@ -134,6 +134,7 @@ pub use self::{
     role::{AccountSettings, Actor, Role, UserState},
     secret::Secret,
     store::{
-        CachedLookup, Edit, KeyFilter, KeyLookup, KeyStore, LookupRef, MemoryStore, UserInsert,
+        CachedLookup, Edit, KeyFilter, KeyLookup, KeyStore, LookupRef, MemoryStore, Standings,
+        UserInsert,
     },
 };

@@ -104,6 +104,19 @@ pub enum UserInsert {
     Refused(UserState),
 }
 
+/// The standings a change made for a person is decided on
+/// ([`KeyStore::set_user_as`], [`KeyStore::remove_user_as`]), read in the
+/// change's own atomic step. `None`: the store knows nothing of that user
+/// (or, for `actor`, the system makes the change). When the actor changes
+/// their own standing, both are the same user's state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Standings {
+    /// The state of the user making the change.
+    pub actor: Option<UserState>,
+    /// The state of the user the change is about, as it is before the change.
+    pub subject: Option<UserState>,
+}
+
 /// What a change decided, having seen the record it would change
 /// ([`KeyStore::update_audited`], [`KeyStore::delete_audited`],
 /// [`KeyStore::rotate`]).
@@ -395,6 +408,30 @@ pub trait KeyStore: Send + Sync {
         self.set_account_settings_audited(account, settings, None)
     }
 
+    /// [`KeyStore::set_account_settings_audited`] decided in **one atomic
+    /// step** with reading what the decision depends on (docs/design.md §2
+    /// "Users and the account", and "Invariants"). `actor` is the user of
+    /// `account` making the change, or `None` for a change the system makes.
+    /// The store reads `actor`'s stored state (`None` when it knows nothing
+    /// of them, or there is no actor) and the account's current settings, and
+    /// hands both to `decide`; no [`KeyStore::set_user`],
+    /// [`KeyStore::remove_user`] or other change of the actor's standing, and
+    /// no other change of the settings, lands between that read and the
+    /// write. `decide` builds the audit record there, so what it says the
+    /// change replaced is what was there when it was written. On [`Edit::Write`] the settings are written with its audit
+    /// record, in one transaction, and the answer is `true`; on
+    /// [`Edit::Keep`] nothing is written and the answer is `false`.
+    ///
+    /// There is no default: a store that cannot read and write in one step
+    /// would let a user who lost their standing change the account.
+    fn set_account_settings_as(
+        &self,
+        account: &str,
+        actor: Option<&str>,
+        settings: AccountSettings,
+        decide: &mut dyn FnMut(Option<&UserState>, &AccountSettings) -> Edit,
+    ) -> Result<bool, StoreError>;
+
     /// What is known of a user, if anything.
     fn user(&self, account: &str, user: &str) -> Result<Option<UserState>, StoreError>;
 
@@ -406,6 +443,31 @@ pub trait KeyStore: Send + Sync {
         state: UserState,
         audit: Option<&AuditEvent>,
     ) -> Result<(), StoreError>;
+
+    /// [`KeyStore::set_user_audited`] decided in **one atomic step** with
+    /// reading the standings the decision depends on (docs/design.md §2
+    /// "Users and the account", and "Invariants"). `actor` is the user of
+    /// `account` making the change (it may be `user`), or `None` for a change
+    /// the system makes. The store reads the stored states of `actor` and of
+    /// `user` ([`Standings`]) and hands them to `decide`; no
+    /// [`KeyStore::set_user`], [`KeyStore::remove_user`] or other decided
+    /// change of either user lands between that read and the write. On [`Edit::Write`] `state` is stored for `user` with its audit
+    /// record, in one transaction, and the answer is `true`; on [`Edit::Keep`]
+    /// nothing is written and the answer is `false`. The audit record is
+    /// built by `decide`, so what it says the change replaced is what was
+    /// there when it was written.
+    ///
+    /// There is no default: a store that cannot read and write in one step
+    /// would let a change decided on a standing that has since changed land
+    /// (an admin demoting a user just made an owner).
+    fn set_user_as(
+        &self,
+        account: &str,
+        actor: Option<&str>,
+        user: &str,
+        state: UserState,
+        decide: &mut dyn FnMut(&Standings) -> Edit,
+    ) -> Result<bool, StoreError>;
 
     /// Set what is known of a user.
     fn set_user(&self, account: &str, user: &str, state: UserState) -> Result<(), StoreError> {
@@ -452,6 +514,24 @@ pub trait KeyStore: Send + Sync {
         disabled: &Disabled,
         audit: Option<&AuditEvent>,
     ) -> Result<Vec<KeyRecord>, StoreError>;
+
+    /// [`KeyStore::remove_user`] decided in **one atomic step** with reading
+    /// the standings the decision depends on, like [`KeyStore::set_user_as`]
+    /// (`actor`: the user making the change, `None` for the system): `decide` sees the stored
+    /// states of `actor` and `user`; on [`Edit::Write`] the offboarding of
+    /// [`KeyStore::remove_user`] is done with its audit record in one
+    /// transaction and the records it disabled are returned; on
+    /// [`Edit::Keep`] nothing is written and the answer is `None`.
+    ///
+    /// There is no default, for the reason given at [`KeyStore::set_user_as`].
+    fn remove_user_as(
+        &self,
+        account: &str,
+        actor: Option<&str>,
+        user: &str,
+        disabled: &Disabled,
+        decide: &mut dyn FnMut(&Standings) -> Edit,
+    ) -> Result<Option<Vec<KeyRecord>>, StoreError>;
 
     /// Write out whatever the store holds back (queued last-use times), and
     /// say how many it wrote. Stores that write everything at once keep the
@@ -625,8 +705,37 @@ impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
     ) -> Result<(), StoreError> {
         (**self).set_account_settings_audited(account, settings, audit)
     }
+    fn set_account_settings_as(
+        &self,
+        account: &str,
+        actor: Option<&str>,
+        settings: AccountSettings,
+        decide: &mut dyn FnMut(Option<&UserState>, &AccountSettings) -> Edit,
+    ) -> Result<bool, StoreError> {
+        (**self).set_account_settings_as(account, actor, settings, decide)
+    }
     fn user(&self, account: &str, user: &str) -> Result<Option<UserState>, StoreError> {
         (**self).user(account, user)
+    }
+    fn set_user_as(
+        &self,
+        account: &str,
+        actor: Option<&str>,
+        user: &str,
+        state: UserState,
+        decide: &mut dyn FnMut(&Standings) -> Edit,
+    ) -> Result<bool, StoreError> {
+        (**self).set_user_as(account, actor, user, state, decide)
+    }
+    fn remove_user_as(
+        &self,
+        account: &str,
+        actor: Option<&str>,
+        user: &str,
+        disabled: &Disabled,
+        decide: &mut dyn FnMut(&Standings) -> Edit,
+    ) -> Result<Option<Vec<KeyRecord>>, StoreError> {
+        (**self).remove_user_as(account, actor, user, disabled, decide)
     }
     fn set_user_audited(
         &self,

@@ -31,7 +31,7 @@ use crate::key::{Hint, KeyKind};
 use crate::record::Rotation;
 use crate::record::{AccessLevel, Disabled, KeyId, KeyRecord, Scope, Timestamp};
 use crate::role::{AccountSettings, Role, UserState};
-use crate::store::{Edit, KeyFilter, KeyStore, UserInsert, record_for_tests};
+use crate::store::{Edit, KeyFilter, KeyStore, Standings, UserInsert, record_for_tests};
 
 pub mod durable;
 pub mod invariants;
@@ -98,6 +98,10 @@ pub const CHECKS: &[Check] = &[
         delete_decides_on_the_owner_standing_it_holds,
     ),
     ("successor_used_is_set_once", successor_used_is_set_once),
+    (
+        "decided_user_and_account_changes",
+        decided_user_and_account_changes,
+    ),
 ];
 
 /// Run every check in [`CHECKS`], each on a fresh store from `make_store`.
@@ -1499,4 +1503,238 @@ pub fn successor_used_is_set_once(store: &dyn KeyStore) {
             .rotation
             .is_none()
     );
+}
+
+/// [`KeyStore::set_user_as`], [`KeyStore::remove_user_as`] and
+/// [`KeyStore::set_account_settings_as`]: `decide` sees the stored
+/// standings (`None` for a user the store does not know, or no actor) and
+/// the settings the write would replace; on [`Edit::Keep`] nothing at all
+/// is written (no user, no settings, no key disabled, no audit record, no
+/// row stored for an unknown actor or subject); on [`Edit::Write`] the
+/// change and its record are written, an unknown actor is still not stored,
+/// and the hot path sees the new standing at once.
+pub fn decided_user_and_account_changes(store: &dyn KeyStore) {
+    let acct = unique_account("decided");
+    ok(
+        store.set_user(&acct, "PADMIN", active(Role::Admin)),
+        "set_user",
+    );
+    ok(
+        store.set_user(&acct, "PRESP", active(Role::Responder)),
+        "set_user",
+    );
+    let mut token = sample_record(&acct, KeyKind::UserToken);
+    token.owner = Some("PRESP".into());
+    ok(store.insert(token.clone()), "insert");
+    let _ = ok(store.find_by_digest(&token.digest), "find"); // warm a cache
+    let event = |action| Some(Box::new(sample_event(&acct, action, None)));
+    let mut seen = Vec::new();
+
+    // set_user_as: the standings seen; Keep writes nothing.
+    let observer = active(Role::Observer);
+    let wrote = ok(
+        store.set_user_as(&acct, Some("PADMIN"), "PRESP", observer, &mut |s| {
+            seen.push(*s);
+            Edit::Keep
+        }),
+        "set_user_as",
+    );
+    assert!(!wrote, "a kept change said it wrote");
+    assert_eq!(
+        seen.last(),
+        Some(&Standings {
+            actor: Some(active(Role::Admin)),
+            subject: Some(active(Role::Responder)),
+        })
+    );
+    assert_eq!(
+        ok(store.user(&acct, "PRESP"), "user"),
+        Some(active(Role::Responder))
+    );
+    // Unknown actor and subject: seen as None, and a refusal stores neither.
+    let wrote = ok(
+        store.set_user_as(&acct, Some("PNOBODY"), "PNEW", observer, &mut |s| {
+            seen.push(*s);
+            Edit::Keep
+        }),
+        "set_user_as",
+    );
+    assert!(!wrote);
+    assert_eq!(seen.last(), Some(&Standings::default()));
+    assert_eq!(
+        ok(store.user(&acct, "PNOBODY"), "user"),
+        None,
+        "a refusal stored its actor"
+    );
+    assert_eq!(
+        ok(store.user(&acct, "PNEW"), "user"),
+        None,
+        "a refusal stored its subject"
+    );
+    // Written: the subject's new state, not the unknown actor.
+    let wrote = ok(
+        store.set_user_as(&acct, Some("PNOBODY"), "PNEW", observer, &mut |_| {
+            Edit::Write(event(AuditAction::SetUserRole))
+        }),
+        "set_user_as",
+    );
+    assert!(wrote);
+    assert_eq!(ok(store.user(&acct, "PNEW"), "user"), Some(observer));
+    assert_eq!(
+        ok(store.user(&acct, "PNOBODY"), "user"),
+        None,
+        "an unknown actor was stored"
+    );
+    // The actor changing themselves sees their state twice; the system, none.
+    ok(
+        store.set_user_as(&acct, Some("PRESP"), "PRESP", observer, &mut |s| {
+            seen.push(*s);
+            Edit::Keep
+        }),
+        "set_user_as",
+    );
+    assert_eq!(
+        seen.last(),
+        Some(&Standings {
+            actor: Some(active(Role::Responder)),
+            subject: Some(active(Role::Responder)),
+        })
+    );
+    let wrote = ok(
+        store.set_user_as(&acct, None, "PRESP", observer, &mut |s| {
+            seen.push(*s);
+            Edit::Write(event(AuditAction::SetUserRole))
+        }),
+        "set_user_as",
+    );
+    assert!(wrote);
+    assert_eq!(seen.last().map(|s| s.actor), Some(None));
+    let found = ok(store.find_by_digest(&token.digest), "find").expect("the token");
+    assert_eq!(
+        found.owner,
+        Some(observer),
+        "the hot path missed a decided role change"
+    );
+
+    // remove_user_as: Keep disables nothing and removes no one.
+    let by = Disabled {
+        by: "system:offboarding".into(),
+        at: Timestamp::now(),
+    };
+    let out = ok(
+        store.remove_user_as(&acct, Some("PADMIN"), "PRESP", &by, &mut |s| {
+            seen.push(*s);
+            Edit::Keep
+        }),
+        "remove_user_as",
+    );
+    assert!(out.is_none(), "a kept removal said it removed");
+    assert_eq!(
+        seen.last(),
+        Some(&Standings {
+            actor: Some(active(Role::Admin)),
+            subject: Some(observer),
+        })
+    );
+    assert_eq!(ok(store.user(&acct, "PRESP"), "user"), Some(observer));
+    let now = ok(store.get(token.id), "get").expect("the token");
+    assert!(now.disabled.is_none(), "a kept removal disabled a key");
+    let out = ok(
+        store.remove_user_as(&acct, Some("PADMIN"), "PRESP", &by, &mut |_| {
+            Edit::Write(event(AuditAction::RemoveUser))
+        }),
+        "remove_user_as",
+    )
+    .expect("written");
+    assert_eq!(out.iter().map(|r| r.id).collect::<Vec<_>>(), vec![token.id]);
+    assert_eq!(
+        ok(store.user(&acct, "PRESP"), "user"),
+        Some(UserState {
+            role: Role::Observer,
+            removed: true
+        })
+    );
+    let found = ok(store.find_by_digest(&token.digest), "find").expect("the token");
+    assert!(found.record.disabled.is_some() && found.owner.is_some_and(|o| o.removed));
+    // An unknown subject is stored removed; an unknown actor is not stored.
+    let out = ok(
+        store.remove_user_as(&acct, Some("PNOBODY2"), "PGONE", &by, &mut |s| {
+            seen.push(*s);
+            Edit::Write(event(AuditAction::RemoveUser))
+        }),
+        "remove_user_as",
+    );
+    assert_eq!(out.map(|v| v.len()), Some(0));
+    assert_eq!(seen.last(), Some(&Standings::default()));
+    assert_eq!(
+        ok(store.user(&acct, "PGONE"), "user"),
+        Some(crate::store::removed_state(None))
+    );
+    assert_eq!(ok(store.user(&acct, "PNOBODY2"), "user"), None);
+
+    // set_account_settings_as: the actor and the settings replaced.
+    let off = AccountSettings {
+        rest_api: false,
+        advanced_permissions: true,
+    };
+    let mut before_seen = Vec::new();
+    let wrote = ok(
+        store.set_account_settings_as(&acct, Some("PADMIN"), off, &mut |a, b| {
+            before_seen.push((a.copied(), *b));
+            Edit::Keep
+        }),
+        "set_account_settings_as",
+    );
+    assert!(!wrote);
+    assert_eq!(
+        before_seen.last(),
+        Some(&(Some(active(Role::Admin)), AccountSettings::default()))
+    );
+    assert_eq!(
+        ok(store.account_settings(&acct), "settings"),
+        AccountSettings::default()
+    );
+    let wrote = ok(
+        store.set_account_settings_as(&acct, Some("PNOBODY3"), off, &mut |a, b| {
+            before_seen.push((a.copied(), *b));
+            Edit::Write(event(AuditAction::SetAccount))
+        }),
+        "set_account_settings_as",
+    );
+    assert!(wrote);
+    assert_eq!(
+        before_seen.last(),
+        Some(&(None, AccountSettings::default()))
+    );
+    assert_eq!(ok(store.account_settings(&acct), "settings"), off);
+    assert_eq!(ok(store.user(&acct, "PNOBODY3"), "user"), None);
+    ok(
+        store.set_account_settings_as(&acct, None, off, &mut |a, b| {
+            before_seen.push((a.copied(), *b));
+            Edit::Keep
+        }),
+        "set_account_settings_as",
+    );
+    assert_eq!(before_seen.last(), Some(&(None, off)));
+    let found = ok(store.find_by_digest(&token.digest), "find").expect("the token");
+    assert_eq!(
+        found.account, off,
+        "the hot path missed a decided plan change"
+    );
+
+    // The trail holds the written changes' records only, in order.
+    if store.keeps_audit() {
+        let actions: Vec<AuditAction> =
+            trail(store, &acct).iter().rev().map(|e| e.action).collect();
+        assert_eq!(
+            actions,
+            vec![
+                AuditAction::SetUserRole,
+                AuditAction::SetUserRole,
+                AuditAction::RemoveUser,
+                AuditAction::RemoveUser,
+                AuditAction::SetAccount,
+            ]
+        );
+    }
 }

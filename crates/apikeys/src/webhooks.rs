@@ -26,7 +26,9 @@ use crate::error::StoreError;
 use crate::key::KeyKind;
 use crate::record::{Disabled, KeyId, KeyRecord, Timestamp, UsePlace};
 use crate::role::{AccountSettings, UserState};
-use crate::store::{CachedLookup, Edit, KeyFilter, KeyLookup, KeyStore, LookupRef, UserInsert};
+use crate::store::{
+    CachedLookup, Edit, KeyFilter, KeyLookup, KeyStore, LookupRef, Standings, UserInsert,
+};
 
 /// What happened: the `type` of a webhook event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -967,8 +969,70 @@ impl<S: KeyStore> KeyStore for OutboxStore<S> {
         self.note(audit);
         Ok(())
     }
+    fn set_account_settings_as(
+        &self,
+        account: &str,
+        actor: Option<&str>,
+        settings: AccountSettings,
+        decide: &mut dyn FnMut(Option<&UserState>, &AccountSettings) -> Edit,
+    ) -> Result<bool, StoreError> {
+        let mut slot = None;
+        let written =
+            self.inner
+                .set_account_settings_as(account, actor, settings, &mut |a, before| {
+                    let e = decide(a, before);
+                    capture(&e, &mut slot);
+                    e
+                })?;
+        if written {
+            self.note(slot.as_ref());
+        }
+        Ok(written)
+    }
     fn user(&self, account: &str, user: &str) -> Result<Option<UserState>, StoreError> {
         self.inner.user(account, user)
+    }
+    fn set_user_as(
+        &self,
+        account: &str,
+        actor: Option<&str>,
+        user: &str,
+        state: UserState,
+        decide: &mut dyn FnMut(&Standings) -> Edit,
+    ) -> Result<bool, StoreError> {
+        let mut slot = None;
+        let written = self
+            .inner
+            .set_user_as(account, actor, user, state, &mut |s| {
+                let e = decide(s);
+                capture(&e, &mut slot);
+                e
+            })?;
+        if written {
+            self.note(slot.as_ref());
+        }
+        Ok(written)
+    }
+    fn remove_user_as(
+        &self,
+        account: &str,
+        actor: Option<&str>,
+        user: &str,
+        disabled: &Disabled,
+        decide: &mut dyn FnMut(&Standings) -> Edit,
+    ) -> Result<Option<Vec<KeyRecord>>, StoreError> {
+        let mut slot = None;
+        let out = self
+            .inner
+            .remove_user_as(account, actor, user, disabled, &mut |s| {
+                let e = decide(s);
+                capture(&e, &mut slot);
+                e
+            })?;
+        if out.is_some() {
+            self.note(slot.as_ref());
+        }
+        Ok(out)
     }
     fn set_user_audited(
         &self,

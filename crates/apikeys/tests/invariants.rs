@@ -31,3 +31,11 @@ fn rotation_races_never_break_them() {
     };
     invariants::rotation_races(&keyring(), &keyring(), 150);
 }
+
+#[test]
+fn user_role_races_never_break_them() {
+    // Two keyrings (each with its own audit sink; the loops read both) on
+    // one store.
+    let store: Arc<dyn apikeys::KeyStore> = Arc::new(MemoryStore::new());
+    invariants::user_role_races(store.clone(), store, 1000);
+}

@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use apikeys::AuditEvent;
 use apikeys::store::{
-    CachedLookup, Edit, KeyFilter, KeyLookup, KeyStore, LookupRef, MemoryStore, UserInsert,
+    CachedLookup, Edit, KeyFilter, KeyLookup, KeyStore, LookupRef, MemoryStore, Standings,
+    UserInsert,
 };
 use apikeys::{
     AccountSettings, Digest, Disabled, KeyId, KeyRecord, StoreError, Timestamp, UserState,
@@ -130,5 +131,36 @@ impl KeyStore for FailingStore {
         e: Option<&AuditEvent>,
     ) -> Result<Vec<KeyRecord>, StoreError> {
         self.inner.remove_user(a, u, d, e)
+    }
+    fn set_account_settings_as(
+        &self,
+        account: &str,
+        actor: Option<&str>,
+        settings: AccountSettings,
+        decide: &mut dyn FnMut(Option<&UserState>, &AccountSettings) -> Edit,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .set_account_settings_as(account, actor, settings, decide)
+    }
+    fn set_user_as(
+        &self,
+        account: &str,
+        actor: Option<&str>,
+        user: &str,
+        state: UserState,
+        decide: &mut dyn FnMut(&Standings) -> Edit,
+    ) -> Result<bool, StoreError> {
+        self.inner.set_user_as(account, actor, user, state, decide)
+    }
+    fn remove_user_as(
+        &self,
+        account: &str,
+        actor: Option<&str>,
+        user: &str,
+        disabled: &Disabled,
+        decide: &mut dyn FnMut(&Standings) -> Edit,
+    ) -> Result<Option<Vec<KeyRecord>>, StoreError> {
+        self.inner
+            .remove_user_as(account, actor, user, disabled, decide)
     }
 }

@@ -18,7 +18,7 @@ use crate::key::KeyKind;
 use crate::policy::{Action, Subject, may_manage};
 use crate::record::{Disabled, KeyId, KeyRecord};
 use crate::role::{AccountSettings, Actor, Role, UserState};
-use crate::store::{Edit, KeyFilter};
+use crate::store::{Edit, KeyFilter, Standings};
 
 /// Parse a key id given by a caller.
 pub(super) fn parse_key_id(key_id: &str) -> Result<KeyId> {
@@ -233,7 +233,8 @@ impl Keyring {
     /// Set what an account's plan includes. Takes effect on the next request.
     pub fn set_account(&self, account: &str, settings: AccountSettings) -> Result<()> {
         self.audited(Draft::system(account, AuditAction::SetAccount), |draft| {
-            self.write_account(draft, account, settings)
+            validate_id("account", account)?;
+            self.write_account(draft, account, None, settings)
         })
     }
 
@@ -242,44 +243,50 @@ impl Keyring {
     /// account, by their stored standing, may change its plan
     /// (docs/design.md §2, "Users and the account"); recorded with the actor.
     /// `NotPermitted` otherwise, recorded too.
+    ///
+    /// Decided inside the store's atomic step, on the actor's standing as it
+    /// is when the plan is written ([`KeyStore::set_account_settings_as`]):
+    /// an admin demoted or removed while this call is in flight either
+    /// changed the plan before that landed or is refused.
+    ///
+    /// [`KeyStore::set_account_settings_as`]: crate::KeyStore::set_account_settings_as
     pub fn set_account_as(&self, actor: &Actor, settings: AccountSettings) -> Result<()> {
         self.audited(Draft::by(actor, AuditAction::SetAccount), |draft| {
-            let mine = self.acting_role(actor, draft)?.ok_or_else(removed_actor)?;
-            if !mine.is_admin_or_owner() {
-                return Err(Error::NotPermitted {
-                    reason: format!("the role '{mine}' may not change the account's plan"),
-                });
-            }
-            self.write_account(draft, &actor.account, settings)
+            validate_actor(actor)?;
+            self.write_account(draft, &actor.account, Some(actor), settings)
         })
     }
 
+    /// Write the plan, decided in the store's atomic step: for `actor` by the
+    /// rule of [`Keyring::set_account_as`], for the system always. The audit
+    /// record is made there too, with the settings it replaced and the
+    /// moment of the write.
     fn write_account(
         &self,
         draft: &mut Draft,
         account: &str,
+        actor: Option<&Actor>,
         settings: AccountSettings,
     ) -> Result<()> {
-        validate_id("account", account)?;
-        let before = self.store.account_settings(account)?;
-        if before.rest_api != settings.rest_api {
-            draft.changed(
-                "rest_api",
-                Some(before.rest_api.to_string()),
-                Some(settings.rest_api.to_string()),
-            );
-        }
-        if before.advanced_permissions != settings.advanced_permissions {
-            draft.changed(
-                "advanced_permissions",
-                Some(before.advanced_permissions.to_string()),
-                Some(settings.advanced_permissions.to_string()),
-            );
-        }
-        let event = draft.allowed(self.clock.now());
-        Ok(self
-            .store
-            .set_account_settings_audited(account, settings, Some(&event))?)
+        let mut refusal: Option<Error> = None;
+        let written = self.store.set_account_settings_as(
+            account,
+            actor.map(|a| a.user.as_str()),
+            settings,
+            &mut |mine, before| {
+                refusal = None;
+                draft.changes.clear();
+                if let Some(actor) = actor {
+                    if let Err(e) = may_set_account(actor, draft, mine) {
+                        refusal = Some(e);
+                        return Edit::Keep;
+                    }
+                }
+                note_settings(draft, before, &settings);
+                Edit::Write(Some(Box::new(draft.allowed(self.clock.now()))))
+            },
+        )?;
+        decided(refusal, written.then_some(()))
     }
 
     /// The account's current settings.
@@ -295,7 +302,9 @@ impl Keyring {
         let mut draft = Draft::system(account, AuditAction::SetUserRole);
         draft.subject_user = Some(audit_id(user));
         self.audited(draft, |draft| {
-            self.write_user_role(draft, account, user, role)
+            validate_id("account", account)?;
+            validate_id("user", user)?;
+            self.write_user_role(draft, account, None, user, role)
         })
     }
 
@@ -304,71 +313,60 @@ impl Keyring {
     /// another user's role; only an Owner makes an Owner, or changes one's
     /// role (docs/design.md §2, "Users and the account"). Recorded with the
     /// actor. `NotPermitted` otherwise, recorded too.
+    ///
+    /// Decided inside the store's atomic step, on both users' standings as
+    /// they are when the role is written ([`KeyStore::set_user_as`]): an
+    /// admin's change racing the promotion of its subject to Owner, or the
+    /// admin's own demotion or removal, is refused once that has landed; and
+    /// the audit record's `changes` show the role the write replaced.
+    ///
+    /// [`KeyStore::set_user_as`]: crate::KeyStore::set_user_as
     pub fn set_user_role_as(&self, actor: &Actor, user: &str, role: Role) -> Result<()> {
         let mut draft = Draft::by(actor, AuditAction::SetUserRole);
         draft.subject_user = Some(audit_id(user));
         self.audited(draft, |draft| {
-            self.may_manage_user(actor, draft, user, Some(role))?;
-            self.write_user_role(draft, &actor.account, user, role)
+            validate_id("user", user)?;
+            validate_actor(actor)?;
+            self.write_user_role(draft, &actor.account, Some(actor), user, role)
         })
     }
 
-    /// Who may change another user's role or remove them
-    /// (docs/design.md §2, "Users and the account"): an Owner or an Admin,
-    /// by their stored standing; only an Owner makes an Owner, or changes or
-    /// removes one. The subject's role is read just before the write: a
-    /// change racing it is decided on the role as read.
-    fn may_manage_user(
-        &self,
-        actor: &Actor,
-        draft: &mut Draft,
-        user: &str,
-        new: Option<Role>,
-    ) -> Result<()> {
-        validate_id("user", user)?;
-        let mine = self.acting_role(actor, draft)?.ok_or_else(removed_actor)?;
-        if !mine.is_admin_or_owner() {
-            return Err(Error::NotPermitted {
-                reason: format!("the role '{mine}' may not change users' roles"),
-            });
-        }
-        let theirs = self.store.user(&actor.account, user)?.map(|s| s.role);
-        if mine != Role::Owner && (theirs == Some(Role::Owner) || new == Some(Role::Owner)) {
-            return Err(Error::NotPermitted {
-                reason: "only an owner may make an owner, or change or remove one".to_owned(),
-            });
-        }
-        Ok(())
-    }
-
+    /// Write a user's role, decided in the store's atomic step: for `actor`
+    /// by the rule of [`Keyring::set_user_role_as`], for the system always.
+    /// The audit record is made there too, with the standing it replaced and
+    /// the moment of the write.
     fn write_user_role(
         &self,
         draft: &mut Draft,
         account: &str,
+        actor: Option<&Actor>,
         user: &str,
         role: Role,
     ) -> Result<()> {
-        validate_id("account", account)?;
-        validate_id("user", user)?;
-        let before = self.store.user(account, user)?;
-        draft.changed(
-            "role",
-            before.map(|s| s.role.as_str().to_owned()),
-            Some(role.as_str().to_owned()),
-        );
-        if before.is_some_and(|s| s.removed) {
-            draft.changed("removed", Some("true".into()), Some("false".into()));
-        }
-        let event = draft.allowed(self.clock.now());
-        Ok(self.store.set_user_audited(
+        let state = UserState {
+            role,
+            removed: false,
+        };
+        let mut refusal: Option<Error> = None;
+        let written = self.store.set_user_as(
             account,
+            actor.map(|a| a.user.as_str()),
             user,
-            UserState {
-                role,
-                removed: false,
+            state,
+            &mut |s| {
+                refusal = None;
+                draft.changes.clear();
+                if let Some(actor) = actor {
+                    if let Err(e) = may_manage_user(actor, draft, s, Some(role)) {
+                        refusal = Some(e);
+                        return Edit::Keep;
+                    }
+                }
+                note_role(draft, s.subject, role);
+                Edit::Write(Some(Box::new(draft.allowed(self.clock.now()))))
             },
-            Some(&event),
-        )?)
+        )?;
+        decided(refusal, written.then_some(()))
     }
 
     /// Remove a user from the account (offboarding): every user token of
@@ -380,35 +378,63 @@ impl Keyring {
     pub fn remove_user(&self, account: &str, user: &str) -> Result<usize> {
         let mut draft = Draft::system(account, AuditAction::RemoveUser);
         draft.subject_user = Some(audit_id(user));
-        self.audited(draft, |draft| self.write_removal(draft, account, user))
+        self.audited(draft, |draft| {
+            validate_id("account", account)?;
+            validate_id("user", user)?;
+            self.write_removal(draft, account, None, user)
+        })
     }
 
     /// [`Keyring::remove_user`] as `actor`, for tools that act for a
-    /// person: decided by the rule of [`Keyring::set_user_role_as`] and
+    /// person: decided by the rule of [`Keyring::set_user_role_as`], inside
+    /// the store's atomic step like it ([`KeyStore::remove_user_as`]), and
     /// recorded with the actor. `NotPermitted` otherwise, recorded too.
+    ///
+    /// [`KeyStore::remove_user_as`]: crate::KeyStore::remove_user_as
     pub fn remove_user_as(&self, actor: &Actor, user: &str) -> Result<usize> {
         let mut draft = Draft::by(actor, AuditAction::RemoveUser);
         draft.subject_user = Some(audit_id(user));
         self.audited(draft, |draft| {
-            self.may_manage_user(actor, draft, user, None)?;
-            self.write_removal(draft, &actor.account, user)
+            validate_id("user", user)?;
+            validate_actor(actor)?;
+            self.write_removal(draft, &actor.account, Some(actor), user)
         })
     }
 
-    fn write_removal(&self, draft: &mut Draft, account: &str, user: &str) -> Result<usize> {
-        validate_id("account", account)?;
-        validate_id("user", user)?;
-        let now = self.clock.now();
+    /// Offboard a user, decided in the store's atomic step: for `actor` by
+    /// the rule of [`Keyring::set_user_role_as`], for the system always.
+    fn write_removal(
+        &self,
+        draft: &mut Draft,
+        account: &str,
+        actor: Option<&Actor>,
+        user: &str,
+    ) -> Result<usize> {
         let disabled = Disabled {
             by: OFFBOARDING.into(),
-            at: now,
+            at: self.clock.now(),
         };
-        draft.changed("removed", Some("false".into()), Some("true".into()));
-        let event = draft.allowed(now);
-        Ok(self
-            .store
-            .remove_user(account, user, &disabled, Some(&event))?
-            .len())
+        let mut refusal: Option<Error> = None;
+        let out = self.store.remove_user_as(
+            account,
+            actor.map(|a| a.user.as_str()),
+            user,
+            &disabled,
+            &mut |s| {
+                refusal = None;
+                draft.changes.clear();
+                if let Some(actor) = actor {
+                    if let Err(e) = may_manage_user(actor, draft, s, None) {
+                        refusal = Some(e);
+                        return Edit::Keep;
+                    }
+                }
+                let was = s.subject.is_some_and(|u| u.removed);
+                draft.changed("removed", Some(was.to_string()), Some("true".into()));
+                Edit::Write(Some(Box::new(draft.allowed(self.clock.now()))))
+            },
+        )?;
+        decided(refusal, out.map(|disabled| disabled.len()))
     }
 
     /// A user's current state, if the keyring knows them.
@@ -416,5 +442,113 @@ impl Keyring {
         validate_id("account", account)?;
         validate_id("user", user)?;
         Ok(self.store.user(account, user)?)
+    }
+}
+
+/// The actor's role by their standing as the store read it in the change's
+/// atomic step (`None`: the store knows nothing of them, so the role they
+/// claim; [`Keyring::standing_of`] inside the transaction); a removed actor
+/// may do nothing. Noted on the draft, as [`Keyring::acting_role`] does.
+fn standing_role(actor: &Actor, draft: &mut Draft, stored: Option<&UserState>) -> Result<Role> {
+    match stored {
+        Some(s) if s.removed => {
+            draft.actor_role = None;
+            Err(removed_actor())
+        }
+        Some(s) => {
+            draft.actor_role = Some(s.role);
+            Ok(s.role)
+        }
+        None => {
+            draft.actor_role = Some(actor.role);
+            Ok(actor.role)
+        }
+    }
+}
+
+/// Who may change the account's plan (docs/design.md §2, "Users and the
+/// account"): an Owner or an Admin, by their standing as the store read it
+/// in the change's atomic step.
+fn may_set_account(actor: &Actor, draft: &mut Draft, mine: Option<&UserState>) -> Result<()> {
+    let mine = standing_role(actor, draft, mine)?;
+    if mine.is_admin_or_owner() {
+        Ok(())
+    } else {
+        Err(Error::NotPermitted {
+            reason: format!("the role '{mine}' may not change the account's plan"),
+        })
+    }
+}
+
+/// Who may change another user's role (`new`) or remove them (`None`)
+/// (docs/design.md §2, "Users and the account"): an Owner or an Admin, by
+/// their stored standing; only an Owner makes an Owner, or changes or
+/// removes one. Decided on the standings the store read in the change's own
+/// atomic step, so a change racing it is decided on the state it replaces.
+fn may_manage_user(
+    actor: &Actor,
+    draft: &mut Draft,
+    s: &Standings,
+    new: Option<Role>,
+) -> Result<()> {
+    let mine = standing_role(actor, draft, s.actor.as_ref())?;
+    if !mine.is_admin_or_owner() {
+        return Err(Error::NotPermitted {
+            reason: format!("the role '{mine}' may not change users' roles"),
+        });
+    }
+    let theirs = s.subject.map(|u| u.role);
+    if mine != Role::Owner && (theirs == Some(Role::Owner) || new == Some(Role::Owner)) {
+        return Err(Error::NotPermitted {
+            reason: "only an owner may make an owner, or change or remove one".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Note a role change on the draft: the role `before` (and whether the
+/// user was removed, which setting a role undoes) against the new `role`.
+fn note_role(draft: &mut Draft, before: Option<UserState>, role: Role) {
+    draft.changed(
+        "role",
+        before.map(|s| s.role.as_str().to_owned()),
+        Some(role.as_str().to_owned()),
+    );
+    if before.is_some_and(|s| s.removed) {
+        draft.changed("removed", Some("true".into()), Some("false".into()));
+    }
+}
+
+/// Note the plan's changed fields on the draft.
+fn note_settings(draft: &mut Draft, before: &AccountSettings, settings: &AccountSettings) {
+    if before.rest_api != settings.rest_api {
+        draft.changed(
+            "rest_api",
+            Some(before.rest_api.to_string()),
+            Some(settings.rest_api.to_string()),
+        );
+    }
+    if before.advanced_permissions != settings.advanced_permissions {
+        draft.changed(
+            "advanced_permissions",
+            Some(before.advanced_permissions.to_string()),
+            Some(settings.advanced_permissions.to_string()),
+        );
+    }
+}
+
+/// The answer of a change decided in the store's atomic step: the refusal
+/// the decision gave, or what the store wrote. A store that wrote nothing
+/// though the decision allowed the write broke [`crate::KeyStore`]'s contract:
+/// answered as a store error, never as success.
+fn decided<T>(refusal: Option<Error>, written: Option<T>) -> Result<T> {
+    match (refusal, written) {
+        (Some(e), _) => Err(e),
+        (None, Some(out)) => Ok(out),
+        (None, None) => Err(Error::Store(crate::StoreError::Unavailable(
+            "the store wrote nothing, though the change was allowed"
+                .to_owned()
+                .into(),
+        ))),
     }
 }

@@ -8,8 +8,8 @@ use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard, ShardedLockWriteG
 use hashbrown::{HashMap, HashTable};
 
 use super::{
-    CachedLookup, Edit, KeyFilter, KeyLookup, KeyStore, LookupRef, UserInsert, check_immutable,
-    removed_state, standing_user,
+    CachedLookup, Edit, KeyFilter, KeyLookup, KeyStore, LookupRef, Standings, UserInsert,
+    check_immutable, removed_state, standing_user,
 };
 use crate::audit::AuditEvent;
 use crate::digest::Digest;
@@ -73,6 +73,29 @@ impl AccountCell {
             rest_api: b & REST_API != 0,
             advanced_permissions: b & ADVANCED != 0,
         }
+    }
+
+    /// The stored state of `user`, without making a cell for an unknown one.
+    fn known(&self, user: &str) -> Option<UserState> {
+        read(&self.users).get(user).and_then(|c| c.state())
+    }
+
+    /// The standings of `actor` and `user`, read with `standing` held.
+    fn standings(&self, actor: Option<&str>, user: &str) -> Standings {
+        Standings {
+            actor: actor.and_then(|a| self.known(a)),
+            subject: self.known(user),
+        }
+    }
+
+    fn store_settings(&self, settings: AccountSettings) {
+        let bits = if settings.rest_api { REST_API } else { 0 }
+            | if settings.advanced_permissions {
+                ADVANCED
+            } else {
+                0
+            };
+        self.settings.store(bits, Ordering::Release);
     }
 
     fn user_cell(&self, user: &str) -> Arc<UserCell> {
@@ -382,6 +405,32 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// [`KeyStore::remove_user`]'s work, with the account's `standing` held.
+    fn offboard(&self, cell: &Arc<AccountCell>, user: &str, disabled: &Disabled) -> Vec<KeyRecord> {
+        let user_cell = cell.user_cell(user);
+        user_cell.set(removed_state(user_cell.state()));
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let mut g = write_shard(shard);
+            for s in g.slots.iter_mut().flatten() {
+                if !Arc::ptr_eq(&s.account, cell)
+                    || s.record.disabled.is_some()
+                    || standing_user(&s.record) != Some(user)
+                {
+                    continue;
+                }
+                let mut stored = (*s.record).clone();
+                stored.disabled = Some(Box::new(disabled.clone()));
+                s.record = Arc::new(stored);
+                out.push(s.snapshot());
+            }
+        }
+        out.sort_by_key(|r| (r.created_at, r.id));
+        out
+    }
+}
+
 impl KeyStore for MemoryStore {
     /// The audit record is the keyring's sink's to keep: this store keeps no trail.
     fn insert_audited(
@@ -490,26 +539,24 @@ impl KeyStore for MemoryStore {
     ) -> Result<Vec<KeyRecord>, StoreError> {
         let cell = self.account_cell(account);
         let _standing = cell.standing.lock().unwrap_or_else(PoisonError::into_inner);
-        let user_cell = cell.user_cell(user);
-        user_cell.set(removed_state(user_cell.state()));
-        let mut out = Vec::new();
-        for shard in self.shards.iter() {
-            let mut g = write_shard(shard);
-            for s in g.slots.iter_mut().flatten() {
-                if !Arc::ptr_eq(&s.account, &cell)
-                    || s.record.disabled.is_some()
-                    || standing_user(&s.record) != Some(user)
-                {
-                    continue;
-                }
-                let mut stored = (*s.record).clone();
-                stored.disabled = Some(Box::new(disabled.clone()));
-                s.record = Arc::new(stored);
-                out.push(s.snapshot());
-            }
+        Ok(self.offboard(&cell, user, disabled))
+    }
+
+    fn remove_user_as(
+        &self,
+        account: &str,
+        actor: Option<&str>,
+        user: &str,
+        disabled: &Disabled,
+        decide: &mut dyn FnMut(&Standings) -> Edit,
+    ) -> Result<Option<Vec<KeyRecord>>, StoreError> {
+        let cell = self.account_cell(account);
+        // Both standings hold still until the removal is done.
+        let _standing = cell.standing.lock().unwrap_or_else(PoisonError::into_inner);
+        if decide(&cell.standings(actor, user)) == Edit::Keep {
+            return Ok(None);
         }
-        out.sort_by_key(|r| (r.created_at, r.id));
-        Ok(out)
+        Ok(Some(self.offboard(&cell, user, disabled)))
     }
 
     #[inline]
@@ -688,16 +735,29 @@ impl KeyStore for MemoryStore {
         settings: AccountSettings,
         _audit: Option<&AuditEvent>,
     ) -> Result<(), StoreError> {
-        let bits = if settings.rest_api { REST_API } else { 0 }
-            | if settings.advanced_permissions {
-                ADVANCED
-            } else {
-                0
-            };
-        self.account_cell(account)
-            .settings
-            .store(bits, Ordering::Release);
+        let cell = self.account_cell(account);
+        // Taken so that a decided change's read of the settings holds.
+        let _standing = cell.standing.lock().unwrap_or_else(PoisonError::into_inner);
+        cell.store_settings(settings);
         Ok(())
+    }
+
+    fn set_account_settings_as(
+        &self,
+        account: &str,
+        actor: Option<&str>,
+        settings: AccountSettings,
+        decide: &mut dyn FnMut(Option<&UserState>, &AccountSettings) -> Edit,
+    ) -> Result<bool, StoreError> {
+        let cell = self.account_cell(account);
+        // The actor's standing and the settings hold still until the write.
+        let _standing = cell.standing.lock().unwrap_or_else(PoisonError::into_inner);
+        let mine = actor.and_then(|a| cell.known(a));
+        if decide(mine.as_ref(), &cell.settings()) == Edit::Keep {
+            return Ok(false);
+        }
+        cell.store_settings(settings);
+        Ok(true)
     }
 
     fn user(&self, account: &str, user: &str) -> Result<Option<UserState>, StoreError> {
@@ -718,5 +778,23 @@ impl KeyStore for MemoryStore {
         let _standing = cell.standing.lock().unwrap_or_else(PoisonError::into_inner);
         cell.user_cell(user).set(state);
         Ok(())
+    }
+
+    fn set_user_as(
+        &self,
+        account: &str,
+        actor: Option<&str>,
+        user: &str,
+        state: UserState,
+        decide: &mut dyn FnMut(&Standings) -> Edit,
+    ) -> Result<bool, StoreError> {
+        let cell = self.account_cell(account);
+        // Both standings hold still until the write.
+        let _standing = cell.standing.lock().unwrap_or_else(PoisonError::into_inner);
+        if decide(&cell.standings(actor, user)) == Edit::Keep {
+            return Ok(false);
+        }
+        cell.user_cell(user).set(state);
+        Ok(true)
     }
 }

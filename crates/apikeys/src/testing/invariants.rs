@@ -18,6 +18,11 @@
 //!   locks know): rotate against rotate, offboarding, disable and delete;
 //!   `end_rotation` against the keys' use. Each round's outcome is checked
 //!   on the store's records and its audit trail.
+//! - [`user_role_races`]: the same for the changes made for a person
+//!   (roles, removals, the plan) against the promotion of their subject to
+//!   Owner and against the actor's own demotion or removal; each round's
+//!   outcome is checked on the users' states and on the chain of their
+//!   audit records.
 //!
 //! A store crate calls both from its tests:
 //!
@@ -38,13 +43,14 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
 use super::unique_account;
-use crate::audit::{AuditAction, AuditOutcome, AuditQuery, MAX_AUDIT_PAGE};
+use crate::audit::{AuditAction, AuditEvent, AuditOutcome, AuditQuery, MAX_AUDIT_PAGE};
+use crate::clock::Clock as _;
 use crate::error::Error;
 use crate::key::KeyKind;
 use crate::keyring::{IssuedKey, Keyring};
 use crate::record::{AccessLevel, KeyId};
 use crate::request::Request;
-use crate::role::{Actor, Role, UserState};
+use crate::role::{AccountSettings, Actor, Role, UserState};
 use crate::store::{KeyStore, standing_user};
 
 /// The users a sequence acts with.
@@ -1147,4 +1153,549 @@ fn end_rotation_against_use(first: &Keyring, second: &Keyring, rounds: usize) {
         rounds,
         ["the new key's use came first", "the end came first"],
     );
+}
+
+/// A clock that moves on by a millisecond at every reading, shared by the
+/// keyrings of [`user_role_races`]: the allowed records of changes that
+/// wait on one another (they lock a user in common) are stamped inside the
+/// store's atomic step, so their times are the order the changes were
+/// written in.
+#[derive(Clone)]
+struct Ticks(Arc<std::sync::atomic::AtomicU64>);
+
+impl crate::clock::Clock for Ticks {
+    fn now(&self) -> crate::record::Timestamp {
+        crate::record::Timestamp::from_unix_millis(self.0.fetch_add(1, Ordering::SeqCst))
+    }
+}
+
+/// The concurrency loops of the changes made for a person
+/// (`set_user_role_as`, `remove_user_as`, `set_account_as`; docs/design.md
+/// §2 "Users and the account", and "Invariants"), `rounds` rounds each.
+/// `first` and `second` are stores on the same data: for a durable store,
+/// two store objects on the same database (two processes, as far as its
+/// locking knows); otherwise the same store twice. Each loop runs one
+/// keyring on each, sharing one clock that ticks at every reading; each
+/// round starts its two sides together (a barrier, one side staggered, as
+/// in [`rotation_races`]) and checks, once both returned, the users' states,
+/// the plan and the audit trail (the store's, or both keyrings' sinks):
+///
+/// - an admin changing or removing a responder while an owner promotes them
+///   to Owner: the admin's call is either written first (and then the
+///   promotion) or refused (`NotPermitted`, only an owner…); the user ends
+///   an Owner, never changed by a non-owner once an Owner;
+/// - an admin's change (a role, a removal, the plan) while an owner demotes
+///   that admin to Responder: the change is either written before the
+///   demotion or refused (`NotPermitted`, the role may not…), and then
+///   changed nothing;
+/// - the same while the admin is removed, by the system (`remove_user`) or
+///   by an owner (`remove_user_as`): written before the removal, or refused
+///   (`NotPermitted`, removed).
+///
+/// In every round the allowed records of each user, in the order they were
+/// written, form a chain: each one's `changes` start from the state the one
+/// before left (the role, whether removed), and the last leaves the state
+/// the store holds; an allowed plan change's record shows the plan it
+/// replaced. There is exactly one record (allowed or refused) of each call. Both orders must be seen over 20 rounds or more
+/// (as in [`rotation_races`]). Panics at the first violation, naming the
+/// loop and round.
+///
+/// Each loop was seen to fail, on the memory store, SQLite (two store
+/// objects on one file) and PostgreSQL (two pools on one schema), with the
+/// keyring's decision moved back out of the store's atomic step (the
+/// standings read before the store call, the records' `changes` from that
+/// read too, or from the store's); and with the serialization taken out of
+/// a store: the memory store's account lock in the decided calls,
+/// PostgreSQL's `FOR UPDATE` on the user and account rows.
+/// The memory store's window is a microsecond or two wide: its test runs
+/// 1,000 rounds, and a third of the rounds stagger a side by a few hundred
+/// to a few thousand spins, to sweep the moments in between.
+pub fn user_role_races(first: Arc<dyn KeyStore>, second: Arc<dyn KeyStore>, rounds: usize) {
+    let ticks = Ticks(Arc::new(std::sync::atomic::AtomicU64::new(
+        crate::clock::SystemClock.now().unix_millis(),
+    )));
+    let keyring = |store: Arc<dyn KeyStore>| {
+        Keyring::builder()
+            .shared_store(store)
+            .clock(ticks.clone())
+            .build()
+            .expect("a keyring")
+    };
+    let (a, b) = (keyring(first), keyring(second));
+    admin_against_promotion(&a, &b, rounds);
+    admin_against_losing_admin(&a, &b, rounds, Loss::Demoted);
+    admin_against_losing_admin(&a, &b, rounds, Loss::Removed);
+}
+
+/// [`together`] in two rounds of three; in the third, one side (in turn)
+/// first spins a few hundred to a few thousand times, a different number
+/// each round: the moments between a call's reading and its write in
+/// memory are a microsecond or two wide, finer than [`together`]'s waits.
+fn together_fine<A: Send, B: Send>(
+    round: usize,
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    if round % 3 != 2 {
+        return together(round, a, b);
+    }
+    let spins = (round.wrapping_mul(7919) % 97) * 40;
+    let (spin_a, spin_b) = if (round / 3) % 2 == 0 {
+        (spins, 0)
+    } else {
+        (0, spins)
+    };
+    let barrier = std::sync::Barrier::new(2);
+    let side = |spins: usize| {
+        barrier.wait();
+        for _ in 0..spins {
+            std::hint::spin_loop();
+        }
+    };
+    std::thread::scope(|s| {
+        let ta = s.spawn(|| {
+            side(spin_a);
+            a()
+        });
+        let tb = s.spawn(|| {
+            side(spin_b);
+            b()
+        });
+        (
+            ta.join().expect("first side"),
+            tb.join().expect("second side"),
+        )
+    })
+}
+
+/// One loop of [`user_role_races`]: its keyrings and account.
+struct UserRace<'a> {
+    name: &'static str,
+    first: &'a Keyring,
+    second: &'a Keyring,
+    account: String,
+    owner: Actor,
+    admin: Actor,
+    orders: [usize; 2],
+}
+
+impl<'a> UserRace<'a> {
+    fn new(name: &'static str, first: &'a Keyring, second: &'a Keyring) -> Self {
+        let account = unique_account("race-users");
+        first
+            .set_user_role(&account, "POWNER", Role::Owner)
+            .expect("an owner");
+        first
+            .set_user_role(&account, "PADMIN", Role::Admin)
+            .expect("an admin");
+        UserRace {
+            name,
+            first,
+            second,
+            owner: Actor::new(account.as_str(), "POWNER", Role::Owner),
+            admin: Actor::new(account.as_str(), "PADMIN", Role::Admin),
+            account,
+            orders: [0; 2],
+        }
+    }
+
+    /// The records of user and plan changes in the account stamped at
+    /// `since` or later, in the order they were stamped: from the store's
+    /// trail, or from both keyrings' sinks.
+    fn records(&self, since: crate::record::Timestamp) -> Vec<AuditEvent> {
+        let keyrings: &[&Keyring] = if self.first.store().keeps_audit() {
+            &[self.first]
+        } else {
+            &[self.first, self.second]
+        };
+        let mut out = Vec::new();
+        for kr in keyrings {
+            let mut q = AuditQuery::account(&self.account);
+            q.actions = vec![
+                AuditAction::SetUserRole,
+                AuditAction::RemoveUser,
+                AuditAction::SetAccount,
+            ];
+            q.since = Some(since);
+            q.until = Some(crate::record::Timestamp::from_unix_millis(
+                since.unix_millis() + 24 * 3600 * 1000,
+            ));
+            q.limit = MAX_AUDIT_PAGE;
+            loop {
+                let page = kr.audit_records(&q).expect("audit_records");
+                out.extend(page.records);
+                match page.next_cursor {
+                    Some(c) => q.cursor = Some(c),
+                    None => break,
+                }
+            }
+        }
+        out.sort_by_key(|e| (e.at, e.id));
+        out
+    }
+
+    fn state(&self, user: &str) -> Option<UserState> {
+        self.first.user(&self.account, user).expect("user")
+    }
+
+    fn saw(&mut self, order: usize) {
+        self.orders[order] += 1;
+    }
+
+    fn done(self, rounds: usize, names: [&str; 2]) {
+        let (race, seen) = (self.name, self.orders);
+        eprintln!(
+            "{race}: {} {} times, {} {} times",
+            names[0], seen[0], names[1], seen[1]
+        );
+        if rounds >= 20 {
+            assert!(
+                seen[0] > 0 && seen[1] > 0,
+                "{race}: in {rounds} rounds, {} {} times and {} {} times: the loop did not test both orders",
+                names[0],
+                seen[0],
+                names[1],
+                seen[1]
+            );
+        }
+    }
+}
+
+/// A record's change of `field`: (before, after).
+fn change<'e>(e: &'e AuditEvent, field: &str) -> Option<(Option<&'e str>, Option<&'e str>)> {
+    e.changes
+        .iter()
+        .find(|c| c.field == field)
+        .map(|c| (c.before_value.as_deref(), c.value.as_deref()))
+}
+
+/// Check that the allowed records of `user`'s role and removal, in the
+/// order they were written, each start from the state the one before left,
+/// from `start` (the state before the first) to the state the store holds
+/// now; and that no non-owner changed an Owner or made one.
+fn check_user_chain(
+    race: &str,
+    round: usize,
+    records: &[AuditEvent],
+    user: &str,
+    start: Option<UserState>,
+    now: Option<UserState>,
+) {
+    let mut state = start;
+    for e in records
+        .iter()
+        .filter(|e| e.outcome == AuditOutcome::Allowed && e.subject_user.as_deref() == Some(user))
+    {
+        let before_role = state.map(|s| s.role.as_str());
+        let was_removed = state.is_some_and(|s| s.removed);
+        match e.action {
+            AuditAction::SetUserRole => {
+                let (from, to) = change(e, "role").unwrap_or_else(|| {
+                    panic!("{race}, round {round}: a role record without its change: {e:?}")
+                });
+                assert_eq!(
+                    from, before_role,
+                    "{race}, round {round}: {user}'s role record starts from a role it did not replace: {e:?}"
+                );
+                let removed = change(e, "removed");
+                assert_eq!(
+                    removed,
+                    was_removed.then_some((Some("true"), Some("false"))),
+                    "{race}, round {round}: {user}'s record says nothing true of the removal it undid: {e:?}"
+                );
+                let role = to
+                    .and_then(|r| Role::parse(r).ok())
+                    .unwrap_or_else(|| panic!("{race}, round {round}: an unknown role in {e:?}"));
+                if e.actor != "system" && e.actor_role != Some(Role::Owner) {
+                    assert!(
+                        from != Some(Role::Owner.as_str()) && role != Role::Owner,
+                        "{race}, round {round}: a non-owner changed an owner or made one: {e:?}"
+                    );
+                }
+                state = Some(UserState {
+                    role,
+                    removed: false,
+                });
+            }
+            AuditAction::RemoveUser => {
+                let was = if was_removed { "true" } else { "false" };
+                assert_eq!(
+                    change(e, "removed"),
+                    Some((Some(was), Some("true"))),
+                    "{race}, round {round}: {user}'s removal record says nothing true of what it replaced: {e:?}"
+                );
+                if e.actor != "system" && e.actor_role != Some(Role::Owner) {
+                    assert_ne!(
+                        before_role,
+                        Some(Role::Owner.as_str()),
+                        "{race}, round {round}: a non-owner removed an owner: {e:?}"
+                    );
+                }
+                state = Some(crate::store::removed_state(state));
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        state, now,
+        "{race}, round {round}: {user}'s records do not end in the state the store holds"
+    );
+}
+
+/// The records of one call: the actor's records of `action` about
+/// `subject` (`None`: the plan), allowed and refused.
+fn of_call<'r>(
+    records: &'r [AuditEvent],
+    actor: &str,
+    action: AuditAction,
+    subject: Option<&str>,
+) -> Vec<&'r AuditEvent> {
+    records
+        .iter()
+        .filter(|e| e.actor == actor && e.action == action && e.subject_user.as_deref() == subject)
+        .collect()
+}
+
+fn admin_against_promotion(first: &Keyring, second: &Keyring, rounds: usize) {
+    let mut race = UserRace::new("an admin against a promotion to owner", first, second);
+    let name = race.name;
+    for round in 0..rounds {
+        let since = first.now();
+        let user = format!("PU{round}");
+        first
+            .set_user_role(&race.account, &user, Role::Responder)
+            .expect("a responder");
+        let removing = round % 4 >= 2;
+        let (a, b) = together_fine(
+            round,
+            || {
+                if removing {
+                    first.remove_user_as(&race.admin, &user).map(|_| ())
+                } else {
+                    first.set_user_role_as(&race.admin, &user, Role::Observer)
+                }
+            },
+            || second.set_user_role_as(&race.owner, &user, Role::Owner),
+        );
+        if let Err(e) = b {
+            panic!("{name}, round {round}: the owner's promotion failed: {e:?}");
+        }
+        let admin_won = match a {
+            Ok(()) => true,
+            Err(Error::NotPermitted { reason }) if reason.contains("only an owner") => false,
+            other => panic!(
+                "{name}, round {round}: the admin's call must be written or refused as not an owner's, got {other:?}"
+            ),
+        };
+        race.saw(usize::from(!admin_won));
+        let now = race.state(&user);
+        assert_eq!(
+            now,
+            Some(UserState {
+                role: Role::Owner,
+                removed: false
+            }),
+            "{name}, round {round}: the promoted user must end an owner (admin's call allowed: {admin_won})"
+        );
+        let records = race.records(since);
+        check_user_chain(name, round, &records, &user, None, now);
+        let action = if removing {
+            AuditAction::RemoveUser
+        } else {
+            AuditAction::SetUserRole
+        };
+        let mine = of_call(&records, "PADMIN", action, Some(&user));
+        assert_eq!(
+            mine.len(),
+            1,
+            "{name}, round {round}: one record of the admin's call: {mine:?}"
+        );
+        assert_eq!(
+            mine[0].outcome == AuditOutcome::Allowed,
+            admin_won,
+            "{name}, round {round}: the record says otherwise than the call: {:?}",
+            mine[0]
+        );
+        assert_eq!(
+            of_call(&records, "POWNER", AuditAction::SetUserRole, Some(&user)).len(),
+            1,
+            "{name}, round {round}: one record of the owner's call"
+        );
+    }
+    race.done(rounds, ["admin's change first", "admin's change refused"]);
+}
+
+/// How the admin loses their standing in [`admin_against_losing_admin`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Loss {
+    /// An owner makes them a Responder.
+    Demoted,
+    /// They are removed: by the system, or by an owner (in turn).
+    Removed,
+}
+
+fn admin_against_losing_admin(first: &Keyring, second: &Keyring, rounds: usize, loss: Loss) {
+    let name = match loss {
+        Loss::Demoted => "an admin's change against their demotion",
+        Loss::Removed => "an admin's change against their removal",
+    };
+    let mut race = UserRace::new(name, first, second);
+    let plan_off = AccountSettings {
+        rest_api: false,
+        advanced_permissions: false,
+    };
+    for round in 0..rounds {
+        let since = first.now();
+        let user = format!("PX{round}");
+        // The round's starting point: the admin an admin again, the subject
+        // a responder, the plan the default.
+        first
+            .set_user_role(&race.account, "PADMIN", Role::Admin)
+            .expect("an admin");
+        first
+            .set_user_role(&race.account, &user, Role::Responder)
+            .expect("a responder");
+        first
+            .set_account(&race.account, AccountSettings::default())
+            .expect("the plan");
+        let call = round % 3;
+        let by_system = (round / 3) % 2 == 0;
+        let (a, b) = together_fine(
+            round,
+            || match call {
+                0 => first.set_user_role_as(&race.admin, &user, Role::Admin),
+                1 => first.remove_user_as(&race.admin, &user).map(|_| ()),
+                _ => first.set_account_as(&race.admin, plan_off),
+            },
+            || match loss {
+                Loss::Demoted => second.set_user_role_as(&race.owner, "PADMIN", Role::Responder),
+                Loss::Removed if by_system => {
+                    second.remove_user(&race.account, "PADMIN").map(|_| ())
+                }
+                Loss::Removed => second.remove_user_as(&race.owner, "PADMIN").map(|_| ()),
+            },
+        );
+        if let Err(e) = b {
+            panic!("{name}, round {round}: the admin's loss of standing failed: {e:?}");
+        }
+        let why = match loss {
+            Loss::Demoted => "may not",
+            Loss::Removed => "removed",
+        };
+        let allowed = match a {
+            Ok(()) => true,
+            Err(Error::NotPermitted { reason }) if reason.contains(why) => false,
+            other => panic!(
+                "{name}, round {round}: the admin's call must be written or refused ({why}), got {other:?}"
+            ),
+        };
+        race.saw(usize::from(!allowed));
+        let records = race.records(since);
+        let (action, subject) = match call {
+            0 => (AuditAction::SetUserRole, Some(user.as_str())),
+            1 => (AuditAction::RemoveUser, Some(user.as_str())),
+            _ => (AuditAction::SetAccount, None),
+        };
+        let mine = of_call(&records, "PADMIN", action, subject);
+        assert_eq!(
+            mine.len(),
+            1,
+            "{name}, round {round}: one record of the admin's call: {mine:?}"
+        );
+        let mine = mine[0];
+        assert_eq!(
+            mine.outcome == AuditOutcome::Allowed,
+            allowed,
+            "{name}, round {round}: the record says otherwise than the call: {mine:?}"
+        );
+        // The moment the admin lost their standing: the record of that write.
+        let lost = records
+            .iter()
+            .find(|e| {
+                e.outcome == AuditOutcome::Allowed
+                    && e.subject_user.as_deref() == Some("PADMIN")
+                    && e.actor != "PADMIN"
+                    && match loss {
+                        Loss::Demoted => {
+                            e.action == AuditAction::SetUserRole && e.actor == "POWNER"
+                        }
+                        Loss::Removed => e.action == AuditAction::RemoveUser,
+                    }
+            })
+            .unwrap_or_else(|| panic!("{name}, round {round}: no record of the admin's loss"));
+        if allowed {
+            assert!(
+                mine.at < lost.at,
+                "{name}, round {round}: an allowed write committed after its actor lost admin: {mine:?} after {lost:?}"
+            );
+            assert_eq!(mine.actor_role, Some(Role::Admin), "{name}, round {round}");
+        } else {
+            assert_eq!(
+                mine.actor_role,
+                match loss {
+                    Loss::Demoted => Some(Role::Responder),
+                    Loss::Removed => None,
+                },
+                "{name}, round {round}: the refused record names the standing decided on"
+            );
+            assert!(mine.changes.is_empty(), "{name}, round {round}: {mine:?}");
+        }
+        // What the admin's call may have changed, and the records of it.
+        let user_now = race.state(&user);
+        check_user_chain(name, round, &records, &user, None, user_now);
+        let settings = first.account(&race.account).expect("account");
+        if call == 2 && allowed {
+            assert_eq!(settings, plan_off, "{name}, round {round}");
+            assert_eq!(
+                change(mine, "rest_api"),
+                Some((Some("true"), Some("false")))
+            );
+            assert_eq!(
+                change(mine, "advanced_permissions"),
+                Some((Some("true"), Some("false")))
+            );
+        } else {
+            assert_eq!(
+                settings,
+                AccountSettings::default(),
+                "{name}, round {round}: the plan changed without an allowed change of it"
+            );
+        }
+        let expected_user = match (call, allowed) {
+            (0, true) => Role::Admin,
+            _ => Role::Responder,
+        };
+        assert_eq!(
+            user_now,
+            Some(UserState {
+                role: expected_user,
+                removed: call == 1 && allowed
+            }),
+            "{name}, round {round}: the subject's state"
+        );
+        // The admin's own chain, from the round's start.
+        let admin_before = state_before_first(&records, "PADMIN");
+        check_user_chain(
+            name,
+            round,
+            &records,
+            "PADMIN",
+            admin_before,
+            race.state("PADMIN"),
+        );
+    }
+    race.done(rounds, ["admin's change first", "admin's change refused"]);
+}
+
+/// The state `user` had before their first allowed record among `records`,
+/// as that record says (the chain from there on is checked).
+fn state_before_first(records: &[AuditEvent], user: &str) -> Option<UserState> {
+    let e = records
+        .iter()
+        .find(|e| e.outcome == AuditOutcome::Allowed && e.subject_user.as_deref() == Some(user))?;
+    let role = change(e, "role")?.0.and_then(|r| Role::parse(r).ok())?;
+    Some(UserState {
+        role,
+        removed: change(e, "removed").is_some(),
+    })
 }

@@ -33,7 +33,9 @@ use crate::digest::Digest;
 use crate::error::StoreError;
 use crate::record::{Disabled, KeyId, KeyRecord, Timestamp, UsePlace};
 use crate::role::{AccountSettings, UserState};
-use crate::store::{CachedLookup, Edit, KeyFilter, KeyLookup, KeyStore, LookupRef, UserInsert};
+use crate::store::{
+    CachedLookup, Edit, KeyFilter, KeyLookup, KeyStore, LookupRef, Standings, UserInsert,
+};
 
 /// What a [`Wrapped`] store does around the calls it hands on. Every method
 /// has a default: `()` is a plain forwarder.
@@ -214,8 +216,40 @@ impl<S: KeyStore, A: Around> KeyStore for Wrapped<S, A> {
         self.on("set_account_settings_audited")
             .set_account_settings_audited(account, settings, audit)
     }
+    fn set_account_settings_as(
+        &self,
+        account: &str,
+        actor: Option<&str>,
+        settings: AccountSettings,
+        decide: &mut dyn FnMut(Option<&UserState>, &AccountSettings) -> Edit,
+    ) -> Result<bool, StoreError> {
+        self.on("set_account_settings_as")
+            .set_account_settings_as(account, actor, settings, decide)
+    }
     fn user(&self, account: &str, user: &str) -> Result<Option<UserState>, StoreError> {
         self.on("user").user(account, user)
+    }
+    fn set_user_as(
+        &self,
+        account: &str,
+        actor: Option<&str>,
+        user: &str,
+        state: UserState,
+        decide: &mut dyn FnMut(&Standings) -> Edit,
+    ) -> Result<bool, StoreError> {
+        self.on("set_user_as")
+            .set_user_as(account, actor, user, state, decide)
+    }
+    fn remove_user_as(
+        &self,
+        account: &str,
+        actor: Option<&str>,
+        user: &str,
+        disabled: &Disabled,
+        decide: &mut dyn FnMut(&Standings) -> Edit,
+    ) -> Result<Option<Vec<KeyRecord>>, StoreError> {
+        self.on("remove_user_as")
+            .remove_user_as(account, actor, user, disabled, decide)
     }
     fn set_user_audited(
         &self,

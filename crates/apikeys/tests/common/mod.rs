@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use apikeys::store::Edit;
+use apikeys::store::{Edit, Standings};
 use apikeys::testing::wrap::{Around, Wrapped};
 use apikeys::{
     AccessLevel, AccountSettings, ApiVersion, Digest, KeyFilter, KeyHasher, KeyId, KeyKind,
@@ -147,6 +147,35 @@ impl KeyStore for BrokenStore {
         _: &Disabled,
         _: Option<&AuditEvent>,
     ) -> Result<Vec<KeyRecord>, StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+    fn set_account_settings_as(
+        &self,
+        _: &str,
+        _: Option<&str>,
+        _: AccountSettings,
+        _: &mut dyn FnMut(Option<&UserState>, &AccountSettings) -> Edit,
+    ) -> Result<bool, StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+    fn set_user_as(
+        &self,
+        _: &str,
+        _: Option<&str>,
+        _: &str,
+        _: UserState,
+        _: &mut dyn FnMut(&Standings) -> Edit,
+    ) -> Result<bool, StoreError> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+    fn remove_user_as(
+        &self,
+        _: &str,
+        _: Option<&str>,
+        _: &str,
+        _: &Disabled,
+        _: &mut dyn FnMut(&Standings) -> Edit,
+    ) -> Result<Option<Vec<KeyRecord>>, StoreError> {
         Err(StoreError::Unavailable("connection refused".into()))
     }
 }
