@@ -295,7 +295,7 @@ class ApiKeyMiddleware:
                     # only when it has the length of the name.
                     if k == b"content-length" or (len(k) == 14 and k.lower() == b"content-length"):
                         n = _declared_length(v, limit)
-                        if type(n) is not int:
+                        if not isinstance(n, int):
                             raise Rejection(n)
                 message = await receive()
                 if message["type"] == "http.disconnect":
@@ -312,7 +312,7 @@ class ApiKeyMiddleware:
                     # parsed and checked in one native call, the key never
                     # made a str (the same answers as the two calls below).
                     who = _events_check(self.keyring, body, address, path)
-                    if type(who) is tuple:
+                    if isinstance(who, tuple):
                         raise Rejection(who)
                 else:
                     token = routing_key(body)

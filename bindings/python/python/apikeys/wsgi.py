@@ -113,7 +113,7 @@ class ApiKeyMiddleware:
                         # The usual request, read here (what _read_body does
                         # first, without its frame and the wrapper's).
                         n = _declared_length(length, self.max_event_bytes)
-                        if type(n) is not int:
+                        if not isinstance(n, int):
                             raise Rejection(n)
                         body = stream.read(n)
                     else:
@@ -128,7 +128,7 @@ class ApiKeyMiddleware:
                         # An apikeys.Keyring: the routing key parsed and
                         # checked in one native call, the key never made a str.
                         who = _events_check(self.keyring, body, address, path)
-                        if type(who) is tuple:
+                        if isinstance(who, tuple):
                             raise Rejection(who)
                     else:
                         who = self.keyring.authenticate(routing_key(body), "events", remote_address=address, path=path)
