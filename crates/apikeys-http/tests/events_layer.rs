@@ -19,20 +19,22 @@ use http_body_util::{BodyExt, Full};
 use tower_layer::Layer;
 use tower_service::Service;
 
-/// A request body handed over in frames; with `stall`, each frame is
-/// preceded by a `Pending` (the waker woken at once), as a body still
-/// arriving from the network is.
+/// A request body handed over in frames; with `stall: Some(n)`, each frame
+/// from the `n`th on (and the end) is preceded by a `Pending` (the waker
+/// woken at once), as a body still arriving from the network is.
 struct Trickle {
     frames: VecDeque<Bytes>,
-    stall: bool,
+    stall: Option<usize>,
+    given: usize,
     stalled: bool,
 }
 
 impl Trickle {
-    fn new(frames: &[&[u8]], stall: bool) -> Self {
+    fn new(frames: &[&[u8]], stall: Option<usize>) -> Self {
         Trickle {
             frames: frames.iter().map(|f| Bytes::copy_from_slice(f)).collect(),
             stall,
+            given: 0,
             stalled: false,
         }
     }
@@ -40,11 +42,7 @@ impl Trickle {
 
 impl From<Bytes> for Trickle {
     fn from(b: Bytes) -> Self {
-        Trickle {
-            frames: VecDeque::from([b]),
-            stall: false,
-            stalled: false,
-        }
+        Trickle::new(&[&b], None)
     }
 }
 
@@ -55,12 +53,13 @@ impl http_body::Body for Trickle {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        if self.stall && !self.stalled {
+        if self.stall.is_some_and(|n| self.given >= n) && !self.stalled {
             self.stalled = true;
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
         self.stalled = false;
+        self.given += 1;
         Poll::Ready(self.frames.pop_front().map(|b| Ok(Frame::data(b))))
     }
 }
@@ -122,7 +121,7 @@ fn keyring() -> (Arc<Keyring>, String) {
 async fn send(
     svc: &mut apikeys_http::EventsAuth<Handler>,
     frames: &[&[u8]],
-    stall: bool,
+    stall: Option<usize>,
 ) -> (u16, String) {
     poll_fn(|cx| svc.poll_ready(cx)).await.unwrap();
     let req = http::Request::post("/v2/enqueue")
@@ -144,20 +143,21 @@ async fn a_body_whole_or_arriving_in_frames_is_read_checked_and_handed_on() {
     let b = body.as_bytes();
     let (head, tail) = b.split_at(20);
     let (mid, tail) = tail.split_at(7);
-    for stall in [false, true] {
+    // Whole, arriving from the start, arriving after its first frame.
+    for stall in [None, Some(0), Some(1)] {
         for frames in [vec![b], vec![head, mid, tail], vec![&b[..0], b, &b[..0]]] {
             let (status, text) = send(&mut svc, &frames, stall).await;
             assert_eq!(
                 status,
                 202,
-                "stall {stall}, {} frames: {text}",
+                "stall {stall:?}, {} frames: {text}",
                 frames.len()
             );
-            assert_eq!(text, format!("acme {body}"), "stall {stall}");
+            assert_eq!(text, format!("acme {body}"), "stall {stall:?}");
         }
     }
     // The same service keeps answering: each request made it ready again.
-    for stall in [false, true, false] {
+    for stall in [None, Some(0), None, Some(1)] {
         assert_eq!(send(&mut svc, &[b], stall).await.0, 202);
     }
 }
@@ -186,7 +186,7 @@ async fn refusals_are_the_same_whether_the_body_was_whole_or_arriving() {
     ];
     for (body, status, says) in cases {
         let mut answers = Vec::new();
-        for stall in [false, true] {
+        for stall in [None, Some(0), Some(1)] {
             let (head, tail) = body.split_at(body.len() / 2);
             for frames in [vec![&body[..]], vec![head, tail]] {
                 let (got, text) = send(&mut svc, &frames, stall).await;
@@ -196,5 +196,44 @@ async fn refusals_are_the_same_whether_the_body_was_whole_or_arriving() {
             }
         }
         assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_check_sent_to_the_blocking_pool_answers_the_same_for_a_whole_or_arriving_body() {
+    // A durable store may block: a key it has not cached yet is checked on
+    // tokio's blocking pool, after the body was read in `call` or in the future.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("keys.db");
+    let key = {
+        let keyring = Keyring::new(apikeys_sqlite::SqliteStore::open(&db).unwrap());
+        let admin = Actor::new("acme", "PADMIN1", Role::Admin);
+        keyring
+            .create_integration_key(&admin, "PSERVICE1", "events")
+            .unwrap()
+            .secret()
+            .expose()
+            .to_owned()
+    };
+    let body = format!(r#"{{"routing_key":"{key}"}}"#);
+    for stall in [None, Some(0)] {
+        // A fresh keyring each time: nothing cached, the check goes to the pool.
+        let keyring = Arc::new(Keyring::new(
+            apikeys_sqlite::SqliteStore::open(&db).unwrap(),
+        ));
+        assert!(keyring.may_block());
+        let mut svc = EventsAuthLayer::new(keyring).layer(Handler { ready: false });
+        let (status, text) = send(&mut svc, &[body.as_bytes()], stall).await;
+        assert_eq!(
+            (status, text),
+            (202, format!("acme {body}")),
+            "stall {stall:?}"
+        );
+        let unknown = br#"{"routing_key":"0123456789abcdef0123456789abcdef"}"#;
+        assert_eq!(
+            send(&mut svc, &[unknown], stall).await.0,
+            401,
+            "stall {stall:?}"
+        );
     }
 }
