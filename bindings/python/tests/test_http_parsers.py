@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, MutableMapping, Optional, Tuple
 
 import pytest
 
@@ -470,3 +470,43 @@ def test_wsgi_hands_on_the_body_in_a_stream_that_ends_with_it() -> None:
     environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/v2/enqueue", "CONTENT_LENGTH": "2", "wsgi.input": io.BytesIO(b"{}")}
     mw(environ, lambda status, headers, exc_info=None: statuses.append(status))
     assert statuses[-1].startswith("400") and seen == []
+
+
+def test_asgi_replays_the_body_once_then_hands_over_to_the_server() -> None:
+    """The application of an Events request reads the body the middleware
+    read: one ``http.request`` message with the whole body (however many the
+    server sent), then whatever the server's ``receive`` gives next."""
+    keys = make_keys()
+    body = bodies(keys.integration)["valid"]
+    got: List[List[Dict[str, Any]]] = []
+
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        got.append([dict(await receive()), dict(await receive())])
+        await send({"type": "http.response.start", "status": 202, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    mw = AsgiMiddleware(app, keyring=keys.keyring)
+    scope = {"type": "http", "method": "POST", "path": "/v2/enqueue", "headers": [(b"content-length", b"%d" % len(body))]}
+    half = len(body) // 2
+    cases: List[List[Dict[str, Any]]] = [
+        [{"type": "http.request", "body": body}],
+        [{"type": "http.request", "body": body, "more_body": False}],
+        [{"type": "http.request", "body": bytearray(body), "more_body": False}],
+        [{"type": "http.request", "body": body[:half], "more_body": True}, {"type": "http.request", "body": body[half:]}],
+    ]
+    for messages in cases:
+        queue: List[MutableMapping[str, Any]] = [*messages, {"type": "http.disconnect"}]
+        sent: List[MutableMapping[str, Any]] = []
+
+        async def receive() -> MutableMapping[str, Any]:
+            return queue.pop(0)
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            sent.append(message)
+
+        asyncio.run(mw(dict(scope), receive, send))
+        assert sent[0]["status"] == 202, sent
+        first, then = got.pop()
+        assert first["type"] == "http.request" and bytes(first["body"]) == body and not first.get("more_body", False)
+        assert type(first["body"]) is bytes
+        assert then == {"type": "http.disconnect"}

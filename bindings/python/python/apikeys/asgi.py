@@ -305,8 +305,11 @@ class ApiKeyMiddleware:
                     raise body_too_large(limit)
                 if message.get("more_body", False):
                     body = await _read_rest(body, receive, limit)
-                elif type(body) is not bytes:
+                    message = {"type": "http.request", "body": body, "more_body": False}
+                elif type(body) is not bytes or message["type"] != "http.request":
+                    # (Handed on as the one message of the body only when it is one.)
                     body = bytes(body)
+                    message = {"type": "http.request", "body": body, "more_body": False}
                 if self._events_inline:
                     # An apikeys.Keyring checked inline: the routing key
                     # parsed and checked in one native call, the key never
@@ -324,7 +327,9 @@ class ApiKeyMiddleware:
                             who = self.keyring.authenticate(token, "events", remote_address=address, path=path)
                         except ApiKeyError as e:
                             raise from_error(e) from None
-                receive = _replay(body, receive)
+                # The application reads the body again: the message it came
+                # in first, then the server's receive.
+                receive = functools.partial(_replay, [message], receive)
             else:
                 # One pass for the key and the Host header (part of the
                 # routing cache's key: Starlette's Host routes match on it).
@@ -576,17 +581,14 @@ async def _in_thread(
     return await loop.run_in_executor(_offload_pool(), call)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
+async def _replay(first: List[Message], receive: Receive) -> Message:
+    """``receive`` for an application whose body the middleware read: the
+    message the body came in (``first`` holds it until it is taken), then
+    the server's ``receive``. Bound with ``functools.partial`` (made in C:
+    no closure, no frame to make it)."""
+    if first:
+        return first.pop()
+    return await receive()
 
 
 async def _send_rejection(send: Send, r: Rejection) -> None:
