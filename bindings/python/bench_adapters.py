@@ -434,6 +434,15 @@ def wsgi_cases(keys: Keys) -> Dict[str, Tuple[str, WsgiCase]]:
         cases[f"flask-rest-{kind}"] = ("Flask, REST", WsgiCase(flask(kind), rest_env, b"", 200))
     for kind in kinds():
         cases[f"flask-events-{kind}"] = ("Flask, Events 1 KiB", WsgiCase(flask(kind), events_env, keys.event, 202))
+    # The same from a server that says its input stream ends with the body
+    # (gunicorn, waitress: wsgi.input_terminated): werkzeug then reads it
+    # without its LimitedStream, in every case alike.
+    terminated_env = dict(events_env, **{"wsgi.input_terminated": True})
+    for kind in kinds():
+        cases[f"flask-events-terminated-{kind}"] = (
+            "Flask, Events 1 KiB, wsgi.input_terminated from the server",
+            WsgiCase(flask(kind), terminated_env, keys.event, 202),
+        )
     return cases
 
 
@@ -587,6 +596,12 @@ def report(cases: Dict[str, Tuple[str, Runner]], times: Dict[str, List[float]], 
     row("apikeys.asgi, Starlette, Events 1 KiB", "starlette-events-apikeys", "starlette-events-noop", ["authenticate-events"])
     row("apikeys.wsgi, Flask, REST", "flask-rest-apikeys", "flask-rest-noop", ["authenticate-rest"])
     row("apikeys.wsgi, Flask, Events 1 KiB", "flask-events-apikeys", "flask-events-noop", ["authenticate-events"])
+    row(
+        "apikeys.wsgi, Flask, Events 1 KiB, wsgi.input_terminated from the server",
+        "flask-events-terminated-apikeys",
+        "flask-events-terminated-noop",
+        ["authenticate-events"],
+    )
     if BEFORE:
         print("\nthe same, the adapters of --before")
         for case, floor, core in (

@@ -162,6 +162,52 @@ pub(crate) fn _http_routing_key<'py>(py: Python<'py>, body: &Bound<'py, PyAny>) 
     answer(py, parsed)
 }
 
+/// The Events check in one call: `apikeys_http::routing_key` of the body,
+/// then `Keyring.authenticate(key, api="events", remote_address=address,
+/// path=path)` with the key borrowed from the body (no `str` made for it, no
+/// second crossing). Answers the `Principal`, or the refusal tuple: the
+/// body's refusal as `_http_routing_key` gives it, an authentication error's
+/// as `_http_refusal_for` renders the exception `authenticate` would raise
+/// (the same tuple, byte for byte). The GIL is released around the parse of a
+/// body of `DETACH_FROM_BYTES` or more and around a check that may block, as
+/// `events_routing_key` and `authenticate` do on their own.
+#[pyfunction]
+#[pyo3(signature = (keyring, body, address = None, path = None))]
+pub(crate) fn _http_events_check<'py>(
+    py: Python<'py>,
+    keyring: &Bound<'py, crate::Keyring>,
+    body: &Bound<'py, PyAny>,
+    address: Option<&Bound<'py, PyAny>>,
+    path: Option<&Bound<'py, PyAny>>,
+) -> Answer<'py> {
+    let bytes = body
+        .cast::<PyBytes>()
+        .map_err(|_| convert::wrong_type(body, "body", "bytes"))?
+        .as_bytes();
+    let address = convert::opt_note(address, "remote_address")?;
+    let path = convert::opt_note(path, "path")?;
+    let (address, path) = (address.as_deref(), path.as_deref());
+    let keyring = keyring.get();
+    let request = apikeys::Request::events();
+    let run = || match apikeys_http::routing_key(bytes) {
+        Ok(key) => Ok(keyring.check(&key, &request, address, path)),
+        Err(r) => Err(r),
+    };
+    let done = if keyring.blocking_store || bytes.len() >= DETACH_FROM_BYTES {
+        py.detach(run)
+    } else {
+        run()
+    };
+    match done {
+        Ok(Ok(principal)) => crate::Principal(principal).into_bound_py_any(py),
+        Ok(Err(e)) => {
+            let error = crate::errors::to_py(py, e).into_value(py);
+            _http_refusal_for(py, error.bind(py).as_any())
+        }
+        Err(r) => refusal(py, &r),
+    }
+}
+
 /// `apikeys_http::Rejection::named`: the refusals the Python adapters meet
 /// on their own (`"body_too_large"` over `limit` bytes, `"unreadable_body"`,
 /// `"misconfigured"` for `reason` …).

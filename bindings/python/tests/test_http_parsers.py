@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, MutableMapping, Optional, Tuple
 
 import pytest
 
@@ -377,3 +377,136 @@ def test_token_from_authorization_is_the_rust_parser() -> None:
     assert t("Token token=a,b") == "a,b"  # a comma may be in the value; the keyring refuses it
     with pytest.raises(TypeError, match="'value'"):
         t(5)
+
+
+def two_calls(keyring: apikeys.Keyring, body: bytes, address: Optional[str], path: Optional[str]) -> Any:
+    """The Events check as the adapters made it before ``_http_events_check``:
+    the body's routing key, then ``Keyring.authenticate``, a refusal rendered
+    from the exception it raised."""
+    from apikeys import _apikeys as native  # type: ignore[attr-defined]
+
+    key = native._http_routing_key(body)
+    if isinstance(key, tuple):
+        return key
+    try:
+        return keyring.authenticate(key, "events", remote_address=address, path=path)
+    except apikeys.ApiKeyError as e:
+        return native._http_refusal_for(e)
+
+
+def test_one_native_call_answers_as_the_parse_and_the_check_did() -> None:
+    """``_http_events_check`` (the routing key parsed and checked in one call,
+    the key never made a str) gives what the two calls gave: the same
+    principal, or the same refusal tuple byte for byte, for every body of the
+    corpus and every kind of key, and the key remembers the same place."""
+    from apikeys import _apikeys as native  # type: ignore[attr-defined]
+
+    keys = make_keys()
+    disabled = keys.keyring.create_general_key(keys.admin, "off")
+    keys.keyring.disable(keys.admin, disabled.record.id)
+    corpus: Dict[str, bytes] = {}
+    for who, key in [("events", keys.integration), ("rest", keys.full), ("disabled", disabled.secret), ("unknown", "R" * 32)]:
+        for name, body in bodies(key).items():
+            corpus[f"{who}: {name}"] = body
+    for name, body in corpus.items():
+        for address, path in [(None, None), ("192.0.2.7", "/v2/enqueue"), ("\ud800", None)]:
+            one = native._http_events_check(keys.keyring, body, address, path)
+            two = two_calls(keys.keyring, body, address, path)
+            if isinstance(two, tuple):
+                assert one == two, name
+            else:
+                assert not isinstance(one, tuple), (name, one)
+                assert (one.key_id, one.account, one.kind, one.target) == (two.key_id, two.account, two.kind, two.target), name
+    # Where the key was last used: the place the one call passed.
+    fresh = make_keys()
+    who = native._http_events_check(fresh.keyring, bodies(fresh.integration)["valid"], "198.51.100.9", "/v2/enqueue")
+    [record] = [r for r in fresh.keyring.list(fresh.admin) if r.id == who.key_id]
+    assert record.last_used_from is not None
+    assert (record.last_used_from.remote_address, record.last_used_from.path) == ("198.51.100.9", "/v2/enqueue")
+    # Bad arguments are a TypeError, not a crash.
+    for bad in [("not a keyring", b"{}"), (keys.keyring, "a str body"), (keys.keyring, None)]:
+        with pytest.raises(TypeError):
+            native._http_events_check(*bad)
+
+
+def test_wsgi_hands_on_the_body_in_a_stream_that_ends_with_it() -> None:
+    """``apikeys.wsgi`` reads the Events body and hands the application a
+    stream of exactly that body: its length in ``CONTENT_LENGTH`` and
+    ``wsgi.input_terminated`` set (the stream may be read to its end, which
+    werkzeug then does without its ``LimitedStream``), whatever the server
+    sent; a refused body reaches no application."""
+    import io
+
+    from apikeys.wsgi import ApiKeyMiddleware as WsgiMiddleware
+
+    keys = make_keys()
+    seen: List[Tuple[bytes, Any, Any]] = []
+
+    def app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> List[bytes]:
+        seen.append((environ["wsgi.input"].read(), environ["CONTENT_LENGTH"], environ.get("wsgi.input_terminated")))
+        start_response("202 Accepted", [])
+        return [b""]
+
+    mw = WsgiMiddleware(app, keys.keyring)
+    body = bodies(keys.integration)["valid"]
+    statuses: List[str] = []
+    for length, extra, sent in [
+        (str(len(body)), {}, body + b"trailing bytes of the next request"),
+        (" %d " % len(body), {}, body),
+        ("", {"wsgi.input_terminated": True}, body),
+    ]:
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": "/v2/enqueue",
+            "CONTENT_LENGTH": length,
+            "wsgi.input": io.BytesIO(sent),
+            **extra,
+        }
+        mw(environ, lambda status, headers, exc_info=None: statuses.append(status))
+    assert statuses == ["202 Accepted"] * 3
+    assert seen == [(body, str(len(body)), True)] * 3
+    # Refused: nothing reaches the application.
+    seen.clear()
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/v2/enqueue", "CONTENT_LENGTH": "2", "wsgi.input": io.BytesIO(b"{}")}
+    mw(environ, lambda status, headers, exc_info=None: statuses.append(status))
+    assert statuses[-1].startswith("400") and seen == []
+
+
+def test_asgi_replays_the_body_once_then_hands_over_to_the_server() -> None:
+    """The application of an Events request reads the body the middleware
+    read: one ``http.request`` message with the whole body (however many the
+    server sent), then whatever the server's ``receive`` gives next."""
+    keys = make_keys()
+    body = bodies(keys.integration)["valid"]
+    got: List[List[Dict[str, Any]]] = []
+
+    async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        got.append([dict(await receive()), dict(await receive())])
+        await send({"type": "http.response.start", "status": 202, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    mw = AsgiMiddleware(app, keyring=keys.keyring)
+    scope = {"type": "http", "method": "POST", "path": "/v2/enqueue", "headers": [(b"content-length", b"%d" % len(body))]}
+    half = len(body) // 2
+    cases: List[List[Dict[str, Any]]] = [
+        [{"type": "http.request", "body": body}],
+        [{"type": "http.request", "body": body, "more_body": False}],
+        [{"type": "http.request", "body": bytearray(body), "more_body": False}],
+        [{"type": "http.request", "body": body[:half], "more_body": True}, {"type": "http.request", "body": body[half:]}],
+    ]
+    for messages in cases:
+        queue: List[MutableMapping[str, Any]] = [*messages, {"type": "http.disconnect"}]
+        sent: List[MutableMapping[str, Any]] = []
+
+        async def receive() -> MutableMapping[str, Any]:
+            return queue.pop(0)
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            sent.append(message)
+
+        asyncio.run(mw(dict(scope), receive, send))
+        assert sent[0]["status"] == 202, sent
+        first, then = got.pop()
+        assert first["type"] == "http.request" and bytes(first["body"]) == body and not first.get("more_body", False)
+        assert type(first["body"]) is bytes
+        assert then == {"type": "http.disconnect"}

@@ -233,6 +233,9 @@ fn nested_deeper_than(body: &[u8], max: usize) -> bool {
     false
 }
 
+/// The envelope `serde_json` reads an Events body into: what
+/// [`envelope_key`] answers like (kept as the tests' reference).
+#[cfg(test)]
 #[derive(serde::Deserialize)]
 struct EventEnvelope<'a> {
     #[serde(borrow, default)]
@@ -290,19 +293,310 @@ pub fn routing_key(body: &[u8]) -> Result<Cow<'_, str>, Rejection> {
     let Ok(text) = std::str::from_utf8(body) else {
         return Err(Rejection::not_json());
     };
+    // One pass reads the key and checks the rest of the body: JSON, and no
+    // deeper than the limit. A body it refuses is looked at again for its
+    // depth (a body both too deep and broken further on answers as too
+    // deep), which costs only refused bodies a second pass.
+    match envelope_key(text) {
+        Ok(Some(k)) => Ok(k),
+        Ok(None) => Err(Rejection::missing_routing_key()),
+        Err(fault) => Err(refusal_for(body, fault)),
+    }
+}
+
+/// The refusal of a UTF-8 body [`envelope_key`] failed, by the checks in
+/// their order: no deeper than [`MAX_EVENT_DEPTH`], then what the parse found.
+fn refusal_for(body: &[u8], fault: Fault) -> Rejection {
     if nested_deeper_than(body, MAX_EVENT_DEPTH) {
-        return Err(Rejection::invalid_body(
+        return Rejection::invalid_body(
             "the body nests arrays and objects more than 128 levels deep",
-        ));
+        );
     }
-    match serde_json::from_str::<EventEnvelope<'_>>(text) {
-        Ok(EventEnvelope {
-            routing_key: Some(BorrowedKey(k)),
-        }) => Ok(k),
-        Ok(EventEnvelope { routing_key: None }) => Err(Rejection::missing_routing_key()),
-        Err(e) if e.is_data() => Err(Rejection::routing_key_not_a_string()),
-        Err(_) => Err(Rejection::not_json()),
+    match fault {
+        Fault::NotAString => Rejection::routing_key_not_a_string(),
+        Fault::NotJson => Rejection::not_json(),
     }
+}
+
+/// How an Events body fails [`envelope_key`]: as `serde_json` fails it when
+/// deserializing [`EventEnvelope`], a syntax or end-of-input error
+/// (`NotJson`) or a data error (`NotAString`: a `routing_key` that is not a
+/// string or null, or a second `routing_key`). Nesting deeper than
+/// [`MAX_EVENT_DEPTH`] also ends the parse (as `NotJson`): [`refusal_for`]
+/// tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    NotJson,
+    NotAString,
+}
+
+/// The `routing_key` of a JSON object, read exactly as
+/// `serde_json::from_str::<EventEnvelope>` reads it (`None`: none, or
+/// `null`), in one pass that also checks the body nests no deeper than
+/// [`MAX_EVENT_DEPTH`] (so that a body accepted here needs no bracket count
+/// before), and whose string scan takes 16 bytes at a time.
+///
+/// `serde_json` skips the fields an envelope does not name byte by byte or
+/// 8 at a time, after a UTF-8 pass and a bracket count over the whole body
+/// (docs/performance.md, issue 19). Here the grammar of the skipped values is
+/// `serde_json`'s own for ignored values (`Deserializer::ignore_value`:
+/// literals, numbers by its `ignore_number`, strings without control
+/// characters whose escapes are one of `"\/bfnrt` or `u` and four hex
+/// digits, not checked for surrogates), the first failure ending the parse
+/// as `serde_json`'s would; what `serde_json` checks more strictly is handed
+/// to it: a top-level key with escapes (decoded, surrogates checked) and the
+/// value of `routing_key` (its type, escapes and surrogates). A duplicate
+/// `routing_key` is refused at its second key, as serde's derive does.
+fn envelope_key(text: &str) -> Result<Option<Cow<'_, str>>, Fault> {
+    let b = text.as_bytes();
+    let mut i = skip_space(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return Err(Fault::NotJson);
+    }
+    i = skip_space(b, i + 1);
+    let mut key: Option<Option<Cow<'_, str>>> = None;
+    if b.get(i) != Some(&b'}') {
+        loop {
+            // A key.
+            if b.get(i) != Some(&b'"') {
+                return Err(Fault::NotJson);
+            }
+            let start = i;
+            let escaped;
+            (i, escaped) = skip_string(b, i + 1)?;
+            let is_routing_key = if escaped {
+                serde_json::from_str::<Cow<'_, str>>(&text[start..i]).map_err(|_| Fault::NotJson)?
+                    == "routing_key"
+            } else {
+                &b[start + 1..i - 1] == b"routing_key"
+            };
+            if is_routing_key && key.is_some() {
+                return Err(Fault::NotAString);
+            }
+            i = skip_space(b, i);
+            if b.get(i) != Some(&b':') {
+                return Err(Fault::NotJson);
+            }
+            i = skip_space(b, i + 1);
+            if is_routing_key {
+                let (value, end) = routing_key_value(&text[i..])?;
+                key = Some(value);
+                i += end;
+            } else {
+                i = skip_value(b, i)?;
+            }
+            i = skip_space(b, i);
+            match b.get(i) {
+                Some(b',') => i = skip_space(b, i + 1),
+                Some(b'}') => break,
+                _ => return Err(Fault::NotJson),
+            }
+        }
+    }
+    if skip_space(b, i + 1) != b.len() {
+        return Err(Fault::NotJson);
+    }
+    Ok(key.flatten())
+}
+
+/// The value of `routing_key` at the start of `text`, read by `serde_json`
+/// itself (a string, borrowed when it has no escapes, or `null`), and where
+/// it ends.
+fn routing_key_value(text: &str) -> Result<(Option<Cow<'_, str>>, usize), Fault> {
+    let mut values =
+        serde_json::Deserializer::from_str(text).into_iter::<Option<BorrowedKey<'_>>>();
+    match values.next() {
+        Some(Ok(value)) => Ok((value.map(|BorrowedKey(k)| k), values.byte_offset())),
+        Some(Err(e)) if e.is_data() => Err(Fault::NotAString),
+        Some(Err(_)) | None => Err(Fault::NotJson),
+    }
+}
+
+/// The index of the first byte at or after `i` that is not JSON whitespace.
+fn skip_space(b: &[u8], mut i: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\t' | b'\r') = b.get(i) {
+        i += 1;
+    }
+    i
+}
+
+/// The index just past the string whose opening quote is before `i`, and
+/// whether it has escapes; `NotJson` for what `serde_json`'s `ignore_str`
+/// refuses (a control character, an unknown escape, `\u` without four hex
+/// digits, no closing quote).
+fn skip_string(b: &[u8], mut i: usize) -> Result<(usize, bool), Fault> {
+    let mut escaped = false;
+    loop {
+        i += plain_run(b.get(i..).unwrap_or_default());
+        match b.get(i) {
+            Some(b'"') => return Ok((i + 1, escaped)),
+            Some(b'\\') => {
+                escaped = true;
+                match b.get(i + 1) {
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => i += 2,
+                    Some(b'u') => match b.get(i + 2..i + 6) {
+                        Some(hex) if hex.iter().all(u8::is_ascii_hexdigit) => i += 6,
+                        _ => return Err(Fault::NotJson),
+                    },
+                    _ => return Err(Fault::NotJson),
+                }
+            }
+            // A control character, or the end of the text.
+            _ => return Err(Fault::NotJson),
+        }
+    }
+}
+
+/// How many bytes at the start of `s` a string holds as they are (not `"`,
+/// `\` or a control character).
+fn plain_run(s: &[u8]) -> usize {
+    let special = |c: u8| c == b'"' || c == b'\\' || c < 0x20;
+    let mut n = 0;
+    for block in s.chunks_exact(16) {
+        // A fixed-size block and a byte accumulator: SSE2 compares and
+        // masks, one branch per block (19 instructions; a `bool` fold is
+        // compiled byte by byte, 7 times as many).
+        let block: &[u8; 16] = block.try_into().unwrap_or(&[0; 16]);
+        let mut hit = 0u8;
+        for &c in block {
+            hit |= u8::from(c == b'"') | u8::from(c == b'\\') | u8::from(c < 0x20);
+        }
+        if hit != 0 {
+            break;
+        }
+        n += 16;
+    }
+    n + s[n..]
+        .iter()
+        .position(|&c| special(c))
+        .unwrap_or(s.len() - n)
+}
+
+/// The index just past the JSON value starting at `i` (whitespace skipped
+/// before it), by `serde_json`'s grammar for an ignored value; `NotJson` also
+/// for arrays and objects nested deeper than [`MAX_EVENT_DEPTH`] counting
+/// the top-level object.
+fn skip_value(b: &[u8], mut i: usize) -> Result<usize, Fault> {
+    // The open arrays (bit set) and objects (bit clear), innermost lowest.
+    let mut open: u128 = 0;
+    let mut depth = 0usize;
+    loop {
+        i = skip_space(b, i);
+        match b.get(i) {
+            Some(b'n') => i = literal(b, i, b"null")?,
+            Some(b't') => i = literal(b, i, b"true")?,
+            Some(b'f') => i = literal(b, i, b"false")?,
+            Some(b'-') => i = skip_number(b, i + 1)?,
+            Some(b'0'..=b'9') => i = skip_number(b, i)?,
+            Some(b'"') => i = skip_string(b, i + 1)?.0,
+            Some(&c @ (b'[' | b'{')) => {
+                // The top-level object is one level.
+                if depth + 1 >= MAX_EVENT_DEPTH {
+                    return Err(Fault::NotJson);
+                }
+                open = (open << 1) | u128::from(c == b'[');
+                depth += 1;
+                i = skip_space(b, i + 1);
+                let close = if c == b'[' { b']' } else { b'}' };
+                if b.get(i) == Some(&close) {
+                    open >>= 1;
+                    depth -= 1;
+                    i += 1;
+                } else {
+                    if c == b'{' {
+                        i = object_key(b, i)?;
+                    }
+                    continue;
+                }
+            }
+            _ => return Err(Fault::NotJson),
+        }
+        // After a value: a comma, or the end of the enclosing arrays and objects.
+        loop {
+            if depth == 0 {
+                return Ok(i);
+            }
+            i = skip_space(b, i);
+            let in_array = open & 1 == 1;
+            match b.get(i) {
+                Some(b',') => {
+                    i += 1;
+                    if !in_array {
+                        i = object_key(b, skip_space(b, i))?;
+                    }
+                    break;
+                }
+                Some(b']') if in_array => {}
+                Some(b'}') if !in_array => {}
+                _ => return Err(Fault::NotJson),
+            }
+            i += 1;
+            open >>= 1;
+            depth -= 1;
+        }
+    }
+}
+
+/// A key of a skipped object at `i` and the colon after it; the index after the colon.
+fn object_key(b: &[u8], i: usize) -> Result<usize, Fault> {
+    if b.get(i) != Some(&b'"') {
+        return Err(Fault::NotJson);
+    }
+    let i = skip_space(b, skip_string(b, i + 1)?.0);
+    if b.get(i) != Some(&b':') {
+        return Err(Fault::NotJson);
+    }
+    Ok(i + 1)
+}
+
+/// The index after `word` (`null`, `true`, `false`) at `i`.
+fn literal(b: &[u8], i: usize, word: &[u8]) -> Result<usize, Fault> {
+    if b.get(i..i + word.len()) == Some(word) {
+        Ok(i + word.len())
+    } else {
+        Err(Fault::NotJson)
+    }
+}
+
+/// The index after a number whose digits start at `i` (after any `-`), by
+/// `serde_json`'s `ignore_integer`: one `0` or digits not starting with `0`,
+/// then optionally `.` and digits, then optionally `e`/`E`, a sign, digits.
+fn skip_number(b: &[u8], mut i: usize) -> Result<usize, Fault> {
+    let digits = |mut i: usize| {
+        while let Some(b'0'..=b'9') = b.get(i) {
+            i += 1;
+        }
+        i
+    };
+    match b.get(i) {
+        Some(b'0') => {
+            i += 1;
+            if let Some(b'0'..=b'9') = b.get(i) {
+                return Err(Fault::NotJson);
+            }
+        }
+        Some(b'1'..=b'9') => i = digits(i + 1),
+        _ => return Err(Fault::NotJson),
+    }
+    if b.get(i) == Some(&b'.') {
+        let end = digits(i + 1);
+        if end == i + 1 {
+            return Err(Fault::NotJson);
+        }
+        i = end;
+    }
+    if let Some(b'e' | b'E') = b.get(i) {
+        i += 1;
+        if let Some(b'+' | b'-') = b.get(i) {
+            i += 1;
+        }
+        let end = digits(i);
+        if end == i {
+            return Err(Fault::NotJson);
+        }
+        i = end;
+    }
+    Ok(i)
 }
 
 fn is_space(b: u8) -> bool {
@@ -634,5 +928,238 @@ mod tests {
             ["[]"; 1000].join(",")
         );
         assert_eq!(routing_key(wide.as_bytes()).unwrap(), k);
+    }
+
+    /// `routing_key` as it was before the one-pass parse (a UTF-8 pass, a
+    /// bracket count, then `serde_json` into [`EventEnvelope`]): the
+    /// reference the one-pass parse must answer like, refusals included.
+    fn by_serde(body: &[u8]) -> Result<Cow<'_, str>, Rejection> {
+        let first = body.iter().find(|b| !b.is_ascii_whitespace());
+        if first != Some(&b'{') {
+            return Err(Rejection::not_an_object());
+        }
+        let Ok(text) = std::str::from_utf8(body) else {
+            return Err(Rejection::not_json());
+        };
+        if nested_deeper_than(body, MAX_EVENT_DEPTH) {
+            return Err(Rejection::invalid_body(
+                "the body nests arrays and objects more than 128 levels deep",
+            ));
+        }
+        match serde_json::from_str::<EventEnvelope<'_>>(text) {
+            Ok(EventEnvelope {
+                routing_key: Some(BorrowedKey(k)),
+            }) => Ok(k),
+            Ok(EventEnvelope { routing_key: None }) => Err(Rejection::missing_routing_key()),
+            Err(e) if e.is_data() => Err(Rejection::routing_key_not_a_string()),
+            Err(_) => Err(Rejection::not_json()),
+        }
+    }
+
+    fn agrees_on(body: &[u8]) {
+        fn said(
+            r: Result<Cow<'_, str>, Rejection>,
+        ) -> Result<String, (&'static str, String, bytes::Bytes)> {
+            r.map(Cow::into_owned)
+                .map_err(|r| (r.kind(), r.message().to_owned(), r.refusal().body))
+        }
+        assert_eq!(
+            said(routing_key(body)),
+            said(by_serde(body)),
+            "body {:?}",
+            String::from_utf8_lossy(body)
+        );
+    }
+
+    fn agrees(text: &str) {
+        agrees_on(text.as_bytes());
+    }
+
+    #[test]
+    fn the_one_pass_parse_reads_bodies_as_serde_json_does() {
+        let long = "x".repeat(1000);
+        let corpus = [
+            // Accepted, borrowed or decoded, anywhere in the object.
+            r#"{"routing_key":"R0123456789abcdef0123456789abcdef"}"#.to_owned(),
+            format!(
+                r#"{{"event_action":"trigger","payload":{{"summary":"{long}","n":[1,-0.5,2e10,1E+2,0,true,false,null,{{}},[]]}},"routing_key":"k"}}"#
+            ),
+            r#" {"routing_key" : "\u0030abc\n" , "a" : { "b" : [ ] } } "#.to_owned(),
+            r#"{"routing\u005fkey":"k"}"#.to_owned(),
+            r#"{"routing_key":"k","routing_kez":1}"#.to_owned(),
+            r#"{"x":"a\"b\\c\/d\b\f\n\r\t\u00e9\uD800","routing_key":"é😀"}"#.to_owned(),
+            "{\"\u{e9}\":\"\u{1F600}\",\"routing_key\":\"k\"}".to_owned(),
+            // Missing, null, not a string, twice.
+            "{}".to_owned(),
+            r#"{"a":1}"#.to_owned(),
+            r#"{"routing_key":null}"#.to_owned(),
+            r#"{"routing_key" :null , "b":2}"#.to_owned(),
+            r#"{"routing_key":12}"#.to_owned(),
+            r#"{"routing_key":1e400}"#.to_owned(),
+            r#"{"routing_key":-}"#.to_owned(),
+            r#"{"routing_key":true}"#.to_owned(),
+            r#"{"routing_key":tru}"#.to_owned(),
+            r#"{"routing_key":{"a":]}"#.to_owned(),
+            r#"{"routing_key":[}"#.to_owned(),
+            r#"{"routing_key":"a","routing_key":"b"}"#.to_owned(),
+            r#"{"routing_key":null,"routing_key":"b"}"#.to_owned(),
+            r#"{"routing_key":"a","routing\u005fkey":"b"}"#.to_owned(),
+            r#"{"routing_key":"a","routing_key""#.to_owned(),
+            r#"{"routing_key":"\ud800"}"#.to_owned(),
+            r#"{"routing_key":"\ud800\udc00"}"#.to_owned(),
+            r#"{"routing_key":"\x"}"#.to_owned(),
+            r#"{"routing_key":"a"x}"#.to_owned(),
+            r#"{"routing_key":nullx}"#.to_owned(),
+            r#"{"routing_key":null"}"#.to_owned(),
+            r#"{"routing_key":12x}"#.to_owned(),
+            r#"{"routing_key":"#.to_owned(),
+            r#"{"routing_key""#.to_owned(),
+            // Broken JSON before and after the key.
+            r#"{"a":01,"routing_key":"k"}"#.to_owned(),
+            r#"{"routing_key":"k","a":01}"#.to_owned(),
+            r#"{"routing_key":"k","a":1.}"#.to_owned(),
+            r#"{"routing_key":"k","a":1e}"#.to_owned(),
+            r#"{"routing_key":"k","a":-x}"#.to_owned(),
+            r#"{"routing_key":"k","a":[1,]}"#.to_owned(),
+            r#"{"routing_key":"k","a":{"b":1,}}"#.to_owned(),
+            r#"{"routing_key":"k",}"#.to_owned(),
+            r#"{"routing_key":"k"}}"#.to_owned(),
+            r#"{"routing_key":"k"} x"#.to_owned(),
+            r#"{"routing_key":"k""#.to_owned(),
+            r#"{"routing_key":"k","a":"\u12"}"#.to_owned(),
+            r#"{"routing_key":"k","a":"\u12G4"}"#.to_owned(),
+            r#"{"routing_key":"k","a":"\q"}"#.to_owned(),
+            r#"{"routing_key":"k","\ud800":1}"#.to_owned(),
+            r#"{"routing_key":"k","a":{"\ud800":1}}"#.to_owned(),
+            "{\"routing_key\":\"k\",\"a\":\"\u{1}\"}".to_owned(),
+            "{\"routing_key\":\"k\u{1f}\"}".to_owned(),
+            "{\"routing_key\":\"k\",\"a\":\"\u{7f}\"}".to_owned(),
+            "\u{c}{\"routing_key\":\"k\"}".to_owned(),
+            "{\"routing_key\":\"k\"}\u{c}".to_owned(),
+            r#"{"routing_key":"k","a":[1 2]}"#.to_owned(),
+            r#"{"routing_key":"k","a":{"b" 1}}"#.to_owned(),
+            r#"{"routing_key":"k","a":{1:1}}"#.to_owned(),
+            r#"{"routing_key":"k" "a":1}"#.to_owned(),
+            r#"{,"routing_key":"k"}"#.to_owned(),
+            r#"{"a":nul}"#.to_owned(),
+            r#"{"a":[[[[[[]]]]]],"routing_key":"k"}"#.to_owned(),
+            r#"{"a":[[[[[[]]]]],"routing_key":"k"}"#.to_owned(),
+            format!(
+                "{{\"a\":{}1{},\"routing_key\":\"k\"}}",
+                "[".repeat(127),
+                "]".repeat(127)
+            ),
+            format!(
+                "{{\"a\":{}\"routing_key\":\"k\"}}",
+                "{\"b\":".repeat(126).to_owned() + "1" + &"}".repeat(126) + ","
+            ),
+        ];
+        for text in &corpus {
+            agrees(text);
+        }
+        // Not UTF-8, in a key, a skipped value, the key's value; too deep
+        // and broken, in every order.
+        let deep = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        let bodies: Vec<Vec<u8>> = vec![
+            b"{\"routing_key\":\"k\",\"a\":\"\xff\"}".to_vec(),
+            b"{\"routing_key\":\"k\xc3\"}".to_vec(),
+            b"{\"\xc3\xa9\xff\":1,\"routing_key\":\"k\"}".to_vec(),
+            b"{\"routing_key\":\"k\",\"a\":{\"\xed\xa0\x80\":1}}".to_vec(),
+            b"{\"routing_key\":\"k\"}\xff".to_vec(),
+            b"{\"routing_key\":\"k\",\"a\":1\xff}".to_vec(),
+            format!("{{\"a\":{},\"routing_key\":\"k\"}}", deep(127)).into_bytes(),
+            format!("{{\"a\":{},\"routing_key\":\"k\"}}", deep(128)).into_bytes(),
+            format!("{{\"routing_key\":12,\"a\":{}}}", deep(200)).into_bytes(),
+            format!("{{\"a\":01,\"b\":{}}}", deep(200)).into_bytes(),
+            [format!("{{\"a\":{}}}", deep(200)).as_bytes(), b"\xff"].concat(),
+            [b"{\"a\":\"\xff\",\"b\":", deep(200).as_bytes(), b"}"].concat(),
+            format!("{{\"a\":{}", "[".repeat(300)).into_bytes(),
+        ];
+        for body in &bodies {
+            agrees_on(body);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+
+        /// Bodies made of JSON's pieces, well and badly put together.
+        #[test]
+        fn the_one_pass_parse_agrees_on_any_arrangement_of_json_pieces(
+            pieces in proptest::collection::vec(proptest::sample::select(vec![
+                "{", "}", "[", "]", ":", ",", " ", "\n", "\u{c}", "\"routing_key\"",
+                "\"routing\\u005fkey\"", "\"routing_key", "\"a\"", "\"\"", "\"\\ud800\"",
+                "\"\\uDC00x\"", "\"\\u00e9\\n\"", "\"\\x\"", "\"\u{1}\"", "\"é\"", "\"",
+                "\\", "0", "01", "-", "-1.5e+3", "1.", "1e", "2E-0", "1e400", "null",
+                "nul", "true", "false", "x", "\"k\"", "\"R0123456789abcdef\"",
+            ]), 0..24)
+        ) {
+            let text = format!("{{{}", pieces.concat());
+            agrees(&text);
+        }
+
+        /// Well-formed objects whose values are any JSON, with the key
+        /// anywhere (or twice, or never), compared in every case.
+        #[test]
+        fn the_one_pass_parse_agrees_on_well_formed_events(
+            fields in proptest::collection::vec(("[a-z_]{0,12}|routing_key", any_json()), 0..6),
+            spaced in proptest::bool::ANY,
+        ) {
+            let sep = if spaced { " , " } else { "," };
+            let members: Vec<String> = fields
+                .iter()
+                .map(|(k, v)| format!("{}:{v}", serde_json::to_string(k).unwrap()))
+                .collect();
+            let text = format!("{{{}}}", members.join(sep));
+            agrees(&text);
+        }
+
+        /// Arbitrary bytes after a `{` (the part of `routing_key` before
+        /// the parse has made sure of UTF-8).
+        #[test]
+        fn the_one_pass_parse_agrees_on_arbitrary_text(rest in "\\PC{0,40}") {
+            agrees(&format!("{{{rest}"));
+        }
+
+        /// Arbitrary bytes, UTF-8 or not, after a `{` or inside a string.
+        #[test]
+        fn the_one_pass_parse_agrees_on_arbitrary_bytes(
+            rest in proptest::collection::vec(proptest::num::u8::ANY, 0..40),
+            in_string in proptest::bool::ANY,
+        ) {
+            let mut body = if in_string { b"{\"routing_key\":\"k\",\"a\":\"".to_vec() } else { b"{".to_vec() };
+            body.extend_from_slice(&rest);
+            if in_string {
+                body.extend_from_slice(b"\"}");
+            }
+            agrees_on(&body);
+        }
+    }
+
+    /// Any JSON value, as text.
+    fn any_json() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just("null".to_owned()),
+            any::<bool>().prop_map(|b| b.to_string()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| format!("{f:e}")),
+            ".{0,20}".prop_map(|s| serde_json::to_string(&s).unwrap()),
+        ];
+        leaf.prop_recursive(4, 32, 5, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
+                proptest::collection::vec((".{0,6}", inner), 0..5).prop_map(|v| {
+                    let members: Vec<String> = v
+                        .into_iter()
+                        .map(|(k, v)| format!("{}:{v}", serde_json::to_string(&k).unwrap()))
+                        .collect();
+                    format!("{{{}}}", members.join(","))
+                }),
+            ]
+        })
     }
 }

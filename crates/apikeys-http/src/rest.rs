@@ -230,7 +230,7 @@ where
 }
 
 /// The boxed continuation of a check that went to the blocking pool.
-type Boxed<O> = Pin<Box<dyn Future<Output = O> + Send>>;
+pub(crate) type Boxed<O> = Pin<Box<dyn Future<Output = O> + Send>>;
 
 pin_project_lite::pin_project! {
     /// The future of [`RestAuth`]: the inner service's response with the
@@ -257,7 +257,7 @@ pin_project_lite::pin_project! {
 }
 
 impl<F: Future> ResponseFuture<F> {
-    fn boxed(fut: Boxed<F::Output>) -> Self {
+    pub(crate) fn boxed(fut: Boxed<F::Output>) -> Self {
         ResponseFuture {
             state: State::Boxed { fut },
         }

@@ -41,6 +41,12 @@ _rest_token: Callable[[Sequence[Union[str, bytes]]], Union[str, _Refusal]] = _na
 _joined_rest_token: Callable[[Optional[str]], Union[str, _Refusal]] = _native._http_joined_rest_token
 _declared_length: Callable[[Union[str, bytes], int], Union[int, _Refusal]] = _native._http_declared_length
 _routing_key: Callable[[bytes], Union[str, _Refusal]] = _native._http_routing_key
+#: ``_events_check(keyring, body, address, path)``: the routing key parsed and
+#: checked in one call (an :class:`apikeys.Keyring` only), the ``Principal`` or
+#: the refusal tuple (``_http_events_check`` in ``bindings/python/src/http.rs``).
+_events_check: Callable[[Keyring, bytes, Optional[str], Optional[str]], Union[Principal, _Refusal]] = (
+    _native._http_events_check
+)
 _refusal: Callable[..., _Refusal] = _native._http_refusal
 _refusal_for: Callable[[ApiKeyError], _Refusal] = _native._http_refusal_for
 _rate_limit_headers: Callable[[Principal], Optional[Headers]] = _native._http_rate_limit_headers

@@ -57,10 +57,11 @@ from ._http import (
     DEFAULT_MAX_EVENT_BYTES,
     SCOPE_ATTR,
     Rejection,
+    _declared_length,
+    _events_check,
     _rest_token,
     authenticate,
     body_too_large,
-    declared_length,
     from_error,
     misconfigured,
     rate_limit_headers,
@@ -262,6 +263,9 @@ class ApiKeyMiddleware:
         # limits (fixed when it is made): without them there are no headers
         # to add. A stand-in keyring that does not say is asked every time.
         self._rate_limited = bool(getattr(keyring, "has_rate_limits", True))
+        # Events with an apikeys.Keyring checked inline: one native call for
+        # the body and the check (_http_events_check).
+        self._events_inline = not self.offload and isinstance(keyring, Keyring)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -282,17 +286,50 @@ class ApiKeyMiddleware:
         address = client[0] if client else None
         try:
             if path in self.events_paths:
-                body = await self._read_body(scope, receive)
-                token = routing_key(body)
-                if self.offload:
-                    who = await self._check(token, "events", "POST", None, address, path)
+                # The body, read here (no coroutine of its own): the
+                # declared length checked, then the first message; a body
+                # in several messages is gathered by _read_rest.
+                limit = self.max_event_bytes
+                for k, v in scope["headers"]:
+                    # Lower case as servers send it; another spelling is lowered
+                    # only when it has the length of the name.
+                    if k == b"content-length" or (len(k) == 14 and k.lower() == b"content-length"):
+                        n = _declared_length(v, limit)
+                        if not isinstance(n, int):
+                            raise Rejection(n)
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise unreadable_body()
+                body = message.get("body", b"")
+                if len(body) > limit:
+                    raise body_too_large(limit)
+                if message.get("more_body", False):
+                    body = await _read_rest(body, receive, limit)
+                    message = {"type": "http.request", "body": body, "more_body": False}
+                elif type(body) is not bytes or message["type"] != "http.request":
+                    # (Handed on as the one message of the body only when it is one.)
+                    body = bytes(body)
+                    message = {"type": "http.request", "body": body, "more_body": False}
+                if self._events_inline:
+                    # An apikeys.Keyring checked inline: the routing key
+                    # parsed and checked in one native call, the key never
+                    # made a str (the same answers as the two calls below).
+                    who = _events_check(self.keyring, body, address, path)
+                    if isinstance(who, tuple):
+                        raise Rejection(who)
                 else:
-                    # The in-memory keyring: the check inline, no coroutine, no wrapper.
-                    try:
-                        who = self.keyring.authenticate(token, "events", remote_address=address, path=path)
-                    except ApiKeyError as e:
-                        raise from_error(e) from None
-                receive = _replay(body, receive)
+                    token = routing_key(body)
+                    if self.offload:
+                        who = await self._check(token, "events", "POST", None, address, path)
+                    else:
+                        # A stand-in keyring: the check inline, no coroutine, no wrapper.
+                        try:
+                            who = self.keyring.authenticate(token, "events", remote_address=address, path=path)
+                        except ApiKeyError as e:
+                            raise from_error(e) from None
+                # The application reads the body again: the message it came
+                # in first, then the server's receive.
+                receive = functools.partial(_replay, [message], receive)
             else:
                 # One pass for the key and the Host header (part of the
                 # routing cache's key: Starlette's Host routes match on it).
@@ -457,35 +494,23 @@ class ApiKeyMiddleware:
             who = await _in_thread(self.keyring, token, api, method, required, address, path)
         return who
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
-        limit = self.max_event_bytes
-        for k, v in scope["headers"]:
-            # Lower case as servers send it; another spelling is lowered only
-            # when it has the length of the name.
-            if k == b"content-length" or (len(k) == 14 and k.lower() == b"content-length"):
-                declared_length(v, limit)
+
+async def _read_rest(first: bytes, receive: Receive, limit: int) -> bytes:
+    """The rest of a body whose first message said ``more_body``: the
+    messages gathered up to ``limit`` bytes and joined."""
+    chunks = [first]
+    size = len(first)
+    while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise unreadable_body()
         chunk = message.get("body", b"")
-        if len(chunk) > limit:
+        size += len(chunk)
+        if size > limit:
             raise body_too_large(limit)
+        chunks.append(chunk)
         if not message.get("more_body", False):
-            # The whole body in one message (the usual case): as it came.
-            return chunk if type(chunk) is bytes else bytes(chunk)
-        chunks = [chunk]
-        size = len(chunk)
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise unreadable_body()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise body_too_large(limit)
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+            return b"".join(chunks)
 
 
 def _declaration_problems(routes: Iterable[Any], depth: int = 0) -> List[str]:
@@ -556,17 +581,14 @@ async def _in_thread(
     return await loop.run_in_executor(_offload_pool(), call)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
+async def _replay(first: List[Message], receive: Receive) -> Message:
+    """``receive`` for an application whose body the middleware read: the
+    message the body came in (``first`` holds it until it is taken), then
+    the server's ``receive``. Bound with ``functools.partial`` (made in C:
+    no closure, no frame to make it)."""
+    if first:
+        return first.pop()
+    return await receive()
 
 
 async def _send_rejection(send: Send, r: Rejection) -> None:

@@ -40,6 +40,8 @@ from ._http import (
     DEFAULT_MAX_EVENT_BYTES,
     SCOPE_ATTR,
     Rejection,
+    _declared_length,
+    _events_check,
     _joined_rest_token,
     body_too_large,
     declared_length,
@@ -91,6 +93,9 @@ class ApiKeyMiddleware:
         # Principals carry a rate-limit status only from a keyring with rate
         # limits (fixed when it is made). A stand-in that does not say is asked every time.
         self._rate_limited = bool(getattr(keyring, "has_rate_limits", True))
+        # Events with an apikeys.Keyring: one native call for the body and
+        # the check (_http_events_check); a stand-in keyring is called as before.
+        self._events_inline = isinstance(keyring, Keyring)
 
     def __call__(self, environ: Any, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -102,10 +107,31 @@ class ApiKeyMiddleware:
         try:
             try:
                 if path in self.events_paths:
-                    body = self._read_body(environ)
+                    length = environ.get("CONTENT_LENGTH")
+                    stream = environ.get("wsgi.input")
+                    if length and stream is not None:
+                        # The usual request, read here (what _read_body does
+                        # first, without its frame and the wrapper's).
+                        n = _declared_length(length, self.max_event_bytes)
+                        if not isinstance(n, int):
+                            raise Rejection(n)
+                        body = stream.read(n)
+                    else:
+                        body = self._read_body(environ)
                     environ["wsgi.input"] = io.BytesIO(body)
                     environ["CONTENT_LENGTH"] = str(len(body))
-                    who = self.keyring.authenticate(routing_key(body), "events", remote_address=address, path=path)
+                    # The stream handed on ends with the body: an application
+                    # may read it to the end (PEP 3333's extension, which
+                    # werkzeug honours by reading it without its LimitedStream).
+                    environ["wsgi.input_terminated"] = True
+                    if self._events_inline:
+                        # An apikeys.Keyring: the routing key parsed and
+                        # checked in one native call, the key never made a str.
+                        who = _events_check(self.keyring, body, address, path)
+                        if isinstance(who, tuple):
+                            raise Rejection(who)
+                    else:
+                        who = self.keyring.authenticate(routing_key(body), "events", remote_address=address, path=path)
                 else:
                     # WSGI servers join repeated headers with commas:
                     # joined_rest_token tells one header from several.
