@@ -16,6 +16,13 @@
 #         apikeys.wsgi (bench/wsgi_app.py); PYTHON must also have flask and gunicorn
 # node:   Express with vs without require('apikeys/express') (bench/express_app.js);
 #         express must be resolvable (NODE_PATH)
+# AA=plain (or AA=1) runs the unprotected server on both sides, AA=auth the
+# protected one on both: an A/A run, the same code in two processes on the two
+# ports, through the same rounds. What it reports as "overhead" is the
+# method's own bias (ports, process start order, which side runs first) and
+# its spread is the noise an A/B figure must be read against.
+# STRACE=1 adds, after the rounds, syscalls per request on each side (strace
+# -c -f attached to the server's threads for one untimed wrk run).
 # Needs `wrk` (Debian: apt-get install wrk).
 set -euo pipefail
 target=${1:-rust}
@@ -30,6 +37,13 @@ command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"
 plain_port=${PLAIN_PORT:-18181}
 auth_port=${AUTH_PORT:-18182}
 budget=$(( rounds * secs * 2 + 120 ))
+# What each side serves: A/B by default, A/A with AA.
+case ${AA:-} in
+  "") plain_mode=plain; auth_mode=auth ;;
+  1|plain) plain_mode=plain; auth_mode=plain ;;
+  auth) plain_mode=auth; auth_mode=auth ;;
+  *) echo "AA is plain (or 1) or auth" >&2; exit 2 ;;
+esac
 out=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$out"; }
@@ -65,35 +79,41 @@ case $target in
       *) echo "PIN is split or same" >&2; exit 2 ;;
     esac
     # Two processes (one serving each side), so each side's CPU time can be read.
-    "${pin[@]}" "$bin" "127.0.0.1:$plain_port" "127.0.0.1:$((plain_port + 10))" "$budget" "$form" "$handler" >"$out/plain.key" &
+    # Each process serves both routers; a side's mode picks which of its
+    # listeners gets the side's port.
+    if [ "$plain_mode" = plain ]; then pa=("127.0.0.1:$plain_port" "127.0.0.1:$((plain_port + 10))");
+    else pa=("127.0.0.1:$((plain_port + 10))" "127.0.0.1:$plain_port"); fi
+    if [ "$auth_mode" = auth ]; then aa=("127.0.0.1:$((auth_port + 10))" "127.0.0.1:$auth_port");
+    else aa=("127.0.0.1:$auth_port" "127.0.0.1:$((auth_port + 10))"); fi
+    "${pin[@]}" "$bin" "${pa[@]}" "$budget" "$form" "$handler" >"$out/plain.key" &
     plain_pid=$!
-    "${pin[@]}" "$bin" "127.0.0.1:$((auth_port + 10))" "127.0.0.1:$auth_port" "$budget" "$form" "$handler" >"$out/auth.key" &
+    "${pin[@]}" "$bin" "${aa[@]}" "$budget" "$form" "$handler" >"$out/auth.key" &
     auth_pid=$!
     pids+=("$plain_pid" "$auth_pid")
     label="axum ($form, $handler handler; $pinned)"
     ;;
   python)
     py=${PYTHON:-python3}
-    "$py" "$here/asgi_app.py" plain "$plain_port" >"$out/plain.key" &
+    "$py" "$here/asgi_app.py" "$plain_mode" "$plain_port" >"$out/plain.key" &
     plain_pid=$!
-    "$py" "$here/asgi_app.py" auth "$auth_port" >"$out/auth.key" &
+    "$py" "$here/asgi_app.py" "$auth_mode" "$auth_port" >"$out/auth.key" &
     auth_pid=$!
     pids+=("$plain_pid" "$auth_pid")
     label="FastAPI on uvicorn (${FORM:-depends}), keys in ${STORE:-memory}"
     ;;
   flask)
     py=${PYTHON:-python3}
-    "$py" "$here/wsgi_app.py" plain "$plain_port" >"$out/plain.key" &
+    "$py" "$here/wsgi_app.py" "$plain_mode" "$plain_port" >"$out/plain.key" &
     plain_pid=$!
-    "$py" "$here/wsgi_app.py" auth "$auth_port" >"$out/auth.key" &
+    "$py" "$here/wsgi_app.py" "$auth_mode" "$auth_port" >"$out/auth.key" &
     auth_pid=$!
     pids+=("$plain_pid" "$auth_pid")
     label="Flask on gunicorn (gthread)"
     ;;
   node)
-    node "$here/express_app.js" plain "$plain_port" >"$out/plain.key" &
+    node "$here/express_app.js" "$plain_mode" "$plain_port" >"$out/plain.key" &
     plain_pid=$!
-    node "$here/express_app.js" auth "$auth_port" >"$out/auth.key" &
+    node "$here/express_app.js" "$auth_mode" "$auth_port" >"$out/auth.key" &
     auth_pid=$!
     pids+=("$plain_pid" "$auth_pid")
     label="Express"
@@ -116,9 +136,15 @@ for url in "$plain" "$auth"; do
   code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Token token=$key" "$url")
   [ "$code" = 200 ] || { echo "$url answered $code" >&2; exit 1; }
 done
-# Without the key, the protected server must refuse (so the layer is really there).
-code=$(curl -s -o /dev/null -w '%{http_code}' "$auth")
-[ "$code" = 401 ] || { echo "$auth answered $code without a key" >&2; exit 1; }
+# Without the key, a protected side must refuse (so the layer is really there),
+# an unprotected one must answer.
+for side in "$plain_mode $plain" "$auth_mode $auth"; do
+  read -r mode url <<<"$side"
+  want=200; [ "$mode" = auth ] && want=401
+  code=$(curl -s -o /dev/null -w '%{http_code}' "$url")
+  [ "$code" = "$want" ] || { echo "$url ($mode) answered $code without a key" >&2; exit 1; }
+done
+if [ -n "${AA:-}" ]; then label="A/A, $label: the $auth_mode server on both sides"; fi
 
 # One wrk run: prints "req/s requests cpu_ticks" (the server's user+system CPU
 # time during the run, from /proc, in clock ticks; a server that forks workers,
@@ -166,3 +192,21 @@ printf '%s\n' "${ratios[@]}" | sort -g | awk '{v[NR]=$1} END {
 awk -v pn="$pn" -v an="$an" -v pc="$pc" -v ac="$ac" -v hz="$hz" 'BEGIN {
   px = pc / hz / pn * 1e6; ax = ac / hz / an * 1e6
   printf "  server CPU per request: without auth %.2f us, with apikeys %.2f us; overhead %.1f %%\n", px, ax, (ax - px) / px * 100 }'
+if [ "${STRACE:-}" = 1 ]; then
+  command -v strace >/dev/null || { echo "STRACE=1 needs strace" >&2; exit 1; }
+  for side in "without $plain_pid $plain" "with $auth_pid $auth"; do
+    read -r name pid url <<<"$side"
+    attach=()
+    for c in "$pid" $(pgrep -P "$pid" || true); do
+      for t in /proc/"$c"/task/*; do attach+=(-p "${t##*/}"); done
+    done
+    strace -c -f -o "$out/strace.$name" "${attach[@]}" 2>/dev/null &
+    spid=$!
+    sleep 1
+    n=$(run "$pid" "$url" "${hdr[@]}" | awk '{print $2}')
+    kill -INT "$spid"; wait "$spid" 2>/dev/null || true
+    printf '  syscalls per request, %s (strace -c -f, one untimed run of %d requests):\n' "$name" "$n"
+    awk -v n="$n" '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" {c = $4; printf "    %-16s %8.3f\n", $NF, c / n; t += c}
+      END {printf "    %-16s %8.3f\n", "all", t / n}' "$out/strace.$name"
+  done
+fi
