@@ -168,13 +168,15 @@ run() {
 hdr=(-H "Authorization: Token token=$key")
 run "$plain_pid" "$plain" "${hdr[@]}" >/dev/null   # warm-up, not counted
 run "$auth_pid" "$auth" "${hdr[@]}" >/dev/null
-ratios=(); p=(); a=(); pn=0; an=0; pc=0; ac=0
+ratios=(); cratios=(); p=(); a=(); pn=0; an=0; pc=0; ac=0
 for i in $(seq "$rounds"); do
   # Alternate which side goes first.
   if (( i % 2 )); then x=$(run "$plain_pid" "$plain" "${hdr[@]}"); y=$(run "$auth_pid" "$auth" "${hdr[@]}");
   else y=$(run "$auth_pid" "$auth" "${hdr[@]}"); x=$(run "$plain_pid" "$plain" "${hdr[@]}"); fi
   read -r xr xn xc <<<"$x"; read -r yr yn yc <<<"$y"
   p+=("$xr"); a+=("$yr"); ratios+=("$(awk -v x="$xr" -v y="$yr" 'BEGIN {print (x-y)/x*100}')")
+  # The round's server CPU per request, with over without (clock ticks of 10 ms).
+  cratios+=("$(awk -v xn="$xn" -v xc="$xc" -v yn="$yn" -v yc="$yc" 'BEGIN {print (xc > 0 && yn > 0) ? ((yc / yn) / (xc / xn) - 1) * 100 : 0}')")
   pn=$((pn + xn)); an=$((an + yn)); pc=$((pc + xc)); ac=$((ac + yc))
   printf 'round %2d: without %9.0f req/s, with %9.0f req/s\n' "$i" "$xr" "$yr"
 done
@@ -185,13 +187,18 @@ printf '  throughput: without auth %.0f req/s, with apikeys %.0f req/s (medians)
   "$(median "${p[@]}")" "$(median "${a[@]}")" "$(median "${ratios[@]}")"
 # The spread of the per-round ratios: lowest, quartiles, highest (a median
 # inside a spread much wider than itself says the load, not the adapter).
-printf '%s\n' "${ratios[@]}" | sort -g | awk '{v[NR]=$1} END {
-  n = NR
-  lo = v[1]; hi = v[n]; q1 = v[int((n - 1) / 4) + 1]; q3 = v[int(3 * (n - 1) / 4) + 1]
-  printf "  per-round overhead: lowest %.1f %%, quartiles %.1f / %.1f %%, highest %.1f %%\n", lo, q1, q3, hi }'
+spread() {
+  sort -g | awk -v what="$1" '{v[NR]=$1} END {
+    n = NR
+    lo = v[1]; hi = v[n]; q1 = v[int((n - 1) / 4) + 1]; q3 = v[int(3 * (n - 1) / 4) + 1]
+    printf "  %s: lowest %.1f %%, quartiles %.1f / %.1f %%, highest %.1f %%\n", what, lo, q1, q3, hi }'
+}
+printf '%s\n' "${ratios[@]}" | spread "per-round overhead"
 awk -v pn="$pn" -v an="$an" -v pc="$pc" -v ac="$ac" -v hz="$hz" 'BEGIN {
   px = pc / hz / pn * 1e6; ax = ac / hz / an * 1e6
   printf "  server CPU per request: without auth %.2f us, with apikeys %.2f us; overhead %.1f %%\n", px, ax, (ax - px) / px * 100 }'
+printf '  server CPU overhead, median of the per-round ratios: %.1f %%\n' "$(median "${cratios[@]}")"
+printf '%s\n' "${cratios[@]}" | spread "per-round CPU overhead"
 if [ "${STRACE:-}" = 1 ]; then
   command -v strace >/dev/null || { echo "STRACE=1 needs strace" >&2; exit 1; }
   for side in "without $plain_pid $plain" "with $auth_pid $auth"; do
