@@ -121,19 +121,21 @@ case $target in
   *) echo "unknown target $target (rust, python, flask or node)" >&2; exit 2 ;;
 esac
 
-for _ in $(seq 100); do [ -s "$out/auth.key" ] && break; sleep 0.1; done
-key=$(head -1 "$out/auth.key")
+# Each server prints a key of its own keyring: each side is sent its own
+# (in an A/A run of protected servers, both sides check a key).
+for f in plain auth; do for _ in $(seq 100); do [ -s "$out/$f.key" ] && break; sleep 0.1; done; done
+plain_key=$(head -1 "$out/plain.key")
+auth_key=$(head -1 "$out/auth.key")
 plain="http://127.0.0.1:$plain_port/incidents"
 auth="http://127.0.0.1:$auth_port/incidents"
-for url in "$plain" "$auth"; do
+for side in "$plain $plain_key" "$auth $auth_key"; do
+  read -r url k <<<"$side"
   for _ in $(seq 100); do
-    curl -fs -o /dev/null -H "Authorization: Token token=$key" "$url" && break
+    curl -fs -o /dev/null -H "Authorization: Token token=$k" "$url" && break
     sleep 0.1
   done
-done
-# A refused request would count as a fast one: check both answer 200 first.
-for url in "$plain" "$auth"; do
-  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Token token=$key" "$url")
+  # A refused request would count as a fast one: check both answer 200 first.
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Token token=$k" "$url")
   [ "$code" = 200 ] || { echo "$url answered $code" >&2; exit 1; }
 done
 # Without the key, a protected side must refuse (so the layer is really there),
@@ -144,7 +146,9 @@ for side in "$plain_mode $plain" "$auth_mode $auth"; do
   code=$(curl -s -o /dev/null -w '%{http_code}' "$url")
   [ "$code" = "$want" ] || { echo "$url ($mode) answered $code without a key" >&2; exit 1; }
 done
-if [ -n "${AA:-}" ]; then label="A/A, $label: the $auth_mode server on both sides"; fi
+# The two sides' names in the report.
+side_a="without auth"; side_b="with apikeys"
+if [ -n "${AA:-}" ]; then label="A/A, $label: the $auth_mode server on both sides"; side_a="side A"; side_b="side B"; fi
 
 # One wrk run: prints "req/s requests cpu_ticks" (the server's user+system CPU
 # time during the run, from /proc, in clock ticks; a server that forks workers,
@@ -165,26 +169,27 @@ run() {
   if grep -q "Non-2xx" <<<"$outp"; then echo "non-2xx answers under load: $outp" >&2; exit 1; fi
   awk -v c=$((c1 - c0)) '/Requests\/sec/ {r=$2} / requests in / {n=$1} END {print r, n, c}' <<<"$outp"
 }
-hdr=(-H "Authorization: Token token=$key")
-run "$plain_pid" "$plain" "${hdr[@]}" >/dev/null   # warm-up, not counted
-run "$auth_pid" "$auth" "${hdr[@]}" >/dev/null
+phdr=(-H "Authorization: Token token=$plain_key")
+ahdr=(-H "Authorization: Token token=$auth_key")
+run "$plain_pid" "$plain" "${phdr[@]}" >/dev/null   # warm-up, not counted
+run "$auth_pid" "$auth" "${ahdr[@]}" >/dev/null
 ratios=(); cratios=(); p=(); a=(); pn=0; an=0; pc=0; ac=0
 for i in $(seq "$rounds"); do
   # Alternate which side goes first.
-  if (( i % 2 )); then x=$(run "$plain_pid" "$plain" "${hdr[@]}"); y=$(run "$auth_pid" "$auth" "${hdr[@]}");
-  else y=$(run "$auth_pid" "$auth" "${hdr[@]}"); x=$(run "$plain_pid" "$plain" "${hdr[@]}"); fi
+  if (( i % 2 )); then x=$(run "$plain_pid" "$plain" "${phdr[@]}"); y=$(run "$auth_pid" "$auth" "${ahdr[@]}");
+  else y=$(run "$auth_pid" "$auth" "${ahdr[@]}"); x=$(run "$plain_pid" "$plain" "${phdr[@]}"); fi
   read -r xr xn xc <<<"$x"; read -r yr yn yc <<<"$y"
   p+=("$xr"); a+=("$yr"); ratios+=("$(awk -v x="$xr" -v y="$yr" 'BEGIN {print (x-y)/x*100}')")
   # The round's server CPU per request, with over without (clock ticks of 10 ms).
   cratios+=("$(awk -v xn="$xn" -v xc="$xc" -v yn="$yn" -v yc="$yc" 'BEGIN {print (xc > 0 && yn > 0) ? ((yc / yn) / (xc / xn) - 1) * 100 : 0}')")
   pn=$((pn + xn)); an=$((an + yn)); pc=$((pc + xc)); ac=$((ac + yc))
-  printf 'round %2d: without %9.0f req/s, with %9.0f req/s\n' "$i" "$xr" "$yr"
+  printf 'round %2d: %s %9.0f req/s, %s %9.0f req/s\n' "$i" "$side_a" "$xr" "$side_b" "$yr"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
 hz=$(getconf CLK_TCK)
 printf '%s, %d alternating rounds of %d s, %d connections:\n' "$label" "$rounds" "$secs" "$conns"
-printf '  throughput: without auth %.0f req/s, with apikeys %.0f req/s (medians); overhead %.1f %% (median of the per-round ratios)\n' \
-  "$(median "${p[@]}")" "$(median "${a[@]}")" "$(median "${ratios[@]}")"
+printf '  throughput: %s %.0f req/s, %s %.0f req/s (medians); overhead %.1f %% (median of the per-round ratios)\n' \
+  "$side_a" "$(median "${p[@]}")" "$side_b" "$(median "${a[@]}")" "$(median "${ratios[@]}")"
 # The spread of the per-round ratios: lowest, quartiles, highest (a median
 # inside a spread much wider than itself says the load, not the adapter).
 spread() {
@@ -194,15 +199,15 @@ spread() {
     printf "  %s: lowest %.1f %%, quartiles %.1f / %.1f %%, highest %.1f %%\n", what, lo, q1, q3, hi }'
 }
 printf '%s\n' "${ratios[@]}" | spread "per-round overhead"
-awk -v pn="$pn" -v an="$an" -v pc="$pc" -v ac="$ac" -v hz="$hz" 'BEGIN {
+awk -v pn="$pn" -v an="$an" -v pc="$pc" -v ac="$ac" -v hz="$hz" -v sa="$side_a" -v sb="$side_b" 'BEGIN {
   px = pc / hz / pn * 1e6; ax = ac / hz / an * 1e6
-  printf "  server CPU per request: without auth %.2f us, with apikeys %.2f us; overhead %.1f %%\n", px, ax, (ax - px) / px * 100 }'
+  printf "  server CPU per request: %s %.2f us, %s %.2f us; overhead %.1f %%\n", sa, px, sb, ax, (ax - px) / px * 100 }'
 printf '  server CPU overhead, median of the per-round ratios: %.1f %%\n' "$(median "${cratios[@]}")"
 printf '%s\n' "${cratios[@]}" | spread "per-round CPU overhead"
 if [ "${STRACE:-}" = 1 ]; then
   command -v strace >/dev/null || { echo "STRACE=1 needs strace" >&2; exit 1; }
-  for side in "without $plain_pid $plain" "with $auth_pid $auth"; do
-    read -r name pid url <<<"$side"
+  for side in "without $plain_pid $plain $plain_key" "with $auth_pid $auth $auth_key"; do
+    read -r name pid url k <<<"$side"
     attach=()
     for c in "$pid" $(pgrep -P "$pid" || true); do
       for t in /proc/"$c"/task/*; do attach+=(-p "${t##*/}"); done
@@ -210,7 +215,7 @@ if [ "${STRACE:-}" = 1 ]; then
     strace -c -f -o "$out/strace.$name" "${attach[@]}" 2>/dev/null &
     spid=$!
     sleep 1
-    n=$(run "$pid" "$url" "${hdr[@]}" | awk '{print $2}')
+    n=$(run "$pid" "$url" -H "Authorization: Token token=$k" | awk '{print $2}')
     kill -INT "$spid"; wait "$spid" 2>/dev/null || true
     printf '  syscalls per request, %s (strace -c -f, one untimed run of %d requests):\n' "$name" "$n"
     awk -v n="$n" '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" {c = $4; printf "    %-16s %8.3f\n", $NF, c / n; t += c}
