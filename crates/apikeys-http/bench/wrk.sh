@@ -21,6 +21,10 @@
 # ports, through the same rounds. What it reports as "overhead" is the
 # method's own bias (ports, process start order, which side runs first) and
 # its spread is the noise an A/B figure must be read against.
+# RESTART=K stops both servers and starts two new processes every K rounds
+# (default 0: never), so that what differs between two processes of the same
+# code (address-space layout, Python's and V8's hash seeds, the heap's
+# history) varies from round to round instead of biasing a whole run.
 # STRACE=1 adds, after the rounds, syscalls per request on each side (strace
 # -c -f attached to the server's threads for one untimed wrk run).
 # Needs `wrk` (Debian: apt-get install wrk).
@@ -49,106 +53,121 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$out"; }
 trap cleanup EXIT
 
-case $target in
-  rust)
-    # RUST_FORM: route_layer (default: get(h).route_layer(layer)) or service
-    # (get_service(layer.layer(h.into_service()))); RUST_HANDLER: trivial
-    # (default: a constant body) or json (serialises a list of 25 incidents).
-    # PIN (both sides are always placed alike): unset, the kernel schedules;
-    # PIN=split puts both servers on CPU SERVER_CPU (1) and wrk on WRK_CPU (0);
-    # PIN=same puts servers and wrk on SERVER_CPU. On a 2-vCPU VM, split
-    # leaves the server waiting on cross-CPU wake-ups (half the throughput,
-    # the server 40-60 % busy), so it measures wake-up latency more than the
-    # server; docs/http.md has the figures.
-    form=${RUST_FORM:-route_layer}
-    handler=${RUST_HANDLER:-trivial}
-    cargo build -q --release -p apikeys-examples --example http_overhead
-    bin="${CARGO_TARGET_DIR:-$root/target}/release/examples/http_overhead"
-    pin=()
-    pinned="not pinned"
-    case ${PIN:-} in
-      split)
-        pin=(taskset -c "${SERVER_CPU:-1}")
-        taskset -pc "${WRK_CPU:-0}" $$ >/dev/null   # wrk and curl inherit it
-        pinned="servers on CPU ${SERVER_CPU:-1}, wrk on CPU ${WRK_CPU:-0}" ;;
-      same)
-        pin=(taskset -c "${SERVER_CPU:-1}")
-        taskset -pc "${SERVER_CPU:-1}" $$ >/dev/null
-        pinned="servers and wrk on CPU ${SERVER_CPU:-1}" ;;
-      "") ;;
-      *) echo "PIN is split or same" >&2; exit 2 ;;
-    esac
-    # Two processes (one serving each side), so each side's CPU time can be read.
-    # Each process serves both routers; a side's mode picks which of its
-    # listeners gets the side's port.
-    if [ "$plain_mode" = plain ]; then pa=("127.0.0.1:$plain_port" "127.0.0.1:$((plain_port + 10))");
-    else pa=("127.0.0.1:$((plain_port + 10))" "127.0.0.1:$plain_port"); fi
-    if [ "$auth_mode" = auth ]; then aa=("127.0.0.1:$((auth_port + 10))" "127.0.0.1:$auth_port");
-    else aa=("127.0.0.1:$auth_port" "127.0.0.1:$((auth_port + 10))"); fi
-    "${pin[@]}" "$bin" "${pa[@]}" "$budget" "$form" "$handler" >"$out/plain.key" &
-    plain_pid=$!
-    "${pin[@]}" "$bin" "${aa[@]}" "$budget" "$form" "$handler" >"$out/auth.key" &
-    auth_pid=$!
-    pids+=("$plain_pid" "$auth_pid")
-    label="axum ($form, $handler handler; $pinned)"
-    ;;
-  python)
-    py=${PYTHON:-python3}
-    "$py" "$here/asgi_app.py" "$plain_mode" "$plain_port" >"$out/plain.key" &
-    plain_pid=$!
-    "$py" "$here/asgi_app.py" "$auth_mode" "$auth_port" >"$out/auth.key" &
-    auth_pid=$!
-    pids+=("$plain_pid" "$auth_pid")
-    label="FastAPI on uvicorn (${FORM:-depends}), keys in ${STORE:-memory}"
-    ;;
-  flask)
-    py=${PYTHON:-python3}
-    "$py" "$here/wsgi_app.py" "$plain_mode" "$plain_port" >"$out/plain.key" &
-    plain_pid=$!
-    "$py" "$here/wsgi_app.py" "$auth_mode" "$auth_port" >"$out/auth.key" &
-    auth_pid=$!
-    pids+=("$plain_pid" "$auth_pid")
-    label="Flask on gunicorn (gthread)"
-    ;;
-  node)
-    node "$here/express_app.js" "$plain_mode" "$plain_port" >"$out/plain.key" &
-    plain_pid=$!
-    node "$here/express_app.js" "$auth_mode" "$auth_port" >"$out/auth.key" &
-    auth_pid=$!
-    pids+=("$plain_pid" "$auth_pid")
-    label="Express"
-    ;;
-  *) echo "unknown target $target (rust, python, flask or node)" >&2; exit 2 ;;
-esac
+# Starts the two servers (one process each side) and checks them; RESTART
+# calls it again between rounds.
+start_servers() {
+  rm -f "$out/plain.key" "$out/auth.key"
+  case $target in
+    rust)
+      # RUST_FORM: route_layer (default: get(h).route_layer(layer)) or service
+      # (get_service(layer.layer(h.into_service()))); RUST_HANDLER: trivial
+      # (default: a constant body) or json (serialises a list of 25 incidents).
+      # PIN (both sides are always placed alike): unset, the kernel schedules;
+      # PIN=split puts both servers on CPU SERVER_CPU (1) and wrk on WRK_CPU (0);
+      # PIN=same puts servers and wrk on SERVER_CPU. On a 2-vCPU VM, split
+      # leaves the server waiting on cross-CPU wake-ups (half the throughput,
+      # the server 40-60 % busy), so it measures wake-up latency more than the
+      # server; docs/http.md has the figures.
+      form=${RUST_FORM:-route_layer}
+      handler=${RUST_HANDLER:-trivial}
+      [ -n "${built:-}" ] || cargo build -q --release -p apikeys-examples --example http_overhead
+    built=1
+      bin="${CARGO_TARGET_DIR:-$root/target}/release/examples/http_overhead"
+      pin=()
+      pinned="not pinned"
+      case ${PIN:-} in
+        split)
+          pin=(taskset -c "${SERVER_CPU:-1}")
+          taskset -pc "${WRK_CPU:-0}" $$ >/dev/null   # wrk and curl inherit it
+          pinned="servers on CPU ${SERVER_CPU:-1}, wrk on CPU ${WRK_CPU:-0}" ;;
+        same)
+          pin=(taskset -c "${SERVER_CPU:-1}")
+          taskset -pc "${SERVER_CPU:-1}" $$ >/dev/null
+          pinned="servers and wrk on CPU ${SERVER_CPU:-1}" ;;
+        "") ;;
+        *) echo "PIN is split or same" >&2; exit 2 ;;
+      esac
+      # Two processes (one serving each side), so each side's CPU time can be read.
+      # Each process serves both routers; a side's mode picks which of its
+      # listeners gets the side's port.
+      if [ "$plain_mode" = plain ]; then pa=("127.0.0.1:$plain_port" "127.0.0.1:$((plain_port + 10))");
+      else pa=("127.0.0.1:$((plain_port + 10))" "127.0.0.1:$plain_port"); fi
+      if [ "$auth_mode" = auth ]; then aa=("127.0.0.1:$((auth_port + 10))" "127.0.0.1:$auth_port");
+      else aa=("127.0.0.1:$auth_port" "127.0.0.1:$((auth_port + 10))"); fi
+      "${pin[@]}" "$bin" "${pa[@]}" "$budget" "$form" "$handler" >"$out/plain.key" &
+      plain_pid=$!
+      "${pin[@]}" "$bin" "${aa[@]}" "$budget" "$form" "$handler" >"$out/auth.key" &
+      auth_pid=$!
+      pids+=("$plain_pid" "$auth_pid")
+      label="axum ($form, $handler handler; $pinned)"
+      ;;
+    python)
+      py=${PYTHON:-python3}
+      "$py" "$here/asgi_app.py" "$plain_mode" "$plain_port" >"$out/plain.key" &
+      plain_pid=$!
+      "$py" "$here/asgi_app.py" "$auth_mode" "$auth_port" >"$out/auth.key" &
+      auth_pid=$!
+      pids+=("$plain_pid" "$auth_pid")
+      label="FastAPI on uvicorn (${FORM:-depends}), keys in ${STORE:-memory}"
+      ;;
+    flask)
+      py=${PYTHON:-python3}
+      "$py" "$here/wsgi_app.py" "$plain_mode" "$plain_port" >"$out/plain.key" &
+      plain_pid=$!
+      "$py" "$here/wsgi_app.py" "$auth_mode" "$auth_port" >"$out/auth.key" &
+      auth_pid=$!
+      pids+=("$plain_pid" "$auth_pid")
+      label="Flask on gunicorn (gthread)"
+      ;;
+    node)
+      node "$here/express_app.js" "$plain_mode" "$plain_port" >"$out/plain.key" &
+      plain_pid=$!
+      node "$here/express_app.js" "$auth_mode" "$auth_port" >"$out/auth.key" &
+      auth_pid=$!
+      pids+=("$plain_pid" "$auth_pid")
+      label="Express"
+      ;;
+    *) echo "unknown target $target (rust, python, flask or node)" >&2; exit 2 ;;
+  esac
 
-# Each server prints a key of its own keyring: each side is sent its own
-# (in an A/A run of protected servers, both sides check a key).
-for f in plain auth; do for _ in $(seq 100); do [ -s "$out/$f.key" ] && break; sleep 0.1; done; done
-plain_key=$(head -1 "$out/plain.key")
-auth_key=$(head -1 "$out/auth.key")
-plain="http://127.0.0.1:$plain_port/incidents"
-auth="http://127.0.0.1:$auth_port/incidents"
-for side in "$plain $plain_key" "$auth $auth_key"; do
-  read -r url k <<<"$side"
-  for _ in $(seq 100); do
-    curl -fs -o /dev/null -H "Authorization: Token token=$k" "$url" && break
-    sleep 0.1
+  # Each server prints a key of its own keyring: each side is sent its own
+  # (in an A/A run of protected servers, both sides check a key).
+  for f in plain auth; do for _ in $(seq 100); do [ -s "$out/$f.key" ] && break; sleep 0.1; done; done
+  plain_key=$(head -1 "$out/plain.key")
+  auth_key=$(head -1 "$out/auth.key")
+  plain="http://127.0.0.1:$plain_port/incidents"
+  auth="http://127.0.0.1:$auth_port/incidents"
+  for side in "$plain $plain_key" "$auth $auth_key"; do
+    read -r url k <<<"$side"
+    for _ in $(seq 100); do
+      curl -fs -o /dev/null -H "Authorization: Token token=$k" "$url" && break
+      sleep 0.1
+    done
+    # A refused request would count as a fast one: check both answer 200 first.
+    code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Token token=$k" "$url")
+    [ "$code" = 200 ] || { echo "$url answered $code" >&2; exit 1; }
   done
-  # A refused request would count as a fast one: check both answer 200 first.
-  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Token token=$k" "$url")
-  [ "$code" = 200 ] || { echo "$url answered $code" >&2; exit 1; }
-done
-# Without the key, a protected side must refuse (so the layer is really there),
-# an unprotected one must answer.
-for side in "$plain_mode $plain" "$auth_mode $auth"; do
-  read -r mode url <<<"$side"
-  want=200; [ "$mode" = auth ] && want=401
-  code=$(curl -s -o /dev/null -w '%{http_code}' "$url")
-  [ "$code" = "$want" ] || { echo "$url ($mode) answered $code without a key" >&2; exit 1; }
-done
+  # Without the key, a protected side must refuse (so the layer is really there),
+  # an unprotected one must answer.
+  for side in "$plain_mode $plain" "$auth_mode $auth"; do
+    read -r mode url <<<"$side"
+    want=200; [ "$mode" = auth ] && want=401
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$url")
+    [ "$code" = "$want" ] || { echo "$url ($mode) answered $code without a key" >&2; exit 1; }
+  done
+}
+# Stops the two servers and waits for them to exit.
+stop_servers() {
+  kill "$plain_pid" "$auth_pid" 2>/dev/null || true
+  wait "$plain_pid" "$auth_pid" 2>/dev/null || true
+  pids=()
+}
+start_servers
 # The two sides' names in the report.
 side_a="without auth"; side_b="with apikeys"
-if [ -n "${AA:-}" ]; then label="A/A, $label: the $auth_mode server on both sides"; side_a="side A"; side_b="side B"; fi
+shown=$label
+if [ -n "${AA:-}" ]; then shown="A/A, $label: the $auth_mode server on both sides"; side_a="side A"; side_b="side B"; fi
+if (( ${RESTART:-0} > 0 )); then shown="$shown; new server processes every ${RESTART} rounds"; fi
 
 # One wrk run: prints "req/s requests cpu_ticks" (the server's user+system CPU
 # time during the run, from /proc, in clock ticks; a server that forks workers,
@@ -174,7 +193,16 @@ ahdr=(-H "Authorization: Token token=$auth_key")
 run "$plain_pid" "$plain" "${phdr[@]}" >/dev/null   # warm-up, not counted
 run "$auth_pid" "$auth" "${ahdr[@]}" >/dev/null
 ratios=(); cratios=(); p=(); a=(); pn=0; an=0; pc=0; ac=0
+restart=${RESTART:-0}
 for i in $(seq "$rounds"); do
+  if (( restart > 0 && i > 1 && (i - 1) % restart == 0 )); then
+    stop_servers
+    start_servers
+    phdr=(-H "Authorization: Token token=$plain_key")
+    ahdr=(-H "Authorization: Token token=$auth_key")
+    run "$plain_pid" "$plain" "${phdr[@]}" >/dev/null   # warm-up, not counted
+    run "$auth_pid" "$auth" "${ahdr[@]}" >/dev/null
+  fi
   # Alternate which side goes first.
   if (( i % 2 )); then x=$(run "$plain_pid" "$plain" "${phdr[@]}"); y=$(run "$auth_pid" "$auth" "${ahdr[@]}");
   else y=$(run "$auth_pid" "$auth" "${ahdr[@]}"); x=$(run "$plain_pid" "$plain" "${phdr[@]}"); fi
@@ -187,7 +215,7 @@ for i in $(seq "$rounds"); do
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
 hz=$(getconf CLK_TCK)
-printf '%s, %d alternating rounds of %d s, %d connections:\n' "$label" "$rounds" "$secs" "$conns"
+printf '%s, %d alternating rounds of %d s, %d connections:\n' "$shown" "$rounds" "$secs" "$conns"
 printf '  throughput: %s %.0f req/s, %s %.0f req/s (medians); overhead %.1f %% (median of the per-round ratios)\n' \
   "$side_a" "$(median "${p[@]}")" "$side_b" "$(median "${a[@]}")" "$(median "${ratios[@]}")"
 # The spread of the per-round ratios: lowest, quartiles, highest (a median
