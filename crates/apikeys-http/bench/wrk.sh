@@ -12,6 +12,8 @@
 #         @requires_scope + request.scope instead of Depends(require_scope(...)));
 #         PYTHON names an interpreter that has apikeys, fastapi and uvicorn;
 #         STORE=sqlite puts the keys in SQLite (each check then runs in a worker thread)
+#         HANDLER=async: `async def` handlers, run on the event loop (default sync: `def`,
+#         run in anyio's thread pool)
 # flask:  Flask on gunicorn (one gthread worker, 4 threads) with vs without
 #         apikeys.wsgi (bench/wsgi_app.py); PYTHON must also have flask and gunicorn
 # node:   Express with vs without require('apikeys/express') (bench/express_app.js);
@@ -108,7 +110,7 @@ start_servers() {
       "$py" "$here/asgi_app.py" "$auth_mode" "$auth_port" >"$out/auth.key" &
       auth_pid=$!
       pids+=("$plain_pid" "$auth_pid")
-      label="FastAPI on uvicorn (${FORM:-depends}), keys in ${STORE:-memory}"
+      label="FastAPI on uvicorn (${FORM:-depends}, ${HANDLER:-sync} handlers), keys in ${STORE:-memory}"
       ;;
     flask)
       py=${PYTHON:-python3}
