@@ -82,7 +82,10 @@ const LOOP = arg('loop', '')
 const BEFORE = arg('before', '')
 const apikeysBefore = BEFORE ? loadBefore(BEFORE) : null
 const EVICT_BYTES = Number(arg('evict', 0))
-if (process.argv.includes('--evict') && !(EVICT_BYTES >= 64)) throw new Error('--evict BYTES: at least 64')
+if (process.argv.includes('--evict') && !(EVICT_BYTES >= 64)) {
+  console.error('--evict BYTES: a number of bytes, at least 64')
+  process.exit(2)
+}
 const EVICT = EVICT_BYTES ? new Uint8Array(EVICT_BYTES).map((_, i) => i & 0xff) : null
 let evictSink = 0
 // One load per 64-byte line of EVICT.

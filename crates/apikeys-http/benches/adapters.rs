@@ -114,11 +114,14 @@ fn main() {
         .collect();
     let evict = match args.iter().position(|a| a == "--evict") {
         Some(i) => {
-            let bytes: usize = args
+            let Some(bytes) = args
                 .get(i + 1)
-                .and_then(|a| a.parse().ok())
+                .and_then(|a| a.parse::<usize>().ok())
                 .filter(|&b| b >= 64)
-                .expect("--evict BYTES (at least 64)");
+            else {
+                eprintln!("--evict BYTES: a number of bytes, at least 64");
+                std::process::exit(2);
+            };
             args.drain(i..i + 2);
             // Written once, so its pages are really there (not the shared zero page).
             Some(Evict((0..bytes).map(|i| i as u8).collect()))
