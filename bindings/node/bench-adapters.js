@@ -12,6 +12,7 @@
 //   node bench-adapters.js --quick      # a smoke run (scripts/test-node.sh); or APIKEYS_BENCH_QUICK=1
 //   node bench-adapters.js --loop NAME [--calls N]   # one case only, for `node --cpu-prof`
 //   node bench-adapters.js --before REV  # adds the middleware of git revision REV (cases *-before)
+//   node bench-adapters.js --evict BYTES # caches made cold before every request (below)
 //
 // Options: --calls N requests per case per round (default 200), --rounds N (default 151),
 // --only a,b (cases whose names contain one of these).
@@ -37,6 +38,14 @@
 // figure is its fastest round and its median round, in µs of process CPU time
 // per request (process.cpuUsage: user + system, the load of other processes
 // does not count), and the fastest round by the wall clock.
+//
+// --evict BYTES walks a buffer of BYTES (one load per 64-byte line, the same
+// walk in every case) before every request, so that each request starts with
+// the caches as a server leaves them between requests (its parser, event
+// loop and kernel having run in between); each request is then timed alone
+// by the process's CPU time (the walk outside the clock, the clock's own
+// read in every case alike), and a round's figure is the sum of its
+// requests' times. With --loop the walk runs between the requests too.
 
 const http = require('node:http')
 const os = require('node:os')
@@ -72,6 +81,31 @@ const ONLY = arg('only', '')
 const LOOP = arg('loop', '')
 const BEFORE = arg('before', '')
 const apikeysBefore = BEFORE ? loadBefore(BEFORE) : null
+const EVICT_BYTES = Number(arg('evict', 0))
+if (process.argv.includes('--evict') && !(EVICT_BYTES >= 64)) {
+  console.error('--evict BYTES: a number of bytes, at least 64')
+  process.exit(2)
+}
+const EVICT = EVICT_BYTES ? new Uint8Array(EVICT_BYTES).map((_, i) => i & 0xff) : null
+let evictSink = 0
+// One load per 64-byte line of EVICT.
+function evict() {
+  let sum = 0
+  for (let i = 0; i < EVICT.length; i += 64) sum += EVICT[i]
+  evictSink += sum
+}
+// With --evict: `one()` n times, each after a walk and timed alone (CPU µs, summed).
+async function evicted(n, one) {
+  let spent = 0
+  for (let i = 0; i < n; i++) {
+    evict()
+    const c0 = cpuNow()
+    const p = one()
+    if (p !== undefined) await p
+    spent += cpuNow() - c0
+  }
+  return spent
+}
 
 const keyring = new Keyring()
 const admin = { account: 'acme', user: 'PADMIN1', role: 'admin' }
@@ -188,12 +222,22 @@ function restCase(kind) {
   const a = app(kind)
   const run = async (n) => {
     const before = answered
-    for (let i = 0; i < n; i++) {
-      const req = request('GET', '/incidents', REST_RAW)
-      a(req, new http.ServerResponse(req)) // answered before it returns: nothing to wait for
-      await turn()
+    let spent
+    if (EVICT) {
+      spent = await evicted(n, () => {
+        const req = request('GET', '/incidents', REST_RAW)
+        a(req, new http.ServerResponse(req))
+        return turn()
+      })
+    } else {
+      for (let i = 0; i < n; i++) {
+        const req = request('GET', '/incidents', REST_RAW)
+        a(req, new http.ServerResponse(req)) // answered before it returns: nothing to wait for
+        await turn()
+      }
     }
     if (answered - before !== n) throw new Error(`${kind}: ${answered - before} of ${n} requests answered`)
+    return spent
   }
   const check = async () => {
     await once(a, 'GET', '/incidents', REST_RAW)
@@ -210,6 +254,7 @@ function restCase(kind) {
 function eventsCase(kind) {
   const a = app(kind)
   const run = async (n) => {
+    if (EVICT) return evicted(n, () => once(a, 'POST', '/v2/enqueue', EVENTS_RAW, EVENT).then(turn))
     for (let i = 0; i < n; i++) {
       await once(a, 'POST', '/v2/enqueue', EVENTS_RAW, EVENT)
       await turn()
@@ -244,6 +289,14 @@ function middlewareCase(kind) {
   const mw = kind === 'noop' ? noop : (kind === 'before' ? apikeysBefore : apikeys)(keyring).rest('incidents.read')
   const run = (n) => {
     const before = nexts
+    if (EVICT) {
+      return evicted(n, () => {
+        mw(req, res, next)
+      }).then((spent) => {
+        if (nexts - before !== n) throw new Error(`middleware ${kind}: next() called ${nexts - before} times of ${n}`)
+        return spent
+      })
+    }
     for (let i = 0; i < n; i++) mw(req, res, next)
     if (nexts - before !== n) throw new Error(`middleware ${kind}: next() called ${nexts - before} times of ${n}`)
   }
@@ -251,7 +304,11 @@ function middlewareCase(kind) {
 }
 
 function coreCase(fn) {
-  return { table: 'the binding alone', run: (n) => { for (let i = 0; i < n; i++) fn() }, check: async () => fn() }
+  const run = (n) => {
+    if (EVICT) return evicted(n, () => { fn() })
+    for (let i = 0; i < n; i++) fn()
+  }
+  return { table: 'the binding alone', run, check: async () => fn() }
 }
 
 const restRequest = { api: 'rest', method: 'GET', scope: 'incidents.read' }
@@ -308,8 +365,9 @@ async function worker() {
   parentPort.on('message', async (n) => {
     const c0 = cpuNow()
     const t0 = process.hrtime.bigint()
-    await c.run(n)
-    parentPort.postMessage({ wall: Number(process.hrtime.bigint() - t0) / 1000 / n, cpu: (cpuNow() - c0) / n })
+    const spent = await c.run(n)
+    if (EVICT) parentPort.postMessage({ wall: spent / n, cpu: spent / n }) // the requests alone
+    else parentPort.postMessage({ wall: Number(process.hrtime.bigint() - t0) / 1000 / n, cpu: (cpuNow() - c0) / n })
   })
   parentPort.postMessage('ready')
 }
@@ -351,6 +409,7 @@ async function main() {
     `apikeys/express on Node ${process.version}, Express ${require(require.resolve('express/package.json', { paths: [__dirname] })).version}; ` +
       `${CALLS} requests per case per round, ${ROUNDS} rounds in rotating order, each case in a worker thread of its own; ${load()} before`,
   )
+  if (EVICT) console.log(`--evict: ${EVICT_BYTES} bytes walked before every request; figures: the requests alone, by the process's CPU time`)
   for (const n of names) await workers[n].run(Math.max(50, CALLS / 10)) // warm-up: JIT, caches
   for (let r = 0; r < ROUNDS; r++) {
     for (let i = 0; i < names.length; i++) {

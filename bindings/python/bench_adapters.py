@@ -7,6 +7,7 @@ one run (no sockets, no server).
     python bindings/python/bench_adapters.py --parts    # the middleware's steps, one by one
     python bindings/python/bench_adapters.py --loop NAME --calls N   # one case only (for py-spy, callgrind)
     python bindings/python/bench_adapters.py --before REV  # adds the adapters of git revision REV (cases *-before)
+    python bindings/python/bench_adapters.py --evict BYTES  # caches made cold before every request (below)
     valgrind --tool=callgrind --dump-before=sched_yield python bindings/python/bench_adapters.py --count A,B,... --calls N
         # instructions: each case warmed up, then N requests between two sched_yield() calls,
         # so every second dump (2, 4, ...) holds the N requests of one case
@@ -30,6 +31,15 @@ from elsewhere hits all cases alike; each case's figure is the fastest round
 by this thread's CPU time (and the median round; the fastest by the wall
 clock beside them), in µs per request, and the adapter's cost is the
 difference to the no-op middleware in the same table.
+
+`--evict BYTES` walks a buffer of BYTES (one load per 64-byte line, the same
+walk in every case) before every request, so that each request starts with
+the caches as a server leaves them between requests, its event loop, parser
+and kernel having run in between; each request is then timed alone by this
+thread's CPU time (the walk outside the clock; the clock's own read, a
+system call, is in every case alike) and a round's figure is the sum of its
+requests' times. With `--loop`/`--count` the walk runs between the
+requests too (for `valgrind --tool=callgrind --cache-sim=yes`).
 """
 
 from __future__ import annotations
@@ -94,6 +104,36 @@ class Keys:
         self.rest = self.keyring.create_general_key(admin, "bench").secret
         self.events = self.keyring.create_integration_key(admin, "PSERVICE", "bench").secret
         self.event = event_body(self.events)
+
+
+# --evict BYTES: the buffer walked before every request (None: no walk), and
+# the CPU nanoseconds the requests themselves took, the walks left out.
+EVICT: Optional[bytes] = None
+TIMED = [0]
+
+
+def evict() -> None:
+    """One load per 64-byte line of EVICT (a strided slice: a C loop)."""
+    EVICT[::64]  # type: ignore[index]  # noqa: B018
+
+
+def each(call: Callable[[], Any]) -> Runner:
+    """A runner of `call`: a plain loop, or with --evict each call after a walk, timed alone."""
+
+    def run(n: int) -> None:
+        if EVICT is None:
+            for _ in range(n):
+                call()
+            return
+        clock, spent = time.thread_time_ns, 0
+        for _ in range(n):
+            evict()
+            t = clock()
+            call()
+            spent += clock() - t
+        TIMED[0] += spent
+
+    return run
 
 
 # The adapters as they were at another git revision (--before REV): their
@@ -178,6 +218,15 @@ class AsgiCase:
 
     async def run(self, n: int) -> None:
         app, template, receive, send = self.app, self.scope, self.receive, self.send
+        if EVICT is not None:
+            clock, spent = time.thread_time_ns, 0
+            for _ in range(n):
+                evict()
+                t = clock()
+                await app({**template, "state": {}}, receive, send)
+                spent += clock() - t
+            TIMED[0] += spent
+            return
         for _ in range(n):
             # A fresh scope (and state) per request, as a server makes.
             await app({**template, "state": {}}, receive, send)
@@ -365,6 +414,9 @@ class WsgiCase:
 
     def run(self, n: int) -> None:
         app, template, body, start_response = self.app, self.environ, self.body, self.start_response
+        if EVICT is not None:
+            each(lambda: self.run_one(app, template, body, start_response))(n)
+            return
         for _ in range(n):
             env = dict(template)
             env["wsgi.input"] = io.BytesIO(body)
@@ -374,6 +426,18 @@ class WsgiCase:
             close = getattr(result, "close", None)
             if close is not None:
                 close()
+
+    @staticmethod
+    def run_one(app: Any, template: Dict[str, Any], body: bytes, start_response: Any) -> None:
+        """One request, as `run` sends it (for --evict)."""
+        env = dict(template)
+        env["wsgi.input"] = io.BytesIO(body)
+        result = app(env, start_response)
+        for _chunk in result:
+            pass
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
 
     def answer(self, environ: Optional[Dict[str, Any]] = None) -> Tuple[int, Dict[str, Any]]:
         env = dict(environ or self.environ)
@@ -486,6 +550,13 @@ def core_cases(keys: Keys) -> Dict[str, Tuple[str, Runner]]:
             parse(header)
 
     table = "the binding alone"
+    if EVICT is not None:
+        return {
+            "authenticate-rest": (table, each(lambda: auth(rest, api="rest", method="GET", scope="incidents.read"))),
+            "authenticate-events": (table, each(lambda: auth(events, api="events"))),
+            "events_routing_key-1KiB": (table, each(lambda: routing(event))),
+            "token_from_authorization": (table, each(lambda: parse(header))),
+        }
     return {
         "authenticate-rest": (table, rest_auth),
         "authenticate-events": (table, events_auth),
@@ -530,11 +601,16 @@ async def measure(
         for i in range(len(names)):
             name = names[(i + r) % len(names)]
             run = cases[name][1]
+            TIMED[0] = 0
             c = time.thread_time_ns()
             t = time.perf_counter_ns()
             out = run(calls)
             if out is not None:
                 await out
+            if EVICT is not None:  # the requests alone, each timed between two walks
+                wall[name].append(TIMED[0] / calls / 1000)
+                cpu[name].append(TIMED[0] / calls / 1000)
+                continue
             wall[name].append((time.perf_counter_ns() - t) / calls / 1000)
             cpu[name].append((time.thread_time_ns() - c) / calls / 1000)
     return cpu, wall
@@ -820,7 +896,18 @@ def main() -> int:
     ap.add_argument("--loop", metavar="CASE", help="run this case only, --calls times after a warm-up (for profilers)")
     ap.add_argument("--count", metavar="CASES", help="for callgrind --dump-before=sched_yield: each case's requests between two dumps")
     ap.add_argument("--before", metavar="REV", help="also time the adapters of this git revision (cases *-before)")
+    ap.add_argument(
+        "--evict",
+        metavar="BYTES",
+        type=int,
+        help="walk a buffer of BYTES before every request (cold caches); each request timed alone",
+    )
     args = ap.parse_args()
+    if args.evict is not None:
+        if args.evict < 64:
+            ap.error("--evict BYTES: at least 64")
+        global EVICT
+        EVICT = bytes(range(256)) * (args.evict // 256 + 1)
     if args.before:
         load_before(args.before)
     if args.quick or os.environ.get("APIKEYS_BENCH_QUICK") == "1":
@@ -863,6 +950,8 @@ def main() -> int:
         f"apikeys {apikeys.__version__}, CPython {platform.python_version()} ({platform.machine()}); "
         f"{args.calls:,} requests per case per round, {args.rounds} rounds in rotating order; {load()} before"
     )
+    if EVICT is not None:
+        print(f"--evict: {args.evict:,} bytes walked before every request; figures: the requests alone, by this thread's CPU time")
     times, wall = asyncio.run(measure(cases, args.calls, args.rounds))
     report(cases, times, wall)
     print(f"\n({load()} after)")

@@ -12,7 +12,13 @@ only the first, cold one in a worker thread.
 FORM=depends (the default) gives the protected route its principal through
 `Depends(require_scope(...))` (the convenient way); FORM=scope declares the
 scope with `@requires_scope` and reads `request.scope["apikey"]` (the cheap
-way), the plain route then taking the `Request` too."""
+way), the plain route then taking the `Request` too.
+
+HANDLER=sync (the default) declares the handlers with `def`, so FastAPI runs
+each in anyio's thread pool (a hand-off to a worker thread and back per
+request); HANDLER=async declares them `async def`, run on the event loop:
+the same routes without the thread hop, to tell what the hop does to the
+figures."""
 
 import os
 import sys
@@ -36,9 +42,41 @@ app = FastAPI()
 form = os.environ.get("FORM", "depends")
 if form not in ("depends", "scope"):
     sys.exit("FORM is depends or scope")
+handler = os.environ.get("HANDLER", "sync")
+if handler not in ("sync", "async"):
+    sys.exit("HANDLER is sync or async")
 if mode == "auth":
     app.add_middleware(ApiKeyMiddleware, keyring=keyring)
-if mode == "auth" and form == "depends":
+if handler == "async":
+    # The same four handlers as below, run on the event loop.
+    if mode == "auth" and form == "depends":
+
+        @app.get("/incidents")
+        async def protected_async(who: apikeys.Principal = Depends(require_scope("incidents.read"))) -> dict:
+            return BODY
+
+    elif mode == "auth":
+
+        @app.get("/incidents")
+        @requires_scope("incidents.read")
+        async def protected_cheap_async(request: Request) -> dict:
+            request.scope["apikey"]
+            return BODY
+
+    elif form == "scope":
+
+        @app.get("/incidents")
+        async def plain_request_async(request: Request) -> dict:
+            request.scope.get("apikey")
+            return BODY
+
+    else:
+
+        @app.get("/incidents")
+        async def plain_async() -> dict:
+            return BODY
+
+elif mode == "auth" and form == "depends":
 
     @app.get("/incidents")
     def protected(who: apikeys.Principal = Depends(require_scope("incidents.read"))) -> dict:

@@ -26,3 +26,6 @@ if (mode === 'auth') app.get('/incidents', apikeys(keyring).rest('incidents.read
 else if (mode === 'noop') app.get('/incidents', (req, res, next) => next(), handler)
 else app.get('/incidents', handler)
 app.listen(port, '127.0.0.1')
+// A normal exit on SIGTERM/SIGINT, so that `node --cpu-prof express_app.js …`
+// writes its profile when stopped (wrk.sh stops its servers with SIGTERM).
+for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => process.exit(0))

@@ -20,6 +20,14 @@
 //! `cargo bench -p apikeys-http --bench adapters [-- ROUNDS | --quick]`;
 //! `-- --loop CASE N` runs one case N times and nothing else (a stopped
 //! clock: for `valgrind --tool=callgrind`, which counts instructions).
+//!
+//! `-- --evict BYTES` walks a buffer of BYTES (one load per 64-byte line)
+//! before every request of every case, the same walk in each, so that each
+//! request starts with caches as cold as a server leaves them between
+//! requests (its framework and kernel code and data in between); each request
+//! is then timed alone, the walk outside the clock, and a batch's figure is
+//! the sum of its requests' times. With `--loop` the walk runs between the
+//! looped requests too (for callgrind's `--cache-sim=yes`).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -35,6 +43,21 @@ use axum::routing::post;
 mod app;
 
 const BATCH: usize = 1000;
+
+/// A buffer walked between requests (`--evict BYTES`): one load per cache
+/// line, so that what a request finds in the caches is what that many bytes
+/// of other work left there.
+struct Evict(Vec<u8>);
+
+impl Evict {
+    fn walk(&self) {
+        let mut sum = 0u8;
+        for line in self.0.chunks(64) {
+            sum = sum.wrapping_add(black_box(line[0]));
+        }
+        black_box(sum);
+    }
+}
 
 async fn enqueue(body: Bytes) -> StatusCode {
     if body.is_empty() {
@@ -85,10 +108,31 @@ impl<'a> Case<'a> {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args()
+    let mut args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| a != "--bench")
         .collect();
+    let evict = match args.iter().position(|a| a == "--evict") {
+        Some(i) => {
+            let Some(bytes) = args
+                .get(i + 1)
+                .and_then(|a| a.parse::<usize>().ok())
+                .filter(|&b| b >= 64)
+            else {
+                eprintln!("--evict BYTES: a number of bytes, at least 64");
+                std::process::exit(2);
+            };
+            args.drain(i..i + 2);
+            // Written once, so its pages are really there (not the shared zero page).
+            Some(Evict((0..bytes).map(|i| i as u8).collect()))
+        }
+        None => None,
+    };
+    let walk = || {
+        if let Some(e) = &evict {
+            e.walk();
+        }
+    };
     let looped = args.iter().position(|a| a == "--loop");
     let rounds: usize = if args.iter().any(|a| a == "--quick") {
         10
@@ -166,10 +210,12 @@ fn main() {
             .unwrap_or(100_000);
         if let Some(case) = cases.iter_mut().find(|c| c.name == name) {
             for _ in 0..n {
+                walk();
                 black_box(app::serve(case.router, request(case.events)));
             }
         } else {
             for _ in 0..n {
+                walk();
                 match name.as_str() {
                     "authenticate-rest" => {
                         black_box(keyring.authenticate(black_box(&key), &rest_request))
@@ -205,6 +251,17 @@ fn main() {
             if k < cases.len() {
                 let case = &mut cases[k];
                 let reqs: Vec<_> = (0..BATCH).map(|_| request(case.events)).collect();
+                if evict.is_some() {
+                    let mut spent = 0u128;
+                    for req in reqs {
+                        walk();
+                        let t = Instant::now();
+                        black_box(app::serve(case.router, req));
+                        spent += t.elapsed().as_nanos();
+                    }
+                    case.times.push(spent as f64 / BATCH as f64);
+                    continue;
+                }
                 let t = Instant::now();
                 for req in reqs {
                     black_box(app::serve(case.router, req));
@@ -214,8 +271,15 @@ fn main() {
                 continue;
             }
             let (name, times) = &mut parts[k - cases.len()];
+            let mut spent = 0u128;
             let t = Instant::now();
             for _ in 0..BATCH {
+                let t = if evict.is_some() {
+                    walk();
+                    Some(Instant::now())
+                } else {
+                    None
+                };
                 match *name {
                     "authenticate-rest" => {
                         black_box(keyring.authenticate(black_box(&key), &rest_request))
@@ -232,8 +296,14 @@ fn main() {
                         black_box(rest_token(black_box(headers.headers()))).expect("a key");
                     }
                 }
+                if let Some(t) = t {
+                    spent += t.elapsed().as_nanos();
+                }
             }
-            times.push(t.elapsed().as_nanos() as f64 / BATCH as f64);
+            if evict.is_none() {
+                spent = t.elapsed().as_nanos();
+            }
+            times.push(spent as f64 / BATCH as f64);
         }
     }
     let stat = |times: &mut Vec<f64>| {
@@ -241,8 +311,15 @@ fn main() {
         (times[0], times[times.len() / 2])
     };
     let mut best = std::collections::HashMap::new();
+    let evicted = match &evict {
+        Some(e) => format!(
+            "; {} bytes walked before each request, each request timed alone",
+            e.0.len()
+        ),
+        None => String::new(),
+    };
     println!(
-        "{rounds} rounds of batches of {BATCH} requests per case, rotating order (ns per request: fastest batch, median batch; + over the no-op layer)"
+        "{rounds} rounds of batches of {BATCH} requests per case, rotating order{evicted} (ns per request: fastest batch, median batch; + over the no-op layer)"
     );
     for (prefix, title) in [
         ("rest-", "REST, GET /incidents (incidents.read)"),
