@@ -133,11 +133,18 @@ const ONE_BLOCK_MAX: usize = 55;
 /// function. Same result as `Sha256::digest`, without its streaming buffer
 /// bookkeeping, which costs about as much again as the compression for a
 /// message this short. Checked against `Sha256::digest` for every length.
-#[inline]
+///
+/// Inlined into [`KeyHasher::digest`] (so into `authenticate`), and the two
+/// key lengths copied with a constant length: no call to `memcpy` per key.
+#[inline(always)]
 fn sha256_one_block(msg: &[u8]) -> [u8; 32] {
     debug_assert!(msg.len() <= ONE_BLOCK_MAX);
     let mut block = [0u8; 64];
-    block[..msg.len()].copy_from_slice(msg);
+    match msg.len() {
+        crate::key::REST_KEY_LEN => block[..crate::key::REST_KEY_LEN].copy_from_slice(msg),
+        crate::key::EVENTS_KEY_LEN => block[..crate::key::EVENTS_KEY_LEN].copy_from_slice(msg),
+        n => block[..n].copy_from_slice(msg),
+    }
     block[msg.len()] = 0x80;
     block[56..].copy_from_slice(&(msg.len() as u64 * 8).to_be_bytes());
     let mut state = SHA256_IV;
@@ -191,10 +198,23 @@ impl KeyHasher {
     }
 
     /// The digest of `key`.
-    #[inline]
+    ///
+    /// Inlined into its caller (the hot path), down to the call of the
+    /// compression function: a call boundary here cost about 30 instructions
+    /// per `authenticate` in saved registers (callgrind, docs/performance.md,
+    /// "The floor"). HMAC and long messages take a call of their own.
+    #[inline(always)]
     pub fn digest(&self, key: &[u8]) -> Digest {
         match &self.hmac {
             None if key.len() <= ONE_BLOCK_MAX => Digest(sha256_one_block(key)),
+            _ => self.digest_other(key),
+        }
+    }
+
+    /// [`KeyHasher::digest`] with a pepper, or of a message longer than one block.
+    #[inline(never)]
+    fn digest_other(&self, key: &[u8]) -> Digest {
+        match &self.hmac {
             None => Digest(Sha256::digest(key).into()),
             Some(mac) => {
                 let mut m = mac.clone();
