@@ -134,17 +134,12 @@ const ONE_BLOCK_MAX: usize = 55;
 /// bookkeeping, which costs about as much again as the compression for a
 /// message this short. Checked against `Sha256::digest` for every length.
 ///
-/// Inlined into [`KeyHasher::digest`] (so into `authenticate`), and the two
-/// key lengths copied with a constant length: no call to `memcpy` per key.
+/// Inlined into [`KeyHasher::digest`], so into `authenticate`.
 #[inline(always)]
 fn sha256_one_block(msg: &[u8]) -> [u8; 32] {
     debug_assert!(msg.len() <= ONE_BLOCK_MAX);
     let mut block = [0u8; 64];
-    match msg.len() {
-        crate::key::REST_KEY_LEN => block[..crate::key::REST_KEY_LEN].copy_from_slice(msg),
-        crate::key::EVENTS_KEY_LEN => block[..crate::key::EVENTS_KEY_LEN].copy_from_slice(msg),
-        n => block[..n].copy_from_slice(msg),
-    }
+    block[..msg.len()].copy_from_slice(msg);
     block[msg.len()] = 0x80;
     block[56..].copy_from_slice(&(msg.len() as u64 * 8).to_be_bytes());
     let mut state = SHA256_IV;
