@@ -133,7 +133,9 @@ const ONE_BLOCK_MAX: usize = 55;
 /// function. Same result as `Sha256::digest`, without its streaming buffer
 /// bookkeeping, which costs about as much again as the compression for a
 /// message this short. Checked against `Sha256::digest` for every length.
-#[inline]
+///
+/// Inlined into [`KeyHasher::digest`], so into `authenticate`.
+#[inline(always)]
 fn sha256_one_block(msg: &[u8]) -> [u8; 32] {
     debug_assert!(msg.len() <= ONE_BLOCK_MAX);
     let mut block = [0u8; 64];
@@ -191,10 +193,23 @@ impl KeyHasher {
     }
 
     /// The digest of `key`.
-    #[inline]
+    ///
+    /// Inlined into its caller (the hot path), down to the call of the
+    /// compression function: a call boundary here cost about 30 instructions
+    /// per `authenticate` in saved registers (callgrind, docs/performance.md,
+    /// "The floor"). HMAC and long messages take a call of their own.
+    #[inline(always)]
     pub fn digest(&self, key: &[u8]) -> Digest {
         match &self.hmac {
             None if key.len() <= ONE_BLOCK_MAX => Digest(sha256_one_block(key)),
+            _ => self.digest_other(key),
+        }
+    }
+
+    /// [`KeyHasher::digest`] with a pepper, or of a message longer than one block.
+    #[inline(never)]
+    fn digest_other(&self, key: &[u8]) -> Digest {
+        match &self.hmac {
             None => Digest(Sha256::digest(key).into()),
             Some(mac) => {
                 let mut m = mac.clone();

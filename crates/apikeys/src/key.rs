@@ -234,6 +234,7 @@ impl KeyKind {
     }
 
     /// [`KeyKind::parse`] over raw bytes (for keys read from headers or bodies).
+    #[inline]
     pub fn parse_bytes(token: &[u8]) -> Result<KeyKind, Malformed> {
         match token.len() {
             REST_KEY_LEN => {

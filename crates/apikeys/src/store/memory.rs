@@ -67,6 +67,7 @@ const REST_API: u8 = 1;
 const ADVANCED: u8 = 2;
 
 impl AccountCell {
+    #[inline]
     fn settings(&self) -> AccountSettings {
         let b = self.settings.load(Ordering::Acquire);
         AccountSettings {
@@ -125,6 +126,7 @@ struct UserCell {
 const REMOVED: u8 = 0x80;
 
 impl UserCell {
+    #[inline]
     fn state(&self) -> Option<UserState> {
         let b = self.state.load(Ordering::Acquire);
         if b == 0 {
@@ -152,6 +154,7 @@ struct Slot {
 }
 
 impl Slot {
+    #[inline]
     fn last_used(&self) -> Option<Timestamp> {
         match self.last_used.load(Ordering::Relaxed) {
             0 => None,
@@ -174,6 +177,7 @@ struct Shard {
     by_id: HashTable<u32>,
 }
 
+#[inline(always)]
 fn slot(slots: &[Option<Slot>], i: u32) -> &Slot {
     // Indexes in the tables always point at occupied slots.
     slots[i as usize]
@@ -182,6 +186,7 @@ fn slot(slots: &[Option<Slot>], i: u32) -> &Slot {
 }
 
 impl Shard {
+    #[inline(always)]
     fn find_digest(&self, d: &Digest) -> Option<u32> {
         self.by_digest
             .find(d.prefix64(), |&i| slot(&self.slots, i).record.digest == *d)
@@ -238,6 +243,7 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(PoisonError::into_inner)
 }
 
+#[inline(always)]
 fn read_shard(l: &ShardedLock<Shard>) -> ShardedLockReadGuard<'_, Shard> {
     l.read().unwrap_or_else(PoisonError::into_inner)
 }
@@ -310,6 +316,7 @@ impl MemoryStore {
         }
     }
 
+    #[inline(always)]
     fn shard_for(&self, d: &Digest) -> &ShardedLock<Shard> {
         &self.shards[d.as_bytes()[31] as usize % SHARDS]
     }
@@ -347,7 +354,7 @@ impl MemoryStore {
 
     /// The hot path: `f` reads the slot of `digest` in place, under the
     /// shard's read guard (which writes only this thread's own lock word).
-    #[inline]
+    #[inline(always)]
     fn lookup_with<R>(&self, digest: &Digest, f: impl FnOnce(Option<LookupRef<'_>>) -> R) -> R {
         let g = read_shard(self.shard_for(digest));
         f(g.find_digest(digest).map(|i| {
