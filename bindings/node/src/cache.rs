@@ -28,12 +28,18 @@ type CoreResult<T> = apikeys::Result<T>;
 /// Each slot keeps the core's principal of the key's latest authentication,
 /// for its record: the core answers the store's own `Arc` of the record, so
 /// the same record is the same address, and holding the principal keeps that
-/// address from being reused. A call whose record is at the kept address
-/// does nothing more; only a record the store replaced (a last use a durable
-/// store wrote, a description, a rotation…) is taken, by a reference count,
-/// never a copy. Comparing the records' fields instead read the kept record
-/// and both descriptions on every call: three memory accesses, cache misses
-/// over many keys (docs/performance.md, "Bindings: 7aa1ce6 vs f5ccbb6, same session").
+/// address from being reused. The id table's entry for the key holds that
+/// address beside the slot, so a call whose record is at the kept address
+/// reads that one entry and nothing else: not the kept principal, and not the
+/// record's identity fields (the same record has the same fields, so their
+/// fingerprint is computed only for a record at another address). Only a
+/// record the store replaced (a last use a durable store wrote, a
+/// description, a rotation…) is fingerprinted and taken, by a reference
+/// count, never a copy. Comparing the records' fields instead read the kept
+/// record and both descriptions on every call, and fingerprinting every call
+/// read the account's text: memory accesses `7aa1ce6` did not all make,
+/// cache misses over many keys (docs/performance.md, "Bindings: 7aa1ce6 vs
+/// f5ccbb6, same session").
 #[derive(Default)]
 pub(crate) struct Slots {
     by_id: IdTable,
@@ -50,10 +56,12 @@ const MAX_SLOTS: usize = (ERROR_BIT >> 4) as usize;
 /// MAX_TEMPLATES`).
 pub(crate) const WOULD_BLOCK: u32 = u32::MAX;
 
-/// Key id → (slot, fingerprint of the identity fields the slot was made for):
-/// an open-addressing table with the entries inline, so that a lookup costs
-/// one memory access (a `HashMap` costs two: control bytes, then the entry).
-/// Key ids are 64 random bits, so their low bits index the table directly.
+/// Key id → (slot, fingerprint of the identity fields the slot was made for,
+/// address of the record the slot keeps): an open-addressing table with the
+/// entries inline, so that a lookup costs one memory access (a `HashMap`
+/// costs two: control bytes, then the entry). Key ids are 64 random bits, so
+/// their low bits index the table directly. An entry is 32 bytes, two to a
+/// cache line, so that no entry straddles two.
 #[derive(Default)]
 struct IdTable {
     entries: Vec<Entry>,
@@ -61,33 +69,43 @@ struct IdTable {
 }
 
 #[derive(Clone, Copy, Default)]
+#[repr(align(32))]
 struct Entry {
     id: u64,
     print: u64,
+    /// The address of the record the slot's kept principal holds.
+    rec: usize,
     /// The slot plus one; 0 marks an empty entry.
     slot: u32,
 }
 
 impl IdTable {
-    fn get(&self, id: u64) -> Option<(u32, u64)> {
+    /// The index of `id`'s entry, if it has one.
+    fn find(&self, id: u64) -> Option<usize> {
         if self.entries.is_empty() {
             return None;
         }
         let mask = self.entries.len() - 1;
         let mut i = id as usize & mask;
         loop {
-            let e = self.entries[i];
+            let e = &self.entries[i];
             if e.slot == 0 {
                 return None;
             }
             if e.id == id {
-                return Some((e.slot - 1, e.print));
+                return Some(i);
             }
             i = (i + 1) & mask;
         }
     }
 
-    fn insert(&mut self, id: u64, slot: u32, print: u64) {
+    #[cfg(test)]
+    fn get(&self, id: u64) -> Option<(u32, u64)> {
+        self.find(id)
+            .map(|i| (self.entries[i].slot - 1, self.entries[i].print))
+    }
+
+    fn insert(&mut self, id: u64, slot: u32, print: u64, rec: usize) {
         if (self.len + 1) * 2 > self.entries.len() {
             let old = std::mem::take(&mut self.entries);
             self.entries = vec![Entry::default(); (old.len() * 2).max(64)];
@@ -99,6 +117,7 @@ impl IdTable {
         self.put(Entry {
             id,
             print,
+            rec,
             slot: slot + 1,
         });
     }
@@ -151,14 +170,26 @@ impl Slots {
     /// date) as needed.
     pub(crate) fn handle(&mut self, p: &apikeys::Principal) -> CoreResult<u32> {
         let rec = p.record();
+        let addr = std::ptr::from_ref(rec).addr();
+        let found = self.by_id.find(rec.id.as_u64());
+        // The common case: the record the slot keeps, at the same address,
+        // so the same fields (see `Slots`). One memory access: the entry.
+        if let Some(i) = found {
+            let e = &self.by_id.entries[i];
+            if e.rec == addr {
+                let role = p.role().map_or(NO_ROLE, |r| r as u32);
+                return Ok((e.slot - 1) << 4 | role);
+            }
+        }
         let print = fingerprint(rec);
-        let slot = match self.by_id.get(rec.id.as_u64()) {
-            Some((s, f)) if f == print => {
-                let kept = &mut self.kept[s as usize];
-                // The same address is the same record (see `Slots`).
-                if !std::ptr::eq(kept.record(), rec) {
-                    *kept = p.clone();
-                }
+        let slot = match found {
+            Some(i) if self.by_id.entries[i].print == print => {
+                // Another record of the same identity (the store replaced
+                // it): keep it, by its reference count.
+                let e = &mut self.by_id.entries[i];
+                e.rec = addr;
+                let s = e.slot - 1;
+                self.kept[s as usize] = p.clone();
                 s
             }
             _ => {
@@ -169,7 +200,7 @@ impl Slots {
                 }
                 let s = self.kept.len() as u32;
                 self.kept.push(p.clone());
-                self.by_id.insert(rec.id.as_u64(), s, print);
+                self.by_id.insert(rec.id.as_u64(), s, print, addr);
                 s
             }
         };
@@ -311,13 +342,13 @@ mod tests {
             })
             .collect();
         for (n, &id) in ids.iter().enumerate() {
-            t.insert(id, n as u32, id ^ 1);
+            t.insert(id, n as u32, id ^ 1, 0);
         }
         for (n, &id) in ids.iter().enumerate() {
             assert_eq!(t.get(id), Some((n as u32, id ^ 1)));
         }
         assert_eq!(t.get(12345), None);
-        t.insert(ids[3], 99, 5);
+        t.insert(ids[3], 99, 5, 0);
         assert_eq!(t.get(ids[3]), Some((99, 5)));
         assert_eq!(t.len, ids.len());
     }
@@ -444,7 +475,7 @@ mod tests {
         let id = p.record().id;
         slots
             .by_id
-            .insert(id.as_u64(), as_admin >> 4, fingerprint(&changed));
+            .insert(id.as_u64(), as_admin >> 4, fingerprint(&changed), 0);
         let again = slots.handle(&p).unwrap();
         assert_ne!(again >> 4, as_admin >> 4);
         assert!(slots.principal(again).unwrap().scopes.is_empty());

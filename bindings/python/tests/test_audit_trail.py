@@ -380,9 +380,18 @@ def test_last_use_remembers_its_place(make: Make, clock: apikeys.ManualClock) ->
         "(redacted)",
     )
     assert k.secret not in repr(second)
-    # A request that does not say leaves the last place as it was.
+    # A request that does not say leaves the last place as it was; so does
+    # one that passes None for both (the binding's path without a place).
     clock.advance(MINUTE)
     kr.authenticate(k.secret)
+    kr.flush()
+    assert seen() == second
+    clock.advance(MINUTE)
+    kr.authenticate(k.secret, remote_address=None, path=None)
+    kr.flush()
+    assert seen() == second
+    clock.advance(MINUTE)
+    assert kr.try_authenticate(k.secret, remote_address=None, path=None) is not None
     kr.flush()
     assert seen() == second
     # Only one of the two: the other is not known.
