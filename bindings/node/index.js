@@ -560,7 +560,11 @@ class Keyring extends Native {
       if (code < 0) {
         handle = this._authenticateNamed(token, api, method, scope ?? undefined, status ?? undefined, remoteAddress ?? undefined, path ?? undefined)
       } else if (status === null) {
-        handle = this._authenticate(token, code, scope ?? undefined, remoteAddress ?? undefined, path ?? undefined)
+        // Without a place, the three-argument call: napi checks every argument it is given.
+        handle =
+          remoteAddress == null && path == null
+            ? this._authenticate(token, code, scope ?? undefined)
+            : this._authenticatePlaced(token, code, scope ?? undefined, remoteAddress ?? undefined, path ?? undefined)
       } else {
         handle = this._authenticateLimited(token, code, scope ?? undefined, status, remoteAddress ?? undefined, path ?? undefined)
       }

@@ -398,7 +398,7 @@ describe('the audit trail: bad input is a clear error, never a crash', () => {
     const a = admin('place-raw')
     const k = raw.createGeneralKey(a, 'x')
     for (const [address, path] of [[5, {}], [Symbol('x'), 7n], [{ toString: () => '1.2.3.4' }, ['/x']], [true, null]]) {
-      assert.equal(typeof raw._authenticate(k.secret, 1, undefined, address, path), 'number')
+      assert.equal(typeof raw._authenticatePlaced(k.secret, 1, undefined, address, path), 'number')
     }
     // What could not be read as text is not kept.
     const place = raw.get(a, k.record.id).lastUsedFrom

@@ -909,11 +909,30 @@ impl Keyring {
 
     /// The hot path without objects: answers a handle for `_principal`, or,
     /// with bit 31 set, an error template for `_errorTemplate`. `request` is a
-    /// number (see `coded_request`); `scope`, `remote_address` and `path` may
-    /// be `undefined`. Used by the JavaScript layer, which keeps one principal
-    /// object per handle.
+    /// number (see `coded_request`); `scope` may be `undefined`. Used by the
+    /// JavaScript layer, which keeps one principal object per handle. A
+    /// request with a place (`remoteAddress`, `path`) goes to
+    /// `_authenticatePlaced`: napi checks the type of every argument it is
+    /// given, `undefined` included, so the two that most calls leave out are
+    /// not parameters here (docs/performance.md, "Where the rest went").
     #[napi(catch_unwind, js_name = "_authenticate", skip_typescript)]
     pub fn authenticate_raw(
+        &self,
+        env: Env,
+        token: String,
+        request: u32,
+        scope: Option<String>,
+    ) -> Result<u32> {
+        let r = scoped_request(request, scope)
+            .and_then(|req| authenticate_from(&self.inner, &token, &req, None))
+            .and_then(|p| lock(&self.slots).handle(&p));
+        self.answer(&env, r)
+    }
+
+    /// `_authenticate` with the request's place: `remote_address` and `path`
+    /// may be `undefined`, and what cannot be read as text is not kept.
+    #[napi(catch_unwind, js_name = "_authenticatePlaced", skip_typescript)]
+    pub fn authenticate_placed_raw(
         &self,
         env: Env,
         token: String,
