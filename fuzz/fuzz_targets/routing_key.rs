@@ -107,8 +107,15 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(key) = got {
         let text = std::str::from_utf8(data).expect("accepted bodies are UTF-8");
-        let value: serde_json::Value =
-            serde_json::from_str(text).expect("accepted bodies are JSON");
+        // A number beyond f64 (`1e400`) is JSON by the grammar (RFC 8259 §6
+        // leaves the range to implementations; Python reads it as inf,
+        // JavaScript as Infinity) and the reference reading above accepts it,
+        // but `serde_json::Value` refuses it: that check stops there.
+        let value: serde_json::Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) if e.to_string().starts_with("number out of range") => return,
+            Err(e) => panic!("accepted bodies are JSON: {e}"),
+        };
         let object = value.as_object().expect("accepted bodies are objects");
         assert_eq!(
             object.get("routing_key").and_then(|v| v.as_str()),
