@@ -79,7 +79,9 @@ fn reference(body: &[u8]) -> Result<String, (&'static str, &'static str)> {
         return Err(("invalid_body", "too deep"));
     }
     match serde_json::from_str::<Envelope<'_>>(text) {
-        Ok(Envelope { routing_key: Some(Key(k)) }) => Ok(k.into_owned()),
+        Ok(Envelope {
+            routing_key: Some(Key(k)),
+        }) => Ok(k.into_owned()),
         Ok(Envelope { routing_key: None }) => Err(("missing_routing_key", "missing")),
         Err(e) if e.is_data() => Err(("invalid_body", "not a string")),
         Err(_) => Err(("invalid_body", "not JSON")),
@@ -103,7 +105,10 @@ fuzz_target!(|data: &[u8]| {
             };
             assert!(message.contains(says), "{what}: {message}");
         }
-        _ => panic!("routing_key {:?} but the reference {want:?}", got.as_ref().map_err(|r| r.kind())),
+        _ => panic!(
+            "routing_key {:?} but the reference {want:?}",
+            got.as_ref().map_err(|r| r.kind())
+        ),
     }
     if let Ok(key) = got {
         let text = std::str::from_utf8(data).expect("accepted bodies are UTF-8");
