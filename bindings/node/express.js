@@ -415,7 +415,12 @@ function apikeys(keyring, options = {}) {
         )
       }
     }
-    return function apikeysRest(req, res, next) {
+    // This package's own Keyring reads the header and checks the key in one
+    // addon call (Keyring#_restChecker); a stand-in, a subclass with its own
+    // authenticate, or a keyring with rate limits takes the general path.
+    const checker = typeof keyring._restChecker === 'function' ? keyring._restChecker(scope, (r) => new Rejection(r)) : null
+    // The general path: the key read by the addon, then keyring.authenticate.
+    const general = function apikeysRest(req, res, next) {
       let principal
       try {
         const token = restToken(req)
@@ -423,6 +428,25 @@ function apikeys(keyring, options = {}) {
       } catch (e) {
         return refuse(res, e instanceof Rejection ? e : fromError(e))
       }
+      accept(req, res, next, principal)
+    }
+    if (checker === null) return general
+    return function apikeysRest(req, res, next) {
+      let address
+      try {
+        address = remoteAddress(req)
+      } catch {
+        // An application's address function that throws: the general path
+        // reads the header first, as it always has, and answers the same.
+        return general(req, res, next)
+      }
+      let principal
+      try {
+        principal = checker(authorizations(req), req.method, address, pathOf(req))
+      } catch (e) {
+        return refuse(res, e instanceof Rejection ? e : fromError(e))
+      }
+      if (principal === undefined) return general(req, res, next)
       accept(req, res, next, principal)
     }
   }

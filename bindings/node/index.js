@@ -602,6 +602,38 @@ class Keyring extends Native {
     }
   }
 
+  /**
+   * apikeys/express's REST check for one route, in one addon call: a
+   * function `(authorization, method, remoteAddress, path)` — the request's
+   * Authorization values as node:http gives them, its method and place —
+   * answering the principal `authenticate` answers, throwing `reject(refusal)`
+   * for the refusal the Rust adapter renders (a missing or malformed header,
+   * or any error of the check), or answering `undefined` when this call
+   * cannot take the request (a method without a number, a place that is
+   * not text): then the middleware takes the general path, which answers
+   * as before. `null` instead of a function for a keyring whose principals
+   * carry a per-call rate limit status, or whose `authenticate` a subclass
+   * replaced: the middleware must call that one. Throws `ERR_INVALID_INPUT`
+   * for a scope that does not parse.
+   * @internal
+   */
+  _restChecker(scope, reject) {
+    if (this.#status !== null || this.authenticate !== Keyring.prototype.authenticate) return null
+    const route = this._restRoute(scope ?? undefined) * 8
+    const principals = this.#principals
+    return (authorization, method, remoteAddress, path) => {
+      // An authenticate put on the instance later (a test's spy) is called, as before.
+      if (this.authenticate !== Keyring.prototype.authenticate) return undefined
+      const code = requestCode('rest', method)
+      if (code < 0) return undefined
+      if (remoteAddress !== undefined && remoteAddress !== null && typeof remoteAddress !== 'string') return undefined
+      if (path !== undefined && path !== null && typeof path !== 'string') return undefined
+      const answer = this._restCheck(authorization, route + code, remoteAddress ?? undefined, path ?? undefined)
+      if (typeof answer !== 'number') throw reject(answer)
+      return principals.get(answer)
+    }
+  }
+
   auditTrail() {
     const events = super.auditTrail()
     for (const e of events) auditEvent(e)

@@ -7,14 +7,47 @@
 //! bytes) and hands them here; each call answers its value or the refusal as
 //! an [`HttpRefusal`], which the middleware writes as it is.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use apikeys_http::{ErrorParts, Rejection};
-use napi::Either;
 use napi::bindgen_prelude::{Result, Undefined};
+use napi::{Either, Env, JsString};
 use napi_derive::napi;
 
-use crate::keyring::Keyring;
+use crate::cache::lock;
+use crate::error::to_js;
+use crate::keyring::{Keyring, coded_request, with_js_origin};
+
+/// The REST routes of `apikeys/express` on one keyring: for each scope a
+/// route was declared with (`auth.rest(scope)`), the core request of each
+/// method code 1 to 7 (`GET` … `OPTIONS`, as `_authenticate` numbers them),
+/// built once, so a request converts and parses no scope. One route per
+/// distinct scope, however many times it is declared.
+#[derive(Default)]
+pub struct Routes {
+    requests: Vec<[apikeys::Request; 7]>,
+    by_scope: HashMap<Option<String>, u32>,
+}
+
+/// More routes than any application declares: `_restRoute` refuses beyond
+/// it (a route number times 8 must stay a JavaScript small integer).
+const MAX_ROUTES: usize = 1 << 20;
+
+/// The value of a request's `Authorization` headers as the middleware hands
+/// them over: none (`undefined`), one string, or an array of them.
+type Authorizations = Either<Undefined, Either<String, Vec<String>>>;
+
+/// `apikeys_http::token_from_authorizations` over what the middleware hands over.
+fn token_of(values: &Authorizations) -> std::result::Result<&str, Rejection> {
+    match values {
+        Either::A(()) => apikeys_http::token_from_authorizations([]),
+        Either::B(Either::A(one)) => apikeys_http::token_from_authorizations([one.as_bytes()]),
+        Either::B(Either::B(many)) => {
+            apikeys_http::token_from_authorizations(many.iter().map(String::as_bytes))
+        }
+    }
+}
 
 /// A refused request and the answer for it, as the Rust adapter renders it
 /// (`apikeys_http::Rejection::refusal`): write `status`, `headers` in order
@@ -109,17 +142,75 @@ impl Keyring {
     /// from its `Authorization` values: none (`undefined`), one string, or an
     /// array of them.
     #[napi(catch_unwind, js_name = "_restToken", skip_typescript)]
-    pub fn rest_token(
-        values: Either<Undefined, Either<String, Vec<String>>>,
-    ) -> Either<String, HttpRefusal> {
-        let token = match &values {
-            Either::A(()) => apikeys_http::token_from_authorizations([]),
-            Either::B(Either::A(one)) => apikeys_http::token_from_authorizations([one.as_bytes()]),
-            Either::B(Either::B(many)) => {
-                apikeys_http::token_from_authorizations(many.iter().map(String::as_bytes))
-            }
+    pub fn rest_token(values: Authorizations) -> Either<String, HttpRefusal> {
+        answer(token_of(&values).map(str::to_owned))
+    }
+
+    /// Declares a REST route of `apikeys/express` (`auth.rest(scope)`): its
+    /// request for each method is built here once. Answers the route's
+    /// number for `_restCheck` (the same number for the same scope), or
+    /// throws `ERR_INVALID_INPUT` for a scope that does not parse.
+    #[napi(catch_unwind, js_name = "_restRoute", skip_typescript)]
+    pub fn rest_route(&self, env: Env, scope: Option<String>) -> Result<u32> {
+        let mut routes = lock(&self.routes);
+        if let Some(&n) = routes.by_scope.get(&scope) {
+            return Ok(n);
+        }
+        let parsed = match &scope {
+            Some(s) => Some(apikeys::Scope::parse(s).map_err(|e| to_js(&env, &e))?),
+            None => None,
         };
-        answer(token.map(str::to_owned))
+        if routes.requests.len() >= MAX_ROUTES {
+            return Err(napi::Error::from_reason(
+                "too many distinct route scopes on one keyring",
+            ));
+        }
+        let requests = std::array::from_fn(|i| {
+            let code = u32::try_from(i).unwrap_or(u32::MAX).saturating_add(1);
+            let request = coded_request(code).unwrap_or_else(|| apikeys::Request::rest("GET"));
+            match &parsed {
+                Some(s) => request.with_parsed_scope(s.clone()),
+                None => request,
+            }
+        });
+        let n = u32::try_from(routes.requests.len()).unwrap_or(u32::MAX);
+        routes.requests.push(requests);
+        routes.by_scope.insert(scope, n);
+        Ok(n)
+    }
+
+    /// The REST check of `apikeys/express` in one call: the key read from
+    /// the request's `Authorization` values as `_restToken` reads it, then
+    /// checked as `_authenticatePlaced` checks it against the request of
+    /// route `route >> 3` (from `_restRoute`) for method code `route & 7`
+    /// (1 to 7). Answers the principal's handle (as `_authenticate`), or
+    /// the refusal the Rust adapter renders — for a missing, repeated or
+    /// malformed header and for every error of the check alike
+    /// (`apikeys_http::Rejection::from_error`).
+    #[napi(catch_unwind, js_name = "_restCheck", skip_typescript)]
+    pub fn rest_check(
+        &self,
+        values: Authorizations,
+        route: u32,
+        remote_address: Option<JsString<'_>>,
+        path: Option<JsString<'_>>,
+    ) -> Either<u32, HttpRefusal> {
+        let checked = token_of(&values).and_then(|token| {
+            let routes = lock(&self.routes);
+            let request = routes
+                .requests
+                .get((route >> 3) as usize)
+                .and_then(|r| r.get(((route & 7) as usize).wrapping_sub(1)))
+                .ok_or_else(|| {
+                    Rejection::from_error(&crate::open::invalid(
+                        "route",
+                        "not a route this keyring declared",
+                    ))
+                })?;
+            with_js_origin(remote_address, path, |o| self.handle_for(token, request, o))
+                .map_err(|e| Rejection::from_error(&e))
+        });
+        answer(checked)
     }
 
     /// The body length a `Content-Length` value declares, within `limit`

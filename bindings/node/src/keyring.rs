@@ -107,7 +107,7 @@ impl std::fmt::Display for LazyAddress<'_> {
 
 /// Runs `f` with the origin of a request whose address and path are
 /// JavaScript strings (see [`LazyAddress`]); `None` when both are absent.
-fn with_js_origin<T>(
+pub(crate) fn with_js_origin<T>(
     address: Option<JsString<'_>>,
     path: Option<JsString<'_>>,
     f: impl FnOnce(Option<&apikeys::Origin<'_>>) -> T,
@@ -176,7 +176,7 @@ fn scoped_request(code: u32, scope: Option<String>) -> CoreResult<apikeys::Reque
 /// A request from the number the JavaScript layer passes for the common
 /// cases: 0 for the Events API, 1 to 7 for a REST `GET`, `HEAD`, `POST`,
 /// `PUT`, `PATCH`, `DELETE`, `OPTIONS`.
-fn coded_request(code: u32) -> Option<apikeys::Request> {
+pub(crate) fn coded_request(code: u32) -> Option<apikeys::Request> {
     use apikeys::Method as M;
     let method = match code {
         0 => return Some(apikeys::Request::events()),
@@ -402,12 +402,26 @@ pub struct Keyring {
     limited: bool,
     limiter: Option<Arc<apikeys_redis::RedisRateLimiter>>,
     pub(crate) outbox: Option<Arc<dyn apikeys::webhooks::Outbox>>,
+    /// The REST routes of `apikeys/express` (`_restRoute`, src/http.rs).
+    pub(crate) routes: Mutex<crate::http::Routes>,
 }
 
 impl Keyring {
     /// The core keyring, shared with the endpoints mounted on it.
     pub(crate) fn core(&self) -> &Arc<apikeys::Keyring> {
         &self.inner
+    }
+
+    /// The handle of the principal `authenticate` answers (what
+    /// `_authenticate` answers, its error not yet numbered).
+    pub(crate) fn handle_for(
+        &self,
+        token: &str,
+        req: &apikeys::Request,
+        origin: Option<&apikeys::Origin<'_>>,
+    ) -> CoreResult<u32> {
+        authenticate_from(&self.inner, token, req, origin)
+            .and_then(|p| lock(&self.slots).handle(&p))
     }
 
     fn sync<T>(&self, env: &Env, r: CoreResult<T>) -> Result<T> {
@@ -489,6 +503,7 @@ impl Keyring {
             limited: opened.limited,
             limiter: opened.limiter,
             outbox: opened.outbox,
+            routes: Mutex::default(),
         })
     }
 
