@@ -95,10 +95,13 @@ fn answer<'py, T: IntoPyObject<'py>>(py: Python<'py>, r: Result<T, Rejection>) -
     }
 }
 
-/// `apikeys_http::token_from_authorizations`: the key among a request's
-/// `Authorization` values (a list of `bytes` or `str`), or the refusal.
-#[pyfunction]
-pub(crate) fn _http_rest_token<'py>(py: Python<'py>, values: &Bound<'py, PyAny>) -> Answer<'py> {
+/// The key among a request's `Authorization` values (a sequence of `bytes`
+/// or `str`) as `apikeys_http::token_from_authorizations` reads it, handed
+/// to `f` borrowed from the values.
+fn with_rest_token<'py, T>(
+    values: &Bound<'py, PyAny>,
+    f: impl FnOnce(Result<&str, Rejection>) -> PyResult<T>,
+) -> PyResult<T> {
     let values = values
         .cast::<PySequence>()
         .map_err(|_| convert::wrong_type(values, "values", "a list of str or bytes"))?;
@@ -123,10 +126,29 @@ pub(crate) fn _http_rest_token<'py>(py: Python<'py>, values: &Bound<'py, PyAny>)
         .as_ref()
         .map(|v| header_bytes(v, "values"))
         .transpose()?;
-    answer(
-        py,
-        apikeys_http::token_from_authorizations(first.into_iter().chain(second)),
-    )
+    f(apikeys_http::token_from_authorizations(
+        first.into_iter().chain(second),
+    ))
+}
+
+/// The key of WSGI's `HTTP_AUTHORIZATION` (`None` when absent) as
+/// `apikeys_http::token_from_joined_authorization` reads it, handed to `f`.
+fn with_joined_rest_token<'py, T>(
+    value: Option<&Bound<'py, PyAny>>,
+    f: impl FnOnce(Result<&str, Rejection>) -> PyResult<T>,
+) -> PyResult<T> {
+    let bytes = value
+        .filter(|v| !v.is_none())
+        .map(|v| header_bytes(v, "value"))
+        .transpose()?;
+    f(apikeys_http::token_from_joined_authorization(bytes))
+}
+
+/// `apikeys_http::token_from_authorizations`: the key among a request's
+/// `Authorization` values (a list of `bytes` or `str`), or the refusal.
+#[pyfunction]
+pub(crate) fn _http_rest_token<'py>(py: Python<'py>, values: &Bound<'py, PyAny>) -> Answer<'py> {
+    with_rest_token(values, |token| answer(py, token))
 }
 
 /// `apikeys_http::token_from_joined_authorization`: WSGI's
@@ -136,11 +158,95 @@ pub(crate) fn _http_joined_rest_token<'py>(
     py: Python<'py>,
     value: Option<&Bound<'py, PyAny>>,
 ) -> Answer<'py> {
-    let bytes = value
-        .filter(|v| !v.is_none())
-        .map(|v| header_bytes(v, "value"))
-        .transpose()?;
-    answer(py, apikeys_http::token_from_joined_authorization(bytes))
+    with_joined_rest_token(value, |token| answer(py, token))
+}
+
+/// The REST check after the key was read: `Keyring.authenticate(token,
+/// "rest", method, scope, remote_address=address, path=path)` with the key
+/// borrowed, answering the `Principal` or the refusal tuple (a header's
+/// refusal as `_http_rest_token` gives it, an authentication error's as
+/// `_http_refusal_for` renders the exception `authenticate` would raise).
+/// Arguments of the wrong type raise, as `authenticate` raises for them.
+fn rest_check<'py>(
+    py: Python<'py>,
+    keyring: &crate::Keyring,
+    token: Result<&str, Rejection>,
+    method: &Bound<'py, PyAny>,
+    scope: Option<&Bound<'py, PyAny>>,
+    address: Option<&Bound<'py, PyAny>>,
+    path: Option<&Bound<'py, PyAny>>,
+) -> Answer<'py> {
+    let token = match token {
+        Ok(t) => t,
+        Err(r) => return refusal(py, &r),
+    };
+    let request = crate::request_of(py, None, Some(method), scope)?;
+    let address = convert::opt_note(address, "remote_address")?;
+    let path = convert::opt_note(path, "path")?;
+    let (address, path) = (address.as_deref(), path.as_deref());
+    let run = || keyring.check(token, &request, address, path);
+    let done = if keyring.blocking_store {
+        py.detach(run)
+    } else {
+        run()
+    };
+    match done {
+        Ok(principal) => crate::Principal(principal).into_bound_py_any(py),
+        Err(e) => {
+            let error = crate::errors::to_py(py, e).into_value(py);
+            _http_refusal_for(py, error.bind(py).as_any())
+        }
+    }
+}
+
+/// The REST check of `apikeys.asgi` in one call: the key among the
+/// request's `Authorization` values (as `_http_rest_token` reads it), then
+/// checked as `Keyring.authenticate(key, "rest", method, scope,
+/// remote_address=address, path=path)` checks it, the key never made a
+/// `str`. Answers the `Principal`, or the refusal tuple.
+#[pyfunction]
+#[pyo3(signature = (keyring, values, method, scope = None, address = None, path = None))]
+pub(crate) fn _http_rest_check<'py>(
+    py: Python<'py>,
+    keyring: &Bound<'py, crate::Keyring>,
+    values: &Bound<'py, PyAny>,
+    method: &Bound<'py, PyAny>,
+    scope: Option<&Bound<'py, PyAny>>,
+    address: Option<&Bound<'py, PyAny>>,
+    path: Option<&Bound<'py, PyAny>>,
+) -> Answer<'py> {
+    let keyring = keyring.get();
+    with_rest_token(values, |token| {
+        rest_check(py, keyring, token, method, scope, address, path)
+    })
+}
+
+/// `_http_rest_check` for WSGI: the key of `HTTP_AUTHORIZATION` (`None`
+/// when absent) as `_http_joined_rest_token` reads it; the scope is what
+/// `scope_of(environ)` answers (`None` or a `str`), asked only once the
+/// header gave a key — where the middleware asked it before — and an
+/// exception it raises goes to the caller as it is.
+#[pyfunction]
+#[pyo3(signature = (keyring, value, method, scope_of = None, environ = None, address = None, path = None))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn _http_joined_rest_check<'py>(
+    py: Python<'py>,
+    keyring: &Bound<'py, crate::Keyring>,
+    value: Option<&Bound<'py, PyAny>>,
+    method: &Bound<'py, PyAny>,
+    scope_of: Option<&Bound<'py, PyAny>>,
+    environ: Option<&Bound<'py, PyAny>>,
+    address: Option<&Bound<'py, PyAny>>,
+    path: Option<&Bound<'py, PyAny>>,
+) -> Answer<'py> {
+    let keyring = keyring.get();
+    with_joined_rest_token(value, |token| {
+        let scope = match (&token, scope_of.filter(|f| !f.is_none())) {
+            (Ok(_), Some(f)) => Some(f.call1((environ,))?),
+            _ => None,
+        };
+        rest_check(py, keyring, token, method, scope.as_ref(), address, path)
+    })
 }
 
 /// `apikeys_http::declared_length`: a `Content-Length` value (`str` or

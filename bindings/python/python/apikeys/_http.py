@@ -22,7 +22,7 @@ refusal as ``apikeys_http::Rejection::refusal`` renders it (a tuple that
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 from . import _apikeys as _native  # type: ignore[attr-defined]
 from . import ApiKeyError, Keyring, Principal
@@ -47,9 +47,31 @@ _routing_key: Callable[[bytes], Union[str, _Refusal]] = _native._http_routing_ke
 _events_check: Callable[[Keyring, bytes, Optional[str], Optional[str]], Union[Principal, _Refusal]] = (
     _native._http_events_check
 )
+#: ``_rest_check(keyring, values, method, scope, address, path)``: the key
+#: among the ``Authorization`` values read and checked in one call, the
+#: ``Principal`` or the refusal tuple (``_http_rest_check``).
+_rest_check: Callable[
+    [Keyring, Sequence[Union[str, bytes]], str, Optional[str], Optional[str], Optional[str]], Union[Principal, _Refusal]
+] = _native._http_rest_check
+#: ``_joined_rest_check(keyring, value, method, scope_of, environ, address,
+#: path)``: the same for WSGI's joined ``HTTP_AUTHORIZATION``; the scope is
+#: ``scope_of(environ)``, asked only once the header gave a key
+#: (``_http_joined_rest_check``).
+_joined_rest_check: Callable[
+    [Keyring, Optional[str], str, Optional[Callable[[Any], Optional[str]]], Any, Optional[str], Optional[str]],
+    Union[Principal, _Refusal],
+] = _native._http_joined_rest_check
 _refusal: Callable[..., _Refusal] = _native._http_refusal
 _refusal_for: Callable[[ApiKeyError], _Refusal] = _native._http_refusal_for
 _rate_limit_headers: Callable[[Principal], Optional[Headers]] = _native._http_rate_limit_headers
+
+
+def _checks_natively(keyring: Any) -> bool:
+    """Whether an adapter may read the request and check the key in one
+    native call: the keyring is an :class:`apikeys.Keyring` (which cannot be
+    subclassed, so its ``authenticate`` is this package's). A stand-in is
+    called as before."""
+    return isinstance(keyring, Keyring)
 
 
 class Rejection(Exception):

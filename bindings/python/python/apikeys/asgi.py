@@ -58,7 +58,9 @@ from ._http import (
     SCOPE_ATTR,
     Rejection,
     _declared_length,
+    _checks_natively,
     _events_check,
+    _rest_check,
     _rest_token,
     authenticate,
     body_too_large,
@@ -263,9 +265,10 @@ class ApiKeyMiddleware:
         # limits (fixed when it is made): without them there are no headers
         # to add. A stand-in keyring that does not say is asked every time.
         self._rate_limited = bool(getattr(keyring, "has_rate_limits", True))
-        # Events with an apikeys.Keyring checked inline: one native call for
-        # the body and the check (_http_events_check).
-        self._events_inline = not self.offload and isinstance(keyring, Keyring)
+        # An apikeys.Keyring checked inline: one native call reads the
+        # request and checks the key (Events: _http_events_check; REST:
+        # _http_rest_check, for a route already in the routing cache).
+        self._inline = not self.offload and _checks_natively(keyring)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -310,7 +313,7 @@ class ApiKeyMiddleware:
                     # (Handed on as the one message of the body only when it is one.)
                     body = bytes(body)
                     message = {"type": "http.request", "body": body, "more_body": False}
-                if self._events_inline:
+                if self._inline:
                     # An apikeys.Keyring checked inline: the routing key
                     # parsed and checked in one native call, the key never
                     # made a str (the same answers as the two calls below).
@@ -348,27 +351,38 @@ class ApiKeyMiddleware:
                             values.append(v)
                         elif name == b"host":
                             host = v if host is None else (*host, v) if isinstance(host, tuple) else (host, v)
-                parsed = _rest_token(values)
-                if not isinstance(parsed, str):
-                    raise Rejection(parsed)
-                token = parsed
                 method = scope["method"]
                 # The routing cache's key: everything the routes can match on
                 # (see _required_scope); a hit is one dict probe.
                 required = self._request_scopes.get(
                     (method, path, scope.get("root_path", ""), scope.get("scheme", ""), host, id(scope.get("app")))
                 )
-                if required is None:
-                    required = self._required_scope(scope, host)
-                elif not required:
-                    required = None
-                if self.offload:
-                    who = await self._check(token, "rest", method, required, address, path)
+                if required is not None and self._inline:
+                    # A route seen before, an apikeys.Keyring: the header read
+                    # and the key checked in one native call, the key never
+                    # made a str (the same answers as below).
+                    required = required or None
+                    who = _rest_check(self.keyring, values, method, required, address, path)
+                    if isinstance(who, tuple):
+                        raise Rejection(who)
                 else:
-                    try:
-                        who = self.keyring.authenticate(token, "rest", method, required, remote_address=address, path=path)
-                    except ApiKeyError as e:
-                        raise from_error(e) from None
+                    parsed = _rest_token(values)
+                    if not isinstance(parsed, str):
+                        raise Rejection(parsed)
+                    token = parsed
+                    if required is None:
+                        required = self._required_scope(scope, host)
+                    elif not required:
+                        required = None
+                    if self.offload:
+                        who = await self._check(token, "rest", method, required, address, path)
+                    else:
+                        try:
+                            who = self.keyring.authenticate(
+                                token, "rest", method, required, remote_address=address, path=path
+                            )
+                        except ApiKeyError as e:
+                            raise from_error(e) from None
         except Rejection as r:
             await _send_rejection(send, r)
             return

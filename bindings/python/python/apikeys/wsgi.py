@@ -41,7 +41,9 @@ from ._http import (
     SCOPE_ATTR,
     Rejection,
     _declared_length,
+    _checks_natively,
     _events_check,
+    _joined_rest_check,
     _joined_rest_token,
     body_too_large,
     declared_length,
@@ -93,9 +95,10 @@ class ApiKeyMiddleware:
         # Principals carry a rate-limit status only from a keyring with rate
         # limits (fixed when it is made). A stand-in that does not say is asked every time.
         self._rate_limited = bool(getattr(keyring, "has_rate_limits", True))
-        # Events with an apikeys.Keyring: one native call for the body and
-        # the check (_http_events_check); a stand-in keyring is called as before.
-        self._events_inline = isinstance(keyring, Keyring)
+        # An apikeys.Keyring: one native call reads the request and checks
+        # the key (Events: _http_events_check; REST: _http_joined_rest_check);
+        # a stand-in keyring, or one with its own authenticate, is called as before.
+        self._inline = _checks_natively(keyring)
 
     def __call__(self, environ: Any, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -124,7 +127,7 @@ class ApiKeyMiddleware:
                     # may read it to the end (PEP 3333's extension, which
                     # werkzeug honours by reading it without its LimitedStream).
                     environ["wsgi.input_terminated"] = True
-                    if self._events_inline:
+                    if self._inline:
                         # An apikeys.Keyring: the routing key parsed and
                         # checked in one native call, the key never made a str.
                         who = _events_check(self.keyring, body, address, path)
@@ -132,6 +135,21 @@ class ApiKeyMiddleware:
                             raise Rejection(who)
                     else:
                         who = self.keyring.authenticate(routing_key(body), "events", remote_address=address, path=path)
+                elif self._inline:
+                    # The header read and the key checked in one native call
+                    # (the key never made a str); scope_for is asked only once
+                    # the header gave a key, as below.
+                    who = _joined_rest_check(
+                        self.keyring,
+                        environ.get("HTTP_AUTHORIZATION"),
+                        environ.get("REQUEST_METHOD", "GET"),
+                        self._scope if self.scope_for is not None else None,
+                        environ,
+                        address,
+                        path,
+                    )
+                    if isinstance(who, tuple):
+                        raise Rejection(who)
                 else:
                     # WSGI servers join repeated headers with commas:
                     # joined_rest_token tells one header from several.

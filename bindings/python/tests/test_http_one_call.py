@@ -1,0 +1,350 @@
+# mypy: disable-error-code="import-not-found, untyped-decorator"
+"""On an apikeys.Keyring, apikeys.asgi and apikeys.wsgi read a REST
+request's Authorization header and check the key in one native call
+(_http_rest_check, _http_joined_rest_check); a stand-in keyring, or one with
+an authenticate of its own, is called as before (the header read natively,
+then keyring.authenticate). The two paths must answer every request alike,
+through sequences that change a key or its owner between requests: these
+tests run both on one keyring and compare the bytes the client gets."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("flask")
+
+import apikeys  # noqa: E402
+import apikeys.asgi as asgi  # noqa: E402
+import apikeys.wsgi as wsgi  # noqa: E402
+
+ADMIN = apikeys.Actor("acme", "PADMIN1", "admin")
+MANAGER = apikeys.Actor("acme", "PMANAGER1", "manager")
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "PROPFIND"]
+# Route path -> the scope it needs (None: no scope declared).
+ROUTES: Dict[str, Optional[str]] = {
+    "/read": "incidents.read",
+    "/write": "incidents.write",
+    "/services": "services.read",
+    "/open": None,
+}
+
+Outcome = Tuple[int, List[Tuple[bytes, bytes]], bytes]
+
+
+class StandIn:
+    """A keyring the adapters know nothing of: the general path."""
+
+    def __init__(self, keyring: apikeys.Keyring) -> None:
+        self.keyring = keyring
+        self.has_rate_limits = keyring.has_rate_limits
+
+    def authenticate(self, *args: Any, **kwargs: Any) -> apikeys.Principal:
+        return self.keyring.authenticate(*args, **kwargs)
+
+
+def who(p: apikeys.Principal) -> Dict[str, Any]:
+    return {"key": p.key_id, "kind": str(p.kind.value), "role": p.role and str(p.role.value), "account": p.account}
+
+
+def starlette_app(keyring: Any) -> Any:
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    def endpoint(scope: Optional[str]) -> Any:
+        async def handler(request: Any) -> JSONResponse:
+            return JSONResponse(who(request.state.apikey))
+
+        return asgi.requires_scope(scope)(handler) if scope else handler
+
+    return Starlette(
+        routes=[Route(path, endpoint(scope), methods=METHODS) for path, scope in ROUTES.items()],
+        middleware=[Middleware(asgi.ApiKeyMiddleware, keyring=keyring)],
+    )
+
+
+def asgi_call(app: Any, method: str, path: str, headers: List[Tuple[bytes, bytes]]) -> Outcome:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("192.0.2.7", 50000),
+        "server": ("testserver", 80),
+    }
+    sent: List[Dict[str, Any]] = []
+
+    async def receive() -> Dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    start = sent[0]
+    return start["status"], sorted(start["headers"]), b"".join(m.get("body", b"") for m in sent[1:])
+
+
+def flask_app(keyring: Any) -> Any:
+    from flask import Flask, request
+
+    app = Flask("one_call")
+
+    def view(name: str, scope: Optional[str]) -> Callable[[], Any]:
+        def handler() -> Any:
+            return who(request.environ["apikeys.principal"])
+
+        handler.__name__ = name
+        return wsgi.requires_scope(scope)(handler) if scope else handler
+
+    for path, scope in ROUTES.items():
+        app.add_url_rule(path, view_func=view(path.strip("/"), scope), methods=METHODS)
+    wsgi.protect_flask(app, keyring)
+    return app
+
+
+def wsgi_call(app: Any, method: str, path: str, headers: List[Tuple[str, str]]) -> Outcome:
+    from werkzeug.test import EnvironBuilder
+
+    environ = EnvironBuilder(path=path, method=method, headers=headers, environ_base={"REMOTE_ADDR": "192.0.2.7"}).get_environ()
+    # Repeated headers joined with a bare comma, as gunicorn and werkzeug's server join them.
+    values = [v for k, v in headers if k.lower() == "authorization"]
+    if len(values) > 1:
+        environ["HTTP_AUTHORIZATION"] = ",".join(values)
+    got: Dict[str, Any] = {}
+
+    def start_response(status: str, headers: List[Tuple[str, str]], exc_info: Any = None) -> Any:
+        got["status"], got["headers"] = status, headers
+        return lambda _: None
+
+    body = b"".join(app(environ, start_response))
+    status = int(got["status"].split()[0])
+    return status, sorted((k.encode(), v.encode()) for k, v in got["headers"]), body
+
+
+class Corpus:
+    """Keys of every kind on one keyring, and the header forms to send them in."""
+
+    def __init__(self) -> None:
+        self.keyring = apikeys.Keyring()
+        kr = self.keyring
+        kr.set_user_role("acme", "PMANAGER1", "manager")
+        self.keys = {
+            "full": kr.create_general_key(ADMIN, "full").secret,
+            "read_only": kr.create_general_key(ADMIN, "ro", read_only=True).secret,
+            "scoped": kr.create_scoped_token(MANAGER, "closer", ["incidents.write"]).secret,
+            "user": kr.create_user_token(MANAGER, "mine").secret,
+            "integration": kr.create_integration_key(MANAGER, "PSVC1", "events").secret,
+            "unknown": "y_NbAkKc66ryYTWUXYEu",
+        }
+        off = kr.create_general_key(ADMIN, "off")
+        kr.disable(ADMIN, off.record.id)
+        self.keys["disabled"] = off.secret
+        gone = kr.create_general_key(ADMIN, "gone")
+        kr.delete(ADMIN, gone.record.id)
+        self.keys["deleted"] = gone.secret
+
+    @staticmethod
+    def header_forms(key: str) -> List[List[Tuple[str, str]]]:
+        return [
+            [("Authorization", f"Token token={key}")],
+            [("authorization", f'token token="{key}"')],
+            [("Authorization", f"Bearer {key}")],
+            [("Authorization", f"Token token={key}"), ("Authorization", f"Token token={key}")],
+            [("Authorization", f"Basic {key}")],
+            [("Authorization", f"Token token={key}x")],
+        ]
+
+    no_key: List[List[Tuple[str, str]]] = [
+        [],
+        [("Authorization", "")],
+        [("Authorization", "Token token=")],
+        [("Authorization", "x" * 70_000)],
+        [("X-Authorization", "Token token=y_NbAkKc66ryYTWUXYEu")],
+    ]
+
+    def requests(self) -> List[Tuple[str, str, List[Tuple[str, str]]]]:
+        out = []
+        for path in ROUTES:
+            for method in METHODS:
+                for key in self.keys.values():
+                    for headers in self.header_forms(key):
+                        out.append((method, path, headers))
+                for headers in self.no_key:
+                    out.append((method, path, headers))
+        return out
+
+
+def asgi_headers(headers: List[Tuple[str, str]]) -> List[Tuple[bytes, bytes]]:
+    return [(k.lower().encode(), v.encode()) for k, v in headers] + [(b"host", b"testserver")]
+
+
+def counting(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> List[int]:
+    calls = [0]
+    real = getattr(module, name)
+
+    def counted(*args: Any) -> Any:
+        calls[0] += 1
+        return real(*args)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+def test_asgi_both_paths_answer_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    c = Corpus()
+    inline_calls = counting(monkeypatch, asgi, "_rest_check")
+    one, general = starlette_app(c.keyring), starlette_app(StandIn(c.keyring))
+    statuses = set()
+    passed = 0
+    for method, path, headers in c.requests():
+        h = asgi_headers(headers)
+        a = asgi_call(one, method, path, h)
+        b = asgi_call(general, method, path, h)
+        assert a == b, (method, path, headers[:1])
+        statuses.add(a[0])
+        passed += a[0] == 200
+    assert inline_calls[0] > 1000, "the one-call path was taken (after each route's first request)"
+    assert passed > 50
+    assert statuses == {200, 400, 401, 403}
+
+
+def test_wsgi_both_paths_answer_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    c = Corpus()
+    inline_calls = counting(monkeypatch, wsgi, "_joined_rest_check")
+    one, general = flask_app(c.keyring), flask_app(StandIn(c.keyring))
+    statuses = set()
+    for method, path, headers in c.requests():
+        a = wsgi_call(one, method, path, headers)
+        b = wsgi_call(general, method, path, headers)
+        assert a == b, (method, path, headers[:1])
+        statuses.add(a[0])
+    assert inline_calls[0] > 1000
+    assert statuses == {200, 400, 401, 403}
+
+
+@pytest.mark.parametrize("kind", ["asgi", "wsgi"])
+def test_sequences_answer_as_of_each_request(kind: str) -> None:
+    """A key disabled, enabled, deleted; a user token's owner demoted and
+    removed: each request on the one-call path answers as of its own time."""
+    kr = apikeys.Keyring()
+    kr.set_user_role("acme", "PUSER1", "manager")
+    user = apikeys.Actor("acme", "PUSER1", "manager")
+    general = kr.create_general_key(ADMIN, "k")
+    token = kr.create_user_token(user, "mine").secret
+    if kind == "asgi":
+        app = starlette_app(kr)
+
+        def status(method: str, path: str, key: str) -> int:
+            return asgi_call(app, method, path, asgi_headers([("Authorization", f"Token token={key}")]))[0]
+    else:
+        app = flask_app(kr)
+
+        def status(method: str, path: str, key: str) -> int:
+            return wsgi_call(app, method, path, [("Authorization", f"Token token={key}")])[0]
+
+    for _ in range(2):  # the second round runs with the routes cached
+        assert status("GET", "/read", general.secret) == 200
+    kr.disable(ADMIN, general.record.id)
+    assert status("GET", "/read", general.secret) == 401
+    kr.enable(ADMIN, general.record.id)
+    assert status("GET", "/read", general.secret) == 200
+    kr.delete(ADMIN, general.record.id)
+    assert status("GET", "/read", general.secret) == 401
+
+    assert status("POST", "/write", token) == 200
+    kr.set_user_role("acme", "PUSER1", "observer")
+    assert status("POST", "/write", token) == 403, "demoted: writes refused at once"
+    assert status("GET", "/read", token) == 200
+    kr.remove_user("acme", "PUSER1")
+    assert status("GET", "/read", token) == 401
+
+
+def test_only_this_package_keyring_takes_the_one_call_path() -> None:
+    """A keyring with an authenticate of its own can only be a stand-in
+    (apikeys.Keyring cannot be subclassed), and a stand-in is called."""
+    with pytest.raises(TypeError):
+        type("Sub", (apikeys.Keyring,), {})
+    assert apikeys._http._checks_natively(apikeys.Keyring())
+    assert not apikeys._http._checks_natively(StandIn(apikeys.Keyring()))
+    calls = [0]
+
+    class Counting(StandIn):
+        def authenticate(self, *args: Any, **kwargs: Any) -> apikeys.Principal:
+            calls[0] += 1
+            return super().authenticate(*args, **kwargs)
+
+    kr = apikeys.Keyring()
+    key = kr.create_general_key(ADMIN, "k").secret
+    counted = Counting(kr)
+    a, w = starlette_app(counted), flask_app(counted)
+    for _ in range(3):
+        assert asgi_call(a, "GET", "/read", asgi_headers([("Authorization", f"Token token={key}")]))[0] == 200
+        assert wsgi_call(w, "GET", "/read", [("Authorization", f"Token token={key}")])[0] == 200
+    assert calls[0] == 6
+
+
+def test_wsgi_scope_for_is_asked_only_once_the_header_gave_a_key() -> None:
+    """As on the general path: a request without a usable key is refused
+    for that (401) before the application's scope_for runs, so a broken
+    scope_for answers 500 only to requests that carry a key."""
+    kr = apikeys.Keyring()
+    key = kr.create_general_key(ADMIN, "k").secret
+    asked: List[str] = []
+
+    def scope_for(environ: Any) -> Optional[str]:
+        asked.append(environ["PATH_INFO"])
+        if environ["PATH_INFO"] == "/broken":
+            raise RuntimeError("no scope here")
+        return "incidents.read"
+
+    def inner(environ: Any, start_response: Any) -> List[bytes]:
+        start_response("200 OK", [("content-type", "text/plain")])
+        return [b"ok"]
+
+    keyrings: List[Any] = [kr, StandIn(kr)]
+    for keyring in keyrings:
+        asked.clear()
+        app = wsgi.ApiKeyMiddleware(inner, keyring, scope_for=scope_for)
+        assert wsgi_call(app, "GET", "/broken", [])[0] == 401
+        assert wsgi_call(app, "GET", "/read", [("Authorization", "Basic bm9wZQ==")])[0] == 401
+        assert asked == [], "no key: scope_for not asked"
+        assert wsgi_call(app, "GET", "/broken", [("Authorization", f"Token token={key}")])[0] == 500
+        assert wsgi_call(app, "GET", "/read", [("Authorization", f"Token token={key}")])[0] == 200
+        assert asked == ["/broken", "/read"]
+
+
+def test_the_native_calls_refuse_bad_arguments_clearly() -> None:
+    kr = apikeys.Keyring()
+    key = kr.create_general_key(ADMIN, "k").secret
+    check = apikeys._http._rest_check
+    joined = apikeys._http._joined_rest_check
+    assert isinstance(check(kr, [f"Token token={key}".encode()], "GET", "incidents.read", None, None), apikeys.Principal)
+    assert isinstance(joined(kr, f"Token token={key}", "GET", None, None, None, None), apikeys.Principal)
+    with pytest.raises(TypeError):
+        check(kr, 42, "GET", None, None, None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        check(kr, [42], "GET", None, None, None)  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        check(StandIn(kr), [], "GET", None, None, None)  # type: ignore[arg-type]
+    with pytest.raises(apikeys.InvalidInput):
+        check(kr, [f"Token token={key}"], "GET", "not a scope", None, None)
+    # A refusal is a tuple and never carries the key.
+    refused = joined(kr, f"Token token={key}x", "GET", None, None, None, None)
+    assert isinstance(refused, tuple) and refused[0] == 401 and key not in repr(refused)
+    # What scope_of answers is checked as authenticate checks a scope; what it raises goes through.
+    with pytest.raises(apikeys.InvalidInput):
+        joined(kr, f"Token token={key}", "GET", lambda environ: "incidents", {}, None, None)
+    with pytest.raises(KeyError):
+        joined(kr, f"Token token={key}", "GET", lambda environ: environ["missing"], {}, None, None)
