@@ -16,8 +16,8 @@
 ///   smart pointer, `self.0`);
 /// - `self => |method| self.on(method); get, …` first binds `method` to the
 ///   method's name (a `&'static str`, `"get"`), for a wrapper that tells
-///   someone which call it hands on
-///   ([`testing::wrap::Wrapped`](crate::testing::wrap::Wrapped) does);
+///   someone which call it hands on (`apikeys::testing::wrap::Wrapped`, of
+///   the feature `testing`, does);
 /// - `all` instead of the list forwards every method of the trait, the
 ///   provided ones (`insert`, `update`, …) included.
 ///
