@@ -767,6 +767,26 @@ fn together<A: Send, B: Send>(
     released_together(Stagger::Sleep(wait).on_first(round % 2 == 0), a, b)
 }
 
+/// The end of a race loop: print how often `race` saw each of its two
+/// orders (`names`) and, over 20 rounds or more, fail if one never was (the
+/// loop would not be testing the race).
+fn both_orders_seen(race: &str, seen: [usize; 2], rounds: usize, names: [&str; 2]) {
+    eprintln!(
+        "{race}: {} {} times, {} {} times",
+        names[0], seen[0], names[1], seen[1]
+    );
+    if rounds >= 20 {
+        assert!(
+            seen[0] > 0 && seen[1] > 0,
+            "{race}: in {rounds} rounds, {} {} times and {} {} times: the loop did not test both orders",
+            names[0],
+            seen[0],
+            names[1],
+            seen[1]
+        );
+    }
+}
+
 /// One loop of [`rotation_races`]: its name, its keyrings and account, and
 /// how often each of its two orders was seen.
 struct Race<'a> {
@@ -859,21 +879,7 @@ impl<'a> Race<'a> {
 
     /// Print the orders seen and, over 20 rounds or more, fail if one never was.
     fn done(self, rounds: usize, names: [&str; 2]) {
-        let (race, seen) = (self.name, self.orders);
-        eprintln!(
-            "{race}: {} {} times, {} {} times",
-            names[0], seen[0], names[1], seen[1]
-        );
-        if rounds >= 20 {
-            assert!(
-                seen[0] > 0 && seen[1] > 0,
-                "{race}: in {rounds} rounds, {} {} times and {} {} times: the loop did not test both orders",
-                names[0],
-                seen[0],
-                names[1],
-                seen[1]
-            );
-        }
+        both_orders_seen(self.name, self.orders, rounds, names);
     }
 }
 
@@ -1353,21 +1359,7 @@ impl<'a> UserRace<'a> {
     }
 
     fn done(self, rounds: usize, names: [&str; 2]) {
-        let (race, seen) = (self.name, self.orders);
-        eprintln!(
-            "{race}: {} {} times, {} {} times",
-            names[0], seen[0], names[1], seen[1]
-        );
-        if rounds >= 20 {
-            assert!(
-                seen[0] > 0 && seen[1] > 0,
-                "{race}: in {rounds} rounds, {} {} times and {} {} times: the loop did not test both orders",
-                names[0],
-                seen[0],
-                names[1],
-                seen[1]
-            );
-        }
+        both_orders_seen(self.name, self.orders, rounds, names);
     }
 }
 
