@@ -6,12 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use apikeys::store::{Edit, LookupRef, Standings};
-use apikeys::{
-    AccountSettings, AuditEvent, AuditPage, AuditWindow, CachedLookup, Digest, Disabled, KeyFilter,
-    KeyId, KeyLookup, KeyRecord, KeyStore, Keyring, StoreError, Timestamp, UsePlace, UserInsert,
-    UserState,
-};
+use apikeys::{KeyId, KeyStore, Keyring, StoreError, Timestamp, UsePlace};
 use apikeys_postgres::PostgresStore;
 use apikeys_sqlite::SqliteStore;
 
@@ -140,153 +135,22 @@ pub(crate) fn keyring(store: Arc<dyn KeyStore>) -> Result<Keyring, Failure> {
 pub(crate) struct NoUseNoted(pub(crate) Arc<dyn KeyStore>);
 
 impl KeyStore for NoUseNoted {
-    fn insert_audited(&self, r: KeyRecord, a: Option<&AuditEvent>) -> Result<(), StoreError> {
-        self.0.insert_audited(r, a)
+    apikeys::forward_key_store! { self => self.0;
+        insert_audited, find_by_digest, find_cached, find_by_digest_with, find_cached_with,
+        may_block, get, list, update_audited, delete_audited, rotate, keeps_audit, append_audit,
+        audit_records, prune_audit, account_settings, set_account_settings_audited, user,
+        set_user_audited, insert_for_user, remove_user, flush_writes, set_account_settings_as,
+        set_user_as, remove_user_as,
     }
-    fn find_by_digest(&self, d: &Digest) -> Result<Option<KeyLookup>, StoreError> {
-        self.0.find_by_digest(d)
-    }
-    fn find_cached(&self, d: &Digest) -> CachedLookup {
-        self.0.find_cached(d)
-    }
-    fn find_by_digest_with(
-        &self,
-        d: &Digest,
-        f: &mut dyn FnMut(Option<LookupRef<'_>>),
-    ) -> Result<(), StoreError> {
-        self.0.find_by_digest_with(d, f)
-    }
-    fn find_cached_with(&self, d: &Digest, f: &mut dyn FnMut(Option<LookupRef<'_>>)) -> bool {
-        self.0.find_cached_with(d, f)
-    }
-    fn may_block(&self) -> bool {
-        self.0.may_block()
-    }
-    fn get(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        self.0.get(id)
-    }
-    fn list(&self, account: &str, f: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
-        self.0.list(account, f)
-    }
-    fn update_audited(
-        &self,
-        id: KeyId,
-        change: &mut dyn FnMut(&mut KeyRecord) -> Edit,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        self.0.update_audited(id, change)
-    }
-    fn delete_audited(
-        &self,
-        id: KeyId,
-        check: &mut dyn FnMut(&KeyRecord, Option<&UserState>) -> Edit,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        self.0.delete_audited(id, check)
-    }
-    fn rotate(
-        &self,
-        old: KeyId,
-        new: KeyRecord,
-        if_unknown: UserState,
-        decide: &mut dyn FnMut(&mut KeyRecord, Option<&UserState>) -> Edit,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        self.0.rotate(old, new, if_unknown, decide)
-    }
+    // The notes of a use: not written.
     fn successor_used(&self, _predecessor: KeyId, _at: Timestamp) -> Result<(), StoreError> {
         Ok(())
-    }
-    fn keeps_audit(&self) -> bool {
-        self.0.keeps_audit()
-    }
-    fn append_audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
-        self.0.append_audit(e)
-    }
-    fn audit_records(&self, w: &AuditWindow) -> Result<AuditPage, StoreError> {
-        self.0.audit_records(w)
-    }
-    fn prune_audit(&self, before: Timestamp) -> Result<usize, StoreError> {
-        self.0.prune_audit(before)
     }
     fn record_use(&self, _id: KeyId, _at: Timestamp) -> Result<(), StoreError> {
         Ok(())
     }
     fn record_use_from(&self, _id: KeyId, _at: Timestamp, _p: &UsePlace) -> Result<(), StoreError> {
         Ok(())
-    }
-    fn account_settings(&self, account: &str) -> Result<AccountSettings, StoreError> {
-        self.0.account_settings(account)
-    }
-    fn set_account_settings_audited(
-        &self,
-        account: &str,
-        s: AccountSettings,
-        a: Option<&AuditEvent>,
-    ) -> Result<(), StoreError> {
-        self.0.set_account_settings_audited(account, s, a)
-    }
-    fn user(&self, account: &str, user: &str) -> Result<Option<UserState>, StoreError> {
-        self.0.user(account, user)
-    }
-    fn set_user_audited(
-        &self,
-        account: &str,
-        user: &str,
-        s: UserState,
-        a: Option<&AuditEvent>,
-    ) -> Result<(), StoreError> {
-        self.0.set_user_audited(account, user, s, a)
-    }
-    fn insert_for_user(
-        &self,
-        r: KeyRecord,
-        user: &str,
-        if_unknown: UserState,
-        admit: &mut dyn FnMut(&UserState) -> bool,
-        a: Option<&AuditEvent>,
-    ) -> Result<UserInsert, StoreError> {
-        self.0.insert_for_user(r, user, if_unknown, admit, a)
-    }
-    fn remove_user(
-        &self,
-        account: &str,
-        user: &str,
-        d: &Disabled,
-        a: Option<&AuditEvent>,
-    ) -> Result<Vec<KeyRecord>, StoreError> {
-        self.0.remove_user(account, user, d, a)
-    }
-    fn flush_writes(&self) -> Result<usize, StoreError> {
-        self.0.flush_writes()
-    }
-    fn set_account_settings_as(
-        &self,
-        account: &str,
-        actor: Option<&str>,
-        settings: AccountSettings,
-        decide: &mut dyn FnMut(Option<&UserState>, &AccountSettings) -> Edit,
-    ) -> Result<bool, StoreError> {
-        self.0
-            .set_account_settings_as(account, actor, settings, decide)
-    }
-    fn set_user_as(
-        &self,
-        account: &str,
-        actor: Option<&str>,
-        user: &str,
-        state: UserState,
-        decide: &mut dyn FnMut(&Standings) -> Edit,
-    ) -> Result<bool, StoreError> {
-        self.0.set_user_as(account, actor, user, state, decide)
-    }
-    fn remove_user_as(
-        &self,
-        account: &str,
-        actor: Option<&str>,
-        user: &str,
-        disabled: &Disabled,
-        decide: &mut dyn FnMut(&Standings) -> Edit,
-    ) -> Result<Option<Vec<KeyRecord>>, StoreError> {
-        self.0
-            .remove_user_as(account, actor, user, disabled, decide)
     }
 }
 

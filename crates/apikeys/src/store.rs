@@ -22,6 +22,7 @@ use crate::record::{Disabled, KeyId, KeyRecord, Timestamp};
 use crate::role::{AccountSettings, UserState};
 
 pub mod cache;
+mod forward;
 mod memory;
 pub mod rows;
 
@@ -612,161 +613,18 @@ pub(crate) fn record_for_tests(
     }
 }
 
+// Plain calls through the pointer, no more than written by hand would be
+// (the hot path's `find_by_digest_with` and `find_cached_with` go this way).
+// The provided methods that only call another (`insert`, `update`, `delete`,
+// `set_account_settings`, `set_user`) keep the trait's default.
 impl<S: KeyStore + ?Sized> KeyStore for Arc<S> {
-    fn insert_audited(
-        &self,
-        record: KeyRecord,
-        audit: Option<&AuditEvent>,
-    ) -> Result<(), StoreError> {
-        (**self).insert_audited(record, audit)
-    }
-    fn find_by_digest(&self, digest: &Digest) -> Result<Option<KeyLookup>, StoreError> {
-        (**self).find_by_digest(digest)
-    }
-    fn find_cached(&self, digest: &Digest) -> CachedLookup {
-        (**self).find_cached(digest)
-    }
-    fn find_by_digest_with(
-        &self,
-        digest: &Digest,
-        f: &mut dyn FnMut(Option<LookupRef<'_>>),
-    ) -> Result<(), StoreError> {
-        (**self).find_by_digest_with(digest, f)
-    }
-    fn find_cached_with(&self, digest: &Digest, f: &mut dyn FnMut(Option<LookupRef<'_>>)) -> bool {
-        (**self).find_cached_with(digest, f)
-    }
-    fn may_block(&self) -> bool {
-        (**self).may_block()
-    }
-    fn get(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        (**self).get(id)
-    }
-    fn list(&self, account: &str, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
-        (**self).list(account, filter)
-    }
-    fn update_audited(
-        &self,
-        id: KeyId,
-        change: &mut dyn FnMut(&mut KeyRecord) -> Edit,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        (**self).update_audited(id, change)
-    }
-    fn delete_audited(
-        &self,
-        id: KeyId,
-        check: &mut dyn FnMut(&KeyRecord, Option<&UserState>) -> Edit,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        (**self).delete_audited(id, check)
-    }
-    fn rotate(
-        &self,
-        old: KeyId,
-        new: KeyRecord,
-        if_unknown: UserState,
-        decide: &mut dyn FnMut(&mut KeyRecord, Option<&UserState>) -> Edit,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        (**self).rotate(old, new, if_unknown, decide)
-    }
-    fn successor_used(&self, predecessor: KeyId, at: Timestamp) -> Result<(), StoreError> {
-        (**self).successor_used(predecessor, at)
-    }
-    fn keeps_audit(&self) -> bool {
-        (**self).keeps_audit()
-    }
-    fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        (**self).append_audit(event)
-    }
-    fn audit_records(&self, window: &AuditWindow) -> Result<AuditPage, StoreError> {
-        (**self).audit_records(window)
-    }
-    fn prune_audit(&self, before: Timestamp) -> Result<usize, StoreError> {
-        (**self).prune_audit(before)
-    }
-    fn record_use(&self, id: KeyId, at: Timestamp) -> Result<(), StoreError> {
-        (**self).record_use(id, at)
-    }
-    fn record_use_from(
-        &self,
-        id: KeyId,
-        at: Timestamp,
-        place: &crate::record::UsePlace,
-    ) -> Result<(), StoreError> {
-        (**self).record_use_from(id, at, place)
-    }
-    fn account_settings(&self, account: &str) -> Result<AccountSettings, StoreError> {
-        (**self).account_settings(account)
-    }
-    fn set_account_settings_audited(
-        &self,
-        account: &str,
-        settings: AccountSettings,
-        audit: Option<&AuditEvent>,
-    ) -> Result<(), StoreError> {
-        (**self).set_account_settings_audited(account, settings, audit)
-    }
-    fn set_account_settings_as(
-        &self,
-        account: &str,
-        actor: Option<&str>,
-        settings: AccountSettings,
-        decide: &mut dyn FnMut(Option<&UserState>, &AccountSettings) -> Edit,
-    ) -> Result<bool, StoreError> {
-        (**self).set_account_settings_as(account, actor, settings, decide)
-    }
-    fn user(&self, account: &str, user: &str) -> Result<Option<UserState>, StoreError> {
-        (**self).user(account, user)
-    }
-    fn set_user_as(
-        &self,
-        account: &str,
-        actor: Option<&str>,
-        user: &str,
-        state: UserState,
-        decide: &mut dyn FnMut(&Standings) -> Edit,
-    ) -> Result<bool, StoreError> {
-        (**self).set_user_as(account, actor, user, state, decide)
-    }
-    fn remove_user_as(
-        &self,
-        account: &str,
-        actor: Option<&str>,
-        user: &str,
-        disabled: &Disabled,
-        decide: &mut dyn FnMut(&Standings) -> Edit,
-    ) -> Result<Option<Vec<KeyRecord>>, StoreError> {
-        (**self).remove_user_as(account, actor, user, disabled, decide)
-    }
-    fn set_user_audited(
-        &self,
-        account: &str,
-        user: &str,
-        state: UserState,
-        audit: Option<&AuditEvent>,
-    ) -> Result<(), StoreError> {
-        (**self).set_user_audited(account, user, state, audit)
-    }
-    fn flush_writes(&self) -> Result<usize, StoreError> {
-        (**self).flush_writes()
-    }
-    fn insert_for_user(
-        &self,
-        record: KeyRecord,
-        user: &str,
-        if_unknown: UserState,
-        admit: &mut dyn FnMut(&UserState) -> bool,
-        audit: Option<&AuditEvent>,
-    ) -> Result<UserInsert, StoreError> {
-        (**self).insert_for_user(record, user, if_unknown, admit, audit)
-    }
-    fn remove_user(
-        &self,
-        account: &str,
-        user: &str,
-        disabled: &Disabled,
-        audit: Option<&AuditEvent>,
-    ) -> Result<Vec<KeyRecord>, StoreError> {
-        (**self).remove_user(account, user, disabled, audit)
+    crate::forward_key_store! { self => (**self);
+        insert_audited, find_by_digest, find_cached, find_by_digest_with, find_cached_with,
+        may_block, get, list, update_audited, delete_audited, rotate, successor_used,
+        keeps_audit, append_audit, audit_records, prune_audit, record_use, record_use_from,
+        account_settings, set_account_settings_audited, set_account_settings_as, user,
+        set_user_as, remove_user_as, set_user_audited, flush_writes, insert_for_user,
+        remove_user,
     }
 }
 

@@ -20,15 +20,12 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use crate::audit::{AuditEvent, AuditOutcome, AuditPage, AuditWindow, rfc3339};
-use crate::digest::Digest;
+use crate::audit::{AuditEvent, AuditOutcome, rfc3339};
 use crate::error::StoreError;
 use crate::key::KeyKind;
-use crate::record::{Disabled, KeyId, KeyRecord, Timestamp, UsePlace};
+use crate::record::{Disabled, KeyId, KeyRecord, Timestamp};
 use crate::role::{AccountSettings, UserState};
-use crate::store::{
-    CachedLookup, Edit, KeyFilter, KeyLookup, KeyStore, LookupRef, Standings, UserInsert,
-};
+use crate::store::{Edit, KeyFilter, KeyStore, Standings, UserInsert};
 
 /// What happened: the `type` of a webhook event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -845,6 +842,13 @@ impl<S: KeyStore> Outbox for OutboxStore<S> {
 }
 
 impl<S: KeyStore> KeyStore for OutboxStore<S> {
+    // The reads, and what says what the store is: handed on as they are.
+    crate::forward_key_store! { self => self.inner;
+        find_by_digest, find_cached, find_by_digest_with, find_cached_with, may_block, get, list,
+        successor_used, keeps_audit, append_audit, audit_records, prune_audit, record_use,
+        record_use_from, account_settings, user, flush_writes,
+    }
+    // The writes: each notes the events its audit record makes.
     fn insert_audited(
         &self,
         record: KeyRecord,
@@ -855,31 +859,6 @@ impl<S: KeyStore> KeyStore for OutboxStore<S> {
         self.seen(&account);
         self.note(audit);
         Ok(())
-    }
-    fn find_by_digest(&self, digest: &Digest) -> Result<Option<KeyLookup>, StoreError> {
-        self.inner.find_by_digest(digest)
-    }
-    fn find_cached(&self, digest: &Digest) -> CachedLookup {
-        self.inner.find_cached(digest)
-    }
-    fn find_by_digest_with(
-        &self,
-        digest: &Digest,
-        f: &mut dyn FnMut(Option<LookupRef<'_>>),
-    ) -> Result<(), StoreError> {
-        self.inner.find_by_digest_with(digest, f)
-    }
-    fn find_cached_with(&self, digest: &Digest, f: &mut dyn FnMut(Option<LookupRef<'_>>)) -> bool {
-        self.inner.find_cached_with(digest, f)
-    }
-    fn may_block(&self) -> bool {
-        self.inner.may_block()
-    }
-    fn get(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        self.inner.get(id)
-    }
-    fn list(&self, account: &str, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
-        self.inner.list(account, filter)
     }
     fn update_audited(
         &self,
@@ -929,35 +908,6 @@ impl<S: KeyStore> KeyStore for OutboxStore<S> {
         self.note(slot.as_ref());
         Ok(out)
     }
-    fn successor_used(&self, predecessor: KeyId, at: Timestamp) -> Result<(), StoreError> {
-        self.inner.successor_used(predecessor, at)
-    }
-    fn keeps_audit(&self) -> bool {
-        self.inner.keeps_audit()
-    }
-    fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        self.inner.append_audit(event)
-    }
-    fn audit_records(&self, window: &AuditWindow) -> Result<AuditPage, StoreError> {
-        self.inner.audit_records(window)
-    }
-    fn prune_audit(&self, before: Timestamp) -> Result<usize, StoreError> {
-        self.inner.prune_audit(before)
-    }
-    fn record_use(&self, id: KeyId, at: Timestamp) -> Result<(), StoreError> {
-        self.inner.record_use(id, at)
-    }
-    fn record_use_from(
-        &self,
-        id: KeyId,
-        at: Timestamp,
-        place: &UsePlace,
-    ) -> Result<(), StoreError> {
-        self.inner.record_use_from(id, at, place)
-    }
-    fn account_settings(&self, account: &str) -> Result<AccountSettings, StoreError> {
-        self.inner.account_settings(account)
-    }
     fn set_account_settings_audited(
         &self,
         account: &str,
@@ -988,9 +938,6 @@ impl<S: KeyStore> KeyStore for OutboxStore<S> {
             self.note(slot.as_ref());
         }
         Ok(written)
-    }
-    fn user(&self, account: &str, user: &str) -> Result<Option<UserState>, StoreError> {
-        self.inner.user(account, user)
     }
     fn set_user_as(
         &self,
@@ -1073,9 +1020,6 @@ impl<S: KeyStore> KeyStore for OutboxStore<S> {
         let out = self.inner.remove_user(account, user, disabled, audit)?;
         self.note(audit);
         Ok(out)
-    }
-    fn flush_writes(&self) -> Result<usize, StoreError> {
-        self.inner.flush_writes()
     }
 }
 

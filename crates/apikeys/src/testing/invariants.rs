@@ -520,11 +520,10 @@ fn offboarding_against_creation(keyring: &Keyring, rounds: usize) {
                 .set_user_role(&acct, &user, Role::Manager)
                 .expect("set_user_role");
         }
-        let barrier = std::sync::Barrier::new(2);
-        let made: Vec<String> = std::thread::scope(|s| {
-            let maker = s.spawn(|| {
-                let a = Actor::new(acct.as_str(), user.as_str(), Role::Manager);
-                barrier.wait();
+        let a = Actor::new(acct.as_str(), user.as_str(), Role::Manager);
+        let (made, _) = released_together(
+            AT_ONCE,
+            || {
                 let mut made = Vec::new();
                 for i in 0..6 {
                     let issued = if i % 2 == 0 {
@@ -539,11 +538,9 @@ fn offboarding_against_creation(keyring: &Keyring, rounds: usize) {
                     }
                 }
                 made
-            });
-            barrier.wait();
-            keyring.remove_user(&acct, &user).expect("remove_user");
-            maker.join().expect("maker thread")
-        });
+            },
+            || keyring.remove_user(&acct, &user).expect("remove_user"),
+        );
         for token in &made {
             assert!(
                 keyring.authenticate(token, &get).is_err(),
@@ -614,20 +611,18 @@ fn delete_against_enable(keyring: &Keyring, rounds: usize) {
         let token = issued.secret().expose();
         let id = issued.record().id.to_string();
         keyring.disable(&admin, &id).expect("disable");
-        let barrier = std::sync::Barrier::new(2);
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                barrier.wait();
+        released_together(
+            AT_ONCE,
+            || {
                 for _ in 0..4 {
                     match keyring.enable(&admin, &id) {
                         Ok(_) | Err(Error::NotFound { .. }) => {}
                         Err(e) => panic!("delete race, round {round}: enable failed: {e}"),
                     }
                 }
-            });
-            barrier.wait();
-            keyring.delete(&admin, &id).expect("delete");
-        });
+            },
+            || keyring.delete(&admin, &id).expect("delete"),
+        );
         assert!(
             keyring.authenticate(token, &get).is_err(),
             "delete race, round {round}: a deleted key works"
@@ -691,6 +686,71 @@ pub fn rotation_races(first: &Keyring, second: &Keyring, rounds: usize) {
     end_rotation_against_use(first, second, rounds);
 }
 
+/// What one side of a race does between the barrier and its call: sleep
+/// (coarse waits, [`together`]) or spin (finer, [`together_fine`]). A zero
+/// of either starts the side at once.
+#[derive(Clone, Copy)]
+enum Stagger {
+    Sleep(std::time::Duration),
+    Spin(usize),
+}
+
+impl Stagger {
+    /// `self` for the first side and nothing for the second when `first`,
+    /// the other way round otherwise.
+    fn on_first(self, first: bool) -> (Stagger, Stagger) {
+        let none = Stagger::Spin(0);
+        if first { (self, none) } else { (none, self) }
+    }
+
+    fn pause(self) {
+        match self {
+            Stagger::Sleep(wait) => {
+                if !wait.is_zero() {
+                    std::thread::sleep(wait);
+                }
+            }
+            Stagger::Spin(spins) => {
+                for _ in 0..spins {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+    }
+}
+
+/// Both sides of a race started at once.
+const AT_ONCE: (Stagger, Stagger) = (Stagger::Spin(0), Stagger::Spin(0));
+
+/// Runs `a` and `b` on two threads released together by a barrier, each
+/// side first pausing as its [`Stagger`] says; answers what both returned
+/// (a panic on either side is the caller's).
+fn released_together<A: Send, B: Send>(
+    (stagger_a, stagger_b): (Stagger, Stagger),
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    let barrier = std::sync::Barrier::new(2);
+    let side = |stagger: Stagger| {
+        barrier.wait();
+        stagger.pause();
+    };
+    std::thread::scope(|s| {
+        let ta = s.spawn(|| {
+            side(stagger_a);
+            a()
+        });
+        let tb = s.spawn(|| {
+            side(stagger_b);
+            b()
+        });
+        (
+            ta.join().expect("first side"),
+            tb.join().expect("second side"),
+        )
+    })
+}
+
 /// Runs `a` and `b` on two threads released together by a barrier. Left
 /// alone, one side of a race tends to win nearly every round (its call is
 /// shorter); so in most rounds one side, in turn, waits a little after the
@@ -704,32 +764,27 @@ fn together<A: Send, B: Send>(
 ) -> (A, B) {
     const WAIT_US: [u64; 6] = [0, 0, 20, 200, 1000, 3000];
     let wait = std::time::Duration::from_micros(WAIT_US[(round / 2) % WAIT_US.len()]);
-    let (wait_a, wait_b) = if round % 2 == 0 {
-        (wait, std::time::Duration::ZERO)
-    } else {
-        (std::time::Duration::ZERO, wait)
-    };
-    let barrier = std::sync::Barrier::new(2);
-    let side = |wait: std::time::Duration| {
-        barrier.wait();
-        if !wait.is_zero() {
-            std::thread::sleep(wait);
-        }
-    };
-    std::thread::scope(|s| {
-        let ta = s.spawn(|| {
-            side(wait_a);
-            a()
-        });
-        let tb = s.spawn(|| {
-            side(wait_b);
-            b()
-        });
-        (
-            ta.join().expect("first side"),
-            tb.join().expect("second side"),
-        )
-    })
+    released_together(Stagger::Sleep(wait).on_first(round % 2 == 0), a, b)
+}
+
+/// The end of a race loop: print how often `race` saw each of its two
+/// orders (`names`) and, over 20 rounds or more, fail if one never was (the
+/// loop would not be testing the race).
+fn both_orders_seen(race: &str, seen: [usize; 2], rounds: usize, names: [&str; 2]) {
+    eprintln!(
+        "{race}: {} {} times, {} {} times",
+        names[0], seen[0], names[1], seen[1]
+    );
+    if rounds >= 20 {
+        assert!(
+            seen[0] > 0 && seen[1] > 0,
+            "{race}: in {rounds} rounds, {} {} times and {} {} times: the loop did not test both orders",
+            names[0],
+            seen[0],
+            names[1],
+            seen[1]
+        );
+    }
 }
 
 /// One loop of [`rotation_races`]: its name, its keyrings and account, and
@@ -824,21 +879,7 @@ impl<'a> Race<'a> {
 
     /// Print the orders seen and, over 20 rounds or more, fail if one never was.
     fn done(self, rounds: usize, names: [&str; 2]) {
-        let (race, seen) = (self.name, self.orders);
-        eprintln!(
-            "{race}: {} {} times, {} {} times",
-            names[0], seen[0], names[1], seen[1]
-        );
-        if rounds >= 20 {
-            assert!(
-                seen[0] > 0 && seen[1] > 0,
-                "{race}: in {rounds} rounds, {} {} times and {} {} times: the loop did not test both orders",
-                names[0],
-                seen[0],
-                names[1],
-                seen[1]
-            );
-        }
+        both_orders_seen(self.name, self.orders, rounds, names);
     }
 }
 
@@ -1240,32 +1281,7 @@ fn together_fine<A: Send, B: Send>(
         return together(round, a, b);
     }
     let spins = (round.wrapping_mul(7919) % 97) * 40;
-    let (spin_a, spin_b) = if (round / 3) % 2 == 0 {
-        (spins, 0)
-    } else {
-        (0, spins)
-    };
-    let barrier = std::sync::Barrier::new(2);
-    let side = |spins: usize| {
-        barrier.wait();
-        for _ in 0..spins {
-            std::hint::spin_loop();
-        }
-    };
-    std::thread::scope(|s| {
-        let ta = s.spawn(|| {
-            side(spin_a);
-            a()
-        });
-        let tb = s.spawn(|| {
-            side(spin_b);
-            b()
-        });
-        (
-            ta.join().expect("first side"),
-            tb.join().expect("second side"),
-        )
-    })
+    released_together(Stagger::Spin(spins).on_first((round / 3) % 2 == 0), a, b)
 }
 
 /// One loop of [`user_role_races`]: its keyrings and account.
@@ -1343,21 +1359,7 @@ impl<'a> UserRace<'a> {
     }
 
     fn done(self, rounds: usize, names: [&str; 2]) {
-        let (race, seen) = (self.name, self.orders);
-        eprintln!(
-            "{race}: {} {} times, {} {} times",
-            names[0], seen[0], names[1], seen[1]
-        );
-        if rounds >= 20 {
-            assert!(
-                seen[0] > 0 && seen[1] > 0,
-                "{race}: in {rounds} rounds, {} {} times and {} {} times: the loop did not test both orders",
-                names[0],
-                seen[0],
-                names[1],
-                seen[1]
-            );
-        }
+        both_orders_seen(self.name, self.orders, rounds, names);
     }
 }
 

@@ -28,14 +28,9 @@
 //! assert_eq!(store.around.0.load(Ordering::SeqCst), 0, "a malformed key never reaches the store");
 //! ```
 
-use crate::audit::{AuditEvent, AuditPage, AuditWindow};
 use crate::digest::Digest;
 use crate::error::StoreError;
-use crate::record::{Disabled, KeyId, KeyRecord, Timestamp, UsePlace};
-use crate::role::{AccountSettings, UserState};
-use crate::store::{
-    CachedLookup, Edit, KeyFilter, KeyLookup, KeyStore, LookupRef, Standings, UserInsert,
-};
+use crate::store::{CachedLookup, KeyLookup, KeyStore, LookupRef};
 
 /// What a [`Wrapped`] store does around the calls it hands on. Every method
 /// has a default: `()` is a plain forwarder.
@@ -119,13 +114,15 @@ impl<S: KeyStore, A: Around> Wrapped<S, A> {
 }
 
 impl<S: KeyStore, A: Around> KeyStore for Wrapped<S, A> {
-    fn insert_audited(
-        &self,
-        record: KeyRecord,
-        audit: Option<&AuditEvent>,
-    ) -> Result<(), StoreError> {
-        self.on("insert_audited").insert_audited(record, audit)
+    crate::forward_key_store! { self => |method| self.on(method);
+        insert_audited, get, list, update_audited, delete_audited, rotate, successor_used,
+        append_audit, audit_records, prune_audit, record_use, record_use_from, account_settings,
+        set_account_settings_audited, set_account_settings_as, user, set_user_as, remove_user_as,
+        set_user_audited, insert_for_user, remove_user,
     }
+    // What the store is, or holds back: not told to `around`.
+    crate::forward_key_store! { self => self.inner; keeps_audit, flush_writes }
+
     fn find_by_digest(&self, digest: &Digest) -> Result<Option<KeyLookup>, StoreError> {
         let inner = self.on("find_by_digest");
         self.around.before_lookup(digest);
@@ -148,141 +145,5 @@ impl<S: KeyStore, A: Around> KeyStore for Wrapped<S, A> {
     }
     fn may_block(&self) -> bool {
         self.around.may_block(&self.inner)
-    }
-    fn get(&self, id: KeyId) -> Result<Option<KeyRecord>, StoreError> {
-        self.on("get").get(id)
-    }
-    fn list(&self, account: &str, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
-        self.on("list").list(account, filter)
-    }
-    fn update_audited(
-        &self,
-        id: KeyId,
-        change: &mut dyn FnMut(&mut KeyRecord) -> Edit,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        self.on("update_audited").update_audited(id, change)
-    }
-    fn delete_audited(
-        &self,
-        id: KeyId,
-        check: &mut dyn FnMut(&KeyRecord, Option<&UserState>) -> Edit,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        self.on("delete_audited").delete_audited(id, check)
-    }
-    fn rotate(
-        &self,
-        old: KeyId,
-        new: KeyRecord,
-        if_unknown: UserState,
-        decide: &mut dyn FnMut(&mut KeyRecord, Option<&UserState>) -> Edit,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        self.on("rotate").rotate(old, new, if_unknown, decide)
-    }
-    fn successor_used(&self, predecessor: KeyId, at: Timestamp) -> Result<(), StoreError> {
-        self.on("successor_used").successor_used(predecessor, at)
-    }
-    fn keeps_audit(&self) -> bool {
-        self.inner.keeps_audit()
-    }
-    fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        self.on("append_audit").append_audit(event)
-    }
-    fn audit_records(&self, window: &AuditWindow) -> Result<AuditPage, StoreError> {
-        self.on("audit_records").audit_records(window)
-    }
-    fn prune_audit(&self, before: Timestamp) -> Result<usize, StoreError> {
-        self.on("prune_audit").prune_audit(before)
-    }
-    fn record_use(&self, id: KeyId, at: Timestamp) -> Result<(), StoreError> {
-        self.on("record_use").record_use(id, at)
-    }
-    fn record_use_from(
-        &self,
-        id: KeyId,
-        at: Timestamp,
-        place: &UsePlace,
-    ) -> Result<(), StoreError> {
-        self.on("record_use_from").record_use_from(id, at, place)
-    }
-    fn account_settings(&self, account: &str) -> Result<AccountSettings, StoreError> {
-        self.on("account_settings").account_settings(account)
-    }
-    fn set_account_settings_audited(
-        &self,
-        account: &str,
-        settings: AccountSettings,
-        audit: Option<&AuditEvent>,
-    ) -> Result<(), StoreError> {
-        self.on("set_account_settings_audited")
-            .set_account_settings_audited(account, settings, audit)
-    }
-    fn set_account_settings_as(
-        &self,
-        account: &str,
-        actor: Option<&str>,
-        settings: AccountSettings,
-        decide: &mut dyn FnMut(Option<&UserState>, &AccountSettings) -> Edit,
-    ) -> Result<bool, StoreError> {
-        self.on("set_account_settings_as")
-            .set_account_settings_as(account, actor, settings, decide)
-    }
-    fn user(&self, account: &str, user: &str) -> Result<Option<UserState>, StoreError> {
-        self.on("user").user(account, user)
-    }
-    fn set_user_as(
-        &self,
-        account: &str,
-        actor: Option<&str>,
-        user: &str,
-        state: UserState,
-        decide: &mut dyn FnMut(&Standings) -> Edit,
-    ) -> Result<bool, StoreError> {
-        self.on("set_user_as")
-            .set_user_as(account, actor, user, state, decide)
-    }
-    fn remove_user_as(
-        &self,
-        account: &str,
-        actor: Option<&str>,
-        user: &str,
-        disabled: &Disabled,
-        decide: &mut dyn FnMut(&Standings) -> Edit,
-    ) -> Result<Option<Vec<KeyRecord>>, StoreError> {
-        self.on("remove_user_as")
-            .remove_user_as(account, actor, user, disabled, decide)
-    }
-    fn set_user_audited(
-        &self,
-        account: &str,
-        user: &str,
-        state: UserState,
-        audit: Option<&AuditEvent>,
-    ) -> Result<(), StoreError> {
-        self.on("set_user_audited")
-            .set_user_audited(account, user, state, audit)
-    }
-    fn insert_for_user(
-        &self,
-        record: KeyRecord,
-        user: &str,
-        if_unknown: UserState,
-        admit: &mut dyn FnMut(&UserState) -> bool,
-        audit: Option<&AuditEvent>,
-    ) -> Result<UserInsert, StoreError> {
-        self.on("insert_for_user")
-            .insert_for_user(record, user, if_unknown, admit, audit)
-    }
-    fn remove_user(
-        &self,
-        account: &str,
-        user: &str,
-        disabled: &Disabled,
-        audit: Option<&AuditEvent>,
-    ) -> Result<Vec<KeyRecord>, StoreError> {
-        self.on("remove_user")
-            .remove_user(account, user, disabled, audit)
-    }
-    fn flush_writes(&self) -> Result<usize, StoreError> {
-        self.inner.flush_writes()
     }
 }
