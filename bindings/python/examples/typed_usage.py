@@ -142,6 +142,21 @@ def main() -> None:
     # Offboarding disables their user token and the scoped token they made.
     check(removed == 2, "remove_user")
 
+    # The same changes made for a person: the core decides on the actor's
+    # stored standing (an Owner or Admin; only an Owner touches an Owner).
+    kr.set_user_role_as(admin, "PRESP1", "responder")
+    kr.set_user_role_as(admin, "PRESP1", Role.OBSERVER)
+    as_state: UserState | None = kr.user("acme", "PRESP1")
+    check(as_state is not None and as_state.role is Role.OBSERVER, "set_user_role_as")
+    removed_as: int = kr.remove_user_as(admin, "PRESP1")
+    check(removed_as == 0, "remove_user_as")
+    kr.set_account_as(admin, AccountSettings(rest_api=True, advanced_permissions=True))
+    try:
+        kr.set_user_role_as(Actor("acme", "PRESP1", "responder"), "PADMIN1", "observer")
+        check(False, "set_user_role_as refused")
+    except apikeys.NotPermitted as refusal:
+        print("refused:", refusal.reason)
+
     clock.advance(timedelta(minutes=5))
     clock.set(datetime(2026, 2, 1, tzinfo=timezone.utc))
     events: list[AuditEvent] = kr.audit_trail()

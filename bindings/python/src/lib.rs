@@ -1084,6 +1084,58 @@ impl Keyring {
         self.manage(py, |k| k.remove_user(account, user), |_, n| Ok(n))
     }
 
+    /// `set_account` for a person: an Owner or Admin of the actor's account,
+    /// by their stored standing, may change its plan; `NotPermitted`
+    /// otherwise. Recorded in the audit trail with the actor either way.
+    fn set_account_as(
+        &self,
+        py: Python<'_>,
+        actor: &Bound<'_, PyAny>,
+        settings: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let actor = &convert::instance::<Actor>(actor, "actor")?.get().0;
+        let settings = convert::instance::<AccountSettings>(settings, "settings")?
+            .get()
+            .0;
+        self.manage(py, |k| k.set_account_as(actor, settings), |_, ()| Ok(()))
+    }
+
+    /// `set_user_role` for a person, in the actor's account: an Owner or
+    /// Admin, by their stored standing, may change another user's role; only
+    /// an Owner makes an Owner or changes one's role; `NotPermitted`
+    /// otherwise. Recorded in the audit trail with the actor either way.
+    fn set_user_role_as(
+        &self,
+        py: Python<'_>,
+        actor: &Bound<'_, PyAny>,
+        user: &Bound<'_, PyAny>,
+        role: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let actor = &convert::instance::<Actor>(actor, "actor")?.get().0;
+        let user = text(user, "user")?;
+        let role = convert::role(role)?;
+        self.manage(
+            py,
+            |k| k.set_user_role_as(actor, user, role),
+            |_, ()| Ok(()),
+        )
+    }
+
+    /// `remove_user` for a person, in the actor's account, by the rule of
+    /// `set_user_role_as` (only an Owner removes an Owner); `NotPermitted`
+    /// otherwise. Recorded in the audit trail with the actor either way.
+    /// Returns how many keys were disabled.
+    fn remove_user_as(
+        &self,
+        py: Python<'_>,
+        actor: &Bound<'_, PyAny>,
+        user: &Bound<'_, PyAny>,
+    ) -> PyResult<usize> {
+        let actor = &convert::instance::<Actor>(actor, "actor")?.get().0;
+        let user = text(user, "user")?;
+        self.manage(py, |k| k.remove_user_as(actor, user), |_, n| Ok(n))
+    }
+
     /// What the keyring knows of a user, or `None`.
     fn user(
         &self,
