@@ -178,6 +178,29 @@ export declare class Keyring {
    */
   removeUser(account: string, user: string): number
   /**
+   * `setUserRole` as `actor`, for tools that act for a person (an admin
+   * page): an Owner or an Admin of the actor's account, by their stored
+   * role (not the one `actor` claims), may change another user's role;
+   * only an Owner makes an Owner, or changes an Owner's role. Otherwise
+   * `ERR_NOT_PERMITTED`, and nothing changes. Decided by the core in one
+   * atomic step of the store, and recorded in the audit trail with the
+   * actor, allowed or refused.
+   */
+  setUserRoleAs(actor: Actor, user: string, role: Role | RoleAlias): void
+  /**
+   * `removeUser` as `actor`, decided by the rule of `setUserRoleAs` (an
+   * Owner or an Admin; only an Owner removes an Owner), recorded with the
+   * actor. Returns how many tokens were disabled; `ERR_NOT_PERMITTED`,
+   * and nothing changes, otherwise.
+   */
+  removeUserAs(actor: Actor, user: string): number
+  /**
+   * `setAccount` as `actor`, for the actor's own account: an Owner or an
+   * Admin, by their stored role, may change its plan; `ERR_NOT_PERMITTED`,
+   * and nothing changes, otherwise. Recorded with the actor.
+   */
+  setAccountAs(actor: Actor, settings: AccountSettings): void
+  /**
    * What the keyring stores of a user: their current role and whether they
    * were removed; `null` for a user it does not know.
    */
@@ -288,6 +311,12 @@ export declare class Keyring {
   setUserRoleAsync(account: string, user: string, role: Role | RoleAlias): Promise<void>
   /** `removeUser` off the JavaScript thread. */
   removeUserAsync(account: string, user: string): Promise<number>
+  /** `setUserRoleAs` off the JavaScript thread. */
+  setUserRoleAsAsync(actor: Actor, user: string, role: Role | RoleAlias): Promise<void>
+  /** `removeUserAs` off the JavaScript thread. */
+  removeUserAsAsync(actor: Actor, user: string): Promise<number>
+  /** `setAccountAs` off the JavaScript thread. */
+  setAccountAsAsync(actor: Actor, settings: AccountSettings): Promise<void>
 }
 
 /**
@@ -420,7 +449,10 @@ export interface AuditEvent {
   at: Date
   /** The account acted in. */
   account: string
-  /** The acting user (`'system'` for account settings, role changes and removals). */
+  /**
+   * The acting user: `'system'` for `setAccount`, `setUserRole` and
+   * `removeUser`, the actor for their `…As` forms and every other call.
+   */
   actor: string
   /** The actor's role, when there is an actor. */
   actorRole?: Role

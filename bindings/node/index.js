@@ -464,6 +464,10 @@ const CALLS = {
   setUserRole: [str('account'), str('user'), str('role')],
   removeUser: [str('account'), str('user')],
   user: [str('account'), str('user')],
+  // setUserRole, removeUser and setAccount made for a person: decided (and recorded) by the core.
+  setUserRoleAs: [ACTOR, str('user'), str('role')],
+  removeUserAs: [ACTOR, str('user')],
+  setAccountAs: [ACTOR, (v) => checkSettings(v)],
   rotate: [ACTOR, str('keyId'), (v) => checkRotateOptions(v)],
   endRotation: [ACTOR, str('keyId')],
   auditRecords: [(v) => checkAuditQuery(v)],

@@ -124,6 +124,16 @@ export async function everyCall(): Promise<string[]> {
   const now: AccountSettings = keyring.account('acme')
   keyring.setUserRole('acme', 'PUSER1', 'observer')
   const removed: number = keyring.removeUser('acme', 'PUSER1')
+  // The same changes made for a person: the core decides on the actor's stored role.
+  keyring.setUserRoleAs(admin, 'PMGR1', 'responder')
+  const removedAs: number = keyring.removeUserAs(admin, 'PMGR1')
+  keyring.setAccountAs({ ...admin, context: { requestId: 'req-43' } }, settings)
+  // @ts-expect-error: not a role
+  keyring.setUserRoleAs(admin, 'PMGR1', 'boss')
+  // @ts-expect-error: the actor is an object, not the account
+  keyring.removeUserAs('acme', 'PMGR1')
+  // @ts-expect-error: the settings object is complete
+  keyring.setAccountAs(admin, { restApi: false })
   const trail: AuditEvent[] = keyring.auditTrail()
   const allowed: boolean = trail.every((e) => e.allowed || typeof e.error === 'string')
   void allowed
@@ -188,6 +198,9 @@ export async function everyCall(): Promise<string[]> {
   await plain.setAccountAsync('acme', settings)
   const s2: AccountSettings = await plain.accountAsync('acme')
   await plain.setUserRoleAsync('acme', 'PADMIN1', 'global_admin')
+  await plain.setUserRoleAsAsync(admin, 'PUSER2', 'observer')
+  const nAs: number = await plain.removeUserAsAsync(admin, 'PUSER2')
+  await plain.setAccountAsAsync(admin, settings)
   const n: number = await plain.removeUserAsync('acme', 'PADMIN1')
 
   const api: Api = 'events'
@@ -209,7 +222,7 @@ export async function everyCall(): Promise<string[]> {
     principal.keyId, events.kind, defaulted.account, String(tried?.keyId), String(role), viaPromise.kind, kind, access, String(created), String(expires),
     String(by), one.id, String(all.length), String(now.restApi), String(removed), action,
     a2.secret.slice(0, 2), a3.record.kind, a4.record.kind, r1.id, r2.id, r3.id, String(r4.length), r5.id,
-    String(s2.advancedPermissions), String(n),
+    String(s2.advancedPermissions), String(n), String(removedAs), String(nAs),
   ]
 }
 

@@ -59,6 +59,13 @@ const CALLS = [
   ['setUserRole role', 'role', (s, m) => kr[m]('acme', 'PUSER1', s)],
   ['removeUser account', 'account', (s, m) => kr[m](s, 'PUSER1')],
   ['removeUser user', 'user', (s, m) => kr[m]('acme', s)],
+  ['setUserRoleAs actor.account', 'actor.account', (s, m) => kr[m](a({ account: s }), 'PUSER1', 'observer')],
+  ['setUserRoleAs actor.user', 'actor.user', (s, m) => kr[m](a({ user: s }), 'PUSER1', 'observer')],
+  ['setUserRoleAs user', 'user', (s, m) => kr[m](owner, s, 'observer')],
+  ['setUserRoleAs role', 'role', (s, m) => kr[m](owner, 'PUSER1', s)],
+  ['removeUserAs actor.user', 'actor.user', (s, m) => kr[m](a({ user: s }), 'PUSER1')],
+  ['removeUserAs user', 'user', (s, m) => kr[m](owner, s)],
+  ['setAccountAs actor.account', 'actor.account', (s, m) => kr[m](a({ account: s }), { restApi: true, advancedPermissions: true })],
   ['authenticate token', 'token', (s, m) => kr[m](s)],
   ['authenticate request.api', 'request.api', (s, m) => kr[m](general.secret, { api: s })],
   ['authenticate request.method', 'request.method', (s, m) => kr[m](general.secret, { method: s })],
@@ -168,6 +175,9 @@ test('two tenants whose names differ only in a lone surrogate cannot reach each 
       ['createGeneralKey', () => k.createGeneralKey(intruder, 'mine')],
       ['setAccount', () => k.setAccount(intruder.account, { restApi: false, advancedPermissions: false })],
       ['removeUser', () => k.removeUser(intruder.account, 'PADMIN1')],
+      ['setUserRoleAs', () => k.setUserRoleAs(intruder, 'PADMIN1', 'observer')],
+      ['removeUserAs', () => k.removeUserAs(intruder, 'PADMIN1')],
+      ['setAccountAs', () => k.setAccountAs(intruder, { restApi: false, advancedPermissions: false })],
     ]) {
       assertRefused(catchIt(fn), what === 'setAccount' || what === 'removeUser' ? 'account' : 'actor.account', what, lone)
     }

@@ -741,6 +741,51 @@ impl Keyring {
         self.sync(&env, r).map(saturating_u32)
     }
 
+    /// `setUserRole` as `actor`, for tools that act for a person (an admin
+    /// page): an Owner or an Admin of the actor's account, by their stored
+    /// role (not the one `actor` claims), may change another user's role;
+    /// only an Owner makes an Owner, or changes an Owner's role. Otherwise
+    /// `ERR_NOT_PERMITTED`, and nothing changes. Decided by the core in one
+    /// atomic step of the store, and recorded in the audit trail with the
+    /// actor, allowed or refused.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "actor: Actor, user: string, role: Role | RoleAlias"
+    )]
+    pub fn set_user_role_as(
+        &self,
+        env: Env,
+        actor: Actor,
+        user: String,
+        role: String,
+    ) -> Result<()> {
+        let r = core_actor(&actor).and_then(|a| {
+            let role = apikeys::Role::parse(&role)?;
+            self.inner.set_user_role_as(&a, &user, role)
+        });
+        self.sync(&env, r)
+    }
+
+    /// `removeUser` as `actor`, decided by the rule of `setUserRoleAs` (an
+    /// Owner or an Admin; only an Owner removes an Owner), recorded with the
+    /// actor. Returns how many tokens were disabled; `ERR_NOT_PERMITTED`,
+    /// and nothing changes, otherwise.
+    #[napi(catch_unwind)]
+    pub fn remove_user_as(&self, env: Env, actor: Actor, user: String) -> Result<u32> {
+        let r = core_actor(&actor).and_then(|a| self.inner.remove_user_as(&a, &user));
+        self.sync(&env, r).map(saturating_u32)
+    }
+
+    /// `setAccount` as `actor`, for the actor's own account: an Owner or an
+    /// Admin, by their stored role, may change its plan; `ERR_NOT_PERMITTED`,
+    /// and nothing changes, otherwise. Recorded with the actor.
+    #[napi(catch_unwind)]
+    pub fn set_account_as(&self, env: Env, actor: Actor, settings: AccountSettings) -> Result<()> {
+        let r = core_actor(&actor)
+            .and_then(|a| self.inner.set_account_as(&a, core_settings(&settings)));
+        self.sync(&env, r)
+    }
+
     /// What the keyring stores of a user: their current role and whether they
     /// were removed; `null` for a user it does not know.
     #[napi(catch_unwind)]
@@ -1307,6 +1352,46 @@ impl Keyring {
     pub fn remove_user_async(&self, account: String, user: String) -> AsyncTask<Job<u32>> {
         Job::new(&self.inner, move |k| {
             k.remove_user(&account, &user).map(saturating_u32)
+        })
+    }
+
+    /// `setUserRoleAs` off the JavaScript thread.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "actor: Actor, user: string, role: Role | RoleAlias",
+        ts_return_type = "Promise<void>"
+    )]
+    pub fn set_user_role_as_async(
+        &self,
+        actor: Actor,
+        user: String,
+        role: String,
+    ) -> AsyncTask<Job<()>> {
+        Job::new(&self.inner, move |k| {
+            let a = core_actor(&actor)?;
+            k.set_user_role_as(&a, &user, apikeys::Role::parse(&role)?)
+        })
+    }
+
+    /// `removeUserAs` off the JavaScript thread.
+    #[napi(catch_unwind, ts_return_type = "Promise<number>")]
+    pub fn remove_user_as_async(&self, actor: Actor, user: String) -> AsyncTask<Job<u32>> {
+        Job::new(&self.inner, move |k| {
+            k.remove_user_as(&core_actor(&actor)?, &user)
+                .map(saturating_u32)
+        })
+    }
+
+    /// `setAccountAs` off the JavaScript thread.
+    #[napi(catch_unwind, ts_return_type = "Promise<void>")]
+    pub fn set_account_as_async(
+        &self,
+        actor: Actor,
+        settings: AccountSettings,
+    ) -> AsyncTask<Job<()>> {
+        let settings = core_settings(&settings);
+        Job::new(&self.inner, move |k| {
+            k.set_account_as(&core_actor(&actor)?, settings)
         })
     }
 }

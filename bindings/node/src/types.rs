@@ -842,7 +842,8 @@ pub struct AuditEvent {
     pub at: DateTime<Utc>,
     /// The account acted in.
     pub account: String,
-    /// The acting user (`'system'` for account settings, role changes and removals).
+    /// The acting user: `'system'` for `setAccount`, `setUserRole` and
+    /// `removeUser`, the actor for their `…As` forms and every other call.
     pub actor: String,
     /// The actor's role, when there is an actor.
     pub actor_role: Option<Role>,
