@@ -27,6 +27,15 @@
 # (default 0: never), so that what differs between two processes of the same
 # code (address-space layout, Python's and V8's hash seeds, the heap's
 # history) varies from round to round instead of biasing a whole run.
+# PAIRED=1 loads both sides at once in every round, each by a wrk of its own
+# (CONNECTIONS each), instead of one after the other: the two servers then
+# share the machine through the same seconds, so a change in the machine's
+# speed (another tenant of the host, the clock) hits both sides of a round
+# alike, where alternating rounds put them in different seconds. Both
+# servers are always runnable, so the scheduler gives them equal CPU time and
+# the throughput ratio is the ratio of their CPU cost per request; the CPU
+# lines measure that cost directly. An A/A run (AA=plain PAIRED=1) shows what
+# is left of the method's bias.
 # STRACE=1 adds, after the rounds, syscalls per request on each side (strace
 # -c -f attached to the server's threads for one untimed wrk run).
 # Needs `wrk` (Debian: apt-get install wrk).
@@ -170,6 +179,7 @@ side_a="without auth"; side_b="with apikeys"
 shown=$label
 if [ -n "${AA:-}" ]; then shown="A/A, $label: the $auth_mode server on both sides"; side_a="side A"; side_b="side B"; fi
 if (( ${RESTART:-0} > 0 )); then shown="$shown; new server processes every ${RESTART} rounds"; fi
+if [ "${PAIRED:-}" = 1 ]; then shown="$shown; both sides loaded at once (PAIRED)"; fi
 
 # One wrk run: prints "req/s requests cpu_ticks" (the server's user+system CPU
 # time during the run, from /proc, in clock ticks; a server that forks workers,
@@ -190,6 +200,23 @@ run() {
   if grep -q "Non-2xx" <<<"$outp"; then echo "non-2xx answers under load: $outp" >&2; exit 1; fi
   awk -v c=$((c1 - c0)) '/Requests\/sec/ {r=$2} / requests in / {n=$1} END {print r, n, c}' <<<"$outp"
 }
+# One round of both sides at once (PAIRED=1): prints the two "req/s requests
+# cpu_ticks" lines, the plain side's first, both measured over the same seconds.
+run_pair() {
+  local p0 a0 p1 a1
+  p0=$(cpu "$plain_pid"); a0=$(cpu "$auth_pid")
+  wrk -t1 -c"$conns" -d"${secs}s" "$plain" "${phdr[@]}" >"$out/pair.plain" &
+  local w1=$!
+  wrk -t1 -c"$conns" -d"${secs}s" "$auth" "${ahdr[@]}" >"$out/pair.auth" &
+  local w2=$!
+  wait "$w1" "$w2"
+  p1=$(cpu "$plain_pid"); a1=$(cpu "$auth_pid")
+  for f in plain auth; do
+    if grep -q "Non-2xx" "$out/pair.$f"; then echo "non-2xx answers under load: $(cat "$out/pair.$f")" >&2; exit 1; fi
+  done
+  awk -v c=$((p1 - p0)) '/Requests\/sec/ {r=$2} / requests in / {n=$1} END {print r, n, c}' "$out/pair.plain"
+  awk -v c=$((a1 - a0)) '/Requests\/sec/ {r=$2} / requests in / {n=$1} END {print r, n, c}' "$out/pair.auth"
+}
 phdr=(-H "Authorization: Token token=$plain_key")
 ahdr=(-H "Authorization: Token token=$auth_key")
 run "$plain_pid" "$plain" "${phdr[@]}" >/dev/null   # warm-up, not counted
@@ -205,8 +232,10 @@ for i in $(seq "$rounds"); do
     run "$plain_pid" "$plain" "${phdr[@]}" >/dev/null   # warm-up, not counted
     run "$auth_pid" "$auth" "${ahdr[@]}" >/dev/null
   fi
+  if [ "${PAIRED:-}" = 1 ]; then
+    both=$(run_pair); x=$(sed -n 1p <<<"$both"); y=$(sed -n 2p <<<"$both")
   # Alternate which side goes first.
-  if (( i % 2 )); then x=$(run "$plain_pid" "$plain" "${phdr[@]}"); y=$(run "$auth_pid" "$auth" "${ahdr[@]}");
+  elif (( i % 2 )); then x=$(run "$plain_pid" "$plain" "${phdr[@]}"); y=$(run "$auth_pid" "$auth" "${ahdr[@]}");
   else y=$(run "$auth_pid" "$auth" "${ahdr[@]}"); x=$(run "$plain_pid" "$plain" "${phdr[@]}"); fi
   read -r xr xn xc <<<"$x"; read -r yr yn yc <<<"$y"
   p+=("$xr"); a+=("$yr"); ratios+=("$(awk -v x="$xr" -v y="$yr" 'BEGIN {print (x-y)/x*100}')")
@@ -217,7 +246,11 @@ for i in $(seq "$rounds"); do
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
 hz=$(getconf CLK_TCK)
-printf '%s, %d alternating rounds of %d s, %d connections:\n' "$shown" "$rounds" "$secs" "$conns"
+if [ "${PAIRED:-}" = 1 ]; then
+  printf '%s, %d rounds of %d s, %d connections a side:\n' "$shown" "$rounds" "$secs" "$conns"
+else
+  printf '%s, %d alternating rounds of %d s, %d connections:\n' "$shown" "$rounds" "$secs" "$conns"
+fi
 printf '  throughput: %s %.0f req/s, %s %.0f req/s (medians); overhead %.1f %% (median of the per-round ratios)\n' \
   "$side_a" "$(median "${p[@]}")" "$side_b" "$(median "${a[@]}")" "$(median "${ratios[@]}")"
 # The spread of the per-round ratios: lowest, quartiles, highest (a median
