@@ -609,7 +609,8 @@ class Keyring extends Native {
   /**
    * apikeys/express's REST check for one route, in one addon call: a
    * function `(authorization, method, remoteAddress, path)` — the request's
-   * Authorization values as node:http gives them, its method and place —
+   * Authorization values as node:http gives them (one string; for none or
+   * several it answers `undefined`), its method and place —
    * answering the principal `authenticate` answers, throwing `reject(refusal)`
    * for the refusal the Rust adapter renders (a missing or malformed header,
    * or any error of the check), or answering `undefined` when this call
@@ -628,6 +629,8 @@ class Keyring extends Native {
     return (authorization, method, remoteAddress, path) => {
       // An authenticate put on the instance later (a test's spy) is called, as before.
       if (this.authenticate !== Keyring.prototype.authenticate) return undefined
+      // One Authorization header, the usual request; none or several: the general path.
+      if (typeof authorization !== 'string') return undefined
       const code = requestCode('rest', method)
       if (code < 0) return undefined
       if (remoteAddress !== undefined && remoteAddress !== null && typeof remoteAddress !== 'string') return undefined

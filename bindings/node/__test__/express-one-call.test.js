@@ -66,7 +66,12 @@ const auth = (key) => ['Authorization', `Token token=${key}`]
 
 test('the one-call path is taken for this package Keyring, not for a stand-in', () => {
   const keyring = new Keyring()
-  assert.equal(typeof keyring._restChecker(undefined, (r) => r), 'function')
+  const checker = keyring._restChecker(undefined, (r) => r)
+  assert.equal(typeof checker, 'function')
+  // One Authorization value goes to the addon as a string; none or several take the general path.
+  assert.equal(checker(undefined, 'GET', undefined, '/'), undefined)
+  assert.equal(checker(['Token token=a', 'Token token=b'], 'GET', undefined, '/'), undefined)
+  assert.throws(() => checker('Token token=nope', 'GET', undefined, '/'), (r) => r.status === 401)
   const limited = new Keyring({ rateLimits: { generalKey: { requests: 100, windowMs: 60_000 } } })
   assert.equal(limited._restChecker(undefined, (r) => r), null, 'principals with a per-call status: the general path')
   class Logged extends Keyring {

@@ -187,15 +187,22 @@ impl Keyring {
     /// the refusal the Rust adapter renders — for a missing, repeated or
     /// malformed header and for every error of the check alike
     /// (`apikeys_http::Rejection::from_error`).
+    ///
+    /// The request's one `Authorization` value comes as a plain string (the
+    /// JavaScript layer takes the general path for none or several):
+    /// napi-rs checks an `Either` argument by trying each type in turn, and
+    /// a failed try formats an error message, which cost three quarters of
+    /// this call in a server's profile (docs/performance.md).
     #[napi(catch_unwind, js_name = "_restCheck", skip_typescript)]
     pub fn rest_check(
         &self,
-        values: Authorizations,
+        value: String,
         route: u32,
         remote_address: Option<JsString<'_>>,
         path: Option<JsString<'_>>,
     ) -> Either<u32, HttpRefusal> {
-        let checked = token_of(&values).and_then(|token| {
+        let token = apikeys_http::token_from_authorizations([value.as_bytes()]);
+        let checked = token.and_then(|token| {
             let routes = lock(&self.routes);
             let request = routes
                 .requests
