@@ -97,7 +97,7 @@ class ApiKeyMiddleware:
         self._rate_limited = bool(getattr(keyring, "has_rate_limits", True))
         # An apikeys.Keyring: one native call reads the request and checks
         # the key (Events: _http_events_check; REST: _http_joined_rest_check);
-        # a stand-in keyring, or one with its own authenticate, is called as before.
+        # a stand-in keyring is called as before.
         self._inline = _checks_natively(keyring)
 
     def __call__(self, environ: Any, start_response: StartResponse) -> Iterable[bytes]:
