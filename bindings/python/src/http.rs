@@ -13,7 +13,7 @@ use std::time::Duration;
 use pyo3::IntoPyObjectExt;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyList, PySequence, PyString, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PySequence, PyString, PyTuple};
 
 use apikeys_http::{ErrorParts, Rejection};
 
@@ -190,6 +190,13 @@ fn rest_check<'py>(
     } else {
         run()
     };
+    verdict(py, done)
+}
+
+/// A check's outcome as the adapters take it: the `Principal`, or the
+/// refusal tuple `_http_refusal_for` renders for the exception
+/// `authenticate` would raise.
+fn verdict<'py>(py: Python<'py>, done: apikeys::Result<apikeys::Principal>) -> Answer<'py> {
     match done {
         Ok(principal) => crate::Principal(principal).into_bound_py_any(py),
         Err(e) => {
@@ -199,26 +206,132 @@ fn rest_check<'py>(
     }
 }
 
-/// The REST check of `apikeys.asgi` in one call: the key among the
-/// request's `Authorization` values (as `_http_rest_token` reads it), then
-/// checked as `Keyring.authenticate(key, "rest", method, scope,
-/// remote_address=address, path=path)` checks it, the key never made a
-/// `str`. Answers the `Principal`, or the refusal tuple.
+/// Whether a header name is `name` (lower case) as `apikeys.asgi` compares
+/// them: as sent, or lowered (ASCII) when it has the length of `name`.
+fn header_is(k: &[u8], name: &[u8]) -> bool {
+    k == name || (k.len() == name.len() && k.eq_ignore_ascii_case(name))
+}
+
+/// The REST step of `apikeys.asgi` in one call, for a request whose route
+/// is in the middleware's routing cache `routes`: the `Authorization` and
+/// `Host` headers read out of the scope's header list, the routing cache
+/// probed with the key the middleware builds (method, path, root path,
+/// scheme, host, `id(app)`), the key among the `Authorization` values read
+/// as `_http_rest_token` reads it and checked as `Keyring.authenticate(key,
+/// "rest", method, scope, remote_address=address, path=path)` checks it,
+/// the key never made a `str`.
+///
+/// Answers `(principal, scope)` (the route's scope, `None` for a route that
+/// declares none), the refusal tuple, or `None` when the middleware must
+/// take its general path: the route is not in the cache yet, or the ASGI
+/// scope is not in the shape servers give it (a `dict`; `headers` a `list`
+/// of `(bytes, bytes)` tuples; `method` a `str`), which the general path
+/// reads with Python's own rules. Nothing of the request is read in a way
+/// the general path would not read it.
 #[pyfunction]
-#[pyo3(signature = (keyring, values, method, scope = None, address = None, path = None))]
-pub(crate) fn _http_rest_check<'py>(
+#[pyo3(signature = (keyring, scope, routes, path, address = None))]
+pub(crate) fn _http_asgi_rest<'py>(
     py: Python<'py>,
     keyring: &Bound<'py, crate::Keyring>,
-    values: &Bound<'py, PyAny>,
-    method: &Bound<'py, PyAny>,
-    scope: Option<&Bound<'py, PyAny>>,
+    scope: &Bound<'py, PyAny>,
+    routes: &Bound<'py, PyDict>,
+    path: &Bound<'py, PyAny>,
     address: Option<&Bound<'py, PyAny>>,
-    path: Option<&Bound<'py, PyAny>>,
-) -> Answer<'py> {
-    let keyring = keyring.get();
-    with_rest_token(values, |token| {
-        rest_check(py, keyring, token, method, scope, address, path)
-    })
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let Ok(scope) = scope.cast_exact::<PyDict>() else {
+        return Ok(None);
+    };
+    let Some(headers) = scope.get_item(intern!(py, "headers"))? else {
+        return Ok(None);
+    };
+    let Ok(headers) = headers.cast_exact::<PyList>() else {
+        return Ok(None);
+    };
+    // The rule looks at no more than two Authorization values (none, one,
+    // or more than one).
+    let mut values: [Option<Bound<'py, PyBytes>>; 2] = [None, None];
+    let mut hosts: Vec<Bound<'py, PyAny>> = Vec::new();
+    for item in headers.iter() {
+        let Ok(pair) = item.cast_exact::<PyTuple>() else {
+            return Ok(None);
+        };
+        if pair.len() != 2 {
+            return Ok(None);
+        }
+        let (k, v) = (pair.get_borrowed_item(0)?, pair.get_borrowed_item(1)?);
+        let (Ok(k), Ok(v)) = (k.cast_exact::<PyBytes>(), v.cast_exact::<PyBytes>()) else {
+            return Ok(None);
+        };
+        let k = k.as_bytes();
+        if header_is(k, b"authorization") {
+            if let Some(slot) = values.iter_mut().find(|v| v.is_none()) {
+                *slot = Some(v.to_owned());
+            }
+        } else if header_is(k, b"host") {
+            hosts.push(v.to_owned().into_any());
+        }
+    }
+    let Some(method) = scope.get_item(intern!(py, "method"))? else {
+        return Ok(None);
+    };
+    if !method.is_exact_instance_of::<PyString>() {
+        return Ok(None);
+    }
+    let root_path = match scope.get_item(intern!(py, "root_path"))? {
+        Some(v) => v,
+        None => intern!(py, "").clone().into_any(),
+    };
+    let scheme = match scope.get_item(intern!(py, "scheme"))? {
+        Some(v) => v,
+        None => intern!(py, "").clone().into_any(),
+    };
+    // id(scope.get("app")): CPython's id is the object's address.
+    let app_id = match scope.get_item(intern!(py, "app"))? {
+        Some(app) => app.as_ptr() as usize,
+        None => py.None().as_ptr() as usize,
+    };
+    // As the middleware keys it: None, the one value, or a tuple of them.
+    let host = if hosts.len() > 1 {
+        PyTuple::new(py, hosts)?.into_any()
+    } else {
+        hosts.pop().unwrap_or_else(|| py.None().into_bound(py))
+    };
+    let key = PyTuple::new(
+        py,
+        [
+            method.clone(),
+            path.clone(),
+            root_path,
+            scheme,
+            host,
+            app_id.into_bound_py_any(py)?,
+        ],
+    )?;
+    let Some(required) = routes.get_item(key)? else {
+        return Ok(None);
+    };
+    // The cache holds "" for a route that declares no scope.
+    let required = match required.cast::<PyString>() {
+        Ok(s) if s.to_str()?.is_empty() => None,
+        _ => Some(required),
+    };
+    let first = values[0].as_ref().map(|b| b.as_bytes());
+    let second = values[1].as_ref().map(|b| b.as_bytes());
+    let token = apikeys_http::token_from_authorizations(first.into_iter().chain(second));
+    let who = rest_check(
+        py,
+        keyring.get(),
+        token,
+        &method,
+        required.as_ref(),
+        address,
+        Some(path),
+    )?;
+    if who.is_instance_of::<PyTuple>() {
+        return Ok(Some(who));
+    }
+    let scope_value = required.unwrap_or_else(|| py.None().into_bound(py));
+    Ok(Some(PyTuple::new(py, [who, scope_value])?.into_any()))
 }
 
 /// `_http_rest_check` for WSGI: the key of `HTTP_AUTHORIZATION` (`None`
@@ -305,11 +418,7 @@ pub(crate) fn _http_events_check<'py>(
         run()
     };
     match done {
-        Ok(Ok(principal)) => crate::Principal(principal).into_bound_py_any(py),
-        Ok(Err(e)) => {
-            let error = crate::errors::to_py(py, e).into_value(py);
-            _http_refusal_for(py, error.bind(py).as_any())
-        }
+        Ok(checked) => verdict(py, checked),
         Err(r) => refusal(py, &r),
     }
 }

@@ -1380,7 +1380,7 @@ fn _apikeys(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(http::_http_declared_length, m)?)?;
     m.add_function(wrap_pyfunction!(http::_http_routing_key, m)?)?;
     m.add_function(wrap_pyfunction!(http::_http_events_check, m)?)?;
-    m.add_function(wrap_pyfunction!(http::_http_rest_check, m)?)?;
+    m.add_function(wrap_pyfunction!(http::_http_asgi_rest, m)?)?;
     m.add_function(wrap_pyfunction!(http::_http_joined_rest_check, m)?)?;
     m.add_function(wrap_pyfunction!(http::_http_refusal, m)?)?;
     m.add_function(wrap_pyfunction!(http::_http_refusal_for, m)?)?;

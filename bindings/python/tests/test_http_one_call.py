@@ -1,7 +1,8 @@
 # mypy: disable-error-code="import-not-found, untyped-decorator"
 """On an apikeys.Keyring, apikeys.asgi and apikeys.wsgi read a REST
 request's Authorization header and check the key in one native call
-(_http_rest_check, _http_joined_rest_check); a stand-in keyring, or one with
+(_http_asgi_rest, which also probes the routing cache, and
+_http_joined_rest_check); a stand-in keyring, or one with
 an authenticate of its own, is called as before (the header read natively,
 then keyring.authenticate). The two paths must answer every request alike,
 through sequences that change a key or its owner between requests: these
@@ -68,8 +69,14 @@ def starlette_app(keyring: Any) -> Any:
     )
 
 
-def asgi_call(app: Any, method: str, path: str, headers: List[Tuple[bytes, bytes]]) -> Outcome:
-    scope = {
+def asgi_call(
+    app: Any,
+    method: str,
+    path: str,
+    headers: List[Tuple[bytes, bytes]],
+    change: Callable[[Dict[str, Any]], Any] = lambda scope: scope,
+) -> Outcome:
+    scope: Any = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -83,6 +90,7 @@ def asgi_call(app: Any, method: str, path: str, headers: List[Tuple[bytes, bytes
         "client": ("192.0.2.7", 50000),
         "server": ("testserver", 80),
     }
+    scope = change(scope)
     sent: List[Dict[str, Any]] = []
 
     async def receive() -> Dict[str, Any]:
@@ -191,12 +199,15 @@ def asgi_headers(headers: List[Tuple[str, str]]) -> List[Tuple[bytes, bytes]]:
 
 
 def counting(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> List[int]:
+    """Counts the calls of module.name that answered (not None: _asgi_rest
+    answers None for a request it leaves to the general path)."""
     calls = [0]
     real = getattr(module, name)
 
     def counted(*args: Any) -> Any:
-        calls[0] += 1
-        return real(*args)
+        out = real(*args)
+        calls[0] += out is not None
+        return out
 
     monkeypatch.setattr(module, name, counted)
     return calls
@@ -204,7 +215,7 @@ def counting(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> List[in
 
 def test_asgi_both_paths_answer_alike(monkeypatch: pytest.MonkeyPatch) -> None:
     c = Corpus()
-    inline_calls = counting(monkeypatch, asgi, "_rest_check")
+    inline_calls = counting(monkeypatch, asgi, "_asgi_rest")
     one, general = starlette_app(c.keyring), starlette_app(StandIn(c.keyring))
     statuses = set()
     passed = 0
@@ -325,22 +336,93 @@ def test_wsgi_scope_for_is_asked_only_once_the_header_gave_a_key() -> None:
         assert asked == ["/broken", "/read"]
 
 
+def odd_scopes() -> List[Tuple[str, Callable[[Dict[str, Any]], Any], bool]]:
+    """ASGI scopes in shapes servers do not send but the middleware reads,
+    each with whether the one native call reads it itself (True) or leaves it
+    to the general path (False)."""
+
+    class Scope(dict):  # type: ignore[type-arg]
+        pass
+
+    def with_headers(make: Callable[[List[Tuple[bytes, bytes]]], Any]) -> Callable[[Dict[str, Any]], Any]:
+        def change(scope: Dict[str, Any]) -> Any:
+            scope["headers"] = make(scope["headers"])
+            return scope
+
+        return change
+
+    def without(name: str) -> Callable[[Dict[str, Any]], Any]:
+        def change(scope: Dict[str, Any]) -> Any:
+            del scope[name]
+            return scope
+
+        return change
+
+    return [
+        ("as servers send it", lambda s: s, True),
+        ("names in capitals", with_headers(lambda h: [(k.upper(), v) for k, v in h]), True),
+        ("names mixed case", with_headers(lambda h: [(k.title(), v) for k, v in h]), True),
+        ("two Host headers", with_headers(lambda h: h + [(b"host", b"other")]), True),
+        ("no Host header", with_headers(lambda h: [(k, v) for k, v in h if k != b"host"]), True),
+        ("no root_path", without("root_path"), True),
+        ("no scheme", without("scheme"), True),
+        ("headers as lists", with_headers(lambda h: [[k, v] for k, v in h]), False),
+        ("headers as a tuple", with_headers(tuple), False),
+        ("a bytearray name", with_headers(lambda h: [(bytearray(k), v) for k, v in h]), False),
+        ("a dict subclass", lambda s: Scope(s), False),
+    ]
+
+
+def test_asgi_scopes_of_other_shapes_answer_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The native call reads a scope only in the shape servers give it and
+    leaves every other shape to the general path: both answer alike, and
+    the routing cache's key is the same (a route cached by one path is
+    found by the other)."""
+    c = Corpus()
+    one, general = starlette_app(c.keyring), starlette_app(StandIn(c.keyring))
+    for name, change, native in odd_scopes():
+        for method, path, headers in c.requests()[::7]:
+            # A request with a key puts its route in the routing cache (one without is refused first).
+            asgi_call(one, method, path, asgi_headers([("Authorization", f"Token token={c.keys['full']}")]), change)
+            answered = counting(monkeypatch, asgi, "_asgi_rest")
+            a = asgi_call(one, method, path, asgi_headers(headers), change)
+            b = asgi_call(general, method, path, asgi_headers(headers), change)
+            monkeypatch.undo()
+            assert a == b, (name, method, path, headers[:1])
+            assert (answered[0] > 0) == native, (name, method, path, answered[0])
+
+
 def test_the_native_calls_refuse_bad_arguments_clearly() -> None:
     kr = apikeys.Keyring()
     key = kr.create_general_key(ADMIN, "k").secret
-    check = apikeys._http._rest_check
+    rest = apikeys._http._asgi_rest
     joined = apikeys._http._joined_rest_check
-    assert isinstance(check(kr, [f"Token token={key}".encode()], "GET", "incidents.read", None, None), apikeys.Principal)
-    assert isinstance(joined(kr, f"Token token={key}", "GET", None, None, None, None), apikeys.Principal)
+    headers = [(b"host", b"testserver"), (b"authorization", f"Token token={key}".encode())]
+    app = object()
+    scope = {"method": "GET", "path": "/read", "root_path": "", "scheme": "http", "headers": headers, "app": app}
+    cached = ("GET", "/read", "", "http", b"testserver", id(app))
+    # A cache miss is left to the middleware; a hit answers the principal and the route's scope.
+    assert rest(kr, scope, {}, "/read", None) is None
+    who, required = rest(kr, scope, {cached: "incidents.read"}, "/read", "192.0.2.7")  # type: ignore[misc]
+    assert isinstance(who, apikeys.Principal) and required == "incidents.read"
+    assert rest(kr, scope, {cached: ""}, "/read", None)[1] is None  # type: ignore[index]
+    # Not a scope in the servers' shape: left to the middleware, never an error.
+    odd: Any
+    for odd in (42, [], {**scope, "headers": None}, {**scope, "method": b"GET"}, {**scope, "headers": [(b"host",)]}):
+        assert rest(kr, odd, {cached: ""}, "/read", None) is None
     with pytest.raises(TypeError):
-        check(kr, 42, "GET", None, None, None)  # type: ignore[arg-type]
+        rest(StandIn(kr), scope, {}, "/read", None)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        check(kr, [42], "GET", None, None, None)  # type: ignore[list-item]
+        rest(kr, scope, [], "/read", None)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        check(StandIn(kr), [], "GET", None, None, None)  # type: ignore[arg-type]
+        rest(kr, scope, {cached: ""}, "/read", 42)  # type: ignore[arg-type]
     with pytest.raises(apikeys.InvalidInput):
-        check(kr, [f"Token token={key}"], "GET", "not a scope", None, None)
+        rest(kr, scope, {cached: "not a scope"}, "/read", None)
     # A refusal is a tuple and never carries the key.
+    wrong = [(b"host", b"testserver"), (b"authorization", f"Token token={key}x".encode())]
+    refusal = rest(kr, {**scope, "headers": wrong}, {cached: ""}, "/read", None)
+    assert isinstance(refusal, tuple) and refusal[0] == 401 and key not in repr(refusal)
+    assert isinstance(joined(kr, f"Token token={key}", "GET", None, None, None, None), apikeys.Principal)
     refused = joined(kr, f"Token token={key}x", "GET", None, None, None, None)
     assert isinstance(refused, tuple) and refused[0] == 401 and key not in repr(refused)
     # What scope_of answers is checked as authenticate checks a scope; what it raises goes through.

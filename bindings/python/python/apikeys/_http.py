@@ -22,7 +22,7 @@ refusal as ``apikeys_http::Rejection::refusal`` renders it (a tuple that
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from . import _apikeys as _native  # type: ignore[attr-defined]
 from . import ApiKeyError, Keyring, Principal
@@ -47,12 +47,15 @@ _routing_key: Callable[[bytes], Union[str, _Refusal]] = _native._http_routing_ke
 _events_check: Callable[[Keyring, bytes, Optional[str], Optional[str]], Union[Principal, _Refusal]] = (
     _native._http_events_check
 )
-#: ``_rest_check(keyring, values, method, scope, address, path)``: the key
-#: among the ``Authorization`` values read and checked in one call, the
-#: ``Principal`` or the refusal tuple (``_http_rest_check``).
-_rest_check: Callable[
-    [Keyring, Sequence[Union[str, bytes]], str, Optional[str], Optional[str], Optional[str]], Union[Principal, _Refusal]
-] = _native._http_rest_check
+#: ``_asgi_rest(keyring, scope, routes, path, address)``: the REST step of
+#: ``apikeys.asgi`` for a route in its routing cache ``routes``, in one call:
+#: the headers read out of the ASGI scope, the cache probed, the key checked;
+#: ``(principal, route scope)``, the refusal tuple, or ``None`` when the
+#: middleware must take its general path (a cache miss, or a scope not in the
+#: shape servers give it) (``_http_asgi_rest``).
+_asgi_rest: Callable[[Keyring, Any, Dict[Any, str], str, Optional[str]], Optional[Tuple[Any, ...]]] = (
+    _native._http_asgi_rest
+)
 #: ``_joined_rest_check(keyring, value, method, scope_of, environ, address,
 #: path)``: the same for WSGI's joined ``HTTP_AUTHORIZATION``; the scope is
 #: ``scope_of(environ)``, asked only once the header gave a key

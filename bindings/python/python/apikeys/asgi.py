@@ -60,7 +60,7 @@ from ._http import (
     _declared_length,
     _checks_natively,
     _events_check,
-    _rest_check,
+    _asgi_rest,
     _rest_token,
     authenticate,
     body_too_large,
@@ -267,7 +267,7 @@ class ApiKeyMiddleware:
         self._rate_limited = bool(getattr(keyring, "has_rate_limits", True))
         # An apikeys.Keyring checked inline: one native call reads the
         # request and checks the key (Events: _http_events_check; REST:
-        # _http_rest_check, for a route already in the routing cache).
+        # _http_asgi_rest, for a route already in the routing cache).
         self._inline = not self.offload and _checks_natively(keyring)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -334,46 +334,41 @@ class ApiKeyMiddleware:
                 # in first, then the server's receive.
                 receive = functools.partial(_replay, [message], receive)
             else:
-                # One pass for the key and the Host header (part of the
-                # routing cache's key: Starlette's Host routes match on it).
-                # Servers send the names in lower case (ASGI asks them to):
-                # a name is lowered only if it could be one of the two.
-                values: List[bytes] = []
-                host: Any = None
-                for k, v in scope["headers"]:
-                    if k == b"authorization":
-                        values.append(v)
-                    elif k == b"host":
-                        host = v if host is None else (*host, v) if isinstance(host, tuple) else (host, v)
-                    elif len(k) == 13 or len(k) == 4:
-                        name = k.lower()
-                        if name == b"authorization":
-                            values.append(v)
-                        elif name == b"host":
-                            host = v if host is None else (*host, v) if isinstance(host, tuple) else (host, v)
-                method = scope["method"]
-                # The routing cache's key: everything the routes can match on
-                # (see _required_scope); a hit is one dict probe.
-                required = self._request_scopes.get(
-                    (method, path, scope.get("root_path", ""), scope.get("scheme", ""), host, id(scope.get("app")))
-                )
-                if required is not None and self._inline:
-                    # A route seen before, an apikeys.Keyring: the header read
-                    # and the key checked in one native call, the key never
-                    # made a str (the same answers as below).
-                    required = required or None
-                    who = _rest_check(self.keyring, values, method, required, address, path)
-                    if isinstance(who, tuple):
-                        raise Rejection(who)
+                # An apikeys.Keyring and a route seen before: the headers
+                # read, the routing cache probed and the key checked in one
+                # native call, the key never made a str (the same answers as
+                # the general path below, which takes everything else).
+                done = _asgi_rest(self.keyring, scope, self._request_scopes, path, address) if self._inline else None
+                if done is not None:
+                    if len(done) != 2:
+                        raise Rejection(done)
+                    who, required = done
                 else:
+                    # One pass for the key and the Host header (part of the
+                    # routing cache's key: Starlette's Host routes match on it).
+                    # Servers send the names in lower case (ASGI asks them to):
+                    # a name is lowered only if it could be one of the two.
+                    values: List[bytes] = []
+                    host: Any = None
+                    for k, v in scope["headers"]:
+                        if k == b"authorization":
+                            values.append(v)
+                        elif k == b"host":
+                            host = v if host is None else (*host, v) if isinstance(host, tuple) else (host, v)
+                        elif len(k) == 13 or len(k) == 4:
+                            name = k.lower()
+                            if name == b"authorization":
+                                values.append(v)
+                            elif name == b"host":
+                                host = v if host is None else (*host, v) if isinstance(host, tuple) else (host, v)
+                    method = scope["method"]
                     parsed = _rest_token(values)
                     if not isinstance(parsed, str):
                         raise Rejection(parsed)
                     token = parsed
-                    if required is None:
-                        required = self._required_scope(scope, host)
-                    elif not required:
-                        required = None
+                    # The routing cache's key: everything the routes can match
+                    # on (see _required_scope).
+                    required = self._required_scope(scope, host) or None
                     if self.offload:
                         who = await self._check(token, "rest", method, required, address, path)
                     else:
