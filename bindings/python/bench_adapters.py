@@ -8,6 +8,7 @@ one run (no sockets, no server).
     python bindings/python/bench_adapters.py --loop NAME --calls N   # one case only (for py-spy, callgrind)
     python bindings/python/bench_adapters.py --before REV  # adds the adapters of git revision REV (cases *-before)
     python bindings/python/bench_adapters.py --evict BYTES  # caches made cold before every request (below)
+    python bindings/python/bench_adapters.py --paired       # two cases request by request (below)
     valgrind --tool=callgrind --dump-before=sched_yield python bindings/python/bench_adapters.py --count A,B,... --calls N
         # instructions: each case warmed up, then N requests between two sched_yield() calls,
         # so every second dump (2, 4, ...) holds the N requests of one case
@@ -40,6 +41,17 @@ thread's CPU time (the walk outside the clock; the clock's own read, a
 system call, is in every case alike) and a round's figure is the sum of its
 requests' times. With `--loop`/`--count` the walk runs between the
 requests too (for `valgrind --tool=callgrind --cache-sim=yes`).
+
+`--paired` sends two cases' requests in turn, one of each, and times each
+request alone by the wall clock (`--pairs N` pairs, 20,000 by default; the
+case that goes first alternates): a change in the machine's speed falls on
+both of a pair alike, so the median of the per-request differences stays
+put on a machine whose speed drifts by more than the difference. Each
+request also runs after a request of the other app, so its code and data
+are partly out of the caches, as in a server. For each REST table: the
+no-op against itself (the method's own error: an A/A pair), the check alone
+in a no-op middleware (`*-rest-check`), the adapter, and the adapter against
+the check (what the adapter adds around the check).
 """
 
 from __future__ import annotations
@@ -178,6 +190,22 @@ class NoopASGI:
         await self.app(scope, receive, send)
 
 
+class CheckASGI:
+    """A no-op middleware that also checks one fixed key, as the adapter's
+    REST path checks it, and stores the principal: what the check itself
+    costs inside this framework's request, without reading a header or
+    finding the route's scope (cases `*-rest-check`)."""
+
+    def __init__(self, app: ASGIApp, keyring: apikeys.Keyring, token: str) -> None:
+        self.app = app
+        self.check = keyring.authenticate
+        self.token = token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["apikey"] = self.check(self.token, "rest", "GET", "incidents.read")
+        await self.app(scope, receive, send)
+
+
 def asgi_scope(method: str, path: str, headers: List[Tuple[bytes, bytes]]) -> Dict[str, Any]:
     """What uvicorn hands an app for one HTTP/1.1 request (less the app-specific keys)."""
     return {
@@ -270,6 +298,8 @@ def asgi_cases(keys: Keys) -> Dict[str, Tuple[str, AsgiCase]]:
             return [Middleware(NoopASGI)]
         if kind == "apikeys":
             return [Middleware(ApiKeyMiddleware, keyring=kr)]
+        if kind == "check":
+            return [Middleware(CheckASGI, keyring=kr, token=keys.rest)]
         if kind == "before":
             return [Middleware(BEFORE["asgi"].ApiKeyMiddleware, keyring=kr)]
         return []
@@ -322,7 +352,7 @@ def asgi_cases(keys: Keys) -> Dict[str, Tuple[str, AsgiCase]]:
 
     ev = keys.event
     cases: Dict[str, Tuple[str, AsgiCase]] = {}
-    for kind in kinds():
+    for kind in (*kinds(), "check"):
         cases[f"fastapi-rest-{kind}"] = ("FastAPI, REST", AsgiCase(fastapi(kind), rest_scope, b"", 200))
     cases["fastapi-rest-apikeys-state"] = ("FastAPI, REST", AsgiCase(fastapi("apikeys", "state"), rest_scope, b"", 200))
     cases["fastapi-depends-noop"] = ("FastAPI, REST, Depends", AsgiCase(fastapi("noop", "depends_noop"), rest_scope, b"", 200))
@@ -337,7 +367,7 @@ def asgi_cases(keys: Keys) -> Dict[str, Tuple[str, AsgiCase]]:
         )
     for kind in kinds():
         cases[f"fastapi-events-{kind}"] = ("FastAPI, Events 1 KiB", AsgiCase(fastapi(kind), events_scope, ev, 202))
-    for kind in kinds():
+    for kind in (*kinds(), "check"):
         cases[f"starlette-rest-{kind}"] = ("Starlette, REST", AsgiCase(starlette(kind), rest_scope, b"", 200))
     for kind in kinds():
         cases[f"starlette-events-{kind}"] = ("Starlette, Events 1 KiB", AsgiCase(starlette(kind), events_scope, ev, 202))
@@ -352,6 +382,8 @@ async def check_asgi(cases: Dict[str, Tuple[str, AsgiCase]]) -> None:
         if name.endswith("-bare") or name.endswith("-noop"):
             continue
         assert "apikey" in sent, name
+        if name.endswith("-check"):
+            continue
         if "-rest-" in name or "-depends-" in name:
             assert sent["apikey_scope"] == "incidents.read", (name, sent.get("apikey_scope"))
             headers = [h for h in case.scope["headers"] if h[0] != b"authorization"]
@@ -370,6 +402,20 @@ class NoopWSGI:
         self.app = app
 
     def __call__(self, environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        return self.app(environ, start_response)
+
+
+class CheckWSGI:
+    """A no-op WSGI middleware that also checks one fixed key (see CheckASGI)."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], keyring: apikeys.Keyring, token: str, key: str) -> None:
+        self.app = app
+        self.check = keyring.authenticate
+        self.token = token
+        self.key = key
+
+    def __call__(self, environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        environ[self.key] = self.check(self.token, "rest", "GET", "incidents.read")
         return self.app(environ, start_response)
 
 
@@ -474,6 +520,8 @@ def wsgi_cases(keys: Keys) -> Dict[str, Tuple[str, WsgiCase]]:
             app.wsgi_app = NoopWSGI(app.wsgi_app)  # type: ignore[method-assign]
         elif kind == "apikeys":
             protect_flask(app, keys.keyring)
+        elif kind == "check":
+            app.wsgi_app = CheckWSGI(app.wsgi_app, keys.keyring, keys.rest, PRINCIPAL_KEY)  # type: ignore[method-assign]
         elif kind == "before":
             BEFORE["wsgi"].protect_flask(app, keys.keyring)
         return app
@@ -494,7 +542,7 @@ def wsgi_cases(keys: Keys) -> Dict[str, Tuple[str, WsgiCase]]:
         },
     )
     cases: Dict[str, Tuple[str, WsgiCase]] = {}
-    for kind in kinds():
+    for kind in (*kinds(), "check"):
         cases[f"flask-rest-{kind}"] = ("Flask, REST", WsgiCase(flask(kind), rest_env, b"", 200))
     for kind in kinds():
         cases[f"flask-events-{kind}"] = ("Flask, Events 1 KiB", WsgiCase(flask(kind), events_env, keys.event, 202))
@@ -659,6 +707,7 @@ def report(cases: Dict[str, Tuple[str, Runner]], times: Dict[str, List[float]], 
         "target (authenticate + 2), gap (µs)"
     )
     row("apikeys.asgi, FastAPI, REST (scope read)", "fastapi-rest-apikeys", "fastapi-rest-noop", ["authenticate-rest"])
+    row("  the check alone, in a no-op middleware", "fastapi-rest-check", "fastapi-rest-noop", ["authenticate-rest"])
     row("apikeys.asgi, FastAPI, REST (request.state)", "fastapi-rest-apikeys-state", "fastapi-rest-noop", ["authenticate-rest"])
     row(
         "apikeys.asgi, FastAPI, Depends(require_scope)",
@@ -669,8 +718,10 @@ def report(cases: Dict[str, Tuple[str, Runner]], times: Dict[str, List[float]], 
     row("  the same, over the no-op without Depends", "fastapi-depends-apikeys", "fastapi-rest-noop", ["authenticate-rest"])
     row("apikeys.asgi, FastAPI, Events 1 KiB", "fastapi-events-apikeys", "fastapi-events-noop", ["authenticate-events"])
     row("apikeys.asgi, Starlette, REST", "starlette-rest-apikeys", "starlette-rest-noop", ["authenticate-rest"])
+    row("  the check alone, in a no-op middleware", "starlette-rest-check", "starlette-rest-noop", ["authenticate-rest"])
     row("apikeys.asgi, Starlette, Events 1 KiB", "starlette-events-apikeys", "starlette-events-noop", ["authenticate-events"])
     row("apikeys.wsgi, Flask, REST", "flask-rest-apikeys", "flask-rest-noop", ["authenticate-rest"])
+    row("  the check alone, in a no-op middleware", "flask-rest-check", "flask-rest-noop", ["authenticate-rest"])
     row("apikeys.wsgi, Flask, Events 1 KiB", "flask-events-apikeys", "flask-events-noop", ["authenticate-events"])
     row(
         "apikeys.wsgi, Flask, Events 1 KiB, wsgi.input_terminated from the server",
@@ -690,6 +741,59 @@ def report(cases: Dict[str, Tuple[str, Runner]], times: Dict[str, List[float]], 
             ("flask-events-before", "flask-events-noop", "authenticate-events"),
         ):
             row(case, case, floor, [core])
+
+
+async def paired(cases: Dict[str, Tuple[str, Runner]], pairs: int) -> None:
+    """--paired: for each REST table, pairs of cases sent request by request
+    (see the module's documentation); µs, the second case's request minus
+    the first's."""
+    clock = time.perf_counter_ns
+
+    async def one(run: Runner) -> int:
+        t = clock()
+        out = run(1)
+        if out is not None:
+            await out
+        return clock() - t
+
+    print(
+        f"apikeys {apikeys.__version__}, CPython {platform.python_version()}; {pairs:,} pairs per row, "
+        f"one request of each case in turn; {load()} before"
+    )
+    print("µs, second case minus first, per request: median, mean of the middle 80 %, quartiles")
+    for fw in ("starlette", "fastapi", "flask"):
+        rows = [
+            ("noop", "noop", "A/A: the no-op against itself"),
+            ("noop", "check", "the check alone, in a no-op middleware"),
+            ("noop", "apikeys", "the adapter, over the no-op"),
+            ("check", "apikeys", "the adapter, over the check alone"),
+        ]
+        if f"{fw}-rest-apikeys" not in cases:
+            continue
+        print(f"\n{cases[f'{fw}-rest-apikeys'][0]}")
+        for first, second, what in rows:
+            a, b = cases[f"{fw}-rest-{first}"][1], cases[f"{fw}-rest-{second}"][1]
+            for run in (a, b):  # warm-up
+                out = run(500)
+                if out is not None:
+                    await out
+            diffs: List[float] = []
+            for i in range(pairs):
+                if i & 1:
+                    tb = await one(b)
+                    ta = await one(a)
+                else:
+                    ta = await one(a)
+                    tb = await one(b)
+                diffs.append((tb - ta) / 1000)
+            diffs.sort()
+            n = len(diffs)
+            middle = diffs[n // 10 : n - n // 10]
+            print(
+                f"  {what:44} {statistics.median(diffs):6.2f}  {statistics.fmean(middle):6.2f}  "
+                f"({diffs[n // 4]:6.2f} / {diffs[3 * n // 4]:6.2f})"
+            )
+    print(f"\n({load()} after)")
 
 
 # ---------------------------------------------------------------- the middleware's steps
@@ -895,6 +999,8 @@ def main() -> int:
     ap.add_argument("--parts", action="store_true", help="time the middleware's steps one by one")
     ap.add_argument("--loop", metavar="CASE", help="run this case only, --calls times after a warm-up (for profilers)")
     ap.add_argument("--count", metavar="CASES", help="for callgrind --dump-before=sched_yield: each case's requests between two dumps")
+    ap.add_argument("--paired", action="store_true", help="REST cases two at a time, request by request (see above)")
+    ap.add_argument("--pairs", type=int, default=20_000, help="pairs per row with --paired (default 20,000)")
     ap.add_argument("--before", metavar="REV", help="also time the adapters of this git revision (cases *-before)")
     ap.add_argument(
         "--evict",
@@ -917,6 +1023,9 @@ def main() -> int:
         parts(keys, args.calls * 10, args.rounds)
         return 0
     cases = all_cases(keys, args.only)
+    if args.paired:
+        asyncio.run(paired(cases, 200 if args.quick else args.pairs))
+        return 0
     if args.count:
         order = args.count.split(",")
 
