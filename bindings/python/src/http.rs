@@ -334,13 +334,20 @@ pub(crate) fn _http_asgi_rest<'py>(
     Ok(Some(PyTuple::new(py, [who, scope_value])?.into_any()))
 }
 
-/// `_http_rest_check` for WSGI: the key of `HTTP_AUTHORIZATION` (`None`
-/// when absent) as `_http_joined_rest_token` reads it; the scope is what
-/// `scope_of(environ)` answers (`None` or a `str`), asked only once the
-/// header gave a key — where the middleware asked it before — and an
-/// exception it raises goes to the caller as it is.
+/// The REST check of `apikeys.wsgi` in one call: the key of
+/// `HTTP_AUTHORIZATION` (`None` when absent) as `_http_joined_rest_token`
+/// reads it, then checked as `Keyring.authenticate(key, "rest", method,
+/// scope, remote_address=address, path=path)` checks it, the key never made
+/// a `str`. The scope is asked only once the header gave a key (where the
+/// middleware asked it before): first of `scopes`, when given, a cache of
+/// route scopes keyed by `(environ.get("REQUEST_METHOD", ""),
+/// environ.get("PATH_INFO", ""))` holding a `str` per route ("" for none),
+/// as `apikeys.wsgi.flask_scope_resolver` keeps it for an app without host
+/// matching; otherwise (no cache, not in it, or an `environ` that is not a
+/// `dict`) what `scope_of(environ)` answers (`None` or a `str`), an
+/// exception it raises going to the caller as it is.
 #[pyfunction]
-#[pyo3(signature = (keyring, value, method, scope_of = None, environ = None, address = None, path = None))]
+#[pyo3(signature = (keyring, value, method, scope_of = None, environ = None, address = None, path = None, scopes = None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn _http_joined_rest_check<'py>(
     py: Python<'py>,
@@ -351,14 +358,56 @@ pub(crate) fn _http_joined_rest_check<'py>(
     environ: Option<&Bound<'py, PyAny>>,
     address: Option<&Bound<'py, PyAny>>,
     path: Option<&Bound<'py, PyAny>>,
+    scopes: Option<&Bound<'py, PyDict>>,
 ) -> Answer<'py> {
     let keyring = keyring.get();
     with_joined_rest_token(value, |token| {
         let scope = match (&token, scope_of.filter(|f| !f.is_none())) {
-            (Ok(_), Some(f)) => Some(f.call1((environ,))?),
+            (Ok(_), Some(f)) => match cached_scope(py, scopes, environ)? {
+                Some(cached) => cached,
+                None => Some(f.call1((environ,))?),
+            },
             _ => None,
         };
         rest_check(py, keyring, token, method, scope.as_ref(), address, path)
+    })
+}
+
+/// A route's scope out of `flask_scope_resolver`'s cache: `Some(None)` for
+/// a route that declares none, `Some(Some(scope))`, or `None` when the
+/// cache cannot answer (none given, not a `dict` environ, not cached).
+#[allow(clippy::option_option)]
+fn cached_scope<'py>(
+    py: Python<'py>,
+    scopes: Option<&Bound<'py, PyDict>>,
+    environ: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Option<Option<Bound<'py, PyAny>>>> {
+    let (Some(scopes), Some(environ)) = (scopes, environ) else {
+        return Ok(None);
+    };
+    let Ok(environ) = environ.cast_exact::<PyDict>() else {
+        return Ok(None);
+    };
+    let empty = intern!(py, "");
+    let field = |name: &Bound<'py, PyString>| -> PyResult<Bound<'py, PyAny>> {
+        Ok(environ
+            .get_item(name)?
+            .unwrap_or_else(|| empty.clone().into_any()))
+    };
+    let key = PyTuple::new(
+        py,
+        [
+            field(intern!(py, "REQUEST_METHOD"))?,
+            field(intern!(py, "PATH_INFO"))?,
+        ],
+    )?;
+    Ok(match scopes.get_item(key)? {
+        Some(found) => match found.cast_exact::<PyString>() {
+            Ok(s) if s.to_str()?.is_empty() => Some(None),
+            Ok(_) => Some(Some(found)),
+            Err(_) => None,
+        },
+        None => None,
     })
 }
 

@@ -422,11 +422,87 @@ def test_the_native_calls_refuse_bad_arguments_clearly() -> None:
     wrong = [(b"host", b"testserver"), (b"authorization", f"Token token={key}x".encode())]
     refusal = rest(kr, {**scope, "headers": wrong}, {cached: ""}, "/read", None)
     assert isinstance(refusal, tuple) and refusal[0] == 401 and key not in repr(refusal)
-    assert isinstance(joined(kr, f"Token token={key}", "GET", None, None, None, None), apikeys.Principal)
-    refused = joined(kr, f"Token token={key}x", "GET", None, None, None, None)
+    assert isinstance(joined(kr, f"Token token={key}", "GET", None, None, None, None, None), apikeys.Principal)
+    refused = joined(kr, f"Token token={key}x", "GET", None, None, None, None, None)
     assert isinstance(refused, tuple) and refused[0] == 401 and key not in repr(refused)
     # What scope_of answers is checked as authenticate checks a scope; what it raises goes through.
     with pytest.raises(apikeys.InvalidInput):
-        joined(kr, f"Token token={key}", "GET", lambda environ: "incidents", {}, None, None)
+        joined(kr, f"Token token={key}", "GET", lambda environ: "incidents", {}, None, None, None)
     with pytest.raises(KeyError):
-        joined(kr, f"Token token={key}", "GET", lambda environ: environ["missing"], {}, None, None)
+        joined(kr, f"Token token={key}", "GET", lambda environ: environ["missing"], {}, None, None, None)
+    # The route-scope cache answers before scope_of; what it cannot answer goes to
+    # scope_of. A read-only key shows which scope was used: a write scope is a 403.
+    ro = kr.create_general_key(ADMIN, "ro", read_only=True).secret
+    env = {"REQUEST_METHOD": "GET", "PATH_INFO": "/write"}
+
+    def never(environ: Any) -> Optional[str]:
+        raise AssertionError("scope_of asked although the cache holds the route")
+
+    writes = {("GET", "/write"): "incidents.write"}
+    answer = joined(kr, f"Token token={ro}", "GET", never, env, None, None, writes)
+    assert isinstance(answer, tuple) and answer[0] == 403
+    assert isinstance(joined(kr, f"Token token={ro}", "GET", never, env, None, None, {("GET", "/write"): ""}), apikeys.Principal)
+    asked: List[Any] = []
+
+    def scope_of(environ: Any) -> Optional[str]:
+        asked.append(environ)
+        return "incidents.write"
+
+    for environ, cache in (
+        (env, {}),  # not in it
+        (env, {("GET", "/write"): 42}),  # not a str: not the resolver's
+        (dict(env, REQUEST_METHOD="POST"), writes),  # another method
+        ({"PATH_INFO": "/write"}, writes),  # no method: the key holds ""
+        (DictSubclass(env), writes),  # not a dict
+    ):
+        asked.clear()
+        answer = joined(kr, f"Token token={ro}", "GET", scope_of, environ, None, None, cache)  # type: ignore[arg-type]
+        assert isinstance(answer, tuple) and answer[0] == 403
+        assert asked == [environ]
+    with pytest.raises(TypeError):
+        joined(kr, f"Token token={key}", "GET", scope_of, env, None, None, [])  # type: ignore[arg-type]
+
+
+class DictSubclass(dict):  # type: ignore[type-arg]
+    """A dict subclass standing for an environ that is not a plain dict."""
+
+
+def test_flask_route_scopes_are_found_natively_once_cached() -> None:
+    """protect_flask's resolver keeps each route's scope by method and path;
+    the one native call reads that cache itself and asks the resolver only
+    for a request not in it, and a Flask app with host matching is asked
+    every time (its cache is keyed by more than method and path)."""
+    from flask import Flask
+
+    kr = apikeys.Keyring()
+    key = kr.create_general_key(ADMIN, "k").secret
+    for host_matching in (False, True):
+        app = Flask("cached", host_matching=host_matching, static_host="testserver" if host_matching else None)
+        for path, scope in ROUTES.items():
+            handler = (lambda: "ok")
+            handler.__name__ = path.strip("/") or "root"
+            view = wsgi.requires_scope(scope)(handler) if scope else handler
+            app.add_url_rule(path, view_func=view, methods=METHODS, host="localhost" if host_matching else None)
+        mw = wsgi.protect_flask(app, kr)
+        resolver = mw.scope_for
+        assert isinstance(resolver, wsgi._FlaskScopeFor)
+        assert (resolver.route_scopes is None) == host_matching
+        calls = [0]
+        real = type(resolver).__call__
+
+        def counted(self: Any, environ: Any) -> Optional[str]:
+            calls[0] += 1
+            return real(self, environ)
+
+        type(resolver).__call__ = counted  # type: ignore[method-assign]
+        try:
+            outcomes = []
+            for _ in range(3):
+                for path in ROUTES:
+                    outcomes.append(wsgi_call(app, "GET", path, [("Authorization", f"Token token={key}")])[0])
+                    outcomes.append(wsgi_call(app, "PATCH", path, [("Authorization", f"Token token={key}")])[0])
+        finally:
+            type(resolver).__call__ = real  # type: ignore[method-assign]
+        assert set(outcomes) == {200}, outcomes
+        assert calls[0] == (3 * 2 * len(ROUTES) if host_matching else 2 * len(ROUTES)), calls[0]
+

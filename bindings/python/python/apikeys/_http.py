@@ -57,11 +57,21 @@ _asgi_rest: Callable[[Keyring, Any, Dict[Any, str], str, Optional[str]], Optiona
     _native._http_asgi_rest
 )
 #: ``_joined_rest_check(keyring, value, method, scope_of, environ, address,
-#: path)``: the same for WSGI's joined ``HTTP_AUTHORIZATION``; the scope is
-#: ``scope_of(environ)``, asked only once the header gave a key
+#: path, scopes)``: the same for WSGI's joined ``HTTP_AUTHORIZATION``; the
+#: scope, found only once the header gave a key, is ``scopes[(REQUEST_METHOD,
+#: PATH_INFO)]`` when that cache holds it, else ``scope_of(environ)``
 #: (``_http_joined_rest_check``).
 _joined_rest_check: Callable[
-    [Keyring, Optional[str], str, Optional[Callable[[Any], Optional[str]]], Any, Optional[str], Optional[str]],
+    [
+        Keyring,
+        Optional[str],
+        str,
+        Optional[Callable[[Any], Optional[str]]],
+        Any,
+        Optional[str],
+        Optional[str],
+        Optional[Dict[Any, str]],
+    ],
     Union[Principal, _Refusal],
 ] = _native._http_joined_rest_check
 _refusal: Callable[..., _Refusal] = _native._http_refusal

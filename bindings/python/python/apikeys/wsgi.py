@@ -99,6 +99,9 @@ class ApiKeyMiddleware:
         # the key (Events: _http_events_check; REST: _http_joined_rest_check);
         # a stand-in keyring is called as before.
         self._inline = _checks_natively(keyring)
+        # flask_scope_resolver's cache, when keyed by method and path: the
+        # native check probes it and asks scope_for only on a miss.
+        self._route_scopes = scope_for.route_scopes if isinstance(scope_for, _FlaskScopeFor) else None
 
     def __call__(self, environ: Any, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -137,8 +140,9 @@ class ApiKeyMiddleware:
                         who = self.keyring.authenticate(routing_key(body), "events", remote_address=address, path=path)
                 elif self._inline:
                     # The header read and the key checked in one native call
-                    # (the key never made a str); scope_for is asked only once
-                    # the header gave a key, as below.
+                    # (the key never made a str); the route's scope is found
+                    # only once the header gave a key, as below (in
+                    # flask_scope_resolver's cache, or by asking scope_for).
                     who = _joined_rest_check(
                         self.keyring,
                         environ.get("HTTP_AUTHORIZATION"),
@@ -147,6 +151,7 @@ class ApiKeyMiddleware:
                         environ,
                         address,
                         path,
+                        self._route_scopes,
                     )
                     if isinstance(who, tuple):
                         raise Rejection(who)
@@ -238,9 +243,28 @@ def flask_scope_resolver(flask_app: Any) -> Callable[[Any], Optional[str]]:
     script root and path (bounded: paths carry ids). Flask refuses new routes
     once it has served a request, so a kept answer stays right.
     """
-    cache: Dict[Tuple[str, ...], str] = {}
+    return _FlaskScopeFor(flask_app)
 
-    def resolve(environ: Any) -> Optional[str]:
+
+class _FlaskScopeFor:
+    """What :func:`flask_scope_resolver` returns: a ``scope_for`` with its cache."""
+
+    __slots__ = ("_app", "_by_host", "_cache", "route_scopes")
+
+    def __init__(self, flask_app: Any) -> None:
+        self._app = flask_app
+        # Without host matching, the URL map matches a request on its method and
+        # path alone (bind_to_environ takes the request's own host as the server
+        # name, so every request is in the default subdomain): the key needs no more.
+        self._by_host = bool(getattr(flask_app.url_map, "host_matching", True))
+        self._cache: Dict[Tuple[str, ...], str] = {}
+        #: The cache when it is keyed by ``(REQUEST_METHOD, PATH_INFO)`` (no
+        #: host matching), else None: the middleware's native check probes it
+        #: itself and calls this object only for a request not in it.
+        self.route_scopes: Optional[Dict[Tuple[str, ...], str]] = None if self._by_host else self._cache
+
+    def _resolve(self, environ: Any) -> Optional[str]:
+        flask_app = self._app
         try:
             rule, _ = flask_app.url_map.bind_to_environ(environ).match(return_rule=True)
         except Exception:  # no route, wrong method: the application answers that
@@ -254,12 +278,7 @@ def flask_scope_resolver(flask_app: Any) -> Callable[[Any], Optional[str]]:
             )
         return s
 
-    # Without host matching, the URL map matches a request on its method and
-    # path alone (bind_to_environ takes the request's own host as the server
-    # name, so every request is in the default subdomain): the key needs no more.
-    by_host = bool(getattr(flask_app.url_map, "host_matching", True))
-
-    def scope_for(environ: Any) -> Optional[str]:
+    def __call__(self, environ: Any) -> Optional[str]:
         key: Tuple[str, ...] = (
             (
                 environ.get("REQUEST_METHOD", ""),
@@ -267,18 +286,17 @@ def flask_scope_resolver(flask_app: Any) -> Callable[[Any], Optional[str]]:
                 environ.get("SCRIPT_NAME", ""),
                 environ.get("PATH_INFO", ""),
             )
-            if by_host
+            if self._by_host
             else (environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""))
         )
+        cache = self._cache
         found = cache.get(key)
         if found is None:
-            found = resolve(environ) or _NO_SCOPE
+            found = self._resolve(environ) or _NO_SCOPE
             if len(cache) >= _CACHE_LIMIT:
                 cache.clear()
             cache[key] = found
         return found or None
-
-    return scope_for
 
 
 def protect_flask(flask_app: Any, keyring: Keyring, **options: Any) -> ApiKeyMiddleware:
