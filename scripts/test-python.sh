@@ -98,5 +98,6 @@ step "benchmark smoke run (the figures in docs/python.md come from bench.py with
 "$vpy" "$pkg/bench_stores.py" --quick
 # The HTTP adapters against their frameworks (docs/performance.md, "Adapters").
 "$vpy" "$pkg/bench_adapters.py" --quick
+"$vpy" "$pkg/bench_adapters.py" --paired --quick
 
 echo "python: all checks passed"
