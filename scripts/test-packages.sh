@@ -148,8 +148,9 @@ for f in "${crates[@]}"; do tar xzf "$f" -C "$proj/crates"; done
     for c in "${lib_crates[@]}"; do echo "$c = { path = \"crates/$c-$version\" }"; done
 } >"$proj/Cargo.toml"
 cp scripts/smoke/story.rs "$proj/src/main.rs"
-# Its own target directory, kept between runs (compiled dependencies are reused).
-(cd "$proj" && CARGO_TARGET_DIR=$root/target/smoke-crates cargo run --quiet -- "$scratch") ||
+# Its own target directory, kept between runs (compiled dependencies are reused);
+# no debug info (a build and one run: nothing to debug, and the link is faster).
+(cd "$proj" && CARGO_TARGET_DIR=$root/target/smoke-crates CARGO_PROFILE_DEV_DEBUG=none cargo run --quiet -- "$scratch") ||
     fail "the Rust story failed against the packaged crates"
 # Each library crate came from its unpacked .crate, none from the workspace or a registry.
 for c in "${lib_crates[@]}"; do
