@@ -506,3 +506,22 @@ def test_flask_route_scopes_are_found_natively_once_cached() -> None:
         assert set(outcomes) == {200}, outcomes
         assert calls[0] == (3 * 2 * len(ROUTES) if host_matching else 2 * len(ROUTES)), calls[0]
 
+
+def test_a_scope_for_set_later_is_asked_not_the_old_cache() -> None:
+    """Once the resolver's cache holds /read's scope, a scope_for put on the
+    middleware later decides the next request: the native call must not
+    answer from the old resolver's cache (a stale layer would let a
+    read-only key write)."""
+    kr = apikeys.Keyring()
+    ro = kr.create_general_key(ADMIN, "ro", read_only=True).secret
+    app = flask_app(kr)
+    mw = app.wsgi_app
+    assert isinstance(mw, wsgi.ApiKeyMiddleware)
+    read = [("Authorization", f"Token token={ro}")]
+    for _ in range(2):
+        assert wsgi_call(app, "GET", "/read", read)[0] == 200
+    mw.scope_for = lambda environ: "incidents.write"
+    assert wsgi_call(app, "GET", "/read", read)[0] == 403
+    mw.scope_for = None
+    assert wsgi_call(app, "GET", "/write", read)[0] == 200, "no scope_for: no route scope"
+

@@ -100,8 +100,11 @@ class ApiKeyMiddleware:
         # a stand-in keyring is called as before.
         self._inline = _checks_natively(keyring)
         # flask_scope_resolver's cache, when keyed by method and path: the
-        # native check probes it and asks scope_for only on a miss.
+        # native check probes it and asks scope_for only on a miss. Used only
+        # while scope_for is still that resolver (a scope_for set later is
+        # asked, never the old resolver's cache).
         self._route_scopes = scope_for.route_scopes if isinstance(scope_for, _FlaskScopeFor) else None
+        self._route_scopes_of = scope_for
 
     def __call__(self, environ: Any, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -151,7 +154,7 @@ class ApiKeyMiddleware:
                         environ,
                         address,
                         path,
-                        self._route_scopes,
+                        self._route_scopes if self.scope_for is self._route_scopes_of else None,
                     )
                     if isinstance(who, tuple):
                         raise Rejection(who)
