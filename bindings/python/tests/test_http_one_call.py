@@ -525,3 +525,28 @@ def test_a_scope_for_set_later_is_asked_not_the_old_cache() -> None:
     mw.scope_for = None
     assert wsgi_call(app, "GET", "/write", read)[0] == 200, "no scope_for: no route scope"
 
+
+
+def test_asgi_a_scope_for_set_later_is_asked_not_the_routing_cache() -> None:
+    """The ASGI routing cache keeps scope_for's answers; a scope_for set on
+    the middleware later decides the next request on both paths."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def handler(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    kr = apikeys.Keyring()
+    ro = kr.create_general_key(ADMIN, "ro", read_only=True).secret
+    inner = Starlette(routes=[Route("/plain", handler)])
+    headers = asgi_headers([("Authorization", f"Token token={ro}")])
+    keyrings: List[Any] = [kr, StandIn(kr)]
+    for keyring in keyrings:
+        mw = asgi.ApiKeyMiddleware(inner, keyring, scope_for=lambda method, path: "incidents.read")
+        for _ in range(3):
+            assert asgi_call(mw, "GET", "/plain", headers)[0] == 200
+        mw.scope_for = lambda method, path: "incidents.write"
+        assert asgi_call(mw, "GET", "/plain", headers)[0] == 403
+        mw.scope_for = None
+        assert asgi_call(mw, "GET", "/plain", headers)[0] == 200

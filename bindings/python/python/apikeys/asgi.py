@@ -270,6 +270,18 @@ class ApiKeyMiddleware:
         # _http_asgi_rest, for a route already in the routing cache).
         self._inline = not self.offload and _checks_natively(keyring)
 
+    @property
+    def scope_for(self) -> Optional[Callable[[str, str], Optional[str]]]:
+        """The callable that gives a route's scope when its endpoint declares
+        none. Setting it empties the routing cache, which keeps the answers
+        of the one it replaces."""
+        return self._scope_for
+
+    @scope_for.setter
+    def scope_for(self, scope_for: Optional[Callable[[str, str], Optional[str]]]) -> None:
+        self._scope_for = scope_for
+        self._request_scopes = {}
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind != "http":
