@@ -550,3 +550,26 @@ def test_asgi_a_scope_for_set_later_is_asked_not_the_routing_cache() -> None:
         assert asgi_call(mw, "GET", "/plain", headers)[0] == 403
         mw.scope_for = None
         assert asgi_call(mw, "GET", "/plain", headers)[0] == 200
+
+
+def test_an_invalid_scope_from_scope_for_answers_alike() -> None:
+    """scope_for may give a string that is not a scope: both paths answer
+    the refusal authenticate's error renders, on the route's first request
+    and once its answer is cached (the one-call path raised it instead)."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def handler(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    kr = apikeys.Keyring()
+    key = kr.create_general_key(ADMIN, "k").secret
+    inner = Starlette(routes=[Route("/plain", handler)])
+    headers = asgi_headers([("Authorization", f"Token token={key}")])
+    one = asgi.ApiKeyMiddleware(inner, kr, scope_for=lambda method, path: "incidents")
+    general = asgi.ApiKeyMiddleware(inner, StandIn(kr), scope_for=lambda method, path: "incidents")
+    for _ in range(3):
+        a, b = asgi_call(one, "GET", "/plain", headers), asgi_call(general, "GET", "/plain", headers)
+        assert a == b and a[0] == 400, (a, b)
+        assert key.encode() not in a[2]

@@ -350,7 +350,10 @@ class ApiKeyMiddleware:
                 # read, the routing cache probed and the key checked in one
                 # native call, the key never made a str (the same answers as
                 # the general path below, which takes everything else).
-                done = _asgi_rest(self.keyring, scope, self._request_scopes, path, address) if self._inline else None
+                try:
+                    done = _asgi_rest(self.keyring, scope, self._request_scopes, path, address) if self._inline else None
+                except ApiKeyError as e:  # a cached scope the keyring refuses: as authenticate's below
+                    raise from_error(e) from None
                 if done is not None:
                     if len(done) != 2:
                         raise Rejection(done)
