@@ -568,7 +568,8 @@ def test_an_invalid_scope_from_scope_for_answers_alike() -> None:
     inner = Starlette(routes=[Route("/plain", handler)])
     headers = asgi_headers([("Authorization", f"Token token={key}")])
     one = asgi.ApiKeyMiddleware(inner, kr, scope_for=lambda method, path: "incidents")
-    general = asgi.ApiKeyMiddleware(inner, StandIn(kr), scope_for=lambda method, path: "incidents")
+    stand_in: Any = StandIn(kr)
+    general = asgi.ApiKeyMiddleware(inner, stand_in, scope_for=lambda method, path: "incidents")
     for _ in range(3):
         a, b = asgi_call(one, "GET", "/plain", headers), asgi_call(general, "GET", "/plain", headers)
         assert a == b and a[0] == 400, (a, b)
