@@ -103,7 +103,7 @@ def measure(quick: bool) -> List[Tuple[str, float]]:
         app = make()
         cached = ApiKeyMiddleware(_trivial, kr)
         routed = ApiKeyMiddleware(_trivial, kr)
-        routed._request_scopes = _NoKeep()
+        routed._scoping = (routed.scope_for, _NoKeep())
         scope = _scope(app, token)
         sides[f"{name}: no auth"] = (_trivial, scope)
         sides[f"{name}: cached"] = (cached, scope)

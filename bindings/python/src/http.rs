@@ -206,12 +206,6 @@ fn verdict<'py>(py: Python<'py>, done: apikeys::Result<apikeys::Principal>) -> A
     }
 }
 
-/// Whether a header name is `name` (lower case) as `apikeys.asgi` compares
-/// them: as sent, or lowered (ASCII) when it has the length of `name`.
-fn header_is(k: &[u8], name: &[u8]) -> bool {
-    k == name || (k.len() == name.len() && k.eq_ignore_ascii_case(name))
-}
-
 /// The REST step of `apikeys.asgi` in one call, for a request whose route
 /// is in the middleware's routing cache `routes`: the `Authorization` and
 /// `Host` headers read out of the scope's header list, the routing cache
@@ -263,11 +257,11 @@ pub(crate) fn _http_asgi_rest<'py>(
             return Ok(None);
         };
         let k = k.as_bytes();
-        if header_is(k, b"authorization") {
+        if apikeys_http::header_name_is(k, b"authorization") {
             if let Some(slot) = values.iter_mut().find(|v| v.is_none()) {
                 *slot = Some(v.to_owned());
             }
-        } else if header_is(k, b"host") {
+        } else if apikeys_http::header_name_is(k, b"host") {
             hosts.push(v.to_owned().into_any());
         }
     }

@@ -86,6 +86,24 @@ fn is_key_shaped(key: &[u8]) -> bool {
             .fold(true, |ok, &b| ok & b.is_ascii_graphic() & (b != b'"'))
 }
 
+/// Whether a header name as a server sent it is `lower` (a name in lower
+/// case, such as `b"authorization"`). HTTP header names compare without
+/// regard to ASCII case; servers that hand names over as bytes (ASGI) send
+/// them in lower case, so that is tried first.
+///
+/// ```
+/// use apikeys_http::header_name_is;
+/// assert!(header_name_is(b"authorization", b"authorization"));
+/// assert!(header_name_is(b"Authorization", b"authorization"));
+/// assert!(!header_name_is(b"authorizations", b"authorization"));
+/// assert!(!header_name_is(b"h\xc3\xb6st", b"host")); // not ASCII: no match
+/// ```
+#[inline]
+#[must_use]
+pub fn header_name_is(name: &[u8], lower: &[u8]) -> bool {
+    name == lower || name.eq_ignore_ascii_case(lower)
+}
+
 /// The REST key of a request: exactly one `Authorization` header, in one of
 /// the forms [`token_from_authorization`] accepts.
 ///
@@ -624,6 +642,53 @@ mod tests {
     use super::*;
 
     const KEY: &str = "y_NbAkKc66ryYTWUXYEu";
+
+    #[test]
+    fn header_names_match_in_any_ascii_case_and_nothing_else() {
+        for name in [&b"authorization"[..], b"host", b"content-length"] {
+            assert!(header_name_is(name, name));
+            assert!(header_name_is(&name.to_ascii_uppercase(), name));
+            let mut mixed = name.to_vec();
+            mixed[0] = mixed[0].to_ascii_uppercase();
+            assert!(header_name_is(&mixed, name));
+            assert!(!header_name_is(&name[1..], name), "shorter");
+            assert!(
+                !header_name_is(&[name, b" "].concat(), name),
+                "trailing space"
+            );
+            assert!(
+                !header_name_is(&[name, b"\0"].concat(), name),
+                "trailing NUL"
+            );
+        }
+        // Only ASCII letters fold: the Kelvin sign and a Latin-1 byte do not.
+        assert!(!header_name_is("\u{212a}ey".as_bytes(), b"key"));
+        assert!(!header_name_is(b"h\xd6st", b"h\xf6st"));
+        assert!(!header_name_is(b"", b"host"));
+    }
+
+    proptest::proptest! {
+        /// The same answer as comparing the lowered name, for any bytes.
+        #[test]
+        fn header_name_is_lowering_then_comparing(
+            junk in proptest::collection::vec(proptest::num::u8::ANY, 0..16),
+            mask in proptest::num::u16::ANY,
+            pick in 0..3_usize,
+        ) {
+            // A name in any mix of cases (letters flipped by the mask's bits), or any bytes.
+            let name: Vec<u8> = match pick {
+                0 | 1 => [&b"authorization"[..], b"host"][pick]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| if mask >> (i % 16) & 1 == 1 { b.to_ascii_uppercase() } else { *b })
+                    .collect(),
+                _ => junk,
+            };
+            for lower in [&b"authorization"[..], b"host"] {
+                proptest::prop_assert_eq!(header_name_is(&name, lower), name.to_ascii_lowercase() == lower);
+            }
+        }
+    }
 
     #[test]
     fn accepts_pagerduty_and_bearer_forms_in_any_case_and_spacing() {

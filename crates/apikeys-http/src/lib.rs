@@ -80,8 +80,8 @@ pub mod rest;
 mod scanning;
 
 pub use credentials::{
-    MAX_AUTHORIZATION_BYTES, declared_length, rest_token, routing_key, token_from_authorization,
-    token_from_authorizations, token_from_joined_authorization,
+    MAX_AUTHORIZATION_BYTES, declared_length, header_name_is, rest_token, routing_key,
+    token_from_authorization, token_from_authorizations, token_from_joined_authorization,
 };
 pub use events::{DEFAULT_MAX_EVENT_BYTES, EventsAuth, EventsAuthLayer, EventsFuture};
 #[cfg(feature = "axum")]

@@ -249,17 +249,11 @@ class ApiKeyMiddleware:
         self._try_first = self.offload and callable(getattr(keyring, "try_authenticate", None))
         self.events_paths = frozenset(events_paths)
         self.public_paths = frozenset(public_paths)
-        self.scope_for = scope_for
         self.max_event_bytes = max_event_bytes
+        self.scope_for = scope_for
         # id(route) -> (route, its declared scope or ""): the route is held
         # so that its id cannot be reused by another object.
         self._route_scopes: Dict[int, Tuple[Any, str]] = {}
-        # Routing each request again costs about as much as the key check,
-        # so the answer is kept per request key: everything the routes can
-        # match on (method, path, root path, scheme, Host header, app). Kept
-        # only when every route consulted is one whose matching depends on
-        # nothing else (see _known_matchers); bounded, since paths carry ids.
-        self._request_scopes: Dict[Tuple[Any, ...], str] = {}
         self._matchers = _known_matchers()
         # Principals carry a rate-limit status only from a keyring with rate
         # limits (fixed when it is made): without them there are no headers
@@ -273,14 +267,29 @@ class ApiKeyMiddleware:
     @property
     def scope_for(self) -> Optional[Callable[[str, str], Optional[str]]]:
         """The callable that gives a route's scope when its endpoint declares
-        none. Setting it empties the routing cache, which keeps the answers
-        of the one it replaces."""
-        return self._scope_for
+        none. Setting it starts a new routing cache: the old one keeps the
+        answers of the callable it replaces."""
+        return self._scoping[0]
 
     @scope_for.setter
     def scope_for(self, scope_for: Optional[Callable[[str, str], Optional[str]]]) -> None:
-        self._scope_for = scope_for
-        self._request_scopes = {}
+        # Routing each request again costs about as much as the key check,
+        # so the answer is kept per request key: everything the routes can
+        # match on (method, path, root path, scheme, Host header, app). Kept
+        # only when every route consulted is one whose matching depends on
+        # nothing else (see _known_matchers); bounded, since paths carry ids.
+        # The callable and its cache are one attribute, read once per lookup:
+        # an answer of the replaced callable, found while another thread sets
+        # a new one, goes into the old cache, never the new one.
+        self._scoping: Tuple[Optional[Callable[[str, str], Optional[str]]], Dict[Tuple[Any, ...], str]] = (
+            scope_for,
+            {},
+        )
+
+    @property
+    def _request_scopes(self) -> Dict[Tuple[Any, ...], str]:
+        """The routing cache in use (tests read it)."""
+        return self._scoping[1]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -351,7 +360,7 @@ class ApiKeyMiddleware:
                 # native call, the key never made a str (the same answers as
                 # the general path below, which takes everything else).
                 try:
-                    done = _asgi_rest(self.keyring, scope, self._request_scopes, path, address) if self._inline else None
+                    done = _asgi_rest(self.keyring, scope, self._scoping[1], path, address) if self._inline else None
                 except ApiKeyError as e:  # a cached scope the keyring refuses: as authenticate's below
                     raise from_error(e) from None
                 if done is not None:
@@ -383,7 +392,7 @@ class ApiKeyMiddleware:
                     token = parsed
                     # The routing cache's key: everything the routes can match
                     # on (see _required_scope).
-                    required = self._required_scope(scope, host) or None
+                    required = self._required_scope(scope, host)
                     if self.offload:
                         who = await self._check(token, "rest", method, required, address, path)
                     else:
@@ -427,33 +436,39 @@ class ApiKeyMiddleware:
             host,
             id(scope.get("app")),
         )
-        cached = self._request_scopes.get(key)
+        scope_for, cache = self._scoping
+        cached = cache.get(key)
         if cached is None:
             try:
-                found, cacheable = self._resolve_scope(scope)
+                found, cacheable = self._resolve_scope(scope, scope_for)
             except ScopeDeclarationError as e:
                 _log.error("apikeys.asgi: %s; answering 500", e)
                 raise misconfigured(str(e)) from None
             cached = found or _NO_SCOPE
             if cacheable:
-                if len(self._request_scopes) >= _CACHE_LIMIT:
-                    self._request_scopes.clear()
-                self._request_scopes[key] = cached
+                if len(cache) >= _CACHE_LIMIT:
+                    cache.clear()
+                cache[key] = cached
         return cached or None
 
-    def _resolve_scope(self, scope: Scope) -> Tuple[Optional[str], bool]:
-        """The route's scope, and whether the answer may be kept for the request key."""
+    def _resolve_scope(
+        self, scope: Scope, scope_for: Optional[Callable[[str, str], Optional[str]]]
+    ) -> Tuple[Optional[str], bool]:
+        """The route's scope (``scope_for`` asked when no route declares one),
+        and whether the answer may be kept for the request key."""
         app = scope.get("app")
         routes = getattr(getattr(app, "router", None), "routes", None)
         cacheable = [True]
         if routes:
+            # A route's own declaration decides; a route that declares none,
+            # or a request no route matches, is asked of scope_for.
             found = self._match(routes, scope, 0, cacheable)
-            if found is not None:
-                return found or None, cacheable[0]
-        if self.scope_for is not None:
+            if found:
+                return found, cacheable[0]
+        if scope_for is not None:
             where = f"scope_for({scope['method']!r}, {scope['path']!r})"
             try:
-                given = self.scope_for(scope["method"], scope["path"])
+                given = scope_for(scope["method"], scope["path"])
             except Exception as e:
                 _log.exception("apikeys.asgi: %s raised", where)
                 raise misconfigured(f"{where} raised {type(e).__name__}") from None

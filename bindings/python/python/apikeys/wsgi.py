@@ -99,12 +99,23 @@ class ApiKeyMiddleware:
         # the key (Events: _http_events_check; REST: _http_joined_rest_check);
         # a stand-in keyring is called as before.
         self._inline = _checks_natively(keyring)
-        # flask_scope_resolver's cache, when keyed by method and path: the
-        # native check probes it and asks scope_for only on a miss. Used only
-        # while scope_for is still that resolver (a scope_for set later is
-        # asked, never the old resolver's cache).
-        self._route_scopes = scope_for.route_scopes if isinstance(scope_for, _FlaskScopeFor) else None
-        self._route_scopes_of = scope_for
+
+    @property
+    def scope_for(self) -> Optional[Callable[[Any], Optional[str]]]:
+        """The callable that gives a request's scope (``None``: no route
+        scopes). Setting it also sets which cache the native check probes."""
+        return self._scoping[0]
+
+    @scope_for.setter
+    def scope_for(self, scope_for: Optional[Callable[[Any], Optional[str]]]) -> None:
+        # The callable and flask_scope_resolver's cache (when keyed by method
+        # and path; the native check probes it and asks scope_for only on a
+        # miss) in one attribute, read once per request: a scope_for set
+        # later is asked, never the old resolver's cache.
+        self._scoping: Tuple[Optional[Callable[[Any], Optional[str]]], Optional[Dict[Tuple[str, ...], str]]] = (
+            scope_for,
+            scope_for.route_scopes if isinstance(scope_for, _FlaskScopeFor) else None,
+        )
 
     def __call__(self, environ: Any, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -146,15 +157,16 @@ class ApiKeyMiddleware:
                     # (the key never made a str); the route's scope is found
                     # only once the header gave a key, as below (in
                     # flask_scope_resolver's cache, or by asking scope_for).
+                    scope_for, route_scopes = self._scoping
                     who = _joined_rest_check(
                         self.keyring,
                         environ.get("HTTP_AUTHORIZATION"),
                         environ.get("REQUEST_METHOD", "GET"),
-                        self._scope if self.scope_for is not None else None,
+                        self._scope if scope_for is not None else None,
                         environ,
                         address,
                         path,
-                        self._route_scopes if self.scope_for is self._route_scopes_of else None,
+                        route_scopes,
                     )
                     if isinstance(who, tuple):
                         raise Rejection(who)
@@ -164,7 +176,7 @@ class ApiKeyMiddleware:
                     token = _joined_rest_token(environ.get("HTTP_AUTHORIZATION"))
                     if not isinstance(token, str):
                         raise Rejection(token)
-                    scope = self._scope(environ) if self.scope_for is not None else None
+                    scope = self._scope(environ) if self._scoping[0] is not None else None
                     who = self.keyring.authenticate(
                         token, "rest", environ.get("REQUEST_METHOD", "GET"), scope, remote_address=address, path=path
                     )
@@ -190,10 +202,11 @@ class ApiKeyMiddleware:
     def _scope(self, environ: Any) -> Optional[str]:
         """The scope ``scope_for`` gives the request; a 500 :class:`Rejection`
         (the route named in the log) if it raises or gives a non-string."""
-        if self.scope_for is None:
+        scope_for = self._scoping[0]
+        if scope_for is None:
             return None
         try:
-            scope = self.scope_for(environ)
+            scope = scope_for(environ)
         except ScopeDeclarationError as e:
             _log.error("apikeys.wsgi: %s; answering 500", e)
             raise misconfigured(str(e)) from None
