@@ -51,7 +51,9 @@ request also runs after a request of the other app, so its code and data
 are partly out of the caches, as in a server. For each REST table: the
 no-op against itself (the method's own error: an A/A pair), the check alone
 in a no-op middleware (`*-rest-check`), the adapter, and the adapter against
-the check (what the adapter adds around the check).
+the check (what the adapter adds around the check); for each Events table
+(a 1 KiB body; Flask's with `wsgi.input_terminated`, as servers send it),
+the A/A pair and the adapter.
 """
 
 from __future__ import annotations
@@ -464,6 +466,7 @@ class WsgiCase:
             each(lambda: self.run_one(app, template, body, start_response))(n)
             return
         for _ in range(n):
+            # run_one's body, written out: the timed loop makes no call of its own.
             env = dict(template)
             env["wsgi.input"] = io.BytesIO(body)
             result = app(env, start_response)
@@ -744,7 +747,7 @@ def report(cases: Dict[str, Tuple[str, Runner]], times: Dict[str, List[float]], 
 
 
 async def paired(cases: Dict[str, Tuple[str, Runner]], pairs: int) -> None:
-    """--paired: for each REST table, pairs of cases sent request by request
+    """--paired: for each REST and Events table, pairs of cases sent request by request
     (see the module's documentation); µs, the second case's request minus
     the first's."""
     clock = time.perf_counter_ns
@@ -761,18 +764,21 @@ async def paired(cases: Dict[str, Tuple[str, Runner]], pairs: int) -> None:
         f"one request of each case in turn; {load()} before"
     )
     print("µs, second case minus first, per request: median, mean of the middle 80 %, quartiles")
-    for fw in ("starlette", "fastapi", "flask"):
-        rows = [
-            ("noop", "noop", "A/A: the no-op against itself"),
-            ("noop", "check", "the check alone, in a no-op middleware"),
-            ("noop", "apikeys", "the adapter, over the no-op"),
-            ("check", "apikeys", "the adapter, over the check alone"),
-        ]
-        if f"{fw}-rest-apikeys" not in cases:
+    rest = [
+        ("noop", "noop", "A/A: the no-op against itself"),
+        ("noop", "check", "the check alone, in a no-op middleware"),
+        ("noop", "apikeys", "the adapter, over the no-op"),
+        ("check", "apikeys", "the adapter, over the check alone"),
+    ]
+    events = [("noop", "noop", "A/A: the no-op against itself"), ("noop", "apikeys", "the adapter, over the no-op")]
+    tables = [(f"{fw}-rest", rest) for fw in ("starlette", "fastapi", "flask")]
+    tables += [(prefix, events) for prefix in ("starlette-events", "fastapi-events", "flask-events-terminated")]
+    for prefix, rows in tables:
+        if f"{prefix}-apikeys" not in cases:
             continue
-        print(f"\n{cases[f'{fw}-rest-apikeys'][0]}")
+        print(f"\n{cases[f'{prefix}-apikeys'][0]}")
         for first, second, what in rows:
-            a, b = cases[f"{fw}-rest-{first}"][1], cases[f"{fw}-rest-{second}"][1]
+            a, b = cases[f"{prefix}-{first}"][1], cases[f"{prefix}-{second}"][1]
             for run in (a, b):  # warm-up
                 out = run(500)
                 if out is not None:
@@ -807,7 +813,7 @@ def parts(keys: Keys, calls: int, rounds: int) -> None:
 
     from apikeys import _http
     from apikeys.asgi import ApiKeyMiddleware, requires_scope
-    from apikeys.wsgi import flask_scope_resolver
+    from apikeys.wsgi import _FlaskScopeFor
 
     kr = keys.keyring
 
@@ -835,30 +841,30 @@ def parts(keys: Keys, calls: int, rounds: int) -> None:
             if scope["path"] in events_paths:
                 pass
 
-    def s_headers(n: int) -> None:
-        for _ in range(n):
-            values: List[bytes] = []
-            host: Any = None
-            for k, v in scope["headers"]:
-                name = k.lower()
-                if name == b"authorization":
-                    values.append(v)
-                elif name == b"host":
-                    host = v if host is None else (host, v)
-
     values = [header]
+    routes = mw._scoping[1]
 
-    def s_headers_as_sent(n: int) -> None:
-        # The proposed loop: servers send lowercase names (ASGI asks them to),
-        # so compare first and lower only a name of the right length that differs.
+    def s_asgi_rest(n: int) -> None:
+        # The REST step of an apikeys.Keyring and a cached route: one native call.
+        for _ in range(n):
+            _http._asgi_rest(kr, scope, routes, "/incidents", "127.0.0.1")
+
+    def s_headers(n: int) -> None:
+        # The general path's header loop (a route's first request, a stand-in keyring).
         for _ in range(n):
             values: List[bytes] = []
             host: Any = None
             for k, v in scope["headers"]:
-                if k == b"authorization" or (len(k) == 13 and k.lower() == b"authorization"):
+                if k == b"authorization":
                     values.append(v)
-                elif k == b"host" or (len(k) == 4 and k.lower() == b"host"):
+                elif k == b"host":
                     host = v if host is None else (host, v)
+                elif len(k) == 13 or len(k) == 4:
+                    name = k.lower()
+                    if name == b"authorization":
+                        values.append(v)
+                    elif name == b"host":
+                        host = v if host is None else (host, v)
 
     def s_rest_token(n: int) -> None:
         for _ in range(n):
@@ -868,21 +874,9 @@ def parts(keys: Keys, calls: int, rounds: int) -> None:
         for _ in range(n):
             mw._required_scope(scope, HOST)
 
-    def s_authenticate_wrapper(n: int) -> None:
-        for _ in range(n):
-            _http.authenticate(kr, keys.rest, "rest", "GET", "incidents.read")
-
     def s_keyring(n: int) -> None:
         for _ in range(n):
-            kr.authenticate(keys.rest, api="rest", method="GET", scope="incidents.read")
-
-    def s_keyring_positional(n: int) -> None:
-        for _ in range(n):
-            kr.authenticate(keys.rest, "rest", "GET", "incidents.read")
-
-    async def s_check(n: int) -> None:
-        for _ in range(n):
-            await mw._check(keys.rest, "rest", "GET", "incidents.read", "127.0.0.1", "/incidents")
+            kr.authenticate(keys.rest, "rest", "GET", "incidents.read", remote_address="127.0.0.1", path="/incidents")
 
     def s_principal_into_scope(n: int) -> None:
         for _ in range(n):
@@ -929,19 +923,19 @@ def parts(keys: Keys, calls: int, rounds: int) -> None:
     def fview() -> str:
         return ""
 
-    resolver = flask_scope_resolver(flask_app)
+    resolver = _FlaskScopeFor(flask_app)  # what flask_scope_resolver gives
     environ = wsgi_environ("GET", "/incidents", {"HTTP_HOST": HOST.decode(), "HTTP_AUTHORIZATION": header.decode()})
     resolver(environ)
+
+    def w_joined_rest_check(n: int) -> None:
+        # The REST step of an apikeys.Keyring: one native call, the route's scope from the resolver's cache.
+        auth, cache = environ.get("HTTP_AUTHORIZATION"), resolver.route_scopes
+        for _ in range(n):
+            _http._joined_rest_check(kr, auth, "GET", resolver, environ, "127.0.0.1", "/incidents", cache)
 
     def w_joined_rest_token(n: int) -> None:
         for _ in range(n):
             _http.joined_rest_token(environ.get("HTTP_AUTHORIZATION"))
-
-    def w_where(n: int) -> None:
-        # What ApiKeyMiddleware._scope built before calling scope_for, on every request,
-        # until it was made in the error branches only.
-        for _ in range(n):
-            f"scope_for for {environ.get('REQUEST_METHOD', '')} {environ.get('PATH_INFO', '')!r}"  # noqa: B018
 
     def w_scope_for(n: int) -> None:
         for _ in range(n):
@@ -958,25 +952,27 @@ def parts(keys: Keys, calls: int, rounds: int) -> None:
         for _ in range(n):
             routing(event)
 
+    def e_events_check(n: int) -> None:
+        for _ in range(n):
+            _http._events_check(kr, event, "127.0.0.1", "/v2/enqueue")
+
     steps: Dict[str, Runner] = {
         "asgi: type/path checks (3 lookups)": s_dispatch,
-        "asgi: header loop (3 headers, .lower())": s_headers,
-        "  proposed: names compared as sent, lowered only if need be": s_headers_as_sent,
-        "asgi: rest_token (+ token_from_authorization)": s_rest_token,
-        "asgi: _required_scope (cache hit)": s_required_scope,
-        "asgi: await _check (inline)": s_check,
-        "  _http.authenticate (try/except wrapper)": s_authenticate_wrapper,
-        "  Keyring.authenticate (keywords)": s_keyring,
-        "  Keyring.authenticate (positional)": s_keyring_positional,
+        "asgi: _asgi_rest (one native call, cached route)": s_asgi_rest,
+        "asgi, general path: header loop (3 headers)": s_headers,
+        "asgi, general path: rest_token": s_rest_token,
+        "asgi, general path: _required_scope (cache hit)": s_required_scope,
+        "asgi, general path: Keyring.authenticate": s_keyring,
         "asgi: principal into scope (3 stores)": s_principal_into_scope,
         "asgi: rate_limit_headers": s_rate_limit_headers,
         "asgi: whole middleware, app doing nothing": s_whole,
         "asgi: no-op middleware, app doing nothing": s_noop,
-        "wsgi: joined_rest_token": w_joined_rest_token,
-        "wsgi: _scope's message f-string (was: every request)": w_where,
-        "wsgi: scope_for (flask_scope_resolver, cache hit)": w_scope_for,
+        "wsgi: _joined_rest_check (one native call, cached route)": w_joined_rest_check,
+        "wsgi, general path: joined_rest_token": w_joined_rest_token,
+        "wsgi, general path: scope_for (cache hit)": w_scope_for,
         "events: _http.routing_key (1 KiB)": e_routing_key,
         "events: events_routing_key (1 KiB)": e_routing_key_direct,
+        "events: _events_check (parse and check, 1 KiB)": e_events_check,
     }
     times, _ = asyncio.run(measure({k: ("parts", v) for k, v in steps.items()}, calls, rounds))
     print(f"the middleware's steps, each alone (µs per request, CPU: fastest round, median; {load()})")
@@ -999,7 +995,7 @@ def main() -> int:
     ap.add_argument("--parts", action="store_true", help="time the middleware's steps one by one")
     ap.add_argument("--loop", metavar="CASE", help="run this case only, --calls times after a warm-up (for profilers)")
     ap.add_argument("--count", metavar="CASES", help="for callgrind --dump-before=sched_yield: each case's requests between two dumps")
-    ap.add_argument("--paired", action="store_true", help="REST cases two at a time, request by request (see above)")
+    ap.add_argument("--paired", action="store_true", help="REST and Events cases two at a time, request by request (see above)")
     ap.add_argument("--pairs", type=int, default=20_000, help="pairs per row with --paired (default 20,000)")
     ap.add_argument("--before", metavar="REV", help="also time the adapters of this git revision (cases *-before)")
     ap.add_argument(

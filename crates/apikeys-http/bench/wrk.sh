@@ -191,14 +191,21 @@ cpu() {
   done
   echo "$t"
 }
+# "req/s requests cpu_ticks" of one wrk output (stdin), the server's CPU ticks given;
+# a run with any non-2xx answer stops the script.
+summary() {
+  local outp
+  outp=$(cat)
+  if grep -q "Non-2xx" <<<"$outp"; then echo "non-2xx answers under load: $outp" >&2; exit 1; fi
+  awk -v c="$1" '/Requests\/sec/ {r=$2} / requests in / {n=$1} END {print r, n, c}' <<<"$outp"
+}
 run() {
   local pid=$1; shift
   local c0 c1 outp
   c0=$(cpu "$pid")
   outp=$(wrk -t1 -c"$conns" -d"${secs}s" "$@")
   c1=$(cpu "$pid")
-  if grep -q "Non-2xx" <<<"$outp"; then echo "non-2xx answers under load: $outp" >&2; exit 1; fi
-  awk -v c=$((c1 - c0)) '/Requests\/sec/ {r=$2} / requests in / {n=$1} END {print r, n, c}' <<<"$outp"
+  summary $((c1 - c0)) <<<"$outp"
 }
 # One round of both sides at once (PAIRED=1): prints the two "req/s requests
 # cpu_ticks" lines, the plain side's first, both measured over the same seconds.
@@ -211,11 +218,8 @@ run_pair() {
   local w2=$!
   wait "$w1" "$w2"
   p1=$(cpu "$plain_pid"); a1=$(cpu "$auth_pid")
-  for f in plain auth; do
-    if grep -q "Non-2xx" "$out/pair.$f"; then echo "non-2xx answers under load: $(cat "$out/pair.$f")" >&2; exit 1; fi
-  done
-  awk -v c=$((p1 - p0)) '/Requests\/sec/ {r=$2} / requests in / {n=$1} END {print r, n, c}' "$out/pair.plain"
-  awk -v c=$((a1 - a0)) '/Requests\/sec/ {r=$2} / requests in / {n=$1} END {print r, n, c}' "$out/pair.auth"
+  summary $((p1 - p0)) <"$out/pair.plain"
+  summary $((a1 - a0)) <"$out/pair.auth"
 }
 phdr=(-H "Authorization: Token token=$plain_key")
 ahdr=(-H "Authorization: Token token=$auth_key")
