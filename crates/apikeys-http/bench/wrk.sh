@@ -27,6 +27,8 @@
 # (default 0: never), so that what differs between two processes of the same
 # code (address-space layout, Python's and V8's hash seeds, the heap's
 # history) varies from round to round instead of biasing a whole run.
+# BASE=noop (node): the unprotected side mounts a no-op middleware (the
+# adapter against Express's own cost of one more route handler).
 # PAIRED=1 loads both sides at once in every round, each by a wrk of its own
 # (CONNECTIONS each), instead of one after the other: the two servers then
 # share the machine through the same seconds, so a change in the machine's
@@ -58,6 +60,15 @@ case ${AA:-} in
   1|plain) plain_mode=plain; auth_mode=plain ;;
   auth) plain_mode=auth; auth_mode=auth ;;
   *) echo "AA is plain (or 1) or auth" >&2; exit 2 ;;
+esac
+# BASE=noop (node only): the unprotected side mounts a middleware that only
+# calls next(), so the figure is the adapter's own cost beside Express's cost
+# of one more route handler (express_app.js's `noop` mode).
+case ${BASE:-} in
+  "") ;;
+  noop) [ "$target" = node ] || { echo "BASE=noop is for the node target" >&2; exit 2; }
+        [ "$plain_mode" = plain ] && plain_mode=noop ;;
+  *) echo "BASE is noop or unset" >&2; exit 2 ;;
 esac
 out=$(mktemp -d)
 pids=()
@@ -136,7 +147,7 @@ start_servers() {
       node "$here/express_app.js" "$auth_mode" "$auth_port" >"$out/auth.key" &
       auth_pid=$!
       pids+=("$plain_pid" "$auth_pid")
-      label="Express"
+      label="Express${BASE:+ (the unprotected side with a no-op middleware)}"
       ;;
     *) echo "unknown target $target (rust, python, flask or node)" >&2; exit 2 ;;
   esac
