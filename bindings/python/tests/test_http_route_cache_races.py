@@ -92,6 +92,28 @@ def item_path(n: int) -> Tuple[str, int]:
     return (f"/items/{n:05d}/even", 200) if n % 2 == 0 else (f"/items/{n:05d}/odd", 403)
 
 
+def walk_items_in_threads(request: Callable[[str], int], cache_limit: int) -> None:
+    """THREADS threads send a read-only key's requests over the item paths,
+    each from its own offset: the same keys are filled by several threads at
+    once, and the cache is emptied under them. Every answer must be the
+    route's own (200 on a read, 403 on a write)."""
+    wrong: List[Tuple[str, int]] = []
+    visited: set[str] = set()
+
+    def work(i: int) -> None:
+        for j in range(PATHS // THREADS * 2):
+            path, expected = item_path((j * 7 + i * 1_151) % PATHS)
+            visited.add(path)
+            status = request(path)
+            if status != expected:
+                wrong.append((path, status))
+
+    run_threads(work)
+    assert not wrong, wrong[:10]
+    # More routes were asked than the cache holds: it was emptied on the way.
+    assert len(visited) > cache_limit, len(visited)
+
+
 @pytest.mark.parametrize("which", ["native", "stand-in"])
 def test_wsgi_route_cache_never_gives_another_routes_scope(which: str) -> None:
     kr = apikeys.Keyring()
@@ -99,23 +121,7 @@ def test_wsgi_route_cache_never_gives_another_routes_scope(which: str) -> None:
     keyring = dict(keyrings(kr))[which]
     app = flask_items_app(keyring)
     headers = [("Authorization", f"Token token={key}")]
-    wrong: List[Tuple[str, int]] = []
-    visited: set[str] = set()
-
-    def work(i: int) -> None:
-        # Each thread walks the paths from its own offset: the same keys are
-        # filled by several threads at once, and the cache is emptied under them.
-        for j in range(PATHS // THREADS * 2):
-            path, expected = item_path((j * 7 + i * 1_151) % PATHS)
-            visited.add(path)
-            status = wsgi_call(app, "GET", path, headers)[0]
-            if status != expected:
-                wrong.append((path, status))
-
-    run_threads(work)
-    assert not wrong, wrong[:10]
-    # More routes were cached than the cache holds: it was emptied on the way.
-    assert len(visited) > wsgi._CACHE_LIMIT, len(visited)
+    walk_items_in_threads(lambda path: wsgi_call(app, "GET", path, headers)[0], wsgi._CACHE_LIMIT)
 
 
 @pytest.mark.parametrize("which", ["native", "stand-in"])
@@ -138,21 +144,30 @@ def test_asgi_routing_cache_never_gives_another_routes_scope(which: str) -> None
     inner = Starlette(routes=[Route("/items/{n:int}/even", even), Route("/items/{n:int}/odd", odd)])
     mw = asgi.ApiKeyMiddleware(inner, keyring)
     headers = asgi_headers([("Authorization", f"Token token={key}")])
-    wrong: List[Tuple[str, int]] = []
-    visited: set[str] = set()
+    # (asgi_call runs each request in an event loop of its thread's own.)
+    walk_items_in_threads(
+        lambda path: asgi_call(mw, "GET", path, headers, lambda s: {**s, "app": inner})[0], asgi._CACHE_LIMIT
+    )
 
-    def work(i: int) -> None:
-        # asgi_call runs each request in an event loop of this thread's own.
-        for j in range(PATHS // THREADS * 2):
-            path, expected = item_path((j * 7 + i * 1_151) % PATHS)
-            visited.add(path)
-            status = asgi_call(mw, "GET", path, headers, lambda s: {**s, "app": inner})[0]
-            if status != expected:
-                wrong.append((path, status))
 
-    run_threads(work)
-    assert not wrong, wrong[:10]
-    assert len(visited) > asgi._CACHE_LIMIT, len(visited)
+def plain_starlette(which: str) -> Tuple[asgi.ApiKeyMiddleware, Callable[[], int]]:
+    """apikeys.asgi in front of a Starlette app whose one route, /plain,
+    declares no scope (scope_for decides it), on the native keyring or a
+    stand-in; and a function sending it GET /plain with a read-only key."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def handler(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    kr = apikeys.Keyring()
+    key = read_only_key(kr)
+    inner = Starlette(routes=[Route("/plain", handler)])
+    mw = asgi.ApiKeyMiddleware(inner, dict(keyrings(kr))[which])
+    headers = asgi_headers([("Authorization", f"Token token={key}")])
+    # The app in the scope, as Starlette puts it there: the middleware matches its routes.
+    return mw, lambda: asgi_call(mw, "GET", "/plain", headers, lambda s: {**s, "app": inner})[0]
 
 
 def swap_while_serving(
@@ -205,38 +220,52 @@ def swap_while_serving(
     return checked
 
 
-@pytest.mark.parametrize("which", ["native", "stand-in"])
-def test_wsgi_a_scope_for_set_while_serving_decides_every_later_request(which: str) -> None:
+def plain_flask(which: str) -> Tuple[Any, wsgi.ApiKeyMiddleware, Callable[[], int]]:
+    """protect_flask on a Flask app whose one route, /plain, declares no
+    scope, on the native keyring or a stand-in; the middleware, and a
+    function sending it GET /plain with a read-only key."""
     from flask import Flask
 
     kr = apikeys.Keyring()
     key = read_only_key(kr)
-    keyring = dict(keyrings(kr))[which]
-    app = Flask("swap")
+    app = Flask("plain")
     app.add_url_rule("/plain", view_func=lambda: "ok", endpoint="plain")
-    wsgi.protect_flask(app, keyring)
-    mw = app.wsgi_app
-    assert isinstance(mw, wsgi.ApiKeyMiddleware)
+    mw = wsgi.protect_flask(app, dict(keyrings(kr))[which])
     headers = [("Authorization", f"Token token={key}")]
+    return app, mw, lambda: wsgi_call(app, "GET", "/plain", headers)[0]
 
-    class Fixed(wsgi._FlaskScopeFor):
-        """A flask_scope_resolver (whose cache the native call probes) that
-        finds `scope` for every route, as a declared scope would be found."""
 
-        def __init__(self, scope: str) -> None:
-            super().__init__(app)
-            self.fixed = scope
+class Resolver(wsgi._FlaskScopeFor):
+    """A flask_scope_resolver (its cache is the one the native call probes)
+    that finds a request's scope with ``find`` instead of the URL map."""
 
-        def _resolve(self, environ: Any) -> Optional[str]:
-            time.sleep(0.0001)  # as a resolver doing I/O would: other threads run meanwhile
-            return self.fixed
+    def __init__(self, app: Any, find: Callable[[Any], Optional[str]]) -> None:
+        super().__init__(app)
+        self.find = find
 
-    readers, writers = Fixed("incidents.read"), Fixed("incidents.write")
+    def _resolve(self, environ: Any) -> Optional[str]:
+        return self.find(environ)
+
+
+def slowly(scope: str) -> Callable[[Any], Optional[str]]:
+    """A lookup answering ``scope`` as one doing I/O would: other threads run meanwhile."""
+
+    def find(environ: Any) -> Optional[str]:
+        time.sleep(0.0001)
+        return scope
+
+    return find
+
+
+@pytest.mark.parametrize("which", ["native", "stand-in"])
+def test_wsgi_a_scope_for_set_while_serving_decides_every_later_request(which: str) -> None:
+    app, mw, get = plain_flask(which)
+    readers, writers = Resolver(app, slowly("incidents.read")), Resolver(app, slowly("incidents.write"))
 
     def set_scope_for(read: bool) -> None:
         mw.scope_for = readers if read else writers
 
-    checked = swap_while_serving(set_scope_for, lambda: wsgi_call(app, "GET", "/plain", headers)[0])
+    checked = swap_while_serving(set_scope_for, get)
     assert checked["200"] > 0 and checked["403"] > 0, checked
     # Both resolvers' caches were in use (the native call probes them).
     assert readers._cache and writers._cache
@@ -244,19 +273,7 @@ def test_wsgi_a_scope_for_set_while_serving_decides_every_later_request(which: s
 
 @pytest.mark.parametrize("which", ["native", "stand-in"])
 def test_asgi_a_scope_for_set_while_serving_decides_every_later_request(which: str) -> None:
-    from starlette.applications import Starlette
-    from starlette.responses import PlainTextResponse
-    from starlette.routing import Route
-
-    async def handler(request: Any) -> PlainTextResponse:
-        return PlainTextResponse("ok")
-
-    kr = apikeys.Keyring()
-    key = read_only_key(kr)
-    keyring = dict(keyrings(kr))[which]
-    inner = Starlette(routes=[Route("/plain", handler)])
-    mw = asgi.ApiKeyMiddleware(inner, keyring)
-    headers = asgi_headers([("Authorization", f"Token token={key}")])
+    mw, get = plain_starlette(which)
 
     def set_scope_for(read: bool) -> None:
         scope: Optional[str] = "incidents.read" if read else "incidents.write"
@@ -269,9 +286,7 @@ def test_asgi_a_scope_for_set_while_serving_decides_every_later_request(which: s
 
         mw.scope_for = scope_for
 
-    checked = swap_while_serving(
-        set_scope_for, lambda: asgi_call(mw, "GET", "/plain", headers, lambda s: {**s, "app": inner})[0]
-    )
+    checked = swap_while_serving(set_scope_for, get)
     assert checked["200"] > 0 and checked["403"] > 0, checked
 
 
@@ -312,51 +327,20 @@ def stale_answer_sequence(set_scope_for: Callable[[Any], None], request: Callabl
 
 @pytest.mark.parametrize("which", ["native", "stand-in"])
 def test_asgi_an_answer_of_a_replaced_scope_for_is_never_kept(which: str) -> None:
-    from starlette.applications import Starlette
-    from starlette.responses import PlainTextResponse
-    from starlette.routing import Route
-
-    async def handler(request: Any) -> PlainTextResponse:
-        return PlainTextResponse("ok")
-
-    kr = apikeys.Keyring()
-    key = read_only_key(kr)
-    keyring = dict(keyrings(kr))[which]
-    inner = Starlette(routes=[Route("/plain", handler)])
-    mw = asgi.ApiKeyMiddleware(inner, keyring)
-    headers = asgi_headers([("Authorization", f"Token token={key}")])
+    mw, get = plain_starlette(which)
 
     def set_scope_for(f: Any) -> None:
         mw.scope_for = f
 
-    stale_answer_sequence(set_scope_for, lambda: asgi_call(mw, "GET", "/plain", headers, lambda s: {**s, "app": inner})[0])
+    stale_answer_sequence(set_scope_for, get)
 
 
 @pytest.mark.parametrize("which", ["native", "stand-in"])
 def test_wsgi_an_answer_of_a_replaced_scope_for_is_never_kept(which: str) -> None:
-    from flask import Flask
-
-    kr = apikeys.Keyring()
-    key = read_only_key(kr)
-    keyring = dict(keyrings(kr))[which]
-    app = Flask("held")
-    app.add_url_rule("/plain", view_func=lambda: "ok", endpoint="plain")
-    wsgi.protect_flask(app, keyring)
-    mw = app.wsgi_app
-    assert isinstance(mw, wsgi.ApiKeyMiddleware)
-    headers = [("Authorization", f"Token token={key}")]
-
-    class HeldResolver(wsgi._FlaskScopeFor):
-        """flask_scope_resolver, its route lookup held: its answer goes to its own cache."""
-
-        def __init__(self, f: Callable[..., str]) -> None:
-            super().__init__(app)
-            self.f = f
-
-        def _resolve(self, environ: Any) -> Optional[str]:
-            return self.f(environ)
+    app, mw, get = plain_flask(which)
 
     def set_scope_for(f: Any) -> None:
-        mw.scope_for = HeldResolver(f)
+        # The held lookup's answer goes into its own resolver's cache.
+        mw.scope_for = Resolver(app, f)
 
-    stale_answer_sequence(set_scope_for, lambda: wsgi_call(app, "GET", "/plain", headers)[0])
+    stale_answer_sequence(set_scope_for, get)
