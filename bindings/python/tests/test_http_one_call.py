@@ -574,3 +574,57 @@ def test_an_invalid_scope_from_scope_for_answers_alike() -> None:
         a, b = asgi_call(one, "GET", "/plain", headers), asgi_call(general, "GET", "/plain", headers)
         assert a == b and a[0] == 400, (a, b)
         assert key.encode() not in a[2]
+
+
+def test_asgi_routes_without_a_declaration_ask_scope_for() -> None:
+    """A route's own declaration decides its scope; a route that declares
+    none (a plain endpoint, or a Mount of an ASGI app with no routes of its
+    own) and a request no route matches are asked of scope_for, on both
+    paths and on every request of the route (the cached ones too)."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Mount, Route
+
+    async def handler(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    # (requires_scope marks the function itself: the declared route gets one of its own.)
+    @asgi.requires_scope("incidents.read")
+    async def declared(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    async def foreign(scope: Any, receive: Any, send: Any) -> None:
+        await PlainTextResponse("foreign")(scope, receive, send)
+
+    kr = apikeys.Keyring()
+    ro = kr.create_general_key(ADMIN, "ro", read_only=True).secret
+    inner = Starlette(
+        routes=[
+            Route("/declared", declared),
+            Route("/plain", handler),
+            Mount("/legacy", app=foreign),
+        ]
+    )
+    headers = asgi_headers([("Authorization", f"Token token={ro}")])
+    asked: List[Tuple[str, str]] = []
+
+    def scope_for(method: str, path: str) -> str:
+        asked.append((method, path))
+        return "incidents.write"
+
+    keyrings: List[Any] = [kr, StandIn(kr)]
+    for keyring in keyrings:
+        mw = asgi.ApiKeyMiddleware(inner, keyring, scope_for=scope_for)
+
+        def status(path: str) -> int:
+            return asgi_call(mw, "GET", path, headers, lambda s: {**s, "app": inner})[0]
+
+        asked.clear()
+        for _ in range(3):
+            assert status("/declared") == 200, "the route's own scope decides"
+            assert status("/plain") == 403, "no declaration: scope_for's write scope"
+            assert status("/legacy/anything") == 403, "a mounted app: scope_for's write scope"
+            assert status("/nowhere") == 403, "no route: scope_for's write scope"
+        # Asked once per route (then cached), never for the declared one.
+        assert sorted(set(asked)) == [("GET", "/legacy/anything"), ("GET", "/nowhere"), ("GET", "/plain")], asked
+        assert len(asked) == 3, asked
