@@ -286,11 +286,6 @@ class ApiKeyMiddleware:
             {},
         )
 
-    @property
-    def _request_scopes(self) -> Dict[Tuple[Any, ...], str]:
-        """The routing cache in use (tests read it)."""
-        return self._scoping[1]
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind != "http":
