@@ -14,7 +14,10 @@ once, on an apikeys.Keyring (the one-call path) and on a stand-in keyring
   writes), never the other way round;
 - a ``scope_for`` set on the middleware decides every request that starts
   after the assignment returns (no thread keeps answering from the
-  replaced callable's cached answers), while requests keep arriving.
+  replaced callable's cached answers), while requests keep arriving; and,
+  as a fixed sequence, when a request is held inside the old ``scope_for``
+  across the assignment (its late answer must not be kept for later
+  requests: apikeys.asgi once wrote it into the new cache).
 """
 
 from __future__ import annotations
