@@ -176,7 +176,7 @@ class ApiKeyMiddleware:
                     token = _joined_rest_token(environ.get("HTTP_AUTHORIZATION"))
                     if not isinstance(token, str):
                         raise Rejection(token)
-                    scope = self._scope(environ) if self._scoping[0] is not None else None
+                    scope = self._scope(environ)
                     who = self.keyring.authenticate(
                         token, "rest", environ.get("REQUEST_METHOD", "GET"), scope, remote_address=address, path=path
                     )
